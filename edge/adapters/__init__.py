@@ -1,0 +1,1 @@
+"""One module per backend; vendor libraries are imported lazily inside each adapter."""

@@ -1,0 +1,320 @@
+"""The composition root: picks real or simulated adapters from config; ordered start and stop."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import threading
+import time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from edge import __version__
+from edge import config as cfg
+from edge.adapters import printer_escpos
+from edge.adapters.camera_files import FilesCamera
+from edge.adapters.camera_opencv import OpenCVCamera
+from edge.adapters.camera_picamera2 import Picamera2Camera
+from edge.adapters.printer_sim import SimulatedPrinter
+from edge.camera import CameraFeed
+from edge.controls import Controls, SimulatedPins
+from edge.events import Event, EventBus
+from edge.ports.camera import Camera
+from edge.ports.printer import PrinterTransport
+from edge.printing import PrintOutcome, PrintQueue
+from edge.receipts import test_page
+from edge.selftest import (
+    Check,
+    check_camera,
+    check_controls,
+    check_key,
+    check_models,
+    check_printer,
+    check_storage,
+)
+from edge.store import DataKey, Store
+from edge.store.outbox import Outbox
+from edge.systemd import Watchdog, notify, watchdog_interval
+
+logger = logging.getLogger(__name__)
+
+# Events that central must hear about; they go through the outbox like records.
+FLEET_EVENTS = {
+    "camera.lost": "error",
+    "camera.recovered": "info",
+    "printer.offline": "error",
+    "printer.online": "info",
+    "printer.paper_near_end": "warning",
+    "printer.paper_out": "error",
+    "printer.cover_open": "warning",
+    "printer.job_failed": "warning",
+    "tamper.opened": "critical",
+    "tamper.closed": "info",
+    "button.long_press": "warning",
+}
+PRINTER_POLL_S = 15.0
+
+
+def build_camera(camera: cfg.CameraSection) -> Camera:
+    match camera:
+        case cfg.FilesCamera():
+            return FilesCamera(camera.path or cfg.SAMPLE_SCENES, loop=camera.loop)
+        case cfg.OpenCVCamera():
+            return OpenCVCamera(
+                camera.device, width=camera.width, height=camera.height, fps=camera.fps
+            )
+        case cfg.Picamera2Camera():
+            return Picamera2Camera(width=camera.width, height=camera.height, fps=camera.fps)
+    raise AssertionError(f"unhandled camera type {camera!r}")
+
+
+def build_printer(config: cfg.Config) -> PrinterTransport:
+    printer = config.printer
+    match printer:
+        case cfg.SimulatedPrinter():
+            return SimulatedPrinter(printer.output_dir or config.storage.state_dir / "printer")
+        case cfg.UsbPrinter():
+            return printer_escpos.usb(printer.vendor_id, printer.product_id, printer.profile)
+        case cfg.SerialPrinter():
+            return printer_escpos.serial(printer.device, printer.baudrate, printer.profile)
+        case cfg.NetworkPrinter():
+            return printer_escpos.network(
+                printer.host, printer.port, printer.timeout_s, printer.profile
+            )
+        case cfg.FilePrinter():
+            return printer_escpos.device_file(printer.path, printer.profile)
+    raise AssertionError(f"unhandled printer type {printer!r}")
+
+
+class App:
+    """Owns every part. start() in a readable order; stop() in reverse, always."""
+
+    def __init__(self, config: cfg.Config) -> None:
+        self.config = config
+        self.bus = EventBus()
+        self.stop_event = threading.Event()
+        self.started_at = time.time()
+        self.ready = False
+        self.key: DataKey | None = None
+        self.store: Store | None = None
+        self.outbox: Outbox | None = None
+        self.controls: Controls | None = None
+        self.sim_pins: SimulatedPins | None = None
+        self.camera: CameraFeed | None = None
+        self.printer: PrintQueue | None = None
+        self.web: Any = None
+        self._watchdog: Watchdog | None = None
+        self._printer_watch: threading.Thread | None = None
+        self._counts: dict[str, int] = {}
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> None:
+        c = self.config
+        logger.info(
+            "starting kiosk-edge",
+            extra={"version": __version__, "kiosk": c.kiosk.id, "config": c.digest()},
+        )
+        c.storage.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.key = DataKey.load_or_create(c.storage.data_key_path)
+        self.store = Store(c.storage.db_path)
+        self.store.open()
+        self.outbox = Outbox(self.store, self.key)
+        self.bus.subscribe("", self._on_event)
+        self.bus.start()
+        self.start_controls()
+        self.start_camera()
+        self.start_printer()
+        self.start_web()
+        self.ready = True
+        self.controls.set_led("on")
+        notify(f"READY=1\nSTATUS=serving on {c.web.host}:{self.web.port}")
+        interval = watchdog_interval()
+        if interval:
+            self._watchdog = Watchdog(self.healthy, interval)
+            self._watchdog.start()
+        logger.info("kiosk ready", extra={"url": f"http://{c.web.host}:{self.web.port}/"})
+
+    def start_controls(self) -> None:
+        self.controls = Controls(
+            buttons=self.config.buttons,
+            tamper=self.config.tamper,
+            led=self.config.led,
+            bus=self.bus,
+        )
+        self.controls.start()
+        if self.config.buttons.type == "simulated" or self.config.tamper.type == "simulated":
+            self.sim_pins = SimulatedPins(self.controls)
+        if self.config.tamper.type == "simulated":
+            self.sim_pins.set_door("closed")  # a simulated kiosk starts with its door shut
+        elif self.controls.door() == "open":
+            self.bus.post(
+                Event("tamper.opened", "tamper", {"severity": "critical", "at_start": True})
+            )
+
+    def start_camera(self) -> None:
+        camera_cfg = self.config.camera
+        self.camera = CameraFeed(build_camera(camera_cfg), bus=self.bus, fps=camera_cfg.fps)
+        self.camera.start()
+
+    def start_printer(self) -> None:
+        transport = build_printer(self.config)
+        if isinstance(transport, SimulatedPrinter):
+            transport.plug_in()
+        self.printer = PrintQueue(transport, store=self.store, key=self.key, bus=self.bus)
+        self._printer_watch = threading.Thread(
+            target=self._watch_printer, name="printer-watch", daemon=True
+        )
+        self._printer_watch.start()
+
+    def start_web(self) -> None:
+        from web_ui import create_app
+        from web_ui.server import WebServer
+
+        app = create_app(services=self)
+        self.web = WebServer(
+            app,
+            host=self.config.web.host,
+            port=self.config.web.port,
+            threads=self.config.web.threads,
+        )
+        self.web.start()
+
+    def stop(self) -> None:
+        """Reverse order; each step guarded so one stuck part cannot keep the rest running."""
+        logger.info("stopping kiosk-edge")
+        notify("STOPPING=1")
+        self.ready = False
+        self.stop_event.set()
+        steps = [
+            ("watchdog", lambda: self._watchdog and self._watchdog.stop()),
+            ("web", lambda: self.web and self.web.stop()),
+            ("printer", lambda: self._printer_watch and self._printer_watch.join(2)),
+            ("camera", lambda: self.camera and self.camera.stop()),
+            ("led", lambda: self.controls and self.controls.set_led("off")),
+            ("controls", lambda: self.controls and self.controls.stop()),
+            ("events", lambda: self.bus.stop()),
+            ("store", lambda: self.store and self.store.close()),
+        ]
+        for name, step in steps:
+            try:
+                step()
+            except Exception:
+                logger.exception("stopping %s failed", name)
+        logger.info("stopped")
+
+    def run(self) -> None:
+        """Start, serve until stop_event is set (signal handler), then stop."""
+        try:
+            self.start()
+            self.stop_event.wait()
+        finally:
+            self.stop()
+
+    # --- behaviour ------------------------------------------------------------------
+
+    def _on_event(self, event: Event) -> None:
+        self._counts[event.kind] = self._counts.get(event.kind, 0) + 1
+        if event.kind.startswith("button."):
+            logger.info(
+                "button %s: %s",
+                event.source,
+                event.kind.split(".", 1)[1],
+                extra={"button": event.source, "event": event.kind},
+            )
+        severity = FLEET_EVENTS.get(event.kind)
+        if severity is not None and self.outbox is not None:
+            payload = {
+                "schema": "event/1",
+                "kiosk_id": self.config.kiosk.id,
+                "kind": event.kind,
+                "severity": severity,
+                "time": dt.datetime.fromtimestamp(event.at, dt.UTC).isoformat(),
+                "detail": {k: v for k, v in event.detail.items() if not k.startswith("_")},
+            }
+            self.outbox.add("event", "events", payload)
+        if event.kind.startswith(("camera.", "printer.", "tamper.")) and self.controls:
+            self.controls.set_led(self._led_pattern())
+
+    def _led_pattern(self) -> str:
+        if self.controls.door() == "open":
+            return "fast"
+        if not self.healthy(strict=True):
+            return "slow"
+        return "on"
+
+    def _watch_printer(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self.printer.status()  # posts events on changes (paper low, offline ...)
+            except Exception:
+                logger.exception("printer status poll failed")
+            self.stop_event.wait(PRINTER_POLL_S)
+
+    def healthy(self, *, strict: bool = False) -> bool:
+        """Alive enough for the watchdog; strict also wants camera and printer working."""
+        alive = self.ready and self.web is not None and self.web.alive()
+        if not strict:
+            return alive
+        printer_ok = self.printer is not None and self.printer.status().can_print
+        return alive and self.camera.state().ok and printer_ok
+
+    def print_test_page(self) -> PrintOutcome:
+        c = self.config
+        data = test_page(
+            kiosk_id=c.kiosk.id,
+            site=c.kiosk.site,
+            printer=self.printer.transport.describe(),
+            paper_width_mm=c.printer.paper_width_mm,
+            profile=c.printer.profile,
+            now=dt.datetime.now(ZoneInfo(c.kiosk.timezone)),
+        )
+        return self.printer.submit("test", "Trang in thử", data)
+
+    def selftest(self, *, print_test: bool = False) -> list[Check]:
+        return [
+            check_camera(self.camera),
+            check_printer(self.printer, self.config, print_test=print_test),
+            *check_controls(self.controls),
+            check_storage(self.store, self.config),
+            check_key(self.config.storage.data_key_path),
+            check_models(self.config.models.dir),
+        ]
+
+    def status(self) -> dict[str, Any]:
+        """What the UI, technicians and (later) telemetry see. No personal data in here."""
+        camera = self.camera.state()
+        printer = self.printer.status()
+        disk = shutil.disk_usage(self.config.storage.state_dir)
+        return {
+            "kiosk_id": self.config.kiosk.id,
+            "site": self.config.kiosk.site,
+            "version": __version__,
+            "config_digest": self.config.digest(),
+            "ready": self.ready,
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "parts": {
+                "camera": {
+                    "ok": camera.ok,
+                    "state": camera.state,
+                    "detail": camera.detail,
+                    "frames": camera.frames,
+                    "type": self.config.camera.type,
+                },
+                "printer": {
+                    "type": self.config.printer.type,
+                    **printer.as_dict(),
+                    "ok": printer.can_print,
+                },
+                **self.controls.status(),
+                "storage": {
+                    "ok": True,
+                    "free_mb": disk.free // 2**20,
+                    "outbox": self.outbox.depth(),
+                    "print_jobs_failed": len(self.printer.jobs(status="failed")),
+                },
+            },
+            "counts": dict(self._counts),
+            "recent_events": [e.as_dict() for e in self.bus.recent()[-20:]],
+        }

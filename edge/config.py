@@ -1,0 +1,409 @@
+"""One typed configuration tree, loaded from TOML with KIOSK_* environment overrides."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from edge.errors import ConfigError, ConfigProblem
+
+DEFAULT_PATH = Path("/etc/kiosk-edge/config.toml")
+ENV_PREFIX = "KIOSK_"
+PACKAGE_DIR = Path(__file__).resolve().parent
+SIMULATION_CONFIG = PACKAGE_DIR / "config" / "simulate.toml"
+SAMPLE_SCENES = PACKAGE_DIR / "sim" / "scenes"
+
+BcmPin = Annotated[int, Field(ge=2, le=27, description="BCM GPIO number (2-27)")]
+
+
+class Section(BaseModel):
+    """Base of every block: unknown keys are refused, so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KioskSection(Section):
+    id: str = Field(
+        pattern=r"^[A-Z0-9][A-Z0-9-]{1,31}$",
+        description="Fleet-unique kiosk id, upper case letters, digits and '-', e.g. HN-TAYHO-01.",
+    )
+    site: str = Field("", description="Site name shown to technicians and operators.")
+    location: str = Field("", description="Where in the site the kiosk stands.")
+    timezone: str = Field("Asia/Ho_Chi_Minh", description="IANA zone for times shown and printed.")
+
+
+class StorageSection(Section):
+    state_dir: Path = Field(
+        Path("/var/lib/kiosk-edge"),
+        description="Database, key file, print jobs and simulated printer output live here.",
+    )
+    min_free_mb: int = Field(
+        200, ge=0, description="Below this much free disk, telemetry is dropped first."
+    )
+
+    @property
+    def db_path(self) -> Path:
+        return self.state_dir / "kiosk.db"
+
+    @property
+    def data_key_path(self) -> Path:
+        return self.state_dir / "keys" / "data.key"
+
+
+class WebSection(Section):
+    host: str = Field("127.0.0.1", description="Loopback address the web UI listens on.")
+    port: int = Field(8080, ge=1, le=65535)
+    threads: int = Field(4, ge=1, le=32, description="waitress worker threads.")
+
+    @field_validator("host")
+    @classmethod
+    def _loopback_only(cls, value: str) -> str:
+        if value == "localhost":
+            return value
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError as err:
+            raise ValueError(f"{value!r} is not an IP address") from err
+        if not address.is_loopback:
+            raise ValueError("the web UI listens on loopback only (127.0.0.1 or ::1)")
+        return value
+
+
+# --- camera ---------------------------------------------------------------------------
+
+
+class FilesCamera(Section):
+    type: Literal["files"]
+    path: Path | None = Field(
+        None,
+        description="Image file or folder of images played in name order; default: bundled scenes.",
+    )
+    fps: float = Field(5.0, gt=0, le=60)
+    loop: bool = True
+
+
+class OpenCVCamera(Section):
+    type: Literal["opencv"]
+    device: int | str = Field(
+        0, description="VideoCapture index (/dev/videoN) or a video file path."
+    )
+    width: int = Field(1920, ge=160, le=7680)
+    height: int = Field(1080, ge=120, le=4320)
+    fps: float = Field(10.0, gt=0, le=60)
+
+
+class Picamera2Camera(Section):
+    type: Literal["picamera2"]
+    width: int = Field(2304, ge=160, le=4608)
+    height: int = Field(1296, ge=120, le=2592)
+    fps: float = Field(10.0, gt=0, le=60)
+
+
+CameraSection = Annotated[FilesCamera | OpenCVCamera | Picamera2Camera, Field(discriminator="type")]
+
+
+# --- GPIO parts -----------------------------------------------------------------------
+
+
+class ButtonPins(Section):
+    back: BcmPin = 5
+    next: BcmPin = 6
+    ok: BcmPin = 13
+    cancel: BcmPin = 19
+    help: BcmPin = 26
+
+
+class ButtonsSection(Section):
+    type: Literal["gpio", "simulated"] = "gpio"
+    pins: ButtonPins = ButtonPins()
+    bounce_ms: int = Field(30, ge=0, le=500, description="Contact debounce time.")
+    long_press_s: float = Field(
+        5.0, gt=0, le=30, description="Holding Cancel this long calls staff."
+    )
+
+
+class TamperSection(Section):
+    type: Literal["gpio", "simulated", "none"] = "gpio"
+    pin: BcmPin = 16
+    bounce_ms: int = Field(100, ge=0, le=2000)
+
+
+class LedSection(Section):
+    type: Literal["gpio", "simulated", "none"] = "gpio"
+    pin: BcmPin = 12
+
+
+# --- printer --------------------------------------------------------------------------
+
+
+class PrinterBase(Section):
+    paper_width_mm: Literal[58, 80] = 80
+    profile: str = Field("TM-T88V", description="python-escpos capability profile name.")
+
+
+class UsbPrinter(PrinterBase):
+    type: Literal["usb"]
+    vendor_id: int = Field(ge=0, le=0xFFFF, description="USB vendor id, e.g. 0x04b8.")
+    product_id: int = Field(ge=0, le=0xFFFF, description="USB product id, e.g. 0x0202.")
+
+    @field_validator("vendor_id", "product_id", mode="before")
+    @classmethod
+    def _hex(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return int(value, 16)
+            except ValueError as err:
+                raise ValueError(f"{value!r} is not a hexadecimal USB id") from err
+        return value
+
+
+class SerialPrinter(PrinterBase):
+    type: Literal["serial"]
+    device: str = "/dev/ttyUSB0"
+    baudrate: int = Field(19200, ge=1200, le=921600)
+
+
+class NetworkPrinter(PrinterBase):
+    type: Literal["network"]
+    host: str
+    port: int = Field(9100, ge=1, le=65535)
+    timeout_s: float = Field(5.0, gt=0, le=60)
+
+
+class FilePrinter(PrinterBase):
+    type: Literal["file"]
+    path: Path = Field(Path("/dev/usb/lp0"), description="Device node or file the bytes go to.")
+
+
+class SimulatedPrinter(PrinterBase):
+    type: Literal["simulated"]
+    output_dir: Path | None = Field(
+        None, description="One .bin file of raw ESC/POS per job; default: <state_dir>/printer."
+    )
+
+
+PrinterSection = Annotated[
+    UsbPrinter | SerialPrinter | NetworkPrinter | FilePrinter | SimulatedPrinter,
+    Field(discriminator="type"),
+]
+
+
+# --- fleet, logging -------------------------------------------------------------------
+
+
+class MqttSection(Section):
+    type: Literal["broker", "off"] = Field(
+        "off",
+        description="'broker' reports to fleet management; 'off' keeps records in the outbox.",
+    )
+    host: str = "localhost"
+    port: int = Field(8883, ge=1, le=65535)
+    tls: bool = True
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    keepalive_s: int = Field(60, ge=5, le=3600)
+    topic_prefix: str = "kiosk/v1"
+    telemetry_interval_s: int = Field(60, ge=5, le=3600)
+
+
+class ModelsSection(Section):
+    dir: Path = Field(
+        PACKAGE_DIR.parent / "models",
+        description="Folder with manifest.json and the on-device model files it lists.",
+    )
+
+
+class LoggingSection(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "text"] = "json"
+
+
+class DaemonSection(Section):
+    stop_timeout_s: float = Field(4.0, gt=0, le=30, description="Clean stop must finish in this.")
+    developer_panel: bool = Field(
+        False,
+        description="Expose /api/dev/* (press simulated buttons, test print). Simulation only.",
+    )
+
+
+class Config(Section):
+    kiosk: KioskSection
+    storage: StorageSection = StorageSection()
+    web: WebSection = WebSection()
+    camera: CameraSection = Field(
+        default_factory=lambda: Picamera2Camera(type="picamera2"), description="Document camera."
+    )
+    buttons: ButtonsSection = ButtonsSection()
+    tamper: TamperSection = TamperSection()
+    led: LedSection = LedSection()
+    printer: PrinterSection = Field(
+        default_factory=lambda: UsbPrinter(type="usb", vendor_id=0x04B8, product_id=0x0202)
+    )
+    mqtt: MqttSection = MqttSection()
+    models: ModelsSection = ModelsSection()
+    logging: LoggingSection = LoggingSection()
+    daemon: DaemonSection = DaemonSection()
+
+    def digest(self) -> str:
+        """Short hash of the effective config, reported to the fleet to spot drift."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def simulated(self) -> Config:
+        """The same kiosk with every hardware part replaced by its simulated twin."""
+        camera = self.camera if isinstance(self.camera, FilesCamera) else FilesCamera(type="files")
+        printer = SimulatedPrinter(
+            type="simulated",
+            paper_width_mm=self.printer.paper_width_mm,
+            profile=self.printer.profile,
+        )
+        return self.model_copy(
+            update={
+                "camera": camera,
+                "printer": printer,
+                "buttons": self.buttons.model_copy(update={"type": "simulated"}),
+                "tamper": self.tamper.model_copy(update={"type": "simulated"}),
+                "led": self.led.model_copy(update={"type": "simulated"}),
+                "daemon": self.daemon.model_copy(update={"developer_panel": True}),
+            }
+        )
+
+
+# --- loading --------------------------------------------------------------------------
+
+
+def load(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
+    """Read, override from the environment, and validate; ConfigError names each bad key."""
+    env = os.environ if env is None else env
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise ConfigError(f"config file not found: {path}") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file unreadable: {path}: {err}") from err
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        line = _line_of_decode_error(str(err))
+        problem = ConfigProblem("(syntax)", str(err), line)
+        raise ConfigError(f"{path}: {problem}", problems=[problem]) from err
+    from_env = _apply_env(data, env)
+    data = _resolve_relative_paths(data, path.parent)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        lines = _key_lines(text)
+        problems = [_problem(e, lines, from_env) for e in err.errors()]
+        summary = "; ".join(str(p) for p in problems)
+        raise ConfigError(f"{path}: {summary}", problems=problems) from err
+
+
+def _problem(
+    error: Mapping[str, Any], lines: dict[str, int], from_env: dict[str, str]
+) -> ConfigProblem:
+    # Drop the discriminator tag pydantic inserts for tagged unions ("camera.files.fps").
+    loc = [str(p) for p in error["loc"]]
+    parts: list[str] = []
+    for i, part in enumerate(loc):
+        if i == 1 and loc[0] in ("camera", "printer") and len(loc) > 2:
+            continue
+        parts.append(part)
+    key = ".".join(parts) or "(top)"
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "unknown key (not part of this block; check spelling and the block's type)"
+    elif error["type"] == "missing":
+        message = "required key is missing"
+    if key in from_env:
+        return ConfigProblem(key, f"{message} (from environment {from_env[key]})")
+    line = None
+    probe = parts[:]
+    while probe and line is None:
+        line = lines.get(".".join(probe))
+        probe.pop()
+    return ConfigProblem(key, message, line)
+
+
+def _line_of_decode_error(message: str) -> int | None:
+    match = re.search(r"line (\d+)", message)
+    return int(match.group(1)) if match else None
+
+
+_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\.\"' ]+?)\s*=")
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """Map every dotted key and table header to its line number (1-based)."""
+    lines: dict[str, int] = {}
+    table: list[str] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(raw)
+        if header:
+            table = [p.strip().strip("\"'") for p in header.group(1).split(".")]
+            lines.setdefault(".".join(table), number)
+            continue
+        key = _KEY.match(raw)
+        if key:
+            parts = table + [p.strip().strip("\"'") for p in key.group(1).split(".")]
+            for depth in range(len(table) + 1, len(parts) + 1):
+                lines.setdefault(".".join(parts[:depth]), number)
+    return lines
+
+
+def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
+    """KIOSK_WEB__PORT=9000 sets web.port; values are read as TOML when they parse as such."""
+    applied: dict[str, str] = {}
+    for name, raw in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX) or "__" not in name or name == "KIOSK_CONFIG":
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
+        node = data
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[path[-1]] = _env_value(raw)
+        applied[".".join(path)] = name
+    return applied
+
+
+def _env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+_PATH_KEYS = {
+    ("storage", "state_dir"),
+    ("camera", "path"),
+    ("printer", "output_dir"),
+    ("printer", "path"),
+    ("mqtt", "ca_file"),
+    ("mqtt", "cert_file"),
+    ("mqtt", "key_file"),
+    ("models", "dir"),
+}
+
+
+def _resolve_relative_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Relative paths in a config file are relative to that file, not to the cwd."""
+    for section, key in _PATH_KEYS:
+        block = data.get(section)
+        if isinstance(block, dict) and isinstance(block.get(key), str):
+            value = Path(block[key]).expanduser()
+            if not value.is_absolute():
+                block[key] = str((base / value).resolve())
+    return data

@@ -1,0 +1,1 @@
+"""Interfaces the daemon's logic depends on; no vendor imports here."""

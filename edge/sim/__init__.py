@@ -1,0 +1,1 @@
+"""Simulated parts' data: sample camera scenes played by the files camera."""

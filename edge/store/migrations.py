@@ -1,0 +1,35 @@
+"""Schema migrations, applied in order; PRAGMA user_version records how far a database got."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: outbox, print jobs, small key-value facts.
+    """
+    CREATE TABLE outbox (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,  -- per-kiosk order, never reused
+        id         TEXT NOT NULL UNIQUE,               -- stable id central deduplicates on
+        kind       TEXT NOT NULL,                      -- record | event | telemetry
+        topic      TEXT NOT NULL,                      -- suffix under kiosk/v1/<kiosk_id>/
+        payload    BLOB NOT NULL,                      -- AES-GCM sealed JSON
+        created_at REAL NOT NULL,
+        attempts   INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX outbox_kind ON outbox(kind, seq);
+    CREATE TABLE print_jobs (
+        id         TEXT PRIMARY KEY,
+        kind       TEXT NOT NULL,                      -- test | receipt | ticket | checklist ...
+        title      TEXT NOT NULL,                      -- shown on the reprint screen; no personal data
+        payload    BLOB NOT NULL,                      -- AES-GCM sealed ESC/POS bytes
+        status     TEXT NOT NULL CHECK (status IN ('pending', 'printed', 'failed')),
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        created_at REAL NOT NULL,
+        printed_at REAL
+    );
+    CREATE INDEX print_jobs_status ON print_jobs(status, created_at);
+    CREATE TABLE kv (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+]

@@ -1,0 +1,1 @@
+"""Field-technician provisioning of a kiosk (device key, CSR, enrolment, trust store)."""

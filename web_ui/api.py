@@ -1,0 +1,116 @@
+"""JSON API of the daemon: health, status, self-test, printer jobs, developer controls."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Flask, abort, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from edge.controls import BUTTON_NAMES
+from edge.errors import BadInput, KioskError
+from edge.selftest import exit_code
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def _kiosk() -> Any:
+    return current_app.extensions["kiosk"]
+
+
+@bp.get("/health")
+def health() -> Any:
+    kiosk = _kiosk()
+    body = {"ready": kiosk.ready, "kiosk_id": kiosk.config.kiosk.id}
+    return jsonify(body), (200 if kiosk.ready else 503)
+
+
+@bp.get("/status")
+def status() -> Any:
+    return jsonify(_kiosk().status())
+
+
+@bp.get("/selftest")
+def selftest() -> Any:
+    print_test = request.args.get("print") in ("1", "true")
+    checks = _kiosk().selftest(print_test=print_test)
+    return jsonify({"checks": [c.as_dict() for c in checks], "exit_code": exit_code(checks)})
+
+
+@bp.get("/printer/jobs")
+def print_jobs() -> Any:
+    status = request.args.get("status")
+    if status not in (None, "pending", "printed", "failed"):
+        raise BadInput("status must be pending, printed or failed")
+    return jsonify({"jobs": _kiosk().printer.jobs(status=status)})
+
+
+@bp.post("/printer/jobs/<job_id>/reprint")
+def reprint(job_id: str) -> Any:
+    outcome = _kiosk().printer.reprint(job_id)
+    return jsonify(outcome.as_dict()), (200 if outcome.printed else 503)
+
+
+@bp.post("/printer/test")
+def printer_test() -> Any:
+    outcome = _kiosk().print_test_page()
+    return jsonify(outcome.as_dict()), (200 if outcome.printed else 503)
+
+
+# --- developer panel (simulation only) ---------------------------------------------------
+
+
+def _dev_only() -> None:
+    if not _kiosk().config.daemon.developer_panel:
+        abort(404)
+
+
+@bp.post("/dev/buttons/<name>/press")
+def press(name: str) -> Any:
+    _dev_only()
+    if name not in BUTTON_NAMES:
+        raise BadInput(f"no button named {name!r}")
+    kiosk = _kiosk()
+    if kiosk.sim_pins is None:
+        raise BadInput("buttons are not simulated on this kiosk")
+    hold_s = float(request.args.get("hold", "0.1"))
+    if not 0 <= hold_s <= 30:
+        raise BadInput("hold must be between 0 and 30 seconds")
+    kiosk.sim_pins.press(name, hold_s=hold_s)
+    return jsonify({"pressed": name, "hold_s": hold_s})
+
+
+@bp.post("/dev/door/<state>")
+def door(state: str) -> Any:
+    _dev_only()
+    if state not in ("open", "closed"):
+        raise BadInput("door state must be open or closed")
+    kiosk = _kiosk()
+    if kiosk.sim_pins is None:
+        raise BadInput("the tamper switch is not simulated on this kiosk")
+    kiosk.sim_pins.set_door(state)
+    return jsonify({"door": state})
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(KioskError)
+    def kiosk_error(err: KioskError) -> Any:
+        status = 400 if isinstance(err, BadInput) else 503
+        if status == 503:
+            logger.warning("request failed: %s", err)
+        return jsonify({"error": {"code": err.code, "message": str(err)}}), status
+
+    @app.errorhandler(HTTPException)
+    def http_error(err: HTTPException) -> Any:
+        if request.path.startswith("/api/"):
+            return jsonify(
+                {"error": {"code": err.name.lower().replace(" ", "_"), "message": err.description}}
+            ), err.code
+        return err
+
+    @app.errorhandler(Exception)
+    def unexpected(err: Exception) -> Any:
+        logger.exception("unhandled error in web request", extra={"path": request.path})
+        return jsonify({"error": {"code": "internal", "message": "internal error"}}), 500
