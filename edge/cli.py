@@ -65,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
         common.add_argument(
             "--json", action="store_true", **default, help="machine-readable output"
         )
+        common.add_argument(
+            "--verbose",
+            "-v",
+            action="store_true",
+            **default,
+            help="log what happens to stderr (commands other than run)",
+        )
         return common
 
     common = options(suppress=True)
@@ -331,6 +338,13 @@ def cmd_print(args: argparse.Namespace, config: cfg.Config) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command != "run":
+        # The daemon logs to stdout for journald; one-shot commands keep stdout for results.
+        logging.basicConfig(
+            level=logging.INFO if args.verbose else logging.CRITICAL,
+            stream=sys.stderr,
+            format="%(levelname)s %(name)s: %(message)s",
+        )
     try:
         if args.command == "config":
             return cmd_config(args)
@@ -347,6 +361,10 @@ def main(argv: list[str] | None = None) -> int:
         _fail(err, as_json=args.json)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # stdout closed early (`kiosk ... | head`): not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     parser.error(f"unknown command {args.command!r}")
     return EXIT_BAD_INPUT
 

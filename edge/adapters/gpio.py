@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from typing import Any
 
 from edge.errors import HardwareUnavailable
@@ -31,11 +32,14 @@ def mock_factory() -> Any:
 def real_factory() -> Any:
     """gpiozero's default factory (lgpio on Raspberry Pi OS Bookworm), or HardwareUnavailable."""
     from gpiozero import Device
-    from gpiozero.exc import BadPinFactory
+    from gpiozero.exc import BadPinFactory, PinFactoryFallback
 
     try:
         if Device.pin_factory is None:
-            Device.pin_factory = Device._default_pin_factory()
+            with warnings.catch_warnings():
+                # One clear error below beats four fallback warnings on stderr.
+                warnings.simplefilter("ignore", PinFactoryFallback)
+                Device.pin_factory = Device._default_pin_factory()
         return Device.pin_factory
     except (BadPinFactory, ImportError, OSError, RuntimeError) as err:
         raise HardwareUnavailable(

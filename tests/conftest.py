@@ -1,0 +1,168 @@
+"""Shared fixtures: a simulated kiosk's config in a temp dir, and a running daemon process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge.config import SAMPLE_SCENES
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_sim_config(root: Path, *, port: int | None = None, extra: str = "") -> Path:
+    """A whole simulated kiosk under root: its own scenes copy, state dir and web port."""
+    scenes = root / "scenes"
+    if not scenes.exists():
+        shutil.copytree(SAMPLE_SCENES, scenes)
+    path = root / "config.toml"
+    path.write_text(
+        f"""
+[kiosk]
+id = "TEST-01"
+site = "Phường Thử nghiệm"
+
+[storage]
+state_dir = "state"
+
+[web]
+port = {port or free_port()}
+
+[camera]
+type = "files"
+path = "scenes"
+fps = 20
+
+[buttons]
+type = "simulated"
+long_press_s = 0.5
+
+[tamper]
+type = "simulated"
+
+[led]
+type = "simulated"
+
+[printer]
+type = "simulated"
+output_dir = "printer-out"
+
+[logging]
+format = "json"
+level = "INFO"
+
+[daemon]
+developer_panel = true
+{extra}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture
+def sim_config(tmp_path: Path) -> Path:
+    return write_sim_config(tmp_path)
+
+
+def http(method: str, url: str, timeout: float = 10) -> tuple[int, Any]:
+    request = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
+
+
+@dataclass
+class Daemon:
+    proc: subprocess.Popen[str]
+    base: str
+    config: Path
+    log_path: Path
+
+    def log(self) -> list[dict[str, Any]]:
+        lines = self.log_path.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def get(self, path: str) -> tuple[int, Any]:
+        return http("GET", self.base + path)
+
+    def post(self, path: str) -> tuple[int, Any]:
+        return http("POST", self.base + path)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+
+def start_daemon(config: Path, *, env: dict[str, str] | None = None, timeout: float = 20) -> Daemon:
+    text = config.read_text()
+    port = int(text.split("port = ")[1].split()[0])
+    log_path = config.parent / "daemon.log"
+    log = log_path.open("w", encoding="utf-8")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge", "run", "--config", str(config)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    daemon = Daemon(proc, f"http://127.0.0.1:{port}", config, log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"daemon exited early:\n{log_path.read_text()}")
+        try:
+            status, body = daemon.get("/api/health")
+            if status == 200 and body["ready"]:
+                return daemon
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"daemon not ready in {timeout} s:\n{log_path.read_text()}")
+
+
+@pytest.fixture
+def daemon(sim_config: Path) -> Iterator[Daemon]:
+    d = start_daemon(sim_config)
+    try:
+        yield d
+    finally:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait(5)
+
+
+def wait_for(predicate, timeout: float = 5.0, interval: float = 0.05) -> Any:
+    """Poll until predicate() is truthy; return its value or fail with the last one."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met in {timeout} s (last value: {value!r})")
