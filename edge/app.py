@@ -23,7 +23,7 @@ from edge.events import Event, EventBus
 from edge.ports.camera import Camera
 from edge.ports.printer import PrinterTransport
 from edge.printing import PrintOutcome, PrintQueue
-from edge.receipts import test_page
+from edge.receipts import selftest_page
 from edge.selftest import (
     Check,
     check_camera,
@@ -262,7 +262,7 @@ class App:
 
     def print_test_page(self) -> PrintOutcome:
         c = self.config
-        data = test_page(
+        data = selftest_page(
             kiosk_id=c.kiosk.id,
             site=c.kiosk.site,
             printer=self.printer.transport.describe(),

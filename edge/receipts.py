@@ -90,7 +90,7 @@ class Receipt:
         return lines
 
 
-def test_page(
+def selftest_page(
     *,
     kiosk_id: str,
     site: str,

@@ -18,7 +18,7 @@ from edge.controls import Controls
 from edge.errors import HardwareUnavailable
 from edge.ports.camera import Camera
 from edge.printing import PrintQueue
-from edge.receipts import test_page
+from edge.receipts import selftest_page
 from edge.store import Store
 from edge.store.crypto import key_file_problem
 
@@ -78,7 +78,7 @@ def check_printer(queue: PrintQueue, config: Config, *, print_test: bool) -> Che
             return Check("printer", "fail", f"{where}: {what}")
         if print_test:
             now = dt.datetime.now(ZoneInfo(config.kiosk.timezone))
-            data = test_page(
+            data = selftest_page(
                 kiosk_id=config.kiosk.id,
                 site=config.kiosk.site,
                 printer=where,
