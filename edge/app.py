@@ -73,7 +73,9 @@ def build_printer(config: cfg.Config) -> PrinterTransport:
     printer = config.printer
     match printer:
         case cfg.SimulatedPrinter():
-            return SimulatedPrinter(printer.output_dir or config.storage.state_dir / "printer")
+            simulated = SimulatedPrinter(printer.output_dir or config.storage.state_dir / "printer")
+            simulated.plug_in()  # creates its output folder, as connecting a printer would
+            return simulated
         case cfg.UsbPrinter():
             return printer_escpos.usb(printer.vendor_id, printer.product_id, printer.profile)
         case cfg.SerialPrinter():
@@ -160,8 +162,6 @@ class App:
 
     def start_printer(self) -> None:
         transport = build_printer(self.config)
-        if isinstance(transport, SimulatedPrinter):
-            transport.plug_in()
         self.printer = PrintQueue(transport, store=self.store, key=self.key, bus=self.bus)
         self._printer_watch = threading.Thread(
             target=self._watch_printer, name="printer-watch", daemon=True

@@ -311,8 +311,11 @@ def cmd_print(args: argparse.Namespace, config: cfg.Config) -> int:
             else f"/api/printer/jobs/{args.job_id}/reprint"
         )
         outcome = _daemon(config, "POST", path)
-        if outcome and "error" in outcome:
-            raise KioskError(outcome["error"]["message"])
+        if outcome is None:
+            raise KioskError("the daemon stopped answering")
+        if isinstance(outcome.get("error"), dict):  # a refused request, not a failed print
+            error = outcome["error"]
+            raise (BadInput if error["code"] == "bad_input" else KioskError)(error["message"])
     else:
         parts = _LocalParts(config)
         try:
