@@ -44,6 +44,14 @@ def test_simulated_kiosk_end_to_end(daemon: Daemon, tmp_path: Path) -> None:
     assert pressed[0]["source"] == "ok"
     assert any(line.get("button") == "ok" for line in daemon.log())
 
+    # Bad requests get a clear JSON error, not a crash.
+    status, body = daemon.post("/api/dev/buttons/launch/press")
+    assert status == 400 and body["error"]["code"] == "bad_input"
+    status, body = daemon.post("/api/dev/buttons/ok/press?hold=abc")
+    assert status == 400 and "hold" in body["error"]["message"]
+    status, body = daemon.get("/api/nothing-here")
+    assert status == 404 and body["error"]["code"] == "not_found"
+
     # A test print lands in the simulated printer's output file.
     status, outcome = daemon.post("/api/printer/test")
     assert status == 200 and outcome["printed"]

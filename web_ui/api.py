@@ -75,7 +75,10 @@ def press(name: str) -> Any:
     kiosk = _kiosk()
     if kiosk.sim_pins is None:
         raise BadInput("buttons are not simulated on this kiosk")
-    hold_s = float(request.args.get("hold", "0.1"))
+    try:
+        hold_s = float(request.args.get("hold", "0.1"))
+    except ValueError:
+        hold_s = -1.0
     if not 0 <= hold_s <= 30:
         raise BadInput("hold must be between 0 and 30 seconds")
     kiosk.sim_pins.press(name, hold_s=hold_s)
