@@ -1,0 +1,45 @@
+"""`python -m bench`: measure every registered figure and report it with the machine."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from bench import figures  # noqa: F401  (registers the figures)
+from bench.machine import describe
+from bench.registry import FIGURES, measure
+from bench.report import report
+
+logger = logging.getLogger("bench")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--runs", type=int, default=5, help="samples per figure (default 5)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=600.0,
+        help="seconds the whole bench may take; figures not done by then fail (default 600)",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    deadline = time.monotonic() + args.budget
+    results = [measure(fig, runs=args.runs, deadline=deadline) for fig in FIGURES]
+    report(describe(), results, runs=args.runs, as_json=args.json)
+    return 1 if any(r.error for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
