@@ -32,4 +32,17 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 2: consent records (Decree 13/2023/ND-CP): explicit, timed, printable.
+    """
+    CREATE TABLE consents (
+        id         TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        purpose    TEXT NOT NULL,                      -- purpose code, e.g. face_verification
+        text_hash  TEXT NOT NULL,                      -- sha256 of the exact text shown
+        given_at   REAL NOT NULL,
+        kiosk_id   TEXT NOT NULL,
+        subject    BLOB NOT NULL                       -- AES-GCM sealed {id_number, name}
+    );
+    CREATE INDEX consents_session ON consents(session_id);
+    """,
 ]

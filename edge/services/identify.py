@@ -1,0 +1,237 @@
+"""The identification session the web UI drives: card → consent → face → liveness → verified."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edge.errors import BadInput
+from edge.events import Event, EventBus
+from edge.services.consent import PURPOSE_FACE, ConsentRecord, ConsentStore
+
+logger = logging.getLogger(__name__)
+
+MAX_TRIES = 3
+
+
+class State(enum.StrEnum):
+    WAITING_CARD = "waiting_card"
+    CONSENT = "consent"
+    FACE = "face"
+    LIVENESS = "liveness"
+    VERIFIED = "verified"
+    STAFF = "staff"  # 3 failed tries: a person must help
+    DECLINED = "declined"  # no consent: staff verifies instead
+    EXPIRED = "expired"  # the citizen walked away
+
+    @property
+    def final(self) -> bool:
+        return self in (State.VERIFIED, State.STAFF, State.DECLINED, State.EXPIRED)
+
+
+# Seconds a citizen may stay in each state before the session expires and is wiped.
+TIMEOUTS = {
+    State.WAITING_CARD: 120.0,
+    State.CONSENT: 120.0,
+    State.FACE: 60.0,
+    State.LIVENESS: 30.0,
+}
+
+MESSAGES_VI = {
+    State.WAITING_CARD: "Vui lòng đặt thẻ Căn cước công dân, mặt có mã QR hướng lên, dưới camera.",
+    State.CONSENT: "Vui lòng đọc và xác nhận đồng ý xử lý ảnh khuôn mặt.",
+    State.FACE: "Vui lòng nhìn thẳng vào camera.",
+    State.LIVENESS: "Vui lòng làm theo hướng dẫn trên màn hình.",
+    State.VERIFIED: "Xác minh danh tính thành công.",
+    State.STAFF: "Chưa xác minh được khuôn mặt. Vui lòng chờ, nhân viên sẽ đến hỗ trợ.",
+    State.DECLINED: "Bạn đã không đồng ý. Nhân viên sẽ hỗ trợ xác minh danh tính.",
+    State.EXPIRED: "Phiên làm việc đã hết thời gian. Vui lòng bắt đầu lại.",
+}
+
+
+class ConsentRequired(BadInput):
+    """Face processing was asked for without a recorded consent."""
+
+    code = "consent_required"
+
+
+class WrongStep(BadInput):
+    """An action that does not belong to the session's current step."""
+
+    code = "wrong_step"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What the UI shows after an action; no personal data beyond what the citizen sees."""
+
+    state: State
+    message_vi: str
+    tries_left: int
+    detail: str = ""
+    challenge_vi: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state.value,
+            "message_vi": self.message_vi,
+            "tries_left": self.tries_left,
+            "detail": self.detail,
+            "challenge_vi": self.challenge_vi,
+        }
+
+
+class VerificationSession:
+    """One citizen's identification. Face data lives only in this object and dies with close().
+
+    verify_face(card_image, live_frame) -> object with .match (bool) and .score;
+    new_challenge() -> object with .instruction_vi and .feed(frame, t) -> object with
+    .status ("pending" | "passed" | "failed") and .reason.
+    """
+
+    def __init__(
+        self,
+        *,
+        consents: ConsentStore,
+        verify_face: Callable[[np.ndarray, np.ndarray], Any],
+        new_challenge: Callable[[], Any],
+        bus: EventBus | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        max_tries: int = MAX_TRIES,
+    ) -> None:
+        self.id = uuid.uuid4().hex
+        self.consents = consents
+        self._verify_face = verify_face
+        self._new_challenge = new_challenge
+        self.bus = bus
+        self.clock = clock
+        self.max_tries = max_tries
+        self.state = State.WAITING_CARD
+        self.entered_at = clock()
+        self.failures = 0
+        self.card: Any = None  # CccdCard once read
+        self._card_face: np.ndarray | None = None  # the card's portrait, RAM only
+        self._challenge: Any = None
+        self.consent: ConsentRecord | None = None
+        self.last_score: float | None = None
+
+    # --- transitions ---------------------------------------------------------------------
+
+    def card_read(self, reading: Any) -> Step:
+        """A validated card: reading.card (CccdCard) and reading.flat (flattened card image)."""
+        self._expect(State.WAITING_CARD)
+        self.card = reading.card
+        self._card_face = _portrait(reading)
+        return self._enter(State.CONSENT)
+
+    def give_consent(self, agreed: bool) -> Step:
+        self._expect(State.CONSENT)
+        if not agreed:
+            self._wipe_face_data()
+            return self._enter(State.DECLINED)
+        self.consent = self.consents.record(
+            session_id=self.id,
+            purpose=PURPOSE_FACE,
+            id_number=self.card.id_number,
+            name=self.card.name,
+        )
+        return self._enter(State.FACE)
+
+    def submit_face(self, frame: np.ndarray) -> Step:
+        self._expect(State.FACE)
+        self._require_consent()
+        result = self._verify_face(self._card_face, frame)
+        self.last_score = float(result.score) if result.score is not None else None
+        if not result.match:
+            return self._failed_try("face does not match the card photo")
+        self._challenge = self._new_challenge()
+        return self._enter(State.LIVENESS)
+
+    def liveness_frame(self, frame: np.ndarray, t: float) -> Step:
+        self._expect(State.LIVENESS)
+        self._require_consent()
+        outcome = self._challenge.feed(frame, t)
+        if outcome.status == "pending":
+            return self._step()
+        if outcome.status == "passed":
+            self._wipe_face_data()
+            self._post("identity.verified", "info")
+            return self._enter(State.VERIFIED)
+        return self._failed_try(f"liveness: {outcome.reason}")
+
+    def tick(self) -> Step:
+        """Call periodically: a state held too long expires the session and wipes it."""
+        limit = TIMEOUTS.get(self.state)
+        if limit is not None and self.clock() - self.entered_at > limit:
+            logger.info("identification session expired", extra={"state": self.state.value})
+            self.close()
+            return self._enter(State.EXPIRED)
+        return self._step()
+
+    def close(self) -> None:
+        """End of session: every face image and the card data are dropped."""
+        self._wipe_face_data()
+        self.card = None
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _require_consent(self) -> None:
+        if self.consent is None or self.consents.find(self.id, PURPOSE_FACE) is None:
+            raise ConsentRequired("face verification needs the citizen's recorded consent first")
+
+    def _failed_try(self, why: str) -> Step:
+        self.failures += 1
+        self._challenge = None
+        logger.info(
+            "identification try failed: %s", why, extra={"try": self.failures, "session": self.id}
+        )
+        if self.failures >= self.max_tries:
+            self._wipe_face_data()
+            self._post("identity.face_failures", "warning", tries=self.failures)
+            return self._enter(State.STAFF, why)
+        return self._enter(State.FACE, why)
+
+    def _enter(self, state: State, detail: str = "") -> Step:
+        self.state = state
+        self.entered_at = self.clock()
+        return self._step(detail)
+
+    def _step(self, detail: str = "") -> Step:
+        challenge = getattr(self._challenge, "instruction_vi", None)
+        return Step(
+            self.state,
+            MESSAGES_VI[self.state],
+            max(0, self.max_tries - self.failures),
+            detail,
+            challenge if self.state == State.LIVENESS else None,
+        )
+
+    def _expect(self, state: State) -> None:
+        if self.state != state:
+            raise WrongStep(f"this step needs {state.value}, the session is at {self.state.value}")
+
+    def _wipe_face_data(self) -> None:
+        self._card_face = None
+        self._challenge = None
+
+    def _post(self, kind: str, severity: str, **detail: Any) -> None:
+        if self.bus is not None:
+            self.bus.post(Event(kind, "identity", {"severity": severity, **detail}))
+
+
+def _portrait(reading: Any) -> np.ndarray:
+    """The card's portrait crop when the reader found one, else the whole flattened card."""
+    flat = reading.flat
+    box = getattr(reading, "portrait_box", None)
+    if box is None:
+        return flat
+    x, y, w, h = box
+    pad_w, pad_h = w // 2, h // 2  # the embedder wants some context around the face
+    return flat[max(0, y - pad_h) : y + h + pad_h, max(0, x - pad_w) : x + w + pad_w].copy()
