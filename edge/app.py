@@ -52,6 +52,7 @@ FLEET_EVENTS = {
     "tamper.opened": "critical",
     "tamper.closed": "info",
     "button.long_press": "warning",
+    "identity.face_failures": "warning",
 }
 PRINTER_POLL_S = 15.0
 
@@ -109,6 +110,7 @@ class App:
         self._watchdog: Watchdog | None = None
         self._printer_watch: threading.Thread | None = None
         self._counts: dict[str, int] = {}
+        self._door_reported = "closed"
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -223,6 +225,12 @@ class App:
                 event.kind.split(".", 1)[1],
                 extra={"button": event.source, "event": event.kind},
             )
+        if event.kind.startswith("tamper."):
+            # Only changes matter: a kiosk that starts with its door shut has nothing to report.
+            door = event.kind.split(".", 1)[1]
+            if door == self._door_reported:
+                return
+            self._door_reported = door
         severity = FLEET_EVENTS.get(event.kind)
         if severity is not None and self.outbox is not None:
             payload = {
