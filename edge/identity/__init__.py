@@ -1,0 +1,1 @@
+"""Citizen identity from the CCCD card: QR payload rules (cccd), province codes, card reading."""
