@@ -256,6 +256,14 @@ def test_challenge_not_done_in_time_fails():
     assert challenge.feed(holding_still(image, rng), 20.0) == final
 
 
+def test_a_turn_after_the_time_limit_does_not_count():
+    frames = list(turning_frames("grace_hopper.jpg", +5, 12))
+    late = [(frame, t + 8.0) if i >= 4 else (frame, t) for i, (frame, t) in enumerate(frames)]
+    state = run(LivenessChallenge("turn_left", time_limit_s=8.0), late)
+    assert state.status == Status.FAILED and state.reason == "timeout"
+    assert run(LivenessChallenge("turn_left", time_limit_s=8.0), frames).status == "passed"
+
+
 def test_no_face_at_all_fails_at_the_time_limit():
     empty = load("coffee.jpg")
     rng = np.random.default_rng(4)

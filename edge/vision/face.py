@@ -95,19 +95,23 @@ class FaceDetector:
     """
 
     def __init__(self, *, models_dir: Path | None = None, num_threads: int = 2) -> None:
-        self._interpreter: Lazy[Any] = Lazy(lambda: self._load(models_dir, num_threads))
+        self._model: Lazy[tuple[Any, int, int, int]] = Lazy(
+            lambda: self._load(models_dir, num_threads)
+        )
         self._lock = threading.Lock()
 
     @staticmethod
-    def _load(models_dir: Path | None, num_threads: int) -> Any:
+    def _load(models_dir: Path | None, num_threads: int) -> tuple[Any, int, int, int]:
         started = time.perf_counter()
         interpreter = open_tflite(model_file(FACE_DETECTOR, models_dir), num_threads=num_threads)
+        outputs = {d["name"]: d["index"] for d in interpreter.get_output_details()}
         logger.info("face detector loaded in %.0f ms", (time.perf_counter() - started) * 1000)
-        return interpreter
+        index = interpreter.get_input_details()[0]["index"]
+        return interpreter, index, outputs["regressors"], outputs["classificators"]
 
     def load(self) -> None:
         """Open the model now rather than on first use (raises ModelUnavailable)."""
-        self._interpreter.get()
+        self._model.get()
 
     def detect(self, bgr: np.ndarray, *, min_score: float = _MIN_SCORE) -> list[Face]:
         """Faces in bgr, best first (highest score, then largest)."""
@@ -115,41 +119,37 @@ class FaceDetector:
         h, w = image.shape[:2]
         for windows in _window_levels(w, h):
             found: list[Face] = []
-            for x0, y0, side_w, side_h in windows:
-                crop = image[y0 : y0 + side_h, x0 : x0 + side_w]
-                found += self._detect_window(crop, x0, y0, min_score)
+            for window in windows:
+                found += self._detect_window(image, window, min_score)
             if found:
-                merged = _nms_faces(found, w, h) if len(windows) > 1 else found
+                merged = _nms_faces(found) if len(windows) > 1 else found
                 return sorted(merged, key=lambda f: (-round(f.score, 2), -f.area))
         return []
 
-    def _detect_window(self, bgr: np.ndarray, x0: int, y0: int, min_score: float) -> list[Face]:
-        tensor, scale, pad_x, pad_y = _letterbox(bgr)
-        interpreter = self._interpreter.get()
+    def _detect_window(
+        self, image: np.ndarray, window: tuple[int, int, int, int], min_score: float
+    ) -> list[Face]:
+        x0, y0, ww, wh = window
+        tensor, scale, pad_x, pad_y = _letterbox(image[y0 : y0 + wh, x0 : x0 + ww])
+        interpreter, input_index, boxes_index, scores_index = self._model.get()
         with self._lock:
-            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], tensor)
+            interpreter.set_tensor(input_index, tensor)
             interpreter.invoke()
-            outputs = {d["name"]: d["index"] for d in interpreter.get_output_details()}
-            raw = interpreter.get_tensor(outputs["regressors"])[0].copy()
-            logits = interpreter.get_tensor(outputs["classificators"])[0, :, 0].copy()
-        scores = 1.0 / (1.0 + np.exp(-np.clip(logits.astype(np.float64), -100.0, 100.0)))
+            raw = interpreter.get_tensor(boxes_index)[0].copy()
+            logits = interpreter.get_tensor(scores_index)[0, :, 0].astype(np.float64)
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -100.0, 100.0)))
         keep = scores >= min_score
         if not keep.any():
             return []
-        decoded = _decode(raw[keep], _ANCHORS[keep])
-        rows = _weighted_nms(decoded, scores[keep], _NMS_IOU)
         faces = []
-        h, w = bgr.shape[:2]
-        for coords, score in rows:
-            # 128-space -> window pixels -> image pixels
-            pts = coords.reshape(-1, 2) * _INPUT
-            pts = (pts - (pad_x, pad_y)) / scale + (x0, y0)
-            x1, y1, x2, y2 = pts[0, 0], pts[0, 1], pts[1, 0], pts[1, 1]
-            box = _clip_box(x1, y1, x2, y2, x0 + w, y0 + h, x0, y0)
-            if box is None:
-                continue
-            kps = tuple((float(px), float(py)) for px, py in pts[2:])
-            faces.append(Face(box, float(score), kps))
+        h, w = image.shape[:2]
+        for coords, score in _weighted_nms(_decode(raw[keep], _ANCHORS[keep]), scores[keep]):
+            # 0..1 of the 128x128 input -> window pixels -> image pixels
+            pts = (coords.reshape(-1, 2) * _INPUT - (pad_x, pad_y)) / scale + (x0, y0)
+            box = _clip_box(pts[0], pts[1], w, h)
+            if box is not None:
+                kps = tuple((float(px), float(py)) for px, py in pts[2:])
+                faces.append(Face(box, float(score), kps))
         return faces
 
 
@@ -208,7 +208,7 @@ def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 
 def _weighted_nms(
-    coords: np.ndarray, scores: np.ndarray, iou: float
+    coords: np.ndarray, scores: np.ndarray, iou: float = _NMS_IOU
 ) -> list[tuple[np.ndarray, float]]:
     """MediaPipe's blending NMS: overlapping candidates are averaged, weighted by score."""
     order = np.argsort(-scores)
@@ -225,7 +225,7 @@ def _weighted_nms(
     return out
 
 
-def _nms_faces(faces: list[Face], w: int, h: int) -> list[Face]:
+def _nms_faces(faces: list[Face]) -> list[Face]:
     """Merge faces found in overlapping windows (the same face seen twice keeps its best view)."""
     faces = sorted(faces, key=lambda f: -f.score)
     boxes = np.array([[x, y, x + bw, y + bh] for x, y, bw, bh in (f.box for f in faces)], float)
@@ -236,12 +236,12 @@ def _nms_faces(faces: list[Face], w: int, h: int) -> list[Face]:
     return [faces[i] for i in keep]
 
 
-def _clip_box(x1: float, y1: float, x2: float, y2: float, w: int, h: int, x0=0, y0=0) -> Box | None:
-    ix1, iy1 = max(x0, round(x1)), max(y0, round(y1))
-    ix2, iy2 = min(w, round(x2)), min(h, round(y2))
-    if ix2 - ix1 < 8 or iy2 - iy1 < 8:
+def _clip_box(top_left: np.ndarray, bottom_right: np.ndarray, w: int, h: int) -> Box | None:
+    x1, y1 = max(0, round(top_left[0])), max(0, round(top_left[1]))
+    x2, y2 = min(w, round(bottom_right[0])), min(h, round(bottom_right[1]))
+    if x2 - x1 < 8 or y2 - y1 < 8:
         return None
-    return (ix1, iy1, ix2 - ix1, iy2 - iy1)
+    return (x1, y1, x2 - x1, y2 - y1)
 
 
 def _window_levels(w: int, h: int) -> list[list[tuple[int, int, int, int]]]:

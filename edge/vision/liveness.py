@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.vision.face import Box, Face, FaceDetector, FaceTemplate, FaceVerifier, shared_verifier
+from edge.vision.face import Box, Face, FaceTemplate, FaceVerifier, shared_verifier
 from edge.vision.models import FACE_LANDMARKS, Lazy, model_file, open_tflite
 
 __all__ = [
@@ -94,30 +94,33 @@ class FaceLandmarker:
     """FaceMesh (468 points) on ai_edge_litert, run on the crop MediaPipe would use."""
 
     def __init__(self, *, models_dir: Path | None = None, num_threads: int = 2) -> None:
-        self._interpreter: Lazy[Any] = Lazy(lambda: self._load(models_dir, num_threads))
+        self._model: Lazy[tuple[Any, int, int, int]] = Lazy(
+            lambda: self._load(models_dir, num_threads)
+        )
         self._lock = threading.Lock()
 
     @staticmethod
-    def _load(models_dir: Path | None, num_threads: int) -> Any:
+    def _load(models_dir: Path | None, num_threads: int) -> tuple[Any, int, int, int]:
         started = time.perf_counter()
         interpreter = open_tflite(model_file(FACE_LANDMARKS, models_dir), num_threads=num_threads)
+        outputs = {d["name"]: d["index"] for d in interpreter.get_output_details()}
         logger.info("face landmarker loaded in %.0f ms", (time.perf_counter() - started) * 1000)
-        return interpreter
+        index = interpreter.get_input_details()[0]["index"]
+        return interpreter, index, outputs["conv2d_21"], outputs["conv2d_31"]
 
     def load(self) -> None:
-        self._interpreter.get()
+        self._model.get()
 
     def landmarks(self, bgr: np.ndarray, face: Face) -> Landmarks:
         matrix = roi_matrix(face)
         crop = cv2.warpAffine(bgr, matrix, (_MESH_INPUT, _MESH_INPUT), flags=cv2.INTER_LINEAR)
         tensor = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB).astype(np.float32)[np.newaxis] / 255.0
-        interpreter = self._interpreter.get()
+        interpreter, input_index, mesh_index, presence_index = self._model.get()
         with self._lock:
-            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], tensor)
+            interpreter.set_tensor(input_index, tensor)
             interpreter.invoke()
-            outputs = {d["name"]: d["index"] for d in interpreter.get_output_details()}
-            mesh = interpreter.get_tensor(outputs["conv2d_21"]).reshape(468, 3).copy()
-            logit = float(interpreter.get_tensor(outputs["conv2d_31"]).ravel()[0])
+            mesh = interpreter.get_tensor(mesh_index).reshape(468, 3).copy()
+            logit = float(interpreter.get_tensor(presence_index).ravel()[0])
         presence = 1.0 / (1.0 + math.exp(-max(-80.0, min(80.0, logit))))
         inverse = cv2.invertAffineTransform(matrix)
         points = mesh.copy()
@@ -216,10 +219,13 @@ FRAMED_SHARE = 0.6
 class LivenessChallenge:
     """One active challenge. feed(frame, t) with t in seconds (any monotonic clock).
 
-    reference / verifier: when given, the face doing the challenge must also match the card
-    (checked on the first frontal frames and, for a blink, on the frame that completes it), so a
-    photo cannot pass the 1:1 check and a different live person then pass the challenge.
+    kind: None picks one at random. time_limit_s: counted from the first frame fed.
     mirrored: set when the frames are mirrored (selfie view), so "left" stays the citizen's left.
+    reference: the card's FaceTemplate; when given, the face doing the challenge must match it
+    too (checked once the first frontal frames are in and, for a blink, on the frame that
+    completes it), so a photo cannot pass the 1:1 check and another person the challenge.
+    verifier / landmarker: the model runners to use (detection, identity check; FaceMesh);
+    by default the process-wide ones over the bundled models.
     """
 
     def __init__(
@@ -230,7 +236,6 @@ class LivenessChallenge:
         mirrored: bool = False,
         reference: FaceTemplate | None = None,
         verifier: FaceVerifier | None = None,
-        detector: FaceDetector | None = None,
         landmarker: FaceLandmarker | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -241,7 +246,6 @@ class LivenessChallenge:
         self.mirrored = mirrored
         self._reference = reference
         self._verifier = verifier
-        self._detector = detector
         self._landmarker = landmarker
         self._lock = threading.Lock()
         self._reset_progress()
@@ -249,8 +253,6 @@ class LivenessChallenge:
         self._frames = 0
         self._face_frames = 0
         self._framed_frames = 0
-        self._still_since: float | None = None
-        self._still_frames = 0
         self._result: LivenessState | None = None
 
     @property
@@ -266,7 +268,7 @@ class LivenessChallenge:
 
     def read(self, frame: np.ndarray) -> FaceReading:
         """Measure one frame: the largest face, its EAR, yaw and the passive checks' inputs."""
-        detector = self._detector or shared_verifier().detector
+        detector = (self._verifier or shared_verifier()).detector
         faces = detector.detect(frame, min_score=LIVE_MIN_SCORE)
         if not faces:
             return FaceReading(None)
@@ -297,9 +299,10 @@ class LivenessChallenge:
                 self._started = t
             self._frames += 1
             elapsed = t - self._started
-            verdict = self._advance(reading, t, frame)
-            if verdict is None and elapsed > self.time_limit_s:
-                verdict = "timeout" if self._face_frames else "no_face"
+            if elapsed > self.time_limit_s:  # a frame taken too late cannot complete it
+                verdict = "timeout" if self._face_frames or reading.found else "no_face"
+            else:
+                verdict = self._advance(reading, t, frame)
             if verdict is None:
                 return self._state(Status.PENDING, elapsed)
             if verdict == "passed":
@@ -325,6 +328,8 @@ class LivenessChallenge:
         self._last_box: Box | None = None
         self._still_patch: np.ndarray | None = None
         self._still_shape: np.ndarray | None = None
+        self._still_since = 0.0
+        self._still_frames = 0
 
     def _advance(self, r: FaceReading, t: float, frame: np.ndarray | None) -> str | None:
         if not r.found:
@@ -478,9 +483,17 @@ def new_challenge(
     time_limit_s: float = 8.0,
     mirrored: bool = False,
     reference: FaceTemplate | None = None,
+    verifier: FaceVerifier | None = None,
+    landmarker: FaceLandmarker | None = None,
     rng: random.Random | None = None,
 ) -> LivenessChallenge:
-    """A challenge of a random kind (system randomness, so it cannot be predicted)."""
+    """A challenge of a random kind (system randomness unless rng is given: not predictable)."""
     return LivenessChallenge(
-        None, time_limit_s=time_limit_s, mirrored=mirrored, reference=reference, rng=rng
+        None,
+        time_limit_s=time_limit_s,
+        mirrored=mirrored,
+        reference=reference,
+        verifier=verifier,
+        landmarker=landmarker,
+        rng=rng,
     )
