@@ -1,0 +1,1 @@
+"""Pure functions over camera frames (numpy arrays): QR today; face, document, OCR to come."""
