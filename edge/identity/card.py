@@ -1,0 +1,296 @@
+"""Read a CCCD card held under the camera: find it, flatten it, decode and check its QR, find the
+portrait. Everything stays in RAM; nothing here writes an image anywhere."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edge.identity.cccd import CardError, CccdCard, CccdInvalid, parse_cccd
+from edge.vision.qr import QrCode, decode_qr, to_gray
+
+logger = logging.getLogger(__name__)
+
+CARD_SIZE = (856, 540)  # flattened card, width x height: ID-1 (85.6 x 54 mm) at 10 px/mm
+CARD_ASPECT = CARD_SIZE[0] / CARD_SIZE[1]
+# The card outline must cover this share of the frame; smaller blobs are not a card held at
+# reading distance, or it is too far away for its QR to be read anyway.
+MIN_CARD_AREA = 0.04
+WORK_WIDTH = 640  # the outline search runs on a copy this wide
+
+Box = tuple[int, int, int, int]  # x, y, w, h
+FindFace = Callable[[np.ndarray], Sequence[Sequence[float]]]
+
+TRY_AGAIN_VI = "Vui lòng đặt thẻ ngay ngắn dưới camera"
+
+
+class CardNotFound(CardError):
+    """No card (and no readable QR) in the image."""
+
+    code = "card_not_found"
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"Không tìm thấy thẻ Căn cước công dân. {TRY_AGAIN_VI}, mặt có mã QR hướng lên.",
+            "no ID card outline and no QR code found in the image",
+        )
+
+
+class QrNotFound(CardError):
+    """A card is there but its QR cannot be read (wrong side up, glare, blur)."""
+
+    code = "qr_not_found"
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"Không tìm thấy mã QR trên thẻ. {TRY_AGAIN_VI}, mặt có mã QR hướng lên.",
+            "ID card found but no QR code could be decoded",
+        )
+
+
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class CardReading:
+    """What was read from one image. `flat` is the card warped to CARD_SIZE with the QR at the top
+    right (as on the chip CCCD front); it and `card_quad` are None when the QR was read but the
+    card's outline was not found, so no portrait can be taken from this reading."""
+
+    card: CccdCard
+    card_quad: tuple[tuple[float, float], ...] | None  # tl, tr, br, bl of the card in the frame
+    flat: np.ndarray | None  # BGR, RAM only: it shows the citizen's face
+    portrait_box: Box | None  # in `flat`
+    face_found: bool
+    qr: QrCode
+
+    def portrait(self) -> np.ndarray | None:
+        """The portrait crop of the flat card, or None."""
+        if self.flat is None or self.portrait_box is None:
+            return None
+        x, y, w, h = self.portrait_box
+        return self.flat[y : y + h, x : x + w]
+
+    def __repr__(self) -> str:
+        return f"CardReading(card_found={self.card_quad is not None}, face_found={self.face_found})"
+
+
+def read_card(
+    image: np.ndarray, *, find_face: FindFace | None = None, today: dt.date | None = None
+) -> CardReading:
+    """Find the card, flatten it, decode and validate its QR, and locate its portrait.
+
+    The QR is searched on the flattened card first (straight, upsampled: easier), then in the
+    whole frame. find_face(bgr) -> [(x, y, w, h), ...] runs on the flattened card; the largest
+    box is the portrait. Raises CardNotFound, QrNotFound or CccdInvalid.
+    """
+    gray = to_gray(image)
+    bgr = (
+        image if image.ndim == 3 and image.shape[2] == 3 else cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    )
+    quad = find_card(gray)
+    flat = homography = None
+    codes: list[QrCode] = []
+    if quad is not None:
+        flat, homography = _flatten(bgr, quad)
+        back = np.linalg.inv(homography)
+        codes = [_mapped(code, back) for code in decode_qr(flat)]
+    if not codes:
+        codes = decode_qr(bgr)
+    if not codes:
+        raise CardNotFound() if quad is None else QrNotFound()
+    card, qr = _first_valid(codes, today)
+    if quad is not None and homography is not None and flat is not None:
+        if cv2.pointPolygonTest(quad.reshape(-1, 1, 2), qr.center, False) < 0:
+            # The QR lies outside the outline we found, so that outline is something else.
+            quad = flat = None
+        elif _upside_down(_mapped_point(qr.center, homography)):
+            quad = np.roll(quad, 2, axis=0)
+            flat = cv2.rotate(flat, cv2.ROTATE_180)
+    box = _portrait_box(flat, find_face) if flat is not None and find_face is not None else None
+    return CardReading(
+        card=card,
+        card_quad=None if quad is None else tuple((float(x), float(y)) for x, y in quad),
+        flat=flat,
+        portrait_box=box,
+        face_found=box is not None,
+        qr=qr,
+    )
+
+
+def _mapped_point(point: tuple[float, float], matrix: np.ndarray) -> tuple[float, float]:
+    x, y = cv2.perspectiveTransform(np.float32([[point]]), matrix)[0, 0]
+    return float(x), float(y)
+
+
+def _mapped(code: QrCode, matrix: np.ndarray) -> QrCode:
+    corners = tuple(_mapped_point(p, matrix) for p in code.corners)
+    return QrCode(code.text, corners, code.decoder)
+
+
+def find_card(gray: np.ndarray) -> np.ndarray | None:
+    """The card's outline as 4x2 float32 corners, clockwise, a long side first; or None.
+
+    Looks for a convex quadrilateral with the ID-1 aspect ratio (allowing for perspective) in
+    two binary views of a downscaled copy: edges (Canny) and brightness (Otsu), because glare
+    breaks one or the other but rarely both. Each side is then refined by a line fit on the
+    outline points, which also puts the corners where the rounded card corners would meet.
+    """
+    scale = WORK_WIDTH / gray.shape[1] if gray.shape[1] > WORK_WIDTH else 1.0
+    small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (5, 5), 0)
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
+    edges = cv2.dilate(cv2.Canny(small, 30, 90), kernel)
+    _, bright = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    bright = cv2.morphologyEx(bright, cv2.MORPH_OPEN, kernel, iterations=2)
+    min_area = MIN_CARD_AREA * small.shape[0] * small.shape[1]
+    best: tuple[float, np.ndarray] | None = None
+    for view in (edges, bright):
+        contours, _ = cv2.findContours(view, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        for contour in contours:
+            if cv2.contourArea(contour) < min_area:
+                continue
+            quad = _quad_of(contour)
+            if quad is None:
+                continue
+            score = _card_score(quad, min_area) * _edge_support(quad, edges)
+            if score > 0 and (best is None or score > best[0]):
+                best = (score, quad)
+    if best is None:
+        return None
+    return (_order(best[1]) / scale).astype(np.float32)
+
+
+def _quad_of(contour: np.ndarray) -> np.ndarray | None:
+    hull = cv2.convexHull(contour)
+    perimeter = cv2.arcLength(hull, True)
+    approx = cv2.approxPolyDP(hull, 0.02 * perimeter, True)
+    if len(approx) != 4:
+        approx = cv2.approxPolyDP(hull, 0.04 * perimeter, True)
+    if len(approx) != 4 or not cv2.isContourConvex(approx):
+        return None
+    quad = _order(approx.reshape(4, 2).astype(np.float32))
+    return _refine(quad, contour.reshape(-1, 2).astype(np.float32))
+
+
+def _refine(quad: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Fit a line to the outline points along each side (away from the corners) and intersect."""
+    lines = []
+    for i in range(4):
+        a, b = quad[i], quad[(i + 1) % 4]
+        side = b - a
+        length = float(np.hypot(*side))
+        if length < 1:
+            return quad
+        normal = np.array([-side[1], side[0]]) / length
+        t = (points - a) @ side / length**2
+        d = np.abs((points - a) @ normal)
+        near = points[(t > 0.15) & (t < 0.85) & (d < max(3.0, 0.03 * length))]
+        if len(near) < 10:
+            lines.append((a, side / length))
+            continue
+        vx, vy, x0, y0 = cv2.fitLine(near, cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
+        lines.append((np.array([x0, y0]), np.array([vx, vy])))
+    corners = []
+    for i in range(4):
+        (p, u), (q, v) = lines[i - 1], lines[i]
+        det = u[0] * -v[1] + v[0] * u[1]
+        if abs(det) < 1e-6:
+            return quad
+        s = ((q - p)[0] * -v[1] + v[0] * (q - p)[1]) / det
+        corners.append(p + s * u)
+    refined = np.array(corners, np.float32)
+    if np.abs(refined - quad).max() > 0.1 * np.ptp(quad, axis=0).max():
+        return quad  # the fit went somewhere odd; keep the polygon's corners
+    return refined
+
+
+def _card_score(quad: np.ndarray, min_area: float) -> float:
+    """Bigger and closer to the ID-1 aspect ratio is better; 0 when it cannot be a card."""
+    sides = np.hypot(*(np.roll(quad, -1, axis=0) - quad).T)
+    if sides.min() < 10:
+        return 0.0
+    long_side = (sides[0] + sides[2]) / 2
+    short_side = (sides[1] + sides[3]) / 2
+    aspect = max(long_side, short_side) / min(long_side, short_side)
+    # Perspective on a platen camera stays mild; a square sheet or a long strip is not a card.
+    if not 1.3 < aspect < 1.95:
+        return 0.0
+    area = cv2.contourArea(quad)
+    if area < min_area:
+        return 0.0
+    return area * (1 - abs(np.log(aspect / CARD_ASPECT)))
+
+
+def _edge_support(quad: np.ndarray, edges: np.ndarray) -> float:
+    """The share of points along the weakest side that lie on an edge. A glare spot that merged
+    with the card gives a side along a soft gradient, which Canny leaves mostly empty."""
+    h, w = edges.shape
+    steps = np.linspace(0.1, 0.9, 40)[:, None]
+    weakest = 1.0
+    for i in range(4):
+        a, b = quad[i], quad[(i + 1) % 4]
+        pts = np.rint(a + steps * (b - a)).astype(int)
+        pts = pts[(pts[:, 0] >= 0) & (pts[:, 0] < w) & (pts[:, 1] >= 0) & (pts[:, 1] < h)]
+        support = float((edges[pts[:, 1], pts[:, 0]] > 0).mean()) if len(pts) else 0.0
+        weakest = min(weakest, support)
+    return weakest
+
+
+def _order(points: np.ndarray) -> np.ndarray:
+    """Clockwise on screen (y down) from the corner that starts a long side."""
+    centre = points.mean(axis=0)
+    angles = np.arctan2(points[:, 1] - centre[1], points[:, 0] - centre[0])
+    ordered = points[np.argsort(angles)]
+    first = np.hypot(*(ordered[1] - ordered[0]))
+    second = np.hypot(*(ordered[2] - ordered[1]))
+    if first < second:
+        ordered = np.roll(ordered, -1, axis=0)
+    # Of the two long-side starts, take the one nearer the frame's top-left for a stable answer.
+    if ordered[2].sum() < ordered[0].sum():
+        ordered = np.roll(ordered, 2, axis=0)
+    return ordered
+
+
+def _flatten(bgr: np.ndarray, quad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    w, h = CARD_SIZE
+    target = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    homography = cv2.getPerspectiveTransform(quad.astype(np.float32), target)
+    flat = cv2.warpPerspective(bgr, homography, CARD_SIZE, flags=cv2.INTER_CUBIC)
+    return flat, homography
+
+
+def _upside_down(qr_center: tuple[float, float]) -> bool:
+    """The QR belongs at the top right; nearer the bottom left means the card lies rotated."""
+    w, h = CARD_SIZE
+    x, y = qr_center
+    return np.hypot(x, y - h) < np.hypot(x - w, y)
+
+
+def _first_valid(codes: list[QrCode], today: dt.date | None) -> tuple[CccdCard, QrCode]:
+    """The first code that is a valid CCCD payload; otherwise the first code's refusal."""
+    first_error: CccdInvalid | None = None
+    for code in codes:
+        try:
+            return parse_cccd(code.text, today=today), code
+        except CccdInvalid as err:
+            logger.info("QR refused: %s", err.message_en)
+            first_error = first_error or err
+    assert first_error is not None
+    raise first_error
+
+
+def _portrait_box(flat: np.ndarray, find_face: FindFace) -> Box | None:
+    h, w = flat.shape[:2]
+    best: Box | None = None
+    for found in find_face(flat):
+        x, y, bw, bh = (round(float(v)) for v in found[:4])
+        x0, y0 = max(0, x), max(0, y)
+        x1, y1 = min(w, x + bw), min(h, y + bh)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        if best is None or (x1 - x0) * (y1 - y0) > best[2] * best[3]:
+            best = (x0, y0, x1 - x0, y1 - y0)
+    return best
