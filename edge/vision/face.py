@@ -36,6 +36,7 @@ __all__ = [
     "FaceTemplate",
     "FaceVerifier",
     "ModelUnavailable",
+    "box_iou",
     "find_faces",
     "verify",
 ]
@@ -205,6 +206,12 @@ def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     area = (box[2] - box[0]) * (box[3] - box[1])
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     return inter / np.maximum(area + areas - inter, 1e-9)
+
+
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    xyxy = np.array([[x, y, x + w, y + h] for x, y, w, h in (a, b)], float)
+    return float(_iou(xyxy[0], xyxy[1:])[0])
 
 
 def _weighted_nms(

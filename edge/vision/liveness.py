@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.vision.face import Box, Face, FaceTemplate, FaceVerifier, shared_verifier
+from edge.vision.face import Box, Face, FaceTemplate, FaceVerifier, box_iou, shared_verifier
 from edge.vision.models import FACE_LANDMARKS, Lazy, model_file, open_tflite
 
 __all__ = [
@@ -335,7 +335,7 @@ class LivenessChallenge:
         if not r.found:
             return None
         self._face_frames += 1
-        if self._last_box is not None and _iou(self._last_box, r.box) < 0.2:
+        if self._last_box is not None and box_iou(self._last_box, r.box) < 0.2:
             # Another face, or the face jumped: start over so that one face does the whole act.
             self._reset_progress()
         self._last_box = r.box
@@ -411,14 +411,6 @@ class LivenessChallenge:
         else:
             message = FAILURES_VI[reason]
         return LivenessState(status, self.kind, reason, message, max(0.0, elapsed), self._frames)
-
-
-def _iou(a: Box, b: Box) -> float:
-    ax2, ay2, bx2, by2 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    iw = max(0, min(ax2, bx2) - max(a[0], b[0]))
-    ih = max(0, min(ay2, by2) - max(a[1], b[1]))
-    inter = iw * ih
-    return inter / max(a[2] * a[3] + b[2] * b[3] - inter, 1)
 
 
 def face_in_rectangle(frame: np.ndarray, box: Box) -> bool:
