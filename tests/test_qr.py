@@ -254,3 +254,15 @@ def test_scanner_reset_forgets_the_region() -> None:
     scanner.scan(scene.image)
     assert scanner.stats.full_scans == 2 and scanner.stats.roi_scans == 0
     assert scanner.stats.as_dict()["hits"] == 2
+
+
+def test_a_card_the_fast_passes_miss_is_read_by_a_periodic_thorough_whole_frame_scan() -> None:
+    hard = next(
+        s
+        for s in (cached_scene(seed, "heavy") for seed in HEAVY_SEEDS)
+        if _read(s.image, thorough=False) is None and _read(s.image) == s.payload
+    )
+    scanner = QrScanner(thorough_every=3)
+    results = [[c.text for c in scanner.scan(hard.image)] for _ in range(3)]
+    assert results == [[], [], [hard.payload]]
+    assert scanner.stats.full_scans == 3 and scanner.stats.thorough_full_scans == 1

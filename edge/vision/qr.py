@@ -1,26 +1,32 @@
 """Find and decode every QR code in a camera frame or an image file; a scanner for the live feed.
 
-Decoder choice, measured on this repo's generated card scenes (tests/cards.py: 1280x960, card
-560-780 px wide, tilt, uneven light, contrast 0.6-1.0, glare, blur sigma 0.3-1.3, JPEG 60-90), 100
-moderate and 100 heavy scenes, x86 dev machine (2 cores), zxing-cpp 3.1.1, OpenCV 5.0:
+Decoder choice, measured with tests/cards.py scenes (1280x960; moderate: card 560-780 px wide,
+turned up to 30°, tilt, uneven light, contrast 0.6-1.0, glare, blur sigma 0.3-1.3, JPEG 60-90;
+heavy: card 480-660 px, contrast 0.35-0.55, glare often on the QR, blur sigma 1.2-2.0, JPEG
+35-60), 100 scenes of each, on the x86 dev machine (2 cores, shared), zxing-cpp 3.1.1, OpenCV 5.0.
+Median times are for a card scene / an empty platen:
 
-  decoder, on the grey frame                  moderate   heavy   median time
-  zxing-cpp read_barcodes, QRCode only        97 %       4 %     2-3 ms
-  zxing-cpp after an unsharp mask             100 %      14 %    5 ms
-  cv2.QRCodeDetector (detectAndDecode)        34 %       0 %     52 ms
-  cv2.QRCodeDetectorAruco (multi)             50 %       0 %     56 ms
-  cv2.QRCodeDetectorAruco after unsharp       82 %       1 %     ~55 ms
+  one pass on the grey frame                 moderate  heavy  median ms
+  zxing-cpp, library defaults (all formats)   95 %      6 %    13 / 8.4
+  zxing-cpp, QRCode only                      95 %      6 %    1.7 / 1.3
+  zxing-cpp after an unsharp mask             98 %     16 %    3.1 / 2.6
+  cv2.QRCodeDetector                          48 %      0 %    37 / 19
+  cv2.QRCodeDetectorAruco                     56 %      0 %    41 / 2.8
+  cv2.QRCodeDetectorAruco after unsharp       81 %      2 %    39 / 3.9
+  decode_qr(frame, thorough=False)            99 %     16 %    1.5 / 2.6
+  decode_qr(frame)                           100 %     24 %    1.4 / 18
 
-zxing-cpp is the primary decoder: it reads more and is 10-20x faster. The pipeline stops at the
-first pass that finds anything: (1) zxing on the grey image, (2) zxing after an unsharp mask
-(recovers blur: 97 -> 100 % moderate), and in thorough mode (3) zxing on a 2x upscaled, sharpened
-image (heavy 14 -> 20 %) and (4) OpenCV's QRCodeDetectorAruco as the fallback. On these scenes
-OpenCV added no code that zxing had missed; it stays as a last resort for real-world damage the
-generator does not model, and the live scanner leaves it out of full-frame passes because it
-would cost about 50 ms (x86) on every frame without a card. zxing options, measured: try_rotate
-and try_downscale changed nothing on these scenes (QR finder patterns are rotation invariant);
-try_downscale is kept for codes held close to the lens, try_rotate is off, and try_invert is off
-(the CCCD and our receipts print dark on light; it cost about 1.5 ms on every miss).
+zxing-cpp is the primary decoder: it reads more and is 10-25x faster. decode_qr stops at the
+first pass that finds anything: (1) zxing on the grey frame, (2) zxing after an unsharp mask,
+and, thorough only, (3) zxing on a 2x upscaled, sharpened copy and (4) OpenCV's
+QRCodeDetectorAruco (the better of the two OpenCV detectors) as the fallback. On these 200
+scenes the fallback decoded nothing zxing had missed; it stays as a last resort for damage the
+generator does not model; the live scanner runs the thorough pipeline on the whole frame only
+on every 5th miss in a row, so an empty platen does not pay for it on every frame. zxing options: restricting formats to QRCode cut the time
+8x; try_rotate changed nothing (QR finder patterns are rotation invariant) and is off;
+try_downscale changed nothing on the scenes but read 40/40 instead of 35/40 large, blurred codes
+(500-900 px, sigma 2-6), so it stays on; try_invert is off (the CCCD and our receipts print dark
+on light).
 """
 
 from __future__ import annotations
@@ -103,7 +109,7 @@ def to_gray(frame: np.ndarray) -> np.ndarray:
 def decode_qr(frame: np.ndarray, *, thorough: bool = True) -> list[QrCode]:
     """Every QR code in the frame, by the first pass that finds any (see the module docstring).
 
-    thorough=False runs only the two fast zxing passes (about 4 ms per 1280x960 frame on a miss
+    thorough=False runs only the two fast zxing passes (about 3 ms per 1280x960 frame on a miss
     here): for live frames, where the next frame is another chance.
     """
     gray = to_gray(frame)
@@ -187,6 +193,7 @@ class ScanStats:
     frames: int  # every call to scan()
     skipped: int  # calls that came while a decode was still running
     full_scans: int
+    thorough_full_scans: int  # the whole-frame scans that ran the thorough pipeline
     roi_scans: int
     hits: int  # scans that found at least one code
     last_ms: float | None
@@ -197,6 +204,7 @@ class ScanStats:
             "frames": self.frames,
             "skipped": self.skipped,
             "full_scans": self.full_scans,
+            "thorough_full_scans": self.thorough_full_scans,
             "roi_scans": self.roi_scans,
             "hits": self.hits,
             "last_ms": self.last_ms,
@@ -211,11 +219,13 @@ class QrScanner:
     """QR codes from a live feed at 10-15 fps, called from the camera thread.
 
     After a hit, the next frames are searched only in a region of interest around the codes
-    (grown by `margin` times their size on each side): a few hundred pixels instead of the whole
-    frame, with the thorough pipeline. A miss there, or no earlier hit, means the next frame is
-    searched whole (fast pipeline); so is every `full_every`-th scan, so that a second code is
-    not missed for long. A frame that arrives while a decode is still running (another thread
-    called scan) is not queued: scan returns None at once and counts it as skipped.
+    (grown by `margin` times their size on each side): about a tenth of the frame, with the
+    thorough pipeline. A miss there, or no earlier hit, means the next frame is searched whole
+    with the fast pipeline; so is every `full_every`-th scan, so that a second code is not missed
+    for long. Every `thorough_every`-th whole-frame miss in a row, the whole frame gets the
+    thorough pipeline once, so a card the fast passes cannot read is still read within a second
+    while an empty platen costs little. A frame that arrives while a decode is still running
+    (another thread called scan) is not queued: scan returns None at once and counts as skipped.
     """
 
     def __init__(
@@ -224,12 +234,14 @@ class QrScanner:
         full_every: int = 10,
         margin: float = 0.5,
         min_pad: int = 48,
+        thorough_every: int = 5,
         decode: Decoder = decode_qr,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        if full_every < 1:
-            raise ValueError("full_every must be at least 1")
+        if full_every < 1 or thorough_every < 1:
+            raise ValueError("full_every and thorough_every must be at least 1")
         self.full_every = full_every
+        self.thorough_every = thorough_every
         self.margin = margin
         self.min_pad = min_pad
         self._decode = decode
@@ -238,7 +250,9 @@ class QrScanner:
         self._stats_lock = threading.Lock()
         self._roi: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1
         self._since_full = 0
+        self._misses = 0  # whole-frame scans in a row that found nothing
         self._frames = self._skipped = self._full = self._roi_scans = self._hits = 0
+        self._thorough_full = 0
         self._last_ms: float | None = None
         self._total_ms = 0.0
 
@@ -260,6 +274,7 @@ class QrScanner:
         with self._busy:
             self._roi = None
             self._since_full = 0
+            self._misses = 0
 
     @property
     def stats(self) -> ScanStats:
@@ -269,6 +284,7 @@ class QrScanner:
                 frames=self._frames,
                 skipped=self._skipped,
                 full_scans=self._full,
+                thorough_full_scans=self._thorough_full,
                 roi_scans=self._roi_scans,
                 hits=self._hits,
                 last_ms=self._last_ms,
@@ -278,8 +294,11 @@ class QrScanner:
     def _scan(self, frame: np.ndarray) -> list[QrCode]:
         started = self._clock()
         roi = self._next_roi(frame.shape)
+        thorough_full = False
         if roi is None:
-            codes = self._decode(frame, thorough=False)
+            thorough_full = (self._misses + 1) % self.thorough_every == 0
+            codes = self._decode(frame, thorough=thorough_full)
+            self._misses = 0 if codes else self._misses + 1
             self._since_full = 0
         else:
             x0, y0, x1, y1 = roi
@@ -291,6 +310,7 @@ class QrScanner:
         with self._stats_lock:
             if roi is None:
                 self._full += 1
+                self._thorough_full += thorough_full
             else:
                 self._roi_scans += 1
             self._hits += bool(codes)
