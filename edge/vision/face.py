@@ -407,14 +407,16 @@ class FaceVerifier:
 
     def compare(self, card: FaceTemplate, live: FaceTemplate) -> FaceMatch:
         """Match two templates (made by template()); neither is changed or kept."""
-        found = {"threshold": self.threshold, "metric": self.metric, "card": card.info}
+        common = {"threshold": self.threshold, "metric": self.metric, "card": card.info}
         if card.vector is None or live.vector is None:
             which = "card photo" if card.vector is None else "live image"
-            return FaceMatch(False, None, **found, live=live.info, reason=f"no face in the {which}")
+            return FaceMatch(
+                False, None, **common, live=live.info, reason=f"no face in the {which}"
+            )
         score = distance(card.vector, live.vector, self.metric)
         match = score <= self.threshold if self.metric == "l2" else score >= self.threshold
         reason = "" if match else "faces differ"
-        return FaceMatch(match, round(score, 4), **found, live=live.info, reason=reason)
+        return FaceMatch(match, round(score, 4), **common, live=live.info, reason=reason)
 
     def verify(self, card_image: np.ndarray, live_image: np.ndarray) -> FaceMatch:
         """Is the face on the card the face in front of the camera? Keeps no face data."""
