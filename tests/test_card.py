@@ -180,6 +180,9 @@ def test_grey_images_are_read_and_non_images_refused() -> None:
     reading = read_card(cv2.cvtColor(s.image, cv2.COLOR_BGR2GRAY), today=TODAY)
     assert reading.card.id_number == s.person.id_number
     assert reading.flat.shape == (CARD_SIZE[1], CARD_SIZE[0], 3)
+    bgra = read_card(cv2.cvtColor(s.image, cv2.COLOR_BGR2BGRA), today=TODAY)
+    assert bgra.flat.shape == (CARD_SIZE[1], CARD_SIZE[0], 3)
+    assert bgra.flat[..., 0].mean() != bgra.flat[..., 2].mean()  # colour kept for the face step
     with pytest.raises(BadInput):
         read_card(np.zeros((10, 10), np.float64))
 

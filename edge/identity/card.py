@@ -87,9 +87,7 @@ def read_card(
     box is the portrait. Raises CardNotFound, QrNotFound or CccdInvalid.
     """
     gray = to_gray(image)
-    bgr = (
-        image if image.ndim == 3 and image.shape[2] == 3 else cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
-    )
+    bgr = _bgr(image, gray)
     quad = find_card(gray)
     flat = homography = None
     codes: list[QrCode] = []
@@ -118,6 +116,14 @@ def read_card(
         face_found=box is not None,
         qr=qr,
     )
+
+
+def _bgr(image: np.ndarray, gray: np.ndarray) -> np.ndarray:
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
 
 
 def _mapped_point(point: tuple[float, float], matrix: np.ndarray) -> tuple[float, float]:
