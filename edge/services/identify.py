@@ -56,6 +56,11 @@ MESSAGES_VI = {
 }
 
 
+NO_PORTRAIT_VI = (
+    "Không nhìn rõ ảnh chân dung trên thẻ. Vui lòng đặt cả thẻ nằm phẳng, trọn trong khung hình."
+)
+
+
 class ConsentRequired(BadInput):
     """Face processing was asked for without a recorded consent."""
 
@@ -91,24 +96,24 @@ class Step:
 class VerificationSession:
     """One citizen's identification. Face data lives only in this object and dies with close().
 
-    verify_face(card_image, live_frame) -> object with .match (bool) and .score;
-    new_challenge() -> object with .instruction_vi and .feed(frame, t) -> object with
-    .status ("pending" | "passed" | "failed") and .reason.
+    verifier: edge.vision.face.FaceVerifier (template(), compare());
+    new_challenge(reference=, verifier=): edge.vision.liveness.new_challenge, whose challenge
+    also checks that the face doing the challenge is the card's face.
     """
 
     def __init__(
         self,
         *,
         consents: ConsentStore,
-        verify_face: Callable[[np.ndarray, np.ndarray], Any],
-        new_challenge: Callable[[], Any],
+        verifier: Any,
+        new_challenge: Callable[..., Any],
         bus: EventBus | None = None,
         clock: Callable[[], float] = time.monotonic,
         max_tries: int = MAX_TRIES,
     ) -> None:
         self.id = uuid.uuid4().hex
         self.consents = consents
-        self._verify_face = verify_face
+        self.verifier = verifier
         self._new_challenge = new_challenge
         self.bus = bus
         self.clock = clock
@@ -117,7 +122,7 @@ class VerificationSession:
         self.entered_at = clock()
         self.failures = 0
         self.card: Any = None  # CccdCard once read
-        self._card_face: np.ndarray | None = None  # the card's portrait, RAM only
+        self._card_template: Any = None  # embedding of the card's portrait, RAM only
         self._challenge: Any = None
         self.consent: ConsentRecord | None = None
         self.last_score: float | None = None
@@ -125,10 +130,16 @@ class VerificationSession:
     # --- transitions ---------------------------------------------------------------------
 
     def card_read(self, reading: Any) -> Step:
-        """A validated card: reading.card (CccdCard) and reading.flat (flattened card image)."""
+        """A validated card (edge.identity.card.CardReading) whose portrait was located."""
         self._expect(State.WAITING_CARD)
+        portrait = _portrait(reading)
+        if portrait is None:
+            return self._step(NO_PORTRAIT_VI)
+        template = self.verifier.template(portrait)
+        if template.vector is None:
+            return self._step(NO_PORTRAIT_VI)
         self.card = reading.card
-        self._card_face = _portrait(reading)
+        self._card_template = template
         return self._enter(State.CONSENT)
 
     def give_consent(self, agreed: bool) -> Step:
@@ -147,11 +158,15 @@ class VerificationSession:
     def submit_face(self, frame: np.ndarray) -> Step:
         self._expect(State.FACE)
         self._require_consent()
-        result = self._verify_face(self._card_face, frame)
-        self.last_score = float(result.score) if result.score is not None else None
+        live = self.verifier.template(frame)
+        try:
+            result = self.verifier.compare(self._card_template, live)
+        finally:
+            live.drop()
+        self.last_score = result.score
         if not result.match:
-            return self._failed_try("face does not match the card photo")
-        self._challenge = self._new_challenge()
+            return self._failed_try(f"face check: {result.reason}")
+        self._challenge = self._new_challenge(reference=self._card_template, verifier=self.verifier)
         return self._enter(State.LIVENESS)
 
     def liveness_frame(self, frame: np.ndarray, t: float) -> Step:
@@ -188,6 +203,8 @@ class VerificationSession:
 
     def _failed_try(self, why: str) -> Step:
         self.failures += 1
+        if self._challenge is not None and hasattr(self._challenge, "close"):
+            self._challenge.close()
         self._challenge = None
         logger.info(
             "identification try failed: %s", why, extra={"try": self.failures, "session": self.id}
@@ -218,7 +235,11 @@ class VerificationSession:
             raise WrongStep(f"this step needs {state.value}, the session is at {self.state.value}")
 
     def _wipe_face_data(self) -> None:
-        self._card_face = None
+        if self._card_template is not None:
+            self._card_template.drop()
+            self._card_template = None
+        if self._challenge is not None and hasattr(self._challenge, "close"):
+            self._challenge.close()
         self._challenge = None
 
     def _post(self, kind: str, severity: str, **detail: Any) -> None:
@@ -226,12 +247,10 @@ class VerificationSession:
             self.bus.post(Event(kind, "identity", {"severity": severity, **detail}))
 
 
-def _portrait(reading: Any) -> np.ndarray:
-    """The card's portrait crop when the reader found one, else the whole flattened card."""
-    flat = reading.flat
-    box = getattr(reading, "portrait_box", None)
-    if box is None:
-        return flat
-    x, y, w, h = box
-    pad_w, pad_h = w // 2, h // 2  # the embedder wants some context around the face
-    return flat[max(0, y - pad_h) : y + h + pad_h, max(0, x - pad_w) : x + w + pad_w].copy()
+def _portrait(reading: Any) -> np.ndarray | None:
+    """The card's portrait with some margin (the embedder aligns on the whole face)."""
+    if reading.flat is None or reading.portrait_box is None:
+        return None
+    x, y, w, h = reading.portrait_box
+    pad_w, pad_h = w // 2, h // 2
+    return reading.flat[max(0, y - pad_h) : y + h + pad_h, max(0, x - pad_w) : x + w + pad_w]
