@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, NoReturn
 
-from edge import __version__
+from edge import __version__, cli_identity
 from edge import config as cfg
 from edge.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput, ConfigError, KioskError
 
@@ -34,6 +34,9 @@ def _fail(err: KioskError, *, as_json: bool) -> NoReturn:
         problems = getattr(err, "problems", None)
         if problems:
             body["problems"] = [p.as_dict() for p in problems]
+        for extra in ("rule", "message_vi"):  # CCCD refusals: which rule, and the citizen's text
+            if getattr(err, extra, None):
+                body[extra] = getattr(err, extra)
         print(json.dumps({"error": body}, ensure_ascii=False), file=sys.stderr)
     else:
         print(f"kiosk: {err}", file=sys.stderr)
@@ -106,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--status", choices=["pending", "printed", "failed"])
     reprint = printer_sub.add_parser("reprint", parents=[common], help="reprint a kept job")
     reprint.add_argument("job_id")
+    cli_identity.add_parsers(sub, common, _Parser)
     return parser
 
 
@@ -351,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "config":
             return cmd_config(args)
+        if args.command in ("id", "face"):  # work on files; no kiosk config needed
+            return cli_identity.run(args, lambda data, text: _emit(data, text, as_json=args.json))
         config = load_config(args)
         if args.command == "run":
             return cmd_run(args, config)

@@ -1,0 +1,149 @@
+"""`kiosk id ...` and `kiosk face ...`: the identity pipeline on files, for technicians and tests."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.errors import EXIT_FAILED, EXIT_OK, BadInput
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -> None:
+    ident = sub.add_parser("id", parents=[common], help="read and validate a CCCD")
+    id_sub = ident.add_subparsers(dest="id_command", required=True, parser_class=parser_class)
+    parse = id_sub.add_parser("parse", parents=[common], help="validate a CCCD QR payload")
+    parse.add_argument("payload", help="the QR text, fields separated by |")
+    read = id_sub.add_parser("read", parents=[common], help="find a CCCD in a photo and read it")
+    read.add_argument("image", type=Path)
+
+    face = sub.add_parser("face", parents=[common], help="face verification and liveness")
+    face_sub = face.add_subparsers(dest="face_command", required=True, parser_class=parser_class)
+    verify = face_sub.add_parser(
+        "verify", parents=[common], help="is the card's face the live face? (exit 1 if not)"
+    )
+    verify.add_argument("card_image", type=Path, help="photo of the card, or of its portrait")
+    verify.add_argument("live_image", type=Path)
+    live = face_sub.add_parser(
+        "liveness", parents=[common], help="run a liveness challenge over frames (exit 1 if failed)"
+    )
+    live.add_argument("frames", type=Path, help="folder of frames (name order) or a video file")
+    live.add_argument(
+        "--challenge", choices=["blink", "turn_left", "turn_right"], help="default: random"
+    )
+    live.add_argument("--fps", type=float, default=5.0, help="frame rate of a folder of frames")
+    live.add_argument("--mirrored", action="store_true", help="frames are mirrored (selfie view)")
+
+
+def run(args: argparse.Namespace, emit: Any) -> int:
+    if args.command == "id":
+        return _id_parse(args, emit) if args.id_command == "parse" else _id_read(args, emit)
+    if args.face_command == "verify":
+        return _face_verify(args, emit)
+    return _face_liveness(args, emit)
+
+
+def _id_parse(args: argparse.Namespace, emit: Any) -> int:
+    from edge.identity.cccd import parse_cccd
+
+    card = parse_cccd(args.payload)
+    data = card.as_dict()
+    emit(data, "\n".join(f"{k}: {v if v is not None else '-'}" for k, v in data.items()))
+    return EXIT_OK
+
+
+def _id_read(args: argparse.Namespace, emit: Any) -> int:
+    from edge.identity.card import read_card
+    from edge.vision.face import find_faces
+
+    reading = read_card(load_image(args.image), find_face=find_faces)
+    data = {**reading.card.as_dict(), "face_found": reading.face_found}
+    emit(data, "\n".join(f"{k}: {v if v is not None else '-'}" for k, v in data.items()))
+    return EXIT_OK
+
+
+def _face_verify(args: argparse.Namespace, emit: Any) -> int:
+    from edge.identity.card import read_card
+    from edge.identity.cccd import CardError
+    from edge.vision.face import find_faces, verify
+
+    card_image = load_image(args.card_image)
+    source = "image"
+    try:  # a whole card: take its portrait; a portrait photo: use it as it is
+        reading = read_card(card_image, find_face=find_faces)
+        if reading.portrait() is not None:
+            card_image, source = _with_margin(reading.flat, reading.portrait_box), "card portrait"
+    except CardError:
+        pass
+    result = verify(card_image, load_image(args.live_image))
+    data = {
+        "match": result.match,
+        "score": result.score,
+        "threshold": result.threshold,
+        "metric": result.metric,
+        "reason": result.reason,
+        "faces": {
+            "card": {**result.card.as_dict(), "source": source},
+            "live": result.live.as_dict(),
+        },
+    }
+    verdict = "match" if result.match else f"no match ({result.reason})"
+    emit(data, f"{verdict}: {result.metric} distance {result.score} (threshold {result.threshold})")
+    return EXIT_OK if result.match else EXIT_FAILED
+
+
+def _face_liveness(args: argparse.Namespace, emit: Any) -> int:
+    from edge.vision.liveness import LivenessChallenge, Status
+
+    challenge = LivenessChallenge(args.challenge, mirrored=args.mirrored)
+    state = None
+    try:
+        for frame, t in frames_of(args.frames, args.fps):
+            state = challenge.feed(frame, t)
+            if state.status != Status.PENDING:
+                break
+    finally:
+        challenge.close()
+    if state is None:
+        raise BadInput(f"no frames in {args.frames}")
+    data = state.as_dict()
+    emit(data, f"{data['kind']}: {data['status']} {data['reason']}".rstrip())
+    return EXIT_OK if state.status == Status.PASSED else EXIT_FAILED
+
+
+def load_image(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise BadInput(f"cannot read an image from {path}")
+    return image
+
+
+def frames_of(source: Path, fps: float) -> Iterator[tuple[np.ndarray, float]]:
+    """(frame, seconds) from a folder of images at fps, or from a video file's own clock."""
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        for i, path in enumerate(files):
+            yield load_image(path), i / fps
+        return
+    capture = cv2.VideoCapture(str(source))
+    if not capture.isOpened():
+        raise BadInput(f"{source} is neither a folder of frames nor a readable video")
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                return
+            yield frame, capture.get(cv2.CAP_PROP_POS_MSEC) / 1000
+    finally:
+        capture.release()
+
+
+def _with_margin(flat: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    x, y, w, h = box
+    return flat[max(0, y - h // 2) : y + h + h // 2, max(0, x - w // 2) : x + w + w // 2]
