@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 
-from bench import figures  # noqa: F401  (registers the figures)
+from bench import figures, identity  # noqa: F401  (registers the figures)
 from bench.machine import describe
 from bench.registry import FIGURES, measure
 from bench.report import report
@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
         default=600.0,
         help="seconds the whole bench may take; figures not done by then fail (default 600)",
     )
+    parser.add_argument(
+        "--only", metavar="TEXT", help="measure only figures whose name contains TEXT"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
     if args.runs < 1:
@@ -36,7 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     deadline = time.monotonic() + args.budget
-    results = [measure(fig, runs=args.runs, deadline=deadline) for fig in FIGURES]
+    chosen = [f for f in FIGURES if not args.only or args.only.lower() in f.name.lower()]
+    if not chosen:
+        parser.error(f"no figure name contains {args.only!r}")
+    results = [measure(fig, runs=args.runs, deadline=deadline) for fig in chosen]
     report(describe(), results, runs=args.runs, as_json=args.json)
     return 1 if any(r.error for r in results) else 0
 
