@@ -38,7 +38,12 @@ apt_install() {
 
 # --- system packages ---------------------------------------------------------------------
 if command -v apt-get >/dev/null 2>&1; then
-  packages=(python3 python3-venv python3-pip libusb-1.0-0 libzbar0)
+  # Runtime: USB printers (libusb), Vietnamese OCR data (the engine ships in the tesserocr wheel).
+  packages=(python3 python3-venv python3-pip libusb-1.0-0 tesseract-ocr-vie)
+  if [ "$mode" = test ]; then
+    # Independent checkers the tests use: zbar reads printed QR codes back, a real MQTT broker.
+    packages+=(libzbar0 mosquitto)
+  fi
   if is_pi; then
     # picamera2 and lgpio need Raspberry Pi OS's own builds (libcamera bindings, /dev/gpiochip).
     packages+=(python3-picamera2 python3-lgpio)
