@@ -1,0 +1,33 @@
+"""Fleet reporting over MQTT: state, telemetry, the outbox drain and signed commands."""
+
+from edge.fleet.client import Backoff, FleetClient
+from edge.fleet.commands import (
+    BadArgs,
+    Command,
+    CommandProcessor,
+    OperatorKeys,
+    Outcome,
+    SeenCommands,
+    canonical_bytes,
+    sign_command,
+)
+from edge.fleet.messages import Topics, queue_event, queue_record
+from edge.fleet.metrics import disk_free_mb, system_metrics
+
+__all__ = [
+    "Backoff",
+    "BadArgs",
+    "Command",
+    "CommandProcessor",
+    "FleetClient",
+    "OperatorKeys",
+    "Outcome",
+    "SeenCommands",
+    "Topics",
+    "canonical_bytes",
+    "disk_free_mb",
+    "queue_event",
+    "queue_record",
+    "sign_command",
+    "system_metrics",
+]
