@@ -186,6 +186,8 @@ class Broker:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 5.0) -> None:
+        if not Path(MOSQUITTO).exists():
+            raise AssertionError("the fleet tests need Mosquitto: apt-get install mosquitto")
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT
