@@ -7,6 +7,7 @@ import logging
 import shutil
 import threading
 import time
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,10 +21,13 @@ from edge.adapters.printer_sim import SimulatedPrinter
 from edge.camera import CameraFeed
 from edge.controls import Controls, SimulatedPins
 from edge.events import Event, EventBus
+from edge.fleet import FleetClient, queue_event
+from edge.logs import recent_log_lines
 from edge.ports.camera import Camera
 from edge.ports.printer import PrinterTransport
 from edge.printing import PrintOutcome, PrintQueue
 from edge.receipts import selftest_page
+from edge.remote_config import apply_config_change
 from edge.selftest import (
     Check,
     check_camera,
@@ -93,8 +97,9 @@ def build_printer(config: cfg.Config) -> PrinterTransport:
 class App:
     """Owns every part. start() in a readable order; stop() in reverse, always."""
 
-    def __init__(self, config: cfg.Config) -> None:
+    def __init__(self, config: cfg.Config, *, config_path: Path | None = None) -> None:
         self.config = config
+        self.config_path = config_path  # None: built-in simulation config (nothing to rewrite)
         self.bus = EventBus()
         self.stop_event = threading.Event()
         self.started_at = time.time()
@@ -107,9 +112,13 @@ class App:
         self.camera: CameraFeed | None = None
         self.printer: PrintQueue | None = None
         self.web: Any = None
+        self.fleet: FleetClient | None = None
+        self.locked = False  # out of service: set by the lock command, kept across restarts
+        self.exit_code = 0
         self._watchdog: Watchdog | None = None
         self._printer_watch: threading.Thread | None = None
         self._counts: dict[str, int] = {}
+        self._counts_day: dt.date | None = None
         self._door_reported = "closed"
 
     # --- lifecycle ------------------------------------------------------------------
@@ -130,7 +139,9 @@ class App:
         self.start_controls()
         self.start_camera()
         self.start_printer()
+        self.locked = self.store.get_kv("locked") == "1"
         self.start_web()
+        self.start_fleet()
         self.ready = True
         self.controls.set_led("on")
         notify(f"READY=1\nSTATUS=serving on {c.web.host}:{self.web.port}")
@@ -183,6 +194,22 @@ class App:
         )
         self.web.start()
 
+    def start_fleet(self) -> None:
+        if self.config.mqtt.type != "broker":
+            logger.info("fleet reporting off: records wait in the outbox")
+            return
+        self.fleet = FleetClient.from_config(
+            self.config,
+            store=self.store,
+            outbox=self.outbox,
+            bus=self.bus,
+            telemetry_provider=self.telemetry,
+            status_provider=lambda: {"locked": self.locked, "ready": self.ready},
+            capabilities=["camera", "printer", "buttons", "identity"],
+            commands=fleet_commands(self),
+        )
+        self.fleet.start()
+
     def stop(self) -> None:
         """Reverse order; each step guarded so one stuck part cannot keep the rest running."""
         logger.info("stopping kiosk-edge")
@@ -190,6 +217,7 @@ class App:
         self.ready = False
         self.stop_event.set()
         steps = [
+            ("fleet", lambda: self.fleet and self.fleet.stop()),
             ("watchdog", lambda: self._watchdog and self._watchdog.stop()),
             ("web", lambda: self.web and self.web.stop()),
             ("printer", lambda: self._printer_watch and self._printer_watch.join(2)),
@@ -216,7 +244,15 @@ class App:
 
     # --- behaviour ------------------------------------------------------------------
 
+    def counts_today(self) -> dict[str, int]:
+        """Event counts since midnight, kiosk time (telemetry's "counts today")."""
+        today = dt.datetime.now(ZoneInfo(self.config.kiosk.timezone)).date()
+        if today != self._counts_day:
+            self._counts_day, self._counts = today, {}
+        return dict(self._counts)
+
     def _on_event(self, event: Event) -> None:
+        self.counts_today()  # rolls the counters over at midnight
         self._counts[event.kind] = self._counts.get(event.kind, 0) + 1
         if event.kind.startswith("button."):
             logger.info(
@@ -233,15 +269,11 @@ class App:
             self._door_reported = door
         severity = FLEET_EVENTS.get(event.kind)
         if severity is not None and self.outbox is not None:
-            payload = {
-                "schema": "event/1",
-                "kiosk_id": self.config.kiosk.id,
-                "kind": event.kind,
-                "severity": severity,
-                "time": dt.datetime.fromtimestamp(event.at, dt.UTC).isoformat(),
-                "detail": {k: v for k, v in event.detail.items() if not k.startswith("_")},
-            }
-            self.outbox.add("event", "events", payload)
+            detail = {k: v for k, v in event.detail.items() if not k.startswith("_")}
+            detail.pop("severity", None)
+            queue_event(self.outbox, self.config.kiosk.id, event.kind, severity, detail)
+            if self.fleet is not None:
+                self.fleet.kick()
         if event.kind.startswith(("camera.", "printer.", "tamper.")) and self.controls:
             self.controls.set_led(self._led_pattern())
 
@@ -301,7 +333,9 @@ class App:
             "version": __version__,
             "config_digest": self.config.digest(),
             "ready": self.ready,
+            "locked": self.locked,
             "uptime_s": round(time.time() - self.started_at, 1),
+            "fleet": self.fleet.status() if self.fleet else {"enabled": False},
             "parts": {
                 "camera": {
                     "ok": camera.ok,
@@ -323,6 +357,81 @@ class App:
                     "print_jobs_failed": len(self.printer.jobs(status="failed")),
                 },
             },
-            "counts": dict(self._counts),
+            "counts": self.counts_today(),
             "recent_events": [e.as_dict() for e in self.bus.recent()[-20:]],
         }
+
+    def telemetry(self) -> dict[str, Any]:
+        """The daemon's part of each telemetry message (the fleet client adds system figures)."""
+        status = self.status()
+        parts = status["parts"]
+        return {
+            "uptime_s": status["uptime_s"],
+            "locked": self.locked,
+            "printer": {k: parts["printer"][k] for k in ("online", "paper", "cover_open")},
+            "camera": {k: parts["camera"][k] for k in ("ok", "state", "frames")},
+            "door": parts["tamper"]["door"],
+            "models": _models_summary(check_models(self.config.models.dir)),
+            "counts": self.counts_today(),
+            "versions": {"software": __version__, "config": self.config.digest()},
+        }
+
+    def set_locked(self, locked: bool) -> None:
+        self.store.set_kv("locked", "1" if locked else "0")
+        self.locked = locked
+        logger.warning("kiosk %s", "locked (out of service)" if locked else "unlocked")
+        if self.fleet is not None:
+            self.fleet.publish_state()
+
+    def request_restart(self, delay_s: float = 1.0) -> None:
+        """Stop cleanly with a non-zero code so systemd (Restart=on-failure) starts us again."""
+        self.exit_code = EXIT_RESTART
+        timer = threading.Timer(delay_s, self.stop_event.set)
+        timer.daemon = True
+        timer.start()
+
+
+def _models_summary(check: Check) -> dict[str, str]:
+    return {"verdict": check.verdict, "detail": check.detail}
+
+
+EXIT_RESTART = 75  # EX_TEMPFAIL: "try again", restarted by systemd
+
+
+def fleet_commands(app: App) -> dict[str, Any]:
+    """The remote commands this kiosk accepts (signed by an operator; see docs/fleet.md)."""
+    from edge.fleet.commands import BadArgs
+
+    def restart(args: dict[str, Any]) -> dict[str, Any]:
+        app.request_restart()
+        return {"restarting": True}
+
+    def print_test(args: dict[str, Any]) -> dict[str, Any]:
+        outcome = app.print_test_page()
+        return outcome.as_dict()
+
+    def lock(args: dict[str, Any]) -> dict[str, Any]:
+        app.set_locked(True)
+        return {"locked": True}
+
+    def unlock(args: dict[str, Any]) -> dict[str, Any]:
+        app.set_locked(False)
+        return {"locked": False}
+
+    def collect_logs(args: dict[str, Any]) -> dict[str, Any]:
+        lines = int(args.get("lines", 200))
+        if not 1 <= lines <= 1000:
+            raise BadArgs("lines must be between 1 and 1000")
+        return {"lines": recent_log_lines(lines)}
+
+    def set_config(args: dict[str, Any]) -> dict[str, Any]:
+        return apply_config_change(app, args)
+
+    return {
+        "restart": restart,
+        "print-test": print_test,
+        "lock": lock,
+        "unlock": unlock,
+        "collect-logs": collect_logs,
+        "set-config": set_config,
+    }

@@ -110,19 +110,29 @@ def build_parser() -> argparse.ArgumentParser:
     reprint = printer_sub.add_parser("reprint", parents=[common], help="reprint a kept job")
     reprint.add_argument("job_id")
     cli_identity.add_parsers(sub, common, _Parser)
+
+    fleet = sub.add_parser("fleet", parents=[common], help="fleet reporting (MQTT)")
+    fleet_sub = fleet.add_subparsers(dest="fleet_command", required=True, parser_class=_Parser)
+    fleet_sub.add_parser("status", parents=[common], help="connection state and outbox depth")
+    fleet_sub.add_parser("send-test", parents=[common], help="queue a test event for central")
     return parser
 
 
 def load_config(args: argparse.Namespace) -> cfg.Config:
-    explicit = args.config or (
-        Path(os.environ["KIOSK_CONFIG"]) if os.environ.get("KIOSK_CONFIG") else None
-    )
+    return resolve_config(args)[0]
+
+
+def resolve_config(args: argparse.Namespace) -> tuple[cfg.Config, Path | None]:
+    """The config and the file it came from (None for the built-in simulation config)."""
+    env_path = os.environ.get("KIOSK_CONFIG")
+    explicit = args.config or (Path(env_path) if env_path else None)
     if explicit is None and args.simulate and not cfg.DEFAULT_PATH.exists():
         state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
         env = {"KIOSK_STORAGE__STATE_DIR": json.dumps(str(state / "kiosk-edge-sim")), **os.environ}
-        return cfg.load(cfg.SIMULATION_CONFIG, env=env)
-    config = cfg.load(explicit or cfg.DEFAULT_PATH)
-    return config.simulated() if args.simulate else config
+        return cfg.load(cfg.SIMULATION_CONFIG, env=env), None
+    path = explicit or cfg.DEFAULT_PATH
+    config = cfg.load(path)
+    return (config.simulated() if args.simulate else config), path
 
 
 # --- talking to a running daemon -------------------------------------------------------
@@ -170,12 +180,12 @@ class _LocalParts:
 # --- commands ---------------------------------------------------------------------------
 
 
-def cmd_run(args: argparse.Namespace, config: cfg.Config) -> int:
+def cmd_run(args: argparse.Namespace, config: cfg.Config, config_path: Path | None) -> int:
     from edge import logs
     from edge.app import App
 
     logs.setup(config.logging.level, config.logging.format)
-    app = App(config)
+    app = App(config, config_path=config_path)
     stopped = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -192,7 +202,7 @@ def cmd_run(args: argparse.Namespace, config: cfg.Config) -> int:
         app.run()
     finally:
         stopped.set()
-    return EXIT_OK
+    return app.exit_code
 
 
 def _hard_exit(stopped: threading.Event) -> None:
@@ -342,6 +352,56 @@ def cmd_print(args: argparse.Namespace, config: cfg.Config) -> int:
     return EXIT_OK if outcome["printed"] else 3
 
 
+def cmd_fleet(args: argparse.Namespace, config: cfg.Config) -> int:
+    """Asks the running daemon; without one, reads (or adds to) the outbox directly."""
+    if _daemon_running(config):
+        if args.fleet_command == "status":
+            status = _daemon(config, "GET", "/api/status")
+            data = {
+                "daemon": True,
+                "fleet": status["fleet"],
+                "outbox": status["parts"]["storage"]["outbox"],
+            }
+        else:
+            data = _daemon(config, "POST", "/api/fleet/test-event")
+            if data is None or isinstance(data.get("error"), dict):
+                raise KioskError("the daemon did not queue the test event")
+    else:
+        from edge.fleet import queue_event
+        from edge.store.outbox import Outbox
+
+        parts = _LocalParts(config)
+        try:
+            outbox = Outbox(parts.store, parts.key)
+            if args.fleet_command == "send-test":
+                message = queue_event(outbox, config.kiosk.id, "fleet.test", "info", {"by": "cli"})
+                data = {"queued": message.id, "seq": message.seq, "daemon": False}
+            else:
+                data = {
+                    "daemon": False,
+                    "fleet": {"enabled": config.mqtt.type == "broker"},
+                    "outbox": outbox.depth(),
+                }
+        finally:
+            parts.close()
+    if args.fleet_command == "status":
+        fleet = data["fleet"]
+        state = (
+            ("connected" if fleet.get("connected") else "not connected")
+            if fleet.get("enabled", True)
+            else "off"
+        )
+        text = (
+            f"fleet: {state}"
+            + ("" if data["daemon"] else " (daemon not running)")
+            + f"\noutbox: {data['outbox']}"
+        )
+    else:
+        text = f"test event queued ({data['queued']})"
+    _emit(data, text, as_json=args.json)
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -357,13 +417,15 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_config(args)
         if args.command in ("id", "face"):  # work on files; no kiosk config needed
             return cli_identity.run(args, lambda data, text: _emit(data, text, as_json=args.json))
-        config = load_config(args)
+        config, config_path = resolve_config(args)
         if args.command == "run":
-            return cmd_run(args, config)
+            return cmd_run(args, config, config_path)
         if args.command == "selftest":
             return cmd_selftest(args, config)
         if args.command == "print":
             return cmd_print(args, config)
+        if args.command == "fleet":
+            return cmd_fleet(args, config)
     except ConfigError as err:
         _fail(err, as_json=args.json)
     except KioskError as err:

@@ -214,6 +214,19 @@ class MqttSection(Section):
     keepalive_s: int = Field(60, ge=5, le=3600)
     topic_prefix: str = "kiosk/v1"
     telemetry_interval_s: int = Field(60, ge=5, le=3600)
+    trust_dir: Path | None = Field(
+        None, description="Operator command-signing public keys, one <operator>.pem each."
+    )
+    protocol: Literal["auto", "5", "3.1.1"] = Field(
+        "auto", description="MQTT 5, falling back to 3.1.1 when the broker refuses it."
+    )
+    client_id: str | None = Field(None, description="Default: the kiosk id.")
+    session_expiry_s: int = Field(86400, ge=0, description="Broker keeps QoS 1 state this long.")
+    reconnect_min_s: float = Field(1.0, gt=0, le=600)
+    reconnect_max_s: float = Field(60.0, gt=0, le=3600)
+    inflight_window: int = Field(32, ge=1, le=1000)
+    clock_skew_s: float = Field(120.0, ge=0, le=3600, description="Tolerated on command times.")
+    max_command_ttl_s: float = Field(86400.0, gt=0, description="Longest command validity.")
 
 
 class ModelsSection(Section):
@@ -394,6 +407,7 @@ _PATH_KEYS = {
     ("mqtt", "ca_file"),
     ("mqtt", "cert_file"),
     ("mqtt", "key_file"),
+    ("mqtt", "trust_dir"),
     ("models", "dir"),
 }
 

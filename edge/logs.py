@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import time
+from collections import deque
 
 # Attributes every LogRecord has; anything else was passed with extra= and goes in the JSON.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -46,11 +47,34 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+class RecentLines(logging.Handler):
+    """The last N formatted log lines in RAM, for the collect-logs command (logs hold no
+    personal data, so they may leave the kiosk)."""
+
+    def __init__(self, capacity: int = 1000) -> None:
+        super().__init__()
+        self.lines: deque[str] = deque(maxlen=capacity)
+        self.setFormatter(JsonFormatter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record))
+        except Exception:
+            self.handleError(record)
+
+
+_recent = RecentLines()
+
+
+def recent_log_lines(count: int) -> list[str]:
+    return list(_recent.lines)[-count:]
+
+
 def setup(level: str = "INFO", fmt: str = "json") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [handler, _recent]
     root.setLevel(level)
     # Library chatter (escpos logs every open at INFO, waitress per queue) stays quiet.
     for noisy in ("escpos", "waitress.queue", "PIL"):

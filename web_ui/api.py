@@ -59,6 +59,17 @@ def printer_test() -> Any:
     return jsonify(outcome.as_dict()), (200 if outcome.printed else 503)
 
 
+@bp.post("/fleet/test-event")
+def fleet_test_event() -> Any:
+    from edge.fleet import queue_event
+
+    kiosk = _kiosk()
+    message = queue_event(kiosk.outbox, kiosk.config.kiosk.id, "fleet.test", "info", {"by": "api"})
+    if kiosk.fleet is not None:
+        kiosk.fleet.kick()
+    return jsonify({"queued": message.id, "seq": message.seq, "daemon": True})
+
+
 # --- developer panel (simulation only) ---------------------------------------------------
 
 

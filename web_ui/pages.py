@@ -11,7 +11,10 @@ bp = Blueprint("pages", __name__)
 def index() -> str:
     kiosk = current_app.extensions["kiosk"]
     return render_template(
-        "index.html", kiosk_id=kiosk.config.kiosk.id, site=kiosk.config.kiosk.site
+        "index.html",
+        kiosk_id=kiosk.config.kiosk.id,
+        site=kiosk.config.kiosk.site,
+        locked=kiosk.locked,
     )
 
 

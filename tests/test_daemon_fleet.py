@@ -1,0 +1,178 @@
+"""The whole daemon reporting to a real Mosquitto (mTLS, the shipped ACL): birth, events,
+signed commands that act on the kiosk, set-config, and the Last Will on SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from edge.fleet import sign_command
+from edge.fleet.commands import write_public_key
+from tests.conftest import start_daemon, write_sim_config
+from tests.mqtt_broker import Broker, FleetPki, Peer, assert_valid, central_peer, running_broker
+
+KIOSK = "TEST-01"
+OPERATOR = "op.hanoi"
+BASE = f"kiosk/v1/{KIOSK}"
+
+
+@pytest.fixture(scope="module")
+def fleet_pki(tmp_path_factory: pytest.TempPathFactory) -> FleetPki:
+    return FleetPki(tmp_path_factory.mktemp("fleet-pki"))
+
+
+@pytest.fixture
+def broker(tmp_path: Path, fleet_pki: FleetPki) -> Iterator[Broker]:
+    with running_broker(tmp_path / "broker", fleet_pki) as b:
+        yield b
+
+
+@pytest.fixture
+def central(broker: Broker, fleet_pki: FleetPki) -> Iterator[Peer]:
+    with central_peer(broker, fleet_pki) as peer:
+        yield peer
+
+
+@pytest.fixture
+def operator_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def fleet_config(tmp_path: Path, broker: Broker, pki: FleetPki, key) -> Path:
+    me = pki.client(KIOSK)
+    write_public_key(key, tmp_path / "operators", OPERATOR)
+    return write_sim_config(
+        tmp_path,
+        extra=f"""
+[mqtt]
+type = "broker"
+host = "127.0.0.1"
+port = {broker.port}
+ca_file = "{pki.ca_file}"
+cert_file = "{me.cert}"
+key_file = "{me.key}"
+trust_dir = "operators"
+telemetry_interval_s = 5
+reconnect_min_s = 0.2
+reconnect_max_s = 1.0
+""",
+    )
+
+
+def command(central: Peer, key, name: str, args: dict | None = None) -> dict:
+    envelope = sign_command(key, OPERATOR, name, args or {}, 300, target=KIOSK)
+    central.publish(f"{BASE}/cmd/{name}", json.dumps(envelope))
+    reply = central.wait_for(
+        f"{BASE}/cmd/{name}/result", lambda m: m.json()["id"] == envelope["id"], timeout=15
+    ).json()
+    assert_valid(reply, "command-result")
+    return reply
+
+
+def test_daemon_reports_and_obeys_signed_commands(
+    tmp_path: Path, broker: Broker, fleet_pki: FleetPki, central: Peer, operator_key
+) -> None:
+    config = fleet_config(tmp_path, broker, fleet_pki, operator_key)
+    daemon = start_daemon(config)
+    try:
+        birth = central.wait_for(f"{BASE}/state", lambda m: m.json()["state"] == "online").json()
+        assert_valid(birth, "state")
+        assert birth["status"]["locked"] is False
+
+        # A door opened at the kiosk reaches central as a schema-valid event.
+        daemon.post("/api/dev/door/open")
+        event = central.wait_for(
+            f"{BASE}/events", lambda m: m.json()["kind"] == "tamper.opened"
+        ).json()
+        assert_valid(event, "event")
+        assert event["severity"] == "critical"
+
+        telemetry = central.wait_for(
+            f"{BASE}/telemetry", lambda m: m.json()["door"] == "open", timeout=20
+        ).json()
+        assert_valid(telemetry, "telemetry")
+        assert telemetry["printer"]["online"] is True
+        assert telemetry["counts"]["tamper.opened"] == 1
+
+        # print-test: the slip lands in the simulated printer's output.
+        reply = command(central, operator_key, "print-test")
+        assert reply["status"] == "ok" and reply["result"]["printed"] is True
+        assert len(list((tmp_path / "printer-out").glob("*.bin"))) == 1
+
+        # lock: the kiosk shows its out-of-service screen and says so in its state.
+        assert command(central, operator_key, "lock")["result"] == {"locked": True}
+        assert daemon.get("/api/status")[1]["locked"] is True
+        import urllib.request
+
+        with urllib.request.urlopen(daemon.base + "/") as response:
+            assert "tạm ngừng phục vụ" in response.read().decode()
+        central.wait_for(f"{BASE}/state", lambda m: m.json()["status"].get("locked") is True)
+        assert command(central, operator_key, "unlock")["result"] == {"locked": False}
+
+        # collect-logs: recent log lines, without personal data by construction.
+        logs = command(central, operator_key, "collect-logs", {"lines": 50})["result"]["lines"]
+        assert logs and all(json.loads(line)["level"] for line in logs)
+
+        # An unsigned command is refused and the daemon keeps running.
+        central.publish(f"{BASE}/cmd/restart", json.dumps({"name": "restart", "id": "x"}))
+        refused = central.wait_for(
+            f"{BASE}/cmd/restart/result", lambda m: m.json()["status"] == "refused"
+        ).json()
+        assert refused["reason"]
+        assert daemon.get("/api/health")[0] == 200
+
+        # The CLI sees the connection.
+        status = subprocess.run(
+            [sys.executable, "-m", "edge", "fleet", "status", "--json", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert json.loads(status.stdout)["fleet"]["connected"] is True
+
+        # SIGKILL: the broker publishes the retained Last Will.
+        daemon.proc.send_signal(signal.SIGKILL)
+        daemon.proc.wait(5)
+        will = central.wait_for(f"{BASE}/state", lambda m: m.json()["state"] == "offline").json()
+        assert_valid(will, "state")
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+
+
+def test_set_config_validates_applies_and_restarts(
+    tmp_path: Path, broker: Broker, fleet_pki: FleetPki, central: Peer, operator_key
+) -> None:
+    config = fleet_config(tmp_path, broker, fleet_pki, operator_key)
+    before = config.read_text()
+    daemon = start_daemon(config)
+    try:
+        central.wait_for(f"{BASE}/state", lambda m: m.json()["state"] == "online")
+        bad = command(central, operator_key, "set-config", {"changes": {"web.port": 0}})
+        assert bad["status"] == "refused" and "web.port" in bad["message"]
+        assert config.read_text() == before  # nothing changed
+        forbidden = command(central, operator_key, "set-config", {"changes": {"kiosk.id": "X-2"}})
+        assert forbidden["status"] == "refused"
+        good = command(
+            central, operator_key, "set-config", {"changes": {"printer.paper_width_mm": 58}}
+        )
+        assert good["status"] == "ok" and good["result"]["restarting"] is True
+        assert daemon.proc.wait(10) == 75  # asks systemd for a restart
+        assert "paper_width_mm = 58" in config.read_text()
+        assert (tmp_path / "config.toml.bak").read_text() == before
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+    again = start_daemon(config)  # what systemd would do
+    try:
+        status = again.get("/api/status")[1]
+        assert status["ready"]
+    finally:
+        again.stop()
