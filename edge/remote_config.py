@@ -13,6 +13,7 @@ import tomlkit
 
 from edge import config as cfg
 from edge.errors import ConfigError
+from edge.files import fsync_dir
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def apply_config_change(app: Any, args: dict[str, Any]) -> dict[str, Any]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     logger.warning(
         "configuration changed remotely; restarting", extra={"keys": ",".join(sorted(changes))}
     )
@@ -78,11 +79,3 @@ def _set(document: Any, parts: list[str], value: Any) -> None:
 
             raise BadArgs(f"{'.'.join(parts)}: {part} is a value, not a block")
     node[parts[-1]] = value
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

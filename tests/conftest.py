@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from edge.config import SAMPLE_SCENES
+from tests.mqtt_broker import Broker, FleetPki, Peer, central_peer, running_broker
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -78,6 +79,27 @@ developer_panel = true
         encoding="utf-8",
     )
     return path
+
+
+# --- a real Mosquitto with mTLS and the shipped ACL (tests/mqtt_broker.py) ---------------------
+
+
+@pytest.fixture(scope="module")
+def fleet_pki(tmp_path_factory: pytest.TempPathFactory) -> FleetPki:
+    return FleetPki(tmp_path_factory.mktemp("fleet-pki"))
+
+
+@pytest.fixture
+def broker(tmp_path: Path, fleet_pki: FleetPki) -> Iterator[Broker]:
+    with running_broker(tmp_path / "broker", fleet_pki) as b:
+        yield b
+
+
+@pytest.fixture
+def central(broker: Broker, fleet_pki: FleetPki) -> Iterator[Peer]:
+    """Central, connected and subscribed to every kiosk's tree."""
+    with central_peer(broker, fleet_pki) as peer:
+        yield peer
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,28 +15,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from edge.fleet import sign_command
 from edge.fleet.commands import write_public_key
 from tests.conftest import start_daemon, write_sim_config
-from tests.mqtt_broker import Broker, FleetPki, Peer, assert_valid, central_peer, running_broker
+from tests.mqtt_broker import Broker, FleetPki, Peer, assert_valid
 
 KIOSK = "TEST-01"
 OPERATOR = "op.hanoi"
 BASE = f"kiosk/v1/{KIOSK}"
-
-
-@pytest.fixture(scope="module")
-def fleet_pki(tmp_path_factory: pytest.TempPathFactory) -> FleetPki:
-    return FleetPki(tmp_path_factory.mktemp("fleet-pki"))
-
-
-@pytest.fixture
-def broker(tmp_path: Path, fleet_pki: FleetPki) -> Iterator[Broker]:
-    with running_broker(tmp_path / "broker", fleet_pki) as b:
-        yield b
-
-
-@pytest.fixture
-def central(broker: Broker, fleet_pki: FleetPki) -> Iterator[Peer]:
-    with central_peer(broker, fleet_pki) as peer:
-        yield peer
 
 
 @pytest.fixture

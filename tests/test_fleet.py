@@ -23,28 +23,8 @@ from tests.mqtt_broker import (
     Peer,
     V311OnlyFront,
     assert_valid,
-    central_peer,
-    running_broker,
     wait_until,
 )
-
-
-@pytest.fixture(scope="module")
-def fleet_pki(tmp_path_factory: pytest.TempPathFactory) -> FleetPki:
-    return FleetPki(tmp_path_factory.mktemp("fleet-pki"))
-
-
-@pytest.fixture
-def broker(tmp_path: Path, fleet_pki: FleetPki) -> Iterator[Broker]:
-    with running_broker(tmp_path / "broker", fleet_pki) as b:
-        yield b
-
-
-@pytest.fixture
-def central(broker: Broker, fleet_pki: FleetPki) -> Iterator[Peer]:
-    with central_peer(broker, fleet_pki) as peer:
-        yield peer
-
 
 KIOSK = "KIOSK-A"
 OTHER = "KIOSK-B"

@@ -11,6 +11,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from edge.errors import StoreError
+from edge.files import fsync_dir
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class DataKey:
                 f.write(AESGCM.generate_key(bit_length=256))
                 f.flush()
                 os.fsync(f.fileno())
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
             logger.info("created data key file", extra={"path": str(path)})
         problem = key_file_problem(path)
         if problem:
@@ -79,11 +80,3 @@ def key_file_problem(path: Path) -> str | None:
     if info.st_size != 32:
         return f"key file {path} holds {info.st_size} bytes, not a 256-bit key"
     return None
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
