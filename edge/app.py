@@ -25,8 +25,7 @@ from edge.fleet import FleetClient, queue_event
 from edge.logs import recent_log_lines
 from edge.ports.camera import Camera
 from edge.ports.printer import PrinterTransport
-from edge.printing import PrintOutcome, PrintQueue
-from edge.receipts import selftest_page
+from edge.printing import PrintOutcome, PrintQueue, print_test_page
 from edge.remote_config import apply_config_change
 from edge.selftest import (
     Check,
@@ -301,16 +300,7 @@ class App:
         return alive and self.camera.state().ok and printer_ok
 
     def print_test_page(self) -> PrintOutcome:
-        c = self.config
-        data = selftest_page(
-            kiosk_id=c.kiosk.id,
-            site=c.kiosk.site,
-            printer=self.printer.transport.describe(),
-            paper_width_mm=c.printer.paper_width_mm,
-            profile=c.printer.profile,
-            now=dt.datetime.now(ZoneInfo(c.kiosk.timezone)),
-        )
-        return self.printer.submit("test", "Trang in thử", data)
+        return print_test_page(self.printer, self.config)
 
     def selftest(self, *, print_test: bool = False) -> list[Check]:
         return [

@@ -334,11 +334,9 @@ def cmd_print(args: argparse.Namespace, config: cfg.Config) -> int:
         parts = _LocalParts(config)
         try:
             if args.print_command == "test":
-                from edge.app import App
+                from edge.printing import print_test_page
 
-                app = App(config)
-                app.printer = parts.printer
-                outcome = app.print_test_page().as_dict()
+                outcome = print_test_page(parts.printer, config).as_dict()
             else:
                 outcome = parts.printer.reprint(args.job_id).as_dict()
         finally:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from edge.config import Config
 from edge.errors import BadInput, PrinterError
 from edge.events import Event, EventBus
 from edge.ports.printer import PrinterStatus, PrinterTransport
+from edge.receipts import selftest_page
 from edge.store import DataKey, Store
 
 logger = logging.getLogger(__name__)
@@ -121,6 +125,19 @@ class PrintQueue:
             self.bus.post(Event(f"printer.paper_{status.paper.replace('-', '_')}", "printer"))
         if status.cover_open and not previous.cover_open:
             self.bus.post(Event("printer.cover_open", "printer"))
+
+
+def print_test_page(queue: PrintQueue, config: Config) -> PrintOutcome:
+    """The technician's test page through the normal job path (kept for reprint if it fails)."""
+    data = selftest_page(
+        kiosk_id=config.kiosk.id,
+        site=config.kiosk.site,
+        printer=queue.transport.describe(),
+        paper_width_mm=config.printer.paper_width_mm,
+        profile=config.printer.profile,
+        now=dt.datetime.now(ZoneInfo(config.kiosk.timezone)),
+    )
+    return queue.submit("test", "Trang in thử", data)
 
 
 def _why_not(status: PrinterStatus) -> str:

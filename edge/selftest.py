@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import shutil
@@ -10,15 +9,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from edge.camera import CameraFeed
 from edge.config import Config
 from edge.controls import Controls
 from edge.errors import HardwareUnavailable
 from edge.ports.camera import Camera
-from edge.printing import PrintQueue
-from edge.receipts import selftest_page
+from edge.printing import PrintQueue, print_test_page
 from edge.store import Store
 from edge.store.crypto import key_file_problem
 
@@ -77,16 +74,7 @@ def check_printer(queue: PrintQueue, config: Config, *, print_test: bool) -> Che
             what = "out of paper" if status.paper == "out" else "cover open"
             return Check("printer", "fail", f"{where}: {what}")
         if print_test:
-            now = dt.datetime.now(ZoneInfo(config.kiosk.timezone))
-            data = selftest_page(
-                kiosk_id=config.kiosk.id,
-                site=config.kiosk.site,
-                printer=where,
-                paper_width_mm=config.printer.paper_width_mm,
-                profile=config.printer.profile,
-                now=now,
-            )
-            outcome = queue.submit("test", "Trang in thử", data)
+            outcome = print_test_page(queue, config)
             if not outcome.printed:
                 return Check("printer", "fail", f"{where}: test page failed: {outcome.error}")
             detail = f"{where}: test page printed (job {outcome.job_id})"
