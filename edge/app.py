@@ -417,6 +417,36 @@ def fleet_commands(app: App) -> dict[str, Any]:
     def set_config(args: dict[str, Any]) -> dict[str, Any]:
         return apply_config_change(app, args)
 
+    def rotate_certificate(args: dict[str, Any]) -> dict[str, Any]:
+        """No args: a new key on the device and its CSR for central to sign.
+        {"certificate": PEM}: the signed certificate, checked, installed, then a restart."""
+        from edge.fleet.certificates import (
+            CertificateRefused,
+            install_certificate,
+            start_rotation,
+        )
+
+        m, state_dir = app.config.mqtt, app.config.storage.state_dir
+        if "certificate" not in args:
+            return {"csr": start_rotation(state_dir, app.config.kiosk.id)}
+        if not (m.ca_file and m.cert_file and m.key_file):
+            raise BadArgs("this kiosk has no TLS client files configured")
+        if not isinstance(args["certificate"], str):
+            raise BadArgs("certificate must be a PEM string")
+        try:
+            result = install_certificate(
+                args["certificate"],
+                state_dir=state_dir,
+                kiosk_id=app.config.kiosk.id,
+                ca_file=m.ca_file,
+                cert_file=m.cert_file,
+                key_file=m.key_file,
+            )
+        except CertificateRefused as err:
+            raise BadArgs(str(err)) from err
+        app.request_restart()  # reconnect with the new identity
+        return {**result, "restarting": True}
+
     return {
         "restart": restart,
         "print-test": print_test,
@@ -424,4 +454,5 @@ def fleet_commands(app: App) -> dict[str, Any]:
         "unlock": unlock,
         "collect-logs": collect_logs,
         "set-config": set_config,
+        "rotate-certificate": rotate_certificate,
     }

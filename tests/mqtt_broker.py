@@ -108,6 +108,25 @@ class FleetPki:
             self._clients[cn] = self._issue(cn, server=False)
         return self._clients[cn]
 
+    def sign_csr(self, csr_pem: str, days: int = 30) -> str:
+        """Central's side of a certificate rotation: the CSR's key and name, our signature."""
+        csr = x509.load_pem_x509_csr(csr_pem.encode())
+        assert csr.is_signature_valid
+        now = dt.datetime.now(dt.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(csr.subject)
+            .issuer_name(self._ca_name)
+            .public_key(csr.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(self._ca_key, hashes.SHA256())
+        )
+        return cert.public_bytes(serialization.Encoding.PEM).decode()
+
     def _issue(self, cn: str, *, server: bool) -> Identity:
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)

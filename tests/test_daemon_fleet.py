@@ -158,3 +158,47 @@ def test_set_config_validates_applies_and_restarts(
         assert status["ready"]
     finally:
         again.stop()
+
+
+def test_certificate_rotation_keeps_the_key_on_the_kiosk(
+    tmp_path: Path, broker: Broker, fleet_pki: FleetPki, central: Peer, operator_key
+) -> None:
+    """rotate-certificate: CSR out, signed certificate in, checked, installed; the kiosk comes
+    back on the new certificate. A certificate for another key is refused."""
+    import shutil
+
+    me = fleet_pki.client(KIOSK)
+    own = tmp_path / "pki"
+    own.mkdir()
+    shutil.copy(me.cert, own / "kiosk.crt")
+    shutil.copy(me.key, own / "kiosk.key")
+    config = fleet_config(tmp_path, broker, fleet_pki, operator_key)
+    text = config.read_text().replace(str(me.cert), str(own / "kiosk.crt"))
+    config.write_text(text.replace(str(me.key), str(own / "kiosk.key")))
+    old_key = (own / "kiosk.key").read_bytes()
+    daemon = start_daemon(config)
+    try:
+        central.wait_for(f"{BASE}/state", lambda m: m.json()["state"] == "online")
+        csr = command(central, operator_key, "rotate-certificate")["result"]["csr"]
+        assert "PRIVATE KEY" not in csr and csr.startswith("-----BEGIN CERTIFICATE REQUEST")
+        wrong = command(
+            central, operator_key, "rotate-certificate", {"certificate": me.cert.read_text()}
+        )
+        assert wrong["status"] == "refused" and "pending key" in wrong["message"]
+        signed_cert = fleet_pki.sign_csr(csr)
+        done = command(central, operator_key, "rotate-certificate", {"certificate": signed_cert})
+        assert done["status"] == "ok" and done["result"]["installed"] is True
+        assert daemon.proc.wait(10) == 75
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+    assert (own / "kiosk.key").read_bytes() != old_key
+    assert (own / "kiosk.key").stat().st_mode & 0o777 == 0o600
+    assert (own / "kiosk.crt").read_text() == signed_cert
+    central.clear()
+    again = start_daemon(config)  # systemd's restart: connects with the new certificate
+    try:
+        birth = central.wait_for(f"{BASE}/state", lambda m: m.json()["state"] == "online")
+        assert_valid(birth.json(), "state")
+    finally:
+        again.stop()
