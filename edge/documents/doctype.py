@@ -19,6 +19,8 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from edge.identity.provinces import PROVINCES
+
 OTHER = "other"
 MIN_SCORE = 4.0  # below this nothing is recognised: "other" (a lone title phrase scores 4-6)
 MIN_SIMILARITY = 0.75  # a phrase counts when at most a quarter of its characters are wrong
@@ -244,7 +246,7 @@ def find_approx(pattern: str, text: str) -> tuple[float, int]:
         return 0.0, 0
     row = _last_row(pattern, text, anchored=False)
     end = int(np.argmin(row))
-    return 1 - row[end] / len(pattern), end
+    return 1 - int(row[end]) / len(pattern), end
 
 
 # --- type ---------------------------------------------------------------------------------
@@ -350,7 +352,8 @@ def extract_fields(doc_type: str, text: str) -> dict[str, str]:
     if doc_type == "cccd_back":
         fields.pop("name", None)  # the MRZ spells the name without accents; the front has it
     dob = _date_after(
-        r"(?:ngay\s*,?\s*thang\s*,?\s*nam\s*sinh|ngay\s*sinh|date\s*of\s*birth)", folded
+        r"(?:ngay\s*,?\s*thang\s*,?\s*nam\s*sinh|ngay\s*sinh|sinh\s*ngay|date\s*of\s*birth)",
+        folded,
     )
     if dob:
         fields["date_of_birth"] = dob
@@ -434,10 +437,10 @@ def _number(doc_type: str, nfc: str, folded: str) -> str | None:
         # ICAO TD1 line 1: IDVNM, the card number (9) and its check digit, then the ID (12).
         mrz = re.search(r"[a-z0-9]?dvnm\d{10}(\d{12})", folded.replace(" ", ""))
         if mrz:
-            return mrz.group(1)
+            return _id_number(mrz.group(1))
     if doc_type.startswith("cccd"):
         found = re.search(r"(?<!\d)(\d{12})(?!\d)", folded.replace(" ", ""))
-        return found.group(1) if found else None
+        return _id_number(found.group(1)) if found else None
     if doc_type == "land_use_certificate":
         found = re.search(r"(?<![a-z0-9])([a-z]{2})\s?(\d{6})(?!\d)", folded)
         if found:
@@ -450,6 +453,14 @@ def _number(doc_type: str, nfc: str, folded: str) -> str | None:
     if found:
         return nfc[found.start(1) : found.end(1)].rstrip(".")
     return None
+
+
+def _id_number(digits: str) -> str:
+    """A 12-digit personal ID opens with a province code (001-096); OCR reads its leading 0 as
+    6 or 8 now and then: mend that one digit when it makes a real code."""
+    if digits[:3] not in PROVINCES and f"0{digits[1:3]}" in PROVINCES and digits[0] in "689":
+        return "0" + digits[1:]
+    return digits
 
 
 def _issuer(doc_type: str, nfc: str, folded: str) -> str | None:
