@@ -18,6 +18,7 @@ import functools
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -1002,6 +1003,43 @@ def cached_shot(
 
 
 # --- measuring ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reading:
+    doc: Doc
+    page: Any  # edge.vision.page.ScannedPage, upright
+    ocr: Any  # edge.vision.ocr.OcrResult
+
+    @property
+    def cer(self) -> float:
+        return cer(self.doc.text, self.ocr.text)
+
+
+@functools.lru_cache(maxsize=64)
+def reading(seed: int, kind: str | None = None, *, photo: bool = False) -> Reading:
+    """The document of (seed, kind) read by the kiosk's pipeline, once per process: flat at the
+    pipeline's DPI (a flatbed scan), or photographed on the platen (CAPTURE) and scanned."""
+    from edge.vision.ocr import shared_ocr
+    from edge.vision.page import DPI, flat_page, scan
+
+    if photo:
+        shot = cached_shot(seed, kind)
+        doc, page = shot.doc, scan(shot.image)
+    else:
+        doc = cached_document(seed, kind)
+        page = flat_page(flat(doc, DPI), dpi=DPI)
+    assert doc is not None
+    page, result = shared_ocr().read_page(page)
+    return Reading(doc, page, result)
+
+
+def corpus_cer(readings: list[Reading]) -> float:
+    """Edits over reference characters, summed over the pages (long pages weigh more)."""
+    edits = sum(
+        edit_distance(normalise_text(r.doc.text), normalise_text(r.ocr.text)) for r in readings
+    )
+    return edits / max(1, sum(len(normalise_text(r.doc.text)) for r in readings))
 
 
 def normalise_text(text: str) -> str:

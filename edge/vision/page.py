@@ -578,8 +578,8 @@ def _finger(view: np.ndarray, inside: np.ndarray) -> Box | None:
         blob = labels[y : y + h, x : x + w] == i
         on_page = np.count_nonzero(blob & (inside[y : y + h, x : x + w] > 0))
         crosses = np.count_nonzero(blob & (ring[y : y + h, x : x + w] > 0))
-        # Reaches onto the page (1 % of it at least) across its edge, from outside it.
-        if on_page >= 0.01 * page_area and crosses > 0 and on_page < a and a > best_area:
+        # Reaches onto the page (0.3 % of it at least: a fingertip) across its edge, from outside.
+        if on_page >= 0.003 * page_area and crosses > 0 and on_page < a and a > best_area:
             best, best_area = (x, y, w, h), a
     return best
 
