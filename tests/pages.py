@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +86,7 @@ class Seg:
 @dataclass(frozen=True)
 class Doc:
     kind: str
-    image: np.ndarray  # BGR at `dpi`, the whole sheet
+    image: np.ndarray | None  # BGR at `dpi`, the whole sheet (None: not rendered)
     text: str  # reference text, NFC: one line per row
     fields: dict[str, str]  # the key fields a reader should find (ISO dates)
     names: tuple[str, ...]  # the people named as holder (child and parents, both spouses ...)
@@ -110,7 +110,7 @@ class Shot:
     may lie partly outside it when cut off), None on an empty platen."""
 
     image: np.ndarray
-    doc: Doc | None
+    doc: Doc | None  # without its image
     quad: np.ndarray | None
     problem: str | None
     seed: int
@@ -617,9 +617,15 @@ _TEMPLATES = {
 
 
 def document(
-    seed: int, kind: str | None = None, *, font: str | None = None, dpi: int = RENDER_DPI
+    seed: int,
+    kind: str | None = None,
+    *,
+    font: str | None = None,
+    dpi: int = RENDER_DPI,
+    render: bool = True,
 ) -> Doc:
-    """One page of `kind` (default: drawn from KINDS by the seed), rendered at dpi."""
+    """One page of `kind` (default: drawn from KINDS by the seed), rendered at dpi; render=False
+    gives the same text and fields without drawing anything (image None)."""
     rng = np.random.default_rng([seed, 4])
     kind = kind or KINDS[seed % len(KINDS)]
     font = font or FONTS[(seed // len(KINDS)) % len(FONTS)]
@@ -627,6 +633,9 @@ def document(
     card = kind.startswith("cccd")
     lay = _Layout(size_mm[0], (27.0, 3.0) if card else (22.0, 15.0), font)
     fields, names = build(rng, lay)
+    if not render:
+        text = unicodedata.normalize("NFC", "\n".join(_reading_order(lay.rows, font)))
+        return Doc(kind, None, text, fields, names, font, size_mm, dpi, seed, None, None, lay.qr)
     px_mm = dpi / 25.4
     w, h = round(size_mm[0] * px_mm), round(size_mm[1] * px_mm)
     paper = (236, 240, 246) if card else tuple(int(v) for v in rng.integers(246, 256, 3))
@@ -725,23 +734,31 @@ def _multiply(image: np.ndarray, layer: np.ndarray, ink: tuple[int, int, int]) -
     image[region] = (image[region].astype(np.float32) * blend).astype(np.uint8)
 
 
+def _window(image: np.ndarray, cx: float, cy: float, rx: float, ry: float):
+    """The part of the image around a mark (a view), and its top-left corner."""
+    h, w = image.shape[:2]
+    x0, y0 = max(0, int(cx - rx)), max(0, int(cy - ry))
+    x1, y1 = min(w, int(cx + rx) + 1), min(h, int(cy + ry) + 1)
+    return image[y0:y1, x0:x1], x0, y0
+
+
 def _stamp(image: np.ndarray, rng: np.random.Generator, centre: tuple[float, float], px_mm: float):
     """A round red seal: two rings, a star, and a ring of letters; slightly uneven ink."""
-    h, w = image.shape[:2]
-    layer = np.zeros((h, w), np.float32)
-    cx, cy = (
-        round(centre[0] + rng.normal(0, 2 * px_mm)),
-        round(centre[1] + rng.normal(0, 2 * px_mm)),
-    )
+    cx = round(centre[0] + rng.normal(0, 2 * px_mm))
+    cy = round(centre[1] + rng.normal(0, 2 * px_mm))
     r = round(17 * px_mm)
+    view, ox, oy = _window(image, cx, cy, r + 4 * px_mm, r + 4 * px_mm)
+    h, w = view.shape[:2]
+    lx, ly = cx - ox, cy - oy  # the centre in the window
+    layer = np.zeros((h, w), np.float32)
     thick = max(2, round(0.7 * px_mm))
-    cv2.circle(layer, (cx, cy), r, 1.0, thick, cv2.LINE_AA)
-    cv2.circle(layer, (cx, cy), round(r * 0.68), 1.0, max(1, thick // 2), cv2.LINE_AA)
+    cv2.circle(layer, (lx, ly), r, 1.0, thick, cv2.LINE_AA)
+    cv2.circle(layer, (lx, ly), round(r * 0.68), 1.0, max(1, thick // 2), cv2.LINE_AA)
     star = []
     for k in range(10):
         radius = r * (0.3 if k % 2 == 0 else 0.12)
         angle = -np.pi / 2 + k * np.pi / 5
-        star.append((cx + radius * np.cos(angle), cy + radius * np.sin(angle)))
+        star.append((lx + radius * np.cos(angle), ly + radius * np.sin(angle)))
     cv2.fillPoly(layer, [np.int32(star)], 1.0, cv2.LINE_AA)
     letters = "ỦY BAN NHÂN DÂN * " * 2
     font = _font(FONTS[0], True, max(6, round(3 * px_mm)))
@@ -752,8 +769,8 @@ def _stamp(image: np.ndarray, rng: np.random.Generator, centre: tuple[float, flo
             (glyph.width / 2, glyph.height / 2), ch, fill=255, font=font, anchor="mm"
         )
         glyph = glyph.rotate(-np.degrees(angle), resample=Image.Resampling.BILINEAR)
-        gx = round(cx + 0.84 * r * np.sin(angle) - glyph.width / 2)
-        gy = round(cy - 0.84 * r * np.cos(angle) - glyph.height / 2)
+        gx = round(lx + 0.84 * r * np.sin(angle) - glyph.width / 2)
+        gy = round(ly - 0.84 * r * np.cos(angle) - glyph.height / 2)
         g = np.array(glyph, np.float32) / 255
         x0, y0 = max(gx, 0), max(gy, 0)
         x1, y1 = min(gx + g.shape[1], w), min(gy + g.shape[0], h)
@@ -762,7 +779,7 @@ def _stamp(image: np.ndarray, rng: np.random.Generator, centre: tuple[float, flo
             layer[y0:y1, x0:x1] = np.maximum(layer[y0:y1, x0:x1], sub)
     speckle = cv2.GaussianBlur(rng.random((h // 8 + 1, w // 8 + 1)).astype(np.float32), (0, 0), 1)
     speckle = cv2.resize(speckle, (w, h))
-    _multiply(image, layer * np.clip(0.55 + 0.6 * speckle, 0, 0.95), RED)
+    _multiply(view, layer * np.clip(0.55 + 0.6 * speckle, 0, 0.95), RED)
     return cx, cy, r
 
 
@@ -770,21 +787,22 @@ def _signature(
     image: np.ndarray, rng: np.random.Generator, centre: tuple[float, float], px_mm: float
 ):
     """A blue pen scribble: a few smooth loops and a long underline."""
-    h, w = image.shape[:2]
-    layer = np.zeros((h, w), np.float32)
-    t = np.linspace(0, 1, 400)
     cx, cy = centre
     width, height = 38 * px_mm, 11 * px_mm
+    view, ox, oy = _window(image, cx, cy, width / 2 + 6 * px_mm, height + 4 * px_mm)
+    layer = np.zeros(view.shape[:2], np.float32)
+    t = np.linspace(0, 1, 400)
     xs = cx - width / 2 + width * t
     freq, phase = rng.uniform(3, 6), rng.uniform(0, 2 * np.pi)
     ys = cy + height / 2 * np.sin(2 * np.pi * freq * t + phase) * np.exp(-1.5 * t)
     xs += 4 * px_mm * np.cos(2 * np.pi * freq * t + phase)
     pts = np.int32(np.stack([xs, ys], axis=1))
     pen = max(2, round(0.45 * px_mm))
-    cv2.polylines(layer, [pts], False, 1.0, pen, cv2.LINE_AA)
     tail = np.int32([[cx - width / 2, cy + height * 0.7], [cx + width / 2, cy + height * 0.4]])
-    cv2.polylines(layer, [tail], False, 1.0, pen, cv2.LINE_AA)
-    _multiply(image, layer * 0.95, BLUE)
+    offset = np.int32([ox, oy])
+    cv2.polylines(layer, [pts - offset], False, 1.0, pen, cv2.LINE_AA)
+    cv2.polylines(layer, [tail - offset], False, 1.0, pen, cv2.LINE_AA)
+    _multiply(view, layer * 0.95, BLUE)
     x0, y0 = pts.min(axis=0)
     x1, y1 = np.maximum(pts.max(axis=0), tail.max(axis=0))
     return int(x0), int(y0), int(x1 - x0), int(y1 - y0)
@@ -792,13 +810,14 @@ def _signature(
 
 def flat(doc: Doc, dpi: int) -> np.ndarray:
     """The document as a flatbed scan at dpi (area resampling of the render)."""
+    assert doc.image is not None, "a document made with render=False has no pixels"
     if dpi == doc.dpi:
         return doc.image
     scale = dpi / doc.dpi
     return cv2.resize(doc.image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=8)  # a 300 dpi A4 render is 26 MB
 def cached_document(seed: int, kind: str | None = None, font: str | None = None) -> Doc:
     """document(seed, kind, font=font) made once per process (treat the image as read-only)."""
     return document(seed, kind, font=font)
@@ -879,6 +898,7 @@ def photographed(
     )
     quad, turn = _page_quad(rng, doc, size, cut=problem == "cut_off")
     sheet = doc.image
+    assert sheet is not None
     h, w = sheet.shape[:2]
     side = float(np.hypot(*(quad[1] - quad[0])))
     shrink = side / w
@@ -895,15 +915,17 @@ def photographed(
     # A soft drop shadow of the sheet on the platen, a little offset.
     drop = cv2.GaussianBlur(alpha[:, :, 0], (0, 0), fw / 300)
     drop = np.roll(drop, (round(fh / 250), round(fw / 250)), axis=(0, 1))[:, :, None]
-    frame = frame * (1 - 0.35 * drop)
-    frame = frame * (1 - alpha) + warped.astype(np.float32) * alpha
+    frame *= 1 - 0.35 * drop
+    frame *= 1 - alpha
+    frame += warped * alpha
+    del warped, drop
     extra: dict[str, object] = {}
     if problem == "finger":
         extra["finger_tip"] = _finger(frame, rng, quad, size)
     image = _camera(frame, rng, size, problem, quad=quad, alpha=alpha, extra=extra)
     return Shot(
         image,
-        doc,
+        replace(doc, image=None),  # cached_document(seed, kind) has the pixels
         quad,
         problem,
         seed,
@@ -970,7 +992,9 @@ def _camera(
     if problem == "dark":
         gain *= rng.uniform(0.22, 0.32)
     light_full = cv2.resize(light.astype(np.float32), (fw, fh), interpolation=cv2.INTER_LINEAR)
-    img = frame * light_full[:, :, None] * gain
+    img = frame  # float32, ours to change in place
+    img *= light_full[:, :, None]
+    img *= gain
     if problem == "glare" and quad is not None and alpha is not None:
         centre = quad.mean(axis=0) + rng.uniform(-0.25, 0.25, 2) * np.ptp(quad, axis=0)
         sigma = rng.uniform(0.035, 0.06) * fw
@@ -980,21 +1004,21 @@ def _camera(
         img += rng.uniform(170, 240) * spot[:, :, None] * alpha
         if extra is not None:
             extra["glare"] = (float(centre[0]), float(centre[1]))
-    img = np.clip(img, 0, 255)
+    np.clip(img, 0, 255, out=img)
     blur = (
         rng.uniform(3.0, 4.5) * fw / PREVIEW[0]
         if problem == "blurred"
         else rng.uniform(0.3, 0.8) * fw / CAPTURE[0] * 1.6
     )
-    img = cv2.GaussianBlur(img, (0, 0), blur)
+    cv2.GaussianBlur(img, (0, 0), blur, dst=img)
     img += _noise(rng, img.shape, rng.uniform(2, 5))
-    out = np.clip(img, 0, 255).astype(np.uint8)
+    out = cv2.convertScaleAbs(img)  # rounds and saturates to 0-255
     ok, data = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(80, 93))])
     assert ok
     return cv2.imdecode(data, cv2.IMREAD_COLOR)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=24)  # 15 MB a capture frame, 4 MB a preview
 def cached_shot(
     seed: int, kind: str | None = None, size: tuple[int, int] = CAPTURE, problem: str | None = None
 ) -> Shot:
@@ -1007,9 +1031,13 @@ def cached_shot(
 
 @dataclass(frozen=True)
 class Reading:
-    doc: Doc
-    page: Any  # edge.vision.page.ScannedPage, upright
+    """What the pipeline made of one document; no pixels kept (many are cached at once)."""
+
+    doc: Doc  # without its image
     ocr: Any  # edge.vision.ocr.OcrResult
+    size_mm: tuple[float, float]  # of the flat page, as it came out upright
+    shape: tuple[int, int]  # height, width of the flat page in px
+    rotation: int  # quarter turns the reader applied
 
     @property
     def cer(self) -> float:
@@ -1024,14 +1052,12 @@ def reading(seed: int, kind: str | None = None, *, photo: bool = False) -> Readi
     from edge.vision.page import DPI, flat_page, scan
 
     if photo:
-        shot = cached_shot(seed, kind)
-        doc, page = shot.doc, scan(shot.image)
+        page = scan(cached_shot(seed, kind).image)
     else:
-        doc = cached_document(seed, kind)
-        page = flat_page(flat(doc, DPI), dpi=DPI)
-    assert doc is not None
+        page = flat_page(flat(cached_document(seed, kind), DPI), dpi=DPI)
     page, result = shared_ocr().read_page(page)
-    return Reading(doc, page, result)
+    doc = document(seed, kind, render=False)
+    return Reading(doc, result, page.size_mm, page.gray.shape, page.rotation)
 
 
 def corpus_cer(readings: list[Reading]) -> float:

@@ -100,7 +100,7 @@ def test_doc_scan_force_writes_a_blurred_page_with_its_warning(files: dict[str, 
 
 
 def test_ocr_of_a_photographed_sheet_with_the_name_check(files: dict[str, Path]) -> None:
-    doc = pages.cached_document(pages.KINDS.index("residence_confirmation"))
+    doc = pages.document(pages.KINDS.index("residence_confirmation"), render=False)
     holder = doc.names[0]
     code, data, _ = run("ocr", str(files["sheet.jpg"]), "--name", holder.upper(), "--json")
     assert code == EXIT_OK and data is not None
@@ -116,7 +116,7 @@ def test_ocr_of_a_photographed_sheet_with_the_name_check(files: dict[str, Path])
 
 
 def test_ocr_of_a_flat_card_scan_reads_its_qr(files: dict[str, Path]) -> None:
-    doc = pages.cached_document(pages.KINDS.index("cccd_front"))
+    doc = pages.document(pages.KINDS.index("cccd_front"), render=False)
     code, data, _ = run("ocr", str(files["card.png"]), "--json")
     assert code == EXIT_OK and data is not None
     assert data["rectified"] is False  # a scan: read as it is

@@ -61,7 +61,7 @@ def test_find_approx_locates_a_damaged_phrase() -> None:
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_every_generated_type_and_its_fields_from_the_reference_text(seed: int) -> None:
-    doc = pages.cached_document(seed)
+    doc = pages.document(seed, render=False)
     size = doc.size_mm
     found = recognise(doc.text, page_size_mm=(min(size), max(size)))
     assert found.doc_type == doc.kind, found.scores
@@ -79,7 +79,7 @@ def test_every_generated_type_and_its_fields_from_the_reference_text(seed: int) 
 def test_every_type_from_ocr_of_a_flat_page(kind: str) -> None:
     seed = pages.KINDS.index(kind)
     read = pages.reading(seed)
-    found = recognise(read.ocr.text, lines=read.ocr.lines, page_size_mm=read.page.size_mm)
+    found = recognise(read.ocr.text, lines=read.ocr.lines, page_size_mm=read.size_mm)
     assert found.doc_type == kind, found.scores
     wrong = {
         key: (found.fields.get(key), value)
@@ -109,7 +109,7 @@ def _ocr_noise(text: str, rng: np.random.Generator, rate: float) -> str:
 
 @pytest.mark.parametrize("seed", range(len(pages.KINDS) * 2))
 def test_types_survive_ocr_damage(seed: int) -> None:
-    doc = pages.cached_document(seed)
+    doc = pages.document(seed, render=False)
     noisy = _ocr_noise(doc.text, np.random.default_rng(seed), 0.12)
     assert recognise(noisy).doc_type == doc.kind
 
@@ -119,7 +119,7 @@ def test_unrelated_text_is_other() -> None:
         found = recognise(text)
         assert found.doc_type == OTHER and found.score == 0 and found.fields == {}
     # A card-sized page of the words of a birth certificate is still one, not a CCCD.
-    doc = pages.cached_document(pages.KINDS.index("birth_certificate"))
+    doc = pages.document(pages.KINDS.index("birth_certificate"), render=False)
     assert recognise(doc.text, page_size_mm=(54, 85.6)).doc_type == "birth_certificate"
 
 
@@ -151,7 +151,7 @@ def test_a_misread_leading_zero_of_an_id_number_is_mended() -> None:
 
 
 def test_name_check_ignores_accents_case_and_spacing() -> None:
-    doc = pages.cached_document(pages.KINDS.index("residence_confirmation"))
+    doc = pages.document(pages.KINDS.index("residence_confirmation"), render=False)
     found = recognise(doc.text)
     holder = doc.names[0]
     for typed in (
@@ -175,11 +175,11 @@ def test_name_check_ignores_accents_case_and_spacing() -> None:
 
 
 def test_name_check_on_documents_naming_several_people() -> None:
-    birth = pages.cached_document(pages.KINDS.index("birth_certificate"))
+    birth = pages.document(pages.KINDS.index("birth_certificate"), render=False)
     found = recognise(birth.text)
     child, mother, father = birth.names
     assert {check_name(found, n).result for n in (child, mother, father)} == {"match"}
-    marriage = pages.cached_document(pages.KINDS.index("marriage_certificate"))
+    marriage = pages.document(pages.KINDS.index("marriage_certificate"), render=False)
     found = recognise(marriage.text)
     assert {check_name(found, n).result for n in marriage.names} == {"match"}
 
@@ -199,7 +199,7 @@ def test_name_check_not_found_and_text_fallback() -> None:
 
 
 def test_recognition_keeps_personal_data_out_of_repr() -> None:
-    doc = pages.cached_document(pages.KINDS.index("cccd_front"))
+    doc = pages.document(pages.KINDS.index("cccd_front"), render=False)
     found = recognise(doc.text)
     assert doc.names[0] not in repr(found)
     assert found.as_dict()["fields"]["name"] == found.fields["name"]

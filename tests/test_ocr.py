@@ -44,7 +44,7 @@ def test_every_diacritic_of_a_clean_line_is_read() -> None:
 def test_lines_carry_boxes_confidences_and_nfc_text() -> None:
     read = pages.reading(pages.KINDS.index("residence_confirmation"))
     result = read.ocr
-    h, w = read.page.gray.shape
+    h, w = read.shape
     assert result.text == "\n".join(line.text for line in result.lines)
     assert unicodedata.is_normalized("NFC", result.text)
     assert 80 <= result.mean_confidence <= 100
@@ -69,7 +69,7 @@ def test_pages_put_down_any_way_round_come_out_upright() -> None:
         assert pages.cer(doc.text, result.text) < 0.03
     # The landscape diploma is rectified as a portrait sheet and turned to lie across.
     diploma = pages.reading(pages.KINDS.index("diploma"), photo=True)
-    h, w = diploma.page.image.shape[:2]
+    h, w = diploma.shape
     assert w > h and diploma.cer < 0.05
 
 
