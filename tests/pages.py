@@ -935,6 +935,22 @@ def photographed(
     )
 
 
+def place(
+    page: np.ndarray, quad: np.ndarray, *, size: tuple[int, int] = PREVIEW, seed: int = 0
+) -> np.ndarray:
+    """A flat page image laid on the platen with its corners (tl, tr, br, bl) at quad, under
+    even light: for shots whose geometry a test chooses."""
+    rng = np.random.default_rng([seed, 6])
+    frame = platen(rng, size)
+    h, w = page.shape[:2]
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    matrix = cv2.getPerspectiveTransform(src, np.float32(quad))
+    warped = cv2.warpPerspective(page, matrix, size, flags=cv2.INTER_AREA)
+    alpha = cv2.warpPerspective(np.full((h, w), 255, np.uint8), matrix, size)[:, :, None] / 255
+    out = frame * (1 - alpha) + warped * 0.9 * alpha
+    return cv2.GaussianBlur(out.astype(np.uint8), (0, 0), 0.6)
+
+
 def _finger(frame: np.ndarray, rng: np.random.Generator, quad: np.ndarray, size: tuple[int, int]):
     """A fingertip holding the page down: enters from the frame edge nearest a page side."""
     fw, fh = size

@@ -91,6 +91,25 @@ def test_each_fault_gets_its_message(problem: str, code: str, vi: str) -> None:
             assert refused.value.message_vi == MESSAGES[code][0]
 
 
+def test_a_small_scrap_or_a_steeply_seen_sheet_is_refused() -> None:
+    sheet = pages.flat(pages.cached_document(pages.KINDS.index("other")), 60)
+    scrap = pages.place(sheet, np.float32([[600, 400], [700, 400], [700, 541], [600, 541]]))
+    check = check_page(scrap)
+    assert check.found and check.problems[0] == "too_small"
+    assert check.messages()[0]["vi"] == MESSAGES["too_small"][0]
+    # Seen from the side: the far edge half as long as the near one.
+    steep = pages.place(sheet, np.float32([[460, 120], [820, 120], [1060, 860], [220, 860]]))
+    check = check_page(steep)
+    assert check.found and check.problems[0] == "too_skewed", check.quality
+    assert check.quality.side_ratio > 2
+    with pytest.raises(PageRejected) as refused:
+        scan(steep, check=check)
+    assert refused.value.message_vi.startswith("Trang giấy bị nghiêng hoặc cong vênh.")
+    # The same sheet laid square is fine.
+    square = pages.place(sheet, np.float32([[340, 40], [940, 40], [940, 890], [340, 890]]))
+    assert check_page(square).problems == ()
+
+
 def test_a_captured_sheet_is_rectified_to_a4_at_the_chosen_dpi() -> None:
     shot = pages.cached_shot(pages.KINDS.index("birth_certificate"))
     page = shared_ocr().upright(scan(shot.image))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import cv2
@@ -27,7 +27,7 @@ DPI = 200  # rectified pages: see docs/document-ocr.md for 200 vs 300 (CER and t
 A4_MM = (210.0, 297.0)
 ID1_MM = (85.6, 54.0)
 DETECT_WIDTH = 640  # the sheet is searched on a copy this wide
-QUALITY_WIDTH = 1280  # blur, glare and skin are judged on a copy this wide (the live preview)
+QUALITY_WIDTH = 1280  # sides are placed and blur judged on a copy this wide (the live preview)
 
 # Judged on the generated corpus (tests/pages.py), see docs/document-ocr.md.
 MIN_AREA = 0.03  # of the frame; an ID card on the platen covers about 6 %
@@ -48,7 +48,7 @@ Box = tuple[int, int, int, int]  # x, y, w, h
 Point = tuple[float, float]
 
 # code -> (Vietnamese for the citizen, English for staff and logs)
-MESSAGES: dict[str, tuple[str, str]] = {
+MESSAGES: dict[Problem, tuple[str, str]] = {
     "no_page": (
         "Không thấy trang giấy. Vui lòng đặt giấy tờ vào vùng chụp, mặt có chữ hướng lên.",
         "No page found. Place the document in the capture area, printed side up.",
@@ -83,7 +83,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
 }
 # Without these nothing usable can be cut out of the frame; the others still allow a manual shot.
-BLOCKING: frozenset[str] = frozenset({"no_page", "too_dark", "cut_off", "too_small", "too_skewed"})
+BLOCKING: frozenset[Problem] = frozenset(
+    {"no_page", "too_dark", "cut_off", "too_small", "too_skewed"}
+)
 
 
 class PageRejected(BadInput):
@@ -138,7 +140,7 @@ class PageCheck:
     found: bool
     quad: tuple[Point, ...] | None
     quality: Quality
-    problems: tuple[str, ...]
+    problems: tuple[Problem, ...]
     frame_size: tuple[int, int]  # width, height
     glare_boxes: tuple[Box, ...] = ()
     finger_box: Box | None = None
@@ -188,7 +190,7 @@ class ScannedPage:
     check: PageCheck
     skew_deg: float = 0.0
     rotation: int = 0
-    qr: tuple[QrCode, ...] = field(default=())
+    qr: tuple[QrCode, ...] = ()
 
     @property
     def size_mm(self) -> tuple[float, float]:
@@ -255,7 +257,7 @@ def _paper_mask(small: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         [gray[:4].ravel(), gray[-4:].ravel(), gray[:, :4].ravel(), gray[:, -4:].ravel()]
     )
     platen = float(np.percentile(border, 30))
-    bright = float(np.percentile(gray, 97))
+    bright = float(np.percentile(gray, 99.5))  # a card covers only a few % of the frame
     threshold = platen + 0.35 * (bright - platen)
     mask = (gray > threshold).astype(np.uint8) * 255
     low, high = _channels_min_max(small)
@@ -290,8 +292,7 @@ def _find(small: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         paper = float(np.percentile(gray[sheet > 0], 75))
         if paper < MIN_PAPER_CONTRAST * max(float(np.median(outside)), 1.0):
             return None
-    quad = _quad_of(contour)
-    return None if quad is None else (quad, sheet)
+    return _quad_of(contour), sheet
 
 
 def _edge_step(gray: np.ndarray, contour: np.ndarray) -> float:
@@ -310,7 +311,7 @@ def _edge_step(gray: np.ndarray, contour: np.ndarray) -> float:
     return float(np.median(magnitude[pts[:, 1], pts[:, 0]]))
 
 
-def _quad_of(contour: np.ndarray) -> np.ndarray | None:
+def _quad_of(contour: np.ndarray) -> np.ndarray:
     """Four corners of the sheet: the hull simplified to 4 points, each side then refit to the
     outline points along it (a finger or a clipped corner bends the hull, not the fit)."""
     hull = cv2.convexHull(contour)
@@ -329,6 +330,7 @@ def _quad_of(contour: np.ndarray) -> np.ndarray | None:
 
 
 def _refine(quad: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Each side refit (Huber) to the outline points along its middle 80 %."""
     lines = []
     for i in range(4):
         a, b = quad[i], quad[(i + 1) % 4]
@@ -425,7 +427,7 @@ def check_page(frame: np.ndarray) -> PageCheck:
     found = _find(small)
     if found is None:
         level = float(np.percentile(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), 97))
-        problem = "too_dark" if level < MIN_PAPER_LEVEL * 0.6 else "no_page"
+        problem: Problem = "too_dark" if level < MIN_PAPER_LEVEL * 0.6 else "no_page"
         return PageCheck(False, None, Quality(), (problem,), (fw, fh))
     quad_small, sheet_small = found
     # The outline is found at 640 px; its sides are then placed on the 1280 px copy.
@@ -464,7 +466,7 @@ def check_page(frame: np.ndarray) -> PageCheck:
         side_ratio=side_ratio,
         cut_edges=edges,
     )
-    problems: list[str] = []
+    problems: list[Problem] = []
     if edges:
         problems.append("cut_off")
     if area < MIN_AREA:
