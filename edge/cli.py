@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, NoReturn
 
-from edge import __version__, cli_identity
+from edge import __version__, cli_document, cli_identity
 from edge import config as cfg
 from edge.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput, ConfigError, KioskError
 
@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     reprint = printer_sub.add_parser("reprint", parents=[common], help="reprint a kept job")
     reprint.add_argument("job_id")
     cli_identity.add_parsers(sub, common, _Parser)
+    cli_document.add_parsers(sub, common, _Parser)
 
     fleet = sub.add_parser("fleet", parents=[common], help="fleet reporting (MQTT)")
     fleet_sub = fleet.add_subparsers(dest="fleet_command", required=True, parser_class=_Parser)
@@ -413,8 +414,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "config":
             return cmd_config(args)
+        emit = lambda data, text: _emit(data, text, as_json=args.json)  # noqa: E731
         if args.command in ("id", "face"):  # work on files; no kiosk config needed
-            return cli_identity.run(args, lambda data, text: _emit(data, text, as_json=args.json))
+            return cli_identity.run(args, emit)
+        if args.command in ("doc", "ocr"):
+            return cli_document.run(args, emit)
         config, config_path = resolve_config(args)
         if args.command == "run":
             return cmd_run(args, config, config_path)
