@@ -23,7 +23,10 @@ from edge.vision.qr import QrCode, decode_qr, to_gray
 
 logger = logging.getLogger(__name__)
 
-DPI = 200  # rectified pages: see docs/document-ocr.md for 200 vs 300 (CER and time)
+# Rectified pages: sheets at 200 dpi (what the camera resolves; 300 read no better and took 1.4x
+# longer), cards at 300 (their 6-point print needs it: CER halved). See docs/document-ocr.md.
+DPI = 200
+CARD_DPI = 300
 A4_MM = (210.0, 297.0)
 ID1_MM = (85.6, 54.0)
 DETECT_WIDTH = 640  # the sheet is searched on a copy this wide
@@ -178,7 +181,7 @@ class PageCheck:
 @dataclass(frozen=True, slots=True, eq=False)
 class ScannedPage:
     """A flattened page. `image` (BGR, enhanced, colours kept) is what the e-copy embeds at `dpi`;
-    `gray` is the OCR copy; `flat` the rectified frame before any enhancement. `rotation` is
+    `gray` is the OCR copy; `flat` the rectified, straightened frame before enhancement. `rotation` is
     the quarter turns (counter-clockwise, as numpy.rot90) applied after rectification, by
     upright(); `qr` holds every QR read on the original, corners in the frame."""
 
@@ -229,10 +232,18 @@ def _bgr(frame: np.ndarray) -> np.ndarray:
 
 
 def _resized(image: np.ndarray, width: int) -> tuple[np.ndarray, float]:
+    """A copy `width` wide (never enlarged), and the scale. Halvings by pyrDown first: OpenCV's
+    area resampling is 5x slower at a ratio like 0.49 than a pyramid step."""
     scale = width / image.shape[1]
     if scale >= 1:
         return image, 1.0
-    return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), scale
+    out = image
+    while width / out.shape[1] <= 0.5:
+        out = cv2.pyrDown(out)
+    if out.shape[1] != width:
+        height = max(1, round(image.shape[0] * scale))
+        out = cv2.resize(out, (width, height), interpolation=cv2.INTER_AREA)
+    return out, scale
 
 
 def _channels_min_max(bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -423,7 +434,9 @@ def check_page(frame: np.ndarray) -> PageCheck:
     """Find the sheet and judge the shot (see MESSAGES for what each problem tells the citizen)."""
     bgr = _bgr(frame)
     fh, fw = bgr.shape[:2]
-    small, scale = _resized(bgr, DETECT_WIDTH)
+    view, vscale = _resized(bgr, QUALITY_WIDTH)
+    small, half = _resized(view, DETECT_WIDTH)
+    scale = vscale * half
     found = _find(small)
     if found is None:
         level = float(np.percentile(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), 97))
@@ -431,7 +444,6 @@ def check_page(frame: np.ndarray) -> PageCheck:
         return PageCheck(False, None, Quality(), (problem,), (fw, fh))
     quad_small, sheet_small = found
     # The outline is found at 640 px; its sides are then placed on the 1280 px copy.
-    view, vscale = _resized(bgr, QUALITY_WIDTH)
     gray = cv2.cvtColor(view, cv2.COLOR_BGR2GRAY)
     quad = (
         _snap(cv2.GaussianBlur(gray, (3, 3), 0).astype(np.float32), quad_small * (vscale / scale))
@@ -616,19 +628,21 @@ def rectify(
     dpi: int = DPI,
     size_mm: tuple[float, float] | None = None,
 ) -> np.ndarray:
-    """The sheet cut out and flattened to size_mm (short, long) at dpi. Sheets come out upright
-    (portrait), cards lying (landscape); which end is up is decided later (OCR)."""
+    """The sheet cut out and flattened to size_mm (short, long) at dpi, as it is (no deskew,
+    no enhancement). Sheets come out upright (portrait), cards lying (landscape); which end
+    is up is decided later (OCR)."""
     bgr = _bgr(frame)
     quad = np.float32(quad).reshape(4, 2)
     if size_mm is None:
         _, size_mm = paper_size(quad, (bgr.shape[1], bgr.shape[0]))
-    return _warp(bgr, quad, dpi, size_mm)[0]
+    matrix, size = _homography(quad, dpi, size_mm)
+    return _warp(bgr, matrix, size)
 
 
-def _warp(
-    bgr: np.ndarray, quad: np.ndarray, dpi: int, size_mm: tuple[float, float]
-) -> tuple[np.ndarray, np.ndarray]:
-    """(flat page, frame-to-page homography)."""
+def _homography(
+    quad: np.ndarray, dpi: int, size_mm: tuple[float, float]
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """(frame-to-page homography, page size in px)."""
     short_mm, long_mm = sorted(size_mm)
     card = long_mm < 120
     sides = np.hypot(*(np.roll(quad, -1, axis=0) - quad).T)
@@ -639,12 +653,20 @@ def _warp(
     w_mm, h_mm = (long_mm, short_mm) if card else (short_mm, long_mm)
     w, h = round(w_mm / 25.4 * dpi), round(h_mm / 25.4 * dpi)
     target = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-    matrix = cv2.getPerspectiveTransform(quad, target)
+    return cv2.getPerspectiveTransform(np.float32(quad), target), (w, h)
+
+
+def _warp(bgr: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     # The source is usually coarser than the target: linear is as good as cubic here, 2x faster.
-    flat = cv2.warpPerspective(
-        bgr, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    return cv2.warpPerspective(
+        bgr, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
-    return flat, matrix
+
+
+def _turn(degrees: float, size: tuple[int, int]) -> np.ndarray:
+    """3x3: turn by degrees (counter-clockwise) about the centre of an image of size w, h."""
+    w, h = size
+    return np.vstack([cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0), [0, 0, 1]])
 
 
 def paper_background(image: np.ndarray) -> np.ndarray:
@@ -784,9 +806,10 @@ def deskew(image: np.ndarray, degrees: float) -> np.ndarray:
 
 
 def scan(
-    frame: np.ndarray, *, dpi: int = DPI, check: PageCheck | None = None, qr: bool = True
+    frame: np.ndarray, *, dpi: int | None = None, check: PageCheck | None = None, qr: bool = True
 ) -> ScannedPage:
     """Cut out, flatten, straighten and clean the page in the frame; read any QR on it.
+    dpi: of the flat page; default DPI for a sheet, CARD_DPI for an ID card.
 
     Raises PageRejected when no page can be cut out (no page, cut off, too small, tilted, too
     dark); other problems (blur, glare, finger) are kept in .check for the caller to show.
@@ -798,21 +821,43 @@ def scan(
     bgr = _bgr(frame)
     quad = np.float32(check.quad)
     paper, size_mm = paper_size(quad, check.frame_size)
-    flat, matrix = _warp(bgr, quad, dpi, size_mm)
-    return _finish(flat, dpi=dpi, paper=paper, check=check, frame=bgr, matrix=matrix, qr=qr)
+    dpi = dpi or (CARD_DPI if paper == "ID-1" else DPI)
+    matrix, (w, h) = _homography(quad, dpi, size_mm)
+    # The print's skew, measured on a half-size cut; then one warp with the turn folded in.
+    halved = np.diag([0.5, 0.5, 1.0]) @ matrix
+    skew = _print_skew(_warp(bgr, halved, (w // 2, h // 2)), dpi // 2)
+    if abs(skew) >= 0.1:
+        matrix = _turn(skew, (w, h)) @ matrix
+    flat = _warp(bgr, matrix, (w, h))
+    return _finish(flat, dpi=dpi, paper=paper, check=check, matrix=matrix, skew=skew, qr=qr)
 
 
 def flat_page(image: np.ndarray, *, dpi: int | None = None, qr: bool = True) -> ScannedPage:
-    """A page that is already flat (a scan, or a photo filling the frame): cleaned, straightened
-    and read for QR like scan() does, without looking for a sheet. dpi: default from the size,
-    taking the image's long side as that of the paper size its shape suggests (A4, ID-1)."""
+    """A page that is already flat (a scan, or a photo filling the frame): straightened,
+    cleaned and read for QR like scan() does, without looking for a sheet. dpi: default from
+    the size, taking the image's long side as that of the paper size its shape suggests (A4,
+    ID-1)."""
     bgr = _bgr(image)
     h, w = bgr.shape[:2]
     corners = ((0.0, 0.0), (float(w), 0.0), (float(w), float(h)), (0.0, float(h)))
     check = PageCheck(True, corners, Quality(area=1.0), (), (w, h))
     paper, size_mm = paper_size(np.float32(corners), None)
     dpi = dpi or int(np.clip(round(max(h, w) / (size_mm[1] / 25.4)), 50, 600))
-    return _finish(bgr, dpi=dpi, paper=paper, check=check, frame=bgr, matrix=np.eye(3), qr=qr)
+    small, factor = _resized(bgr, max(64, w // 2))
+    skew = _print_skew(small, max(1, round(dpi * factor)))
+    matrix = np.eye(3)
+    if abs(skew) >= 0.1:
+        matrix = _turn(skew, (w, h))
+        bgr = cv2.warpPerspective(bgr, matrix, (w, h), borderMode=cv2.BORDER_REPLICATE)
+    return _finish(bgr, dpi=dpi, paper=paper, check=check, matrix=matrix, skew=skew, qr=qr)
+
+
+def _print_skew(page: np.ndarray, dpi: int) -> float:
+    """estimate_skew on the OCR copy of a (small) flat page, its edge left out: the sheet's
+    straight border, seals and shade would outweigh the lines of print."""
+    gray = ocr_gray(enhance(page), dpi)
+    rim = max(2, round(4 / 25.4 * dpi))
+    return estimate_skew(gray[rim:-rim, rim:-rim])
 
 
 def _finish(
@@ -821,21 +866,18 @@ def _finish(
     dpi: int,
     paper: str,
     check: PageCheck,
-    frame: np.ndarray,
     matrix: np.ndarray,
+    skew: float,
     qr: bool,
 ) -> ScannedPage:
-    """Enhance, make the OCR copy (QR codes blanked out of it: Tesseract reads their modules as
-    letters), deskew; matrix maps the frame onto the flat page."""
+    """Enhance and make the OCR copy, with QR codes blanked out of it (Tesseract reads their
+    modules as letters); matrix maps the frame onto the flat page."""
     enhanced = enhance(flat)
     gray = ocr_gray(enhanced, dpi)
     codes: list[QrCode] = []
     if qr:
-        on_flat = decode_qr(flat, thorough=False)
-        if not on_flat and frame is not flat:
-            on_flat = [_mapped(code, matrix) for code in decode_qr(frame, thorough=False)]
         back = np.linalg.inv(matrix)
-        for code in on_flat:
+        for code in decode_qr(flat, thorough=False):
             corners = np.float32(code.corners)
             centre = corners.mean(axis=0)
             cv2.fillConvexPoly(gray, np.int32(np.rint(centre + 1.12 * (corners - centre))), 255)
@@ -843,9 +885,6 @@ def _finish(
     # The sheet's own edge (and any platen left along it) reads as a row of bars and dashes.
     rim = max(2, round(2 / 25.4 * dpi))
     gray[:rim], gray[-rim:], gray[:, :rim], gray[:, -rim:] = 255, 255, 255, 255
-    skew = estimate_skew(gray)
-    if abs(skew) >= 0.1:
-        enhanced, gray = deskew(enhanced, skew), deskew(gray, skew)
     return ScannedPage(
         image=enhanced,
         gray=gray,
@@ -954,7 +993,7 @@ class PageCapture:
             return self._state("capture", check)
         return self._state("hold_still", check)
 
-    def capture(self, frame: np.ndarray | None = None, *, dpi: int = DPI) -> ScannedPage:
+    def capture(self, frame: np.ndarray | None = None, *, dpi: int | None = None) -> ScannedPage:
         """Manual capture (the citizen pressed OK): scan this frame, or the last one fed, whatever
         its blur or glare. PageRejected when no page can be cut out of it."""
         if frame is None:
