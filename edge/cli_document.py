@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -> None:
-    from edge.vision.page import CARD_DPI, DPI
+    from edge.vision.page import DPI
 
     doc = sub.add_parser("doc", parents=[common], help="scan document pages")
     doc_sub = doc.add_subparsers(dest="doc_command", required=True, parser_class=parser_class)
@@ -27,11 +27,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -
     )
     scan.add_argument("image", type=Path, help="a camera frame (PNG, JPEG ...)")
     scan.add_argument("--out", type=Path, required=True, help="the flat page to write (.png, .jpg)")
-    scan.add_argument(
-        "--dpi",
-        type=int,
-        help=f"of the flat page (default {DPI} for a sheet, {CARD_DPI} for an ID card)",
-    )
+    scan.add_argument("--dpi", type=int, default=DPI, help=f"of the flat page (default {DPI})")
     scan.add_argument(
         "--force",
         action="store_true",
@@ -55,7 +51,7 @@ def _scan(args: argparse.Namespace, emit: Any) -> int:
     from edge.vision.page import PageRejected, check_page, scan
     from edge.vision.qr import read_image
 
-    if args.dpi is not None and not 50 <= args.dpi <= 600:
+    if not 50 <= args.dpi <= 600:
         raise BadInput("--dpi must be between 50 and 600")
     image = read_image(args.image)
     check = check_page(image)

@@ -23,10 +23,9 @@ from edge.vision.qr import QrCode, decode_qr, to_gray
 
 logger = logging.getLogger(__name__)
 
-# Rectified pages: sheets at 200 dpi (what the camera resolves; 300 read no better and took 1.4x
-# longer), cards at 300 (their 6-point print needs it: CER halved). See docs/document-ocr.md.
+# Rectified pages, sheets and cards: 200 dpi, what the camera resolves on the platen; 300 read
+# no better (cards: worse) and took 1.4x longer. See docs/document-ocr.md.
 DPI = 200
-CARD_DPI = 300
 A4_MM = (210.0, 297.0)
 ID1_MM = (85.6, 54.0)
 DETECT_WIDTH = 640  # the sheet is searched on a copy this wide
@@ -38,6 +37,9 @@ MIN_PAPER_CONTRAST = 1.4  # paper / platen brightness: 2.0-2.9 measured on the c
 MIN_EDGE_STEP = 4.0  # grey levels per px across the sheet's outline at 640 px (see _edge_step)
 MAX_TILT_DEG = 20.0  # largest corner angle away from 90 degrees: steeper is a lifted or bent sheet
 MAX_SIDE_RATIO = 1.3  # opposite sides; more is a sheet seen too obliquely
+# Straightening resamples the page (softer print): only when the print is off by more than the
+# estimate's own error (+-0.15 degrees on the corpus); 0.25 degrees drifts 7 px along an A4 line.
+MIN_SKEW_DEG = 0.25
 MIN_SHARPNESS = 2.0  # var(Laplacian) / var(grey) over the text tiles of the page, at 1280 px
 MIN_PAPER_LEVEL = 90  # the paper's bright level (0-255); darker is too dark to read
 GLARE_LEVEL = 250  # every channel at or above this: clipped
@@ -806,10 +808,9 @@ def deskew(image: np.ndarray, degrees: float) -> np.ndarray:
 
 
 def scan(
-    frame: np.ndarray, *, dpi: int | None = None, check: PageCheck | None = None, qr: bool = True
+    frame: np.ndarray, *, dpi: int = DPI, check: PageCheck | None = None, qr: bool = True
 ) -> ScannedPage:
     """Cut out, flatten, straighten and clean the page in the frame; read any QR on it.
-    dpi: of the flat page; default DPI for a sheet, CARD_DPI for an ID card.
 
     Raises PageRejected when no page can be cut out (no page, cut off, too small, tilted, too
     dark); other problems (blur, glare, finger) are kept in .check for the caller to show.
@@ -821,12 +822,11 @@ def scan(
     bgr = _bgr(frame)
     quad = np.float32(check.quad)
     paper, size_mm = paper_size(quad, check.frame_size)
-    dpi = dpi or (CARD_DPI if paper == "ID-1" else DPI)
     matrix, (w, h) = _homography(quad, dpi, size_mm)
     # The print's skew, measured on a half-size cut; then one warp with the turn folded in.
     halved = np.diag([0.5, 0.5, 1.0]) @ matrix
     skew = _print_skew(_warp(bgr, halved, (w // 2, h // 2)), dpi // 2)
-    if abs(skew) >= 0.1:
+    if abs(skew) >= MIN_SKEW_DEG:
         matrix = _turn(skew, (w, h)) @ matrix
     flat = _warp(bgr, matrix, (w, h))
     return _finish(flat, dpi=dpi, paper=paper, check=check, matrix=matrix, skew=skew, qr=qr)
@@ -846,7 +846,7 @@ def flat_page(image: np.ndarray, *, dpi: int | None = None, qr: bool = True) -> 
     small, factor = _resized(bgr, max(64, w // 2))
     skew = _print_skew(small, max(1, round(dpi * factor)))
     matrix = np.eye(3)
-    if abs(skew) >= 0.1:
+    if abs(skew) >= MIN_SKEW_DEG:
         matrix = _turn(skew, (w, h))
         bgr = cv2.warpPerspective(bgr, matrix, (w, h), borderMode=cv2.BORDER_REPLICATE)
     return _finish(bgr, dpi=dpi, paper=paper, check=check, matrix=matrix, skew=skew, qr=qr)
@@ -993,7 +993,7 @@ class PageCapture:
             return self._state("capture", check)
         return self._state("hold_still", check)
 
-    def capture(self, frame: np.ndarray | None = None, *, dpi: int | None = None) -> ScannedPage:
+    def capture(self, frame: np.ndarray | None = None, *, dpi: int = DPI) -> ScannedPage:
         """Manual capture (the citizen pressed OK): scan this frame, or the last one fed, whatever
         its blur or glare. PageRejected when no page can be cut out of it."""
         if frame is None:
