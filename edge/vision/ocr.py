@@ -197,18 +197,23 @@ class Ocr:
 
     def orientation(self, image: np.ndarray) -> tuple[int, float]:
         """(quarter turns counter-clockwise that make the page upright, confidence), by
-        Tesseract's orientation detection; (0, 0.0) when it cannot tell."""
+        Tesseract's orientation detection; (0, 0.0) when it cannot tell. OcrUnavailable without
+        the osd model."""
         import tesserocr
 
         gray = np.ascontiguousarray(to_gray(image))
         with self._lock:
             if self._osd is None:
-                folder = find_tessdata("osd") if self.tessdata is None else self.tessdata
-                if not (Path(folder) / "osd.traineddata").is_file():
-                    folder = find_tessdata("osd")
-                self._osd = tesserocr.PyTessBaseAPI(
-                    path=f"{folder}/", lang="osd", psm=tesserocr.PSM.OSD_ONLY
-                )
+                here = self.tessdata and Path(self.tessdata) / "osd.traineddata"
+                folder = self.tessdata if here and here.is_file() else find_tessdata("osd")
+                try:
+                    self._osd = tesserocr.PyTessBaseAPI(
+                        path=f"{folder}/", lang="osd", psm=tesserocr.PSM.OSD_ONLY
+                    )
+                except RuntimeError as err:
+                    raise OcrUnavailable(
+                        f"Tesseract could not open 'osd' from {folder}: {err}"
+                    ) from err
             h, w = gray.shape
             self._osd.SetImageBytes(gray.tobytes(), w, h, 1, w)
             try:
@@ -235,7 +240,11 @@ class Ocr:
         OSD answer is unsure: both are read and the more confident reading wins (OSD takes the
         CCCD's machine-readable zone for upside-down print); that reading is returned too."""
         if page.paper != "ID-1":
-            turns, confidence = self.orientation(_for_orientation(page.gray, page.dpi))
+            try:
+                turns, confidence = self.orientation(_for_orientation(page.gray, page.dpi))
+            except OcrUnavailable as err:  # no OSD model: fall back to reading both ways
+                logger.warning("page orientation by reading only: %s", err)
+                turns, confidence = 0, 0.0
             if confidence >= MIN_ORIENTATION_CONFIDENCE:
                 page = page.rotated(turns)
             if confidence >= SURE_ORIENTATION:
