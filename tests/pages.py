@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import unicodedata
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +117,6 @@ class Shot:
     turn: float  # degrees the page is turned in the frame (clockwise on screen)
     glare_centre: tuple[float, float] | None = None
     finger_tip: tuple[float, float] | None = None
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 # --- text content ------------------------------------------------------------------------
@@ -662,7 +661,7 @@ def document(
         x0, y0 = w - side - round(3 * px_mm), round(3 * px_mm)
         image[y0 : y0 + side, x0 : x0 + side] = qr
     if card and kind == "cccd_front":
-        _portrait(image, px_mm, rng)
+        _portrait(image, px_mm)
     # Half the sheets were printed or copied a little askew (the stamp and pen come later).
     print_skew = float(rng.uniform(-1.5, 1.5)) if not card and rng.random() < 0.5 else 0.0
     if print_skew:
@@ -720,7 +719,7 @@ def _mono(px: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(path if path.exists() else FONT_REGULAR), px)
 
 
-def _portrait(image: np.ndarray, px_mm: float, rng: np.random.Generator) -> None:
+def _portrait(image: np.ndarray, px_mm: float) -> None:
     x, y, w, h = (round(v * px_mm) for v in (3, 14, 21, 28))
     image[y : y + h, x : x + w] = (205, 210, 215)
     cv2.ellipse(image, (x + w // 2, y + h // 2), (w // 3, h // 3), 0, 0, 360, (226, 190, 160), -1)

@@ -264,7 +264,7 @@ def recognise(
     sheet, upright) tells a card from a sheet of paper.
     """
     folded = fold(text)
-    top = _top_text(folded, lines)
+    top = _title_text(lines)
     card = _is_card(page_size_mm)
     scores: dict[str, float] = {}
     for kind in TYPES:
@@ -272,7 +272,7 @@ def recognise(
         for title in kind.titles:
             sim, end = find_approx(title, folded)
             if sim >= MIN_SIMILARITY:
-                on_top = end <= 0.5 * len(folded) or (top and find_approx(title, top)[0] >= sim)
+                on_top = end <= 0.5 * len(folded) or bool(top and find_approx(title, top)[0] >= sim)
                 score = max(score, 4 * sim * (1.5 if on_top else 1.0))
         for phrase, weight in kind.phrases:
             sim, _ = find_approx(phrase, folded)
@@ -291,7 +291,7 @@ def recognise(
     )
 
 
-def _top_text(folded: str, lines: Sequence[Line] | None) -> str:
+def _title_text(lines: Sequence[Line] | None) -> str:
     """The folded text of the lines printed larger than the body (the title), if lines given."""
     if not lines:
         return ""
