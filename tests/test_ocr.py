@@ -122,3 +122,19 @@ def test_a_blank_page_reads_as_nothing() -> None:
     assert result.text == "" and result.lines == ()
     with pytest.raises(ValueError):
         shared_ocr().read(np.zeros((10, 10), np.float32))
+
+
+def test_without_the_osd_model_pages_are_read_both_ways_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "vie.traineddata").symlink_to(find_tessdata(env={}) / "vie.traineddata")
+    monkeypatch.setattr(ocr_module, "TESSDATA_DIRS", ())
+    monkeypatch.setenv("TESSDATA_PREFIX", str(tmp_path))
+    doc = pages.cached_document(pages.KINDS.index("other"))
+    page = flat_page(pages.flat(doc, DPI), dpi=DPI).rotated(2)
+    with Ocr() as ocr:
+        with pytest.raises(OcrUnavailable, match="tesseract-ocr-osd"):
+            ocr.orientation(page.gray)
+        upright, result = ocr.read_page(page)
+    assert upright.rotation == 0
+    assert pages.cer(doc.text, result.text) < 0.03
