@@ -203,3 +203,9 @@ def test_recognition_keeps_personal_data_out_of_repr() -> None:
     found = recognise(doc.text)
     assert doc.names[0] not in repr(found)
     assert found.as_dict()["fields"]["name"] == found.fields["name"]
+
+
+def test_an_english_gloss_after_a_label_is_skipped_even_misread() -> None:
+    for gloss in ("Full name", "Pull name", "Fuil narne"):
+        text = f"Số / No.: 001099012345\nHọ và tên / {gloss}:\nNGUYỄN VĂN AN\n"
+        assert extract_fields("cccd_front", text)["name"] == "Nguyễn Văn An", gloss

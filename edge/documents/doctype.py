@@ -321,7 +321,7 @@ _NAME_LABELS = [
     (r"ho\s*,?\s*chu\s*dem\s*,?\s*(?:va\s*)?ten\s*vo", "name"),
     (r"ho\s*,?\s*chu\s*dem\s*,?\s*(?:va\s*)?ten\s*chong", "spouse_name"),
     (r"ho\s*,?\s*chu\s*dem\s*,?\s*(?:va\s*)?ten(?!\s*(?:nguoi|vo|chong|chu ho))", "name"),
-    (r"ho\s*va\s*ten(?:\s*/\s*full\s*name)?", "name"),
+    (r"ho\s*va\s*ten", "name"),
     (r"(?:^|\n)\s*(?:cap\s*)?cho", "name"),
     (r"(?:^|\n)\s*(?:ong|ba)(?=\s*:)", "name"),
     (r"toi\s*ten\s*la", "name"),
@@ -376,6 +376,10 @@ def extract_fields(doc_type: str, text: str) -> dict[str, str]:
 def _name_after(label: str, nfc: str, folded: str) -> str | None:
     for found in re.finditer(label, folded):
         start = found.end()
+        # An English gloss after a slash ("/ Full name:", OCR: "/ Pull name:") is skipped.
+        gloss = re.match(r"\s*/[^:\n]{0,20}:", folded[start:])
+        if gloss:
+            start += gloss.end()
         rest = folded[start:].lstrip(" \t:;.")
         start = len(folded) - len(rest)
         end = folded.find("\n", start)
