@@ -173,8 +173,8 @@ def _prepared(page, how: str):
 
 
 def _pages(seeds: list[int], *, photo: bool, dpi: int | None = None):
-    """(doc, upright page, seconds to scan) for each seed: a flatbed scan at dpi (default DPI),
-    or the photographed page cut out at dpi (default: the pipeline's own choice)."""
+    """(doc, upright page, seconds to scan) for each seed: a flatbed scan, or the photographed
+    page cut out, at dpi (default DPI)."""
     from edge.vision.page import DPI, flat_page, scan
     from tests import pages
 
@@ -183,7 +183,7 @@ def _pages(seeds: list[int], *, photo: bool, dpi: int | None = None):
         if photo:
             shot = pages.cached_shot(seed)
             started = time.perf_counter()
-            page = scan(shot.image, dpi=dpi)
+            page = scan(shot.image, dpi=dpi or DPI)
         else:
             image = pages.flat(pages.cached_document(seed), dpi or DPI)
             started = time.perf_counter()
