@@ -41,8 +41,11 @@ if command -v apt-get >/dev/null 2>&1; then
   # Runtime: USB printers (libusb), Vietnamese OCR data (the engine ships in the tesserocr wheel).
   packages=(python3 python3-venv python3-pip libusb-1.0-0 tesseract-ocr-vie)
   if [ "$mode" = test ]; then
-    # Independent checkers the tests use: zbar reads printed QR codes back, a real MQTT broker.
-    packages+=(libzbar0 mosquitto)
+    # Independent checkers and real peers the tests use: zbar reads printed QR codes back,
+    # a real MQTT broker, poppler's pdfsig (with NSS's certutil for its trust store) checks
+    # signed PDFs, headless Chromium drives the web UI, PostgreSQL backs the fleet console,
+    # systemd-analyze verifies the units.
+    packages+=(libzbar0 mosquitto poppler-utils libnss3-tools chromium postgresql systemd)
   fi
   if is_pi; then
     # picamera2 and lgpio need Raspberry Pi OS's own builds (libcamera bindings, /dev/gpiochip).

@@ -45,4 +45,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX consents_session ON consents(session_id);
     """,
+    # 3: citizen services: queue tickets, dossier status cache, post requests (reserved).
+    "-- reserved",
+    # 4: electronic certified copies: copy codes, issued copies (reserved).
+    "-- reserved",
+    # 5: provisioning state and updates (reserved).
+    "-- reserved",
 ]
