@@ -249,6 +249,54 @@ class DaemonSection(Section):
     )
 
 
+class ServiceArea(Section):
+    code: str = Field(pattern=r"^[A-Z]$", description="Ticket letter, e.g. B (tickets B-001 ...).")
+    name: str = Field(min_length=1, description="Vietnamese name shown and printed.")
+    name_en: str = Field("", description="English name for the second line.")
+
+
+DEFAULT_AREAS = (
+    ServiceArea(code="A", name="Hộ tịch", name_en="Civil status"),
+    ServiceArea(code="B", name="Đất đai", name_en="Land"),
+    ServiceArea(code="C", name="Chứng thực", name_en="Certification"),
+    ServiceArea(code="D", name="Hộ kinh doanh", name_en="Household business"),
+    ServiceArea(code="E", name="Lao động - Xã hội", name_en="Labour and social affairs"),
+    ServiceArea(code="F", name="Cư trú", name_en="Residence"),
+)
+
+
+class ServicesSection(Section):
+    """Citizen services: queue tickets, dossier status, procedure guide, results by post."""
+
+    areas: tuple[ServiceArea, ...] = Field(
+        DEFAULT_AREAS, min_length=1, description="Service areas a ticket can be taken for."
+    )
+    ticket_follow_url: str = Field(
+        "",
+        description="QR on a ticket: URL with {kiosk_id}, {day}, {number}; empty: a text code.",
+    )
+    queue_stats_max_age_s: int = Field(
+        1800, ge=60, description="Central's queue figures older than this give no wait estimate."
+    )
+    dossier_timeout_s: float = Field(8.0, gt=0, le=60, description="Wait this long for central.")
+    dossier_cache_days: int = Field(
+        30, ge=0, le=365, description="Keep answers (sealed) this long for offline use."
+    )
+    dossier_per_session_per_minute: int = Field(6, ge=1, le=600)
+    dossier_per_kiosk_per_minute: int = Field(30, ge=1, le=6000)
+
+    @field_validator("areas")
+    @classmethod
+    def _unique_codes(cls, areas: tuple[ServiceArea, ...]) -> tuple[ServiceArea, ...]:
+        codes = [a.code for a in areas]
+        if len(set(codes)) != len(codes):
+            raise ValueError("service area codes must be unique")
+        return areas
+
+    def area(self, code: str) -> ServiceArea | None:
+        return next((a for a in self.areas if a.code == code), None)
+
+
 class Config(Section):
     kiosk: KioskSection
     storage: StorageSection = StorageSection()
@@ -266,6 +314,7 @@ class Config(Section):
     models: ModelsSection = ModelsSection()
     logging: LoggingSection = LoggingSection()
     daemon: DaemonSection = DaemonSection()
+    services: ServicesSection = ServicesSection()
 
     def digest(self) -> str:
         """Short hash of the effective config, reported to the fleet to spot drift."""
