@@ -193,6 +193,7 @@ class FleetClient:
         )
         self._stop = threading.Event()
         self._connected = threading.Event()
+        self._subscribed = threading.Event()  # SUBACK of this connection's filters
         self._threads: list[threading.Thread] = []
         # Owned by the fleet thread only.
         self._inflight: dict[int, _Inflight] = {}
@@ -297,6 +298,11 @@ class FleetClient:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def subscribed(self) -> bool:
+        """Connected and the broker acknowledged the subscriptions (commands, listeners)."""
+        return self._connected.is_set() and self._subscribed.is_set()
 
     def status(self) -> dict[str, Any]:
         """Connection figures for telemetry and the technician screen (no personal data)."""
@@ -616,6 +622,7 @@ class FleetClient:
                 failed = [str(rc) for rc in item[2] if rc.is_failure]
                 if failed:
                     logger.error("broker refused a subscription", extra={"reasons": failed})
+                self._subscribed.set()
         for message_id in acked:
             self.outbox.acknowledge(message_id)
         if acked:
@@ -647,6 +654,7 @@ class FleetClient:
                 self._stats["last_error"] = problem
             return
         self._last_refusal = None
+        self._subscribed.clear()
         # MQTT 5: the broker says how many unacknowledged QoS 1 messages it takes at once.
         self._window = min(self.inflight_window, receive_maximum or self.inflight_window)
         self._connected.set()
