@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 from edge.fees import Fee
 from edge.receipts import Receipt
 
+# A common printer of each width: 80 mm Epson (native QR), 58 mm no-name (QR as an image).
+DEFAULT_PROFILES = {80: "TM-T88V", 58: "NT-5890K"}
 # Type sizes (dots) per paper width: the code has no spaces, so it must fit on one line.
 _SIZES = {80: {"title": 34, "sub": 22, "code": 25, "body": 24, "small": 20, "qr": 6},
           58: {"title": 26, "sub": 18, "code": 16, "body": 19, "small": 16, "qr": 5}}  # fmt: skip
@@ -55,8 +57,7 @@ def copy_receipt(
     r.text("Quét mã QR để kiểm tra bản sao", size=size["small"], center=True)
     r.text("hoặc nhập mã bản sao tại ki-ốt", size=size["small"], center=True)
     if development:
-        r.text(
-            "BẢN THỬ NGHIỆM – KHÔNG CÓ GIÁ TRỊ PHÁP LÝ", size=size["small"], bold=True, center=True
-        )
+        r.text("BẢN THỬ NGHIỆM", size=size["small"], bold=True, center=True)
+        r.text("Không có giá trị pháp lý (development)", size=size["small"], center=True)
     r.feed(3)
     return r.build()

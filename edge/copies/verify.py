@@ -291,3 +291,32 @@ def _asn1(cert: x509.Certificate) -> Any:
     from cryptography.hazmat.primitives import serialization
 
     return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+
+
+def write_revocations(path: Path, data: Any) -> dict[str, Any]:
+    """Check and install central's revocation list (atomically); ValueError if malformed."""
+    if not isinstance(data, dict):
+        raise ValueError("revocations must be an object with 'codes' and 'certificates'")
+    codes = data.get("codes", [])
+    certificates = data.get("certificates", [])
+    if not isinstance(codes, list) or not isinstance(certificates, list):
+        raise ValueError("'codes' and 'certificates' must be lists")
+    for item in codes:
+        code = item if isinstance(item, str) else (item or {}).get("code")
+        if not isinstance(code, str):
+            raise ValueError("each revoked code is a string or {code, reason}")
+    for item in certificates:
+        if not isinstance(item, dict) or not isinstance(item.get("serial"), str):
+            raise ValueError("each revoked certificate is {serial: hex, revoked_at?: ISO time}")
+        int(item["serial"], 16)
+        if item.get("revoked_at"):
+            dt.datetime.fromisoformat(item["revoked_at"])
+    body = {"schema": "copy-revocations/1", "codes": codes, "certificates": certificates}
+    from edge.copies.sign import _write
+
+    _write(path, json.dumps(body, ensure_ascii=False, indent=1).encode(), 0o644)
+    logger.info(
+        "revocation list installed",
+        extra={"codes": len(codes), "certificates": len(certificates)},
+    )
+    return {"codes": len(codes), "certificates": len(certificates)}
