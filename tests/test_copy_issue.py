@@ -18,9 +18,10 @@ from PIL import Image
 from pyzbar.pyzbar import decode
 
 from edge.adapters.printer_sim import SimulatedPrinter
-from edge.copies.code import make_code, parse_code
+from edge.copies.code import CopySequence, make_code, parse_code
 from edge.copies.receipt import copy_receipt
 from edge.copies.verify import write_revocations
+from edge.errors import StoreError
 from edge.events import EventBus
 from edge.identity.cccd import parse_cccd
 from edge.printing import PrintQueue
@@ -218,26 +219,42 @@ def test_sequence_survives_restored_database_lost_floor_and_clock_step_back(tmp_
     with copy_service(tmp_path) as service:
         assert len(service.list()) == 1
         restored = service.issue([page_image(1)], CITIZEN)
-        assert parse_code(restored.code).seq == 4
+        before = max(parse_code(c).seq for c in codes)
+        assert parse_code(restored.code).seq > before
         # Clock stepped back a day: the number still goes up, the code is still new.
         earlier = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
         back = service.issue([page_image(1)], CITIZEN, now=earlier)
-        assert parse_code(back.code).seq == 5 and back.issued_at < restored.issued_at
-        # The floor file lost: the database still knows the highest number.
-        service.paths.sequence_floor.unlink()
+        assert parse_code(back.code).seq > parse_code(restored.code).seq
+        assert back.issued_at < restored.issued_at
+        codes += [restored.code, back.code]
+    # The floor file lost as well: the database still knows the highest number reserved.
+    service.paths.sequence_floor.unlink()
+    with copy_service(tmp_path) as service:
         lost = service.issue([page_image(1)], CITIZEN)
-        assert parse_code(lost.code).seq == 6
-        codes += [restored.code, back.code, lost.code]
+        assert parse_code(lost.code).seq > parse_code(back.code).seq
+        codes.append(lost.code)
     assert len(set(codes)) == len(codes) == 6
 
 
 def test_damaged_floor_file_stops_issuing_rather_than_guess(tmp_path: Path) -> None:
     with copy_service(tmp_path) as service:
         service.issue([page_image(1)], CITIZEN)
-        service.paths.sequence_floor.write_text("garbage")
-        with pytest.raises(Exception, match="damaged"):
+    service.paths.sequence_floor.write_text("garbage")
+    with copy_service(tmp_path) as service:
+        with pytest.raises(StoreError, match="damaged"):
             service.issue([page_image(1)], CITIZEN)
         assert len(service.list()) == 1
+
+
+def test_two_processes_take_separate_blocks(tmp_path: Path) -> None:
+    with copy_service(tmp_path) as service:
+        daemon = CopySequence(service.store, service.paths.sequence_floor, block=3)
+        cli = CopySequence(service.store, service.paths.sequence_floor, block=3)
+        numbers = [daemon.reserve(), cli.reserve(), daemon.reserve(), cli.reserve()]
+        numbers += [daemon.reserve() for _ in range(3)]
+        assert len(set(numbers)) == len(numbers)
+        assert numbers == [1, 4, 2, 5, 3, 7, 8]  # 6 is burnt: the CLI stopped
+        assert int(service.paths.sequence_floor.read_text()) == 9
 
 
 def test_receipt_qr_read_back_from_the_printed_job_verifies(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import fcntl
 import logging
 import os
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 SEQ_DIGITS = 6
 KV_RESERVED = "copies.seq_reserved"
+BLOCK = 10
 _CODE = re.compile(
     r"^(?P<kiosk>[A-Z0-9][A-Z0-9-]{1,31})-(?P<date>[0-9]{6})-(?P<seq>[0-9]{6,})-(?P<check>[0-9A-Z])$"
 )
@@ -87,23 +89,40 @@ def parse_code(text: str) -> CopyCode:
 
 
 class CopySequence:
-    """Hands out copy numbers: max(database, floor file) + 1, the floor written first.
+    """Hands out copy numbers in blocks: max(database, floor file) + 1 .. + block - 1, the
+    block's end written to the floor file (and the database) before its first number is used.
 
     A number is burnt once reserved, whether or not its copy is finished: a gap is harmless,
-    a repeat is not. A flock on `<floor>.lock` keeps two processes (daemon and CLI) apart.
+    a repeat is not (a restart burns what is left of the block). A flock on `<floor>.lock`
+    keeps two processes (daemon and CLI) apart; each takes its own blocks. Blocks spare the
+    two fsyncs per copy that an SD card makes slow.
     """
 
-    def __init__(self, store: Store, floor_path: Path) -> None:
+    def __init__(self, store: Store, floor_path: Path, *, block: int = BLOCK) -> None:
         self.store = store
         self.floor_path = floor_path
+        self.block = block
+        self._next = 0
+        self._end = -1
+        self._mutex = threading.Lock()
 
     def reserve(self) -> int:
+        with self._mutex:
+            if self._next <= self._end:
+                self._next += 1
+                return self._next - 1
+            start, self._end = self._reserve_block()
+            self._next = start + 1
+            return start
+
+    def _reserve_block(self) -> tuple[int, int]:
         with self._locked():
             db_high = self._db_high()
             file_high = self._read_floor()
             number = max(db_high, file_high) + 1
-            self._write_floor(number)
-            self.store.set_kv(KV_RESERVED, str(number))
+            end = number + self.block - 1
+            self._write_floor(end)
+            self.store.set_kv(KV_RESERVED, str(end))
             if file_high < db_high:
                 logger.warning(
                     "copy sequence floor file was behind the database (lost or restored)",
@@ -115,7 +134,7 @@ class CopySequence:
                     "database)",
                     extra={"floor": file_high, "database": db_high},
                 )
-            return number
+            return number, end
 
     def high(self) -> int:
         """The highest number reserved so far (0 before the first copy)."""

@@ -16,6 +16,7 @@ from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import cv2
 import numpy as np
 import segno
 from PIL import Image
@@ -65,27 +66,32 @@ def image_box() -> tuple[float, float, float, float]:
 
 def prepare_page(image: np.ndarray | Image.Image, dpi: float | None = None) -> PageImage:
     """Fit the page into the image box, aspect kept, never enlarged past its real size."""
-    if isinstance(image, np.ndarray):
-        if image.ndim == 2:
-            pil = Image.fromarray(image, "L")
-        elif image.ndim == 3 and image.shape[2] == 3:
-            pil = Image.fromarray(np.ascontiguousarray(image[:, :, ::-1]), "RGB")  # BGR
-        else:
-            raise BadInput("a page image must be grey or BGR")
-    else:
+    if isinstance(image, Image.Image):
         pil = image.convert("RGB") if image.mode not in ("RGB", "L") else image
-    if pil.width < 50 or pil.height < 50:
+        image = np.asarray(pil)
+        if image.ndim == 3:
+            image = image[:, :, ::-1]  # to BGR, as the camera pipeline gives
+    if not isinstance(image, np.ndarray) or not (
+        image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)
+    ):
+        raise BadInput("a page image must be grey or BGR")
+    height_px, width_px = image.shape[:2]
+    if width_px < 50 or height_px < 50:
         raise BadInput("ảnh trang quá nhỏ (page image smaller than 50 px)")
     dpi = float(dpi or DEFAULT_DPI)
-    real_w, real_h = pil.width / dpi * 72, pil.height / dpi * 72
+    real_w, real_h = width_px / dpi * 72, height_px / dpi * 72
     bx, by, bw, bh = image_box()
     scale = min(1.0, bw / real_w, bh / real_h)
     w, h = real_w * scale, real_h * scale
     target = (max(1, round(w / 72 * MAX_DPI)), max(1, round(h / 72 * MAX_DPI)))
-    if target[0] < pil.width:
-        pil = pil.resize(target, Image.Resampling.LANCZOS)
+    if target[0] < width_px:
+        image = cv2.resize(image, target, interpolation=cv2.INTER_AREA)
+    if image.ndim == 2:
+        pil = Image.fromarray(image, "L")
+    else:
+        pil = Image.fromarray(np.ascontiguousarray(image[:, :, ::-1]), "RGB")
     out = io.BytesIO()
-    pil.save(out, "JPEG", quality=JPEG_QUALITY, optimize=True, dpi=(MAX_DPI, MAX_DPI))
+    pil.save(out, "JPEG", quality=JPEG_QUALITY, dpi=(MAX_DPI, MAX_DPI))
     x, y = bx + (bw - w) / 2, by + (bh - h)  # centred across, at the top of the box
     return PageImage(out.getvalue(), w, h, (x, y, w, h))
 
@@ -103,9 +109,21 @@ def load_page_file(path: Path) -> PageImage:
         raise BadInput(f"không đọc được ảnh trang {path} (not an image)") from err
 
 
-def _draw_qr(canvas, text: str, x: float, y: float, size: float) -> None:
-    qr = segno.make(text, error="m", micro=False)
-    matrix = list(qr.matrix)
+def _jpeg_reader(jpeg: bytes):
+    """An ImageReader that reportlab names by the JPEG bytes, not by decoding every pixel
+    (its default); the stream still goes in untouched through jpeg_fh()."""
+    from reportlab.lib.utils import ImageReader
+
+    class JpegReader(ImageReader):
+        _dataA = None  # no alpha channel (normally set while decoding)
+
+        def getRGBData(self) -> bytes:
+            return jpeg
+
+    return JpegReader(io.BytesIO(jpeg))
+
+
+def _draw_qr(canvas, matrix: list, x: float, y: float, size: float) -> None:
     n = len(matrix) + 8  # quiet zone of 4 modules each side
     cell = size / n
     path = canvas.beginPath()
@@ -146,11 +164,10 @@ def render(
     c.setCreator(f"kiosk-edge {__version__}")
     width, height = A4_PT
     total = len(pages)
+    matrix = list(segno.make(qr_text, error="m", micro=False).matrix)
     for number, page in enumerate(pages, start=1):
-        from reportlab.lib.utils import ImageReader
-
         x, y, w, h = page.box
-        c.drawImage(ImageReader(io.BytesIO(page.jpeg)), x, y, w, h)
+        c.drawImage(_jpeg_reader(page.jpeg), x, y, w, h)
         c.setStrokeColorRGB(0.75, 0.75, 0.75)
         c.setLineWidth(0.5)
         c.rect(x, y, w, h, stroke=1, fill=0)
@@ -165,7 +182,7 @@ def render(
         # Footer: text on the left, QR on the right.
         c.setStrokeColorRGB(0, 0, 0)
         c.line(MARGIN, MARGIN + FOOTER_H, width - MARGIN, MARGIN + FOOTER_H)
-        _draw_qr(c, qr_text, width - MARGIN - QR_SIZE, MARGIN + (FOOTER_H - QR_SIZE) / 2, QR_SIZE)
+        _draw_qr(c, matrix, width - MARGIN - QR_SIZE, MARGIN + (FOOTER_H - QR_SIZE) / 2, QR_SIZE)
         lines = [
             ("DejaVuSans-Bold", 10, "BẢN SAO ĐIỆN TỬ ĐƯỢC CHỨNG THỰC TỪ BẢN CHÍNH"),
             ("DejaVuSans-Bold", 9, f"Mã bản sao: {code}"),
