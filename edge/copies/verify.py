@@ -302,7 +302,7 @@ def write_revocations(path: Path, data: Any) -> dict[str, Any]:
     if not isinstance(codes, list) or not isinstance(certificates, list):
         raise ValueError("'codes' and 'certificates' must be lists")
     for item in codes:
-        code = item if isinstance(item, str) else (item or {}).get("code")
+        code = item.get("code") if isinstance(item, dict) else item
         if not isinstance(code, str):
             raise ValueError("each revoked code is a string or {code, reason}")
     for item in certificates:
