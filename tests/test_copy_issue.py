@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import re
 import shutil
@@ -363,3 +364,30 @@ def test_cli_issue_verify_list_and_receipt_demo(tmp_path: Path) -> None:
     assert [c.data.decode() for c in decode(paper(demo.read_bytes()))] == [
         json.loads(result.stdout)["qr"]
     ]
+
+
+def test_scanned_pages_from_the_vision_pipeline_and_a_card_kept_at_its_size(tmp_path: Path) -> None:
+    from edge.copies.pdf import MM
+    from edge.vision.page import flat_page
+
+    card = np.full((638, 1011, 3), 235, np.uint8)  # ID-1 at 300 dpi
+    card[100:140, 80:900] = 30
+    pages = [flat_page(page_image(1)), flat_page(card, dpi=300)]
+    assert pages[1].dpi == 300
+    with copy_service(tmp_path) as service:
+        issued = service.issue(pages, CITIZEN)
+        assert service.verify_pdf(issued.pdf).status == "valid"
+    path = tmp_path / "copy.pdf"
+    path.write_bytes(issued.pdf)
+    listing = subprocess.run(["pdfimages", "-list", str(path)], capture_output=True, text=True)
+    rows = [line.split() for line in listing.stdout.splitlines()[2:]]
+    assert [r[2] for r in rows] == ["image", "image"] and all(r[8] == "jpeg" for r in rows)
+    # The card is drawn at its real size (85.6 mm wide), not blown up to the page.
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    reader = PdfFileReader(io.BytesIO(issued.pdf))
+    content = reader.root["/Pages"]["/Kids"][1].get_object()["/Contents"].get_object().data
+    width_pt = float(
+        re.search(rb"q\n([0-9.]+) 0 0 [0-9.]+ [0-9.]+ [0-9.]+ cm\n/FormXob", content)[1]
+    )
+    assert abs(width_pt / MM - 85.6) < 0.5
