@@ -7,7 +7,14 @@ import logging
 import sys
 import time
 
-from bench import document, figures, fleet, identity, services  # noqa: F401  (registers the figures)
+from bench import (  # noqa: F401  (registers the figures)
+    copies,
+    document,
+    figures,
+    fleet,
+    identity,
+    services,
+)
 from bench.machine import describe
 from bench.registry import FIGURES, measure
 from bench.report import report

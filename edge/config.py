@@ -297,6 +297,77 @@ class ServicesSection(Section):
         return next((a for a in self.areas if a.code == code), None)
 
 
+# --- electronic certified copies (issue 5) -------------------------------------------------
+
+
+class FeeSchedule(Section):
+    """Circular 226/2016/TT-BTC: per page of the original, capped per copy."""
+
+    first_pages: int = Field(2, ge=0, le=100, description="Pages charged at first_page_vnd.")
+    first_page_vnd: int = Field(2000, ge=0, description="Price of each of the first pages.")
+    next_page_vnd: int = Field(1000, ge=0, description="Price of every page after those.")
+    cap_vnd: int = Field(200000, ge=0, description="Most one copy can cost.")
+
+
+class VietQRSection(Section):
+    """Where a payable fee is paid (NAPAS VietQR); no bank account: no payment QR is shown."""
+
+    bank_bin: str | None = Field(
+        None, pattern=r"^[0-9]{6}$", description="NAPAS acquirer BIN of the receiving bank."
+    )
+    account: str | None = Field(
+        None, pattern=r"^[0-9A-Za-z]{1,19}$", description="Receiving account (or card) number."
+    )
+    to_card: bool = Field(False, description="account is a card number (QRIBFTTC).")
+    purpose_prefix: str = Field(
+        "LE PHI CHUNG THUC", max_length=12 + 13, description="Start of the transfer note."
+    )
+
+
+class CopiesSection(Section):
+    signing_key: Path | None = Field(
+        None,
+        description="Kiosk's ECDSA P-256 signing key (PEM); default <state_dir>/copies/signing/.",
+    )
+    signing_cert: Path | None = Field(
+        None, description="Its certificate, issued by the center's CA (PEM)."
+    )
+    chain: Path | None = Field(
+        None, description="Intermediate CA certificates to embed in signatures (PEM bundle)."
+    )
+    trust_dir: Path | None = Field(
+        None,
+        description="Trusted CA certificates (*.pem) and, under kiosks/, other kiosks' signing "
+        "certificates (to check their QR codes offline); default <state_dir>/copies/trust.",
+    )
+    revocation_file: Path | None = Field(
+        None,
+        description="Revocation list pushed by central; default <state_dir>/copies/revoked.json.",
+    )
+    development_ca: bool = Field(
+        False,
+        description="Simulation only: create a development CA and kiosk certificate when none "
+        "is configured. Such copies say DEVELOPMENT and are not legally valid.",
+    )
+    tsa_url: str | None = Field(
+        None, description="RFC 3161 timestamp authority: signatures become PAdES B-T."
+    )
+    sequence_floor: Path | None = Field(
+        None,
+        description="File holding the highest copy number ever reserved (best on another medium "
+        "than the database); default <state_dir>/copies/sequence.floor.",
+    )
+    retention_days: float = Field(
+        7.0, ge=0, le=365, description="Issued copies stay this long after central has them."
+    )
+    fees: FeeSchedule = FeeSchedule()
+    fee_exempt: bool | None = Field(
+        None,
+        description="Fees waived at this site ('Miễn phí'); default: waived for Hanoi kiosks (id HN-...).",
+    )
+    vietqr: VietQRSection = VietQRSection()
+
+
 class Config(Section):
     kiosk: KioskSection
     storage: StorageSection = StorageSection()
@@ -315,6 +386,7 @@ class Config(Section):
     logging: LoggingSection = LoggingSection()
     daemon: DaemonSection = DaemonSection()
     services: ServicesSection = ServicesSection()
+    copies: CopiesSection = CopiesSection()
 
     def digest(self) -> str:
         """Short hash of the effective config, reported to the fleet to spot drift."""
@@ -337,6 +409,7 @@ class Config(Section):
                 "tamper": self.tamper.model_copy(update={"type": "simulated"}),
                 "led": self.led.model_copy(update={"type": "simulated"}),
                 "daemon": self.daemon.model_copy(update={"developer_panel": True}),
+                "copies": self.copies.model_copy(update={"development_ca": True}),
             }
         )
 
@@ -458,6 +531,12 @@ _PATH_KEYS = {
     ("mqtt", "key_file"),
     ("mqtt", "trust_dir"),
     ("models", "dir"),
+    ("copies", "signing_key"),
+    ("copies", "signing_cert"),
+    ("copies", "chain"),
+    ("copies", "trust_dir"),
+    ("copies", "revocation_file"),
+    ("copies", "sequence_floor"),
 }
 
 

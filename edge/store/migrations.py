@@ -72,8 +72,25 @@ MIGRATIONS: list[str] = [
         queued     INTEGER NOT NULL DEFAULT 0          -- 1 once its record is in the outbox
     );
     """,
-    # 4: electronic certified copies: copy codes, issued copies (reserved).
-    "-- reserved",
+    # 4: electronic certified copies: issued copies (PDF and citizen sealed), one row each.
+    """
+    CREATE TABLE copies (
+        code         TEXT PRIMARY KEY,                 -- <kiosk>-<yyMMdd>-<seq>-<check>
+        seq          INTEGER NOT NULL UNIQUE,          -- the kiosk's copy number, never reused
+        issued_at    REAL NOT NULL,
+        pages        INTEGER NOT NULL,
+        fee_vnd      INTEGER NOT NULL,
+        payable_vnd  INTEGER NOT NULL,
+        content_hash TEXT NOT NULL,                    -- sha256 of the page images (hex)
+        qr           TEXT NOT NULL,                    -- signed QR payload (no personal data)
+        pdf          BLOB NOT NULL,                    -- AES-GCM sealed signed PDF
+        citizen      BLOB NOT NULL,                    -- AES-GCM sealed {id_number, name, ...}
+        outbox_id    TEXT NOT NULL,                    -- its records/copy message
+        acked_at     REAL,                             -- central has it (outbox row acknowledged)
+        receipt_job  TEXT                              -- print_jobs.id of its receipt
+    );
+    CREATE INDEX copies_acked ON copies(acked_at);
+    """,
     # 5: provisioning state and updates (reserved).
     "-- reserved",
 ]
