@@ -249,6 +249,35 @@ class DaemonSection(Section):
     )
 
 
+class UpdateSection(Section):
+    """Atomic (A/B) software updates: `kiosk update apply` (provisioning/update.py)."""
+
+    root: Path = Field(
+        Path("/opt/kiosk-edge"),
+        description="Install root: releases/<name>/ side by side, 'current' symlink to one.",
+    )
+    keys_dir: Path | None = Field(
+        None, description="Public keys (PEM, ECDSA P-256) allowed to sign update bundles."
+    )
+    incoming_dir: Path | None = Field(
+        None,
+        description="Bundles queued by the fleet command 'update'; default <state_dir>/updates.",
+    )
+    health_url: str = Field(
+        "http://127.0.0.1:8080/api/health", description="Must answer ready after a switch."
+    )
+    health_timeout_s: float = Field(
+        90.0, gt=0, le=900, description="Roll back unless healthy within this."
+    )
+    restart_command: list[str] = Field(
+        ["systemctl", "restart", "kiosk-edge.service"],
+        description="Restarts the daemon on the release 'current' points to.",
+    )
+    keep_releases: int = Field(
+        3, ge=2, le=10, description="Releases kept on disk (current, previous, ...)."
+    )
+
+
 class Config(Section):
     kiosk: KioskSection
     storage: StorageSection = StorageSection()
@@ -266,6 +295,7 @@ class Config(Section):
     models: ModelsSection = ModelsSection()
     logging: LoggingSection = LoggingSection()
     daemon: DaemonSection = DaemonSection()
+    update: UpdateSection = UpdateSection()
 
     def digest(self) -> str:
         """Short hash of the effective config, reported to the fleet to spot drift."""
@@ -409,6 +439,9 @@ _PATH_KEYS = {
     ("mqtt", "key_file"),
     ("mqtt", "trust_dir"),
     ("models", "dir"),
+    ("update", "root"),
+    ("update", "keys_dir"),
+    ("update", "incoming_dir"),
 }
 
 

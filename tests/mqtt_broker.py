@@ -66,37 +66,51 @@ class Identity:
 class FleetPki:
     """A fleet CA (ECDSA P-256) issuing the broker's and the clients' certificates."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        ca: tuple[ec.EllipticCurvePrivateKey, x509.Certificate] | None = None,
+    ) -> None:
+        """ca: an existing CA (key, certificate), e.g. one made by `kiosk-ca init`."""
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
-        self._ca_key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kiosk-edge test fleet CA")])
+        self._ca_key = ca[0] if ca else ec.generate_private_key(ec.SECP256R1())
+        name = (
+            ca[1].subject
+            if ca
+            else x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kiosk-edge test fleet CA")])
+        )
         now = dt.datetime.now(dt.UTC)
         self._ca_name = name
         self._ca_cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(self._ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(hours=1))
-            .not_valid_after(now + dt.timedelta(days=2))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
+            ca[1]
+            if ca
+            else (
+                x509.CertificateBuilder()
+                .subject_name(name)
+                .issuer_name(name)
+                .public_key(self._ca_key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - dt.timedelta(hours=1))
+                .not_valid_after(now + dt.timedelta(days=2))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+                .add_extension(
+                    x509.KeyUsage(
+                        digital_signature=True,
+                        key_cert_sign=True,
+                        crl_sign=True,
+                        content_commitment=False,
+                        key_encipherment=False,
+                        data_encipherment=False,
+                        key_agreement=False,
+                        encipher_only=False,
+                        decipher_only=False,
+                    ),
+                    critical=True,
+                )
+                .sign(self._ca_key, hashes.SHA256())
             )
-            .sign(self._ca_key, hashes.SHA256())
         )
         self.ca_file = root / "ca.crt"
         self.ca_file.write_bytes(self._ca_cert.public_bytes(serialization.Encoding.PEM))
