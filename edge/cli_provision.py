@@ -73,15 +73,17 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -
     check = u_sub.add_parser(
         "check", parents=[common], help="recover, then apply a bundle the fleet command queued"
     )
-    for q in (apply, check):
+    recover = u_sub.add_parser(
+        "recover", parents=[common], help="after a crash: roll back an uncommitted switch"
+    )
+    for q in (apply, check, recover):
         q.add_argument("--root", type=Path, help="install root (default [update] root)")
         q.add_argument("--keys", dest="keys_dir", type=Path, help="trusted bundle keys dir")
         q.add_argument("--health-url")
         q.add_argument("--timeout", dest="health_timeout_s", type=float)
         q.add_argument("--restart-command", help="shell words, e.g. 'systemctl restart kiosk-edge'")
-    for name, text in (("status", "releases, current, journal"), ("recover", "undo a crash")):
-        q = u_sub.add_parser(name, parents=[common], help=text)
-        q.add_argument("--root", type=Path)
+    status = u_sub.add_parser("status", parents=[common], help="releases, current, journal")
+    status.add_argument("--root", type=Path)
     make = u_sub.add_parser("make-bundle", parents=[common], help="center: pack and sign")
     make.add_argument("source", type=Path, help="the release tree to ship")
     make.add_argument("--version", dest="bundle_version", required=True)
