@@ -407,3 +407,37 @@ class Installer:
             if self.releases.exists()
             else [],
         }
+
+
+# --- the fleet command's side: fetch, verify, queue for kiosk-update.service ------------------
+
+QUEUED = "queued.kup"
+
+
+def queue_bundle(source: str, *, incoming: Path, keys_dir: Path | None) -> dict[str, Any]:
+    """Fetch (https:// URL) or copy (absolute path, e.g. a USB stick) a bundle, verify it, and
+    leave it as <incoming>/queued.kup, which kiosk-update.path hands to `kiosk update check`.
+    Nothing is queued unless the signature and hash verify."""
+    incoming.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = incoming / ".fetching.kup"
+    try:
+        if source.startswith("https://"):
+            with urllib.request.urlopen(source, timeout=60) as response, tmp.open("wb") as f:
+                total = 0
+                while chunk := response.read(1 << 20):
+                    total += len(chunk)
+                    if total > MAX_PAYLOAD + MAX_MANIFEST + 64 * 1024:
+                        raise UpdateRefused("the bundle is larger than any bundle may be")
+                    f.write(chunk)
+        elif Path(source).is_absolute():
+            shutil.copyfile(source, tmp)
+        else:
+            raise BadInput("the bundle source must be an https:// URL or an absolute path")
+        manifest = verify_bundle(tmp, keys_dir)
+        os.replace(tmp, incoming / QUEUED)
+        fsync_dir(incoming)
+    except (OSError, urllib.error.URLError) as err:
+        raise UpdateRefused(f"cannot fetch the bundle: {err}") from err
+    finally:
+        tmp.unlink(missing_ok=True)
+    return {"version": manifest["version"], "release": release_name(manifest)}

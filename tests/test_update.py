@@ -268,3 +268,77 @@ def test_kill_9_in_the_middle_of_an_update_leaves_a_working_version(
         assert release_version(site) == "1.0.0"
         assert site.installer().healthy("1.0.0", 10)[0]
         assert not list((site.root / "releases").glob(".staging-*"))
+
+
+# --- the fleet command: central sends `update`, the kiosk queues a verified bundle ------------
+
+
+def test_fleet_command_update_queues_only_a_verified_bundle(
+    site: Site, tmp_path: Path, broker, fleet_pki, central, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge.fleet import sign_command
+    from edge.fleet.commands import write_public_key
+    from tests.conftest import start_daemon
+    from tests.mqtt_broker import assert_valid
+
+    operator = ec.generate_private_key(ec.SECP256R1())
+    me = fleet_pki.client("TEST-01")
+    write_public_key(operator, tmp_path / "daemon" / "operators", "op.hanoi")
+    config = write_sim_config(
+        tmp_path / "daemon",
+        extra=f"""
+[mqtt]
+type = "broker"
+host = "127.0.0.1"
+port = {broker.port}
+ca_file = "{fleet_pki.ca_file}"
+cert_file = "{me.cert}"
+key_file = "{me.key}"
+trust_dir = "operators"
+reconnect_min_s = 0.2
+
+[update]
+keys_dir = "{site.keys}"
+""",
+    )
+    base = "kiosk/v1/TEST-01"
+
+    def send(args: dict[str, Any]) -> dict[str, Any]:
+        envelope = sign_command(operator, "op.hanoi", "update", args, 300, target="TEST-01")
+        central.publish(f"{base}/cmd/update", json.dumps(envelope))
+        reply = central.wait_for(
+            f"{base}/cmd/update/result", lambda m: m.json()["id"] == envelope["id"], timeout=15
+        ).json()
+        assert_valid(reply, "command-result")
+        return reply
+
+    forged = tmp_path / "forged.kup"
+    rogue = tmp_path / "rogue.key"
+    write_key(rogue)
+    make_bundle(
+        make_release(tmp_path / "r"), forged, version="9.9.9", key_file=rogue, key_id="center-2026"
+    )
+    good = site.bundle("1.5.0")
+    daemon = start_daemon(config)
+    try:
+        central.wait_for(f"{base}/state", lambda m: m.json()["state"] == "online")
+        assert send({"path": "relative/x.kup"})["reason"] == "bad_args"
+        assert send({"path": str(forged)})["result"] == {"accepted": True}
+        refused = central.wait_for(
+            f"{base}/events", lambda m: m.json()["kind"] == "update.refused", timeout=15
+        ).json()
+        assert "bad signature" in refused["detail"]["reason"]
+        incoming = tmp_path / "daemon" / "state" / "updates"
+        assert not (incoming / "queued.kup").exists()
+        assert send({"path": str(good)})["status"] == "ok"
+        queued = central.wait_for(
+            f"{base}/events", lambda m: m.json()["kind"] == "update.queued", timeout=15
+        ).json()
+        assert queued["detail"]["version"] == "1.5.0"
+        assert (incoming / "queued.kup").exists()
+    finally:
+        daemon.stop()
+    # kiosk-update.service's job: recover, then apply what was queued (and forget it).
+    assert kiosk(["update", "check", *site.cli_args(), "--config", str(config), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "committed"
+    assert release_version(site) == "1.5.0" and not (incoming / "queued.kup").exists()
