@@ -82,6 +82,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -
         q.add_argument("--health-url")
         q.add_argument("--timeout", dest="health_timeout_s", type=float)
         q.add_argument("--restart-command", help="shell words, e.g. 'systemctl restart kiosk-edge'")
+    recover.add_argument(
+        "--no-restart", action="store_true", help="at boot: only put 'current' back"
+    )
     status = u_sub.add_parser("status", parents=[common], help="releases, current, journal")
     status.add_argument("--root", type=Path)
     make = u_sub.add_parser("make-bundle", parents=[common], help="center: pack and sign")
@@ -249,7 +252,7 @@ def _update(args: argparse.Namespace, emit: Any) -> int:
         )
         return EXIT_OK
     if args.update_command == "recover":
-        result = installer.recover()
+        result = installer.recover(restart=not args.no_restart)
         emit(
             result,
             f"current {result['current']}" + (" (rolled back)" if result["recovered"] else ""),

@@ -181,6 +181,18 @@ def _read(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
     return stream.read()
 
 
+def _release_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+    """tarfile's "data" filter (no absolute paths, no escapes, no devices), except that a
+    venv's bin/python* may link to the system interpreter (/usr/bin/python3*)."""
+    if (
+        member.issym()
+        and re.fullmatch(r"(.*/)?bin/python3?[.0-9]*", member.name)
+        and re.fullmatch(r"/usr/bin/python3[.0-9]*", member.linkname)
+    ):
+        return tarfile.tar_filter(member, dest)
+    return tarfile.data_filter(member, dest)
+
+
 def release_name(manifest: dict[str, Any]) -> str:
     return f"{manifest['version']}-{manifest['payload_sha256'][:8]}"
 
@@ -293,12 +305,13 @@ class Installer:
 
     # --- recovery --------------------------------------------------------------------
 
-    def recover(self) -> dict[str, Any]:
-        """After a crash mid-update: an uncommitted switch goes back; half-staged dirs go."""
+    def recover(self, *, restart: bool = True) -> dict[str, Any]:
+        """After a crash mid-update: an uncommitted switch goes back; half-staged dirs go.
+        restart=False at boot, before the daemon has started (kiosk-update-recover.service)."""
         with self._lock():
-            return self._recover()
+            return self._recover(restart=restart)
 
-    def _recover(self) -> dict[str, Any]:
+    def _recover(self, *, restart: bool = True) -> dict[str, Any]:
         for leftover in self.releases.glob(".staging-*") if self.releases.exists() else []:
             shutil.rmtree(leftover, ignore_errors=True)
         journal = self.journal()
@@ -308,7 +321,8 @@ class Installer:
         if back and (self.releases / back).is_dir():
             self._point("current", back)
             logger.warning("uncommitted update rolled back after a restart", extra={"to": back})
-            self._restart()
+            if restart:
+                self._restart()
         self._write_journal(
             phase="rolled_back",
             to=back,
@@ -365,11 +379,15 @@ class Installer:
         staging = self.releases / f".staging-{target}"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
-        with tarfile.open(bundle, "r:") as outer:
-            stream = outer.extractfile(PAYLOAD)
-            assert stream is not None
-            with tarfile.open(fileobj=stream, mode="r:gz") as payload:
-                payload.extractall(staging, filter="data")  # no absolute paths, no escapes
+        try:
+            with tarfile.open(bundle, "r:") as outer:
+                stream = outer.extractfile(PAYLOAD)
+                assert stream is not None
+                with tarfile.open(fileobj=stream, mode="r:gz") as payload:
+                    payload.extractall(staging, filter=_release_filter)
+        except (tarfile.TarError, OSError) as err:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise UpdateRefused(f"{bundle.name}: payload cannot be unpacked safely: {err}") from err
         (staging / ".release.json").write_text(json.dumps(manifest, indent=2))
         for path in [*staging.rglob("*"), staging]:
             if path.is_file() and not path.is_symlink():

@@ -155,6 +155,7 @@ def test_a_good_bundle_switches_and_keeps_the_previous_one(
     assert result["status"] == "committed"
     assert release_version(site) == "1.1.0" and release_version(site, "previous") == "1.0.0"
     assert (site.root / "current").is_symlink()
+    assert os.readlink(site.root / "current" / ".venv" / "bin" / "python") == "/usr/bin/python3"
     assert health(site) == {"ready": True, "kiosk_id": "TEST-01", "version": "1.1.0"}
     assert json.loads((site.root / "update.json").read_text())["phase"] == "committed"
     # The same bundle again: nothing to do.

@@ -50,6 +50,10 @@ def make_release(root: Path, *, mode: str = "ok", filler_bytes: int = 0) -> Path
     (root / "mode").write_text(mode)
     (root / "lib").mkdir(exist_ok=True)
     (root / "lib" / "module.py").write_text("VALUE = 1\n")
+    venv_bin = root / ".venv" / "bin"
+    venv_bin.mkdir(parents=True, exist_ok=True)
+    if not (venv_bin / "python").is_symlink():
+        (venv_bin / "python").symlink_to("/usr/bin/python3")  # as `python3 -m venv` makes it
     if filler_bytes:
         (root / "lib" / "filler.bin").write_bytes(os.urandom(filler_bytes))
     return root
