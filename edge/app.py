@@ -490,7 +490,37 @@ def fleet_commands(app: App) -> dict[str, Any]:
         except ValueError as err:
             raise BadArgs(str(err)) from err
 
+    def update(args: dict[str, Any]) -> dict[str, Any]:
+        """{"url": "https://..."} or {"path": "/abs/bundle.kup"}: fetched and verified in the
+        background, then queued for kiosk-update.service (outcome: event update.queued or
+        update.refused). The switch, health check and rollback happen outside the daemon."""
+        from edge.cli_provision import incoming_dir
+        from edge.errors import KioskError
+        from provisioning.update import queue_bundle
+
+        sources = [args[k] for k in ("url", "path") if k in args]
+        if len(sources) != 1 or not isinstance(sources[0], str) or set(args) - {"url", "path"}:
+            raise BadArgs('args must be {"url": "https://..."} or {"path": "/absolute/file.kup"}')
+        source = sources[0]
+        if not (source.startswith("https://") or source.startswith("/")):
+            raise BadArgs("url must be https://, path must be absolute")
+
+        def fetch() -> None:
+            try:
+                queued = queue_bundle(
+                    source, incoming=incoming_dir(app.config), keys_dir=app.config.update.keys_dir
+                )
+            except KioskError as err:
+                logger.warning("update bundle refused: %s", err)
+                _report(app, "update.refused", "warning", {"reason": str(err)})
+            else:
+                _report(app, "update.queued", "info", queued)
+
+        threading.Thread(target=fetch, name="update-fetch", daemon=True).start()
+        return {"accepted": True}
+
     return {
+        "update": update,
         "restart": restart,
         "update-revocations": update_revocations,
         "print-test": print_test,
@@ -500,3 +530,11 @@ def fleet_commands(app: App) -> dict[str, Any]:
         "set-config": set_config,
         "rotate-certificate": rotate_certificate,
     }
+
+
+def _report(app: App, kind: str, severity: str, detail: dict[str, Any]) -> None:
+    """An event for central from a background job (the fleet client's outbox path)."""
+    if app.fleet is not None:
+        app.fleet.report_event(kind, severity, detail)
+    elif app.outbox is not None:
+        queue_event(app.outbox, app.config.kiosk.id, kind, severity, detail)  # type: ignore[arg-type]

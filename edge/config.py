@@ -368,6 +368,35 @@ class CopiesSection(Section):
     vietqr: VietQRSection = VietQRSection()
 
 
+class UpdateSection(Section):
+    """Atomic (A/B) software updates: `kiosk update apply` (provisioning/update.py)."""
+
+    root: Path = Field(
+        Path("/opt/kiosk-edge"),
+        description="Install root: releases/<name>/ side by side, 'current' symlink to one.",
+    )
+    keys_dir: Path | None = Field(
+        None, description="Public keys (PEM, ECDSA P-256) allowed to sign update bundles."
+    )
+    incoming_dir: Path | None = Field(
+        None,
+        description="Bundles queued by the fleet command 'update'; default <state_dir>/updates.",
+    )
+    health_url: str = Field(
+        "http://127.0.0.1:8080/api/health", description="Must answer ready after a switch."
+    )
+    health_timeout_s: float = Field(
+        90.0, gt=0, le=900, description="Roll back unless healthy within this."
+    )
+    restart_command: list[str] = Field(
+        ["systemctl", "restart", "kiosk-edge.service"],
+        description="Restarts the daemon on the release 'current' points to.",
+    )
+    keep_releases: int = Field(
+        3, ge=2, le=10, description="Releases kept on disk (current, previous, ...)."
+    )
+
+
 class Config(Section):
     kiosk: KioskSection
     storage: StorageSection = StorageSection()
@@ -387,6 +416,7 @@ class Config(Section):
     daemon: DaemonSection = DaemonSection()
     services: ServicesSection = ServicesSection()
     copies: CopiesSection = CopiesSection()
+    update: UpdateSection = UpdateSection()
 
     def digest(self) -> str:
         """Short hash of the effective config, reported to the fleet to spot drift."""
@@ -537,6 +567,9 @@ _PATH_KEYS = {
     ("copies", "trust_dir"),
     ("copies", "revocation_file"),
     ("copies", "sequence_floor"),
+    ("update", "root"),
+    ("update", "keys_dir"),
+    ("update", "incoming_dir"),
 }
 
 
