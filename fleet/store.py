@@ -545,6 +545,16 @@ class FleetStore:
         with self.engine.connect() as conn:
             return conn.execute(query).scalar_one()
 
+    def event_counts(self, kind: str, since: float) -> dict[str, int]:
+        """Events of one kind since a time, per kiosk."""
+        query = (
+            sa.select(events.c.kiosk_id, sa.func.count().label("n"))
+            .where(events.c.kind == kind, events.c.at >= since)
+            .group_by(events.c.kiosk_id)
+        )
+        with self.engine.connect() as conn:
+            return {r.kiosk_id: r.n for r in conn.execute(query)}
+
     def records(self, *, kiosk_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         query = sa.select(records)
         if kiosk_id:
