@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import re
 import ssl
 import threading
 import time
@@ -28,11 +27,11 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge.fleet.messages import iso_time
 from fleet.config import MqttSection
+from fleet.store import KIOSK_ID_PATTERN as KIOSK_ID
 from fleet.store import BatchOutcome, FleetStore, Incoming
 
 logger = logging.getLogger(__name__)
 
-KIOSK_ID = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,31}$")
 RECORD_ACK = "record-ack/1"
 MAX_PAYLOAD = 16 * 1024 * 1024  # a signed PDF in a record can be large; anything above is junk
 
@@ -72,6 +71,7 @@ class FleetIngest:
         self.reconnect_max_s = reconnect_max_s
         self.stats = IngestStats()
         self._handlers: list[tuple[str, RequestHandler]] = []
+        self.connected_hooks: list[Callable[[], None]] = []  # run on paho's thread
         self._inbox: queue.Queue[Any] = queue.Queue()
         self._requests: queue.Queue[Any] = queue.Queue(maxsize=10000)
         self._stop = threading.Event()
@@ -198,6 +198,11 @@ class FleetIngest:
             retain=True,
         )
         self._connected.set()
+        for hook in self.connected_hooks:
+            try:
+                hook()
+            except Exception:
+                logger.exception("on-connect hook failed")
         logger.info("console connected to the broker", extra={"session": flags.session_present})
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -19,6 +20,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 logger = logging.getLogger(__name__)
+
+KIOSK_ID_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,31}$")  # schemas/state.json
 
 metadata = sa.MetaData()
 
@@ -562,6 +565,9 @@ class FleetStore:
         query = query.order_by(records.c.received_at.desc(), records.c.seq.desc()).limit(limit)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
+
+    def count_records(self) -> int:
+        return self.count(records)
 
     def count(self, table: sa.Table) -> int:
         with self.engine.connect() as conn:
