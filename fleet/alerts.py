@@ -46,6 +46,20 @@ RULES: dict[str, tuple[str, str]] = {
     ),
 }
 
+# Short labels for the dashboard's tags.
+LABELS = {
+    "offline": "Mất kết nối",
+    "paper_out": "Hết giấy",
+    "paper_near_end": "Sắp hết giấy",
+    "camera_lost": "Mất camera",
+    "tamper": "Mở cửa",
+    "cpu_temp": "Nóng CPU",
+    "disk": "Đầy đĩa",
+    "outbox_growing": "Tồn hàng đợi",
+    "cert_expiring": "Chứng thư sắp hết hạn",
+    "face_failures": "Lỗi khuôn mặt",
+}
+
 Wanted = dict[tuple[str, str], tuple[str, str]]
 
 

@@ -220,11 +220,12 @@ class SimKiosk:
         outbox: int = 0,
         camera_ok: bool = True,
         wait: bool = True,
+        at: float | None = None,
     ) -> None:
         payload = self._stamp(
             {
                 "schema": "telemetry/1",
-                "time": _now(),
+                "time": _now(at),
                 "uptime_s": 100.0,
                 "system": {
                     "uptime_s": 1000.0,
@@ -294,10 +295,10 @@ class SimKiosk:
             self.peer.client.loop_stop()
 
 
-def _now() -> str:
+def _now(at: float | None = None) -> str:
     import datetime as dt
 
-    return dt.datetime.now(dt.UTC).isoformat()
+    return dt.datetime.fromtimestamp(time.time() if at is None else at, dt.UTC).isoformat()
 
 
 __all__ = ["Postgres", "SimKiosk", "mqtt", "running_postgres"]

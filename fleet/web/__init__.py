@@ -34,7 +34,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from edge.errors import BadInput
-from fleet.alerts import RULES
+from fleet.alerts import LABELS, RULES
 from fleet.console import COMMANDS, Console
 from fleet.metrics import CONTENT_TYPE, exposition
 from fleet.web.charts import line_chart
@@ -60,7 +60,7 @@ def create_app(console: Console, *, testing: bool = False) -> Flask:
     app.register_blueprint(auth)
     app.register_blueprint(views)
     app.jinja_env.filters.update(when=_when, ago=_ago, pretty=_pretty, days_left=_days_left)
-    app.jinja_env.globals.update(RULES=RULES)
+    app.jinja_env.globals.update(RULES=RULES, RULE_LABELS=LABELS)
 
     @app.after_request
     def _headers(response: Response) -> Response:

@@ -55,8 +55,9 @@ def line_chart(
     for hours in range(0, 25, 6):
         t = start + span_t * hours / 24
         label = dt.datetime.fromtimestamp(t, ZONE).strftime("%H:%M")
+        anchor = {0: "start", 24: "end"}.get(hours, "middle")
         parts.append(
-            f'<text x="{x(t):.1f}" y="{height - 6}" text-anchor="middle" class="chart-axis">'
+            f'<text x="{x(t):.1f}" y="{height - 6}" text-anchor="{anchor}" class="chart-axis">'
             f"{label}</text>"
         )
     if limit is not None and lo <= limit <= hi:
