@@ -253,6 +253,36 @@ class FleetStore:
         self.engine: Engine = _engine(url, echo=echo)
         self.dialect = self.engine.dialect.name
         self._lock = threading.Lock() if self.dialect == "sqlite" else None
+        # Ingest statements built once, values bound at execution: SQLAlchemy caches their
+        # compiled form (building a statement per message cost more than running it).
+        seq = sa.bindparam("_seq", type_=sa.BigInteger)
+        self._kiosk_new = self._insert(kiosks).on_conflict_do_nothing(index_elements=["kiosk_id"])
+        self._kiosk_touch = (
+            kiosks.update()
+            .where(kiosks.c.kiosk_id == sa.bindparam("_kid"))
+            .values(
+                messages=kiosks.c.messages + 1,
+                max_seq=sa.case((kiosks.c.max_seq < seq, seq), else_=kiosks.c.max_seq),
+            )
+        )
+        self._kiosk_row = sa.select(kiosks.c.state, kiosks.c.site_fixed).where(
+            kiosks.c.kiosk_id == sa.bindparam("_kid")
+        )
+        self._event_new = (
+            self._insert(events)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(events.c.id)
+        )
+        self._record_new = (
+            self._insert(records)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(records.c.id)
+        )
+        self._record_again = (
+            records.update()
+            .where(records.c.id == sa.bindparam("_id"))
+            .values(deliveries=records.c.deliveries + 1)
+        )
 
     def create(self) -> FleetStore:
         metadata.create_all(self.engine)
@@ -279,7 +309,16 @@ class FleetStore:
     def apply(self, batch: Iterable[Incoming]) -> BatchOutcome:
         """Store a batch in one transaction (the caller acknowledges to the broker after)."""
         out = BatchOutcome(acked={}, touched=set())
+        batch = list(batch)
         with self.begin() as conn:
+            first_seen: dict[str, float] = {}
+            for msg in batch:
+                first_seen.setdefault(msg.kiosk_id, msg.received_at)
+            if first_seen:
+                conn.execute(
+                    self._kiosk_new,
+                    [self._new_kiosk_row(k, at) for k, at in first_seen.items()],
+                )
             for msg in batch:
                 try:
                     with conn.begin_nested():
@@ -294,12 +333,9 @@ class FleetStore:
 
     def _apply_one(self, conn: Connection, msg: Incoming, out: BatchOutcome) -> None:
         now = msg.received_at
-        self._ensure_kiosk(conn, msg.kiosk_id, now)
         p = msg.payload
-        seq = p.get("seq") if isinstance(p.get("seq"), int) else None
-        changes: dict[str, Any] = {"last_seen": now, "messages": kiosks.c.messages + 1}
-        if seq is not None:
-            changes["max_seq"] = sa.case((kiosks.c.max_seq < seq, seq), else_=kiosks.c.max_seq)
+        seq = p.get("seq") if isinstance(p.get("seq"), int) else 0
+        changes: dict[str, Any] = {"last_seen": now}
         if msg.kind == "state":
             out.states += 1
             changes.update(self._state_changes(conn, msg))
@@ -326,11 +362,12 @@ class FleetStore:
         elif msg.kind == "result":
             out.results += 1
             changes.update(self._result(conn, msg))
-        conn.execute(kiosks.update().where(kiosks.c.kiosk_id == msg.kiosk_id).values(changes))
+        conn.execute(self._kiosk_touch, {"_kid": msg.kiosk_id, "_seq": seq, **changes})
         out.touched.add(msg.kiosk_id)
 
-    def _ensure_kiosk(self, conn: Connection, kiosk_id: str, now: float) -> None:
-        stmt = self._insert(kiosks).values(
+    @staticmethod
+    def _new_kiosk_row(kiosk_id: str, now: float) -> dict[str, Any]:
+        return dict(
             kiosk_id=kiosk_id,
             site=default_site(kiosk_id),
             site_fixed=False,
@@ -344,16 +381,16 @@ class FleetStore:
             max_seq=0,
             messages=0,
         )
-        conn.execute(stmt.on_conflict_do_nothing(index_elements=["kiosk_id"]))
+
+    def _ensure_kiosk(self, conn: Connection, kiosk_id: str, now: float) -> None:
+        conn.execute(self._kiosk_new, self._new_kiosk_row(kiosk_id, now))
 
     def _state_changes(self, conn: Connection, msg: Incoming) -> dict[str, Any]:
         p = msg.payload
         state = p.get("state")
         if state not in ("online", "offline"):
             raise ValueError("state must be online or offline")
-        row = conn.execute(
-            sa.select(kiosks.c.state, kiosks.c.site_fixed).where(kiosks.c.kiosk_id == msg.kiosk_id)
-        ).one()
+        row = conn.execute(self._kiosk_row, {"_kid": msg.kiosk_id}).one()
         changes: dict[str, Any] = {"state": state}
         if row.state != state:
             changes["state_since"] = msg.received_at
@@ -397,7 +434,7 @@ class FleetStore:
             "load1": _number(load[0]) if isinstance(load, list) and load else None,
             "memory_used_pct": _number(memory.get("used_pct")),
         }
-        conn.execute(telemetry.insert().values(row))
+        conn.execute(telemetry.insert(), row)
         changes: dict[str, Any] = {
             "telemetry": p,
             "telemetry_at": at,
@@ -423,17 +460,18 @@ class FleetStore:
         certificate = p.get("certificate") if isinstance(p.get("certificate"), dict) else {}
         if isinstance(certificate.get("not_after"), str):
             changes["cert_not_after"] = parse_time(certificate["not_after"], 0.0) or None
-        if isinstance(p.get("site"), str) and p["site"]:
-            fixed = conn.execute(
-                sa.select(kiosks.c.site_fixed).where(kiosks.c.kiosk_id == msg.kiosk_id)
-            ).scalar_one()
-            if not fixed:
-                changes["site"] = p["site"][:128]
+        site = p.get("site")
+        if (
+            isinstance(site, str)
+            and site
+            and not conn.execute(self._kiosk_row, {"_kid": msg.kiosk_id}).one().site_fixed
+        ):
+            changes["site"] = site[:128]
         return changes
 
     def _event(self, conn: Connection, msg: Incoming) -> bool:
         p = msg.payload
-        stmt = self._insert(events).values(
+        row = dict(
             id=str(p["id"]),
             kiosk_id=msg.kiosk_id,
             seq=p.get("seq") if isinstance(p.get("seq"), int) else None,
@@ -443,11 +481,11 @@ class FleetStore:
             received_at=msg.received_at,
             detail=p.get("detail") if isinstance(p.get("detail"), dict) else {},
         )
-        return _inserted(conn, stmt.on_conflict_do_nothing(index_elements=["id"]), events.c.id)
+        return conn.execute(self._event_new, row).first() is not None
 
     def _record(self, conn: Connection, msg: Incoming) -> bool:
         p = msg.payload
-        stmt = self._insert(records).values(
+        row = dict(
             id=str(p["id"]),
             kiosk_id=msg.kiosk_id,
             seq=p.get("seq") if isinstance(p.get("seq"), int) else None,
@@ -457,13 +495,9 @@ class FleetStore:
             deliveries=1,
             data=p.get("data") if isinstance(p.get("data"), dict) else {},
         )
-        if _inserted(conn, stmt.on_conflict_do_nothing(index_elements=["id"]), records.c.id):
+        if conn.execute(self._record_new, row).first() is not None:
             return True
-        conn.execute(
-            records.update()
-            .where(records.c.id == str(p["id"]))
-            .values(deliveries=records.c.deliveries + 1)
-        )
+        conn.execute(self._record_again, {"_id": row["id"]})
         return False
 
     def _result(self, conn: Connection, msg: Incoming) -> dict[str, Any]:
