@@ -527,8 +527,10 @@ class FleetStore:
 
     # --- reading for the dashboard --------------------------------------------------------
 
-    def kiosks(self, *, site: str | None = None) -> list[dict[str, Any]]:
-        query = sa.select(kiosks).order_by(kiosks.c.site, kiosks.c.kiosk_id)
+    def kiosks(self, *, site: str | None = None, full: bool = False) -> list[dict[str, Any]]:
+        """Every kiosk (of a site); without `full`, the last telemetry sample is left out."""
+        columns = list(kiosks.c) if full else [c for c in kiosks.c if c.name != "telemetry"]
+        query = sa.select(*columns).order_by(kiosks.c.site, kiosks.c.kiosk_id)
         if site:
             query = query.where(kiosks.c.site == site)
         with self.engine.connect() as conn:
@@ -538,6 +540,11 @@ class FleetStore:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(kiosks).where(kiosks.c.kiosk_id == kiosk_id)).first()
         return dict(row._mapping) if row else None
+
+    def state_counts(self) -> dict[str, int]:
+        query = sa.select(kiosks.c.state, sa.func.count().label("n")).group_by(kiosks.c.state)
+        with self.engine.connect() as conn:
+            return {r.state: r.n for r in conn.execute(query)}
 
     def sites(self) -> list[str]:
         with self.engine.connect() as conn:

@@ -250,9 +250,7 @@ def dashboard() -> Any:
     if state:
         rows = [k for k in rows if k["state"] == state]
     rows.sort(key=SORTS.get(sort, SORTS["site"]), reverse=request.args.get("dir") == "desc")
-    counts = {"online": 0, "offline": 0, "unknown": 0}
-    for k in store.kiosks():
-        counts[k["state"]] = counts.get(k["state"], 0) + 1
+    counts = {"online": 0, "offline": 0, "unknown": 0, **store.state_counts()}
     return render_template(
         "dashboard.html",
         kiosks=rows,
