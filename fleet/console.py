@@ -39,7 +39,8 @@ class Console:
             store=self.store, config=config.mqtt, listeners=[self.alerts.poke]
         )
         self.keys = KeyRing(attempts=config.web.login_attempts, lockout_s=config.web.lockout_s)
-        self.services: list[Any] = []  # responders with start(console) / stop()
+        self.services: list[Any] = []  # responders: attach(console), optional stop()
+        self.revocations: Any = None  # fleet.responders.Revocations once attached
         self._started = False
 
     def start(self, *, mqtt: bool = True) -> Console:

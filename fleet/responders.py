@@ -141,7 +141,7 @@ class Revocations:
     def attach(self, console: Console) -> None:
         self.console = console
         self.topic = f"{console.config.mqtt.central_topic}/revocations"
-        console.revocations = self  # type: ignore[attr-defined]
+        console.revocations = self
         console.ingest.connected_hooks.append(self.publish)
 
     def document(self) -> dict[str, Any]:

@@ -763,6 +763,11 @@ class FleetStore:
             ).one()
             return dict(row._mapping)
 
+    def claim_tokens(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        query = sa.select(claim_tokens).order_by(claim_tokens.c.created_at.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
     def claim_token(self, token_hash: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(

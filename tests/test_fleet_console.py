@@ -461,3 +461,40 @@ def test_postgres_fixture_is_real(tmp_path: Path) -> None:
     assert pg.proc is None
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_revocations_reach_kiosks_retained_and_are_public_as_json(
+    make_console: Callable[..., Console], broker: Broker, fleet_pki: FleetPki
+) -> None:
+    console = make_console()
+    client, _ = login(console)
+    token = csrf_of(client, "/revocations")
+    response = client.post(
+        "/revocations",
+        data={"csrf_token": token, "code": "hn-a-261123-0001-x", "reason": "Cấp nhầm hồ sơ"},
+    )
+    assert response.status_code == 302
+    # The list is public over HTTP, without a login, for anyone verifying a copy.
+    anonymous = create_app(console).test_client()
+    listing = anonymous.get("/revocations.json").get_json()
+    assert [r["code"] for r in listing["revoked"]] == ["HN-A-261123-0001-X"]
+    assert listing["revoked"][0]["reason"] == "Cấp nhầm hồ sơ"
+    # A kiosk that connects later gets the retained list (the ACL lets it read that topic).
+    kiosk = Peer(broker, fleet_pki.client("HN-TAYHO-31")).connect()
+    try:
+        kiosk.subscribe("fleet/v1/revocations")
+        got = kiosk.wait_for("fleet/v1/revocations", lambda m: m.retain).json()
+        assert got["schema"] == "revocation-list/1"
+        assert [r["code"] for r in got["revoked"]] == ["HN-A-261123-0001-X"]
+        # ... but not another kiosk's record acknowledgements.
+        kiosk.subscribe("kiosk/v1/HN-TAYHO-32/ack")
+        other = SimKiosk(broker, fleet_pki.client("HN-TAYHO-32")).start()
+        try:
+            other.peer.subscribe("kiosk/v1/HN-TAYHO-32/ack")
+            other.record("copy", {"n": 1}, message_id="r-32")
+            other.peer.wait_for("kiosk/v1/HN-TAYHO-32/ack")
+            assert kiosk.received("kiosk/v1/HN-TAYHO-32/ack") == []
+        finally:
+            other.close()
+    finally:
+        kiosk.close()

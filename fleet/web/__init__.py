@@ -412,6 +412,63 @@ def records() -> Any:
     )
 
 
+@views.route("/revocations", methods=["GET", "POST"])
+@login_required
+def revocations() -> Any:
+    form = RevokeForm()
+    service = getattr(console(), "revocations", None)
+    if form.validate_on_submit() and service is not None:
+        code = form.code.data.strip().upper()
+        fresh = service.revoke(code, reason=(form.reason.data or "").strip(), operator=g.operator)
+        flash(
+            f"Đã thu hồi {code} / {code} revoked"
+            if fresh
+            else f"{code} đã bị thu hồi trước đó / was revoked already",
+            "ok",
+        )
+        return redirect(url_for("views.revocations"))
+    return render_template("revocations.html", form=form, rows=console().store.revocations())
+
+
+@views.route("/revocations.json")
+def revocation_list() -> Any:
+    """Public: anyone verifying an e-copy may fetch the list (it holds codes only)."""
+    service = getattr(console(), "revocations", None)
+    if service is None:
+        abort(404)
+    return service.document()
+
+
+@views.route("/provisioning", methods=["GET", "POST"])
+@login_required
+def provisioning() -> Any:
+    from fleet.provisioning import create_claim_token
+
+    form = TokenForm()
+    token = None
+    error = None
+    if form.validate_on_submit():
+        try:
+            token = create_claim_token(
+                console().store,
+                form.kiosk_id.data.strip().upper(),
+                site=(form.site.data or "").strip(),
+                created_by=g.operator,
+                ttl_s=console().config.provisioning.token_ttl_s,
+            )
+        except BadInput as err:
+            error = f"Mã kiosk không hợp lệ / invalid kiosk id: {err}"
+    return render_template(
+        "provisioning.html",
+        form=form,
+        token=token,
+        kiosk_id=form.kiosk_id.data,
+        error=error,
+        tokens=console().store.claim_tokens(limit=100),
+        enabled=bool(console().config.provisioning.ca_cert),
+    ), 400 if error else 200
+
+
 @views.route("/metrics")
 def metrics() -> Any:
     if not console().config.web.metrics_public:
