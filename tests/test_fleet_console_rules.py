@@ -280,3 +280,16 @@ def test_cli_operator_token_dossiers_site_and_revoke(
         assert json.dumps(store.dossiers()[0]["data"], ensure_ascii=False)
     finally:
         store.close()
+
+
+def test_the_example_config_is_valid_and_unknown_keys_are_refused(tmp_path: Path) -> None:
+    from edge.errors import ConfigError
+    from fleet.config import load_config
+
+    example = Path(__file__).resolve().parent.parent / "config" / "fleet.example.toml"
+    config = load_config(example)
+    assert config.alerts.offline_after_s == 300 and config.mqtt.topic_prefix == "kiosk/v1"
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[alerts]\noffline_after = 60\n")
+    with pytest.raises(ConfigError, match="offline_after"):
+        load_config(bad)
