@@ -36,8 +36,10 @@ class Console:
         self.store = store or FleetStore(config.store.url)
         self.alerts = AlertEngine(self.store, config.alerts)
         self.ingest = FleetIngest(
-            store=self.store, config=config.mqtt, listeners=[self.alerts.poke]
+            store=self.store, config=config.mqtt, listeners=[self.alerts.poke, self._on_batch]
         )
+        self.ca: Any = None  # fleet.provisioning.CenterCa when [provisioning] names one
+        self._rotations: dict[str, str] = {}  # rotate-certificate command id -> session handle
         self.keys = KeyRing(attempts=config.web.login_attempts, lockout_s=config.web.lockout_s)
         self.services: list[Any] = []  # responders: attach(console), optional stop()
         self.revocations: Any = None  # fleet.responders.Revocations once attached
@@ -45,6 +47,11 @@ class Console:
 
     def start(self, *, mqtt: bool = True) -> Console:
         self.store.create()
+        p = self.config.provisioning
+        if p.ca_cert and p.ca_key and self.ca is None:
+            from fleet.provisioning import CenterCa
+
+            self.ca = CenterCa(p.ca_cert, p.ca_key)
         for service in self.services:
             service.attach(self)
         if mqtt:
@@ -97,8 +104,56 @@ class Console:
                     "operator": envelope["operator"],
                 },
             )
+            if name == "rotate-certificate" and "certificate" not in args:
+                self._rotations[envelope["id"]] = handle
             sent.append(envelope)
         return sent
+
+    # --- certificate rotation: central's half ----------------------------------------------
+
+    def _on_batch(self, outcome: Any) -> None:
+        for kiosk_id, result in outcome.command_results:
+            handle = self._rotations.pop(str(result.get("id")), None)
+            if handle is None or result.get("status") != "ok":
+                continue
+            csr = (result.get("result") or {}).get("csr")
+            if isinstance(csr, str):
+                self._finish_rotation(handle, kiosk_id, csr)
+
+    def _finish_rotation(self, handle: str, kiosk_id: str, csr_pem: str) -> None:
+        """The kiosk made a new key and sent its CSR: sign it with the center CA and send the
+        certificate back in a second rotate-certificate, signed by the same operator."""
+        if self.ca is None:
+            logger.warning(
+                "rotation needs [provisioning] ca_cert and ca_key", extra={"kiosk": kiosk_id}
+            )
+            return
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.x509.oid import NameOID
+
+        try:
+            csr = x509.load_pem_x509_csr(csr_pem.encode())
+            names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+            if not csr.is_signature_valid or [n.value for n in names] != [kiosk_id]:
+                raise ValueError("the CSR does not name this kiosk")
+            cert = self.ca.sign_client(csr, kiosk_id, self.config.provisioning.cert_days)
+            self.store.certificate_issued(
+                token_hash=None,
+                serial=format(cert.serial_number, "x"),
+                kiosk_id=kiosk_id,
+                site="",
+                not_after=cert.not_valid_after_utc.timestamp(),
+                now=time.time(),
+            )
+            pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+            self.send_command(
+                handle, "rotate-certificate", {"certificate": pem}, kiosk_ids=[kiosk_id]
+            )
+        except (ValueError, BadInput) as err:
+            logger.error(
+                "certificate rotation not finished", extra={"kiosk": kiosk_id, "error": str(err)}
+            )
 
 
 def build_console(config: FleetConfig, *, store: FleetStore | None = None) -> Console:

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -203,6 +203,7 @@ class BatchOutcome:
     telemetry: int = 0
     states: int = 0
     results: int = 0
+    command_results: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     rejected: int = 0
     acked: dict[str, list[str]] | None = None  # kiosk id -> record ids stored (new or before)
     touched: set[str] | None = None  # kiosks whose state changed
@@ -361,6 +362,7 @@ class FleetStore:
             out.acked.setdefault(msg.kiosk_id, []).append(str(p["id"]))
         elif msg.kind == "result":
             out.results += 1
+            out.command_results.append((msg.kiosk_id, p))
             changes.update(self._result(conn, msg))
         conn.execute(self._kiosk_touch, {"_kid": msg.kiosk_id, "_seq": seq, **changes})
         out.touched.add(msg.kiosk_id)

@@ -125,6 +125,27 @@ class RealKiosk:
             self.locked = True
             return {"locked": True}
 
+        self.cert_file, self.key_file = (
+            root / kiosk_id / "client.crt",
+            root / kiosk_id / "client.key",
+        )
+        self.cert_file.write_bytes(me.cert.read_bytes())
+        self.key_file.write_bytes(me.key.read_bytes())
+
+        def rotate(args: dict[str, Any]) -> dict[str, Any]:  # as edge/app.py does it
+            from edge.fleet.certificates import install_certificate, start_rotation
+
+            if "certificate" not in args:
+                return {"csr": start_rotation(root / kiosk_id, kiosk_id)}
+            return install_certificate(
+                args["certificate"],
+                state_dir=root / kiosk_id,
+                kiosk_id=kiosk_id,
+                ca_file=pki.ca_file,
+                cert_file=self.cert_file,
+                key_file=self.key_file,
+            )
+
         self.client = FleetClient(
             kiosk_id=kiosk_id,
             store=self.store,
@@ -143,7 +164,11 @@ class RealKiosk:
                 "printer": {"online": True, "paper": "ok"},
                 "camera": {"ok": True},
             },
-            commands={"lock": lock, "ping": lambda a: {"pong": a.get("n", 0)}},
+            commands={
+                "lock": lock,
+                "ping": lambda a: {"pong": a.get("n", 0)},
+                "rotate-certificate": rotate,
+            },
         )
         self.client.start()
 
@@ -498,3 +523,58 @@ def test_revocations_reach_kiosks_retained_and_are_public_as_json(
             other.close()
     finally:
         kiosk.close()
+
+
+def test_certificate_rotation_is_finished_by_the_console_with_the_center_ca(
+    tmp_path: Path,
+    make_console: Callable[..., Console],
+    real_kiosk: Callable[..., RealKiosk],
+    fleet_pki: FleetPki,
+) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from fleet.provisioning import CenterCa
+
+    console = make_console()
+    ca_key = tmp_path / "ca.key"
+    ca_key.write_bytes(
+        fleet_pki._ca_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    console.ca = CenterCa(fleet_pki.ca_file, ca_key)
+    public = create_operator(console.store, "vo.van.d", "Võ Văn D", PASSWORD)
+    trust = tmp_path / "trust"
+    trust.mkdir()
+    (trust / "vo.van.d.pem").write_text(public)
+    kiosk = real_kiosk("HN-TAYHO-41", trust_dir=trust)
+    old_serial = x509.load_pem_x509_certificate(kiosk.cert_file.read_bytes()).serial_number
+    wait_until(
+        lambda: (console.store.kiosk("HN-TAYHO-41") or {}).get("state") == "online",
+        10,
+        "kiosk online",
+    )
+    handle, _ = console.keys.login(console.store, "vo.van.d", PASSWORD)
+    console.send_command(handle, "rotate-certificate", {}, kiosk_ids=["HN-TAYHO-41"])
+    done = wait_until(
+        lambda: [
+            c
+            for c in console.store.commands()
+            if c["status"] == "ok" and "serial" in (c["result"] or {})
+        ],
+        15,
+        "second rotate-certificate installed",
+    )
+    assert [c["operator"] for c in console.store.commands()] == ["vo.van.d", "vo.van.d"]
+    installed = x509.load_pem_x509_certificate(kiosk.cert_file.read_bytes())
+    assert installed.serial_number != old_serial
+    installed.verify_directly_issued_by(
+        x509.load_pem_x509_certificate(fleet_pki.ca_file.read_bytes())
+    )
+    assert done[0]["result"]["serial"] == format(installed.serial_number, "x")
+    assert console.store.kiosk("HN-TAYHO-41")["cert_not_after"] == pytest.approx(
+        installed.not_valid_after_utc.timestamp()
+    )
