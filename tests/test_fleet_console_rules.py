@@ -293,3 +293,44 @@ def test_the_example_config_is_valid_and_unknown_keys_are_refused(tmp_path: Path
     bad.write_text("[alerts]\noffline_after = 60\n")
     with pytest.raises(ConfigError, match="offline_after"):
         load_config(bad)
+
+
+def test_login_lockout_logout_and_pages_need_a_session(tmp_path: Path) -> None:
+    from fleet.config import FleetConfig, StoreSection, WebSection
+    from fleet.console import Console
+    from fleet.operators import create_operator
+    from fleet.web import create_app
+
+    config = FleetConfig(
+        store=StoreSection(url=f"sqlite:///{tmp_path / 'fleet.db'}"),
+        web=WebSection(secret_key_file=tmp_path / "secret", login_attempts=3, lockout_s=60),
+    )
+    console = Console(config)
+    console.store.create()
+    create_operator(console.store, "an", "An", "mật-khẩu-đúng-1")
+    client = create_app(console).test_client()
+    for path in ("/", "/commands", "/alerts", "/kiosks/HN-X-01", "/provisioning"):
+        response = client.get(path)
+        assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+    def attempt(password: str) -> Any:
+        page = client.get("/login").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+        return client.post(
+            "/login", data={"csrf_token": token, "operator": "an", "password": password}
+        )
+
+    for _ in range(3):
+        wrong = attempt("sai")
+        assert wrong.status_code == 401
+        assert "Sai tên đăng nhập hoặc mật khẩu" in wrong.get_data(as_text=True)
+    locked = attempt("mật-khẩu-đúng-1")  # right password, but locked out now
+    assert locked.status_code == 401 and "quá nhiều lần" in locked.get_data(as_text=True)
+    console.keys._failures.clear()  # the lockout has passed (60 s in this config)
+    assert attempt("mật-khẩu-đúng-1").status_code == 302
+    assert client.get("/").status_code == 200
+    page = client.get("/").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # the logout form
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert client.get("/").status_code == 302
+    console.store.close()
