@@ -12,6 +12,7 @@ from bench import (  # noqa: F401  (registers the figures)
     document,
     figures,
     fleet,
+    fleet_console,
     identity,
     services,
 )
