@@ -391,3 +391,22 @@ def test_scanned_pages_from_the_vision_pipeline_and_a_card_kept_at_its_size(tmp_
         re.search(rb"q\n([0-9.]+) 0 0 [0-9.]+ [0-9.]+ [0-9.]+ cm\n/FormXob", content)[1]
     )
     assert abs(width_pt / MM - 85.6) < 0.5
+
+
+def test_with_a_timestamp_authority_the_signature_is_pades_b_t(tmp_path: Path) -> None:
+    from tests.tsa_server import running_tsa
+
+    with (
+        running_tsa(tmp_path / "tsa-root.pem") as url,
+        copy_service(tmp_path / "k", extra=f'tsa_url = "{url}"') as service,
+    ):
+        issued = service.issue([page_image(1)], CITIZEN)
+        assert service.verify_pdf(issued.pdf).status == "unknown-issuer"  # TSA not trusted
+        shutil.copy(tmp_path / "tsa-root.pem", service.paths.trust_dir / "tsa-root.pem")
+        verdict = service.verify_pdf(issued.pdf)
+        assert verdict.status == "valid" and verdict.details["level"] == "PAdES-B-T"
+        assert service.list()[0].code == issued.code
+        path = tmp_path / "stamped.pdf"
+        path.write_bytes(issued.pdf)
+        report = pdfsig(path, nss_db(tmp_path / "nss", service.paths.dev_dir / "ca.pem"))
+        assert "Signature is Valid." in report and "Certificate is Trusted." in report

@@ -269,6 +269,11 @@ def verify_pdf(data: bytes, trust: TrustStore) -> Verdict:
     }
     if not status.trusted:
         return Verdict("unknown-issuer", "signer not issued by a trusted CA", **base)
+    stamp = status.timestamp_validity
+    if stamp is not None and not (stamp.intact and stamp.valid):
+        return Verdict("invalid", "signature timestamp does not match", **base)
+    if stamp is not None and not stamp.trusted:
+        return Verdict("unknown-issuer", "timestamp authority not trusted", **base)
     key = signer.public_key()
     if not (isinstance(key, ec.EllipticCurvePublicKey) and payload.verify(key)):
         return Verdict("invalid", "QR not signed by the document's signer", **base)
