@@ -36,6 +36,7 @@ from tests.copies_helpers import (
     write_pages,
 )
 from tests.escpos_readback import native_qr_payloads, paper
+from tests.mqtt_broker import assert_valid
 
 CITIZEN = parse_cccd(CITIZEN_QR, today=dt.date(2026, 11, 23))
 
@@ -189,7 +190,12 @@ def test_stored_encrypted_listed_queued_and_purged_after_ack(tmp_path: Path) -> 
         assert service.copies.citizen(issued.code)["name"] == "Nguyễn Văn An"
         message = service.outbox.pending()[0]
         assert (message.id, message.topic) == (f"copy-{issued.code}", "records/copy")
+        assert_valid(
+            {**message.payload, "id": message.id, "seq": 1, "queued_at": message.payload["time"]},
+            "record",
+        )
         record = message.payload["data"]
+        assert_valid(record, "copy")
         assert record["code"] == issued.code and record["citizen"]["id_number"] == "001099012345"
         assert record["pdf_sha256"] and len(record["pdf_base64"]) > 1000
         service.store.close()  # checkpoints the WAL into the file

@@ -241,6 +241,8 @@ def verify_pdf(data: bytes, trust: TrustStore) -> Verdict:
     if len(signatures) != 1:
         return Verdict("invalid", "no signature" if not signatures else "more than one signature")
     signature = signatures[0]
+    # pyHanko logs a traceback for every signer it cannot chain; the verdict says it once.
+    logging.getLogger("pyhanko.sign.validation.generic_cms").setLevel(logging.ERROR)
     roots = trust.roots()
     context = ValidationContext(
         trust_roots=[_asn1(c) for c in roots], allow_fetching=False, revocation_mode="soft-fail"
