@@ -348,6 +348,18 @@ def test_cli_issue_verify_list_and_receipt_demo(tmp_path: Path) -> None:
     out.write_bytes(bytes(data))
     bad = kiosk_cli("copy", "verify", "--config", config, str(out), "--json")
     assert bad.returncode == 1 and json.loads(bad.stdout)["status"] == "invalid"
+    again = tmp_path / "again.pdf"
+    assert (
+        kiosk_cli("copy", "get", body["code"], "--config", config, "--out", str(again)).returncode
+        == 0
+    )
+    assert kiosk_cli("copy", "verify", "--config", config, str(again)).returncode == 0
+    missing = kiosk_cli(
+        "copy", "get", "HN-TEST-01-261123-000099-Q", "--config", config, "--out", str(again)
+    )
+    assert missing.returncode == 2 and (
+        "không có bản sao" in missing.stderr or "ký tự kiểm tra" in missing.stderr
+    )
     listing = kiosk_cli("copy", "list", "--config", config, "--json")
     assert [c["code"] for c in json.loads(listing.stdout)["copies"]] == [body["code"]]
     refused = kiosk_cli(
