@@ -84,7 +84,18 @@ def test_pdf_pages_footer_watermark_fonts_and_qr(kiosk, tmp_path: Path) -> None:
     local = issued.issued_at.astimezone(dt.timezone(dt.timedelta(hours=7)))
     assert f"{local:%H:%M:%S %d/%m/%Y} (GMT+7)" in text
     assert "KHÔNG CÓ GIÁ TRỊ PHÁP LÝ" in text  # development copies say so
-    assert text.count("TT") >= 2  # the watermark (split by pdftotext when rotated)
+    # The watermark on every page: "TTPVHCC" turned to the diagonal, drawn see-through.
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    reader = PdfFileReader(io.BytesIO(issued.pdf))
+    for kid in reader.root["/Pages"]["/Kids"]:
+        page = kid.get_object()
+        content = page["/Contents"].get_object().data
+        found = re.search(rb"/(\w+) gs\n([-0-9. ]+) cm\nBT[^\n]*\(TTPVHCC\) Tj", content)
+        assert found, content[:300]
+        a, b = (float(v) for v in found[2].split()[:2])
+        assert 50 < np.degrees(np.arctan2(b, a)) < 60  # A4's diagonal: 54.7 degrees
+        assert float(page["/Resources"]["/ExtGState"]["/" + found[1].decode()]["/ca"]) < 0.5
     subprocess.run(["pdftoppm", "-r", "110", "-png", str(pdf), str(tmp_path / "p")], check=True)
     pages = sorted(tmp_path.glob("p-*.png"))
     assert len(pages) == 2
@@ -174,6 +185,12 @@ def test_revocation_list_is_honoured(tmp_path: Path) -> None:
         assert service.verify_qr(first.qr).status == "revoked"
         assert service.verify_qr(second.qr).status == "valid"
         serial = f"{service.signer.certificate.serial_number:x}"
+        later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).replace(tzinfo=None).isoformat()
+        write_revocations(
+            service.paths.revocation_file,
+            {"certificates": [{"serial": serial, "revoked_at": later}]},
+        )
+        assert service.verify_pdf(second.pdf).status == "valid"  # issued before the revocation
         write_revocations(service.paths.revocation_file, {"certificates": [{"serial": serial}]})
         assert service.verify_pdf(second.pdf).status == "revoked"
         assert service.verify_qr(second.qr).reason == "signing certificate revoked"

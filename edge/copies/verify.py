@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
@@ -120,7 +121,7 @@ class TrustStore:
             for root in roots:
                 try:
                     cert.verify_directly_issued_by(root)
-                except (ValueError, TypeError, Exception):  # signature or name mismatch
+                except (InvalidSignature, ValueError, TypeError):  # not issued by this root
                     continue
                 found.append(cert)
                 break
@@ -143,11 +144,16 @@ class TrustStore:
             for item in data.get("certificates", []):
                 serial = int(str(item["serial"]), 16)
                 when = item.get("revoked_at")
-                serials[serial] = dt.datetime.fromisoformat(when) if when else None
+                serials[serial] = _aware(dt.datetime.fromisoformat(when)) if when else None
             return codes, serials
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
             logger.error("revocation list unreadable, ignored: %s", err, extra={"path": str(path)})
             return {}, {}
+
+
+def _aware(when: dt.datetime) -> dt.datetime:
+    """A time without a zone is taken as UTC."""
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
 def _revoked(trust: TrustStore, code: str, serial: int, issued_at: dt.datetime) -> str | None:
@@ -260,7 +266,7 @@ def verify_pdf(data: bytes, trust: TrustStore) -> Verdict:
     try:
         keywords = str(reader.trailer["/Info"].get_object()["/Keywords"])
         payload = qrpayload.parse(keywords)
-    except (KeyError, BadInput, Exception):
+    except Exception:  # no Info, no Keywords, or not a KC1 payload
         return Verdict("invalid", "no copy QR payload in the document")
     base = {
         "code": payload.code.text,
