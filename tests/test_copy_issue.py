@@ -294,6 +294,14 @@ def test_receipt_qr_read_back_from_the_printed_job_verifies(tmp_path: Path) -> N
         job = next((tmp_path / "printer").glob("*.bin")).read_bytes()
         [native] = native_qr_payloads(job)
         assert service.verify_qr(native).status == "valid"
+        # The Vietnamese text comes out right: Tesseract (vie) reads the printed raster back.
+        from edge.vision.ocr import shared_ocr
+
+        printed = shared_ocr().read(np.asarray(paper(job))).text
+        for line in ("BIÊN NHẬN", "Số trang: 3", "Lệ phí: Miễn phí", "Phường Tây Hồ"):
+            assert line in printed, printed
+        # The code in bold: OCR may see a stray mark next to a dash; the characters are all there.
+        assert issued.code in [re.sub(r"[^A-Z0-9-]", "", x) for x in printed.splitlines()]
         # 58 mm with a printer that has no QR command: the QR goes out as a raster image.
         data = copy_receipt(
             code=issued.code, pages=3, fee=issued.fee, issued_at=issued.issued_at,
