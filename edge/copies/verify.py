@@ -325,9 +325,9 @@ def write_revocations(path: Path, data: Any) -> dict[str, Any]:
         if item.get("revoked_at"):
             dt.datetime.fromisoformat(item["revoked_at"])
     body = {"schema": "copy-revocations/1", "codes": codes, "certificates": certificates}
-    from edge.copies.sign import _write
+    from edge.copies.sign import write_file
 
-    _write(path, json.dumps(body, ensure_ascii=False, indent=1).encode(), 0o644)
+    write_file(path, json.dumps(body, ensure_ascii=False, indent=1).encode(), 0o644)
     logger.info(
         "revocation list installed",
         extra={"codes": len(codes), "certificates": len(certificates)},
