@@ -453,3 +453,27 @@ def test_with_a_timestamp_authority_the_signature_is_pades_b_t(tmp_path: Path) -
         path.write_bytes(issued.pdf)
         report = pdfsig(path, nss_db(tmp_path / "nss", service.paths.dev_dir / "ca.pem"))
         assert "Signature is Valid." in report and "Certificate is Trusted." in report
+
+
+def test_payable_fee_gets_a_vietqr_and_the_receipt_shows_the_amount(tmp_path: Path) -> None:
+    from edge.vietqr import parse
+
+    extra = '[copies.vietqr]\nbank_bin = "970415"\naccount = "113366668888"'
+    with copy_service(tmp_path, kiosk_id="HCM-Q1-01", extra=extra) as service:
+        fee = service.quote(3)
+        assert (fee.fee_vnd, fee.payable_vnd, fee.label_vi) == (5000, 5000, "5.000 đ")
+        fields = parse(service.payment_qr(fee, reference="S0042"))
+        assert fields["54"] == "5000" and fields["62"] == "0823LE PHI CHUNG THUC S0042"
+        assert "970415" in fields["38"] and "113366668888" in fields["38"]
+        issued = service.issue([page_image(1), page_image(2), page_image(3)], CITIZEN)
+        assert (issued.fee.payable_vnd, issued.code[:10]) == (5000, "HCM-Q1-01-")
+        printed = shared_text(service.receipt(issued.code))
+        assert "Lệ phí: 5.000 đ" in printed, printed
+    with copy_service(tmp_path / "hn", extra=extra) as hanoi:
+        assert hanoi.payment_qr(hanoi.quote(3), reference="S1") is None  # Miễn phí
+
+
+def shared_text(job: bytes) -> str:
+    from edge.vision.ocr import shared_ocr
+
+    return shared_ocr().read(np.asarray(paper(job))).text
