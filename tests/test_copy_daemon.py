@@ -110,3 +110,20 @@ def test_issued_copy_reaches_central_and_central_can_revoke_it(
         assert verdict.returncode == 1 and json.loads(verdict.stdout)["status"] == "revoked"
     finally:
         assert daemon.stop() == 0
+
+
+def test_app_copies_is_what_the_web_ui_calls(tmp_path: Path) -> None:
+    from tests.conftest import wait_for
+
+    config = cfg.load(write_sim_config(tmp_path, extra="\n[copies]\ndevelopment_ca = true\n"))
+    app = App(config)
+    try:
+        app.start()
+        issued = app.copies.issue([page_image(1)], {"id_number": "001099012345", "name": "An"})
+        assert app.copies.verify_qr(issued.qr).ok
+        wait_for(lambda: app.counts_today().get("copy.issued") == 1)
+        assert app.status()["copies"]["stored"] == 1
+        outcome = app.copies.print_receipt(issued.code)
+        assert outcome.printed and app.printer.jobs()[0]["kind"] == "receipt"
+    finally:
+        app.stop()
