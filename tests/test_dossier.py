@@ -12,10 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from edge.config import ServicesSection
 from edge.fleet import FleetClient
@@ -30,7 +27,8 @@ from edge.services.dossier import (
 )
 from edge.store import DataKey, Store
 from edge.store.outbox import Outbox
-from tests.mqtt_broker import CENTRAL, Broker, FleetPki, Peer, assert_valid, wait_until
+from tests.central_responder import CentralResponder
+from tests.mqtt_broker import Broker, FleetPki, Peer, assert_valid, wait_until
 
 KIOSK = "KIOSK-A"
 OTHER = "KIOSK-B"
@@ -53,57 +51,6 @@ REJECTED = {
         {"at": "2024-11-22T10:00:00+07:00", "status": "rejected"},
     ],
 }
-
-
-class CentralResponder:
-    """Central's side, as the fleet console must implement it: subscribe to every kiosk's
-    req/dossier-status, answer to the Response Topic (MQTT 5, correlation echoed) or reply_to
-    (3.1.1), with the request_id, only within the kiosk's own tree."""
-
-    def __init__(self, broker: Broker, pki: FleetPki) -> None:
-        self.dossiers: dict[str, dict[str, Any]] = {}
-        self.silent: set[str] = set()  # codes it never answers (a timeout)
-        self.unavailable = False
-        self.override: Callable[[dict[str, Any]], dict[str, Any]] | None = None
-        self.requests: list[tuple[str, dict[str, Any], Any]] = []
-        self.peer = Peer(broker, pki.client(CENTRAL)).connect()
-        self.peer.client.on_message = self._on_message
-        self.peer.subscribe("kiosk/v1/+/req/dossier-status")
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        request = json.loads(message.payload)
-        props = getattr(message, "properties", None)
-        self.requests.append((message.topic, request, props))
-        kiosk_id = message.topic.split("/")[2]
-        code = request["code"]
-        if code in self.silent:
-            return
-        answer: dict[str, Any] = {
-            "schema": "dossier-status-response/1",
-            "request_id": request["request_id"],
-            "code": code,
-            "answered_at": dt.datetime.now(dt.UTC).isoformat(),
-        }
-        if self.unavailable:
-            answer.update(result="unavailable", message="upstream timeout")
-        elif code in self.dossiers:
-            answer.update(result="found", dossier=self.dossiers[code])
-        else:
-            answer["result"] = "not_found"
-        if self.override is not None:
-            answer = self.override(answer)
-        allowed = f"kiosk/v1/{kiosk_id}/res/dossier-status"
-        topic = getattr(props, "ResponseTopic", None) or request.get("reply_to") or allowed
-        if topic != allowed:
-            return  # never answer outside the asking kiosk's tree
-        out = Properties(PacketTypes.PUBLISH)
-        correlation = getattr(props, "CorrelationData", None)
-        if correlation is not None:
-            out.CorrelationData = correlation
-        client.publish(topic, json.dumps(answer, ensure_ascii=False), qos=1, properties=out)
-
-    def close(self) -> None:
-        self.peer.close()
 
 
 class FakeClock:

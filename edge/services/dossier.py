@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 import jsonschema
 
 from edge.config import ServicesSection
+from edge.errors import EXIT_FAILED
 from edge.fleet.messages import iso_time
 from edge.services.catalog import load_schema
 from edge.services.errors import ServiceError
@@ -94,6 +95,7 @@ class DossierUnavailable(ServiceError):
     """Central did not answer (offline, timeout, unavailable) and nothing is cached."""
 
     code = "dossier_unavailable"
+    exit_code = EXIT_FAILED  # not the person's fault
 
     def __init__(self, reason: str) -> None:
         super().__init__(
@@ -363,7 +365,6 @@ class DossierService:
         self.key = key
         self.kiosk_id = kiosk_id
         self.settings = settings
-        self.requester = requester
         self.tz = ZoneInfo(timezone)
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.limiter = RateLimiter(
@@ -374,8 +375,14 @@ class DossierService:
         self._pending: dict[str, _Pending] = {}
         self._lock = threading.Lock()
         self._validator = jsonschema.Draft202012Validator(load_schema("dossier-status-response"))
+        self.requester: Requester | None = None
         if requester is not None:
-            requester.listen(RESPONSE_SUFFIX, self._on_response)
+            self.attach(requester)
+
+    def attach(self, requester: Requester) -> None:
+        """Use this fleet connection (before or after it started) for the lookups."""
+        self.requester = requester
+        requester.listen(RESPONSE_SUFFIX, self._on_response)
 
     def lookup(self, text: str, *, session_id: str = "kiosk") -> DossierStatus:
         """Status of the dossier whose code was typed or scanned (a QR's text is fine).
