@@ -433,6 +433,7 @@ def _models_summary(check: Check) -> dict[str, str]:
 
 
 EXIT_RESTART = 75  # EX_TEMPFAIL: "try again", restarted by systemd
+MAX_CATALOG_BYTES = 4 * 2**20  # an unpacked update-catalog document
 
 
 def fleet_commands(app: App) -> dict[str, Any]:
@@ -499,8 +500,8 @@ def fleet_commands(app: App) -> dict[str, Any]:
         validating it (the replaced one is kept); {"rollback": true} goes back to it."""
         import base64
         import binascii
-        import gzip
         import json
+        import zlib
 
         from edge.services.catalog import CatalogInvalid
 
@@ -513,9 +514,16 @@ def fleet_commands(app: App) -> dict[str, Any]:
                 document = args["catalog"]
             elif set(args) == {"catalog_gzip_b64"} and isinstance(args["catalog_gzip_b64"], str):
                 try:
-                    raw = gzip.decompress(base64.b64decode(args["catalog_gzip_b64"], validate=True))
+                    packed = base64.b64decode(args["catalog_gzip_b64"], validate=True)
+                    # Bounded: 64 KiB of gzip could otherwise inflate to gigabytes.
+                    inflater = zlib.decompressobj(wbits=31)
+                    raw = inflater.decompress(packed, MAX_CATALOG_BYTES)
+                    if inflater.unconsumed_tail or not inflater.eof:
+                        raise BadArgs(f"catalog larger than {MAX_CATALOG_BYTES} bytes or cut")
                     document = json.loads(raw.decode("utf-8"))
-                except (binascii.Error, OSError, EOFError, UnicodeDecodeError, ValueError) as err:
+                except (binascii.Error, zlib.error, UnicodeDecodeError, ValueError) as err:
+                    if isinstance(err, BadArgs):
+                        raise
                     raise BadArgs(f"catalog_gzip_b64 is not gzip'd JSON: {err}") from err
             else:
                 raise BadArgs(

@@ -196,3 +196,40 @@ def test_a_damaged_installed_catalog_falls_back_to_the_bundled_one(tmp_path: Pat
     service.current_path.write_text("{ not json", encoding="utf-8")
     again = CatalogService(tmp_path / "catalog")
     assert again.version == Catalog.from_file(BUNDLED_CATALOG).version
+
+
+# --- the update-catalog fleet command's handler ----------------------------------------------
+
+
+def test_update_catalog_command_handler(tmp_path: Path) -> None:
+    import base64
+    import gzip
+    from types import SimpleNamespace
+
+    from edge.app import MAX_CATALOG_BYTES, fleet_commands
+    from edge.fleet import BadArgs
+
+    app = SimpleNamespace(catalog=CatalogService(tmp_path / "catalog"), fleet=None)
+    handler = fleet_commands(app)["update-catalog"]
+    assert handler({"catalog": _document("2027.01.1")})["version"] == "2027.01.1"
+    packed = base64.b64encode(gzip.compress(json.dumps(_document("2027.02.1")).encode())).decode()
+    assert handler({"catalog_gzip_b64": packed}) == {
+        "version": "2027.02.1",
+        "previous": "2027.01.1",
+        "procedures": 39,
+    }
+    assert handler({"rollback": True})["version"] == "2027.01.1"
+    bomb = base64.b64encode(gzip.compress(b" " * (MAX_CATALOG_BYTES + 1))).decode()
+    refusals = [
+        {},
+        {"catalog": "not an object"},
+        {"catalog": _document(), "rollback": True},
+        {"catalog_gzip_b64": "!!!"},
+        {"catalog_gzip_b64": base64.b64encode(b"not gzip").decode()},
+        {"catalog_gzip_b64": bomb},
+        {"catalog": {**_document("2099.1"), "procedures": [{"id": "bad"}]}},
+    ]
+    for args in refusals:
+        with pytest.raises(BadArgs):
+            handler(args)
+    assert app.catalog.version == "2027.01.1"
