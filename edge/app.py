@@ -406,7 +406,7 @@ class App:
             "versions": {
                 "software": __version__,
                 "config": self.config.digest(),
-                "catalog": self.catalog.version if self.catalog else None,
+                **({"catalog": self.catalog.version} if self.catalog else {}),
             },
         }
 
