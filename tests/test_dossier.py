@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from edge.config import ServicesSection
 from edge.fleet import FleetClient
@@ -21,6 +23,7 @@ from edge.services.dossier import (
     DossierUnavailable,
     InvalidDossierCode,
     RateLimited,
+    _Pending,
     age_text_vi,
     extract_code,
     normalize_code,
@@ -368,3 +371,59 @@ def test_response_schema_examples_from_the_docs_are_valid() -> None:
     request, answer = (json.loads(b) for b in blocks)
     assert_valid(request, "dossier-status-request")
     assert_valid(answer, "dossier-status-response")
+
+
+# --- robustness: nothing typed, scanned or received can break the service ------------------
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_fuzz_any_text_is_a_valid_code_or_refused(text: str) -> None:
+    try:
+        code = extract_code(text, today=TODAY)
+    except InvalidDossierCode:
+        return
+    assert_valid(
+        {
+            "schema": "dossier-status-request/1",
+            "request_id": "0" * 32,
+            "kiosk_id": KIOSK,
+            "code": code,
+            "time": "2026-11-23T02:00:00+00:00",
+            "expires_at": "2026-11-23T02:00:08+00:00",
+            "reply_to": f"kiosk/v1/{KIOSK}/res/dossier-status",
+        },
+        "dossier-status-request",
+    )
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(payload=st.binary(max_size=300) | JSON.map(lambda v: json.dumps(v).encode()), answer=JSON)
+def test_fuzz_any_answer_is_dropped_or_refused_never_raises(
+    tmp_path: Path, payload, answer
+) -> None:
+    store = Store(tmp_path / "fuzz.db")
+    store.open()
+    try:
+        service = DossierService(
+            store=store,
+            key=DataKey.load_or_create(tmp_path / "keys" / "k"),
+            kiosk_id=KIOSK,
+            settings=ServicesSection(),
+        )
+        service._on_response("res/dossier-status", payload, None)  # no request waiting: dropped
+        pending = _Pending(payload=json.dumps(answer).encode())
+        assert service._valid_answer(pending, "0" * 32, CODE) is None  # never a valid answer
+    finally:
+        store.close()
