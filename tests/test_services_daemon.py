@@ -91,6 +91,7 @@ def test_services_in_the_daemon(
         assert code == 0 and ticket["number"] == "A-001" and ticket["printed"]["printed"]
         record = peer.wait_for(f"{BASE}/records/ticket").json()
         assert_valid(record, "record")
+        assert_valid(record["data"], "ticket-record")
         assert record["data"]["number"] == "A-001" and record["id"].startswith("ticket-TEST-01-")
 
         # Central's retained queue figures reach the daemon's ticket service.

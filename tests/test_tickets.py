@@ -215,6 +215,7 @@ def test_record_for_central_is_a_valid_record(parts: Parts) -> None:
         "queued_at": message.payload["time"],
     }
     schema_validator("record").validate(wire)
+    schema_validator("ticket-record").validate(message.payload["data"])
     assert message.payload["data"]["number"] == ticket.number == "D-001"
 
 
