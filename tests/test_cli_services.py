@@ -87,6 +87,11 @@ def test_services_config_block_is_validated(tmp_path: Path) -> None:
     assert "services.dossier_timeout_s" in keys and any(
         k.startswith("services.areas") for k in keys
     )
+    bad_url = write_sim_config(
+        tmp_path, extra='[services]\nticket_follow_url = "https://x/{ticket}"\n'
+    )
+    with pytest.raises(ConfigError, match="kiosk_id"):
+        cfg.load(bad_url)
     twice = write_sim_config(
         tmp_path,
         extra='[[services.areas]]\ncode = "A"\nname = "x"\n[[services.areas]]\ncode = "A"\nname = "y"\n',
