@@ -201,6 +201,7 @@ class App:
             outbox=self.outbox,
             printer=self.printer,
             on_queued=lambda: self.fleet and self.fleet.kick(),
+            report=self._report_service_problem,
         )
         self.services = s
         self.tickets, self.dossiers, self.catalog, self.post = (
@@ -213,6 +214,13 @@ class App:
         s.tickets.requeue_unreported()
         s.post.requeue_unreported()
         s.dossiers.purge_cache()
+
+    def _report_service_problem(self, kind: str, detail: dict[str, Any]) -> None:
+        """A service's trouble that central's operators must see (e.g. no dossier answers)."""
+        if self.fleet is not None:
+            self.fleet.report_event(kind, "warning", detail)
+        elif self.outbox is not None:
+            queue_event(self.outbox, self.config.kiosk.id, kind, "warning", detail)
 
     def start_web(self) -> None:
         from web_ui import create_app

@@ -86,6 +86,7 @@ class Kiosk:
             protocol=protocol,
         )
         self.clock = FakeClock()
+        self.reports: list[tuple[str, dict[str, Any]]] = []
         settings = {"dossier_timeout_s": 1.0, **kw}
         self.dossiers = DossierService(
             store=self.store,
@@ -94,6 +95,7 @@ class Kiosk:
             settings=ServicesSection(**settings),
             requester=self.fleet,
             clock=self.clock,
+            report=lambda kind, detail: self.reports.append((kind, detail)),
         )
         self.fleet.start()
         wait_until(lambda: self.fleet.subscribed, 10, "kiosk connected and subscribed")
@@ -214,6 +216,8 @@ def test_timeout_and_unavailable_fall_back_to_the_cache(
     responder.unavailable = True
     status = kiosk.dossiers.lookup(CODE)
     assert (status.source, status.stale_reason) == ("cache", "unavailable")
+    # Central's operators hear that its responder failed: once, not per lookup.
+    assert kiosk.reports == [("services.dossier_no_answer", {"since_last_report": 1})]
 
 
 @pytest.mark.parametrize(

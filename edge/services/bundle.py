@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from edge.config import Config
@@ -58,6 +59,7 @@ def build_services(
     outbox: Outbox,
     printer: PrintQueue | None,
     on_queued: Callable[[], None] | None = None,
+    report: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> Services:
     """Every service wired to the same store, key, outbox and print queue. No I/O here except
     reading the catalog file; the dossier service gets its fleet connection with attach()."""
@@ -79,6 +81,7 @@ def build_services(
         kiosk_id=c.kiosk.id,
         settings=c.services,
         timezone=c.kiosk.timezone,
+        report=report,
     )
     catalog = CatalogService(c.storage.state_dir / "catalog")
     post = PostService(

@@ -36,6 +36,7 @@ REQUEST = "dossier-status-request/1"
 RESPONSE = "dossier-status-response/1"
 REQUEST_SUFFIX = "req/dossier-status"
 RESPONSE_SUFFIX = "res/dossier-status"
+PROBLEM_REPORT_S = 600.0  # at most one "central is not answering" event per 10 minutes
 
 CODE_PATTERN = r"[0-9A-Z]{1,6}(?:\.[0-9A-Z]{1,6}){0,5}-[0-9]{6}-[0-9]{4,6}"
 _CODE = re.compile(rf"^{CODE_PATTERN}$")
@@ -360,9 +361,16 @@ class DossierService:
         timezone: str = "Asia/Ho_Chi_Minh",
         clock: Clock | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        report: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
         self.store = store
         self.key = key
+        # report(kind, detail): tell central's operators (an event through the outbox) that
+        # its responder is not answering; at most once per PROBLEM_REPORT_S.
+        self.report = report
+        self.monotonic = monotonic
+        self._last_report: float | None = None
+        self._unanswered = 0
         self.kiosk_id = kiosk_id
         self.settings = settings
         self.tz = ZoneInfo(timezone)
@@ -398,9 +406,13 @@ class DossierService:
             return self._fallback(code, "offline")
         answer = self._ask(requester, code)
         if answer is None:
-            return self._fallback(code, "timeout" if requester.connected else "offline")
+            reason = "timeout" if requester.connected else "offline"
+            if reason == "timeout":
+                self._problem("services.dossier_no_answer")
+            return self._fallback(code, reason)
         if answer["result"] == "unavailable":
             logger.warning("central could not reach the dossier system")
+            self._problem("services.dossier_unavailable")
             return self._fallback(code, "unavailable")
         now = self.clock()
         self._cache(code, answer, now)
@@ -413,6 +425,20 @@ class DossierService:
             return conn.execute(
                 "DELETE FROM dossier_cache WHERE fetched_at < ?", (horizon,)
             ).rowcount
+
+    def _problem(self, kind: str) -> None:
+        self._unanswered += 1
+        now = self.monotonic()
+        if self.report is None or (
+            self._last_report is not None and now - self._last_report < PROBLEM_REPORT_S
+        ):
+            return
+        self._last_report = now
+        try:
+            self.report(kind, {"since_last_report": self._unanswered})
+        except Exception:
+            logger.exception("could not report a dossier problem")
+        self._unanswered = 0
 
     # --- request / response -----------------------------------------------------------------
 
