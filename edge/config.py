@@ -285,6 +285,21 @@ class ServicesSection(Section):
     dossier_per_session_per_minute: int = Field(6, ge=1, le=600)
     dossier_per_kiosk_per_minute: int = Field(30, ge=1, le=6000)
 
+    @field_validator("ticket_follow_url")
+    @classmethod
+    def _follow_template(cls, value: str) -> str:
+        if not value:
+            return value
+        try:
+            value.format(kiosk_id="K", day="2026-01-01", number="A-001")
+        except (KeyError, IndexError, ValueError) as err:
+            raise ValueError(
+                f"only {{kiosk_id}}, {{day}} and {{number}} may be used ({err!r})"
+            ) from err
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
     @field_validator("areas")
     @classmethod
     def _unique_codes(cls, areas: tuple[ServiceArea, ...]) -> tuple[ServiceArea, ...]:
