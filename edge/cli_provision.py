@@ -54,6 +54,12 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -
     p.add_argument("--enrol-timeout", dest="enrol_timeout_s", type=float)
     p.add_argument("--skip-selftest", action="store_true")
     p.add_argument(
+        "--press-timeout",
+        dest="press_timeout_s",
+        type=float,
+        help="self-test: seconds to wait for each button press or door move (30)",
+    )
+    p.add_argument(
         "--auto-press",
         action="store_true",
         help="simulation: press the simulated buttons and door for the technician",

@@ -78,6 +78,7 @@ class Options:
     broker_host: str | None = None
     broker_port: int | None = None
     enrol_timeout_s: float = 60.0
+    press_timeout_s: float = 30.0  # per button / door move in the self-test
     skip_selftest: bool = False
     auto_press: bool = False
     simulate: bool = False
@@ -667,6 +668,7 @@ class Provisioner:
                 out_dir=self.paths.work,
                 printer=parts.printer,
                 auto=self.options.auto_press,
+                timeout_s=self.options.press_timeout_s,
             )
         finally:
             parts.close()

@@ -451,3 +451,112 @@ def test_factory_reset_needs_the_kiosk_id_then_removes_keys_data_and_database(
     after = cfg.load(kiosk_config)
     assert after.kiosk.id == "UNPROVISIONED" and after.mqtt.type == "off"
     assert os.listdir(client_key.parent) == []
+
+
+# --- the hardware self-test with a technician ------------------------------------------------------
+
+
+class ScriptedTechnician:
+    """A technician at the simulated kiosk: reads each prompt and acts on the simulated pins
+    (through gpiozero's MockFactory, as a finger would), answering questions as told."""
+
+    interactive = True
+
+    def __init__(self, config: cfg.Config, presses: dict[str, str], answers: dict[str, bool]):
+        self.config = config
+        self.presses = presses  # prompt's button -> the button actually pressed
+        self.answers = answers
+        self.heard: list[str] = []
+
+    def say(self, text: str) -> None:
+        from edge.adapters.gpio import mock_factory
+
+        self.heard.append(text)
+        pins = self.config.buttons.pins
+        for name in ("back", "next", "ok", "cancel", "help"):
+            if text.startswith("Nhấn nút") and f"the {name} button" in text:
+                pin = mock_factory().pin(getattr(pins, self.presses.get(name, name)))
+                pin.drive_low()
+                time.sleep(0.05)
+                pin.drive_high()
+        door = mock_factory().pin(self.config.tamper.pin)
+        if "open the kiosk door" in text:
+            door.drive_high()
+        if "close the kiosk door" in text:
+            door.drive_low()
+
+    def ask(self, question: str, default: str | None = None) -> str:
+        raise AssertionError(f"unexpected question {question}")
+
+    def confirm(self, question: str, default: bool = True) -> bool:
+        self.heard.append(question)
+        return next((v for k, v in self.answers.items() if k in question), default)
+
+
+def test_technician_self_test_names_a_swapped_button_and_what_they_saw(
+    tmp_path: Path, kiosk_config: Path
+) -> None:
+    from edge.events import EventBus
+    from edge.printing import PrintQueue
+    from provisioning.hwtest import technician_selftest
+
+    config = cfg.load(kiosk_config).simulated()
+    tech = ScriptedTechnician(
+        config, presses={"ok": "next"}, answers={"LED": False, "platen": True, "test page": True}
+    )
+    from edge.app import build_printer
+
+    store = Store(tmp_path / "db.sqlite")
+    store.open()
+    try:
+        printer = PrintQueue(
+            build_printer(config),
+            store=store,
+            key=DataKey.load_or_create(tmp_path / "k"),
+            bus=EventBus(),
+        )
+        checks = technician_selftest(
+            config, ui=tech, out_dir=tmp_path / "out", printer=printer, auto=False, timeout_s=1.0
+        )
+    finally:
+        store.close()
+    rows = {c.part: c for c in checks}
+    assert rows["button.back"].verdict == "ok" and rows["button.help"].verdict == "ok"
+    assert rows["button.ok"].verdict == "fail"
+    assert "pressed instead: next" in rows["button.ok"].detail  # swapped wiring, named
+    assert rows["led"].verdict == "fail" and "saw no blink" in rows["led"].detail
+    assert rows["camera"].verdict == "ok" and (tmp_path / "out" / "camera-frame.jpg").exists()
+    assert rows["printer"].verdict == "ok" and rows["tamper"].verdict == "ok"
+    assert any("Nhấn nút Đồng ý / OK" in line for line in tech.heard)  # Vietnamese first
+
+
+def test_a_failed_self_test_stops_provisioning_and_a_rerun_resumes_there(
+    tmp_path: Path,
+    center: tuple[CertificateAuthority, FleetPki],
+    kiosk_config: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ca, _ = center
+    from edge.fleet.certificates import start_rotation
+
+    base = [
+        "provision", "--config", str(kiosk_config), "--simulate", "--yes",
+        "--kiosk-id", KIOSK, "--enrol", "offline", "--ca-file", str(ca.cert_path),
+        "--broker-host", "localhost",
+    ]  # fmt: skip
+    code, waiting, _ = run_cli(capsys, *base)
+    assert code == 0 and waiting["waiting"]
+    state_dir = cfg.load(kiosk_config).storage.state_dir
+    cert = tmp_path / "signed.crt"
+    cert.write_text(ca.sign_csr(start_rotation(state_dir, KIOSK)))  # the same pending key
+    # No technician presses anything (no --auto-press, nobody at the buttons).
+    code, _, err = run_cli(capsys, *base, "--cert-in", str(cert), "--press-timeout", "0.3")
+    assert code == 3 and "Kiểm tra phần cứng chưa đạt" in err
+    code, status, _ = run_cli(capsys, "provision", "--config", str(kiosk_config), "--status")
+    assert status["next_step"] == "selftest" and status["selftest"] == "fail"
+    assert status["certificate"]["subject"] == KIOSK  # what was done stays done
+    code, summary, err = run_cli(
+        capsys, "provision", "--config", str(kiosk_config), "--simulate", "--yes", "--auto-press"
+    )
+    assert code == 0 and summary["provisioned"] and summary["selftest"] == "pass", err
+    assert err.count("already done") == 4
