@@ -560,3 +560,103 @@ def test_a_failed_self_test_stops_provisioning_and_a_rerun_resumes_there(
     )
     assert code == 0 and summary["provisioned"] and summary["selftest"] == "pass", err
     assert err.count("already done") == 4
+
+
+# --- interactive, on a terminal ---------------------------------------------------------------------
+
+
+class Terminal:
+    """`kiosk provision` on a pseudo-terminal: the technician reads prompts and types."""
+
+    def __init__(self, argv: list[str]) -> None:
+        import pty
+        import subprocess
+        import sys
+
+        self.master, slave = pty.openpty()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "edge", *argv],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            cwd=Path(__file__).resolve().parent.parent,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        )
+        os.close(slave)
+        self.screen = ""
+
+    def expect(self, text: str, timeout: float = 20.0) -> None:
+        import select
+
+        deadline = time.monotonic() + timeout
+        while text not in self.screen:
+            left = deadline - time.monotonic()
+            assert left > 0, f"never saw {text!r}; screen:\n{self.screen}"
+            ready, _, _ = select.select([self.master], [], [], left)
+            if ready:
+                try:
+                    chunk = os.read(self.master, 4096)
+                except OSError:
+                    chunk = b""
+                assert chunk, f"the command ended before {text!r}; screen:\n{self.screen}"
+                self.screen += chunk.decode(errors="replace")
+        self.screen = self.screen.split(text, 1)[1]
+
+    def type(self, line: str) -> None:
+        os.write(self.master, line.encode() + b"\r")
+
+    def close(self) -> int:
+        try:
+            return self.proc.wait(30)
+        finally:
+            os.close(self.master)
+
+
+def test_interactive_provisioning_on_a_terminal(
+    tmp_path: Path, center: tuple[CertificateAuthority, FleetPki], kiosk_config: Path
+) -> None:
+    ca, _ = center
+    term = Terminal(["provision", "--config", str(kiosk_config), "--simulate"])
+    term.expect("Mã ki-ốt / kiosk id [TEST-01]: ")  # the defaults come from the config
+    term.type("hn-test-02")  # typed in lower case
+    term.expect("Địa điểm / site [Phường Thử nghiệm]: ")
+    term.type("")
+    term.expect("Vị trí / location: ")
+    term.type("Quầy 3")
+    term.expect("paper width [80]: ")
+    term.type("58")
+    for part, default in (("back", 5), ("next", 6), ("ok", 13), ("cancel", 19), ("help", 26)):
+        term.expect(f"GPIO pin for {part} [{default}]: ")
+        term.type("")
+    term.expect("GPIO pin for tamper [16]: ")
+    term.type("21")
+    term.expect("GPIO pin for led [12]: ")
+    term.type("")
+    term.expect("enrol [offline]: ")
+    term.type("")
+    term.expect("fleet CA file: ")
+    term.type(str(ca.cert_path))
+    term.expect("CSR")
+    assert term.close() == 0
+    config = cfg.load(kiosk_config)
+    assert config.kiosk.id == "HN-TEST-02" and config.kiosk.location == "Quầy 3"
+    assert config.tamper.pin == 21 and config.printer.paper_width_mm == 58
+    csr = config.storage.state_dir / "provisioning" / "HN-TEST-02.csr"
+    assert (
+        kiosk_ca(["--ca-dir", str(ca.dir), "sign", str(csr), "--out", str(tmp_path / "c.crt")]) == 0
+    )
+
+    term = Terminal(["provision", "--config", str(kiosk_config), "--simulate", "--auto-press"])
+    term.expect("signed cert: ")
+    term.type(str(tmp_path / "c.crt"))
+    term.expect("broker host [localhost]: ")
+    term.type("")
+    term.expect("Is the platen in view? (c/k, y/n) [c]: ")
+    term.type("c")
+    term.expect("Is the test page readable? (c/k, y/n) [c]: ")
+    term.type("y")
+    term.expect("provisioned")
+    assert term.close() == 0
+    assert "PRIVATE KEY" not in term.screen
+    code = kiosk(["provision", "--config", str(kiosk_config), "--status", "--json"])
+    assert code == 0
