@@ -76,6 +76,11 @@ def make_bundle(
         raise BadInput(f"key id {key_id!r} must match {KEY_ID.pattern}")
     if not source.is_dir():
         raise BadInput(f"{source} is not a directory")
+    package = source / "edge" / "__init__.py"
+    if package.exists():  # the health check compares the daemon's version with the bundle's
+        found = re.search(r'^__version__ = "([^"]+)"', package.read_text(), re.MULTILINE)
+        if found and found.group(1) != version:
+            raise BadInput(f"--version {version}, but the tree is kiosk-edge {found.group(1)}")
     key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise BadInput(f"{key_file} is not an EC private key")

@@ -317,6 +317,13 @@ def test_online_enrolment_refusals_are_clear_and_install_nothing(
     code, summary, err = run_cli(capsys, *online_args(kiosk_config, ca, broker, claim.token))
     assert code == 0 and summary["provisioned"], err
 
+    # One time only: the same claim for a new device key (re-provisioning) is refused.
+    code, _, err = run_cli(
+        capsys, *online_args(kiosk_config, ca, broker, claim.token), "--reprovision"
+    )
+    assert code != 0 and "claim_used" in err
+    assert stub.responses[-1]["error"]["code"] == "claim_used"
+
 
 def test_claim_account_is_confined_to_its_own_topics(
     tmp_path: Path, center: tuple[CertificateAuthority, FleetPki], online: Any

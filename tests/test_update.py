@@ -343,3 +343,25 @@ keys_dir = "{site.keys}"
     assert kiosk(["update", "check", *site.cli_args(), "--config", str(config), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["status"] == "committed"
     assert release_version(site) == "1.5.0" and not (incoming / "queued.kup").exists()
+
+
+def test_make_bundle_refuses_a_version_other_than_the_trees(site: Site, tmp_path: Path) -> None:
+    from edge.errors import BadInput
+
+    source = make_release(tmp_path / "tree")
+    (source / "edge").mkdir()
+    (source / "edge" / "__init__.py").write_text('__version__ = "1.4.0"\n')
+    with pytest.raises(BadInput, match=r"tree is kiosk-edge 1\.4\.0"):
+        make_bundle(
+            source,
+            tmp_path / "x.kup",
+            version="1.5.0",
+            key_file=site.signing_key,
+            key_id="center-2026",
+        )
+    manifest = make_bundle(
+        source, tmp_path / "x.kup", version="1.4.0", key_file=site.signing_key, key_id="center-2026"
+    )
+    assert (
+        verify_bundle(tmp_path / "x.kup", site.keys)["payload_sha256"] == manifest["payload_sha256"]
+    )
