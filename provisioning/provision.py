@@ -658,6 +658,12 @@ class Provisioner:
             self.state.finish("selftest", verdict="skipped", checks=[])
             return
         config = self.config.simulated() if self.options.simulate else self.config
+        if _daemon_answers(config):
+            raise BadInput(
+                "Dịch vụ ki-ốt đang chạy và giữ phần cứng: dừng nó trước "
+                "(sudo systemctl stop kiosk-edge) rồi chạy lại / the daemon is running and holds "
+                "the hardware: stop it first, then run 'kiosk provision' again"
+            )
         if self.options.auto_press and config.buttons.type != "simulated":
             raise BadInput("--auto-press only drives simulated pins (use --simulate)")
         parts = _LocalParts(config)
@@ -726,6 +732,20 @@ class Provisioner:
             parts.close()
         self.state.finish("report", printed=printed)
         self.ui.say("✓ Tóm tắt đã in và gửi về trung tâm / summary printed and queued for central")
+
+
+def _daemon_answers(config: cfg.Config) -> bool:
+    import urllib.error
+    import urllib.request
+
+    url = f"http://{config.web.host}:{config.web.port}/api/health"
+    try:
+        with urllib.request.urlopen(url, timeout=1.0):
+            return True
+    except urllib.error.HTTPError:
+        return True  # something answers HTTP there: a daemon still starting
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 class SelfTestFailed(KioskError):

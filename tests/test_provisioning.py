@@ -667,3 +667,28 @@ def test_interactive_provisioning_on_a_terminal(
     assert "PRIVATE KEY" not in term.screen
     code = kiosk(["provision", "--config", str(kiosk_config), "--status", "--json"])
     assert code == 0
+
+
+def test_the_self_test_waits_until_the_running_daemon_lets_go_of_the_hardware(
+    tmp_path: Path,
+    center: tuple[CertificateAuthority, FleetPki],
+    daemon: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from edge.fleet.certificates import start_rotation
+
+    ca, _ = center
+    base = [
+        "provision", "--config", str(daemon.config), "--simulate", "--yes", "--auto-press",
+        "--kiosk-id", "TEST-01", "--enrol", "offline", "--ca-file", str(ca.cert_path),
+        "--broker-host", "localhost",
+    ]  # fmt: skip
+    assert run_cli(capsys, *base)[0] == 0  # steps 1-3 need no hardware: fine meanwhile
+    state_dir = cfg.load(daemon.config).storage.state_dir
+    cert = tmp_path / "signed.crt"
+    cert.write_text(ca.sign_csr(start_rotation(state_dir, "TEST-01")))
+    code, _, err = run_cli(capsys, *base, "--cert-in", str(cert))
+    assert code == 2 and "systemctl stop kiosk-edge" in err
+    daemon.stop()
+    code, summary, err = run_cli(capsys, *base)
+    assert code == 0 and summary["selftest"] == "pass", err
