@@ -547,7 +547,8 @@ class Provisioner:
         from provisioning import online
 
         o = self.options
-        claim = o.claim
+        # The prompt, the answers file or $KIOSK_CLAIM_TOKEN keep the token out of `ps`.
+        claim = o.claim or os.environ.get("KIOSK_CLAIM_TOKEN")
         if claim is None and self.ui.interactive:
             claim = self.ui.ask("Mã nhận thiết bị / claim token")
         if not claim:

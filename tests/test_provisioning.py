@@ -692,3 +692,54 @@ def test_the_self_test_waits_until_the_running_daemon_lets_go_of_the_hardware(
     daemon.stop()
     code, summary, err = run_cli(capsys, *base)
     assert code == 0 and summary["selftest"] == "pass", err
+
+
+def test_answers_file_scripts_the_whole_identity_and_bad_answers_are_named(
+    tmp_path: Path,
+    center: tuple[CertificateAuthority, FleetPki],
+    kiosk_config: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ca, _ = center
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    (usb / "fleet-ca.crt").write_bytes(ca.cert_path.read_bytes())
+    answers = usb / "HN-TEST-03.toml"
+    answers.write_text(
+        """
+kiosk_id = "HN-TEST-03"
+site = "Phường Hoàn Kiếm"
+location = "Tầng 2"
+paper_width_mm = 80
+enrol = "offline"
+ca_file = "fleet-ca.crt"          # relative to this file
+csr_out = "HN-TEST-03.csr"
+broker_host = "mqtt.example.vn"
+[pins]
+help = 4
+""",
+        encoding="utf-8",
+    )
+    code, data, err = run_cli(
+        capsys, "provision", "--config", str(kiosk_config), "--yes", "--answers", str(answers)
+    )
+    assert code == 0 and data["waiting"], err
+    config = cfg.load(kiosk_config)
+    assert (config.kiosk.id, config.kiosk.site, config.buttons.pins.help) == (
+        "HN-TEST-03",
+        "Phường Hoàn Kiếm",
+        4,
+    )
+    assert (usb / "HN-TEST-03.csr").exists()
+
+    answers.write_text('kiosk_id = "HN-TEST-03"\nprinter = "epson"\n', encoding="utf-8")
+    code, _, err = run_cli(
+        capsys, "provision", "--config", str(kiosk_config), "--yes", "--answers", str(answers)
+    )
+    assert code == 2 and "unknown answers printer" in err
+    code, _, err = run_cli(
+        capsys, "provision", "--config", str(kiosk_config), "--yes", "--reprovision",
+        "--kiosk-id", "HN-TEST-03", "--pin", "ok=6",
+    )  # fmt: skip
+    assert code == 2 and "two parts share a pin" in err  # ok=6 is next's pin
+    assert cfg.load(kiosk_config).buttons.pins.ok == 13  # nothing written
