@@ -163,7 +163,14 @@ def _provision(args: argparse.Namespace, emit: Any) -> int:
     from provisioning.provision import Provisioner, Waiting
 
     ui = ConsoleTechnician(sys.stdin.isatty() and not args.yes and not args.json)
-    provisioner = Provisioner(_config_path(args), _options(args), ui)
+    path = _config_path(args)
+    if args.status and not path.exists():
+        emit(
+            {"provisioned": False, "config": str(path), "next_step": "identity"},
+            f"not provisioned: no {path} yet (run 'kiosk provision')",
+        )
+        return EXIT_OK
+    provisioner = Provisioner(path, _options(args), ui)
     if args.status:
         status = provisioner.status()
         cert = status["certificate"] or {}

@@ -572,6 +572,10 @@ class Provisioner:
             ca_file=ca_file,
             timeout=o.enrol_timeout_s,
         )
+        if len(answer["ca_chain"]) != 1:
+            raise online.EnrolmentFailed(
+                "the answer's ca_chain must be exactly the fleet CA", reason="malformed"
+            )
         root = x509.load_pem_x509_certificate(answer["ca_chain"][-1].encode())
         ours = x509.load_pem_x509_certificate(ca_file.read_bytes())
         if root.fingerprint(_sha256()) != ours.fingerprint(_sha256()):
