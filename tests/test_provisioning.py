@@ -743,3 +743,50 @@ help = 4
     )  # fmt: skip
     assert code == 2 and "two parts share a pin" in err  # ok=6 is next's pin
     assert cfg.load(kiosk_config).buttons.pins.ok == 13  # nothing written
+
+
+def test_the_daemon_tells_central_when_its_certificate_expires_soon(
+    tmp_path: Path, center: tuple[CertificateAuthority, FleetPki]
+) -> None:
+    from edge.fleet.certificates import install_certificate, start_rotation
+    from tests.conftest import start_daemon
+
+    ca, pki = center
+    root = tmp_path / "kiosk"
+    root.mkdir()
+    pki_dir = root / "pki"
+    (pki_dir).mkdir()
+    (pki_dir / "ca.crt").write_bytes(ca.cert_path.read_bytes())
+    csr = start_rotation(root / "state", "TEST-01")
+    install_certificate(
+        ca.sign_csr(csr, days=12),
+        state_dir=root / "state",
+        kiosk_id="TEST-01",
+        ca_file=pki_dir / "ca.crt",
+        cert_file=pki_dir / "kiosk.crt",
+        key_file=pki_dir / "kiosk.key",
+    )
+    with running_broker(tmp_path / "broker", pki) as broker, central_peer(broker, pki) as central:
+        config = write_sim_config(
+            root,
+            extra=f"""
+[mqtt]
+type = "broker"
+host = "localhost"
+port = {broker.port}
+ca_file = "pki/ca.crt"
+cert_file = "pki/kiosk.crt"
+key_file = "pki/kiosk.key"
+""",
+        )
+        daemon = start_daemon(config)
+        try:
+            event = central.wait_for(
+                "kiosk/v1/TEST-01/events",
+                lambda m: m.json()["kind"] == "certificate.expiring",
+                timeout=15,
+            ).json()
+            assert_valid(event, "event")
+            assert 11 < event["detail"]["days_left"] <= 12
+        finally:
+            daemon.stop()
