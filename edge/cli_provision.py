@@ -48,7 +48,6 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -
     p.add_argument("--provision-port", type=int, help="online: enrolment listener port (8884)")
     p.add_argument("--serial", help="device serial (default: the Pi's serial number)")
     p.add_argument("--operators", dest="operators_dir", type=Path, help="operator keys (*.pem)")
-    p.add_argument("--update-keys", dest="update_keys_dir", type=Path, help="bundle keys (*.pem)")
     p.add_argument("--broker-host")
     p.add_argument("--broker-port", type=int)
     p.add_argument("--enrol-timeout", dest="enrol_timeout_s", type=float)

@@ -45,7 +45,6 @@ REMEMBERED = (
     "enrol",
     "ca_file",
     "operators_dir",
-    "update_keys_dir",
     "broker_host",
     "broker_port",
     "provision_host",
@@ -74,7 +73,6 @@ class Options:
     provision_port: int = 8884
     serial: str | None = None
     operators_dir: Path | None = None
-    update_keys_dir: Path | None = None
     broker_host: str | None = None
     broker_port: int | None = None
     enrol_timeout_s: float = 60.0
@@ -96,7 +94,7 @@ class Options:
         unknown = sorted(set(data) - known)
         if unknown:
             raise BadInput(f"{path}: unknown answers {', '.join(unknown)}")
-        for key in ("csr_out", "cert_in", "ca_file", "operators_dir", "update_keys_dir"):
+        for key in ("csr_out", "cert_in", "ca_file", "operators_dir"):
             if isinstance(data.get(key), str):
                 value = Path(data[key]).expanduser()
                 data[key] = value if value.is_absolute() else (path.parent / value).resolve()
@@ -166,7 +164,6 @@ class Paths:
     cert_file: Path
     key_file: Path
     trust_dir: Path
-    update_keys_dir: Path
 
     @property
     def work(self) -> Path:
@@ -187,7 +184,6 @@ class Paths:
             cert_file=m.cert_file or base / "pki" / "kiosk.crt",
             key_file=m.key_file or base / "pki" / "kiosk.key",
             trust_dir=m.trust_dir or base / "operators",
-            update_keys_dir=config.update.keys_dir or base / "update-keys",
         )
 
 
@@ -613,11 +609,6 @@ class Provisioner:
                 operators[pem.stem] = _load_public_key(pem)
         for operator, blob in operators.items():
             _atomic_write(self.paths.trust_dir / f"{operator}.pem", blob, 0o644)
-        update_keys = 0
-        if o.update_keys_dir:
-            for pem in sorted(Path(o.update_keys_dir).glob("*.pem")):
-                _atomic_write(self.paths.update_keys_dir / pem.name, _load_public_key(pem), 0o644)
-                update_keys += 1
         broker = answer.get("broker", {})
         host = o.broker_host or broker.get("host")
         port = o.broker_port or broker.get("port")
@@ -641,8 +632,6 @@ class Provisioner:
             changes["mqtt.topic_prefix"] = broker["topic_prefix"]
         if broker.get("protocol"):
             changes["mqtt.protocol"] = broker["protocol"]
-        if update_keys:
-            changes["update.keys_dir"] = self.paths.update_keys_dir
         self.paths.trust_dir.mkdir(parents=True, exist_ok=True)
         self.config = edit_config(self.config_path, changes)
         self.state.finish(
@@ -833,7 +822,8 @@ def shred(path: Path) -> None:
 
 def factory_reset(config: cfg.Config, config_path: Path) -> dict[str, Any]:
     """Keys shredded, the state directory (database, outbox, print jobs, provisioning state)
-    removed, the config back to an unprovisioned kiosk with fleet reporting off."""
+    removed, the config back to an unprovisioned kiosk with fleet reporting off. The update
+    signing keys are root's (setup-pi.sh) and stay: they are not the kiosk's identity."""
     paths = Paths.of(config, config_path)
     removed: list[str] = []
     secrets = [paths.key_file, paths.pending_key, config.storage.data_key_path]
@@ -852,7 +842,7 @@ def factory_reset(config: cfg.Config, config_path: Path) -> dict[str, Any]:
         if public.exists():
             public.unlink()
             removed.append(str(public))
-    for directory in (paths.trust_dir, paths.update_keys_dir):
+    for directory in (paths.trust_dir,):
         if directory.exists():
             shutil.rmtree(directory)
             removed.append(str(directory))

@@ -365,3 +365,26 @@ def test_make_bundle_refuses_a_version_other_than_the_trees(site: Site, tmp_path
     assert (
         verify_bundle(tmp_path / "x.kup", site.keys)["payload_sha256"] == manifest["payload_sha256"]
     )
+
+
+def test_remote_set_config_cannot_touch_the_root_updaters_settings(tmp_path: Path) -> None:
+    """The daemon's user may rewrite the config; the updater (root) must not be steered by it."""
+    from types import SimpleNamespace
+
+    from edge.fleet.commands import BadArgs
+    from edge.remote_config import apply_config_change
+
+    config = write_sim_config(tmp_path)
+    before = config.read_bytes()
+    holder = SimpleNamespace(config_path=config)  # what the handler reads before refusing
+    for key, value in (
+        ("update.restart_command", ["/bin/sh", "-c", "id"]),
+        ("update.keys_dir", "/tmp/mine"),
+        ("update.root", "/"),
+    ):
+        with pytest.raises(BadArgs, match="cannot be changed remotely"):
+            apply_config_change(holder, {"changes": {key: value}})
+    assert config.read_bytes() == before
+    unit = (REPO / "systemd" / "kiosk-update.service").read_text()
+    for flag in ("--root /opt/kiosk-edge", "--keys /etc/kiosk-update/keys", "--restart-command"):
+        assert flag in unit  # the unit's own settings win over the config's
