@@ -309,6 +309,15 @@ def test_online_enrolment_refusals_are_clear_and_install_nothing(
     code, _, err = run_cli(capsys, *online_args(kiosk_config, ca, broker, wrong))
     assert code != 0 and "refused the claim account" in err
 
+    # A CA that is not the broker's (a wrong file on the USB stick): the TLS check fails.
+    stranger_ca = FleetPki(tmp_path / "stranger").ca_file
+    args = online_args(kiosk_config, ca, broker, claim.token)
+    args[args.index("--ca-file") + 1] = str(stranger_ca)
+    started = time.monotonic()
+    code, _, err = run_cli(capsys, *args)
+    assert code != 0 and "cannot reach the provisioning listener" in err
+    assert time.monotonic() - started < 10
+
     # A token that is not one at all: a Vietnamese message first.
     code, _, err = run_cli(capsys, *online_args(kiosk_config, ca, broker, "not-a-token"))
     assert code == 2 and "Mã nhận thiết bị không hợp lệ" in err
