@@ -293,6 +293,17 @@ class App:
             self.services.dossiers.attach(self.fleet)
             self.fleet.listen("res/queue-stats", self.services.tickets.on_queue_stats)
         self.fleet.start()
+        self._warn_certificate_expiry()
+
+    def _warn_certificate_expiry(self) -> None:
+        """Fewer than 30 days left on the client certificate: the operator hears it (issue 9)."""
+        from provisioning.provision import certificate_info
+
+        info = certificate_info(self.config.mqtt.cert_file) if self.config.mqtt.cert_file else None
+        if info and info.get("warning") and self.fleet is not None:
+            logger.warning("client certificate expires soon", extra={"days": info["days_left"]})
+            detail = {k: info[k] for k in ("serial", "not_after", "days_left")}
+            self.fleet.report_event("certificate.expiring", "warning", detail)
 
     def stop(self) -> None:
         """Reverse order; each step guarded so one stuck part cannot keep the rest running."""

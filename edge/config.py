@@ -398,7 +398,8 @@ class UpdateSection(Section):
         description="Bundles queued by the fleet command 'update'; default <state_dir>/updates.",
     )
     health_url: str = Field(
-        "http://127.0.0.1:8080/api/health", description="Must answer ready after a switch."
+        "http://127.0.0.1:8080/api/status",
+        description="Must answer ready (and the bundle's version) after a switch.",
     )
     health_timeout_s: float = Field(
         90.0, gt=0, le=900, description="Roll back unless healthy within this."
