@@ -407,6 +407,18 @@ def test_cli_issue_verify_list_and_receipt_demo(tmp_path: Path) -> None:
     assert [c.data.decode() for c in decode(paper(demo.read_bytes()))] == [
         json.loads(result.stdout)["qr"]
     ]
+    ticket = tmp_path / "ticket.bin"
+    result = kiosk_cli(
+        "receipt", "demo", "--kind", "ticket", "--out", str(ticket), "--paper", "58", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["number"] == "C-027" and shown["qr"].startswith("KIOSK-QUEUE|")
+    assert [c.data.decode() for c in decode(paper(ticket.read_bytes()))] == [shown["qr"]]
+    checklist = tmp_path / "checklist.bin"
+    result = kiosk_cli("receipt", "demo", "--kind", "checklist", "--out", str(checklist))
+    assert result.returncode == 0, result.stderr
+    assert checklist.read_bytes().startswith(b"\x1b@") and len(checklist.read_bytes()) > 10_000
 
 
 def test_scanned_pages_from_the_vision_pipeline_and_a_card_kept_at_its_size(tmp_path: Path) -> None:
