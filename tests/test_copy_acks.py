@@ -101,7 +101,7 @@ def test_copy_is_purged_only_after_centrals_ack_and_retention_malformed_acks_ign
         wait_for(
             lambda: (
                 (status(daemon)["copies"]["last_purge"] or 0)
-                > puback_seen + RETENTION_DAYS * 86400 + 0.5
+                > puback_seen + RETENTION_DAYS * 86400 + 1.0
             ),
             10,
         )

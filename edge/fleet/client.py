@@ -110,8 +110,9 @@ class FleetClient:
     """Reports one kiosk to central over MQTT; never blocks its caller, never needs the broker.
 
     Threads: paho's network thread (callbacks only enqueue), `fleet` (connection events,
-    telemetry, the outbox drain and its PUBACKs, in that one thread) and `fleet-commands`
-    (runs command handlers, so a slow handler never holds up the drain).
+    telemetry, the outbox drain and its PUBACKs, central's record acknowledgements and
+    revocation list, in that one thread) and `fleet-commands` (runs command handlers, so a slow
+    handler never holds up the drain).
     """
 
     def __init__(
