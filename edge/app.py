@@ -220,13 +220,26 @@ class App:
             self.fleet.kick()
 
     def _purge_copies(self) -> None:
-        """Copies central has had for longer than the retention window go, hourly."""
+        """Copies central acknowledged longer than the retention window ago go: at start, then
+        every copies.purge_interval_s (an hour)."""
         while not self.stop_event.is_set():
             try:
                 self.copies.purge()
             except Exception:
                 logger.exception("purging issued copies failed")
-            self.stop_event.wait(3600)
+            self.stop_event.wait(self.config.copies.purge_interval_s)
+
+    def _records_acked(self, ids: list[str]) -> None:
+        """Central's record-ack/1 (fleet thread): its copies start their retention window."""
+        if self.copies is not None:
+            self.copies.acknowledge(ids)
+
+    def _revocation_list(self, document: dict[str, Any]) -> None:
+        """Central's retained revocation-list/1 (fleet thread): into the copy revocation file."""
+        if self.copies is None:
+            logger.warning("revocation list not installed: e-copies are not running")
+            return
+        self.copies.install_revocation_list(document)
 
     def start_services(self) -> None:
         """Tickets, dossier status, catalog, post; records left unqueued by a crash go now."""
@@ -288,6 +301,8 @@ class App:
             capabilities=["camera", "printer", "buttons", "identity", "tickets", "dossier-status"]
             + (["ecopy"] if self.copies and self.copies.unavailable is None else []),
             commands=fleet_commands(self),
+            on_record_ack=self._records_acked,
+            on_revocations=self._revocation_list,
         )
         if self.services is not None:
             self.services.dossiers.attach(self.fleet)

@@ -373,7 +373,14 @@ class CopiesSection(Section):
         "than the database); default <state_dir>/copies/sequence.floor.",
     )
     retention_days: float = Field(
-        7.0, ge=0, le=365, description="Issued copies stay this long after central has them."
+        7.0,
+        ge=0,
+        le=365,
+        description="Issued copies stay this long after central acknowledged storing them "
+        "(record-ack/1).",
+    )
+    purge_interval_s: float = Field(
+        3600.0, ge=0.05, le=86400, description="How often the daemon purges copies past retention."
     )
     fees: FeeSchedule = FeeSchedule()
     fee_exempt: bool | None = Field(

@@ -221,7 +221,11 @@ def test_stored_encrypted_listed_queued_and_purged_after_ack(tmp_path: Path) -> 
         service.store.open()
         now = time.time()
         assert service.purge(now=now) == 0  # central does not have it yet
-        service.outbox.acknowledge(message.id)  # PUBACK: central has it
+        service.outbox.acknowledge(message.id)  # PUBACK: only the broker has it
+        assert service.purge(now=now + 30 * 86400) == 0
+        assert service.acknowledge(["copy-NOT-A-COPY", "telemetry-1"], now=now) == 0
+        assert service.acknowledge([message.id], now=now) == 1  # central's record-ack/1
+        assert service.acknowledge([message.id], now=now + 86400) == 0  # redelivered: no change
         assert service.purge(now=now) == 0  # retention: 7 days by default
         assert service.purge(now=now + 6 * 86400) == 0
         assert service.purge(now=now + 7 * 86400 + 1) == 1
