@@ -578,3 +578,42 @@ def test_certificate_rotation_is_finished_by_the_console_with_the_center_ca(
     assert console.store.kiosk("HN-TAYHO-41")["cert_not_after"] == pytest.approx(
         installed.not_valid_after_utc.timestamp()
     )
+
+
+def test_a_database_outage_loses_no_record(
+    tmp_path: Path, broker: Broker, fleet_pki: FleetPki, sims: Callable[[str], SimKiosk]
+) -> None:
+    """PostgreSQL goes away mid-stream: nothing is acknowledged until it is stored."""
+    with running_postgres() as pg:
+        console = build_console(console_config(tmp_path, broker, fleet_pki, url=pg.url))
+        console.start()
+        try:
+            assert console.ingest.wait_connected(10)
+            sim = sims("HN-TAYHO-51")
+            sim.peer.subscribe("kiosk/v1/HN-TAYHO-51/ack")
+            sim.record("copy", {"n": 0}, message_id="db-0")
+            wait_until(lambda: console.store.count_records() == 1, 10, "first record")
+            pg.halt()
+            for i in range(1, 6):
+                sim.record("copy", {"n": i}, message_id=f"db-{i}")
+            wait_until(lambda: console.ingest.stats.retries >= 2, 15, "the console retrying")
+            acked = {
+                i for m in sim.peer.received("kiosk/v1/HN-TAYHO-51/ack") for i in m.json()["ids"]
+            }
+            assert acked == {"db-0"}
+            pg.resume()
+            wait_until(lambda: console.store.count_records() == 6, 30, "records after the outage")
+            wait_until(
+                lambda: (
+                    {
+                        i
+                        for m in sim.peer.received("kiosk/v1/HN-TAYHO-51/ack")
+                        for i in m.json()["ids"]
+                    }
+                    == {f"db-{i}" for i in range(6)}
+                ),
+                10,
+                "all acknowledged",
+            )
+        finally:
+            console.stop()
