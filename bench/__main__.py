@@ -7,7 +7,15 @@ import logging
 import sys
 import time
 
-from bench import document, figures, fleet, fleet_console, identity  # noqa: F401  (registers the figures)
+from bench import (  # noqa: F401  (registers the figures)
+    copies,
+    document,
+    figures,
+    fleet,
+    fleet_console,
+    identity,
+    services,
+)
 from bench.machine import describe
 from bench.registry import FIGURES, measure
 from bench.report import report
