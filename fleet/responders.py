@@ -4,16 +4,17 @@ e-copy revocation list, housekeeping. Each is attached to a Console before it co
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from paho.mqtt.client import topic_matches_sub
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.fleet.messages import iso_time
-from fleet.dossiers import seed_samples, status_answer
+from fleet.dossiers import dossier_answer, seed_samples
+from fleet.store import parse_time
 
 if TYPE_CHECKING:
     from fleet.console import Console
@@ -30,49 +31,75 @@ def _reply(console: Console, topic: str, body: dict[str, Any], correlation: byte
 
 
 class DossierResponder:
-    """Answers dossier status requests from kiosks out of the dossier table."""
+    """Answers dossier-status-request/1 from the dossier table (docs/fleet.md, "Dossier status").
+
+    Exactly one answer per request taken, with its request_id, to the MQTT 5 Response Topic
+    (correlation data echoed), else reply_to, else <prefix>/<kiosk>/res/dossier-status, and
+    only ever to that kiosk's own res/dossier-status; nothing after the request's expires_at.
+    """
 
     def attach(self, console: Console) -> None:
+        from fleet.schemas import validator
+
         self.console = console
+        self.request_schema = validator("dossier-status-request")
         if console.config.dossiers.seed_samples:
             n = seed_samples(console.store)
             if n:
                 logger.info("sample dossiers inserted", extra={"count": n})
-        prefix = console.config.mqtt.topic_prefix
-        self.request_filter = f"{prefix}/+/dossier/request"
-        self.allowed_reply = f"{prefix}/{{kiosk}}/dossier/response"
-        console.ingest.on_request(self.request_filter, self.handle)
+        self.prefix = console.config.mqtt.topic_prefix
+        console.ingest.on_request(f"{self.prefix}/+/req/dossier-status", self.handle)
+        self.answered = 0
 
     def handle(
         self, kiosk_id: str | None, topic: str, body: dict[str, Any] | None, props: Any
     ) -> None:
         if kiosk_id is None:
             return
-        allowed = self.allowed_reply.format(kiosk=kiosk_id)
-        response_topic = getattr(props, "ResponseTopic", None) if props else None
-        reply_to = (
-            response_topic
-            if (isinstance(response_topic, str) and topic_matches_sub(allowed, response_topic))
-            else allowed
-        )
-        correlation = getattr(props, "CorrelationData", None) if props else None
-        request_id = body.get("id") if body else None
-        if body is None or not isinstance(body.get("code"), str):
-            answer: dict[str, Any] = {"found": False, "reason": "malformed"}
+        if body is None or not isinstance(body.get("request_id"), str):
+            logger.warning("dossier request without a request id, not answered")
+            return
+        errors = list(self.request_schema.iter_errors(body))
+        request_id = body["request_id"]
+        if not re.fullmatch(r"[0-9a-f]{32}", request_id):
+            logger.warning("dossier request id malformed, not answered")
+            return
+        expires = parse_time(body.get("expires_at"), 0.0)
+        if expires and time.time() > expires:
+            logger.info("dossier request expired before it was taken, not answered")
+            return
+        allowed = f"{self.prefix}/{kiosk_id}/res/dossier-status"
+        candidates = [
+            getattr(props, "ResponseTopic", None) if props else None,
+            body.get("reply_to"),
+        ]
+        reply_to = next((c for c in candidates if c == allowed), allowed)
+        code = body.get("code") if isinstance(body.get("code"), str) else ""
+        if errors:
+            logger.warning(
+                "dossier request does not fit its schema", extra={"error": errors[0].message[:200]}
+            )
+            answer: dict[str, Any] = {"result": "not_found", "message": "malformed request"}
         else:
-            answer = status_answer(self.console.store, body["code"])
+            try:
+                answer = dossier_answer(self.console.store, code)
+            except Exception:
+                logger.exception("dossier lookup failed")
+                answer = {"result": "unavailable", "message": "central's dossier table failed"}
+        correlation = getattr(props, "CorrelationData", None) if props else None
         _reply(
             self.console,
             reply_to,
             {
-                "schema": "dossier-status/1",
+                "schema": "dossier-status-response/1",
                 "request_id": request_id,
-                "kiosk_id": kiosk_id,
-                "time": iso_time(),
+                "code": code,
+                "answered_at": iso_time(),
                 **answer,
             },
             correlation,
         )
+        self.answered += 1
 
 
 class EnrolmentResponder:

@@ -617,3 +617,89 @@ def test_a_database_outage_loses_no_record(
             )
         finally:
             console.stop()
+
+
+def test_dossier_status_answers_a_real_kiosk_and_follows_the_contract(
+    tmp_path: Path, make_console: Callable[..., Console], broker: Broker, fleet_pki: FleetPki
+) -> None:
+    import datetime as dt
+    import uuid
+
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    from edge.config import ServicesSection
+    from edge.services.dossier import DossierService
+
+    make_console()
+    kiosk = RealKiosk(tmp_path / "kiosks", broker, fleet_pki, "HN-TAYHO-61")
+    try:
+        service = DossierService(
+            store=kiosk.store,
+            key=DataKey.load_or_create(tmp_path / "dk"),
+            kiosk_id="HN-TAYHO-61",
+            settings=ServicesSection(dossier_timeout_s=5.0),
+            requester=kiosk.client,
+        )
+        wait_until(lambda: kiosk.client.subscribed, 10, "kiosk subscribed")
+        unknown = service.lookup("000.00.17.H26-261115-0015")
+        assert unknown.source == "central" and unknown.found is False  # no such sample
+        rejected = service.lookup("H26.22-261110-0003")
+        assert rejected.found and rejected.status == "rejected"
+        assert rejected.reason.startswith("Hồ sơ chưa đủ điều kiện")
+        assert rejected.on_time is True and rejected.procedure == "Đăng ký kết hôn"
+        ready = service.lookup("https://dichvucong.gov.vn/p/?maHoSo=000.00.17.H26-261120-0001")
+        assert ready.status == "ready" and [s.status for s in ready.timeline] == [
+            "received",
+            "in_process",
+            "ready",
+        ]
+    finally:
+        kiosk.close()
+    # On the wire: correlation echoed, the kiosk's own res topic only, schema-valid.
+    peer = Peer(broker, fleet_pki.client("HN-TAYHO-62")).connect()
+    try:
+        peer.subscribe("kiosk/v1/HN-TAYHO-62/res/dossier-status")
+        now = dt.datetime.now(dt.UTC)
+        request_id = uuid.uuid4().hex
+        request = {
+            "schema": "dossier-status-request/1",
+            "request_id": request_id,
+            "kiosk_id": "HN-TAYHO-62",
+            "code": "H26.22-261115-0015",
+            "time": now.isoformat(),
+            "expires_at": (now + dt.timedelta(seconds=8)).isoformat(),
+            "reply_to": "kiosk/v1/HN-TAYHO-99/res/dossier-status",  # not its tree: ignored
+        }
+        props = Properties(PacketTypes.PUBLISH)
+        props.ResponseTopic = "kiosk/v1/HN-TAYHO-62/res/dossier-status"
+        props.CorrelationData = request_id.encode()
+        peer.publish(
+            "kiosk/v1/HN-TAYHO-62/req/dossier-status", json.dumps(request), properties=props
+        )
+        answer = peer.wait_for("kiosk/v1/HN-TAYHO-62/res/dossier-status")
+        body = answer.json()
+        assert_valid(body, "dossier-status-response")
+        assert body["request_id"] == request_id and body["result"] == "found"
+        assert body["dossier"]["status"] == "additional_required" and body["dossier"]["reason"]
+        assert body["dossier"]["on_time"] is False  # due 20/11, still open
+        assert answer.properties.CorrelationData == request_id.encode()
+        # An expired request is not answered.
+        late = {
+            **request,
+            "request_id": uuid.uuid4().hex,
+            "expires_at": (now - dt.timedelta(seconds=1)).isoformat(),
+        }
+        peer.publish("kiosk/v1/HN-TAYHO-62/req/dossier-status", json.dumps(late))
+        # ... answers go out in order, so a third request's answer comes after any for it.
+        third = {**request, "request_id": uuid.uuid4().hex}
+        peer.publish("kiosk/v1/HN-TAYHO-62/req/dossier-status", json.dumps(third))
+        peer.wait_for(
+            "kiosk/v1/HN-TAYHO-62/res/dossier-status",
+            lambda m: m.json()["request_id"] == third["request_id"],
+        )
+        assert [
+            m.json()["request_id"] for m in peer.received("kiosk/v1/HN-TAYHO-62/res/dossier-status")
+        ] == [request_id, third["request_id"]]
+    finally:
+        peer.close()
