@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="one-time claim token for online enrolment")
     token.add_argument("kiosk_id")
     token.add_argument("--site", default="")
+    token.add_argument("--serial", default="", help="allowlisted device serial (default: any)")
     token.add_argument("--by", default="cli", help="who made it (logged)")
 
     dossier = sub.add_parser("dossier", help="the dossier table kiosks query")
@@ -96,14 +97,11 @@ def _run(args: argparse.Namespace, config: Any) -> int:
             case "site":
                 store.set_site(args.kiosk_id, args.site)
             case "token":
-                from fleet.provisioning import create_claim_token
+                from fleet.console import Console
 
-                token = create_claim_token(
-                    store,
-                    args.kiosk_id,
-                    site=args.site,
-                    created_by=args.by,
-                    ttl_s=config.provisioning.token_ttl_s,
+                console = Console(config, store=store).prepare()
+                token = console.create_claim(
+                    args.kiosk_id, site=args.site, serial=args.serial, created_by=args.by
                 )
                 print(token)
             case "dossier":

@@ -103,63 +103,43 @@ class DossierResponder:
 
 
 class EnrolmentResponder:
-    """Claim token + CSR in, certificate out (provisional contract, see docs)."""
+    """Runs the provisioning service (its own MQTT identity) for the console."""
 
     def attach(self, console: Console) -> None:
-        from fleet.provisioning import CenterCa, Enrolment
+        from fleet.provisioning import Enrolment, ProvisioningService
 
-        self.console = console
-        p = console.config.provisioning
-        assert p.ca_cert is not None and p.ca_key is not None
-        self.enrolment = Enrolment(
-            console.store, CenterCa(p.ca_cert, p.ca_key), cert_days=p.cert_days
-        )
-        base = console.config.mqtt.central_topic
-        self.request_filter = f"{base}/enrol/+/request"
-        console.ingest.on_request(self.request_filter, self.handle)
-
-    def handle(
-        self, kiosk_id: str | None, topic: str, body: dict[str, Any] | None, props: Any
-    ) -> None:
-        from fleet.provisioning import EnrolmentRefused
-
-        parts = topic.split("/")
-        claimed = parts[-2] if len(parts) >= 2 else ""
-        reply = "/".join([*parts[:-1], "response"])
-        correlation = getattr(props, "CorrelationData", None) if props else None
-        request_id = body.get("id") if body else None
-        try:
-            if body is None:
-                raise EnrolmentRefused("malformed", "not a JSON object")
-            issued = self.enrolment.enrol(
-                str(body.get("token", "")), str(body.get("csr", "")), kiosk_id=claimed
-            )
-        except EnrolmentRefused as err:
-            logger.warning("enrolment refused", extra={"reason": err.reason})
-            answer: dict[str, Any] = {
-                "status": "refused",
-                "reason": err.reason,
-                "message": str(err),
-            }
-        else:
-            answer = {
-                "status": "ok",
-                "certificate": issued.certificate_pem,
-                "ca": issued.ca_pem,
-                "serial": issued.serial,
-            }
-        _reply(
-            self.console,
-            reply,
-            {
-                "schema": "enrol-response/1",
-                "request_id": request_id,
-                "kiosk_id": claimed,
-                "time": iso_time(),
-                **answer,
+        p, m = console.config.provisioning, console.config.mqtt
+        assert console.ca is not None and p.cert_file and p.key_file
+        enrolment = Enrolment(
+            console.store,
+            console.ca,
+            console.sealer,
+            cert_days=p.cert_days,
+            broker={
+                "host": p.broker_host or m.host,
+                "port": p.broker_port or m.port,
+                "topic_prefix": m.topic_prefix,
+                "protocol": p.broker_protocol,
             },
-            correlation,
+            operators=console.operator_keys,
+            ca_lock=console.ca_lock,
         )
+        self.service = ProvisioningService(
+            enrolment,
+            host=m.host,
+            port=m.port,
+            ca_file=m.ca_file,
+            cert_file=p.cert_file,
+            key_file=p.key_file,
+            accounts=console.accounts,
+            store=console.store,
+            account_grace_s=p.account_grace_s,
+        )
+        console.provisioning = self.service
+        self.service.start()
+
+    def stop(self) -> None:
+        self.service.stop()
 
 
 class Revocations:

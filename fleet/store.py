@@ -149,17 +149,22 @@ dossiers = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
 )
 
-claim_tokens = sa.Table(
-    "claim_tokens",
+claims = sa.Table(
+    "claims",
     metadata,
-    sa.Column("token_hash", sa.String(64), primary_key=True),  # sha256 hex; never the token
+    sa.Column("claim_id", sa.String(16), primary_key=True),  # c + 12 base32 (docs/provisioning.md)
+    sa.Column("secret", sa.Text, nullable=False),  # sealed (AES-GCM): the HMAC key of the proofs
     sa.Column("kiosk_id", sa.String(64), nullable=False),
     sa.Column("site", sa.String(128), nullable=False, default=""),
+    sa.Column("serial", sa.String(64), nullable=False, default=""),  # device allowlist, "" = any
     sa.Column("created_by", sa.String(64), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
     sa.Column("used_at", sa.Float),
-    sa.Column("serial", sa.String(64)),  # of the certificate it was exchanged for
+    sa.Column("used_by", sa.String(64)),  # sha256 of the CSR's public key (DER) it was used for
+    sa.Column("certificate", sa.Text),  # PEM, sent again to a repeat with the same key
+    sa.Column("cert_serial", sa.String(64)),
+    sa.Column("account_removed", sa.Boolean, nullable=False, default=False),
 )
 
 certificates = sa.Table(
@@ -738,54 +743,65 @@ class FleetStore:
 
     # --- provisioning ---------------------------------------------------------------------
 
-    def add_claim_token(self, row: dict[str, Any]) -> None:
+    def add_claim(self, row: dict[str, Any]) -> None:
         with self.begin() as conn:
-            conn.execute(claim_tokens.insert().values(row))
+            conn.execute(claims.insert().values(row))
 
-    def take_claim_token(self, token_hash: str, *, now: float) -> dict[str, Any] | None:
-        """Mark an unused, unexpired token used and return it; None if that is not possible.
+    def claim(self, claim_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(claims).where(claims.c.claim_id == claim_id)).first()
+        return dict(row._mapping) if row else None
 
-        The UPDATE's WHERE makes the check and the marking one step: two requests racing with
-        the same token cannot both win, on SQLite or PostgreSQL.
-        """
-        with self.begin() as conn:
-            taken = conn.execute(
-                claim_tokens.update()
-                .where(
-                    claim_tokens.c.token_hash == token_hash,
-                    claim_tokens.c.used_at.is_(None),
-                    claim_tokens.c.expires_at > now,
-                )
-                .values(used_at=now)
-            ).rowcount
-            if taken != 1:
-                return None
-            row = conn.execute(
-                sa.select(claim_tokens).where(claim_tokens.c.token_hash == token_hash)
-            ).one()
-            return dict(row._mapping)
-
-    def claim_tokens(self, *, limit: int = 100) -> list[dict[str, Any]]:
-        query = sa.select(claim_tokens).order_by(claim_tokens.c.created_at.desc()).limit(limit)
+    def claims(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        query = sa.select(claims).order_by(claims.c.created_at.desc()).limit(limit)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
-    def claim_token(self, token_hash: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
+    def bind_claim(self, claim_id: str, used_by: str, *, now: float) -> bool:
+        """Mark the claim used by this key, unless another key took it first.
+
+        One conditional UPDATE: two requests racing with different keys cannot both win, on
+        SQLite or PostgreSQL. True also when the claim is already bound to this very key.
+        """
+        with self.begin() as conn:
+            conn.execute(
+                claims.update()
+                .where(claims.c.claim_id == claim_id, claims.c.used_by.is_(None))
+                .values(used_by=used_by, used_at=now)
+            )
             row = conn.execute(
-                sa.select(claim_tokens).where(claim_tokens.c.token_hash == token_hash)
+                sa.select(claims.c.used_by).where(claims.c.claim_id == claim_id)
             ).first()
-        return dict(row._mapping) if row else None
+            return row is not None and row.used_by == used_by
+
+    def claim_certificate(self, claim_id: str, certificate: str, serial: str) -> None:
+        with self.begin() as conn:
+            conn.execute(
+                claims.update()
+                .where(claims.c.claim_id == claim_id)
+                .values(certificate=certificate, cert_serial=serial)
+            )
+
+    def claims_to_close(self, *, now: float, grace_s: float = 0.0) -> list[str]:
+        """Claims whose broker account should go: answered `grace_s` ago, or expired."""
+        query = sa.select(claims.c.claim_id).where(
+            claims.c.account_removed.is_(False),
+            sa.or_(
+                sa.and_(claims.c.certificate.is_not(None), claims.c.used_at <= now - grace_s),
+                claims.c.expires_at <= now,
+            ),
+        )
+        with self.engine.connect() as conn:
+            return [r.claim_id for r in conn.execute(query)]
+
+    def claim_account_removed(self, claim_id: str) -> None:
+        with self.begin() as conn:
+            conn.execute(
+                claims.update().where(claims.c.claim_id == claim_id).values(account_removed=True)
+            )
 
     def certificate_issued(
-        self,
-        *,
-        token_hash: str | None,
-        serial: str,
-        kiosk_id: str,
-        site: str,
-        not_after: float,
-        now: float,
+        self, *, serial: str, kiosk_id: str, site: str, not_after: float, now: float
     ) -> None:
         with self.begin() as conn:
             conn.execute(
@@ -793,12 +809,6 @@ class FleetStore:
                     serial=serial, kiosk_id=kiosk_id, not_after=not_after, issued_at=now
                 )
             )
-            if token_hash:
-                conn.execute(
-                    claim_tokens.update()
-                    .where(claim_tokens.c.token_hash == token_hash)
-                    .values(serial=serial)
-                )
             self._ensure_kiosk(conn, kiosk_id, now)
             values: dict[str, Any] = {"cert_not_after": not_after}
             if site:

@@ -534,18 +534,11 @@ def test_certificate_rotation_is_finished_by_the_console_with_the_center_ca(
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
-    from fleet.provisioning import CenterCa
+    from provisioning.ca import CertificateAuthority
 
     console = make_console()
-    ca_key = tmp_path / "ca.key"
-    ca_key.write_bytes(
-        fleet_pki._ca_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    console.ca = CenterCa(fleet_pki.ca_file, ca_key)
+    ca_cert = x509.load_pem_x509_certificate(fleet_pki.ca_file.read_bytes())
+    console.ca = CertificateAuthority.adopt(tmp_path / "ca", fleet_pki._ca_key, ca_cert)
     public = create_operator(console.store, "vo.van.d", "Võ Văn D", PASSWORD)
     trust = tmp_path / "trust"
     trust.mkdir()

@@ -19,15 +19,7 @@ from cryptography.x509.oid import NameOID
 from fleet.alerts import AlertEngine
 from fleet.cli import main as fleet_cli
 from fleet.config import AlertsSection
-from fleet.provisioning import (
-    CenterCa,
-    Enrolment,
-    EnrolmentRefused,
-    create_claim_token,
-    token_hash,
-)
 from fleet.store import FleetStore, Incoming
-from tests.mqtt_broker import FleetPki
 
 KIOSK = "HN-TAYHO-21"
 DAY = 86400.0
@@ -139,10 +131,34 @@ def test_offline_only_after_the_threshold_and_rules_can_be_switched_off(
     assert rules(off, t0 + 400) == set()
 
 
-# --- enrolment ----------------------------------------------------------------------------
+# --- enrolment (docs/provisioning.md), the service's checks in order ------------------------
 
 
-def csr_for(cn: str, key: ec.EllipticCurvePrivateKey | None = None) -> tuple[str, Any]:
+@pytest.fixture
+def enrolment(tmp_path: Path, store: FleetStore) -> tuple[Any, Any, Any]:
+    from edge.store.crypto import DataKey
+    from fleet.provisioning import Enrolment
+    from tests.provision_helpers import center_ca
+
+    ca, _ = center_ca(tmp_path)
+    sealer = DataKey.load_or_create(tmp_path / "claims.key")
+    service = Enrolment(
+        store,
+        ca,
+        sealer,
+        cert_days=90,
+        broker={
+            "host": "mqtt.example",
+            "port": 8883,
+            "topic_prefix": "kiosk/v1",
+            "protocol": "auto",
+        },
+        operators=lambda: [{"id": "an", "public_key": "-----BEGIN PUBLIC KEY-----\n"}],
+    )
+    return service, ca, sealer
+
+
+def csr_for(cn: str, key: Any = None) -> tuple[str, Any]:
     key = key or ec.generate_private_key(ec.SECP256R1())
     csr = (
         x509.CertificateSigningRequestBuilder()
@@ -152,78 +168,81 @@ def csr_for(cn: str, key: ec.EllipticCurvePrivateKey | None = None) -> tuple[str
     return csr.public_bytes(serialization.Encoding.PEM).decode(), key
 
 
-@pytest.fixture
-def center_ca(tmp_path: Path) -> CenterCa:
-    pki = FleetPki(tmp_path / "pki")
-    key_path = tmp_path / "pki" / "ca.key"
-    key_path.write_bytes(
-        pki._ca_key.private_bytes(  # the test CA's key, as the center keeps it
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+def ask(service: Any, token: str, csr: str, **over: Any) -> dict[str, Any]:
+    from provisioning.online import ClaimToken, build_request
+
+    claim = ClaimToken.parse(token)
+    request = build_request(
+        claim,
+        kiosk_id=over.pop("kiosk_id", KIOSK),
+        serial=over.pop("serial", "10000000cafe0001"),
+        csr_pem=csr,
     )
-    return CenterCa(pki.ca_file, key_path)
+    request.update(over)
+    if "proof" not in over:
+        from provisioning.online import proof
+
+        request.pop("proof")
+        request["proof"] = proof(request, claim.secret)
+    answer, _ = service.answer(claim.claim_id, json.dumps(request).encode())
+    from tests.mqtt_broker import assert_valid
+
+    assert_valid(answer, "provision-response")
+    return answer
 
 
-def test_a_claim_token_buys_one_certificate_for_its_kiosk_only(
-    store: FleetStore, center_ca: CenterCa
+def test_enrolment_checks_in_the_documented_order_and_proves_its_answers(
+    store: FleetStore, enrolment: tuple[Any, Any, Any]
 ) -> None:
-    enrolment = Enrolment(store, center_ca, cert_days=90)
-    token = create_claim_token(store, KIOSK, site="Phường Tây Hồ", created_by="an", ttl_s=600)
-    assert re.fullmatch(r"[A-Z2-7]{4}(-[A-Z2-7]{4}){4}", token)
-    other_csr, _ = csr_for("HN-OTHER-01")
-    with pytest.raises(EnrolmentRefused) as refused:
-        enrolment.enrol(token, other_csr)
-    assert refused.value.reason == "wrong_kiosk"
+    from fleet.provisioning import create_claim
+    from provisioning.online import ClaimToken, proof_ok
+
+    service, ca, sealer = enrolment
+    token = create_claim(
+        store,
+        sealer,
+        KIOSK,
+        site="Phường Tây Hồ",
+        serial="10000000cafe0001",
+        created_by="an",
+        ttl_s=600,
+    )
+    claim = ClaimToken.parse(token)
+    assert re.fullmatch(r"c[a-z2-7]{12}\.[a-z2-7]{32}", token)
+    assert claim.secret not in json.dumps(store.claim(claim.claim_id))  # sealed at rest
     csr, key = csr_for(KIOSK)
-    issued = enrolment.enrol(token.lower().replace("-", " "), csr)  # typed loosely: still ok
-    cert = x509.load_pem_x509_certificate(issued.certificate_pem.encode())
-    # Checked independently of our code: the CA's signature, the name, the key, the use.
-    cert.verify_directly_issued_by(center_ca.cert)
+
+    def code(answer: dict[str, Any]) -> str:
+        return answer["error"]["code"] if answer["status"] == "error" else "ok"
+
+    assert code(ask(service, token, csr, proof="A" * 43 + "=")) == "bad_proof"
+    assert code(ask(service, token, csr, serial="10000000beef0002")) == "serial_mismatch"
+    assert code(ask(service, token, csr, kiosk_id="HN-OTHER-01")) == "kiosk_id_mismatch"
+    assert code(ask(service, token, csr_for("HN-OTHER-01")[0])) == "bad_csr"
+    unknown = ask(service, "cqqqqqqqqqqqq." + "a" * 32, csr)
+    assert code(unknown) == "claim_unknown" and "proof" not in unknown
+    bad = service.answer(claim.claim_id, b"not json")[0]
+    assert code(bad) == "malformed" and proof_ok(bad, claim.secret)
+    # None of these burnt the claim: now it works, proven, with the certificate and all.
+    ok = ask(service, token, csr)
+    assert ok["status"] == "ok" and proof_ok(ok, claim.secret)
+    cert = x509.load_pem_x509_certificate(ok["certificate"].encode())
+    cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca.certificate_pem.encode()))
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == KIOSK
     assert cert.public_key().public_numbers() == key.public_key().public_numbers()
-    eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    assert x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH in eku
-    assert 89 <= (cert.not_valid_after_utc - dt.datetime.now(dt.UTC)).days <= 90
-    row = store.kiosk(KIOSK)
-    assert row["site"] == "Phường Tây Hồ" and row["cert_not_after"] == pytest.approx(
+    assert ok["ca_chain"] == [ca.certificate_pem] and ok["broker"]["host"] == "mqtt.example"
+    assert ok["operators"][0]["id"] == "an"
+    assert store.kiosk(KIOSK)["site"] == "Phường Tây Hồ"
+    assert store.kiosk(KIOSK)["cert_not_after"] == pytest.approx(
         cert.not_valid_after_utc.timestamp()
     )
-    with pytest.raises(EnrolmentRefused) as again:
-        enrolment.enrol(token, csr_for(KIOSK)[0])
-    assert again.value.reason == "token_used"
-    expired = create_claim_token(store, KIOSK, created_by="an", ttl_s=0.001)
+    # A repeat (lost answer) with the same key gets the same certificate; another key not.
+    again = ask(service, token, csr)
+    assert again["certificate"] == ok["certificate"]
+    assert code(ask(service, token, csr_for(KIOSK)[0])) == "claim_used"
+    expired = create_claim(store, sealer, KIOSK, created_by="an", ttl_s=0.001)
     time.sleep(0.01)
-    with pytest.raises(EnrolmentRefused) as late:
-        enrolment.enrol(expired, csr)
-    assert late.value.reason == "token_expired"
-    for bad_token, bad_csr, reason in [
-        ("AAAA-BBBB", csr, "bad_token"),
-        (token, "not a csr", "bad_csr"),
-    ]:
-        with pytest.raises(EnrolmentRefused) as err:
-            enrolment.enrol(bad_token, bad_csr)
-        assert err.value.reason == reason
-
-
-def test_a_csr_with_an_rsa_key_is_refused(store: FleetStore, center_ca: CenterCa) -> None:
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    token = create_claim_token(store, KIOSK, created_by="an", ttl_s=600)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, KIOSK)]))
-        .sign(key, hashes.SHA256())
-        .public_bytes(serialization.Encoding.PEM)
-        .decode()
-    )
-    with pytest.raises(EnrolmentRefused) as err:
-        Enrolment(store, center_ca).enrol(token, csr)
-    assert err.value.reason == "bad_csr"
-    assert store.claim_token(token_hash(token))["used_at"] is None  # not burnt by the refusal
-    assert Enrolment(store, center_ca).enrol(token, csr_for(KIOSK)[0]).kiosk_id == KIOSK
+    assert code(ask(service, expired, csr_for(KIOSK)[0])) == "claim_expired"
 
 
 # --- the CLI ------------------------------------------------------------------------------
@@ -233,7 +252,10 @@ def test_cli_operator_token_dossiers_site_and_revoke(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = tmp_path / "fleet.toml"
-    config.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "fleet.db"}"\n')
+    config.write_text(
+        f'[store]\nurl = "sqlite:///{tmp_path / "fleet.db"}"\n'
+        f'[provisioning]\nsecrets_key_file = "{tmp_path / "claims.key"}"\n'
+    )
     import io
 
     monkeypatch.setattr("sys.stdin", io.StringIO("một-mật-khẩu-dài\n"))
@@ -262,7 +284,7 @@ def test_cli_operator_token_dossiers_site_and_revoke(
     assert "pham.van.c\tPhạm Văn C\tactive" in capsys.readouterr().out
     assert fleet_cli(["-c", str(config), "token", KIOSK, "--site", "Tây Hồ"]) == 0
     token = capsys.readouterr().out.strip()
-    assert re.fullmatch(r"[A-Z2-7]{4}(-[A-Z2-7]{4}){4}", token)
+    assert re.fullmatch(r"c[a-z2-7]{12}\.[a-z2-7]{32}", token)
     assert fleet_cli(["-c", str(config), "dossier", "seed"]) == 0
     assert capsys.readouterr().out.strip() == "6 sample dossiers"
     assert fleet_cli(["-c", str(config), "site", KIOSK, "Phường Tây Hồ"]) == 0

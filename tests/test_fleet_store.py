@@ -212,43 +212,41 @@ def test_alerts_raise_once_and_clear(store: FleetStore) -> None:
     assert len(store.alert_history()) == 2
 
 
-def test_claim_token_is_taken_once_even_when_raced(store: FleetStore) -> None:
+def test_a_claim_is_bound_to_one_key_even_when_raced(store: FleetStore) -> None:
     now = time.time()
-    store.add_claim_token(
+    store.add_claim(
         {
-            "token_hash": "h1",
+            "claim_id": "cabcdefgh2345",
+            "secret": "sealed",
             "kiosk_id": KIOSK,
             "site": "s",
+            "serial": "",
             "created_by": "an",
             "created_at": now,
             "expires_at": now + 60,
+            "account_removed": False,
         }
     )
-    store.add_claim_token(
-        {
-            "token_hash": "old",
-            "kiosk_id": KIOSK,
-            "site": "s",
-            "created_by": "an",
-            "created_at": now - 120,
-            "expires_at": now - 60,
-        }
-    )
-    winners: list[Any] = []
+    winners: list[str] = []
     barrier = threading.Barrier(4)
 
-    def take() -> None:
+    def take(key: str) -> None:
         barrier.wait()
-        winners.append(store.take_claim_token("h1", now=time.time()))
+        if store.bind_claim("cabcdefgh2345", key, now=time.time()):
+            winners.append(key)
 
-    threads = [threading.Thread(target=take) for _ in range(4)]
+    threads = [threading.Thread(target=take, args=(f"key-{i}",)) for i in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sum(1 for w in winners if w) == 1
-    assert store.take_claim_token("old", now=now) is None
-    assert store.take_claim_token("nope", now=now) is None
+    assert len(winners) == 1
+    assert store.bind_claim("cabcdefgh2345", winners[0], now=now)  # the same key again: yes
+    assert store.claims_to_close(now=now) == []
+    store.claim_certificate("cabcdefgh2345", "PEM", "abc")
+    assert store.claims_to_close(now=now + 100, grace_s=30) == ["cabcdefgh2345"]
+    store.claim_account_removed("cabcdefgh2345")
+    assert store.claims_to_close(now=now + 100) == []
 
 
 def test_dossiers_revocations_and_pruning(store: FleetStore) -> None:

@@ -33,7 +33,7 @@ from wtforms import IntegerField, PasswordField, SelectField, StringField, TextA
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from edge.errors import BadInput
+from edge.errors import BadInput, KioskError
 from fleet.alerts import LABELS, RULES
 from fleet.console import COMMANDS, Console
 from fleet.metrics import CONTENT_TYPE, exposition
@@ -151,6 +151,7 @@ class RevokeForm(FlaskForm):
 class TokenForm(FlaskForm):
     kiosk_id = StringField("Mã kiosk / kiosk id", [DataRequired(), Length(max=32)])
     site = StringField("Điểm / site", [Optional(), Length(max=128)])
+    serial = StringField("Số sê-ri thiết bị / device serial", [Optional(), Length(max=64)])
 
 
 class SiteForm(FlaskForm):
@@ -442,30 +443,30 @@ def revocation_list() -> Any:
 @views.route("/provisioning", methods=["GET", "POST"])
 @login_required
 def provisioning() -> Any:
-    from fleet.provisioning import create_claim_token
-
     form = TokenForm()
     token = None
     error = None
     if form.validate_on_submit():
         try:
-            token = create_claim_token(
-                console().store,
+            token = console().create_claim(
                 form.kiosk_id.data.strip().upper(),
                 site=(form.site.data or "").strip(),
+                serial=(form.serial.data or "").strip().lower(),
                 created_by=g.operator,
-                ttl_s=console().config.provisioning.token_ttl_s,
             )
         except BadInput as err:
             error = f"Mã kiosk không hợp lệ / invalid kiosk id: {err}"
+        except KioskError as err:
+            logger.error("claim account not created", extra={"error": str(err)})
+            error = "Không tạo được tài khoản nhận trên broker. / The broker account failed."
     return render_template(
         "provisioning.html",
         form=form,
         token=token,
         kiosk_id=form.kiosk_id.data,
         error=error,
-        tokens=console().store.claim_tokens(limit=100),
-        enabled=bool(console().config.provisioning.ca_cert),
+        claims=console().store.claims(limit=100),
+        enabled=console().config.provisioning.service_enabled,
     ), 400 if error else 200
 
 
