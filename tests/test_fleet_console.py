@@ -532,7 +532,6 @@ def test_certificate_rotation_is_finished_by_the_console_with_the_center_ca(
     fleet_pki: FleetPki,
 ) -> None:
     from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
 
     from provisioning.ca import CertificateAuthority
 
