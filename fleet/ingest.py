@@ -4,7 +4,7 @@ paho's callbacks only enqueue. The `fleet-ingest` thread stores messages in batc
 transaction each) and only then acknowledges them to the broker (manual PUBACK), so a crash
 of the console loses nothing the broker handed over: the broker sends it again, and the store
 deduplicates. Records are then acknowledged to their kiosk on `<prefix>/<kiosk>/ack`.
-Requests (dossier status, enrolment) go to the `fleet-requests` thread.
+Requests (dossier status) go to the `fleet-requests` thread.
 """
 
 from __future__ import annotations
