@@ -356,3 +356,49 @@ def test_login_lockout_logout_and_pages_need_a_session(tmp_path: Path) -> None:
     assert client.post("/logout", data={"csrf_token": token}).status_code == 302
     assert client.get("/").status_code == 302
     console.store.close()
+
+
+def test_kiosk_fleet_serve_runs_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    from tests.mqtt_broker import free_port, wait_until
+
+    port = free_port()
+    config = tmp_path / "fleet.toml"
+    config.write_text(
+        f'[store]\nurl = "sqlite:///{tmp_path / "fleet.db"}"\n'
+        f'[web]\nport = {port}\nsecret_key_file = "{tmp_path / "secret"}"\n'
+    )
+    repo = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fleet.cli", "-c", str(config), "serve", "--no-mqtt"],
+        env={**os.environ, "PYTHONPATH": str(repo)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def login_page() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2) as r:
+                    return r.status == 200 and "Đăng nhập" in r.read().decode()
+            except (urllib.error.URLError, OSError):
+                return False
+
+        wait_until(login_page, 20, "the console's login page")
+        with pytest.raises(urllib.error.HTTPError) as health:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+        assert health.value.code == 503  # no broker in this run
+        assert (tmp_path / "secret").stat().st_mode & 0o777 == 0o600
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
