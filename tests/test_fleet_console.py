@@ -18,7 +18,14 @@ import pytest
 from edge.fleet import FleetClient, queue_record
 from edge.store import DataKey, Store
 from edge.store.outbox import Outbox
-from fleet.config import AlertsSection, FleetConfig, MqttSection, StoreSection, WebSection
+from fleet.config import (
+    AlertsSection,
+    FleetConfig,
+    MqttSection,
+    ProvisioningSection,
+    StoreSection,
+    WebSection,
+)
 from fleet.console import Console, build_console
 from fleet.operators import create_operator
 from fleet.web import create_app
@@ -68,6 +75,7 @@ def console_config(
         ),
         alerts=AlertsSection(interval_s=0.2, **alerts),
         web=WebSection(secret_key_file=tmp_path / "secret.key"),
+        provisioning=ProvisioningSection(secrets_key_file=tmp_path / "claims.key"),
     )
 
 
