@@ -48,6 +48,9 @@ class AlertsSection(Section):
 
     interval_s: float = Field(5.0, gt=0, description="How often the rules are evaluated.")
     offline_after_s: float = Field(300.0, ge=0, description="Offline longer than this alerts.")
+    silent_after_s: float = Field(
+        600.0, ge=0, description="Online but no message for this long (a hung daemon) alerts."
+    )
     paper: bool = Field(True, description="Paper out (error) and near end (warning).")
     camera: bool = Field(True, description="Camera lost.")
     tamper: bool = Field(True, description="Door opened.")

@@ -129,6 +129,11 @@ def test_offline_only_after_the_threshold_and_rules_can_be_switched_off(
     assert rules(engine, t0 + 301) == {"paper_out", "offline"}
     off = AlertEngine(store, AlertsSection(offline_after_s=0, paper=False))
     assert rules(off, t0 + 400) == set()
+    # Online again, then nothing at all for ten minutes: silent.
+    store.apply([Incoming(f"kiosk/v1/{KIOSK}/state", KIOSK, "state", {"state": "online"}, t0)])
+    quiet = AlertEngine(store, AlertsSection(silent_after_s=600, paper=False))
+    assert rules(quiet, t0 + 599) == set()
+    assert rules(quiet, t0 + 601) == {"silent"}
 
 
 # --- enrolment (docs/provisioning.md), the service's checks in order ------------------------
