@@ -177,6 +177,19 @@ certificates = sa.Table(
     sa.Column("revoked_at", sa.Float),
 )
 
+queue_stats = sa.Table(
+    "queue_stats",
+    metadata,
+    sa.Column("site", sa.String(128), primary_key=True),
+    sa.Column("area", sa.String(1), primary_key=True),
+    sa.Column("day", sa.String(10), nullable=False),  # Asia/Ho_Chi_Minh date
+    sa.Column("serving", sa.Integer, nullable=False),
+    sa.Column("avg_service_s", sa.Float),
+    sa.Column("counters_open", sa.Integer),
+    sa.Column("updated_by", sa.String(64), nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
 revocations = sa.Table(
     "revocations",
     metadata,
@@ -814,6 +827,24 @@ class FleetStore:
             if site:
                 values.update(site=site[:128], site_fixed=True)
             conn.execute(kiosks.update().where(kiosks.c.kiosk_id == kiosk_id).values(values))
+
+    # --- queue figures (what the counters report) ----------------------------------------
+
+    def put_queue_stats(self, row: dict[str, Any]) -> None:
+        keys = ("day", "serving", "avg_service_s", "counters_open", "updated_by", "updated_at")
+        stmt = self._insert(queue_stats).values(row)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["site", "area"], set_={k: row[k] for k in keys}
+        )
+        with self.begin() as conn:
+            conn.execute(stmt)
+
+    def queue_stats(self, *, site: str | None = None) -> list[dict[str, Any]]:
+        query = sa.select(queue_stats).order_by(queue_stats.c.site, queue_stats.c.area)
+        if site is not None:
+            query = query.where(queue_stats.c.site == site)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
 
     # --- e-copy revocations ---------------------------------------------------------------
 

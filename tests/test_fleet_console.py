@@ -703,3 +703,40 @@ def test_dossier_status_answers_a_real_kiosk_and_follows_the_contract(
         ] == [request_id, third["request_id"]]
     finally:
         peer.close()
+
+
+def test_queue_figures_reach_every_kiosk_of_the_site_retained(
+    make_console: Callable[..., Console], sims: Callable[[str], SimKiosk]
+) -> None:
+    console = make_console()
+    here, other = sims("HN-TAYHO-81"), sims("HN-BADINH-81")
+    for sim in (here, other):
+        sim.telemetry()
+    wait_until(lambda: len(console.store.kiosks()) == 2, 10, "both kiosks seen")
+    client, _ = login(console)
+    token = csrf_of(client, "/queues")
+    response = client.post(
+        "/queues",
+        data={
+            "csrf_token": token,
+            "site": "HN-TAYHO",
+            "area": "b",
+            "serving": "21",
+            "avg_service_s": "240",
+            "counters_open": "2",
+        },
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)
+    # A kiosk subscribing later (as after a restart) still gets the figures: retained.
+    here.peer.subscribe("kiosk/v1/HN-TAYHO-81/res/queue-stats")
+    got = here.peer.wait_for("kiosk/v1/HN-TAYHO-81/res/queue-stats", lambda m: m.retain).json()
+    assert_valid(got, "queue-stats")
+    assert got["areas"] == {"B": {"serving": 21, "avg_service_s": 240.0, "counters_open": 2}}
+    other.peer.subscribe("kiosk/v1/HN-BADINH-81/res/queue-stats")
+    other.peer.subscribe("fleet/v1/status")  # its retained copy comes after any queue figures
+    other.peer.wait_for("fleet/v1/status", lambda m: m.retain)
+    assert other.peer.received("kiosk/v1/HN-BADINH-81/res/queue-stats") == []
+    bad = client.post(
+        "/queues", data={"csrf_token": token, "site": "HN-TAYHO", "area": "BB", "serving": "-1"}
+    )
+    assert bad.status_code == 400

@@ -154,6 +154,18 @@ class TokenForm(FlaskForm):
     serial = StringField("Số sê-ri thiết bị / device serial", [Optional(), Length(max=64)])
 
 
+class QueueForm(FlaskForm):
+    site = SelectField("Điểm / site", choices=[], validate_choice=False)
+    area = StringField("Khu vực / area", [DataRequired(), Length(min=1, max=1)])
+    serving = IntegerField("Đang phục vụ số / now serving", [NumberRange(min=0, max=9999)])
+    avg_service_s = IntegerField(
+        "Thời gian TB (giây) / avg service (s)", [Optional(), NumberRange(min=0, max=36000)]
+    )
+    counters_open = IntegerField(
+        "Quầy mở / counters open", [Optional(), NumberRange(min=0, max=100)]
+    )
+
+
 class SiteForm(FlaskForm):
     site = StringField("Điểm / site", [DataRequired(), Length(max=128)])
 
@@ -467,6 +479,38 @@ def provisioning() -> Any:
         error=error,
         claims=console().store.claims(limit=100),
         enabled=console().config.provisioning.service_enabled,
+    ), 400 if error else 200
+
+
+@views.route("/queues", methods=["GET", "POST"])
+@login_required
+def queues() -> Any:
+    from fleet.queues import report
+
+    store = console().store
+    form = QueueForm()
+    form.site.choices = [SelectChoice(s, s) for s in store.sites()]
+    error = None
+    if form.validate_on_submit():
+        try:
+            n = report(
+                console(),
+                form.site.data,
+                form.area.data,
+                serving=form.serving.data,
+                avg_service_s=form.avg_service_s.data,
+                counters_open=form.counters_open.data,
+                by=g.operator,
+            )
+        except BadInput as err:
+            error = str(err)
+        else:
+            flash(f"Đã gửi tới {n} kiosk / sent to {n} kiosk(s)", "ok")
+            return redirect(url_for("views.queues"))
+    elif request.method == "POST":
+        error = "Biểu mẫu không hợp lệ / the form is not valid"
+    return render_template(
+        "queues.html", form=form, rows=store.queue_stats(), error=error
     ), 400 if error else 200
 
 
