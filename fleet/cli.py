@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--trust-dir", type=Path, help="also write <dir>/<operator>.pem for kiosks' trust_dir"
     )
     op_sub.add_parser("list", help="operators")
+    disable = op_sub.add_parser("disable", help="no more logins or commands (sessions end)")
+    disable.add_argument("operator_id")
     pub = op_sub.add_parser("public-key", help="print an operator's public key (PEM)")
     pub.add_argument("operator_id")
 
@@ -141,6 +143,12 @@ def _operator(store: Any, args: argparse.Namespace) -> int:
         for row in store.operators():
             state = "disabled" if row["disabled"] else "active"
             print(f"{row['id']}\t{row['name']}\t{state}")
+    elif args.action == "disable":
+        if store.operator(args.operator_id) is None:
+            print(f"no operator {args.operator_id}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        store.update_operator(args.operator_id, disabled=True)
+        print(f"{args.operator_id} disabled; remove <trust_dir>/{args.operator_id}.pem on kiosks")
     elif args.action == "public-key":
         row = store.operator(args.operator_id)
         if row is None:

@@ -329,7 +329,7 @@ class FleetIngest:
                 kind = "record"
             case ["cmd", _, "result"]:
                 kind = "result"
-            case ["cmd", _] | ["ack"]:
+            case ["cmd", _] | ["ack"] | ["res", _]:
                 return _IGNORED  # ours (noLocal keeps them away; a second console's are not)
             case _:
                 logger.warning("message on an unknown kiosk topic", extra={"topic": topic})

@@ -356,6 +356,11 @@ def test_login_lockout_logout_and_pages_need_a_session(tmp_path: Path) -> None:
     console.keys._failures.clear()  # the lockout has passed (60 s in this config)
     assert attempt("mật-khẩu-đúng-1").status_code == 302
     assert client.get("/").status_code == 200
+    # Disabled from the CLI: the running session ends at the next page.
+    console.store.update_operator("an", disabled=True)
+    assert client.get("/").status_code == 302
+    console.store.update_operator("an", disabled=False)
+    assert attempt("mật-khẩu-đúng-1").status_code == 302
     page = client.get("/").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # the logout form
     assert client.post("/logout", data={"csrf_token": token}).status_code == 302

@@ -180,7 +180,9 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         handle = session.get("key")
         operator = console().keys.operator_of(handle)
-        if operator is None or operator != session.get("operator"):
+        row = console().store.operator(operator) if operator else None
+        if row is None or row["disabled"] or operator != session.get("operator"):
+            console().keys.logout(handle)
             session.clear()
             return redirect(url_for("auth.login", next=request.full_path))
         g.operator = operator
