@@ -287,7 +287,7 @@ class Webhook:
                     logger.warning(
                         "webhook failed", extra={"attempt": attempt + 1, "error": str(err)}
                     )
-                    if self._stop.wait(min(2**attempt, 10)):
+                    if attempt + 1 < self.retries and self._stop.wait(min(2**attempt, 10)):
                         break
             else:
                 self.failed += 1
