@@ -85,11 +85,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, config: Any) -> int:
-    from fleet.store import FleetStore
+    from fleet.console import open_store
 
     if args.command == "serve":
         return serve(config, port=args.port, mqtt=not args.no_mqtt)
-    store = FleetStore(config.store.url).create()
+    store = open_store(config).create()
     try:
         match args.command:
             case "init-db":

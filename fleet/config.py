@@ -20,6 +20,10 @@ class StoreSection(Section):
         "sqlite:///fleet.db",
         description="SQLAlchemy URL: sqlite:///path.db, or postgresql+psycopg://user@host/db.",
     )
+    data_key_file: Path = Field(
+        Path("fleet-data.key"),
+        description="AES-GCM key sealing records' data (personal data) at rest; made on first use.",
+    )
     telemetry_keep_s: float = Field(
         2 * 86400, gt=0, description="Telemetry history kept per kiosk (charts show 24 h)."
     )

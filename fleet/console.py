@@ -29,12 +29,18 @@ COMMANDS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
+def open_store(config: FleetConfig) -> FleetStore:
+    from edge.store.crypto import DataKey
+
+    return FleetStore(config.store.url, data_key=DataKey.load_or_create(config.store.data_key_file))
+
+
 class Console:
     """Everything but the web server; the web app and the CLI take one of these."""
 
     def __init__(self, config: FleetConfig, *, store: FleetStore | None = None) -> None:
         self.config = config
-        self.store = store or FleetStore(config.store.url)
+        self.store = store or open_store(config)
         self.alerts = AlertEngine(self.store, config.alerts)
         self.ingest = FleetIngest(
             store=self.store, config=config.mqtt, listeners=[self.alerts.poke, self._on_batch]

@@ -5,7 +5,9 @@ Times are POSIX seconds (float) everywhere; JSON columns hold what the kiosks se
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 import logging
 import re
 import threading
@@ -18,6 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+
+from edge.store.crypto import DataKey
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +98,9 @@ records = sa.Table(
     sa.Column("at", sa.Float, nullable=False),
     sa.Column("received_at", sa.Float, nullable=False),
     sa.Column("deliveries", sa.Integer, nullable=False, default=1),
-    sa.Column("data", sa.JSON, nullable=False, default=dict),
+    # The record's data (a copy's citizen and PDF, a delivery address ...): personal data,
+    # sealed with the console's data key (AES-GCM, the record id as associated data).
+    sa.Column("sealed", sa.Text, nullable=False),
     sa.Index("records_kiosk_seq", "kiosk_id", "seq"),
 )
 
@@ -267,8 +273,9 @@ _EVENT_EFFECTS: dict[str, dict[str, Any]] = {
 class FleetStore:
     """One engine; every method is a short transaction; safe from several threads."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, data_key: DataKey, echo: bool = False) -> None:
         self.url = url
+        self.data_key = data_key
         self.engine: Engine = _engine(url, echo=echo)
         self.dialect = self.engine.dialect.name
         self._lock = threading.Lock() if self.dialect == "sqlite" else None
@@ -513,7 +520,9 @@ class FleetStore:
             at=parse_time(p.get("time"), msg.received_at),
             received_at=msg.received_at,
             deliveries=1,
-            data=p.get("data") if isinstance(p.get("data"), dict) else {},
+            sealed=self._seal(
+                str(p["id"]), p.get("data") if isinstance(p.get("data"), dict) else {}
+            ),
         )
         if conn.execute(self._record_new, row).first() is not None:
             return True
@@ -619,13 +628,30 @@ class FleetStore:
         with self.engine.connect() as conn:
             return {r.kiosk_id: r.n for r in conn.execute(query)}
 
-    def records(self, *, kiosk_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    def records(
+        self, *, kiosk_id: str | None = None, limit: int = 100, with_data: bool = False
+    ) -> list[dict[str, Any]]:
+        """Newest first; `with_data` unseals each record's data (personal data: only for
+        whoever needs it, never for a listing)."""
         query = sa.select(records)
         if kiosk_id:
             query = query.where(records.c.kiosk_id == kiosk_id)
         query = query.order_by(records.c.received_at.desc(), records.c.seq.desc()).limit(limit)
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+        for row in rows:
+            sealed = row.pop("sealed")
+            if with_data:
+                row["data"] = self._unseal(row["id"], sealed)
+        return rows
+
+    def _seal(self, record_id: str, data: dict[str, Any]) -> str:
+        blob = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return base64.b64encode(self.data_key.encrypt(blob, aad=record_id.encode())).decode()
+
+    def _unseal(self, record_id: str, sealed: str) -> dict[str, Any]:
+        blob = self.data_key.decrypt(base64.b64decode(sealed), aad=record_id.encode())
+        return json.loads(blob)
 
     def count_records(self) -> int:
         return self.count(records)

@@ -64,7 +64,9 @@ def console_config(
 ) -> FleetConfig:
     me = pki.client(CENTRAL)
     return FleetConfig(
-        store=StoreSection(url=url or f"sqlite:///{tmp_path / 'fleet.db'}"),
+        store=StoreSection(
+            url=url or f"sqlite:///{tmp_path / 'fleet.db'}", data_key_file=tmp_path / "data.key"
+        ),
         mqtt=MqttSection(
             host="localhost",
             port=broker.port,
@@ -419,7 +421,7 @@ def test_records_are_stored_once_when_redelivered_and_acknowledged(
         10,
         "redeliveries counted",
     )
-    rows = {r["id"]: r for r in console.store.records()}
+    rows = {r["id"]: r for r in console.store.records(with_data=True)}
     assert rows["rec-1"]["data"] == {"code": "HN-A-0001", "pages": 2}
     acks = wait_until(
         lambda: [
@@ -452,9 +454,9 @@ def test_records_are_stored_once_when_redelivered_and_acknowledged(
         15,
         "queued records delivered after the restart",
     )
-    assert sorted(r["data"]["n"] for r in again.store.records(kiosk_id="HN-TAYHO-12")) == list(
-        range(30)
-    )
+    assert sorted(
+        r["data"]["n"] for r in again.store.records(kiosk_id="HN-TAYHO-12", with_data=True)
+    ) == list(range(30))
 
 
 def test_central_birth_makes_connected_kiosks_republish_state(

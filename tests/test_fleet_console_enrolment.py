@@ -39,7 +39,9 @@ def fleet(tmp_path: Path) -> Iterator[dict[str, Any]]:
     broker.start()
     central, service = pki.client(CENTRAL), pki.client(PROVISIONING_CN)
     config = FleetConfig(
-        store=StoreSection(url=f"sqlite:///{tmp_path / 'fleet.db'}"),
+        store=StoreSection(
+            url=f"sqlite:///{tmp_path / 'fleet.db'}", data_key_file=tmp_path / "data.key"
+        ),
         mqtt=MqttSection(
             host="localhost",
             port=broker.port,

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from edge.store.crypto import DataKey
 from fleet.alerts import AlertEngine
 from fleet.cli import main as fleet_cli
 from fleet.config import AlertsSection
@@ -27,7 +28,9 @@ DAY = 86400.0
 
 @pytest.fixture
 def store(tmp_path: Path) -> FleetStore:
-    s = FleetStore(f"sqlite:///{tmp_path / 'fleet.db'}").create()
+    s = FleetStore(
+        f"sqlite:///{tmp_path / 'fleet.db'}", data_key=DataKey.load_or_create(tmp_path / "dk")
+    ).create()
     yield s
     s.close()
 
@@ -259,6 +262,7 @@ def test_cli_operator_token_dossiers_site_and_revoke(
     config = tmp_path / "fleet.toml"
     config.write_text(
         f'[store]\nurl = "sqlite:///{tmp_path / "fleet.db"}"\n'
+        f'data_key_file = "{tmp_path / "fleet-data.key"}"\n'
         f'[provisioning]\nsecrets_key_file = "{tmp_path / "claims.key"}"\n'
     )
     import io
@@ -299,7 +303,10 @@ def test_cli_operator_token_dossiers_site_and_revoke(
     config.write_text("[store]\nurll = 1\n")
     assert fleet_cli(["-c", str(config), "init-db"]) == 2
     assert "not valid" in capsys.readouterr().err
-    store = FleetStore(f"sqlite:///{tmp_path / 'fleet.db'}")
+    store = FleetStore(
+        f"sqlite:///{tmp_path / 'fleet.db'}",
+        data_key=DataKey.load_or_create(tmp_path / "fleet-data.key"),
+    )
     try:
         assert store.kiosk(KIOSK)["site"] == "Phường Tây Hồ"
         assert [r["code"] for r in store.revocations()] == ["HN-A-0001"]
@@ -329,7 +336,7 @@ def test_login_lockout_logout_and_pages_need_a_session(tmp_path: Path) -> None:
     from fleet.web import create_app
 
     config = FleetConfig(
-        store=StoreSection(url=f"sqlite:///{tmp_path / 'fleet.db'}"),
+        store=StoreSection(url=f"sqlite:///{tmp_path / 'fleet.db'}", data_key_file=tmp_path / "dk"),
         web=WebSection(secret_key_file=tmp_path / "secret", login_attempts=3, lockout_s=60),
     )
     console = Console(config)
@@ -382,6 +389,7 @@ def test_kiosk_fleet_serve_runs_and_stops_cleanly_on_sigterm(tmp_path: Path) -> 
     config = tmp_path / "fleet.toml"
     config.write_text(
         f'[store]\nurl = "sqlite:///{tmp_path / "fleet.db"}"\n'
+        f'data_key_file = "{tmp_path / "dk"}"\n'
         f'[web]\nport = {port}\nsecret_key_file = "{tmp_path / "secret"}"\n'
     )
     repo = Path(__file__).resolve().parent.parent

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from edge.store.crypto import DataKey
 from fleet.store import FleetStore, Incoming
 from tests.fleet_console_helpers import Postgres, running_postgres
 
@@ -31,7 +32,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FleetStore
         pg: Postgres = request.getfixturevalue("postgres")
         pg.reset()
         url = pg.url
-    s = FleetStore(url).create()
+    s = FleetStore(url, data_key=DataKey.load_or_create(tmp_path / "data.key")).create()
     assert s.dialect == request.param
     yield s
     s.close()
@@ -69,10 +70,16 @@ def test_records_are_stored_once_and_every_delivery_is_acknowledged(store: Fleet
     again = store.apply([record("r2", 2), record("r1", 1), record("r3", 3)])
     assert (again.new_records, again.duplicate_records) == (1, 2)
     assert again.acked == {KIOSK: ["r2", "r1", "r3"]}  # duplicates are acknowledged too
-    rows = {r["id"]: r for r in store.records()}
+    rows = {r["id"]: r for r in store.records(with_data=True)}
     assert sorted(rows) == ["r1", "r2", "r3"]
     assert rows["r1"]["deliveries"] == 2 and rows["r3"]["deliveries"] == 1
     assert rows["r2"]["data"] == {"code": "r2"}
+    # Sealed at rest: the database holds no readable record data.
+    import sqlalchemy as sa
+
+    with store.engine.connect() as conn:
+        raw = conn.execute(sa.text("SELECT sealed FROM records WHERE id = 'r2'")).scalar_one()
+    assert "r2" not in raw and "code" not in raw and "data" not in store.records()[0]
     assert store.kiosk(KIOSK)["max_seq"] == 3
 
 
