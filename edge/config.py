@@ -285,6 +285,21 @@ class ServicesSection(Section):
     dossier_per_session_per_minute: int = Field(6, ge=1, le=600)
     dossier_per_kiosk_per_minute: int = Field(30, ge=1, le=6000)
 
+    @field_validator("ticket_follow_url")
+    @classmethod
+    def _follow_template(cls, value: str) -> str:
+        if not value:
+            return value
+        try:
+            value.format(kiosk_id="K", day="2026-01-01", number="A-001")
+        except (KeyError, IndexError, ValueError) as err:
+            raise ValueError(
+                f"only {{kiosk_id}}, {{day}} and {{number}} may be used ({err!r})"
+            ) from err
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
     @field_validator("areas")
     @classmethod
     def _unique_codes(cls, areas: tuple[ServiceArea, ...]) -> tuple[ServiceArea, ...]:
@@ -320,7 +335,7 @@ class VietQRSection(Section):
     )
     to_card: bool = Field(False, description="account is a card number (QRIBFTTC).")
     purpose_prefix: str = Field(
-        "LE PHI CHUNG THUC", max_length=12 + 13, description="Start of the transfer note."
+        "LE PHI CHUNG THUC", max_length=20, description="Start of the transfer note (ASCII)."
     )
 
 
@@ -383,7 +398,8 @@ class UpdateSection(Section):
         description="Bundles queued by the fleet command 'update'; default <state_dir>/updates.",
     )
     health_url: str = Field(
-        "http://127.0.0.1:8080/api/health", description="Must answer ready after a switch."
+        "http://127.0.0.1:8080/api/status",
+        description="Must answer ready (and the bundle's version) after a switch.",
     )
     health_timeout_s: float = Field(
         90.0, gt=0, le=900, description="Roll back unless healthy within this."
