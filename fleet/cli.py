@@ -60,8 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     put = d_sub.add_parser("put", help="insert or replace one dossier from JSON on stdin")
     put.add_argument("code")
 
-    revoke = sub.add_parser("revoke", help="revoke an e-copy by its code")
+    revoke = sub.add_parser(
+        "revoke",
+        help="revoke an e-copy by its code (or a signing certificate by serial); kiosks get "
+        "the list with the next send from the dashboard's revocations page",
+    )
     revoke.add_argument("code")
+    revoke.add_argument("--certificate", action="store_true", help="CODE is a hex serial")
     revoke.add_argument("--reason", default="")
     revoke.add_argument("--by", default="cli")
     return parser
@@ -115,8 +120,10 @@ def _run(args: argparse.Namespace, config: Any) -> int:
                     data = json.loads(sys.stdin.read())
                     store.put_dossier(args.code, validate_dossier(args.code, data))
             case "revoke":
+                kind = "certificate" if args.certificate else "code"
+                code = args.code.lower() if args.certificate else args.code.upper()
                 fresh = store.revoke_copy(
-                    args.code, reason=args.reason, operator=args.by, now=time.time()
+                    code, reason=args.reason, operator=args.by, now=time.time(), kind=kind
                 )
                 print("revoked" if fresh else "already revoked")
     finally:

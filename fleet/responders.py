@@ -143,7 +143,9 @@ class EnrolmentResponder:
 
 
 class Revocations:
-    """Publishes the e-copy revocation list, retained, on <central>/revocations."""
+    """The e-copy revocation list (docs/ecopy.md): kept by the console, pushed to kiosks with
+    the signed command update-revocations, published retained on <central>/revocations and
+    served at /revocations.json for anyone verifying a copy."""
 
     def attach(self, console: Console) -> None:
         self.console = console
@@ -151,29 +153,64 @@ class Revocations:
         console.revocations = self
         console.ingest.connected_hooks.append(self.publish)
 
+    def lists(self) -> dict[str, list[Any]]:
+        """What update-revocations carries: {"codes": [...], "certificates": [...]}."""
+        codes: list[Any] = []
+        certificates: list[Any] = []
+        for r in self.console.store.revocations():
+            if r["kind"] == "certificate":
+                item = {"serial": r["code"]}
+                if r["effective_from"] is not None:
+                    item["revoked_at"] = iso_time(r["effective_from"])
+                certificates.append(item)
+            else:
+                codes.append(
+                    {"code": r["code"], "reason": r["reason"]} if r["reason"] else r["code"]
+                )
+        return {"codes": codes, "certificates": certificates}
+
     def document(self) -> dict[str, Any]:
-        rows = self.console.store.revocations()
-        return {
-            "schema": "revocation-list/1",
-            "issued_at": iso_time(),
-            "count": len(rows),
-            "revoked": [
-                {"code": r["code"], "revoked_at": iso_time(r["revoked_at"]), "reason": r["reason"]}
-                for r in rows
-            ],
-        }
+        return {"schema": "copy-revocations/1", "issued_at": iso_time(), **self.lists()}
 
     def publish(self) -> None:
         self.console.ingest.publish(self.topic, self.document(), retain=True)
 
-    def revoke(self, code: str, *, reason: str, operator: str) -> bool:
+    def revoke(
+        self,
+        code: str,
+        *,
+        reason: str,
+        operator: str,
+        kind: str = "code",
+        effective_from: float | None = None,
+    ) -> bool:
         fresh = self.console.store.revoke_copy(
-            code, reason=reason, operator=operator, now=time.time()
+            code,
+            reason=reason,
+            operator=operator,
+            now=time.time(),
+            kind=kind,
+            effective_from=effective_from,
         )
         if fresh:
-            logger.info("e-copy revoked", extra={"operator": operator})
+            logger.info("e-copy revocation added", extra={"operator": operator, "kind": kind})
         self.publish()
         return fresh
+
+    def push(self, handle: str, kiosk_ids: list[str] | None = None) -> int:
+        """Send the whole list to kiosks (all known ones by default), signed by the session's
+        operator; returns how many commands went out."""
+        targets = kiosk_ids or [k["kiosk_id"] for k in self.console.store.kiosks()]
+        if not targets:
+            return 0
+        sent = self.console.send_command(
+            handle,
+            "update-revocations",
+            {"revocations": self.lists()},
+            kiosk_ids=targets,
+            ttl_s=86400,  # kiosks away for up to a day still get it from their session
+        )
+        return len(sent)
 
 
 class Housekeeping:

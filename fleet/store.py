@@ -199,10 +199,14 @@ queue_stats = sa.Table(
 revocations = sa.Table(
     "revocations",
     metadata,
-    sa.Column("code", sa.String(64), primary_key=True),  # e-copy code
+    # An e-copy code, or (kind "certificate") a signing certificate's serial in hex.
+    sa.Column("code", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False, default="code"),
     sa.Column("reason", sa.String(200), nullable=False, default=""),
     sa.Column("operator", sa.String(64), nullable=False),
     sa.Column("revoked_at", sa.Float, nullable=False),
+    # certificate: copies it signed from this time on are revoked (null: all of them)
+    sa.Column("effective_from", sa.Float),
 )
 
 
@@ -874,9 +878,23 @@ class FleetStore:
 
     # --- e-copy revocations ---------------------------------------------------------------
 
-    def revoke_copy(self, code: str, *, reason: str, operator: str, now: float) -> bool:
+    def revoke_copy(
+        self,
+        code: str,
+        *,
+        reason: str,
+        operator: str,
+        now: float,
+        kind: str = "code",
+        effective_from: float | None = None,
+    ) -> bool:
         stmt = self._insert(revocations).values(
-            code=code, reason=reason[:200], operator=operator, revoked_at=now
+            code=code,
+            kind=kind,
+            reason=reason[:200],
+            operator=operator,
+            revoked_at=now,
+            effective_from=effective_from,
         )
         with self.begin() as conn:
             return _inserted(

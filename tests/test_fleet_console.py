@@ -156,6 +156,13 @@ class RealKiosk:
                 key_file=self.key_file,
             )
 
+        self.revocation_file = root / kiosk_id / "copies" / "revoked.json"
+
+        def update_revocations(args: dict[str, Any]) -> dict[str, Any]:  # as edge/app.py
+            from edge.copies.verify import write_revocations
+
+            return write_revocations(self.revocation_file, args.get("revocations"))
+
         self.client = FleetClient(
             kiosk_id=kiosk_id,
             store=self.store,
@@ -178,6 +185,7 @@ class RealKiosk:
                 "lock": lock,
                 "ping": lambda a: {"pong": a.get("n", 0)},
                 "rotate-certificate": rotate,
+                "update-revocations": update_revocations,
             },
         )
         self.client.start()
@@ -498,41 +506,76 @@ def test_postgres_fixture_is_real(tmp_path: Path) -> None:
         os.kill(pid, 0)
 
 
-def test_revocations_reach_kiosks_retained_and_are_public_as_json(
-    make_console: Callable[..., Console], broker: Broker, fleet_pki: FleetPki
+def test_revocations_reach_kiosks_as_a_signed_command_retained_and_as_json(
+    tmp_path: Path,
+    make_console: Callable[..., Console],
+    real_kiosk: Callable[..., RealKiosk],
+    broker: Broker,
+    fleet_pki: FleetPki,
 ) -> None:
     console = make_console()
+    public = create_operator(console.store, "nguyen.van.an", "Nguyễn Văn An", PASSWORD)
+    trust = tmp_path / "trust"
+    trust.mkdir()
+    (trust / "nguyen.van.an.pem").write_text(public)
+    kiosk = real_kiosk("HN-TAYHO-30", trust_dir=trust)
+    wait_until(
+        lambda: (console.store.kiosk("HN-TAYHO-30") or {}).get("state") == "online",
+        10,
+        "kiosk online",
+    )
     client, _ = login(console)
     token = csrf_of(client, "/revocations")
     response = client.post(
         "/revocations",
-        data={"csrf_token": token, "code": "hn-a-261123-0001-x", "reason": "Cấp nhầm hồ sơ"},
+        data={
+            "csrf_token": token,
+            "kind": "code",
+            "code": "hn-a-261123-0001-x",
+            "reason": "Cấp nhầm hồ sơ",
+        },
     )
-    assert response.status_code == 302
-    # The list is public over HTTP, without a login, for anyone verifying a copy.
-    anonymous = create_app(console).test_client()
-    listing = anonymous.get("/revocations.json").get_json()
-    assert [r["code"] for r in listing["revoked"]] == ["HN-A-261123-0001-X"]
-    assert listing["revoked"][0]["reason"] == "Cấp nhầm hồ sơ"
-    # A kiosk that connects later gets the retained list (the ACL lets it read that topic).
-    kiosk = Peer(broker, fleet_pki.client("HN-TAYHO-31")).connect()
+    assert response.status_code == 302, response.get_data(as_text=True)
+    client.post("/revocations", data={"csrf_token": token, "kind": "certificate", "code": "5F3A01"})
+    # The kiosk installs the list with edge's own code (docs/ecopy.md, copy-revocations/1).
+    wait_until(
+        lambda: kiosk.revocation_file.exists() and "5f3a01" in kiosk.revocation_file.read_text(),
+        10,
+        "list installed",
+    )
+    installed = json.loads(kiosk.revocation_file.read_text())
+    assert installed["codes"] == [{"code": "HN-A-261123-0001-X", "reason": "Cấp nhầm hồ sơ"}]
+    assert installed["certificates"] == [{"serial": "5f3a01"}]
+    sent = [c for c in console.store.commands() if c["name"] == "update-revocations"]
+    wait_until(lambda: all(c["status"] == "ok" for c in console.store.commands()), 10, "results")
+    assert len(sent) == 2 and {c["operator"] for c in sent} == {"nguyen.van.an"}
+    # A bad serial is refused with a message, nothing stored.
+    bad = client.post(
+        "/revocations", data={"csrf_token": token, "kind": "certificate", "code": "not-hex"}
+    )
+    assert bad.status_code == 400 and "hex" in bad.get_data(as_text=True)
+    # Public over HTTP, without a login, for anyone verifying a copy.
+    listing = create_app(console).test_client().get("/revocations.json").get_json()
+    assert listing["schema"] == "copy-revocations/1"
+    assert listing["codes"] == installed["codes"]
+    # Retained for kiosks that connect later (the ACL lets them read that topic) ...
+    peer = Peer(broker, fleet_pki.client("HN-TAYHO-31")).connect()
     try:
-        kiosk.subscribe("fleet/v1/revocations")
-        got = kiosk.wait_for("fleet/v1/revocations", lambda m: m.retain).json()
-        assert got["schema"] == "revocation-list/1"
-        assert [r["code"] for r in got["revoked"]] == ["HN-A-261123-0001-X"]
-        # ... but not another kiosk's record acknowledgements.
-        kiosk.subscribe("kiosk/v1/HN-TAYHO-32/ack")
+        peer.subscribe("fleet/v1/revocations")
+        got = peer.wait_for("fleet/v1/revocations", lambda m: m.retain).json()
+        assert got["certificates"] == [{"serial": "5f3a01"}]
+        # ... but a kiosk cannot read another kiosk's record acknowledgements.
+        peer.subscribe("kiosk/v1/HN-TAYHO-32/ack")
         other = SimKiosk(broker, fleet_pki.client("HN-TAYHO-32")).start()
         try:
             other.peer.subscribe("kiosk/v1/HN-TAYHO-32/ack")
             other.record("copy", {"n": 1}, message_id="r-32")
             other.peer.wait_for("kiosk/v1/HN-TAYHO-32/ack")
-            assert kiosk.received("kiosk/v1/HN-TAYHO-32/ack") == []
+            assert peer.received("kiosk/v1/HN-TAYHO-32/ack") == []
         finally:
             other.close()
     finally:
-        kiosk.close()
+        peer.close()
 
 
 def test_certificate_rotation_is_finished_by_the_console_with_the_center_ca(

@@ -7,6 +7,7 @@ import functools
 import json
 import logging
 import os
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -144,7 +145,14 @@ class CommandForm(FlaskForm):
 
 
 class RevokeForm(FlaskForm):
-    code = StringField("Mã bản sao / copy code", [DataRequired(), Length(max=64)])
+    kind = SelectField(
+        "Thu hồi / revoke",
+        choices=[
+            SelectChoice("code", "Một bản sao (mã) / one copy (code)"),
+            SelectChoice("certificate", "Chứng thư ký của kiosk (sê-ri) / a signing certificate"),
+        ],
+    )
+    code = StringField("Mã hoặc sê-ri / code or serial", [Optional(), Length(max=64)])
     reason = StringField("Lý do / reason", [Optional(), Length(max=200)])
 
 
@@ -431,18 +439,36 @@ def records() -> Any:
 @login_required
 def revocations() -> Any:
     form = RevokeForm()
-    service = getattr(console(), "revocations", None)
-    if form.validate_on_submit() and service is not None:
-        code = form.code.data.strip().upper()
-        fresh = service.revoke(code, reason=(form.reason.data or "").strip(), operator=g.operator)
-        flash(
-            f"Đã thu hồi {code} / {code} revoked"
-            if fresh
-            else f"{code} đã bị thu hồi trước đó / was revoked already",
-            "ok",
-        )
-        return redirect(url_for("views.revocations"))
-    return render_template("revocations.html", form=form, rows=console().store.revocations())
+    service = console().revocations
+    error = None
+    if request.method == "POST" and service is not None and form.validate_on_submit():
+        if request.form.get("push"):
+            n = service.push(g.handle)
+            flash(f"Đã gửi danh sách tới {n} kiosk / the list was sent to {n} kiosk(s)", "ok")
+            return redirect(url_for("views.revocations"))
+        value = (form.code.data or "").strip()
+        kind = form.kind.data
+        if not value:
+            error = "Nhập mã bản sao hoặc số sê-ri. / Enter a copy code or a serial."
+        elif kind == "certificate" and not re.fullmatch(r"[0-9a-fA-F]{1,40}", value):
+            error = "Số sê-ri chứng thư là số hex. / A certificate serial is hexadecimal."
+        else:
+            value = value.lower() if kind == "certificate" else value.upper()
+            fresh = service.revoke(
+                value, reason=(form.reason.data or "").strip(), operator=g.operator, kind=kind
+            )
+            n = service.push(g.handle)
+            flash(
+                (f"Đã thu hồi {value}" if fresh else f"{value} đã bị thu hồi trước đó")
+                + f"; danh sách gửi tới {n} kiosk / revoked; the list sent to {n} kiosk(s)",
+                "ok",
+            )
+            return redirect(url_for("views.revocations"))
+    elif request.method == "POST":
+        error = "Biểu mẫu không hợp lệ / the form is not valid"
+    return render_template(
+        "revocations.html", form=form, rows=console().store.revocations(), error=error
+    ), 400 if error else 200
 
 
 @views.route("/revocations.json")
