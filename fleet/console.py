@@ -25,7 +25,11 @@ COMMANDS: dict[str, tuple[str, dict[str, Any]]] = {
     "collect-logs": ("Lấy nhật ký / collect logs", {"lines": 200}),
     "set-config": ("Đổi cấu hình / set config", {"changes": {}}),
     "rotate-certificate": ("Đổi chứng thư số / rotate certificate", {}),
-    "update-catalog": ("Cập nhật danh mục thủ tục / update the procedure catalog", {}),
+    "update-catalog": (
+        "Cập nhật danh mục thủ tục / update the procedure catalog",
+        {"rollback": True},
+    ),
+    "update": ("Cập nhật phần mềm / software update", {"url": "https://"}),
 }
 
 
