@@ -25,11 +25,9 @@ COMMANDS: dict[str, tuple[str, dict[str, Any]]] = {
     "collect-logs": ("Lấy nhật ký / collect logs", {"lines": 200}),
     "set-config": ("Đổi cấu hình / set config", {"changes": {}}),
     "rotate-certificate": ("Đổi chứng thư số / rotate certificate", {}),
-    "update-catalog": (
-        "Cập nhật danh mục thủ tục / update the procedure catalog",
-        {"rollback": True},
-    ),
-    "update": ("Cập nhật phần mềm / software update", {"url": "https://"}),
+    # No default args for these two: sent without args the kiosk refuses them (bad_args).
+    "update-catalog": ("Cập nhật danh mục thủ tục / update the procedure catalog", {}),
+    "update": ('Cập nhật phần mềm / software update ({"url": ...})', {}),
 }
 
 
