@@ -57,6 +57,9 @@ kiosks = sa.Table(
     sa.Column("last_error_at", sa.Float),
     sa.Column("cert_not_after", sa.Float),
     sa.Column("max_seq", sa.BigInteger, nullable=False, default=0),
+    # Sequence numbers skipped (first arrivals come in seq order: docs/fleet.md), e.g.
+    # telemetry shed on a full disk or a row refused by the broker.
+    sa.Column("seq_gaps", sa.BigInteger, nullable=False, default=0),
     sa.Column("messages", sa.BigInteger, nullable=False, default=0),
 )
 
@@ -293,6 +296,14 @@ class FleetStore:
             .values(
                 messages=kiosks.c.messages + 1,
                 max_seq=sa.case((kiosks.c.max_seq < seq, seq), else_=kiosks.c.max_seq),
+                seq_gaps=kiosks.c.seq_gaps
+                + sa.case(
+                    (
+                        sa.and_(kiosks.c.max_seq > 0, seq > kiosks.c.max_seq + 1),
+                        seq - kiosks.c.max_seq - 1,
+                    ),
+                    else_=0,
+                ),
             )
         )
         self._kiosk_row = sa.select(kiosks.c.state, kiosks.c.site_fixed).where(
@@ -410,6 +421,7 @@ class FleetStore:
             capabilities=[],
             status={},
             max_seq=0,
+            seq_gaps=0,
             messages=0,
         )
 

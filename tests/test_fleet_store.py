@@ -80,7 +80,9 @@ def test_records_are_stored_once_and_every_delivery_is_acknowledged(store: Fleet
     with store.engine.connect() as conn:
         raw = conn.execute(sa.text("SELECT sealed FROM records WHERE id = 'r2'")).scalar_one()
     assert "r2" not in raw and "code" not in raw and "data" not in store.records()[0]
-    assert store.kiosk(KIOSK)["max_seq"] == 3
+    assert store.kiosk(KIOSK)["max_seq"] == 3 and store.kiosk(KIOSK)["seq_gaps"] == 0
+    store.apply([record("r6", 6), record("r7", 7)])  # 4 and 5 never came
+    assert store.kiosk(KIOSK)["max_seq"] == 7 and store.kiosk(KIOSK)["seq_gaps"] == 2
 
 
 def test_state_telemetry_and_events_make_the_kiosk_row(store: FleetStore) -> None:
