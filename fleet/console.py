@@ -32,9 +32,8 @@ COMMANDS: dict[str, tuple[str, dict[str, Any]]] = {
 
 
 def open_store(config: FleetConfig) -> FleetStore:
-    from edge.store.crypto import DataKey
-
-    return FleetStore(config.store.url, data_key=DataKey.load_or_create(config.store.data_key_file))
+    """The configured store; create() reads its key file and makes the tables."""
+    return FleetStore(config.store.url, data_key=config.store.data_key_file)
 
 
 class Console:

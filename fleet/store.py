@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -280,9 +281,10 @@ _EVENT_EFFECTS: dict[str, dict[str, Any]] = {
 class FleetStore:
     """One engine; every method is a short transaction; safe from several threads."""
 
-    def __init__(self, url: str, *, data_key: DataKey, echo: bool = False) -> None:
+    def __init__(self, url: str, *, data_key: DataKey | Path, echo: bool = False) -> None:
+        """data_key: the key sealing records' data, or its file (read or made by create())."""
         self.url = url
-        self.data_key = data_key
+        self._data_key = data_key
         self.engine: Engine = _engine(url, echo=echo)
         self.dialect = self.engine.dialect.name
         self._lock = threading.Lock() if self.dialect == "sqlite" else None
@@ -326,8 +328,17 @@ class FleetStore:
         )
 
     def create(self) -> FleetStore:
+        """Open for use: the data key loaded (made on first use), the tables created."""
+        if isinstance(self._data_key, Path):
+            self._data_key = DataKey.load_or_create(self._data_key)
         metadata.create_all(self.engine)
         return self
+
+    @property
+    def data_key(self) -> DataKey:
+        if not isinstance(self._data_key, DataKey):
+            raise RuntimeError("FleetStore.create() was not called")
+        return self._data_key
 
     def close(self) -> None:
         self.engine.dispose()
