@@ -51,7 +51,11 @@ class Console:
         self.accounts: Any = None  # fleet.provisioning.BrokerAccounts
         self._sealer: Any = None
         self._rotations: dict[str, str] = {}  # rotate-certificate command id -> session handle
-        self.keys = KeyRing(attempts=config.web.login_attempts, lockout_s=config.web.lockout_s)
+        self.keys = KeyRing(
+            attempts=config.web.login_attempts,
+            lockout_s=config.web.lockout_s,
+            session_s=config.web.session_minutes * 60,
+        )
         self.services: list[Any] = []  # responders: attach(console), optional stop()
         self.revocations: Any = None  # fleet.responders.Revocations once attached
         self.provisioning: Any = None  # fleet.provisioning.ProvisioningService when enabled

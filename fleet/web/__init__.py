@@ -219,7 +219,7 @@ def login() -> Any:
             session.update(key=handle, operator=op.id, name=op.name)
             logger.info("operator logged in", extra={"operator": op.id})
             target = request.args.get("next") or ""
-            if not target.startswith("/") or target.startswith("//"):
+            if not target.startswith("/") or target.startswith("//") or "\\" in target:
                 target = url_for("views.dashboard")
             return redirect(target)
     return render_template("login.html", form=form, error=error), 401 if error else 200
@@ -393,7 +393,12 @@ def commands() -> Any:
                 else:
                     flash(f"Đã gửi {len(sent)} lệnh / {len(sent)} command(s) sent", "ok")
                     back = request.form.get("back")
-                    if back and back.startswith("/") and not back.startswith("//"):
+                    if (
+                        back
+                        and back.startswith("/")
+                        and not back.startswith("//")
+                        and "\\" not in back
+                    ):
                         return redirect(back)
                     return redirect(url_for("views.commands"))
         else:
