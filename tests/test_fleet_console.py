@@ -785,3 +785,28 @@ def test_queue_figures_reach_every_kiosk_of_the_site_retained(
         "/queues", data={"csrf_token": token, "site": "HN-TAYHO", "area": "BB", "serving": "-1"}
     )
     assert bad.status_code == 400
+
+
+def test_malformed_messages_are_dropped_alone_and_not_redelivered(
+    make_console: Callable[..., Console], sims: Callable[[str], SimKiosk]
+) -> None:
+    console = make_console()
+    sim = sims("HN-TAYHO-91")
+    base = "kiosk/v1/HN-TAYHO-91"
+    for topic, payload in [
+        (f"{base}/events", b"\xff\xfe not utf-8"),
+        (f"{base}/events", b"[1, 2, 3]"),
+        (f"{base}/records/copy", b'{"schema": "record/1", "kind": "copy"}'),  # no id
+        (f"{base}/state", b'{"schema": "state/1", "state": "sleeping"}'),
+    ]:
+        sim.peer.publish(topic, payload)
+    good = sim.event("printer.paper_out", "error")
+    wait_until(lambda: console.store.events(kiosk_id="HN-TAYHO-91"), 10, "the good event")
+    assert [e["id"] for e in console.store.events(kiosk_id="HN-TAYHO-91")] == [good["id"]]
+    wait_until(lambda: console.ingest.stats.rejected == 4, 10, "four rejected")
+    # Acknowledged too: after a reconnect of the console nothing of it comes back.
+    console.stop()
+    again = make_console()
+    sim.event("printer.paper_near_end", "warning")
+    wait_until(lambda: len(again.store.events(kiosk_id="HN-TAYHO-91")) == 2, 10, "next event")
+    assert again.ingest.stats.rejected == 0
