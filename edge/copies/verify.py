@@ -438,7 +438,9 @@ def install_revocation_list(path: Path, document: dict[str, Any]) -> dict[str, A
             elif source == "file":
                 dropped += 1  # a duplicate that revokes no more than the first one
     if dropped:
-        logger.warning("revocation file: invalid or duplicate entries dropped", extra={"count": dropped})
+        logger.warning(
+            "revocation file: invalid or duplicate entries dropped", extra={"count": dropped}
+        )
 
     totals = {"codes": len(codes), "certificates": len(certificates)}
     if not (added or changed or dropped) and current.get("schema") == "copy-revocations/1":
