@@ -133,7 +133,6 @@ class EnrolmentResponder:
             key_file=p.key_file,
             accounts=console.accounts,
             store=console.store,
-            account_grace_s=p.account_grace_s,
         )
         console.provisioning = self.service
         self.service.start()
@@ -143,15 +142,36 @@ class EnrolmentResponder:
 
 
 class Revocations:
-    """The e-copy revocation list (docs/ecopy.md): kept by the console, pushed to kiosks with
-    the signed command update-revocations, published retained on <central>/revocations and
-    served at /revocations.json for anyone verifying a copy."""
+    """The e-copy revocation list (docs/fleet.md, "The e-copy revocation list"; docs/ecopy.md).
+
+    Codes: published as revocation-list/1, retained on <central>/revocations (every kiosk
+    installs it at each connect) and served at /revocations.json. Signing certificates (and,
+    on demand, the whole list): the signed command update-revocations to every kiosk, the only
+    way a kiosk learns of a revoked certificate.
+    """
 
     def attach(self, console: Console) -> None:
         self.console = console
         self.topic = f"{console.config.mqtt.central_topic}/revocations"
         console.revocations = self
         console.ingest.connected_hooks.append(self.publish)
+
+    def document(self) -> dict[str, Any]:
+        """revocation-list/1 (schemas/revocation-list.json): codes only."""
+        revoked = []
+        for r in self.console.store.revocations():
+            if r["kind"] != "code":
+                continue
+            item = {"code": r["code"], "revoked_at": iso_time(r["revoked_at"])}
+            if r["reason"]:
+                item["reason"] = r["reason"]
+            revoked.append(item)
+        return {
+            "schema": "revocation-list/1",
+            "issued_at": iso_time(),
+            "count": len(revoked),
+            "revoked": revoked,
+        }
 
     def lists(self) -> dict[str, list[Any]]:
         """What update-revocations carries: {"codes": [...], "certificates": [...]}."""
@@ -168,9 +188,6 @@ class Revocations:
                     {"code": r["code"], "reason": r["reason"]} if r["reason"] else r["code"]
                 )
         return {"codes": codes, "certificates": certificates}
-
-    def document(self) -> dict[str, Any]:
-        return {"schema": "copy-revocations/1", "issued_at": iso_time(), **self.lists()}
 
     def publish(self) -> None:
         self.console.ingest.publish(self.topic, self.document(), retain=True)
@@ -198,8 +215,8 @@ class Revocations:
         return fresh
 
     def push(self, handle: str, kiosk_ids: list[str] | None = None) -> int:
-        """Send the whole list to kiosks (all known ones by default), signed by the session's
-        operator; returns how many commands went out."""
+        """Send the whole list (codes and certificates) to kiosks, all known ones by default,
+        signed by the session's operator; returns how many commands went out."""
         targets = kiosk_ids or [k["kiosk_id"] for k in self.console.store.kiosks()]
         if not targets:
             return 0

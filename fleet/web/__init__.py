@@ -462,12 +462,13 @@ def revocations() -> Any:
             fresh = service.revoke(
                 value, reason=(form.reason.data or "").strip(), operator=g.operator, kind=kind
             )
-            n = service.push(g.handle)
-            flash(
-                (f"Đã thu hồi {value}" if fresh else f"{value} đã bị thu hồi trước đó")
-                + f"; danh sách gửi tới {n} kiosk / revoked; the list sent to {n} kiosk(s)",
-                "ok",
-            )
+            done = f"Đã thu hồi {value}" if fresh else f"{value} đã bị thu hồi trước đó"
+            if kind == "certificate":  # kiosks learn of certificates only by the command
+                n = service.push(g.handle)
+                done += f"; danh sách gửi tới {n} kiosk / the list sent to {n} kiosk(s)"
+            else:
+                done += "; đã phát tới mọi kiosk / published to every kiosk"
+            flash(done, "ok")
             return redirect(url_for("views.revocations"))
     elif request.method == "POST":
         error = "Biểu mẫu không hợp lệ / the form is not valid"
