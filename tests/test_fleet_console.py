@@ -163,6 +163,8 @@ class RealKiosk:
 
             return write_revocations(self.revocation_file, args.get("revocations"))
 
+        self.acked: list[str] = []  # what the kiosk's own ack handling hands the daemon
+        self.revocation_lists: list[dict[str, Any]] = []
         self.client = FleetClient(
             kiosk_id=kiosk_id,
             store=self.store,
@@ -187,6 +189,8 @@ class RealKiosk:
                 "rotate-certificate": rotate,
                 "update-revocations": update_revocations,
             },
+            on_record_ack=self.acked.extend,
+            on_revocations=self.revocation_lists.append,
         )
         self.client.start()
 
@@ -820,3 +824,25 @@ def test_malformed_messages_are_dropped_alone_and_not_redelivered(
     sim.event("printer.paper_near_end", "warning")
     wait_until(lambda: len(again.store.events(kiosk_id="HN-TAYHO-91")) == 2, 10, "next event")
     assert again.ingest.stats.rejected == 0
+
+
+def test_a_real_kiosk_client_takes_the_consoles_acks_and_revocation_list(
+    make_console: Callable[..., Console], real_kiosk: Callable[..., RealKiosk]
+) -> None:
+    """The kiosk side on main (FleetClient on_record_ack / on_revocations) against the console."""
+    console = make_console()
+    kiosk = real_kiosk("HN-TAYHO-95")
+    wait_until(lambda: kiosk.client.subscribed, 10, "kiosk subscribed")
+    ids = [
+        queue_record(kiosk.outbox, kiosk.kiosk_id, "copy", {"n": i}, message_id=f"copy-{i}").id
+        for i in range(3)
+    ]
+    kiosk.client.kick()
+    wait_until(lambda: sorted(kiosk.acked) == sorted(ids), 10, "acks handed to the daemon")
+    console.revocations.revoke("HN-TAYHO-95-261123-000001-X", reason="cấp nhầm", operator="an")
+    got = wait_until(
+        lambda: [d for d in kiosk.revocation_lists if d["count"] == 1],
+        10,
+        "the revocation list at the kiosk",
+    )
+    assert got[-1]["revoked"][0]["code"] == "HN-TAYHO-95-261123-000001-X"
