@@ -377,12 +377,15 @@ class ProvisioningService:
                 item = ()
             if item is None:
                 return
-            if item:
-                self._handle(*item)
-            if self._wake or time.monotonic() >= next_sweep:
-                self._wake = False
-                self._close_accounts()
-                next_sweep = time.monotonic() + 60.0
+            try:
+                if item:
+                    self._handle(*item)
+                if self._wake or time.monotonic() >= next_sweep:
+                    self._wake = False
+                    next_sweep = time.monotonic() + 60.0
+                    self._close_accounts()
+            except Exception:  # the database away, a bug: log, keep serving
+                logger.exception("provisioning service step failed")
 
     def _handle(self, topic: str, payload: bytes) -> None:
         parts = topic.split("/")
@@ -407,7 +410,8 @@ class ProvisioningService:
             self.issued += 1
             # The account stays until the kiosk is heard with its new certificate: a kiosk
             # that lost this answer can ask again (docs/provisioning.md, 6).
-            info.wait_for_publish(10)
+            with contextlib.suppress(RuntimeError, ValueError):  # broker gone: it asks again
+                info.wait_for_publish(10)
 
     def _close_accounts(self) -> None:
         if self.accounts is None:
