@@ -283,7 +283,7 @@ class Webhook:
                         response.read()
                     self.sent += 1
                     break
-                except (urllib.error.URLError, OSError) as err:
+                except (urllib.error.URLError, OSError, ValueError) as err:
                     logger.warning(
                         "webhook failed", extra={"attempt": attempt + 1, "error": str(err)}
                     )

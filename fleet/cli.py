@@ -6,6 +6,7 @@ import argparse
 import getpass
 import json
 import logging
+import re
 import signal
 import sys
 import threading
@@ -122,6 +123,10 @@ def _run(args: argparse.Namespace, config: Any) -> int:
             case "revoke":
                 kind = "certificate" if args.certificate else "code"
                 code = args.code.lower() if args.certificate else args.code.upper()
+                if args.certificate and not re.fullmatch(r"[0-9a-f]{1,40}", code):
+                    # One bad entry would make every kiosk refuse the whole retained list.
+                    print(f"not a hex serial: {args.code!r}", file=sys.stderr)
+                    return 2
                 fresh = store.revoke_copy(
                     code, reason=args.reason, operator=args.by, now=time.time(), kind=kind
                 )

@@ -113,9 +113,6 @@ class ProvisioningSection(Section):
         default_factory=lambda: ["systemctl", "reload", "mosquitto"],
         description="Makes the broker re-read the password file (SIGHUP).",
     )
-    account_grace_s: float = Field(
-        30.0, ge=0, description="A used claim's broker account is removed this long after."
-    )
     broker_host: str | None = Field(
         None, description="Told to enrolled kiosks (default: [mqtt] host)."
     )

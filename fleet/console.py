@@ -171,6 +171,8 @@ class Console:
     # --- certificate rotation: central's half ----------------------------------------------
 
     def _on_batch(self, outcome: Any) -> None:
+        if self.provisioning is not None and outcome.states:
+            self.provisioning.kick()  # an enrolled kiosk's first birth ends its claim account
         for kiosk_id, result in outcome.command_results:
             handle = self._rotations.pop(str(result.get("id")), None)
             if handle is None or result.get("status") != "ok":

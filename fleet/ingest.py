@@ -9,6 +9,7 @@ Requests (dossier status) go to the `fleet-requests` thread.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -136,7 +137,8 @@ class FleetIngest:
             info = client.publish(
                 self.status_topic, json.dumps({"state": "offline"}), qos=1, retain=True
             )
-            info.wait_for_publish(timeout=min(timeout, 2.0))
+            with contextlib.suppress(RuntimeError, ValueError):  # lost the broker meanwhile
+                info.wait_for_publish(timeout=min(timeout, 2.0))
         self._stop.set()
         self._inbox.put(None)
         self._requests.put(None)

@@ -13,6 +13,7 @@ and removed once it is answered or expired.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -298,17 +299,16 @@ class ProvisioningService:
         key_file: Path,
         accounts: BrokerAccounts | None,
         store: FleetStore,
-        account_grace_s: float = 30.0,
     ) -> None:
         self.enrolment = enrolment
         self.host, self.port = host, port
         self.ca_file, self.cert_file, self.key_file = ca_file, cert_file, key_file
         self.accounts = accounts
         self.store = store
-        self.account_grace_s = account_grace_s  # the kiosk's session outlives the answer a bit
         self.answered = 0
         self.issued = 0
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=1000)
+        self._wake = False
         self._connected = threading.Event()
         self._stop = threading.Event()
         self._client: mqtt.Client | None = None
@@ -344,6 +344,12 @@ class ProvisioningService:
             self._client.disconnect()
             self._client.loop_stop()
 
+    def kick(self) -> None:
+        """A kiosk was heard: close the claim accounts that may go now (soon, not here)."""
+        self._wake = True
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(())
+
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
 
@@ -371,11 +377,15 @@ class ProvisioningService:
                 item = ()
             if item is None:
                 return
-            if item:
-                self._handle(*item)
-            if time.monotonic() >= next_sweep:
-                self._close_accounts()
-                next_sweep = time.monotonic() + min(60.0, max(self.account_grace_s, 1.0))
+            try:
+                if item:
+                    self._handle(*item)
+                if self._wake or time.monotonic() >= next_sweep:
+                    self._wake = False
+                    next_sweep = time.monotonic() + 60.0
+                    self._close_accounts()
+            except Exception:  # the database away, a bug: log, keep serving
+                logger.exception("provisioning service step failed")
 
     def _handle(self, topic: str, payload: bytes) -> None:
         parts = topic.split("/")
@@ -398,14 +408,15 @@ class ProvisioningService:
         self.answered += 1
         if issued:
             self.issued += 1
-            info.wait_for_publish(10)  # the answer acknowledged: the account may go soon
-            if self.account_grace_s <= 0:
-                self._close_accounts()
+            # The account stays until the kiosk is heard with its new certificate: a kiosk
+            # that lost this answer can ask again (docs/provisioning.md, 6).
+            with contextlib.suppress(RuntimeError, ValueError):  # broker gone: it asks again
+                info.wait_for_publish(10)
 
     def _close_accounts(self) -> None:
         if self.accounts is None:
             return
-        for claim_id in self.store.claims_to_close(now=time.time(), grace_s=self.account_grace_s):
+        for claim_id in self.store.claims_to_close(now=time.time()):
             try:
                 self.accounts.remove(claim_id)
             except KioskError:

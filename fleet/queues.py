@@ -82,7 +82,20 @@ def publish_site(console: Console, site: str) -> int:
     body = document(console.store.queue_stats(site=site), today())
     prefix = console.config.mqtt.topic_prefix
     kiosk_ids = [k["kiosk_id"] for k in console.store.kiosks(site=site)]
-    for kiosk_id in kiosk_ids:
+    infos = [
         console.ingest.publish(f"{prefix}/{kiosk_id}/res/queue-stats", body, retain=True)
-    logger.info("queue figures published", extra={"site": site, "kiosks": len(kiosk_ids)})
-    return len(kiosk_ids)
+        for kiosk_id in kiosk_ids
+    ]
+    # Say only what the broker has taken (it keeps them retained for each kiosk).
+    deadline = time.monotonic() + 5.0
+    taken = 0
+    for info in infos:
+        if info is None:
+            continue
+        try:
+            info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+        except (RuntimeError, ValueError):  # not connected now: not taken
+            continue
+        taken += info.is_published()
+    logger.info("queue figures published", extra={"site": site, "kiosks": taken})
+    return taken

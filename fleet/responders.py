@@ -133,7 +133,6 @@ class EnrolmentResponder:
             key_file=p.key_file,
             accounts=console.accounts,
             store=console.store,
-            account_grace_s=p.account_grace_s,
         )
         console.provisioning = self.service
         self.service.start()
@@ -143,15 +142,24 @@ class EnrolmentResponder:
 
 
 class Revocations:
-    """The e-copy revocation list (docs/ecopy.md): kept by the console, pushed to kiosks with
-    the signed command update-revocations, published retained on <central>/revocations and
-    served at /revocations.json for anyone verifying a copy."""
+    """The e-copy revocation list (docs/fleet.md, "The e-copy revocation list"; docs/ecopy.md).
+
+    The whole list (codes and signing-certificate serials) as copy-revocations/1: retained on
+    <central>/revocations (every kiosk merges it at each connect) and served at
+    /revocations.json. The signed command update-revocations carries the same lists to
+    replace a kiosk's file outright.
+    """
 
     def attach(self, console: Console) -> None:
         self.console = console
         self.topic = f"{console.config.mqtt.central_topic}/revocations"
         console.revocations = self
         console.ingest.connected_hooks.append(self.publish)
+
+    def document(self) -> dict[str, Any]:
+        """copy-revocations/1 (schemas/copy-revocations.json): the whole list, codes and
+        signing-certificate serials, in the form kiosks keep; kiosks only ever add from it."""
+        return {"schema": "copy-revocations/1", "issued_at": iso_time(), **self.lists()}
 
     def lists(self) -> dict[str, list[Any]]:
         """What update-revocations carries: {"codes": [...], "certificates": [...]}."""
@@ -168,9 +176,6 @@ class Revocations:
                     {"code": r["code"], "reason": r["reason"]} if r["reason"] else r["code"]
                 )
         return {"codes": codes, "certificates": certificates}
-
-    def document(self) -> dict[str, Any]:
-        return {"schema": "copy-revocations/1", "issued_at": iso_time(), **self.lists()}
 
     def publish(self) -> None:
         self.console.ingest.publish(self.topic, self.document(), retain=True)
@@ -198,8 +203,8 @@ class Revocations:
         return fresh
 
     def push(self, handle: str, kiosk_ids: list[str] | None = None) -> int:
-        """Send the whole list to kiosks (all known ones by default), signed by the session's
-        operator; returns how many commands went out."""
+        """Send the whole list (codes and certificates) to kiosks, all known ones by default,
+        signed by the session's operator; returns how many commands went out."""
         targets = kiosk_ids or [k["kiosk_id"] for k in self.console.store.kiosks()]
         if not targets:
             return 0

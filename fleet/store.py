@@ -848,14 +848,21 @@ class FleetStore:
                 .values(certificate=certificate, cert_serial=serial)
             )
 
-    def claims_to_close(self, *, now: float, grace_s: float = 0.0) -> list[str]:
-        """Claims whose broker account should go: answered `grace_s` ago, or expired."""
+    def claims_to_close(self, *, now: float) -> list[str]:
+        """Claims whose broker account should go (docs/provisioning.md, 6): the kiosk has
+        been heard on the mutual-TLS listener since it was enrolled, or the claim expired."""
+        heard = (
+            sa.select(kiosks.c.kiosk_id)
+            .where(
+                kiosks.c.kiosk_id == claims.c.kiosk_id,
+                kiosks.c.last_seen > claims.c.used_at,
+                kiosks.c.messages > 0,
+            )
+            .exists()
+        )
         query = sa.select(claims.c.claim_id).where(
             claims.c.account_removed.is_(False),
-            sa.or_(
-                sa.and_(claims.c.certificate.is_not(None), claims.c.used_at <= now - grace_s),
-                claims.c.expires_at <= now,
-            ),
+            sa.or_(sa.and_(claims.c.certificate.is_not(None), heard), claims.c.expires_at <= now),
         )
         with self.engine.connect() as conn:
             return [r.claim_id for r in conn.execute(query)]

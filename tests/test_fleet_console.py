@@ -163,6 +163,8 @@ class RealKiosk:
 
             return write_revocations(self.revocation_file, args.get("revocations"))
 
+        self.acked: list[str] = []  # what the kiosk's own ack handling hands the daemon
+        self.revocation_lists: list[dict[str, Any]] = []
         self.client = FleetClient(
             kiosk_id=kiosk_id,
             store=self.store,
@@ -187,6 +189,8 @@ class RealKiosk:
                 "rotate-certificate": rotate,
                 "update-revocations": update_revocations,
             },
+            on_record_ack=self.acked.extend,
+            on_revocations=self.revocation_lists.append,
         )
         self.client.start()
 
@@ -442,6 +446,9 @@ def test_records_are_stored_once_when_redelivered_and_acknowledged(
     )
     assert acks[0]["schema"] == "record-ack/1"
     assert_valid(acks[0], "record-ack")
+    from edge.fleet.inbox import parse_record_ack
+
+    assert "rec-1" in parse_record_ack(json.dumps(acks[0]).encode(), "HN-TAYHO-11")
     # A real kiosk's outbox: the console stores each record once and the outbox empties.
     kiosk = real_kiosk("HN-TAYHO-12")
     for i in range(20):
@@ -548,22 +555,28 @@ def test_revocations_reach_kiosks_as_a_signed_command_retained_and_as_json(
     assert installed["certificates"] == [{"serial": "5f3a01"}]
     sent = [c for c in console.store.commands() if c["name"] == "update-revocations"]
     wait_until(lambda: all(c["status"] == "ok" for c in console.store.commands()), 10, "results")
-    assert len(sent) == 2 and {c["operator"] for c in sent} == {"nguyen.van.an"}
+    assert {c["operator"] for c in sent} == {"nguyen.van.an"}
     # A bad serial is refused with a message, nothing stored.
     bad = client.post(
         "/revocations", data={"csrf_token": token, "kind": "certificate", "code": "not-hex"}
     )
     assert bad.status_code == 400 and "hex" in bad.get_data(as_text=True)
-    # Public over HTTP, without a login, for anyone verifying a copy.
+    assert len(sent) == 1  # a code alone travels on the retained list; a certificate too
+    # Public over HTTP, without a login, for anyone verifying a copy: the whole list.
     listing = create_app(console).test_client().get("/revocations.json").get_json()
-    assert listing["schema"] == "copy-revocations/1"
-    assert listing["codes"] == installed["codes"]
+    assert_valid(listing, "copy-revocations")
+    assert listing["codes"] == [{"code": "HN-A-261123-0001-X", "reason": "Cấp nhầm hồ sơ"}]
+    assert listing["certificates"] == [{"serial": "5f3a01"}]
     # Retained for kiosks that connect later (the ACL lets them read that topic) ...
     peer = Peer(broker, fleet_pki.client("HN-TAYHO-31")).connect()
     try:
         peer.subscribe("fleet/v1/revocations")
-        got = peer.wait_for("fleet/v1/revocations", lambda m: m.retain).json()
-        assert got["certificates"] == [{"serial": "5f3a01"}]
+        retained = peer.wait_for("fleet/v1/revocations", lambda m: m.retain)
+        from edge.fleet.inbox import parse_revocation_list
+
+        got = parse_revocation_list(retained.payload)  # the kiosk's own check
+        assert_valid(got, "copy-revocations")
+        assert got["codes"] == listing["codes"] and got["certificates"] == [{"serial": "5f3a01"}]
         # ... but a kiosk cannot read another kiosk's record acknowledgements.
         peer.subscribe("kiosk/v1/HN-TAYHO-32/ack")
         other = SimKiosk(broker, fleet_pki.client("HN-TAYHO-32")).start()
@@ -810,3 +823,25 @@ def test_malformed_messages_are_dropped_alone_and_not_redelivered(
     sim.event("printer.paper_near_end", "warning")
     wait_until(lambda: len(again.store.events(kiosk_id="HN-TAYHO-91")) == 2, 10, "next event")
     assert again.ingest.stats.rejected == 0
+
+
+def test_a_real_kiosk_client_takes_the_consoles_acks_and_revocation_list(
+    make_console: Callable[..., Console], real_kiosk: Callable[..., RealKiosk]
+) -> None:
+    """The kiosk side on main (FleetClient on_record_ack / on_revocations) against the console."""
+    console = make_console()
+    kiosk = real_kiosk("HN-TAYHO-95")
+    wait_until(lambda: kiosk.client.subscribed, 10, "kiosk subscribed")
+    ids = [
+        queue_record(kiosk.outbox, kiosk.kiosk_id, "copy", {"n": i}, message_id=f"copy-{i}").id
+        for i in range(3)
+    ]
+    kiosk.client.kick()
+    wait_until(lambda: sorted(kiosk.acked) == sorted(ids), 10, "acks handed to the daemon")
+    console.revocations.revoke("HN-TAYHO-95-261123-000001-X", reason="cấp nhầm", operator="an")
+    got = wait_until(
+        lambda: [d for d in kiosk.revocation_lists if len(d["codes"]) == 1],
+        10,
+        "the revocation list at the kiosk",
+    )
+    assert got[-1]["codes"] == [{"code": "HN-TAYHO-95-261123-000001-X", "reason": "cấp nhầm"}]

@@ -299,6 +299,11 @@ def test_cli_operator_token_dossiers_site_and_revoke(
     assert fleet_cli(["-c", str(config), "site", KIOSK, "Phường Tây Hồ"]) == 0
     assert fleet_cli(["-c", str(config), "revoke", "HN-A-0001", "--reason", "cấp nhầm"]) == 0
     assert capsys.readouterr().out.strip() == "revoked"
+    # A certificate serial must be hex: one bad entry would make kiosks refuse the whole list.
+    assert fleet_cli(["-c", str(config), "revoke", "not-hex", "--certificate"]) == 2
+    assert "not a hex serial" in capsys.readouterr().err
+    assert fleet_cli(["-c", str(config), "revoke", "5F3A01", "--certificate"]) == 0
+    assert capsys.readouterr().out.strip() == "revoked"
     # A bad config is a clear message, not a traceback.
     config.write_text("[store]\nurll = 1\n")
     assert fleet_cli(["-c", str(config), "init-db"]) == 2
@@ -309,7 +314,7 @@ def test_cli_operator_token_dossiers_site_and_revoke(
     )
     try:
         assert store.kiosk(KIOSK)["site"] == "Phường Tây Hồ"
-        assert [r["code"] for r in store.revocations()] == ["HN-A-0001"]
+        assert [r["code"] for r in store.revocations()] == ["HN-A-0001", "5f3a01"]
         assert len(store.dossiers()) == 6
         assert json.dumps(store.dossiers()[0]["data"], ensure_ascii=False)
     finally:
