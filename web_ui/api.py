@@ -114,6 +114,10 @@ def register_error_handlers(app: Flask) -> None:
         status = 400 if isinstance(err, BadInput) else 503
         if status == 503:
             logger.warning("request failed: %s", err)
+        if not request.path.startswith("/api/"):
+            from flask import render_template
+
+            return render_template("error.html", code="part_down"), status
         return jsonify({"error": {"code": err.code, "message": str(err)}}), status
 
     @app.errorhandler(HTTPException)
@@ -127,4 +131,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected(err: Exception) -> Any:
         logger.exception("unhandled error in web request", extra={"path": request.path})
+        if not request.path.startswith("/api/"):
+            from flask import render_template
+
+            return render_template("error.html", code="internal"), 500
         return jsonify({"error": {"code": "internal", "message": "internal error"}}), 500
