@@ -82,6 +82,23 @@ def print_test() -> Any:
     return redirect(url_for("technician.panel"))
 
 
+@bp.post("/lock")
+def lock() -> Any:
+    """Out of service while the technician works on the kiosk (central sees it in `state`)."""
+    if not _authorised():
+        return redirect(url_for("technician.login"))
+    kiosk().set_locked(True)
+    return redirect(url_for("technician.panel"))
+
+
+@bp.post("/unlock")
+def unlock() -> Any:
+    if not _authorised():
+        return redirect(url_for("technician.login"))
+    kiosk().set_locked(False)
+    return redirect(url_for("technician.panel"))
+
+
 @bp.post("/logout")
 def logout() -> Any:
     session.pop(SESSION_KEY, None)

@@ -19,7 +19,9 @@
   }
   function focusFirst() {
     const preferred = document.querySelector("main [autofocus], main .error ~ input, main .primary");
-    const el = preferred && visible(preferred) ? preferred : targets()[0];
+    const inMain = targets().filter((t) => t.closest("main"));
+    const fallback = inMain[0] || document.getElementById("cancel-button") || targets()[0];
+    const el = preferred && visible(preferred) ? preferred : fallback;
     if (el) el.focus({ focusVisible: true });
   }
   function move(step) {

@@ -1,0 +1,166 @@
+"""Helpers for the browser tests: a simulated kiosk daemon whose camera shows what the test puts
+in front of it, headless Chromium, GPIO button presses and screenshots of every screen."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from werkzeug.security import generate_password_hash
+
+from tests.conftest import REPO, Daemon, free_port, http, start_daemon
+
+SCREENS = REPO / "docs" / "screens"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+SIZES = ((1280, 800), (800, 480))
+TECH_PIN = "246810"
+
+
+def kiosk_config(root: Path, *, idle_s: float = 300, warn_s: float = 20, extra: str = "") -> Path:
+    """A simulated kiosk whose camera plays root/scenes/scene.jpg (replaced by the test)."""
+    (root / "scenes").mkdir(parents=True, exist_ok=True)
+    pin_hash = generate_password_hash(TECH_PIN)
+    path = root / "config.toml"
+    path.write_text(
+        f"""
+[kiosk]
+id = "TEST-UI"
+site = "Phường Thử nghiệm"
+
+[storage]
+state_dir = "state"
+
+[web]
+port = {free_port()}
+threads = 6
+
+[camera]
+type = "files"
+path = "scenes"
+fps = 8
+
+[buttons]
+type = "simulated"
+long_press_s = 0.5
+bounce_ms = 0
+
+[tamper]
+type = "simulated"
+
+[led]
+type = "simulated"
+
+[printer]
+type = "simulated"
+output_dir = "printer-out"
+
+[logging]
+format = "json"
+level = "INFO"
+
+[daemon]
+developer_panel = true
+
+[ui]
+idle_timeout_s = {idle_s}
+idle_warning_s = {warn_s}
+technician_pin_hash = "{pin_hash}"
+liveness_time_limit_s = 12
+{extra}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+class Scenes:
+    """What the camera sees: one file, replaced atomically (the camera never reads half a file)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.path = folder / "scene.jpg"
+        self._player: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def show(self, image: np.ndarray) -> None:
+        tmp = self.folder.parent / "scene.tmp.jpg"
+        cv2.imwrite(str(tmp), image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        os.replace(tmp, self.path)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def play(self, frames: Iterable[np.ndarray], fps: float = 5.0) -> None:
+        """Show frames one after the other in the background (a person moving)."""
+        self.stop()
+        self._stop.clear()
+        frames = list(frames)
+
+        def run() -> None:
+            for frame in frames:
+                if self._stop.is_set():
+                    return
+                self.show(frame)
+                time.sleep(1 / fps)
+
+        self._player = threading.Thread(target=run, daemon=True)
+        self._player.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._player is not None:
+            self._player.join(5)
+            self._player = None
+
+
+@contextmanager
+def running_kiosk(root: Path, **kw: Any) -> Iterator[tuple[Daemon, Scenes]]:
+    config = kiosk_config(root, **kw)
+    scenes = Scenes(root / "scenes")
+    scenes.show(np.full((960, 1280, 3), 60, np.uint8))  # an empty, dark platen
+    daemon = start_daemon(config)
+    try:
+        yield daemon, scenes
+    finally:
+        scenes.stop()
+        if daemon.proc.poll() is None:
+            daemon.stop()
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+            daemon.proc.wait(5)
+
+
+def press(daemon: Daemon, name: str, hold_s: float = 0.05) -> None:
+    """A finger on a physical button: gpiozero's mock pin goes low, then high."""
+    status, body = http("POST", f"{daemon.base}/api/dev/buttons/{name}/press?hold={hold_s}")
+    assert status == 200, body
+
+
+def shoot(page: Any, name: str) -> None:
+    """The screen as the citizen sees it, at both kiosk screen sizes, into docs/screens/."""
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    for w, h in SIZES:
+        page.set_viewport_size({"width": w, "height": h})
+        page.wait_for_timeout(150)
+        page.screenshot(path=str(SCREENS / f"{name}-{w}x{h}.png"))
+    page.set_viewport_size({"width": SIZES[0][0], "height": SIZES[0][1]})
+
+
+def wait_buttons(page: Any) -> None:
+    """The page listens to the physical buttons (its event stream is open)."""
+    page.wait_for_selector("body[data-buttons=connected]", timeout=10000)
