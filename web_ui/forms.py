@@ -8,7 +8,7 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField
+from wtforms import PasswordField, RadioField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 
 MARKUP = re.compile(r"[<>{}\[\]\\`$]")
@@ -134,5 +134,30 @@ class AddressForm(FlaskForm):
             DataRequired(_l("Please enter the house number and street.")),
             Length(min=3, max=120, message=_l("Please enter 3 to 120 characters.")),
             plain_text,
+        ],
+    )
+
+
+class SubjectForm(FlaskForm):
+    """Which result is to be posted: a dossier's (its code) or a certified copy (its code)."""
+
+    subject_type = RadioField(
+        _l("What should be sent?"),
+        choices=[("dossier", _l("The result of a dossier")), ("copy", _l("A certified copy"))],
+        validators=[DataRequired(_l("Please choose what should be sent."))],
+    )
+    code = StringField(
+        _l("Dossier or copy code"),
+        filters=[nfc],
+        validators=[
+            DataRequired(_l("Please enter the code.")),
+            Length(max=40, message=_l("At most %(max)d characters.")),
+            plain_text,
+            Regexp(
+                r"^[0-9A-Za-z][0-9A-Za-z.\-]{4,39}$",
+                message=_l(
+                    "A code has letters, digits, dots and dashes only, e.g. HN-K01-261123-42-7."
+                ),
+            ),
         ],
     )

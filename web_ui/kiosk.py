@@ -4,7 +4,6 @@ shows the out-of-service screen, and rendering with the step indicator."""
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ class Flow:
     hint: Any
     icon: str  # name of an inline SVG in templates/icons.html
     needs: tuple[str, ...]  # parts without which the flow cannot work: "camera"
-    services: tuple[str, ...]  # modules that must be importable (other issues' code)
+    services: tuple[str, ...]  # App attributes the flow calls (None: that part is not built)
     steps: tuple[Any, ...] = ()
 
 
@@ -50,7 +49,7 @@ FLOWS: dict[str, Flow] = {
             _l("Take a number for a service counter"),
             "ticket",
             (),
-            ("edge.services.tickets",),
+            ("tickets",),
             (_l("Service area"), _l("Ticket")),
         ),
         Flow(
@@ -60,7 +59,7 @@ FLOWS: dict[str, Flow] = {
             _l("See how far your dossier has come"),
             "dossier",
             (),
-            ("edge.services.dossier",),
+            ("dossier",),
             (_l("Dossier code"), _l("Status")),
         ),
         Flow(
@@ -70,7 +69,7 @@ FLOWS: dict[str, Flow] = {
             _l("Which papers a procedure needs"),
             "guide",
             (),
-            ("edge.services.catalog",),
+            ("catalog",),
             (_l("Search"), _l("Procedure")),
         ),
         Flow(
@@ -80,7 +79,7 @@ FLOWS: dict[str, Flow] = {
             _l("Check a certified copy by its QR code"),
             "verify",
             ("camera",),
-            ("edge.copies",),
+            ("copies",),
             (_l("Scan the QR"), _l("Result")),
         ),
         Flow(
@@ -90,7 +89,7 @@ FLOWS: dict[str, Flow] = {
             _l("Have the result sent to your address"),
             "post",
             (),
-            ("edge.services.post",),
+            ("post",),
             (_l("Record"), _l("Address"), _l("Confirm")),
         ),
     )
@@ -120,20 +119,23 @@ def part_ok(name: str) -> bool:
     raise ValueError(name)
 
 
-def service_ready(module: str) -> bool:
-    try:
-        importlib.import_module(module)
-    except ImportError:
-        return False
-    return True
+def service(name: str) -> Any:
+    """One of the daemon's citizen services (App.copies, App.tickets ...), or None."""
+    return getattr(kiosk(), name, None)
+
+
+def service_ready(name: str) -> bool:
+    part = service(name)
+    # CopyService says why it cannot sign (no identity); the others are there or not.
+    return part is not None and getattr(part, "unavailable", None) is None
 
 
 def flow_state(flow: Flow) -> tuple[str, Any]:
     """("ok", None), ("locked", None), ("down", part label) or ("unavailable", None)."""
     if kiosk().locked:
         return "locked", None
-    for module in flow.services:
-        if not service_ready(module):
+    for name in flow.services:
+        if not service_ready(name):
             return "unavailable", None
     for part in flow.needs:
         if not part_ok(part):

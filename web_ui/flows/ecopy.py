@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import secrets
 import threading
 import time
 from typing import Any
 
 import cv2
 import numpy as np
+import segno
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, session, url_for
 
 from edge.errors import KioskError
@@ -19,9 +21,9 @@ from edge.identity.card import CardError, read_card
 from edge.services.consent import CONSENT_TEXT, PURPOSE_FACE, ConsentStore
 from edge.services.identify import State, VerificationSession
 from edge.vision.page import PageCapture, PageRejected, scan
-from web_ui.forms import PinForm
+from web_ui.forms import ContactForm, PinForm
 from web_ui.i18n import pick
-from web_ui.kiosk import end_flow, guard, kiosk, screen
+from web_ui.kiosk import end_flow, guard, kiosk, screen, service, service_ready
 from web_ui.pin import PinGate
 from web_ui.visits import touch
 
@@ -47,6 +49,9 @@ class Work:
         self.pages: list[Any] = []  # ScannedPage, upright once read
         self.reads: list[dict[str, Any]] = []  # per page: doc type, fields, name check, QR
         self.issued: dict[str, Any] | None = None
+        self.paid = False
+        self.contact = ""
+        self.reference = secrets.token_hex(4).upper()  # payment reference, no personal data
         self.lock = threading.Lock()  # one poll at a time per citizen
         self.last_frame_id = 0
 
@@ -475,13 +480,136 @@ def review() -> Any:
     return screen("ecopy/review.html", flow="ecopy", step=4, reads=work.reads, labels=labels)
 
 
-# --- 5-7. fee, issue, receipt (issue 5's edge.copies / edge.fees / edge.vietqr) ----------
+# --- 5-7. fee, issue, receipt (issue 5's App.copies) -------------------------------------
 
 
-@bp.get("/fee")
+def _copies() -> Any:
+    return service("copies") if service_ready("copies") else None
+
+
+@bp.route("/fee", methods=["GET", "POST"])
 @guard("ecopy")
 def fee() -> Any:
     work = _work()
     if (r := _need(work, verified=True)) is not None:
         return r
-    return screen("unavailable.html", flow="ecopy", step=5), 503
+    if not work.reads or len(work.reads) != len(work.pages):
+        return redirect(url_for("ecopy.pages"))
+    copies = _copies()
+    if copies is None:
+        return screen("unavailable.html", flow="ecopy", step=5), 503
+    quote = copies.quote(len(work.pages))
+    form = ContactForm()
+    if form.validate_on_submit():
+        work.contact = form.contact.data or ""
+        if quote.payable_vnd and not work.paid:
+            return redirect(url_for("ecopy.fee"))
+        return redirect(url_for("ecopy.issue"), code=307)
+    payment = copies.payment_qr(quote, work.reference) if quote.payable_vnd else None
+    qr_image = segno.make(payment, error="m").svg_data_uri(scale=5) if payment else None
+    return screen(
+        "ecopy/fee.html",
+        flow="ecopy",
+        step=5,
+        quote=quote,
+        pages=len(work.pages),
+        qr_image=qr_image,
+        paid=work.paid,
+        form=form,
+        simulated=kiosk().config.daemon.developer_panel,
+    )
+
+
+@bp.post("/fee/paid")
+@guard("ecopy")
+def paid() -> Any:
+    """Simulation only: stands for central's payment confirmation."""
+    work = _work()
+    if (r := _need(work, verified=True)) is not None:
+        return r
+    if not kiosk().config.daemon.developer_panel:
+        abort(404)
+    work.paid = True
+    logger.info("payment confirmed (simulation)")
+    return redirect(url_for("ecopy.fee"))
+
+
+@bp.post("/issue")
+@guard("ecopy")
+def issue() -> Any:
+    work = _work()
+    if (r := _need(work, verified=True)) is not None:
+        return r
+    copies = _copies()
+    if copies is None or not work.pages or len(work.reads) != len(work.pages):
+        return redirect(url_for("ecopy.fee"))
+    with work.lock:
+        if work.issued is None:
+            quote = copies.quote(len(work.pages))
+            if quote.payable_vnd and not work.paid:
+                return redirect(url_for("ecopy.fee"))
+            delivery = {"contact": work.contact} if work.contact else None
+            try:
+                copy = copies.issue(work.pages, work.identity.card, delivery=delivery)
+            except KioskError as err:
+                logger.error("copy not issued: %s", err)
+                return screen("error.html", code="part_down"), 503
+            printed = False
+            try:
+                outcome = copies.print_receipt(copy.code)
+                printed = bool(outcome.printed)
+            except KioskError as err:
+                logger.warning("receipt not printed: %s", err)
+            work.issued = {
+                "code": copy.code,
+                "pages": copy.pages,
+                "fee": pick(copy.fee.label_vi, _fee_en(copy.fee.payable_vnd)),
+                "printed": printed,
+                "delivered": bool(work.contact),
+            }
+            work.pages.clear()  # the copy is signed and stored sealed; the scans go
+    return redirect(url_for("ecopy.done"))
+
+
+def _fee_en(amount: int) -> str:
+    return "Free" if amount == 0 else f"{amount:,} VND"
+
+
+@bp.get("/done")
+def done() -> Any:
+    work = _work()
+    if work is None or work.issued is None:
+        return redirect(url_for("home.index"))
+    return screen(
+        "ecopy/done.html",
+        flow="ecopy",
+        step=6,
+        issued=work.issued,
+        consent=work.identity.consent is not None,
+        consent_printed=session.pop("consent_printed", None),
+    )
+
+
+@bp.post("/consent/print")
+def print_consent() -> Any:
+    """The citizen may take the record of their consent (Decree 13/2023/ND-CP)."""
+    work = _work()
+    if work is None or work.identity.consent is None:
+        return redirect(url_for("home.index"))
+    k = kiosk()
+    consents = ConsentStore(k.store, k.key, kiosk_id=k.config.kiosk.id)
+    data = consents.slip(
+        work.identity.consent,
+        paper_width_mm=k.config.printer.paper_width_mm,
+        profile=k.config.printer.profile,
+        timezone=k.config.kiosk.timezone,
+    )
+    outcome = k.printer.submit("consent", "Xác nhận đồng ý", data)
+    session["consent_printed"] = "ok" if outcome.printed else "failed"
+    return redirect(url_for("ecopy.done"))
+
+
+@bp.post("/finish")
+def finish() -> Any:
+    end_flow("ecopy")
+    return redirect(url_for("home.index"))
