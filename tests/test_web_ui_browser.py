@@ -1,124 +1,38 @@
 """The touchscreen UI in headless Chromium against a real simulated daemon (waitress on
-127.0.0.1, the file camera, gpiozero's MockFactory buttons): every flow by touch and by the
-physical buttons, what the citizen sees, bad input, out of service, the technician screen and
-the idle timeout. Each screen is also saved to docs/screens/ at 1280x800 and 800x480."""
+127.0.0.1, the file camera, gpiozero's MockFactory buttons): start screen, help, the physical
+buttons, out of service, the technician screen, bad requests and the idle timeout. Each screen
+is saved to docs/screens/ at 1280x800 and 800x480. Flow A is in test_web_ui_ecopy.py."""
 
 from __future__ import annotations
 
 import json
-import re
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests import pages as docs
+from tests import web_ui_helpers as web
 from tests.conftest import http, wait_for
-from tests.test_face import load
-from tests.test_identify import card_scene_with_portrait
-from tests.test_liveness import turning_frames
 from tests.web_ui_helpers import (
-    CHROMIUM_ARGS,
+    HOME,
     TECH_PIN,
+    card,
+    card_scene,
+    focused_id,
+    headline,
     press,
     running_kiosk,
     shoot,
     wait_buttons,
 )
 
-playwright_api = pytest.importorskip("playwright.sync_api")
 if not Path("/usr/bin/chromium").exists():
     pytest.skip("Debian's chromium is not installed", allow_module_level=True)
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
-def kiosk(tmp_path_factory: pytest.TempPathFactory):
-    with running_kiosk(tmp_path_factory.mktemp("kiosk")) as (daemon, scenes):
-        yield daemon, scenes
-
-
-@pytest.fixture
-def page(browser, kiosk):
-    daemon, _ = kiosk
-    context = browser.new_context(
-        viewport={"width": 1280, "height": 800}, base_url=daemon.base, locale="vi-VN"
-    )
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    yield pg
-    context.close()
-    csp = [e for e in errors if "Content Security Policy" in e]
-    assert not csp, csp  # every script and style comes from our own static files
-
-
-HOME = re.compile(r"^http://127\.0\.0\.1:\d+/$")
-
-
-def headline(pg) -> str:
-    return pg.inner_text("h1").strip()
-
-
-def focused_id(pg) -> str:
-    return pg.evaluate("document.activeElement && document.activeElement.id")
-
-
-CARD_SCENE, CARD_PERSON = None, None
-
-
-def card_scene():
-    global CARD_SCENE, CARD_PERSON
-    if CARD_SCENE is None:
-        CARD_SCENE, CARD_PERSON = card_scene_with_portrait("obama.jpg")
-    return CARD_SCENE
-
-
-def page_scene(seed: int = 2, kind: str = "birth_certificate") -> np.ndarray:
-    return docs.photographed(seed, kind, size=docs.PREVIEW).image
-
-
-def pass_face_check(pg, scenes) -> str:
-    """Look at the camera and do what the screen asks; returns the URL it ends on. A blink
-    cannot be acted by a photo, so that try fails (a still face) and the next challenge comes."""
-    for _ in range(3):
-        scenes.show(load("obama2.jpg"))
-        pg.wait_for_function(
-            "() => document.getElementById('guidance') && "
-            "/quay đầu|chớp mắt/.test(document.getElementById('guidance').textContent)"
-            " || !location.pathname.endsWith('/face')",
-            timeout=30000,
-        )
-        if not pg.url.endswith("/face"):
-            return pg.url
-        text = pg.inner_text("#guidance")
-        if "trái" in text:  # the citizen's left: the nose moves to the image's right
-            scenes.play((f for f, _ in turning_frames("obama2.jpg", 5)), fps=5)
-        elif "phải" in text:
-            scenes.play((f for f, _ in turning_frames("obama2.jpg", -5)), fps=5)
-        pg.wait_for_function(
-            "() => !location.pathname.endsWith('/face') || "
-            "/Chưa xác minh/.test(document.getElementById('guidance').textContent)",
-            timeout=30000,
-        )
-        scenes.stop()
-        if not pg.url.endswith("/face"):
-            return pg.url
-    pg.wait_for_url(re.compile(r"/a/(pages|staff)$"), timeout=30000)
-    return pg.url
-
+browser = pytest.fixture(scope="module")(web.browser_session)
+kiosk = pytest.fixture(scope="module")(web.kiosk_session)
+page = pytest.fixture(web.kiosk_page)
 
 # --- the start screen ------------------------------------------------------------------------
 
@@ -184,115 +98,6 @@ def test_physical_buttons_move_focus_and_open_screens(page, kiosk) -> None:
     page.wait_for_url("**/help")
 
 
-# --- flow A by touch: card, consent, face with liveness, pages, OCR review ---------------------
-
-
-def test_ecopy_by_touch_identify_face_pages_review(page, kiosk) -> None:
-    daemon, scenes = kiosk
-    scenes.show(np.full((960, 1280, 3), 60, np.uint8))
-    page.goto("/a/")
-    page.click("#begin")
-    page.wait_for_url("**/a/identify")
-    assert headline(page) == "Đặt thẻ Căn cước công dân dưới camera"
-    page.wait_for_function(
-        "() => document.getElementById('guidance').textContent.includes('Không tìm thấy')"
-    )
-    assert "Không tìm thấy thẻ" in page.inner_text("#guidance")
-    shoot(page, "11-ecopy-identify")
-    scenes.show(card_scene())
-    page.wait_for_url("**/a/consent", timeout=20000)
-    assert "Tôi đồng ý để ki-ốt chụp ảnh khuôn mặt" in page.inner_text("#consent-text")
-    shoot(page, "12-ecopy-consent")
-    page.click("#agree")
-    page.wait_for_url("**/a/face")
-    shoot(page, "13-ecopy-face")
-    end = pass_face_check(page, scenes)
-    if end.endswith("/staff"):  # three blink challenges in a row (1 in 27): staff confirm
-        page.fill("#pin", TECH_PIN)
-        page.click("#confirm-staff")
-    page.wait_for_url("**/a/pages", timeout=20000)
-    assert headline(page) == "Đặt lần lượt từng trang của bản gốc"
-    scenes.show(page_scene())
-    page.wait_for_function(
-        "() => document.getElementById('page-count').textContent === '1'", timeout=30000
-    )
-    assert page.locator(".pages figure").count() == 1
-    shoot(page, "14-ecopy-pages")
-    page.click("#pages-done")
-    page.wait_for_url("**/a/review", timeout=60000)
-    assert page.inner_text(".doc-type") == "Giấy khai sinh"
-    assert page.locator(".name-check").count() == 1
-    shoot(page, "15-ecopy-review")
-    page.click("#confirm-review")
-    page.wait_for_url("**/a/fee")
-    shoot(page, "16-ecopy-fee")
-    log = daemon.log_path.read_text(encoding="utf-8")
-    assert CARD_PERSON.id_number not in log and CARD_PERSON.name not in log
-
-
-def test_ecopy_by_buttons_declined_consent_staff_confirms(page, kiosk) -> None:
-    daemon, scenes = kiosk
-    scenes.show(card_scene())
-    page.goto("/a/")
-    wait_buttons(page)
-    press(daemon, "ok")  # "Bắt đầu" has the focus
-    page.wait_for_url("**/a/consent", timeout=20000)
-    wait_buttons(page)
-    assert focused_id(page) == "agree"
-    press(daemon, "next")
-    page.wait_for_function("() => document.activeElement.id === 'decline'")
-    press(daemon, "ok")
-    page.wait_for_url("**/a/staff")
-    assert headline(page) == "Nhân viên sẽ kiểm tra danh tính của bạn"
-    shoot(page, "17-ecopy-staff")
-    page.fill("#pin", "12ab<b>")
-    page.click("#confirm-staff")
-    assert page.inner_text("#error-pin") == "Mã PIN gồm 4 đến 12 chữ số."
-    page.fill("#pin", TECH_PIN)
-    page.click("#confirm-staff")
-    page.wait_for_url("**/a/pages")
-    scenes.show(page_scene(3, "diploma"))
-    page.wait_for_function(
-        "() => document.getElementById('page-count').textContent === '1'", timeout=30000
-    )
-    wait_buttons(page)
-    assert focused_id(page) == "pages-done"
-    press(daemon, "ok")
-    page.wait_for_url("**/a/review", timeout=60000)
-    wait_buttons(page)
-    press(daemon, "ok")
-    page.wait_for_url("**/a/fee")
-
-
-def test_page_problems_are_told_plainly_and_a_page_can_be_retaken(page, kiosk) -> None:
-    _, scenes = kiosk
-    scenes.show(card_scene())
-    page.goto("/a/identify")
-    page.wait_for_url("**/a/consent", timeout=20000)
-    page.click("#decline")
-    page.fill("#pin", TECH_PIN)
-    page.click("#confirm-staff")
-    page.wait_for_url("**/a/pages")
-    scenes.show(docs.photographed(4, "other", size=docs.PREVIEW, problem="finger").image)
-    page.wait_for_function(
-        "() => document.getElementById('guidance').textContent.includes('ngón tay')", timeout=20000
-    )
-    shoot(page, "18-ecopy-page-problem")
-    scenes.show(docs.photographed(4, "other", size=docs.PREVIEW, problem="cut_off").image)
-    page.wait_for_function(
-        "() => document.getElementById('guidance').textContent.includes('lệch ra ngoài')",
-        timeout=20000,
-    )
-    scenes.show(page_scene(5, "other"))
-    page.wait_for_function(
-        "() => document.getElementById('page-count').textContent === '1'", timeout=30000
-    )
-    page.click("#retake-1")
-    assert page.inner_text("#page-count") == "0"
-    page.click("#pages-done")
-    assert page.inner_text("#page-error") == "Vui lòng đặt ít nhất một trang giấy tờ."
-
-
 # --- out of service ---------------------------------------------------------------------------
 
 
@@ -319,7 +124,11 @@ def test_camera_down_closes_only_the_flows_that_need_it(page, kiosk) -> None:
 
 
 def test_technician_screen_behind_pin_status_selftest_buttons_lock(page, kiosk) -> None:
-    daemon, _ = kiosk
+    daemon, scenes = kiosk
+    scenes.show(card_scene())  # a citizen used the kiosk just before
+    page.goto("/a/identify")
+    page.wait_for_url("**/a/consent", timeout=20000)
+    page.click("#cancel-button")
     page.goto("/technician/")
     assert headline(page) == "Kỹ thuật viên"
     shoot(page, "40-technician-login")
@@ -341,10 +150,8 @@ def test_technician_screen_behind_pin_status_selftest_buttons_lock(page, kiosk) 
         page.wait_for_selector(f'[data-test-button="{name}"][data-pressed=true]')
     assert page.url.endswith("/technician/panel")  # the test did not drive the screen
     shoot(page, "41-technician-panel")
-    if CARD_PERSON is not None:  # never personal data, even after citizens used the kiosk
-        assert (
-            CARD_PERSON.name not in page.content() and CARD_PERSON.id_number not in page.content()
-        )
+    # Never personal data, even after citizens used the kiosk.
+    assert card()[1].name not in page.content() and card()[1].id_number not in page.content()
     page.click("#lock")
     page.goto("/")
     assert headline(page) == "Ki-ốt tạm ngừng phục vụ"
@@ -380,31 +187,26 @@ def test_forms_without_csrf_or_too_large_get_a_vietnamese_page(page, kiosk) -> N
 
 
 def test_idle_warning_counts_down_then_wipes_everything(browser, tmp_path: Path) -> None:
-    with running_kiosk(tmp_path, idle_s=6, warn_s=4) as (daemon, scenes):
+    with running_kiosk(tmp_path, idle_s=5, warn_s=3) as (daemon, scenes):
         context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=daemon.base)
         pg = context.new_page()
         pg.goto("/")
+        pg.click("text=English")  # a citizen chose English and began an e-copy
         scenes.show(card_scene())
         pg.goto("/a/identify")
         pg.wait_for_url("**/a/consent", timeout=20000)
         pg.wait_for_selector("#idle-warning:not([hidden])", timeout=10000)
-        assert "Bạn vẫn đang sử dụng chứ?" in pg.inner_text("#idle-warning")
-        count = int(pg.inner_text("#idle-count"))
-        assert 1 <= count <= 4
-        shoot(pg, "08-idle-warning")
+        assert "Are you still there?" in pg.inner_text("#idle-warning")
+        assert 1 <= int(pg.inner_text("#idle-count")) <= 3
         pg.click("#idle-stay")  # the citizen is still there: nothing is lost
         assert pg.is_hidden("#idle-warning") and pg.url.endswith("/a/consent")
         pg.wait_for_selector("#idle-warning:not([hidden])", timeout=10000)
-        pg.wait_for_url(HOME, timeout=10000)
-        assert pg.inner_text("h1") == "Xin chào! Bạn cần làm gì?"
-        pg.goto("/a/consent")  # the identification in progress is gone
+        pg.wait_for_url(HOME, timeout=10000)  # then walked away
+        assert pg.inner_text("h1") == "Xin chào! Bạn cần làm gì?"  # the language went too
+        pg.goto("/a/consent")  # and the identification in progress
         assert pg.url.endswith("/a/")
-        pg.goto("/")
-        pg.click("text=English")  # a choice of language is wiped too
-        assert pg.inner_text("h1") == "Welcome! What would you like to do?"
-        pg.wait_for_function(
-            "() => document.querySelector('h1').textContent.startsWith('Xin chào')", timeout=15000
-        )
+        pg.wait_for_selector("#idle-warning:not([hidden])", timeout=10000)
+        shoot(pg, "08-idle-warning")
         lines = [
             json.loads(x) for x in daemon.log_path.read_text().splitlines() if x.startswith("{")
         ]

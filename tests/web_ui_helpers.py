@@ -3,7 +3,9 @@ in front of it, headless Chromium, GPIO button presses and screenshots of every 
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -13,9 +15,14 @@ from typing import Any
 
 import cv2
 import numpy as np
+import pytest
 from werkzeug.security import generate_password_hash
 
+from tests import pages as docs
 from tests.conftest import REPO, Daemon, free_port, http, start_daemon
+from tests.test_face import load
+from tests.test_identify import card_scene_with_portrait
+from tests.test_liveness import turning_frames
 
 SCREENS = REPO / "docs" / "screens"
 CHROMIUM_ARGS = [
@@ -164,3 +171,96 @@ def shoot(page: Any, name: str) -> None:
 def wait_buttons(page: Any) -> None:
     """The page listens to the physical buttons (its event stream is open)."""
     page.wait_for_selector("body[data-buttons=connected]", timeout=10000)
+
+
+# --- fixtures shared by the browser test modules (imported there) -------------------
+
+
+def browser_session() -> Iterator[object]:
+    """One headless Chromium per test module (fixture `browser`)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
+        yield b
+        b.close()
+
+
+def kiosk_session(tmp_path_factory: pytest.TempPathFactory):
+    """One simulated kiosk per test module (fixture `kiosk`): (daemon, scenes)."""
+    with running_kiosk(tmp_path_factory.mktemp("kiosk")) as (daemon, scenes):
+        yield daemon, scenes
+
+
+def kiosk_page(browser, kiosk):
+    """A fresh browser context (no cookies) on the kiosk (fixture `page`); fails the test on
+    any Content-Security-Policy violation."""
+    daemon, _ = kiosk
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 800}, base_url=daemon.base, locale="vi-VN"
+    )
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    context.close()
+    csp = [e for e in errors if "Content Security Policy" in e]
+    assert not csp, csp  # every script and style comes from our own static files
+
+
+HOME = re.compile(r"^http://127\.0\.0\.1:\d+/$")
+
+
+def headline(pg) -> str:
+    return pg.inner_text("h1").strip()
+
+
+def focused_id(pg) -> str:
+    return pg.evaluate("document.activeElement && document.activeElement.id")
+
+
+@functools.cache
+def card() -> tuple[np.ndarray, Any]:
+    """A photographed CCCD whose portrait is a real photo, and the person it names."""
+    return card_scene_with_portrait("obama.jpg")
+
+
+def card_scene() -> np.ndarray:
+    return card()[0]
+
+
+def page_scene(seed: int = 2, kind: str = "birth_certificate") -> np.ndarray:
+    return docs.photographed(seed, kind, size=docs.PREVIEW).image
+
+
+def pass_face_check(pg, scenes) -> str:
+    """Look at the camera and do what the screen asks; returns the URL it ends on. A blink
+    cannot be acted by a photo, so that try fails (a still face) and the next challenge comes."""
+    for _ in range(3):
+        scenes.show(load("obama2.jpg"))
+        pg.wait_for_function(
+            "() => document.getElementById('guidance') && "
+            "/quay đầu|chớp mắt/.test(document.getElementById('guidance').textContent)"
+            " || !location.pathname.endsWith('/face')",
+            timeout=30000,
+        )
+        if not pg.url.endswith("/face"):
+            return pg.url
+        text = pg.inner_text("#guidance")
+        if "trái" in text:  # the citizen's left: the nose moves to the image's right
+            scenes.play((f for f, _ in turning_frames("obama2.jpg", 5)), fps=5)
+        elif "phải" in text:
+            scenes.play((f for f, _ in turning_frames("obama2.jpg", -5)), fps=5)
+        pg.wait_for_function(
+            "() => !location.pathname.endsWith('/face') || "
+            "/Chưa xác minh/.test(document.getElementById('guidance').textContent)",
+            timeout=30000,
+        )
+        scenes.stop()
+        if not pg.url.endswith("/face"):
+            return pg.url
+    pg.wait_for_url(re.compile(r"/a/(pages|staff)$"), timeout=30000)
+    return pg.url
