@@ -7,7 +7,16 @@ import logging
 import sys
 import time
 
-from bench import document, figures, fleet, identity, web_ui  # noqa: F401  (registers the figures)
+from bench import (  # noqa: F401  (registers the figures)
+    copies,
+    document,
+    figures,
+    fleet,
+    fleet_console,
+    identity,
+    services,
+    web_ui,
+)
 from bench.machine import describe
 from bench.registry import FIGURES, measure
 from bench.report import report

@@ -110,6 +110,7 @@ class App:
         self.sim_pins: SimulatedPins | None = None
         self.camera: CameraFeed | None = None
         self.printer: PrintQueue | None = None
+        self.copies: Any = None  # edge.copies.issue.CopyService: e-copies for the web UI
         self.web: Any = None
         self.fleet: FleetClient | None = None
         self.locked = False  # out of service: set by the lock command, kept across restarts
@@ -138,6 +139,7 @@ class App:
         self.start_controls()
         self.start_camera()
         self.start_printer()
+        self.start_copies()
         self.locked = self.store.get_kv("locked") == "1"
         self.start_web()
         self.start_fleet()
@@ -180,6 +182,34 @@ class App:
         )
         self._printer_watch.start()
 
+    def start_copies(self) -> None:
+        """E-copies (issue 5). Without a signing identity the kiosk still serves other flows."""
+        from edge.copies.issue import CopyService
+        from edge.copies.sign import SigningUnavailable
+
+        self.copies = CopyService(
+            self.config,
+            store=self.store,
+            key=self.key,
+            outbox=self.outbox,
+            printer=self.printer,
+            on_issued=lambda _copy: self.fleet and self.fleet.kick(),
+        )
+        try:
+            self.copies.open()
+        except SigningUnavailable as err:
+            logger.error("e-copies unavailable: %s", err)
+        threading.Thread(target=self._purge_copies, name="copies-purge", daemon=True).start()
+
+    def _purge_copies(self) -> None:
+        """Copies central has had for longer than the retention window go, hourly."""
+        while not self.stop_event.is_set():
+            try:
+                self.copies.purge()
+            except Exception:
+                logger.exception("purging issued copies failed")
+            self.stop_event.wait(3600)
+
     def start_web(self) -> None:
         from web_ui import create_app
         from web_ui.server import WebServer
@@ -204,7 +234,8 @@ class App:
             bus=self.bus,
             telemetry_provider=self.telemetry,
             status_provider=lambda: {"locked": self.locked, "ready": self.ready},
-            capabilities=["camera", "printer", "buttons", "identity"],
+            capabilities=["camera", "printer", "buttons", "identity"]
+            + (["ecopy"] if self.copies and self.copies.unavailable is None else []),
             commands=fleet_commands(self),
         )
         self.fleet.start()
@@ -347,6 +378,7 @@ class App:
                     "print_jobs_failed": len(self.printer.jobs(status="failed")),
                 },
             },
+            "copies": self.copies.status() if self.copies else {"available": False},
             "counts": self.counts_today(),
             "recent_events": [e.as_dict() for e in self.bus.recent()[-20:]],
         }
@@ -447,8 +479,50 @@ def fleet_commands(app: App) -> dict[str, Any]:
         app.request_restart()  # reconnect with the new identity
         return {**result, "restarting": True}
 
+    def update_revocations(args: dict[str, Any]) -> dict[str, Any]:
+        """{"revocations": {"codes": [...], "certificates": [...]}}: central's list, replaced."""
+        from edge.copies.verify import write_revocations
+
+        if app.copies is None:
+            raise BadArgs("e-copies are not running on this kiosk")
+        try:
+            return write_revocations(app.copies.paths.revocation_file, args.get("revocations"))
+        except ValueError as err:
+            raise BadArgs(str(err)) from err
+
+    def update(args: dict[str, Any]) -> dict[str, Any]:
+        """{"url": "https://..."} or {"path": "/abs/bundle.kup"}: fetched and verified in the
+        background, then queued for kiosk-update.service (outcome: event update.queued or
+        update.refused). The switch, health check and rollback happen outside the daemon."""
+        from edge.cli_provision import incoming_dir
+        from edge.errors import KioskError
+        from provisioning.update import queue_bundle
+
+        sources = [args[k] for k in ("url", "path") if k in args]
+        if len(sources) != 1 or not isinstance(sources[0], str) or set(args) - {"url", "path"}:
+            raise BadArgs('args must be {"url": "https://..."} or {"path": "/absolute/file.kup"}')
+        source = sources[0]
+        if not (source.startswith("https://") or source.startswith("/")):
+            raise BadArgs("url must be https://, path must be absolute")
+
+        def fetch() -> None:
+            try:
+                queued = queue_bundle(
+                    source, incoming=incoming_dir(app.config), keys_dir=app.config.update.keys_dir
+                )
+            except KioskError as err:
+                logger.warning("update bundle refused: %s", err)
+                _report(app, "update.refused", "warning", {"reason": str(err)})
+            else:
+                _report(app, "update.queued", "info", queued)
+
+        threading.Thread(target=fetch, name="update-fetch", daemon=True).start()
+        return {"accepted": True}
+
     return {
+        "update": update,
         "restart": restart,
+        "update-revocations": update_revocations,
         "print-test": print_test,
         "lock": lock,
         "unlock": unlock,
@@ -456,3 +530,11 @@ def fleet_commands(app: App) -> dict[str, Any]:
         "set-config": set_config,
         "rotate-certificate": rotate_certificate,
     }
+
+
+def _report(app: App, kind: str, severity: str, detail: dict[str, Any]) -> None:
+    """An event for central from a background job (the fleet client's outbox path)."""
+    if app.fleet is not None:
+        app.fleet.report_event(kind, severity, detail)
+    elif app.outbox is not None:
+        queue_event(app.outbox, app.config.kiosk.id, kind, severity, detail)  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, NoReturn
 
-from edge import __version__, cli_document, cli_identity
+from edge import __version__, cli_copy, cli_document, cli_identity, cli_provision
 from edge import config as cfg
 from edge.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput, ConfigError, KioskError
 
@@ -111,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     reprint.add_argument("job_id")
     cli_identity.add_parsers(sub, common, _Parser)
     cli_document.add_parsers(sub, common, _Parser)
+    cli_copy.add_parsers(sub, common, _Parser)
+    cli_provision.add_parsers(sub, common, _Parser)
 
     fleet = sub.add_parser("fleet", parents=[common], help="fleet reporting (MQTT)")
     fleet_sub = fleet.add_subparsers(dest="fleet_command", required=True, parser_class=_Parser)
@@ -419,6 +421,10 @@ def main(argv: list[str] | None = None) -> int:
             return cli_identity.run(args, emit)
         if args.command in ("doc", "ocr"):
             return cli_document.run(args, emit)
+        if args.command == "receipt":  # a sample job to a file; no kiosk config needed
+            return cli_copy.run(args, None, emit)
+        if args.command in cli_provision.COMMANDS:  # a blank kiosk has no valid config yet
+            return cli_provision.run(args, emit)
         config, config_path = resolve_config(args)
         if args.command == "run":
             return cmd_run(args, config, config_path)
@@ -428,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_print(args, config)
         if args.command == "fleet":
             return cmd_fleet(args, config)
+        if args.command == "copy":
+            return cli_copy.run(args, config, emit)
     except ConfigError as err:
         _fail(err, as_json=args.json)
     except KioskError as err:

@@ -249,6 +249,154 @@ class DaemonSection(Section):
     )
 
 
+class ServiceArea(Section):
+    code: str = Field(pattern=r"^[A-Z]$", description="Ticket letter, e.g. B (tickets B-001 ...).")
+    name: str = Field(min_length=1, description="Vietnamese name shown and printed.")
+    name_en: str = Field("", description="English name for the second line.")
+
+
+DEFAULT_AREAS = (
+    ServiceArea(code="A", name="Hộ tịch", name_en="Civil status"),
+    ServiceArea(code="B", name="Đất đai", name_en="Land"),
+    ServiceArea(code="C", name="Chứng thực", name_en="Certification"),
+    ServiceArea(code="D", name="Hộ kinh doanh", name_en="Household business"),
+    ServiceArea(code="E", name="Lao động - Xã hội", name_en="Labour and social affairs"),
+    ServiceArea(code="F", name="Cư trú", name_en="Residence"),
+)
+
+
+class ServicesSection(Section):
+    """Citizen services: queue tickets, dossier status, procedure guide, results by post."""
+
+    areas: tuple[ServiceArea, ...] = Field(
+        DEFAULT_AREAS, min_length=1, description="Service areas a ticket can be taken for."
+    )
+    ticket_follow_url: str = Field(
+        "",
+        description="QR on a ticket: URL with {kiosk_id}, {day}, {number}; empty: a text code.",
+    )
+    queue_stats_max_age_s: int = Field(
+        1800, ge=60, description="Central's queue figures older than this give no wait estimate."
+    )
+    dossier_timeout_s: float = Field(8.0, gt=0, le=60, description="Wait this long for central.")
+    dossier_cache_days: int = Field(
+        30, ge=0, le=365, description="Keep answers (sealed) this long for offline use."
+    )
+    dossier_per_session_per_minute: int = Field(6, ge=1, le=600)
+    dossier_per_kiosk_per_minute: int = Field(30, ge=1, le=6000)
+
+    @field_validator("areas")
+    @classmethod
+    def _unique_codes(cls, areas: tuple[ServiceArea, ...]) -> tuple[ServiceArea, ...]:
+        codes = [a.code for a in areas]
+        if len(set(codes)) != len(codes):
+            raise ValueError("service area codes must be unique")
+        return areas
+
+    def area(self, code: str) -> ServiceArea | None:
+        return next((a for a in self.areas if a.code == code), None)
+
+
+# --- electronic certified copies (issue 5) -------------------------------------------------
+
+
+class FeeSchedule(Section):
+    """Circular 226/2016/TT-BTC: per page of the original, capped per copy."""
+
+    first_pages: int = Field(2, ge=0, le=100, description="Pages charged at first_page_vnd.")
+    first_page_vnd: int = Field(2000, ge=0, description="Price of each of the first pages.")
+    next_page_vnd: int = Field(1000, ge=0, description="Price of every page after those.")
+    cap_vnd: int = Field(200000, ge=0, description="Most one copy can cost.")
+
+
+class VietQRSection(Section):
+    """Where a payable fee is paid (NAPAS VietQR); no bank account: no payment QR is shown."""
+
+    bank_bin: str | None = Field(
+        None, pattern=r"^[0-9]{6}$", description="NAPAS acquirer BIN of the receiving bank."
+    )
+    account: str | None = Field(
+        None, pattern=r"^[0-9A-Za-z]{1,19}$", description="Receiving account (or card) number."
+    )
+    to_card: bool = Field(False, description="account is a card number (QRIBFTTC).")
+    purpose_prefix: str = Field(
+        "LE PHI CHUNG THUC", max_length=12 + 13, description="Start of the transfer note."
+    )
+
+
+class CopiesSection(Section):
+    signing_key: Path | None = Field(
+        None,
+        description="Kiosk's ECDSA P-256 signing key (PEM); default <state_dir>/copies/signing/.",
+    )
+    signing_cert: Path | None = Field(
+        None, description="Its certificate, issued by the center's CA (PEM)."
+    )
+    chain: Path | None = Field(
+        None, description="Intermediate CA certificates to embed in signatures (PEM bundle)."
+    )
+    trust_dir: Path | None = Field(
+        None,
+        description="Trusted CA certificates (*.pem) and, under kiosks/, other kiosks' signing "
+        "certificates (to check their QR codes offline); default <state_dir>/copies/trust.",
+    )
+    revocation_file: Path | None = Field(
+        None,
+        description="Revocation list pushed by central; default <state_dir>/copies/revoked.json.",
+    )
+    development_ca: bool = Field(
+        False,
+        description="Simulation only: create a development CA and kiosk certificate when none "
+        "is configured. Such copies say DEVELOPMENT and are not legally valid.",
+    )
+    tsa_url: str | None = Field(
+        None, description="RFC 3161 timestamp authority: signatures become PAdES B-T."
+    )
+    sequence_floor: Path | None = Field(
+        None,
+        description="File holding the highest copy number ever reserved (best on another medium "
+        "than the database); default <state_dir>/copies/sequence.floor.",
+    )
+    retention_days: float = Field(
+        7.0, ge=0, le=365, description="Issued copies stay this long after central has them."
+    )
+    fees: FeeSchedule = FeeSchedule()
+    fee_exempt: bool | None = Field(
+        None,
+        description="Fees waived at this site ('Miễn phí'); default: waived for Hanoi kiosks (id HN-...).",
+    )
+    vietqr: VietQRSection = VietQRSection()
+
+
+class UpdateSection(Section):
+    """Atomic (A/B) software updates: `kiosk update apply` (provisioning/update.py)."""
+
+    root: Path = Field(
+        Path("/opt/kiosk-edge"),
+        description="Install root: releases/<name>/ side by side, 'current' symlink to one.",
+    )
+    keys_dir: Path | None = Field(
+        None, description="Public keys (PEM, ECDSA P-256) allowed to sign update bundles."
+    )
+    incoming_dir: Path | None = Field(
+        None,
+        description="Bundles queued by the fleet command 'update'; default <state_dir>/updates.",
+    )
+    health_url: str = Field(
+        "http://127.0.0.1:8080/api/health", description="Must answer ready after a switch."
+    )
+    health_timeout_s: float = Field(
+        90.0, gt=0, le=900, description="Roll back unless healthy within this."
+    )
+    restart_command: list[str] = Field(
+        ["systemctl", "restart", "kiosk-edge.service"],
+        description="Restarts the daemon on the release 'current' points to.",
+    )
+    keep_releases: int = Field(
+        3, ge=2, le=10, description="Releases kept on disk (current, previous, ...)."
+    )
+
+
 # --- touchscreen UI (issue 8) -------------------------------------------------------------
 
 
@@ -288,6 +436,9 @@ class Config(Section):
     models: ModelsSection = ModelsSection()
     logging: LoggingSection = LoggingSection()
     daemon: DaemonSection = DaemonSection()
+    services: ServicesSection = ServicesSection()
+    copies: CopiesSection = CopiesSection()
+    update: UpdateSection = UpdateSection()
     ui: UiSection = UiSection()
 
     def digest(self) -> str:
@@ -311,6 +462,7 @@ class Config(Section):
                 "tamper": self.tamper.model_copy(update={"type": "simulated"}),
                 "led": self.led.model_copy(update={"type": "simulated"}),
                 "daemon": self.daemon.model_copy(update={"developer_panel": True}),
+                "copies": self.copies.model_copy(update={"development_ca": True}),
             }
         )
 
@@ -432,6 +584,15 @@ _PATH_KEYS = {
     ("mqtt", "key_file"),
     ("mqtt", "trust_dir"),
     ("models", "dir"),
+    ("copies", "signing_key"),
+    ("copies", "signing_cert"),
+    ("copies", "chain"),
+    ("copies", "trust_dir"),
+    ("copies", "revocation_file"),
+    ("copies", "sequence_floor"),
+    ("update", "root"),
+    ("update", "keys_dir"),
+    ("update", "incoming_dir"),
 }
 
 

@@ -66,37 +66,51 @@ class Identity:
 class FleetPki:
     """A fleet CA (ECDSA P-256) issuing the broker's and the clients' certificates."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        ca: tuple[ec.EllipticCurvePrivateKey, x509.Certificate] | None = None,
+    ) -> None:
+        """ca: an existing CA (key, certificate), e.g. one made by `kiosk-ca init`."""
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
-        self._ca_key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kiosk-edge test fleet CA")])
+        self._ca_key = ca[0] if ca else ec.generate_private_key(ec.SECP256R1())
+        name = (
+            ca[1].subject
+            if ca
+            else x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kiosk-edge test fleet CA")])
+        )
         now = dt.datetime.now(dt.UTC)
         self._ca_name = name
         self._ca_cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(self._ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(hours=1))
-            .not_valid_after(now + dt.timedelta(days=2))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
+            ca[1]
+            if ca
+            else (
+                x509.CertificateBuilder()
+                .subject_name(name)
+                .issuer_name(name)
+                .public_key(self._ca_key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - dt.timedelta(hours=1))
+                .not_valid_after(now + dt.timedelta(days=2))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+                .add_extension(
+                    x509.KeyUsage(
+                        digital_signature=True,
+                        key_cert_sign=True,
+                        crl_sign=True,
+                        content_commitment=False,
+                        key_encipherment=False,
+                        data_encipherment=False,
+                        key_agreement=False,
+                        encipher_only=False,
+                        decipher_only=False,
+                    ),
+                    critical=True,
+                )
+                .sign(self._ca_key, hashes.SHA256())
             )
-            .sign(self._ca_key, hashes.SHA256())
         )
         self.ca_file = root / "ca.crt"
         self.ca_file.write_bytes(self._ca_cert.public_bytes(serialization.Encoding.PEM))
@@ -171,10 +185,20 @@ class FleetPki:
 # --- the broker ---------------------------------------------------------------------------
 
 
-def render_broker_config(root: Path, port: int, pki: FleetPki) -> Path:
-    """config/mosquitto/mosquitto.conf with only paths, port and user swapped for the test."""
+def render_broker_config(
+    root: Path, port: int, pki: FleetPki, *, provision_port: int = 0, crl: Path | None = None
+) -> Path:
+    """config/mosquitto/mosquitto.conf with only paths, ports and user swapped for the test
+    (and, given a CRL file, its crlfile line switched on)."""
     text = BROKER_CONF.read_text()
+    passwd = root / "provision.passwd"
+    if not passwd.exists():
+        root.mkdir(parents=True, exist_ok=True)
+        passwd.touch(mode=0o600)
     swaps = {
+        "password_file /etc/mosquitto/provision.passwd": f"password_file {passwd}",
+        "listener 8884": f"listener {provision_port or free_port()} 127.0.0.1",
+        "#crlfile /etc/mosquitto/ca/fleet-ca.crl": f"crlfile {crl}" if crl else "#crlfile",
         "user mosquitto": f"user {getpass.getuser()}",
         "persistence_location /var/lib/mosquitto/": f"persistence_location {root / 'data'}/",
         "acl_file /etc/mosquitto/kiosk-fleet.acl": f"acl_file {BROKER_ACL}",
@@ -185,8 +209,8 @@ def render_broker_config(root: Path, port: int, pki: FleetPki) -> Path:
     }
     lines = text.splitlines()
     for old, new in swaps.items():
-        assert lines.count(old) == 1, f"{BROKER_CONF} no longer has the line {old!r}"
-        lines[lines.index(old)] = new
+        assert lines.count(old) >= 1, f"{BROKER_CONF} no longer has the line {old!r}"
+        lines = [new if line == old else line for line in lines]
     (root / "data").mkdir(parents=True, exist_ok=True)
     path = root / "mosquitto.conf"
     path.write_text("\n".join(lines) + "\n")
@@ -196,11 +220,15 @@ def render_broker_config(root: Path, port: int, pki: FleetPki) -> Path:
 class Broker:
     """A Mosquitto process on a free loopback port; stop/start keeps its persistence dir."""
 
-    def __init__(self, root: Path, pki: FleetPki) -> None:
+    def __init__(self, root: Path, pki: FleetPki, *, crl: Path | None = None) -> None:
         self.root = root
         self.pki = pki
         self.port = free_port()
-        self.conf = render_broker_config(root, self.port, pki)
+        self.provision_port = free_port()  # the enrolment listener (password, no client cert)
+        self.passwd = root / "provision.passwd"
+        self.conf = render_broker_config(
+            root, self.port, pki, provision_port=self.provision_port, crl=crl
+        )
         self.log_path = root / "mosquitto.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -237,6 +265,11 @@ class Broker:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def reload(self) -> None:
+        """SIGHUP: Mosquitto re-reads its password file and ACL (a claim account added)."""
+        assert self.proc is not None and self.proc.poll() is None
+        self.proc.send_signal(signal.SIGHUP)
 
     @property
     def running(self) -> bool:
@@ -496,9 +529,9 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
 
 
 @contextlib.contextmanager
-def running_broker(root: Path, pki: FleetPki) -> Iterator[Broker]:
+def running_broker(root: Path, pki: FleetPki, *, crl: Path | None = None) -> Iterator[Broker]:
     """A started broker, stopped afterwards whatever happened."""
-    b = Broker(root, pki)
+    b = Broker(root, pki, crl=crl)
     b.start()
     try:
         yield b

@@ -54,6 +54,8 @@ paho_logger.addFilter(lambda record: not record.getMessage().startswith("Client 
 Protocol = Literal["auto", "5", "3.1.1"]
 TelemetryProvider = Callable[[], dict[str, Any]]
 StatusProvider = Callable[[], dict[str, Any]]
+# (topic suffix under <prefix>/<kiosk_id>/, payload, MQTT 5 properties or None)
+MessageHandler = Callable[[str, bytes, Any], None]
 
 UNSUPPORTED_PROTOCOL = ReasonCode(PacketTypes.CONNACK, "Unsupported protocol version")
 DISK_CHECK_S = 30.0
@@ -191,6 +193,7 @@ class FleetClient:
         )
         self._stop = threading.Event()
         self._connected = threading.Event()
+        self._subscribed = threading.Event()  # SUBACK of this connection's filters
         self._threads: list[threading.Thread] = []
         # Owned by the fleet thread only.
         self._inflight: dict[int, _Inflight] = {}
@@ -210,6 +213,8 @@ class FleetClient:
         }
         self._stats_lock = threading.Lock()
         self._last_refusal: str | None = None
+        # Extra subscriptions of services (request/response with central): filter -> handler.
+        self._listeners: dict[str, MessageHandler] = {}
 
     @classmethod
     def from_config(
@@ -294,6 +299,11 @@ class FleetClient:
     def connected(self) -> bool:
         return self._connected.is_set()
 
+    @property
+    def subscribed(self) -> bool:
+        """Connected and the broker acknowledged the subscriptions (commands, listeners)."""
+        return self._connected.is_set() and self._subscribed.is_set()
+
     def status(self) -> dict[str, Any]:
         """Connection figures for telemetry and the technician screen (no personal data)."""
         with self._stats_lock:
@@ -329,6 +339,48 @@ class FleetClient:
         if self.bus is not None:
             self.bus.post(Event(kind, "fleet", {**detail, "severity": severity}))
         self.kick()
+
+    def listen(self, suffix_filter: str, handler: MessageHandler) -> None:
+        """Subscribe <prefix>/<kiosk_id>/<suffix_filter> (QoS 1) on every (re)connect.
+
+        handler(suffix, payload, properties) runs on paho's network thread: it must only
+        hand the message on (set an event, put on a queue), never block.
+        """
+        self._listeners[suffix_filter] = handler
+        client = self._client
+        if client is not None and self._connected.is_set():
+            client.subscribe(self.topics.under(suffix_filter), qos=1)
+
+    def publish_live(
+        self,
+        suffix: str,
+        payload: dict[str, Any],
+        *,
+        response_topic: str | None = None,
+        correlation: bytes | None = None,
+        expiry_s: int | None = None,
+    ) -> bool:
+        """Publish now at QoS 1, not through the outbox (a question nobody will wait for
+        later). False when there is no connection: the caller falls back at once."""
+        client = self._client
+        if client is None or not self._connected.is_set():
+            return False
+        properties = self._properties()
+        if properties is not None:
+            if response_topic:
+                properties.ResponseTopic = response_topic
+            if correlation is not None:
+                properties.CorrelationData = correlation
+            if expiry_s:
+                properties.MessageExpiryInterval = max(1, int(expiry_s))
+        try:
+            info = client.publish(
+                self.topics.under(suffix), _dumps(payload), qos=1, properties=properties
+            )
+        except ValueError:
+            logger.exception("cannot publish", extra={"suffix": suffix})
+            return False
+        return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
 
     # --- the paho client ------------------------------------------------------------
 
@@ -477,6 +529,17 @@ class FleetClient:
         if topic == self.topics.central_status:
             self._wake.put(("central", generation, bytes(message.payload), bool(message.retain)))
             return
+        for suffix_filter, handler in list(self._listeners.items()):
+            if mqtt.topic_matches_sub(self.topics.under(suffix_filter), topic):
+                try:
+                    handler(
+                        topic[len(self.topics.base) + 1 :],
+                        bytes(message.payload),
+                        getattr(message, "properties", None),
+                    )
+                except Exception:
+                    logger.exception("message handler failed", extra={"filter": suffix_filter})
+                return
         prefix = self.topics.base + "/cmd/"
         if not topic.startswith(prefix):
             return
@@ -559,6 +622,7 @@ class FleetClient:
                 failed = [str(rc) for rc in item[2] if rc.is_failure]
                 if failed:
                     logger.error("broker refused a subscription", extra={"reasons": failed})
+                self._subscribed.set()
         for message_id in acked:
             self.outbox.acknowledge(message_id)
         if acked:
@@ -590,6 +654,7 @@ class FleetClient:
                 self._stats["last_error"] = problem
             return
         self._last_refusal = None
+        self._subscribed.clear()
         # MQTT 5: the broker says how many unacknowledged QoS 1 messages it takes at once.
         self._window = min(self.inflight_window, receive_maximum or self.inflight_window)
         self._connected.set()
@@ -604,7 +669,8 @@ class FleetClient:
         client = self._client
         if client is None:
             return
-        client.subscribe([(self.topics.commands, 1), (self.topics.central_status, 1)])
+        extra = [(self.topics.under(f), 1) for f in self._listeners]
+        client.subscribe([(self.topics.commands, 1), (self.topics.central_status, 1), *extra])
         self._publish_birth()
 
     def _disconnected_event(self, reason: ReasonCode | None) -> None:

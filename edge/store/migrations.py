@@ -45,10 +45,52 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX consents_session ON consents(session_id);
     """,
-    # 3: citizen services: queue tickets, dossier status cache, post requests (reserved).
-    "-- reserved",
-    # 4: electronic certified copies: copy codes, issued copies (reserved).
-    "-- reserved",
+    # 3: citizen services: queue tickets, dossier status cache, post requests.
+    """
+    CREATE TABLE tickets (
+        day                TEXT NOT NULL,              -- local day (kiosk timezone), YYYY-MM-DD
+        area               TEXT NOT NULL,              -- service area letter
+        seq                INTEGER NOT NULL,           -- 1, 2, 3 ... per area per day, no gaps
+        number             TEXT NOT NULL,              -- what is printed, e.g. B-027
+        issued_at          REAL NOT NULL,
+        waiting_ahead      INTEGER,
+        estimated_wait_min INTEGER,
+        queued             INTEGER NOT NULL DEFAULT 0, -- 1 once its record is in the outbox
+        PRIMARY KEY (day, area, seq)
+    );
+    CREATE INDEX tickets_unqueued ON tickets(queued) WHERE queued = 0;
+    CREATE TABLE dossier_cache (
+        code_hash  TEXT PRIMARY KEY,                   -- sha256 of the normalised dossier code
+        answer     BLOB NOT NULL,                      -- AES-GCM sealed answer from central
+        fetched_at REAL NOT NULL
+    );
+    CREATE TABLE post_requests (
+        id         TEXT PRIMARY KEY,
+        subject    TEXT NOT NULL,                      -- dossier | copy
+        payload    BLOB NOT NULL,                      -- AES-GCM sealed address and recipient
+        created_at REAL NOT NULL,
+        queued     INTEGER NOT NULL DEFAULT 0          -- 1 once its record is in the outbox
+    );
+    """,
+    # 4: electronic certified copies: issued copies (PDF and citizen sealed), one row each.
+    """
+    CREATE TABLE copies (
+        code         TEXT PRIMARY KEY,                 -- <kiosk>-<yyMMdd>-<seq>-<check>
+        seq          INTEGER NOT NULL UNIQUE,          -- the kiosk's copy number, never reused
+        issued_at    REAL NOT NULL,
+        pages        INTEGER NOT NULL,
+        fee_vnd      INTEGER NOT NULL,
+        payable_vnd  INTEGER NOT NULL,
+        content_hash TEXT NOT NULL,                    -- sha256 of the page images (hex)
+        qr           TEXT NOT NULL,                    -- signed QR payload (no personal data)
+        pdf          BLOB NOT NULL,                    -- AES-GCM sealed signed PDF
+        citizen      BLOB NOT NULL,                    -- AES-GCM sealed {id_number, name, ...}
+        outbox_id    TEXT NOT NULL,                    -- its records/copy message
+        acked_at     REAL,                             -- central has it (outbox row acknowledged)
+        receipt_job  TEXT                              -- print_jobs.id of its receipt
+    );
+    CREATE INDEX copies_acked ON copies(acked_at);
+    """,
     # 5: provisioning state and updates (reserved).
     "-- reserved",
 ]

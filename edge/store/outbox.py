@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
@@ -39,6 +40,19 @@ class Outbox:
     def add(
         self, kind: Kind, topic: str, payload: dict[str, Any], *, message_id: str | None = None
     ) -> OutboxMessage:
+        with self.store.transaction() as conn:
+            return self.add_in(conn, kind, topic, payload, message_id=message_id)
+
+    def add_in(
+        self,
+        conn: sqlite3.Connection,
+        kind: Kind,
+        topic: str,
+        payload: dict[str, Any],
+        *,
+        message_id: str | None = None,
+    ) -> OutboxMessage:
+        """add() inside the caller's transaction, so a record and its own rows commit together."""
         if kind not in KINDS:
             raise ValueError(f"unknown outbox kind {kind!r}")
         message_id = message_id or str(uuid.uuid4())
@@ -46,13 +60,11 @@ class Outbox:
         blob = self.key.encrypt(
             json.dumps(payload, ensure_ascii=False).encode(), aad=message_id.encode()
         )
-        with self.store.transaction() as conn:
-            cur = conn.execute(
-                "INSERT INTO outbox(id, kind, topic, payload, created_at) VALUES (?, ?, ?, ?, ?)",
-                (message_id, kind, topic, blob, now),
-            )
-            seq = cur.lastrowid
-        return OutboxMessage(seq, message_id, kind, topic, payload, now, 0)
+        cur = conn.execute(
+            "INSERT INTO outbox(id, kind, topic, payload, created_at) VALUES (?, ?, ?, ?, ?)",
+            (message_id, kind, topic, blob, now),
+        )
+        return OutboxMessage(cur.lastrowid, message_id, kind, topic, payload, now, 0)
 
     def pending(self, limit: int = 100, *, after_seq: int = 0) -> list[OutboxMessage]:
         rows = self.store.query(

@@ -1,0 +1,226 @@
+"""`kiosk copy issue|verify|list|receipt` and `kiosk receipt demo`: e-copies from the command line.
+
+`copy issue` calls the same CopyService.issue() as the web UI, on this kiosk's store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from edge import config as cfg
+from edge.errors import EXIT_FAILED, EXIT_OK, BadInput
+
+logger = logging.getLogger(__name__)
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -> None:
+    copy = sub.add_parser("copy", parents=[common], help="electronic certified copies")
+    copy_sub = copy.add_subparsers(dest="copy_command", required=True, parser_class=parser_class)
+    issue = copy_sub.add_parser(
+        "issue", parents=[common], help="issue a signed copy from page images (as the screen does)"
+    )
+    issue.add_argument(
+        "--pages", nargs="+", type=Path, required=True, help="rectified page images, in order"
+    )
+    issue.add_argument(
+        "--citizen-qr", required=True, help="the citizen's CCCD QR payload (id|old id|name|...)"
+    )
+    issue.add_argument("--out", type=Path, required=True, help="where to write the signed PDF")
+    issue.add_argument(
+        "--print", dest="print_receipt", action="store_true", help="also print the receipt"
+    )
+    verify = copy_sub.add_parser(
+        "verify", parents=[common], help="check a copy: PDF file, QR text or typed code"
+    )
+    verify.add_argument("file", nargs="?", type=Path, help="the copy's PDF")
+    verify.add_argument("--qr", help="the text of a copy's QR code")
+    verify.add_argument("--code", help="a code of a copy issued on this kiosk")
+    listing = copy_sub.add_parser("list", parents=[common], help="copies stored on this kiosk")
+    listing.add_argument("--limit", type=int, default=50)
+    receipt = copy_sub.add_parser(
+        "receipt", parents=[common], help="print a copy's receipt again (or write it to a file)"
+    )
+    receipt.add_argument("code")
+    receipt.add_argument("--out", type=Path, help="write the ESC/POS job here instead of printing")
+
+    receipts = sub.add_parser("receipt", parents=[common], help="receipt layouts")
+    receipts_sub = receipts.add_subparsers(
+        dest="receipt_command", required=True, parser_class=parser_class
+    )
+    demo = receipts_sub.add_parser(
+        "demo", parents=[common], help="write a sample receipt job (raw ESC/POS) to a file"
+    )
+    demo.add_argument("--out", type=Path, required=True)
+    demo.add_argument("--kind", choices=["copy"], default="copy")
+    demo.add_argument("--paper", type=int, choices=[58, 80], default=80, help="paper width, mm")
+    demo.add_argument(
+        "--profile", help="python-escpos capability profile (default: TM-T88V; 58 mm: NT-5890K)"
+    )
+    demo.add_argument(
+        "--raster-qr", action="store_true", help="QR as an image, not the printer's QR command"
+    )
+
+
+def run(args: argparse.Namespace, config: cfg.Config | None, emit: Any) -> int:
+    if args.command == "receipt":
+        return _demo(args, emit)
+    from edge.cli import _LocalParts
+    from edge.copies.issue import CopyService
+    from edge.store.outbox import Outbox
+
+    assert config is not None
+    parts = _LocalParts(config)
+    try:
+        service = CopyService(
+            config,
+            store=parts.store,
+            key=parts.key,
+            outbox=Outbox(parts.store, parts.key),
+            printer=parts.printer,
+        )
+        if args.copy_command in ("issue", "verify", "receipt"):
+            try:
+                service.open()
+            except Exception:
+                if args.copy_command == "issue":
+                    raise
+                # Verifying needs only the trust store; this kiosk's own key may be missing.
+        match args.copy_command:
+            case "issue":
+                return _issue(args, service, emit)
+            case "verify":
+                return _verify(args, service, emit)
+            case "list":
+                return _list(args, service, emit)
+            case "receipt":
+                return _receipt(args, service, emit)
+    finally:
+        parts.close()
+    raise BadInput(f"unknown copy command {args.copy_command!r}")
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        raise BadInput(f"cannot write {path}: {err.strerror}") from err
+
+
+def _issue(args: argparse.Namespace, service: Any, emit: Any) -> int:
+    from edge.identity.cccd import parse_cccd
+
+    citizen = parse_cccd(args.citizen_qr)
+    if not args.out.parent.is_dir():
+        raise BadInput(f"thư mục {args.out.parent} không tồn tại (folder does not exist)")
+    issued = service.issue(args.pages, citizen)
+    _write_atomic(args.out, issued.pdf)
+    data = {**issued.as_dict(), "pdf": str(args.out)}
+    text = (
+        f"copy {issued.code} issued: {issued.pages} pages, fee {issued.fee.label_vi}, "
+        f"written to {args.out}"
+    )
+    if args.print_receipt:
+        outcome = service.print_receipt(issued.code)
+        data["receipt"] = outcome.as_dict()
+        text += "\nreceipt " + (
+            "printed" if outcome.printed else f"not printed, kept for reprint: {outcome.error}"
+        )
+    emit(data, text)
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace, service: Any, emit: Any) -> int:
+    given = [x for x in (args.file, args.qr, args.code) if x is not None]
+    if len(given) != 1:
+        raise BadInput("give one of: a PDF file, --qr TEXT or --code CODE")
+    if args.file is not None:
+        try:
+            data = args.file.read_bytes()
+        except OSError as err:
+            raise BadInput(f"cannot read {args.file}: {err.strerror}") from err
+        verdict = service.verify_pdf(data)
+    elif args.qr is not None:
+        verdict = service.verify_qr(args.qr)
+    else:
+        verdict = service.verify_code(args.code)
+    body = verdict.as_dict()
+    text = f"{verdict.status}: {verdict.message_vi}"
+    if verdict.code:
+        text += f"\ncode {verdict.code}, kiosk {verdict.kiosk_id}, issued {body['issued_at']}"
+    emit(body, text)
+    return EXIT_OK if verdict.ok else EXIT_FAILED
+
+
+def _list(args: argparse.Namespace, service: Any, emit: Any) -> int:
+    rows = [r.as_dict() for r in service.list(limit=args.limit)]
+    for row in rows:
+        row["issued_at"] = dt.datetime.fromtimestamp(row["issued_at"], dt.UTC).isoformat()
+    text = "\n".join(
+        f"{r['code']}  {r['pages']:>3} p  {r['payable_vnd']:>7} VND  {r['issued_at']}"
+        + ("" if r["sent_to_central"] else "  (not yet at central)")
+        for r in rows
+    )
+    emit({"copies": rows}, text or "no copies stored")
+    return EXIT_OK
+
+
+def _receipt(args: argparse.Namespace, service: Any, emit: Any) -> int:
+    if args.out:
+        _write_atomic(args.out, service.receipt(args.code))
+        emit({"out": str(args.out)}, f"receipt written to {args.out}")
+        return EXIT_OK
+    outcome = service.print_receipt(args.code)
+    emit(
+        outcome.as_dict(),
+        "printed" if outcome.printed else f"not printed, kept for reprint: {outcome.error}",
+    )
+    return EXIT_OK if outcome.printed else 3
+
+
+def _demo(args: argparse.Namespace, emit: Any) -> int:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from edge.copies import qrpayload
+    from edge.copies.code import make_code
+    from edge.copies.receipt import DEFAULT_PROFILES, copy_receipt
+    from edge.fees import quote
+
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    code = make_code("HN-DEMO-01", now.date(), 1)
+    key = ec.generate_private_key(ec.SECP256R1())  # a sample: signed by a throwaway key
+    qr = qrpayload.build(
+        code,
+        now,
+        qrpayload.content_hash([b"sample"]),
+        lambda data: key.sign(data, ec.ECDSA(hashes.SHA256())),
+    )
+    data = copy_receipt(
+        code=code.text,
+        pages=3,
+        fee=quote(3, cfg.CopiesSection(fee_exempt=False), "HN-DEMO-01"),
+        issued_at=now,
+        kiosk_id="HN-DEMO-01",
+        site="Trung tâm Phục vụ hành chính công (mẫu)",
+        qr=qr,
+        paper_width_mm=args.paper,
+        profile=args.profile or DEFAULT_PROFILES[args.paper],
+        native_qr=False if args.raster_qr else None,
+        sample=True,
+    )
+    _write_atomic(args.out, data)
+    emit(
+        {"out": str(args.out), "bytes": len(data), "qr": qr, "paper_width_mm": args.paper},
+        f"sample receipt ({args.paper} mm, {len(data)} bytes) written to {args.out}",
+    )
+    return EXIT_OK

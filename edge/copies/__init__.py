@@ -1,0 +1,1 @@
+"""Electronic certified copies: code, signed PDF with watermark and QR, verification, store."""

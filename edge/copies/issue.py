@@ -1,0 +1,340 @@
+"""Issuing a copy, the one entry point the web UI and the CLI call (CopyService.issue).
+
+Issuing is atomic: the copy number is reserved first (floor file, fsync), the PDF is rendered and
+signed in memory, then one SQLite transaction writes the copy (sealed) and its records/copy
+outbox message. A kill at any point leaves a complete copy with its record, or nothing but a
+burnt number. `progress(step)` is told "reserved", "qr", "rendered", "signed", "stored".
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from edge import config as cfg
+from edge.copies import pdf as pdfmod
+from edge.copies import qrpayload
+from edge.copies.code import CopySequence, make_code, parse_code
+from edge.copies.sign import (
+    CopyPaths,
+    KioskSigner,
+    SigningUnavailable,
+    ensure_development_identity,
+)
+from edge.copies.store import CopyRow, CopyStore
+from edge.copies.verify import TrustStore, Verdict, verify_pdf, verify_qr
+from edge.errors import BadInput
+from edge.fees import Fee, quote
+from edge.store import DataKey, Store
+from edge.store.outbox import Outbox
+
+logger = logging.getLogger(__name__)
+
+MAX_PAGES = 200
+RECORD_TOPIC = "records/copy"
+RECORD_SCHEMA = "record/1"
+COPY_SCHEMA = "copy/1"
+
+PageInput = Any  # ScannedPage | numpy image (BGR) | PIL image | pdf.PageImage | Path
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedCopy:
+    code: str
+    seq: int
+    qr: str
+    pages: int
+    fee: Fee
+    issued_at: dt.datetime
+    pdf: bytes
+    development: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "qr": self.qr,
+            "pages": self.pages,
+            "fee_vnd": self.fee.fee_vnd,
+            "payable_vnd": self.fee.payable_vnd,
+            "fee_label_vi": self.fee.label_vi,
+            "issued_at": self.issued_at.isoformat(),
+            "development": self.development,
+        }
+
+
+def citizen_record(citizen: Any) -> dict[str, Any]:
+    """What central gets about the citizen (sealed at rest, never logged)."""
+    if hasattr(citizen, "as_dict"):
+        return citizen.as_dict()
+    if isinstance(citizen, dict) and citizen.get("id_number"):
+        return dict(citizen)
+    raise BadInput("thiếu thông tin công dân (a copy needs the identified citizen)")
+
+
+class CopyService:
+    """Everything about copies for one kiosk: quote, issue, verify, list, receipts, purge."""
+
+    def __init__(
+        self,
+        config: cfg.Config,
+        *,
+        store: Store,
+        key: DataKey,
+        outbox: Outbox,
+        printer: Any = None,
+        on_issued: Callable[[IssuedCopy], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.paths = CopyPaths.from_config(config)
+        self.store = store
+        self.copies = CopyStore(store, key)
+        self.outbox = outbox
+        self.printer = printer
+        self.on_issued = on_issued
+        self.sequence = CopySequence(store, self.paths.sequence_floor)
+        self.signer = KioskSigner(
+            self.paths.signing_key,
+            self.paths.signing_cert,
+            chain_path=self.paths.chain,
+            tsa_url=config.copies.tsa_url,
+        )
+        self.unavailable: str | None = "not opened"
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        """Load the signing identity (made first in simulation); SigningUnavailable if none."""
+        if self.config.copies.development_ca:
+            ensure_development_identity(self.paths, self.config.kiosk.id)
+        try:
+            self.signer.load()
+        except SigningUnavailable as err:
+            self.unavailable = str(err)
+            raise
+        self.unavailable = None
+
+    @property
+    def trust(self) -> TrustStore:
+        own = self.signer.certificate if self.unavailable is None else None
+        return TrustStore(self.paths.trust_dir, self.paths.revocation_file, own_cert=own)
+
+    # --- before issuing -------------------------------------------------------------
+
+    def quote(self, pages: int) -> Fee:
+        return quote(pages, self.config.copies, self.config.kiosk.id)
+
+    def payment_qr(self, fee: Fee, reference: str) -> str | None:
+        """A VietQR payload for a payable fee, or None (exempt, or no account configured)."""
+        from edge.vietqr import payment_payload
+
+        v = self.config.copies.vietqr
+        if fee.payable_vnd == 0 or not (v.bank_bin and v.account):
+            return None
+        return payment_payload(
+            bank_bin=v.bank_bin,
+            account=v.account,
+            amount_vnd=fee.payable_vnd,
+            purpose=f"{v.purpose_prefix} {reference}",
+            to_card=v.to_card,
+        )
+
+    # --- issuing ----------------------------------------------------------------------
+
+    def issue(
+        self,
+        pages: Sequence[PageInput],
+        citizen: Any,
+        *,
+        delivery: dict[str, str] | None = None,
+        progress: Callable[[str], None] | None = None,
+        now: dt.datetime | None = None,
+    ) -> IssuedCopy:
+        report = progress or (lambda step: None)
+        if self.unavailable is not None:
+            raise SigningUnavailable(
+                f"không cấp được bản sao lúc này, xin mời gọi nhân viên (signing: {self.unavailable})"
+            )
+        if not pages:
+            raise BadInput("bản sao phải có ít nhất một trang (a copy needs a page)")
+        if len(pages) > MAX_PAGES:
+            raise BadInput(f"tối đa {MAX_PAGES} trang mỗi bản sao (at most {MAX_PAGES} pages)")
+        prepared = [self._prepare(p) for p in pages]  # bad input fails before a number is used
+        person = citizen_record(citizen)
+        fee = self.quote(len(prepared))
+        kiosk = self.config.kiosk
+        with self._lock:
+            seq = self.sequence.reserve()
+            report("reserved")
+            issued_at = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(microsecond=0)
+            code = make_code(kiosk.id, issued_at.astimezone(ZoneInfo(kiosk.timezone)).date(), seq)
+            digest = qrpayload.content_hash([p.jpeg for p in prepared])
+            qr = qrpayload.build(code, issued_at, digest, self.signer.sign_bytes)
+            report("qr")
+            development = self.signer.development
+            unsigned = pdfmod.render(
+                prepared,
+                code=code.text,
+                issued_at=issued_at,
+                kiosk_id=kiosk.id,
+                site=kiosk.site,
+                qr_text=qr,
+                timezone=kiosk.timezone,
+                development=development,
+            )
+            report("rendered")
+            signed = self.signer.sign_pdf(unsigned, code=code.text, location=kiosk.site or kiosk.id)
+            report("signed")
+            outbox_id = f"copy-{code.text}"
+            row = CopyRow(
+                code=code.text,
+                seq=seq,
+                issued_at=issued_at.timestamp(),
+                pages=len(prepared),
+                fee_vnd=fee.fee_vnd,
+                payable_vnd=fee.payable_vnd,
+                content_hash=digest.hex(),
+                qr=qr,
+                outbox_id=outbox_id,
+                acked_at=None,
+                receipt_job=None,
+            )
+            record = {
+                "schema": RECORD_SCHEMA,
+                "kiosk_id": kiosk.id,
+                "kind": "copy",
+                "time": issued_at.isoformat(),
+                "data": {
+                    "schema": COPY_SCHEMA,
+                    "code": code.text,
+                    "copy_seq": seq,
+                    "issued_at": issued_at.isoformat(),
+                    "pages": len(prepared),
+                    "fee_vnd": fee.fee_vnd,
+                    "payable_vnd": fee.payable_vnd,
+                    "exempt": fee.exempt,
+                    "content_sha256": digest.hex(),
+                    "qr": qr,
+                    "signature_level": self.signer.level,
+                    "signer_serial": f"{self.signer.certificate.serial_number:x}",
+                    "development": development,
+                    "citizen": person,
+                    "delivery": delivery or None,
+                    "pdf_sha256": hashlib.sha256(signed).hexdigest(),
+                    "pdf_base64": base64.b64encode(signed).decode("ascii"),
+                },
+            }
+            with self.store.transaction() as conn:
+                self.copies.insert_in(conn, row, pdf=signed, citizen=person)
+                self.outbox.add_in(conn, "record", RECORD_TOPIC, record, message_id=outbox_id)
+            report("stored")
+        issued = IssuedCopy(code.text, seq, qr, len(prepared), fee, issued_at, signed, development)
+        logger.info(
+            "copy issued",
+            extra={"code": code.text, "pages": len(prepared), "bytes": len(signed)},
+        )
+        if self.on_issued is not None:
+            try:
+                self.on_issued(issued)
+            except Exception:
+                logger.exception("after-issue hook failed (the copy is issued and stored)")
+        return issued
+
+    def _prepare(self, page: PageInput) -> pdfmod.PageImage:
+        if isinstance(page, pdfmod.PageImage):
+            return page
+        if isinstance(page, (str, Path)):
+            return pdfmod.load_page_file(Path(page))
+        if hasattr(page, "image") and hasattr(page, "dpi"):  # edge.vision.page.ScannedPage
+            return pdfmod.prepare_page(page.image, page.dpi)
+        if isinstance(page, np.ndarray):
+            return pdfmod.prepare_page(page)
+        from PIL import Image
+
+        if isinstance(page, Image.Image):
+            return pdfmod.prepare_page(page)
+        raise BadInput("trang không phải là ảnh (a page must be an image)")
+
+    # --- after issuing ----------------------------------------------------------------
+
+    def list(self, *, limit: int = 100) -> list[CopyRow]:
+        return self.copies.list(limit=limit)
+
+    def pdf(self, code: str) -> bytes:
+        return self.copies.pdf(parse_code(code).text)
+
+    def verify_pdf(self, data: bytes) -> Verdict:
+        return _logged("pdf", verify_pdf(data, self.trust))
+
+    def verify_qr(self, text: str) -> Verdict:
+        return _logged("qr", verify_qr(text, self.trust))
+
+    def verify_code(self, code: str) -> Verdict:
+        """A typed code of a copy issued here: its stored PDF, checked in full."""
+        return self.verify_pdf(self.pdf(code))
+
+    def receipt(self, code: str, *, paper_width_mm: int | None = None) -> bytes:
+        from edge.copies.receipt import copy_receipt
+
+        row = self.copies.get(parse_code(code).text)
+        printer = self.config.printer
+        return copy_receipt(
+            code=row.code,
+            pages=row.pages,
+            fee=Fee(row.pages, row.fee_vnd, row.payable_vnd, row.payable_vnd == 0),
+            issued_at=dt.datetime.fromtimestamp(row.issued_at, dt.UTC),
+            kiosk_id=self.config.kiosk.id,
+            site=self.config.kiosk.site,
+            qr=row.qr,
+            paper_width_mm=paper_width_mm or printer.paper_width_mm,
+            profile=printer.profile,
+            timezone=self.config.kiosk.timezone,
+            development=self.signer.development if self.unavailable is None else False,
+        )
+
+    def print_receipt(self, code: str) -> Any:
+        """Through the print queue: a failed print is kept for reprint (PrintOutcome)."""
+        if self.printer is None:
+            raise BadInput("không có máy in (no printer)")
+        data = self.receipt(code)
+        outcome = self.printer.submit("receipt", f"Biên nhận bản sao {code}", data)
+        self.copies.set_receipt_job(code, outcome.job_id)
+        return outcome
+
+    def purge(self, *, now: float | None = None) -> int:
+        return self.copies.purge(self.config.copies.retention_days, now=now)
+
+    def status(self) -> dict[str, Any]:
+        rows = self.store.query("SELECT COUNT(*), SUM(acked_at IS NULL) FROM copies")[0]
+        return {
+            "available": self.unavailable is None,
+            "detail": self.unavailable,
+            "stored": rows[0] or 0,
+            "awaiting_central": rows[1] or 0,
+            "sequence_high": self.sequence.high(),
+            "development": self.signer.development if self.unavailable is None else None,
+            "level": self.signer.level,
+            "time": time.time(),
+        }
+
+
+def _logged(what: str, verdict: Verdict) -> Verdict:
+    """The operator's line for each check (codes are not personal data)."""
+    level = logging.INFO if verdict.ok else logging.WARNING
+    logger.log(
+        level,
+        "copy %s checked: %s",
+        what,
+        verdict.status,
+        extra={"code": verdict.code, "kiosk": verdict.kiosk_id, "reason": verdict.reason},
+    )
+    return verdict

@@ -1,0 +1,292 @@
+"""PAdES signatures (B-B; B-T with a timestamp authority) by the kiosk's ECDSA P-256 key.
+
+In simulation (`copies.development_ca`) a development CA and a kiosk signing certificate are
+made on first run; both say DEVELOPMENT in their names and copies signed with them carry a
+"not legally valid" line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from edge import config as cfg
+from edge.errors import KioskError
+from edge.files import fsync_dir
+
+logger = logging.getLogger(__name__)
+
+DEV_MARK = "DEVELOPMENT"
+DEV_CA_NAME = "kiosk-edge DEVELOPMENT e-copy CA (not for production)"
+SIGNATURE_FIELD = "KioskSignature"
+
+
+class SigningUnavailable(KioskError):
+    """No usable signing key or certificate: copies cannot be issued."""
+
+    code = "signing_unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class CopyPaths:
+    """Where the copies' files are, defaults filled in from the state dir."""
+
+    signing_key: Path
+    signing_cert: Path
+    chain: Path | None
+    trust_dir: Path
+    revocation_file: Path
+    sequence_floor: Path
+    dev_dir: Path
+
+    @classmethod
+    def from_config(cls, config: cfg.Config) -> CopyPaths:
+        c, base = config.copies, config.storage.state_dir / "copies"
+        return cls(
+            signing_key=c.signing_key or base / "signing" / "kiosk.key",
+            signing_cert=c.signing_cert or base / "signing" / "kiosk.crt",
+            chain=c.chain,
+            trust_dir=c.trust_dir or base / "trust",
+            revocation_file=c.revocation_file or base / "revoked.json",
+            sequence_floor=c.sequence_floor or base / "sequence.floor",
+            dev_dir=base / "dev-ca",
+        )
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def _name(common: str, unit: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, f"kiosk-edge {DEV_MARK}"),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit),
+            x509.NameAttribute(NameOID.COMMON_NAME, common),
+        ]
+    )
+
+
+def make_ca(
+    common_name: str, *, years: int = 10
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    name = _name(common_name, "e-copy CA")
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=365 * years))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def issue_signing_cert(
+    kiosk_id: str,
+    public_key: ec.EllipticCurvePublicKey,
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_cert: x509.Certificate,
+    *,
+    years: int = 3,
+) -> x509.Certificate:
+    """A kiosk's document-signing certificate: CN = kiosk id, digitalSignature + nonRepudiation."""
+    now = dt.datetime.now(dt.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(_name(kiosk_id, "e-copy signing"))
+        .issuer_name(ca_cert.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=365 * years))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=True,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+
+
+def pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def pem_cert(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def ensure_development_identity(paths: CopyPaths, kiosk_id: str) -> bool:
+    """First run in simulation: a development CA (trusted locally) and a kiosk certificate.
+    True when they were made now."""
+    if paths.signing_key.exists() and paths.signing_cert.exists():
+        return False
+    ca_key, ca_cert = make_ca(DEV_CA_NAME)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = issue_signing_cert(kiosk_id, key.public_key(), ca_key, ca_cert)
+    _write(paths.dev_dir / "ca.key", pem_key(ca_key), 0o600)
+    _write(paths.dev_dir / "ca.pem", pem_cert(ca_cert), 0o644)
+    _write(paths.trust_dir / "development-ca.pem", pem_cert(ca_cert), 0o644)
+    _write(paths.signing_key, pem_key(key), 0o600)
+    _write(paths.signing_cert, pem_cert(cert), 0o644)
+    logger.warning(
+        "created a DEVELOPMENT CA and kiosk signing certificate: copies are not legally valid",
+        extra={"dir": str(paths.dev_dir)},
+    )
+    return True
+
+
+def is_development(cert: x509.Certificate) -> bool:
+    return any(DEV_MARK in a.value for a in cert.subject) or any(
+        DEV_MARK in a.value for a in cert.issuer
+    )
+
+
+class KioskSigner:
+    """The kiosk's signing key and certificate; signs PDFs (pyHanko) and QR payloads."""
+
+    def __init__(
+        self,
+        key_path: Path,
+        cert_path: Path,
+        *,
+        chain_path: Path | None = None,
+        tsa_url: str | None = None,
+    ) -> None:
+        self.key_path = key_path
+        self.cert_path = cert_path
+        self.chain_path = chain_path
+        self.tsa_url = tsa_url
+        self._signer = None
+        self._key: ec.EllipticCurvePrivateKey | None = None
+        self._cert: x509.Certificate | None = None
+
+    def load(self) -> None:
+        from pyhanko.sign import signers
+
+        try:
+            key = serialization.load_pem_private_key(self.key_path.read_bytes(), password=None)
+            cert = x509.load_pem_x509_certificate(self.cert_path.read_bytes())
+        except (OSError, ValueError) as err:
+            raise SigningUnavailable(
+                f"signing key or certificate unusable ({self.key_path}, {self.cert_path}): {err}"
+            ) from err
+        if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+            raise SigningUnavailable("the signing key must be ECDSA P-256")
+        if key.public_key().public_numbers() != cert.public_key().public_numbers():
+            raise SigningUnavailable("the signing certificate is not for the signing key")
+        chain = (str(self.chain_path),) if self.chain_path else ()
+        self._signer = signers.SimpleSigner.load(
+            str(self.key_path), str(self.cert_path), ca_chain_files=chain
+        )
+        self._key, self._cert = key, cert
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        if self._cert is None:
+            self.load()
+        return self._cert
+
+    @property
+    def development(self) -> bool:
+        return is_development(self.certificate)
+
+    @property
+    def level(self) -> str:
+        return "PAdES-B-T" if self.tsa_url else "PAdES-B-B"
+
+    def sign_bytes(self, data: bytes) -> bytes:
+        """ECDSA P-256 / SHA-256, DER signature (the QR turns it into r||s)."""
+        if self._key is None:
+            self.load()
+        return self._key.sign(data, ec.ECDSA(hashes.SHA256()))
+
+    def sign_pdf(self, pdf: bytes, *, code: str, location: str) -> bytes:
+        from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+        from pyhanko.sign import fields, signers
+        from pyhanko.sign.fields import SigSeedSubFilter
+
+        if self._signer is None:
+            self.load()
+        timestamper = None
+        if self.tsa_url:
+            from pyhanko.sign.timestamps import HTTPTimeStamper
+
+            timestamper = HTTPTimeStamper(self.tsa_url)
+        meta = signers.PdfSignatureMetadata(
+            field_name=SIGNATURE_FIELD,
+            subfilter=SigSeedSubFilter.PADES,
+            md_algorithm="sha256",
+            reason=f"Chứng thực bản sao điện tử {code}",
+            location=location,
+            use_pades_lta=False,
+        )
+        out = io.BytesIO()
+        signers.PdfSigner(
+            meta,
+            signer=self._signer,
+            timestamper=timestamper,
+            new_field_spec=fields.SigFieldSpec(SIGNATURE_FIELD),
+        ).sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf)), output=out)
+        return out.getvalue()

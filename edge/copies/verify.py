@@ -1,0 +1,322 @@
+"""Verify a copy offline: the PDF's PAdES signature and chain, its QR, and the revocation list.
+
+Verdicts: `valid`, `invalid` (with a reason), `revoked`, `unknown-issuer` (a sound signature by a
+key this kiosk's trust store does not know). Trust comes from `trust_dir`: CA certificates
+(`*.pem`) and, under `kiosks/`, other kiosks' signing certificates, needed to check a QR alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from edge.copies import qrpayload
+from edge.errors import BadInput
+
+logger = logging.getLogger(__name__)
+
+Status = Literal["valid", "invalid", "revoked", "unknown-issuer"]
+
+MESSAGES_VI: dict[str, str] = {
+    "valid": "Bản sao hợp lệ",
+    "invalid": "Bản sao KHÔNG hợp lệ",
+    "revoked": "Bản sao đã bị thu hồi",
+    "unknown-issuer": "Không xác định được nơi cấp bản sao",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    status: Status
+    reason: str | None = None
+    code: str | None = None
+    issued_at: dt.datetime | None = None
+    kiosk_id: str | None = None
+    pages: int | None = None
+    development: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "valid"
+
+    @property
+    def message_vi(self) -> str:
+        return MESSAGES_VI[self.status] + (f" ({self.reason})" if self.reason else "")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "message_vi": self.message_vi,
+            "code": self.code,
+            "issued_at": self.issued_at.isoformat() if self.issued_at else None,
+            "kiosk_id": self.kiosk_id,
+            "pages": self.pages,
+            "development": self.development,
+            **self.details,
+        }
+
+
+def _load_pems(path: Path) -> list[x509.Certificate]:
+    try:
+        return x509.load_pem_x509_certificates(path.read_bytes())
+    except (OSError, ValueError):
+        logger.warning("trust store file unreadable, skipped", extra={"path": str(path)})
+        return []
+
+
+def common_name(cert: x509.Certificate) -> str | None:
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else None
+
+
+def _dev(cert: x509.Certificate) -> bool:
+    from edge.copies.sign import is_development
+
+    return is_development(cert)
+
+
+class TrustStore:
+    """CA roots and known kiosk certificates, read from disk on each use (central may push)."""
+
+    def __init__(
+        self,
+        trust_dir: Path,
+        revocation_file: Path | None = None,
+        *,
+        own_cert: x509.Certificate | None = None,
+    ) -> None:
+        self.trust_dir = trust_dir
+        self.revocation_file = revocation_file
+        self.own_cert = own_cert
+
+    def roots(self) -> list[x509.Certificate]:
+        if not self.trust_dir.is_dir():
+            return []
+        return [c for p in sorted(self.trust_dir.glob("*.pem")) for c in _load_pems(p)]
+
+    def kiosk_certs(self, kiosk_id: str) -> list[x509.Certificate]:
+        """Signing certificates for that kiosk that chain directly to a trusted root."""
+        candidates = [self.own_cert] if self.own_cert is not None else []
+        kiosks = self.trust_dir / "kiosks"
+        if kiosks.is_dir():
+            candidates += [c for p in sorted(kiosks.glob("*.pem")) for c in _load_pems(p)]
+        roots = self.roots()
+        found = []
+        for cert in candidates:
+            if common_name(cert) != kiosk_id or cert in found:
+                continue
+            for root in roots:
+                try:
+                    cert.verify_directly_issued_by(root)
+                except (ValueError, TypeError, Exception):  # signature or name mismatch
+                    continue
+                found.append(cert)
+                break
+        return found
+
+    def revocations(self) -> tuple[dict[str, str], dict[int, dt.datetime | None]]:
+        """(revoked codes -> reason, revoked certificate serials -> from when, None = always)."""
+        path = self.revocation_file
+        if path is None or not path.exists():
+            return {}, {}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            codes = {}
+            for item in data.get("codes", []):
+                if isinstance(item, str):
+                    codes[item.upper()] = "revoked"
+                else:
+                    codes[str(item["code"]).upper()] = str(item.get("reason") or "revoked")
+            serials: dict[int, dt.datetime | None] = {}
+            for item in data.get("certificates", []):
+                serial = int(str(item["serial"]), 16)
+                when = item.get("revoked_at")
+                serials[serial] = dt.datetime.fromisoformat(when) if when else None
+            return codes, serials
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+            logger.error("revocation list unreadable, ignored: %s", err, extra={"path": str(path)})
+            return {}, {}
+
+
+def _revoked(trust: TrustStore, code: str, serial: int, issued_at: dt.datetime) -> str | None:
+    codes, serials = trust.revocations()
+    if code in codes:
+        return f"copy revoked: {codes[code]}"
+    if serial in serials:
+        since = serials[serial]
+        if since is None or issued_at >= since:
+            return "signing certificate revoked"
+    return None
+
+
+def verify_qr(text: str, trust: TrustStore) -> Verdict:
+    """A scanned QR alone: its signature by a kiosk key this kiosk trusts, and revocations."""
+    try:
+        payload = qrpayload.parse(text)
+    except BadInput as err:
+        return Verdict("invalid", getattr(err, "reason", str(err)))
+    base = {
+        "code": payload.code.text,
+        "issued_at": payload.issued_at,
+        "kiosk_id": payload.kiosk_id,
+    }
+    certs = [
+        c
+        for c in trust.kiosk_certs(payload.kiosk_id)
+        if c.not_valid_before_utc <= payload.issued_at <= c.not_valid_after_utc
+    ]
+    if not certs:
+        return Verdict("unknown-issuer", "no trusted certificate for this kiosk", **base)
+    for cert in certs:
+        key = cert.public_key()
+        if isinstance(key, ec.EllipticCurvePublicKey) and payload.verify(key):
+            revoked = _revoked(trust, payload.code.text, cert.serial_number, payload.issued_at)
+            if revoked:
+                return Verdict("revoked", revoked, development=_dev(cert), **base)
+            return Verdict("valid", None, development=_dev(cert), **base)
+    return Verdict("invalid", "QR signature does not match", **base)
+
+
+def page_image_streams(reader: Any) -> list[bytes]:
+    """The JPEG bytes of each page's image, in page order (what the QR's hash covers)."""
+    from pyhanko.pdf_utils import generic
+
+    streams: list[bytes] = []
+
+    def walk(node: Any) -> None:
+        node = node.get_object() if hasattr(node, "get_object") else node
+        if node.get("/Type") == "/Pages":
+            for kid in node["/Kids"]:
+                walk(kid)
+            return
+        resources = node.get("/Resources", generic.DictionaryObject()).get_object()
+        xobjects = resources.get("/XObject", generic.DictionaryObject()).get_object()
+        contents = node["/Contents"].get_object()
+        parts = contents if isinstance(contents, generic.ArrayObject) else [contents]
+        text = b"".join(part.get_object().data for part in parts)
+        # reportlab shares one resource dictionary between pages: take what this page draws.
+        images = []
+        for name in re.findall(rb"/([^\s/\[\]()<>{}%]+)\s+Do\b", text):
+            obj = xobjects.get("/" + name.decode("latin-1"))
+            obj = obj.get_object() if obj is not None else None
+            if obj is not None and obj.get("/Subtype") == "/Image":
+                images.append(obj)
+        if len(images) != 1:
+            raise ValueError("page does not hold exactly one page image")
+        filters = images[0].get("/Filter")
+        filters = list(filters) if isinstance(filters, generic.ArrayObject) else [filters]
+        if filters != ["/DCTDecode"]:
+            raise ValueError("page image is not a plain JPEG stream")
+        streams.append(images[0].encoded_data)
+
+    walk(reader.root["/Pages"])
+    return streams
+
+
+def verify_pdf(data: bytes, trust: TrustStore) -> Verdict:
+    """The PDF's signature (intact, whole file, chain), then its embedded QR against it."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko.sign.validation.status import SignatureCoverageLevel
+    from pyhanko_certvalidator import ValidationContext
+
+    try:
+        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        signatures = reader.embedded_signatures
+    except Exception as err:  # pyHanko raises many types on damaged files
+        logger.info("copy PDF unreadable: %s", err)
+        return Verdict("invalid", "not a readable PDF")
+    if len(signatures) != 1:
+        return Verdict("invalid", "no signature" if not signatures else "more than one signature")
+    signature = signatures[0]
+    roots = trust.roots()
+    context = ValidationContext(
+        trust_roots=[_asn1(c) for c in roots], allow_fetching=False, revocation_mode="soft-fail"
+    )
+    try:
+        status = validate_pdf_signature(signature, context)
+    except Exception as err:
+        logger.info("copy PDF signature unreadable: %s", err)
+        return Verdict("invalid", "signature unreadable or document altered")
+    if not (status.intact and status.valid):
+        return Verdict("invalid", "document altered after signing (signature does not match)")
+    if status.coverage != SignatureCoverageLevel.ENTIRE_FILE:
+        return Verdict("invalid", "document changed after signing")
+    signer = x509.load_der_x509_certificate(signature.signer_cert.dump())
+    try:
+        keywords = str(reader.trailer["/Info"].get_object()["/Keywords"])
+        payload = qrpayload.parse(keywords)
+    except (KeyError, BadInput, Exception):
+        return Verdict("invalid", "no copy QR payload in the document")
+    base = {
+        "code": payload.code.text,
+        "issued_at": payload.issued_at,
+        "kiosk_id": payload.kiosk_id,
+        "development": _dev(signer),
+        "details": {"level": "PAdES-B-T" if status.timestamp_validity else "PAdES-B-B"},
+    }
+    if not status.trusted:
+        return Verdict("unknown-issuer", "signer not issued by a trusted CA", **base)
+    key = signer.public_key()
+    if not (isinstance(key, ec.EllipticCurvePublicKey) and payload.verify(key)):
+        return Verdict("invalid", "QR not signed by the document's signer", **base)
+    if common_name(signer) != payload.kiosk_id:
+        return Verdict("invalid", "QR kiosk differs from the signer", **base)
+    try:
+        streams = page_image_streams(reader)
+    except (ValueError, KeyError, AttributeError) as err:
+        return Verdict("invalid", f"page content unreadable: {err}", **base)
+    if qrpayload.content_hash(streams) != payload.content_hash:
+        return Verdict("invalid", "QR does not match the document's pages", **base)
+    revoked = _revoked(trust, payload.code.text, signer.serial_number, payload.issued_at)
+    if revoked:
+        return Verdict("revoked", revoked, pages=len(streams), **base)
+    return Verdict("valid", None, pages=len(streams), **base)
+
+
+def _asn1(cert: x509.Certificate) -> Any:
+    from asn1crypto import x509 as asn1_x509
+    from cryptography.hazmat.primitives import serialization
+
+    return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+
+
+def write_revocations(path: Path, data: Any) -> dict[str, Any]:
+    """Check and install central's revocation list (atomically); ValueError if malformed."""
+    if not isinstance(data, dict):
+        raise ValueError("revocations must be an object with 'codes' and 'certificates'")
+    codes = data.get("codes", [])
+    certificates = data.get("certificates", [])
+    if not isinstance(codes, list) or not isinstance(certificates, list):
+        raise ValueError("'codes' and 'certificates' must be lists")
+    for item in codes:
+        code = item.get("code") if isinstance(item, dict) else item
+        if not isinstance(code, str):
+            raise ValueError("each revoked code is a string or {code, reason}")
+    for item in certificates:
+        if not isinstance(item, dict) or not isinstance(item.get("serial"), str):
+            raise ValueError("each revoked certificate is {serial: hex, revoked_at?: ISO time}")
+        int(item["serial"], 16)
+        if item.get("revoked_at"):
+            dt.datetime.fromisoformat(item["revoked_at"])
+    body = {"schema": "copy-revocations/1", "codes": codes, "certificates": certificates}
+    from edge.copies.sign import _write
+
+    _write(path, json.dumps(body, ensure_ascii=False, indent=1).encode(), 0o644)
+    logger.info(
+        "revocation list installed",
+        extra={"codes": len(codes), "certificates": len(certificates)},
+    )
+    return {"codes": len(codes), "certificates": len(certificates)}

@@ -1,0 +1,520 @@
+"""Dossier status: asked of central over MQTT request/response, cached sealed, shown offline with age.
+
+The contract (topics, payloads, code formats) is docs/fleet.md, "Dossier status".
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import logging
+import re
+import threading
+import time
+import unicodedata
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+import jsonschema
+
+from edge.config import ServicesSection
+from edge.fleet.messages import iso_time
+from edge.services.catalog import load_schema
+from edge.services.errors import ServiceError
+from edge.store import DataKey, Store
+
+logger = logging.getLogger(__name__)
+
+REQUEST = "dossier-status-request/1"
+RESPONSE = "dossier-status-response/1"
+REQUEST_SUFFIX = "req/dossier-status"
+RESPONSE_SUFFIX = "res/dossier-status"
+
+CODE_PATTERN = r"[0-9A-Z]{1,6}(?:\.[0-9A-Z]{1,6}){0,5}-[0-9]{6}-[0-9]{4,6}"
+_CODE = re.compile(rf"^{CODE_PATTERN}$")
+_CODE_IN_TEXT = re.compile(rf"(?<![0-9A-Z.])({CODE_PATTERN})(?![0-9])")
+_DASHES = str.maketrans({"–": "-", "—": "-", "‐": "-", "‑": "-", "_": "-", "/": "-"})
+
+STATUS_VI = {
+    "received": "Đã tiếp nhận",
+    "in_process": "Đang giải quyết",
+    "additional_required": "Cần bổ sung hồ sơ",
+    "ready": "Đã có kết quả, chờ trả",
+    "returned": "Đã trả kết quả",
+    "rejected": "Bị từ chối",
+    "withdrawn": "Đã rút hồ sơ",
+}
+
+Clock = Callable[[], dt.datetime]
+
+
+class Requester(Protocol):
+    """What the service needs of the fleet connection (edge.fleet.FleetClient has it)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    def listen(self, suffix_filter: str, handler: Callable[[str, bytes, Any], None]) -> None: ...
+
+    def publish_live(
+        self,
+        suffix: str,
+        payload: dict[str, Any],
+        *,
+        response_topic: str | None = None,
+        correlation: bytes | None = None,
+        expiry_s: int | None = None,
+    ) -> bool: ...
+
+    @property
+    def topics(self) -> Any: ...
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+class InvalidDossierCode(ServiceError):
+    code = "invalid_dossier_code"
+
+    def __init__(self, why: str) -> None:
+        super().__init__(
+            "Mã hồ sơ không đúng định dạng. Mã hồ sơ in trên giấy tiếp nhận, "
+            "ví dụ 000.00.13.H26-241120-0007. Vui lòng kiểm tra và nhập lại.",
+            f"dossier code refused: {why}",
+        )
+
+
+class DossierUnavailable(ServiceError):
+    """Central did not answer (offline, timeout, unavailable) and nothing is cached."""
+
+    code = "dossier_unavailable"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            "Hiện không kết nối được với hệ thống. Vui lòng thử lại sau hoặc hỏi cán bộ tại quầy.",
+            f"dossier status unavailable ({reason}) and no cached answer",
+            reason=reason,
+        )
+
+
+class RateLimited(ServiceError):
+    code = "rate_limited"
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(
+            f"Bạn đã tra cứu nhiều lần liên tiếp. Vui lòng chờ {retry_after_s} giây rồi thử lại.",
+            f"dossier lookups rate-limited; retry after {retry_after_s} s",
+            retry_after_s=retry_after_s,
+        )
+
+
+# --- dossier codes ---------------------------------------------------------------------------
+
+
+def normalize_code(text: str, *, today: dt.date | None = None) -> str:
+    """The code as central expects it, or InvalidDossierCode (docs/fleet.md lists the rules)."""
+    code = unicodedata.normalize("NFKC", text).upper().translate(_DASHES)
+    code = re.sub(r"\s+", "", code)
+    _check(code, today)
+    return code
+
+
+def extract_code(scanned: str, *, today: dt.date | None = None) -> str:
+    """A code typed, or found inside a scanned QR's text or URL (the first valid one)."""
+    try:
+        return normalize_code(scanned, today=today)
+    except InvalidDossierCode:
+        pass
+    text = unicodedata.normalize("NFKC", scanned).upper().translate(_DASHES)
+    for match in _CODE_IN_TEXT.finditer(text):
+        try:
+            _check(match.group(1), today)
+        except InvalidDossierCode:
+            continue
+        return match.group(1)
+    raise InvalidDossierCode("no dossier code in the text")
+
+
+def _check(code: str, today: dt.date | None) -> None:
+    if not _CODE.match(code):
+        raise InvalidDossierCode("not <agency>-<yyMMdd>-<sequence>")
+    _, date_part, sequence = code.rsplit("-", 2)
+    try:
+        day = dt.datetime.strptime(date_part, "%y%m%d").date()
+    except ValueError:
+        raise InvalidDossierCode("the date part is not a real date") from None
+    if today is not None and day > today:
+        raise InvalidDossierCode("the date part is in the future")
+    if int(sequence) == 0:
+        raise InvalidDossierCode("the sequence number is zero")
+
+
+# --- answers ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineStep:
+    at: dt.datetime
+    status: str
+    note: str | None = None
+
+    @property
+    def status_vi(self) -> str:
+        return STATUS_VI[self.status]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.at.isoformat(),
+            "status": self.status,
+            "status_vi": self.status_vi,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DossierStatus:
+    """What the citizen sees. `found` False: central knows no dossier with this code.
+
+    source "central": answered just now; "cache": the last known answer, `age_s` old,
+    because of `stale_reason` ("offline", "timeout" or "unavailable").
+    """
+
+    code: str
+    found: bool
+    source: str
+    fetched_at: dt.datetime
+    age_s: float = 0.0
+    stale_reason: str | None = None
+    status: str | None = None
+    procedure: str | None = None
+    agency: str | None = None
+    received_at: dt.datetime | None = None
+    due_at: dt.datetime | None = None
+    completed_at: dt.datetime | None = None
+    on_time: bool | None = None
+    reason: str | None = None
+    pickup: str | None = None
+    timeline: tuple[TimelineStep, ...] = field(default_factory=tuple)
+
+    @property
+    def status_vi(self) -> str | None:
+        return STATUS_VI.get(self.status) if self.status else None
+
+    @property
+    def on_time_vi(self) -> str | None:
+        return None if self.on_time is None else ("Đúng hạn" if self.on_time else "Trễ hạn")
+
+    @property
+    def age_vi(self) -> str | None:
+        """ "cập nhật 2 giờ trước" for a cached answer; None for a fresh one."""
+        return None if self.source == "central" else f"cập nhật {age_text_vi(self.age_s)}"
+
+    def as_dict(self) -> dict[str, Any]:
+        def when(v: dt.datetime | None) -> str | None:
+            return v.isoformat() if v else None
+
+        return {
+            "code": self.code,
+            "found": self.found,
+            "source": self.source,
+            "fetched_at": self.fetched_at.isoformat(),
+            "age_s": round(self.age_s),
+            "age_vi": self.age_vi,
+            "stale_reason": self.stale_reason,
+            "status": self.status,
+            "status_vi": self.status_vi,
+            "procedure": self.procedure,
+            "agency": self.agency,
+            "received_at": when(self.received_at),
+            "due_at": when(self.due_at),
+            "completed_at": when(self.completed_at),
+            "on_time": self.on_time,
+            "on_time_vi": self.on_time_vi,
+            "reason": self.reason,
+            "pickup": self.pickup,
+            "timeline": [s.as_dict() for s in self.timeline],
+        }
+
+
+def age_text_vi(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return "vừa xong"
+    if seconds < 3600:
+        return f"{seconds // 60} phút trước"
+    if seconds < 86400:
+        return f"{seconds // 3600} giờ trước"
+    return f"{seconds // 86400} ngày trước"
+
+
+def _parse_time(value: str | None, tz: ZoneInfo) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value).astimezone(tz) if value else None
+
+
+def _status_from_answer(
+    answer: dict[str, Any],
+    *,
+    source: str,
+    fetched_at: dt.datetime,
+    now: dt.datetime,
+    tz: ZoneInfo,
+    stale_reason: str | None = None,
+) -> DossierStatus:
+    d = answer.get("dossier") or {}
+    return DossierStatus(
+        code=answer["code"],
+        found=answer["result"] == "found",
+        source=source,
+        fetched_at=fetched_at.astimezone(tz),
+        age_s=max(0.0, (now - fetched_at).total_seconds()),
+        stale_reason=stale_reason,
+        status=d.get("status"),
+        procedure=d.get("procedure"),
+        agency=d.get("agency"),
+        received_at=_parse_time(d.get("received_at"), tz),
+        due_at=_parse_time(d.get("due_at"), tz),
+        completed_at=_parse_time(d.get("completed_at"), tz),
+        on_time=d.get("on_time"),
+        reason=d.get("reason"),
+        pickup=d.get("pickup"),
+        timeline=tuple(
+            TimelineStep(_parse_time(s["at"], tz), s["status"], s.get("note"))
+            for s in d.get("timeline", [])
+        ),
+    )
+
+
+# --- rate limit --------------------------------------------------------------------------------
+
+
+class RateLimiter:
+    """Sliding one-minute windows: per session and for the whole kiosk."""
+
+    def __init__(
+        self,
+        per_session: int,
+        per_kiosk: int,
+        *,
+        window_s: float = 60.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.per_session = per_session
+        self.per_kiosk = per_kiosk
+        self.window_s = window_s
+        self.monotonic = monotonic
+        self._sessions: dict[str, collections.deque[float]] = {}
+        self._kiosk: collections.deque[float] = collections.deque()
+        self._lock = threading.Lock()
+
+    def take(self, session_id: str) -> None:
+        """Count one lookup, or raise RateLimited (nothing counted)."""
+        with self._lock:
+            now = self.monotonic()
+            horizon = now - self.window_s
+            for window in (self._kiosk, *self._sessions.values()):
+                while window and window[0] <= horizon:
+                    window.popleft()
+            self._sessions = {k: v for k, v in self._sessions.items() if v}
+            session = self._sessions.setdefault(session_id, collections.deque())
+            for window, limit in ((session, self.per_session), (self._kiosk, self.per_kiosk)):
+                if len(window) >= limit:
+                    raise RateLimited(max(1, int(window[0] + self.window_s - now + 0.999)))
+            session.append(now)
+            self._kiosk.append(now)
+
+
+# --- the service ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Pending:
+    event: threading.Event = field(default_factory=threading.Event)
+    payload: bytes | None = None
+    correlation: bytes | None = None
+
+
+class DossierService:
+    """Looks dossiers up at central; see docs/services.md for the calls and docs/fleet.md for
+    the wire contract. Thread-safe: several UI sessions may ask at once.
+
+    requester: the fleet connection (FleetClient), or None when fleet reporting is off (then
+    only cached answers can be shown).
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        key: DataKey,
+        kiosk_id: str,
+        settings: ServicesSection,
+        requester: Requester | None = None,
+        timezone: str = "Asia/Ho_Chi_Minh",
+        clock: Clock | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.key = key
+        self.kiosk_id = kiosk_id
+        self.settings = settings
+        self.requester = requester
+        self.tz = ZoneInfo(timezone)
+        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.limiter = RateLimiter(
+            settings.dossier_per_session_per_minute,
+            settings.dossier_per_kiosk_per_minute,
+            monotonic=monotonic,
+        )
+        self._pending: dict[str, _Pending] = {}
+        self._lock = threading.Lock()
+        self._validator = jsonschema.Draft202012Validator(load_schema("dossier-status-response"))
+        if requester is not None:
+            requester.listen(RESPONSE_SUFFIX, self._on_response)
+
+    def lookup(self, text: str, *, session_id: str = "kiosk") -> DossierStatus:
+        """Status of the dossier whose code was typed or scanned (a QR's text is fine).
+
+        Raises InvalidDossierCode (nothing sent), RateLimited (nothing sent), or
+        DossierUnavailable (no answer and nothing cached). A cached answer comes back with
+        source "cache", its age and why it is not fresh.
+        """
+        code = extract_code(text, today=self.clock().astimezone(self.tz).date())
+        self.limiter.take(session_id)
+        requester = self.requester
+        if requester is None or not requester.connected:
+            return self._fallback(code, "offline")
+        answer = self._ask(requester, code)
+        if answer is None:
+            return self._fallback(code, "timeout" if requester.connected else "offline")
+        if answer["result"] == "unavailable":
+            logger.warning("central could not reach the dossier system")
+            return self._fallback(code, "unavailable")
+        now = self.clock()
+        self._cache(code, answer, now)
+        return _status_from_answer(answer, source="central", fetched_at=now, now=now, tz=self.tz)
+
+    def purge_cache(self) -> int:
+        """Drop cached answers older than dossier_cache_days; returns how many."""
+        horizon = self.clock().timestamp() - self.settings.dossier_cache_days * 86400
+        with self.store.transaction() as conn:
+            return conn.execute(
+                "DELETE FROM dossier_cache WHERE fetched_at < ?", (horizon,)
+            ).rowcount
+
+    # --- request / response -----------------------------------------------------------------
+
+    def _ask(self, requester: Requester, code: str) -> dict[str, Any] | None:
+        request_id = uuid.uuid4().hex
+        timeout = self.settings.dossier_timeout_s
+        now = time.time()
+        reply_to = requester.topics.under(RESPONSE_SUFFIX)
+        payload = {
+            "schema": REQUEST,
+            "request_id": request_id,
+            "kiosk_id": self.kiosk_id,
+            "code": code,
+            "time": iso_time(now),
+            "expires_at": iso_time(now + timeout),
+            "reply_to": reply_to,
+        }
+        pending = _Pending()
+        with self._lock:
+            self._pending[request_id] = pending
+        try:
+            sent = requester.publish_live(
+                REQUEST_SUFFIX,
+                payload,
+                response_topic=reply_to,
+                correlation=request_id.encode(),
+                expiry_s=max(1, round(timeout)),
+            )
+            if not sent:
+                return None
+            if not pending.event.wait(timeout):
+                logger.warning("no dossier answer from central in time", extra={"s": timeout})
+                return None
+        finally:
+            with self._lock:
+                self._pending.pop(request_id, None)
+        return self._valid_answer(pending, request_id, code)
+
+    def _on_response(self, suffix: str, payload: bytes, properties: Any) -> None:
+        """paho's network thread: find the waiting request and wake it; nothing else."""
+        correlation = getattr(properties, "CorrelationData", None) if properties else None
+        request_id = None
+        with contextlib.suppress(ValueError, AttributeError):
+            request_id = json.loads(payload).get("request_id")
+        if not isinstance(request_id, str) and correlation:
+            request_id = bytes(correlation).decode("ascii", "replace")
+        with self._lock:
+            pending = self._pending.get(request_id) if isinstance(request_id, str) else None
+        if pending is None:
+            logger.info("dossier answer for no waiting request (late or unknown); dropped")
+            return
+        pending.payload, pending.correlation = payload, correlation
+        pending.event.set()
+
+    def _valid_answer(self, pending: _Pending, request_id: str, code: str) -> dict[str, Any] | None:
+        try:
+            answer = json.loads(pending.payload)
+        except ValueError:
+            logger.error("dossier answer is not JSON; treated as no answer")
+            return None
+        problems = [e.message for e in self._validator.iter_errors(answer)]
+        if pending.correlation is not None and bytes(pending.correlation) != request_id.encode():
+            problems.append("correlation data does not match")
+        if not problems and answer["code"] != code:
+            problems.append("answer is for another code")
+        if problems:
+            logger.error(
+                "dossier answer refused; treated as no answer",
+                extra={"problems": [p[:120] for p in problems[:3]]},
+            )
+            return None
+        return answer
+
+    # --- cache --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _hash(code: str) -> str:
+        return hashlib.sha256(code.encode()).hexdigest()
+
+    def _cache(self, code: str, answer: dict[str, Any], at: dt.datetime) -> None:
+        code_hash = self._hash(code)
+        blob = self.key.encrypt(
+            json.dumps(answer, ensure_ascii=False).encode(), aad=code_hash.encode()
+        )
+        with self.store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO dossier_cache(code_hash, answer, fetched_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(code_hash) DO UPDATE SET answer = excluded.answer, "
+                "fetched_at = excluded.fetched_at",
+                (code_hash, blob, at.timestamp()),
+            )
+        self.purge_cache()
+
+    def _fallback(self, code: str, reason: str) -> DossierStatus:
+        code_hash = self._hash(code)
+        rows = self.store.query(
+            "SELECT answer, fetched_at FROM dossier_cache WHERE code_hash = ?", (code_hash,)
+        )
+        now = self.clock()
+        horizon = now.timestamp() - self.settings.dossier_cache_days * 86400
+        if not rows or rows[0]["fetched_at"] < horizon:
+            raise DossierUnavailable(reason)
+        try:
+            answer = json.loads(self.key.decrypt(rows[0]["answer"], aad=code_hash.encode()))
+        except Exception as err:
+            logger.error("cached dossier answer unreadable: %s", type(err).__name__)
+            raise DossierUnavailable(reason) from err
+        fetched = dt.datetime.fromtimestamp(rows[0]["fetched_at"], dt.UTC)
+        logger.info("dossier status from cache", extra={"reason": reason})
+        return _status_from_answer(
+            answer, source="cache", fetched_at=fetched, now=now, tz=self.tz, stale_reason=reason
+        )

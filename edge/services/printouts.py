@@ -1,0 +1,157 @@
+"""Slips of the citizen services (ticket, checklist, post confirmation) for 80 and 58 mm paper."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from edge.receipts import Receipt
+
+if TYPE_CHECKING:
+    from edge.services.catalog import Procedure
+    from edge.services.post import PostRequest
+    from edge.services.tickets import Ticket
+
+
+def _sizes(paper_width_mm: int) -> dict[str, int]:
+    """Type sizes per paper: 58 mm has two thirds of the dots, so everything shrinks."""
+    if paper_width_mm == 58:
+        return {"huge": 80, "title": 26, "body": 19, "small": 16, "qr": 5}
+    return {"huge": 120, "title": 32, "body": 23, "small": 19, "qr": 6}
+
+
+def _time(at: dt.datetime) -> str:
+    return at.strftime("%H:%M  %d/%m/%Y")
+
+
+def ticket_slip(
+    ticket: Ticket,
+    *,
+    site: str,
+    paper_width_mm: int = 80,
+    profile: str = "TM-T88V",
+    native_qr: bool | None = None,
+) -> bytes:
+    """The queue ticket: the number in large type, the area, people ahead, the wait, a QR."""
+    s = _sizes(paper_width_mm)
+    r = Receipt(paper_width_mm=paper_width_mm, profile=profile, native_qr=native_qr)
+    if site:
+        r.text(site, size=s["body"], bold=True, center=True)
+    r.text("Phiếu số thứ tự", size=s["title"], bold=True, center=True)
+    r.text("Queue ticket", size=s["small"], center=True)
+    r.rule()
+    r.text(ticket.number, size=s["huge"], bold=True, center=True)
+    r.text(f"{ticket.area_name}", size=s["title"], bold=True, center=True)
+    r.rule()
+    ahead = "chưa rõ" if ticket.waiting_ahead is None else f"{ticket.waiting_ahead} người"
+    wait = (
+        "chưa rõ"
+        if ticket.estimated_wait_min is None
+        else f"khoảng {ticket.estimated_wait_min} phút"
+    )
+    r.text(
+        f"Số người chờ trước bạn: {ahead}\nThời gian chờ dự kiến: {wait}\nLấy số lúc: "
+        f"{_time(ticket.issued_at)}",
+        size=s["body"],
+    )
+    r.feed()
+    r.qr(ticket.follow, size=s["qr"])
+    r.text("Quét mã QR để theo dõi lượt của bạn", size=s["small"], center=True)
+    r.text(
+        "Vui lòng chờ gọi số. Phiếu chỉ có giá trị trong ngày.\n"
+        "Please wait for your number; valid today only.",
+        size=s["small"],
+        center=True,
+    )
+    r.feed(2)
+    return r.build()
+
+
+def checklist_slip(
+    procedure: Procedure,
+    *,
+    site: str,
+    catalog_version: str,
+    now: dt.datetime,
+    paper_width_mm: int = 80,
+    profile: str = "TM-T88V",
+) -> bytes:
+    """Papers to bring for one procedure, each with a box to tick, and the practical facts."""
+    s = _sizes(paper_width_mm)
+    r = Receipt(paper_width_mm=paper_width_mm, profile=profile)
+    if site:
+        r.text(site, size=s["small"], center=True)
+    r.text("Giấy tờ cần chuẩn bị", size=s["title"], bold=True, center=True)
+    r.rule()
+    r.text(procedure.name, size=s["title"], bold=True)
+    r.text(f"Lĩnh vực: {procedure.field}  (mã {procedure.id})", size=s["small"])
+    r.rule()
+    for paper in procedure.papers:
+        counts = []
+        if paper.original:
+            counts.append(f"{paper.original} bản chính")
+        if paper.copy:
+            counts.append(f"{paper.copy} bản sao")
+        line = f"[ ] {paper.name}: {', '.join(counts)}"
+        r.text(line, size=s["body"])
+        if paper.note:
+            r.text(f"     ({paper.note})", size=s["small"])
+    r.rule()
+    r.text(
+        f"Lệ phí: {procedure.fee_text}\n"
+        f"Thời hạn giải quyết: {procedure.time_text}\n"
+        f"Nơi nộp: {procedure.where}\n"
+        f"Dịch vụ công trực tuyến: {procedure.online_vi}",
+        size=s["body"],
+    )
+    if procedure.result:
+        r.text(f"Kết quả: {procedure.result}", size=s["body"])
+    r.text("Căn cứ pháp lý: " + "; ".join(procedure.legal_basis), size=s["small"])
+    r.rule()
+    r.text(
+        f"In lúc {_time(now)} - danh mục {catalog_version}.\n"
+        "Thông tin để tham khảo; niêm yết tại nơi nộp hồ sơ là căn cứ.",
+        size=s["small"],
+        center=True,
+    )
+    r.feed(2)
+    return r.build()
+
+
+def post_confirmation_slip(
+    request: PostRequest,
+    *,
+    site: str,
+    paper_width_mm: int = 80,
+    profile: str = "TM-T88V",
+) -> bytes:
+    """Confirms a delivery request: what goes where, to whom (the phone partly masked)."""
+    s = _sizes(paper_width_mm)
+    r = Receipt(paper_width_mm=paper_width_mm, profile=profile)
+    if site:
+        r.text(site, size=s["small"], center=True)
+    r.text("Đăng ký nhận kết quả qua bưu điện", size=s["title"], bold=True, center=True)
+    r.text("Results by post: request received", size=s["small"], center=True)
+    r.rule()
+    what = "Hồ sơ" if request.subject_type == "dossier" else "Bản sao điện tử"
+    a = request.address
+    r.text(
+        f"{what}: {request.subject_code}\n"
+        f"Người nhận: {request.recipient_name}\n"
+        f"Điện thoại: {request.phone_masked}\n"
+        f"Địa chỉ: {a.one_line()}",
+        size=s["body"],
+    )
+    r.rule()
+    r.text(
+        f"Mã yêu cầu: {request.short_id}\nĐăng ký lúc: {_time(request.created_at)}",
+        size=s["body"],
+    )
+    r.text(
+        "Kết quả được gửi đi khi có. Cước phí theo quy định của đơn vị bưu chính.\n"
+        "Giữ phiếu này để tra cứu.",
+        size=s["small"],
+        center=True,
+    )
+    r.feed(2)
+    return r.build()

@@ -1,0 +1,1 @@
+"""The central fleet console: MQTT ingest, store, alerts, dashboard, commands, provisioning."""

@@ -1,0 +1,183 @@
+"""`kiosk-fleet`: run the central console and manage operators, sites, tokens, dossiers."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from edge.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput, KioskError
+
+logger = logging.getLogger("fleet")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kiosk-fleet", description=__doc__)
+    parser.add_argument("-c", "--config", type=Path, help="fleet console config (TOML)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="MQTT ingest, alerts, responders and the dashboard")
+    serve.add_argument("--port", type=int, help="web port (overrides web.port)")
+    serve.add_argument("--no-mqtt", action="store_true", help="dashboard only, no broker")
+
+    sub.add_parser("init-db", help="create the tables (serve does it too)")
+
+    op = sub.add_parser("operator", help="operators who log in and sign commands")
+    op_sub = op.add_subparsers(dest="action", required=True)
+    add = op_sub.add_parser("add", help="new operator with a new signing key")
+    add.add_argument("operator_id")
+    add.add_argument("--name", required=True)
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    add.add_argument(
+        "--trust-dir", type=Path, help="also write <dir>/<operator>.pem for kiosks' trust_dir"
+    )
+    op_sub.add_parser("list", help="operators")
+    pub = op_sub.add_parser("public-key", help="print an operator's public key (PEM)")
+    pub.add_argument("operator_id")
+
+    site = sub.add_parser("site", help="put a kiosk in a site")
+    site.add_argument("kiosk_id")
+    site.add_argument("site")
+
+    token = sub.add_parser("token", help="one-time claim token for online enrolment")
+    token.add_argument("kiosk_id")
+    token.add_argument("--site", default="")
+    token.add_argument("--by", default="cli", help="who made it (logged)")
+
+    dossier = sub.add_parser("dossier", help="the dossier table kiosks query")
+    d_sub = dossier.add_subparsers(dest="action", required=True)
+    d_sub.add_parser("seed", help="insert the sample dossiers")
+    put = d_sub.add_parser("put", help="insert or replace one dossier from JSON on stdin")
+    put.add_argument("code")
+
+    revoke = sub.add_parser("revoke", help="revoke an e-copy by its code")
+    revoke.add_argument("code")
+    revoke.add_argument("--reason", default="")
+    revoke.add_argument("--by", default="cli")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from fleet.config import load_config
+
+    try:
+        config = load_config(args.config)
+        logging.basicConfig(
+            level=config.logging.level,
+            format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+        return _run(args, config)
+    except KioskError as err:
+        print(f"kiosk-fleet: {err}", file=sys.stderr)
+        return err.exit_code
+
+
+def _run(args: argparse.Namespace, config: Any) -> int:
+    from fleet.store import FleetStore
+
+    if args.command == "serve":
+        return serve(config, port=args.port, mqtt=not args.no_mqtt)
+    store = FleetStore(config.store.url).create()
+    try:
+        match args.command:
+            case "init-db":
+                print(f"tables ready in {store.dialect}")
+            case "operator":
+                return _operator(store, args)
+            case "site":
+                store.set_site(args.kiosk_id, args.site)
+            case "token":
+                from fleet.provisioning import create_claim_token
+
+                token = create_claim_token(
+                    store,
+                    args.kiosk_id,
+                    site=args.site,
+                    created_by=args.by,
+                    ttl_s=config.provisioning.token_ttl_s,
+                )
+                print(token)
+            case "dossier":
+                from fleet.dossiers import seed_samples, validate_dossier
+
+                if args.action == "seed":
+                    print(f"{seed_samples(store, force=True)} sample dossiers")
+                else:
+                    data = json.loads(sys.stdin.read())
+                    store.put_dossier(args.code, validate_dossier(args.code, data))
+            case "revoke":
+                fresh = store.revoke_copy(
+                    args.code, reason=args.reason, operator=args.by, now=time.time()
+                )
+                print("revoked" if fresh else "already revoked")
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def _operator(store: Any, args: argparse.Namespace) -> int:
+    from fleet.operators import create_operator
+
+    if args.action == "add":
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = getpass.getpass("Mật khẩu / password: ")
+            if getpass.getpass("Nhập lại / again: ") != password:
+                raise BadInput("the two passwords differ")
+        public = create_operator(store, args.operator_id, args.name, password)
+        if args.trust_dir:
+            args.trust_dir.mkdir(parents=True, exist_ok=True)
+            (args.trust_dir / f"{args.operator_id}.pem").write_text(public)
+        print(public, end="")
+    elif args.action == "list":
+        for row in store.operators():
+            state = "disabled" if row["disabled"] else "active"
+            print(f"{row['id']}\t{row['name']}\t{state}")
+    elif args.action == "public-key":
+        row = store.operator(args.operator_id)
+        if row is None:
+            print(f"no operator {args.operator_id}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        print(row["public_key"], end="")
+    return EXIT_OK
+
+
+def serve(config: Any, *, port: int | None = None, mqtt: bool = True) -> int:
+    from fleet.console import build_console
+    from fleet.web import create_app
+    from web_ui.server import WebServer
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    console = build_console(config)
+    web = WebServer(
+        create_app(console),
+        host=config.web.host,
+        port=config.web.port if port is None else port,
+        threads=8,
+    )
+    try:
+        console.start(mqtt=mqtt)
+        web.start()
+        logger.info("fleet console on http://%s:%d/", config.web.host, web.port)
+        while not stop.wait(3600):
+            pass
+    finally:
+        web.stop()
+        console.stop()
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

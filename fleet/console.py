@@ -1,0 +1,167 @@
+"""The console's composition root: store, MQTT ingest, alerts, key ring and the responders."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from edge.errors import BadInput
+from fleet.alerts import AlertEngine
+from fleet.config import FleetConfig
+from fleet.ingest import FleetIngest
+from fleet.operators import KeyRing
+from fleet.store import KIOSK_ID_PATTERN, FleetStore
+
+logger = logging.getLogger(__name__)
+
+# What the command form offers: name -> (label, default args). Kiosks refuse what they lack.
+COMMANDS: dict[str, tuple[str, dict[str, Any]]] = {
+    "print-test": ("In trang thử / print a test page", {}),
+    "lock": ("Khóa (ngừng phục vụ) / lock: out of service", {}),
+    "unlock": ("Mở khóa / unlock", {}),
+    "restart": ("Khởi động lại / restart the daemon", {}),
+    "collect-logs": ("Lấy nhật ký / collect logs", {"lines": 200}),
+    "set-config": ("Đổi cấu hình / set config", {"changes": {}}),
+    "rotate-certificate": ("Đổi chứng thư số / rotate certificate", {}),
+    "update-catalog": ("Cập nhật danh mục thủ tục / update the procedure catalog", {}),
+}
+
+
+class Console:
+    """Everything but the web server; the web app and the CLI take one of these."""
+
+    def __init__(self, config: FleetConfig, *, store: FleetStore | None = None) -> None:
+        self.config = config
+        self.store = store or FleetStore(config.store.url)
+        self.alerts = AlertEngine(self.store, config.alerts)
+        self.ingest = FleetIngest(
+            store=self.store, config=config.mqtt, listeners=[self.alerts.poke, self._on_batch]
+        )
+        self.ca: Any = None  # fleet.provisioning.CenterCa when [provisioning] names one
+        self._rotations: dict[str, str] = {}  # rotate-certificate command id -> session handle
+        self.keys = KeyRing(attempts=config.web.login_attempts, lockout_s=config.web.lockout_s)
+        self.services: list[Any] = []  # responders: attach(console), optional stop()
+        self.revocations: Any = None  # fleet.responders.Revocations once attached
+        self._started = False
+
+    def start(self, *, mqtt: bool = True) -> Console:
+        self.store.create()
+        p = self.config.provisioning
+        if p.ca_cert and p.ca_key and self.ca is None:
+            from fleet.provisioning import CenterCa
+
+            self.ca = CenterCa(p.ca_cert, p.ca_key)
+        for service in self.services:
+            service.attach(self)
+        if mqtt:
+            self.ingest.start()
+        self.alerts.start()
+        self._started = True
+        return self
+
+    def stop(self) -> None:
+        if not self._started:
+            return
+        for service in reversed(self.services):
+            stop = getattr(service, "stop", None)
+            if stop is not None:
+                stop()
+        self.alerts.stop()
+        self.ingest.stop()
+        self.store.close()
+        self._started = False
+
+    # --- commands -------------------------------------------------------------------------
+
+    def send_command(
+        self,
+        handle: str,
+        name: str,
+        args: dict[str, Any],
+        *,
+        kiosk_ids: list[str],
+        ttl_s: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Sign one envelope per kiosk (each with its own id and target), log, publish."""
+        if not kiosk_ids:
+            raise BadInput("chọn ít nhất một kiosk / choose at least one kiosk")
+        bad = [k for k in kiosk_ids if not KIOSK_ID_PATTERN.match(k)]
+        if bad:
+            raise BadInput(f"mã kiosk không hợp lệ / invalid kiosk id: {bad[0]}")
+        ttl = ttl_s or self.config.web.command_ttl_s
+        sent = []
+        for kiosk_id in kiosk_ids:
+            envelope = self.keys.sign(handle, name, args, target=kiosk_id, ttl_s=ttl)
+            self.store.log_command(envelope, kiosk_id=kiosk_id, now=time.time())
+            self.ingest.send_command(envelope, kiosk_id)
+            logger.info(
+                "command sent",
+                extra={
+                    "command": name,
+                    "command_id": envelope["id"],
+                    "kiosk": kiosk_id,
+                    "operator": envelope["operator"],
+                },
+            )
+            if name == "rotate-certificate" and "certificate" not in args:
+                self._rotations[envelope["id"]] = handle
+            sent.append(envelope)
+        return sent
+
+    # --- certificate rotation: central's half ----------------------------------------------
+
+    def _on_batch(self, outcome: Any) -> None:
+        for kiosk_id, result in outcome.command_results:
+            handle = self._rotations.pop(str(result.get("id")), None)
+            if handle is None or result.get("status") != "ok":
+                continue
+            csr = (result.get("result") or {}).get("csr")
+            if isinstance(csr, str):
+                self._finish_rotation(handle, kiosk_id, csr)
+
+    def _finish_rotation(self, handle: str, kiosk_id: str, csr_pem: str) -> None:
+        """The kiosk made a new key and sent its CSR: sign it with the center CA and send the
+        certificate back in a second rotate-certificate, signed by the same operator."""
+        if self.ca is None:
+            logger.warning(
+                "rotation needs [provisioning] ca_cert and ca_key", extra={"kiosk": kiosk_id}
+            )
+            return
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.x509.oid import NameOID
+
+        try:
+            csr = x509.load_pem_x509_csr(csr_pem.encode())
+            names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+            if not csr.is_signature_valid or [n.value for n in names] != [kiosk_id]:
+                raise ValueError("the CSR does not name this kiosk")
+            cert = self.ca.sign_client(csr, kiosk_id, self.config.provisioning.cert_days)
+            self.store.certificate_issued(
+                token_hash=None,
+                serial=format(cert.serial_number, "x"),
+                kiosk_id=kiosk_id,
+                site="",
+                not_after=cert.not_valid_after_utc.timestamp(),
+                now=time.time(),
+            )
+            pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+            self.send_command(
+                handle, "rotate-certificate", {"certificate": pem}, kiosk_ids=[kiosk_id]
+            )
+        except (ValueError, BadInput) as err:
+            logger.error(
+                "certificate rotation not finished", extra={"kiosk": kiosk_id, "error": str(err)}
+            )
+
+
+def build_console(config: FleetConfig, *, store: FleetStore | None = None) -> Console:
+    """The console with every responder the config enables."""
+    from fleet.responders import DossierResponder, EnrolmentResponder, Housekeeping, Revocations
+
+    console = Console(config, store=store)
+    console.services += [DossierResponder(), Revocations(), Housekeeping()]
+    if config.provisioning.ca_cert and config.provisioning.ca_key:
+        console.services.append(EnrolmentResponder())
+    return console

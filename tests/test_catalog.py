@@ -1,0 +1,198 @@
+"""The procedure catalog: its data is valid and complete, search finds what people type
+(no diacritics, typos, any case), and updates are validated, atomic and reversible."""
+
+from __future__ import annotations
+
+import copy
+import json
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+from edge.services.catalog import (
+    BUNDLED_CATALOG,
+    Catalog,
+    CatalogInvalid,
+    CatalogService,
+    ProcedureNotFound,
+    fold,
+)
+from tests.mqtt_broker import schema_validator
+
+# What citizens type, without diacritics, with typos, in any case -> the procedure meant.
+SEARCH_TABLE = [
+    ("giay khai sinh", "HT-001"),
+    ("khai sin", "HT-001"),
+    ("dang ky khai sinh", "HT-001"),
+    ("khai sinhh", "HT-001"),
+    ("Giấy Khai Sinh", "HT-001"),
+    ("thủ tục làm giấy khai sinh cần giấy tờ gì", "HT-001"),
+    ("ket hon", "HT-002"),
+    ("dang ki ket hon", "HT-002"),
+    ("ket hno", "HT-002"),
+    ("khai tu", "HT-003"),
+    ("khai tư", "HT-003"),
+    ("giay chung tu", "HT-003"),
+    ("giay doc than", "HT-004"),
+    ("GIAY DOC THAN", "HT-004"),
+    ("xac nhan tinh trang hon nhan", "HT-004"),
+    ("tinh trang hon nhan", "HT-004"),
+    ("trich luc khai sinh", "HT-005"),
+    ("ban sao giay khai sinh", "HT-005"),
+    ("nhan cha me con", "HT-006"),
+    ("giam ho", "HT-008"),
+    ("cham dut giam ho", "HT-009"),
+    ("cai chinh ho tich", "HT-010"),
+    ("doi ten", "HT-010"),
+    ("mat giay khai sinh", "HT-011"),
+    ("dang ky lai ket hon", "HT-012"),
+    ("sao y ban chinh", "CT-001"),
+    ("chung thuc ban sao", "CT-001"),
+    ("chứng thưc bản sao", "CT-001"),
+    ("cong chung giay to", "CT-001"),
+    ("chung thuc chu ky", "CT-002"),
+    ("chung thuc chu ki", "CT-002"),
+    ("hop dong chuyen nhuong dat", "CT-003"),
+    ("chia thua ke", "CT-007"),
+    ("khai nhan di san", "CT-008"),
+    ("di chuc", "CT-009"),
+    ("di chuk", "CT-009"),
+    ("dang ky thuong tru", "CTR-001"),
+    ("thuong tu", "CTR-001"),
+    ("nhap ho khau", "CTR-001"),
+    ("tam tru", "CTR-002"),
+    ("dang ky tam tru", "CTR-002"),
+    ("gia han tam tru", "CTR-003"),
+    ("tam vang", "CTR-004"),
+    ("tach ho", "CTR-005"),
+    ("tach ho khau", "CTR-005"),
+    ("xac nhan cu tru", "CTR-006"),
+    ("tranh chap dat dai", "DD-001"),
+    ("giay phep kinh doanh", "KD-001"),
+    ("tam ngung kinh doanh", "KD-003"),
+    ("tro cap xa hoi", "XH-001"),
+    ("ho tro mai tang", "XH-002"),
+    ("xac nhan khuyet tat", "XH-003"),
+]
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return Catalog.from_file(BUNDLED_CATALOG)
+
+
+def test_search_quality_table(catalog: Catalog) -> None:
+    assert len(SEARCH_TABLE) >= 30
+    wrong = []
+    for query, expected in SEARCH_TABLE:
+        hits = catalog.search(query)
+        top = hits[0].procedure.id if hits else None
+        if top != expected:
+            wrong.append((query, expected, [(h.procedure.id, round(h.score)) for h in hits[:3]]))
+    assert not wrong, f"{len(wrong)} of {len(SEARCH_TABLE)} queries ranked wrong: {wrong}"
+
+
+def test_search_ranks_and_limits(catalog: Catalog) -> None:
+    hits = catalog.search("khai sinh", limit=4)
+    assert len(hits) == 4
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert all("sinh" in fold(h.procedure.name + " ".join(h.procedure.keywords)) for h in hits)
+    assert catalog.search("khai sinh", limit=1)[0].procedure.id == "HT-001"
+
+
+@pytest.mark.parametrize("noise", ["", "   ", "xyzqw", "a", "ly hon quoc te abc", "!!!"])
+def test_search_without_a_match_returns_nothing(catalog: Catalog, noise: str) -> None:
+    assert catalog.search(noise) == []
+
+
+def test_fold_removes_diacritics_and_case() -> None:
+    assert fold("Đăng KÝ khai sinh – Giấy tờ!") == "dang ky khai sinh giay to"
+    assert fold("ĐỒNG ý") == fold("dong Y")
+
+
+def test_bundled_catalog_is_valid_complete_and_in_vietnamese(catalog: Catalog) -> None:
+    document = json.loads(BUNDLED_CATALOG.read_text(encoding="utf-8"))
+    schema_validator("catalog").validate(document)
+    assert len(catalog) >= 30
+    assert len({p.id for p in catalog.procedures}) == len(catalog)
+    for p in catalog.procedures:
+        assert p.papers and p.legal_basis and p.where and p.time_text and p.fee_text, p.id
+        assert p.online in ("full", "partial")
+        for paper in p.papers:
+            assert paper.original + paper.copy >= 1, (p.id, paper.name)
+        # Written with diacritics, NFC, not stripped ASCII.
+        assert p.name != fold(p.name) and unicodedata.is_normalized("NFC", p.name), p.id
+    fields = set(catalog.fields())
+    assert {"Hộ tịch", "Chứng thực", "Cư trú", "Hộ kinh doanh"} <= fields
+    assert catalog.get("ct-001").fee_vnd == 2000  # Circular 226/2016: 2,000 VND per page
+
+
+def test_unknown_procedure(catalog: Catalog) -> None:
+    with pytest.raises(ProcedureNotFound) as err:
+        catalog.get("XX-999")
+    assert err.value.message_vi.startswith("Không tìm thấy")
+
+
+# --- updates ----------------------------------------------------------------------------
+
+
+def _document(version: str = "2027.01.1") -> dict:
+    document = json.loads(BUNDLED_CATALOG.read_text(encoding="utf-8"))
+    document["version"] = version
+    return document
+
+
+def test_update_is_validated_atomic_and_keeps_the_previous(tmp_path: Path) -> None:
+    service = CatalogService(tmp_path / "catalog")
+    bundled_version = service.version
+    new = _document()
+    new["procedures"][0]["name"] = "Đăng ký khai sinh (cập nhật)"
+    result = service.update(new)
+    assert result == {"version": "2027.01.1", "previous": bundled_version, "procedures": 39}
+    assert service.get("HT-001").name == "Đăng ký khai sinh (cập nhật)"
+    assert json.loads(service.previous_path.read_text())["version"] == bundled_version
+    assert not list((tmp_path / "catalog").glob("*.tmp"))
+
+    # A new service (a restart) serves the installed update.
+    assert CatalogService(tmp_path / "catalog").version == "2027.01.1"
+
+    # Another update: the first one becomes previous; rollback brings it back.
+    service.update(_document("2027.02.1"))
+    assert json.loads(service.previous_path.read_text())["version"] == "2027.01.1"
+    assert service.rollback()["version"] == "2027.01.1"
+    assert service.version == "2027.01.1"
+    assert CatalogService(tmp_path / "catalog").version == "2027.01.1"
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        lambda d: d.pop("version"),
+        lambda d: d.update(schema="catalog/2"),
+        lambda d: d["procedures"][0].update(online="sometimes"),
+        lambda d: d["procedures"][0]["papers"][0].update(original=-1),
+        lambda d: d["procedures"][1].update(id=d["procedures"][0]["id"]),
+        lambda d: d["procedures"][0].update(extra="x"),
+        lambda d: d.update(procedures=[]),
+    ],
+)
+def test_an_invalid_update_changes_nothing(tmp_path: Path, breakage) -> None:
+    service = CatalogService(tmp_path / "catalog")
+    service.update(_document("2027.01.1"))
+    before = service.current_path.read_bytes()
+    bad = copy.deepcopy(_document("2099.1"))
+    breakage(bad)
+    with pytest.raises(CatalogInvalid) as err:
+        service.update(bad)
+    assert err.value.problems and err.value.message_vi == "Danh mục thủ tục không hợp lệ."
+    assert service.version == "2027.01.1"
+    assert service.current_path.read_bytes() == before
+
+
+def test_a_damaged_installed_catalog_falls_back_to_the_bundled_one(tmp_path: Path) -> None:
+    service = CatalogService(tmp_path / "catalog")
+    service.update(_document("2027.01.1"))
+    service.current_path.write_text("{ not json", encoding="utf-8")
+    again = CatalogService(tmp_path / "catalog")
+    assert again.version == Catalog.from_file(BUNDLED_CATALOG).version

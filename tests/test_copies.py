@@ -1,0 +1,163 @@
+"""Copy codes, fees, VietQR payloads and the QR payload format, on their own."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edge.config import CopiesSection, FeeSchedule
+from edge.copies import qrpayload
+from edge.copies.code import ALPHABET, check_char, make_code, parse_code
+from edge.errors import BadInput
+from edge.fees import format_vnd, quote, schedule_fee
+from edge.vietqr import check_crc, crc16_ccitt_false, parse, payment_payload
+
+# --- copy codes ------------------------------------------------------------------------
+
+
+def test_code_shape_and_round_trip() -> None:
+    code = make_code("HN-TAYHO-01", dt.date(2026, 11, 23), 42)
+    assert code.text.startswith("HN-TAYHO-01-261123-000042-")
+    assert parse_code(code.text) == code
+    assert parse_code(" " + code.text.lower() + " ") == code  # typed in lower case, spaces
+
+
+@given(st.text(alphabet=ALPHABET, min_size=4, max_size=30), st.data())
+def test_check_char_catches_every_single_substitution(body: str, data: st.DataObject) -> None:
+    full = body + check_char(body)
+    i = data.draw(st.integers(0, len(full) - 1))
+    other = data.draw(st.sampled_from([c for c in ALPHABET if c != full[i]]))
+    typo = full[:i] + other + full[i + 1 :]
+    assert check_char(typo[:-1]) != typo[-1]
+
+
+@given(st.text(alphabet=ALPHABET, min_size=4, max_size=30), st.data())
+def test_check_char_catches_every_neighbour_swap(body: str, data: st.DataObject) -> None:
+    full = body + check_char(body)
+    i = data.draw(st.integers(0, len(full) - 2))
+    swapped = full[:i] + full[i + 1] + full[i] + full[i + 2 :]
+    if swapped != full:
+        assert check_char(swapped[:-1]) != swapped[-1]
+
+
+def test_bad_codes_are_refused_in_vietnamese() -> None:
+    code = make_code("HN-TAYHO-01", dt.date(2026, 11, 23), 7).text
+    wrong = code[:-1] + ("A" if code[-1] != "A" else "B")
+    with pytest.raises(BadInput, match="ký tự kiểm tra sai"):
+        parse_code(wrong)
+    with pytest.raises(BadInput, match="Mã bản sao không đúng"):
+        parse_code("HN-261123-7")
+
+
+# --- fees --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pages", "vnd"),
+    [(1, 2000), (2, 4000), (3, 5000), (10, 12000), (198, 200000), (199, 200000), (500, 200000)],
+)
+def test_circular_226_schedule(pages: int, vnd: int) -> None:
+    assert schedule_fee(pages) == vnd
+
+
+def test_schedule_is_configurable_and_hanoi_is_free_by_default() -> None:
+    assert (
+        schedule_fee(3, FeeSchedule(first_pages=1, first_page_vnd=3000, next_page_vnd=500)) == 4000
+    )
+    hanoi = quote(3, CopiesSection(), "HN-TAYHO-01")
+    assert (hanoi.fee_vnd, hanoi.payable_vnd, hanoi.label_vi) == (5000, 0, "Miễn phí")
+    elsewhere = quote(3, CopiesSection(), "HCM-Q1-01")
+    assert (elsewhere.payable_vnd, elsewhere.label_vi) == (5000, "5.000 đ")
+    assert quote(3, CopiesSection(fee_exempt=False), "HN-TAYHO-01").payable_vnd == 5000
+    assert quote(3, CopiesSection(fee_exempt=True), "HCM-Q1-01").label_vi == "Miễn phí"
+    assert format_vnd(200000) == "200.000 đ"
+    with pytest.raises(BadInput):
+        schedule_fee(0)
+
+
+# --- VietQR ------------------------------------------------------------------------------
+
+# Published examples and their CRCs: the EMVCo MPM specification's sample payload, and the
+# VietQR example of the subiz/vietqr library README (120,000 VND to VietinBank 0011001932418).
+EMVCO_SAMPLE = (
+    "00020101021229300012D156000000000510A93FO3230Q31280012D15600000001030812345678520441115802CN"
+    "5914BEST TRANSPORT6007BEIJING64200002ZH0104最佳运输0202北京540523.7253031565502016233030412"
+    "340603***0708A60086670902ME91320016A0112233449988770708123456786304A13A"
+)
+VIETQR_SAMPLE = (
+    "00020101021238570010A00000072701270006970415011300110019324180208QRIBFTTA53037045406120000"
+    "5802VN62170813ung ho lu lut6304C15C"
+)
+
+
+def test_crc_matches_published_examples() -> None:
+    assert crc16_ccitt_false(b"123456789") == 0x29B1  # the CRC catalogue's check value
+    assert check_crc(EMVCO_SAMPLE)
+    assert check_crc(VIETQR_SAMPLE)
+    assert not check_crc(VIETQR_SAMPLE.replace("120000", "920000"))
+
+
+def test_payment_payload_matches_the_published_vietqr_example() -> None:
+    built = payment_payload(
+        bank_bin="970415", account="0011001932418", amount_vnd=120000, purpose="ủng hộ lũ lụt"
+    )
+    assert built == VIETQR_SAMPLE
+    fields = parse(built)
+    assert fields["38"].startswith("0010A000000727")
+    assert (fields["53"], fields["54"], fields["58"]) == ("704", "120000", "VN")
+
+
+def test_static_payload_without_amount_and_card_service() -> None:
+    built = payment_payload(bank_bin="970436", account="9704366614951", to_card=True)
+    fields = parse(built)
+    assert fields["01"] == "11" and "54" not in fields and "QRIBFTTC" in fields["38"]
+    with pytest.raises(BadInput):
+        payment_payload(bank_bin="97", account="1")
+    with pytest.raises(BadInput, match="CRC"):
+        parse(built[:-1] + ("0" if built[-1] != "0" else "1"))
+
+
+# --- QR payload --------------------------------------------------------------------------
+
+
+def _signed(code_seq: int = 5) -> tuple[str, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    code = make_code("HN-TAYHO-01", dt.date(2026, 11, 23), code_seq)
+    when = dt.datetime(2026, 11, 23, 3, 4, 5, tzinfo=dt.UTC)
+    text = qrpayload.build(
+        code,
+        when,
+        qrpayload.content_hash([b"page1", b"page2"]),
+        lambda d: key.sign(d, ec.ECDSA(hashes.SHA256())),
+    )
+    return text, key
+
+
+def test_qr_payload_is_compact_alphanumeric_and_verifies() -> None:
+    import segno
+
+    text, key = _signed()
+    assert set(text) <= set(ALPHABET + "-:")
+    assert segno.make(text, error="m").version <= 8  # 49 modules: fits 58 mm paper at 6 dots
+    payload = qrpayload.parse("HTTPS://VERIFY.EXAMPLE/" + text)
+    assert payload.code.text.startswith("HN-TAYHO-01-261123-000005")
+    assert payload.issued_at == dt.datetime(2026, 11, 23, 3, 4, 5, tzinfo=dt.UTC)
+    assert payload.verify(key.public_key())
+    assert not payload.verify(ec.generate_private_key(ec.SECP256R1()).public_key())
+
+
+def test_qr_with_another_code_fails_its_signature() -> None:
+    text, key = _signed(5)
+    other = make_code("HN-TAYHO-01", dt.date(2026, 11, 23), 6).text
+    forged = text.replace(qrpayload.parse(text).code.text, other)
+    payload = qrpayload.parse(forged)  # well formed, check character right
+    assert not payload.verify(key.public_key())
+    with pytest.raises(qrpayload.QrInvalid):
+        qrpayload.parse(text.replace("HN-TAYHO-01:", "HN-TAYHO-02:"))
+    with pytest.raises(qrpayload.QrInvalid):
+        qrpayload.parse("hello")

@@ -1,0 +1,393 @@
+"""Issuing and verifying copies end to end: pdfsig and zbar as independent checkers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from pyzbar.pyzbar import decode
+
+from edge.adapters.printer_sim import SimulatedPrinter
+from edge.copies.code import CopySequence, make_code, parse_code
+from edge.copies.receipt import copy_receipt
+from edge.copies.verify import write_revocations
+from edge.errors import StoreError
+from edge.events import EventBus
+from edge.identity.cccd import parse_cccd
+from edge.printing import PrintQueue
+from tests.copies_helpers import (
+    CITIZEN_QR,
+    copy_service,
+    nss_db,
+    page_image,
+    pdfsig,
+    write_config,
+    write_pages,
+)
+from tests.escpos_readback import native_qr_payloads, paper
+
+CITIZEN = parse_cccd(CITIZEN_QR, today=dt.date(2026, 11, 23))
+
+
+@pytest.fixture(scope="module")
+def kiosk(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("kiosk")
+    with copy_service(root) as service:
+        issued = service.issue([page_image(1), page_image(2)], CITIZEN)
+        pdf = root / "copy.pdf"
+        pdf.write_bytes(issued.pdf)
+        yield service, issued, pdf, root
+
+
+def test_issued_pdf_is_valid_for_pdfsig_and_for_us(kiosk, tmp_path: Path) -> None:
+    service, issued, pdf, _ = kiosk
+    nss = nss_db(tmp_path / "nss", service.paths.dev_dir / "ca.pem")
+    report = pdfsig(pdf, nss)
+    assert "Signature is Valid." in report, report
+    assert "Certificate is Trusted." in report, report
+    assert "Total document signed" in report
+    assert "ETSI.CAdES.detached" in report  # PAdES
+    assert "HN-TEST-01" in report  # the signer is the kiosk
+    verdict = service.verify_pdf(issued.pdf)
+    assert verdict.status == "valid", verdict
+    assert (verdict.code, verdict.kiosk_id, verdict.pages) == (issued.code, "HN-TEST-01", 2)
+    assert verdict.development and verdict.details["level"] == "PAdES-B-B"
+
+
+def test_pdf_pages_footer_watermark_fonts_and_qr(kiosk, tmp_path: Path) -> None:
+    _, issued, pdf, _ = kiosk
+    fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True).stdout
+    rows = fonts.splitlines()[2:]
+    assert rows and all(" yes yes " in row for row in rows), fonts  # embedded subsets only
+    assert "DejaVuSans" in fonts
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True).stdout
+    assert re.search(r"Pages:\s+2\n", info) and "595.276 x 841.89 pts (A4)" in info
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True
+    ).stdout
+    assert "BẢN SAO ĐIỆN TỬ ĐƯỢC CHỨNG THỰC TỪ BẢN CHÍNH" in text
+    assert f"Mã bản sao: {issued.code}" in text
+    assert "Trang 1/2" in text and "Trang 2/2" in text
+    assert "Ki-ốt: HN-TEST-01 – Phường Tây Hồ" in text
+    local = issued.issued_at.astimezone(dt.timezone(dt.timedelta(hours=7)))
+    assert f"{local:%H:%M:%S %d/%m/%Y} (GMT+7)" in text
+    assert "KHÔNG CÓ GIÁ TRỊ PHÁP LÝ" in text  # development copies say so
+    assert text.count("TT") >= 2  # the watermark (split by pdftotext when rotated)
+    subprocess.run(["pdftoppm", "-r", "110", "-png", str(pdf), str(tmp_path / "p")], check=True)
+    pages = sorted(tmp_path.glob("p-*.png"))
+    assert len(pages) == 2
+    for page in pages:
+        codes = decode(Image.open(page))
+        assert [c.data.decode() for c in codes] == [issued.qr]
+    # The watermark is grey and see-through over the page: the diagonal's middle is not white.
+    image = np.asarray(Image.open(pages[0]).convert("L"))
+    assert image[300:560, 180:460].min() < 240
+
+
+@pytest.mark.parametrize("where", ["content", "signature", "last"])
+def test_one_byte_tamper_is_caught(kiosk, tmp_path: Path, where: str) -> None:
+    service, issued, _, _ = kiosk
+    data = bytearray(issued.pdf)
+    contents = data.find(b"/Contents <") + len(b"/Contents <")
+    at = {"content": len(data) // 3, "signature": contents + 200, "last": len(data) - 1}[where]
+    data[at] ^= 0x01
+    verdict = service.verify_pdf(bytes(data))
+    assert verdict.status == "invalid", (where, verdict)
+    if where == "content":
+        tampered = tmp_path / "tampered.pdf"
+        tampered.write_bytes(bytes(data))
+        assert "Signature is Valid." not in pdfsig(tampered)
+
+
+def test_changed_qr_code_is_caught(kiosk) -> None:
+    service, issued, _, _ = kiosk
+    assert service.verify_qr(issued.qr).status == "valid"
+    original = parse_code(issued.code)
+    other = make_code(original.kiosk_id, original.day, original.seq + 1).text
+    forged = issued.qr.replace(issued.code, other)
+    verdict = service.verify_qr(forged)
+    assert verdict.status == "invalid" and "signature" in verdict.reason
+    assert (
+        service.verify_qr(issued.qr.replace(issued.code, issued.code[:-1] + "0")).status
+        == "invalid"
+    )
+    assert service.verify_qr("not a copy").status == "invalid"
+
+
+def test_untrusted_signer_is_unknown_issuer(kiosk, tmp_path: Path) -> None:
+    service, _, _, _ = kiosk
+    with copy_service(tmp_path / "other", kiosk_id="HN-OTHER-01") as stranger:  # own dev CA
+        foreign = stranger.issue([page_image(9)], CITIZEN)
+        assert stranger.verify_pdf(foreign.pdf).status == "valid"
+    assert service.verify_pdf(foreign.pdf).status == "unknown-issuer"
+    assert service.verify_qr(foreign.qr).status == "unknown-issuer"
+    # An impostor using this kiosk's id: its PDF has no trusted chain, its QR a wrong key.
+    with copy_service(tmp_path / "impostor") as impostor:
+        forged = impostor.issue([page_image(9)], CITIZEN)
+    assert service.verify_pdf(forged.pdf).status == "unknown-issuer"
+    assert service.verify_qr(forged.qr).status == "invalid"
+    path = tmp_path / "foreign.pdf"
+    path.write_bytes(foreign.pdf)
+    report = pdfsig(path, nss_db(tmp_path / "nss", service.paths.dev_dir / "ca.pem"))
+    assert "Signature is Valid." in report and "Certificate is Trusted." not in report
+
+
+def test_other_kiosks_qr_verifies_offline_once_its_certificate_is_known(tmp_path: Path) -> None:
+    with copy_service(tmp_path / "b", kiosk_id="HN-TEST-02") as b:
+        copy_b = b.issue([page_image(3)], CITIZEN)
+        b_ca, b_cert = b.paths.dev_dir / "ca.pem", b.paths.signing_cert
+    with copy_service(tmp_path / "a") as a:
+        assert a.verify_qr(copy_b.qr).status == "unknown-issuer"
+        (a.paths.trust_dir / "kiosks").mkdir(parents=True)
+        shutil.copy(b_cert, a.paths.trust_dir / "kiosks" / "HN-TEST-02.pem")
+        assert a.verify_qr(copy_b.qr).status == "unknown-issuer"  # its CA is not trusted yet
+        shutil.copy(b_ca, a.paths.trust_dir / "center-b.pem")
+        verdict = a.verify_qr(copy_b.qr)
+        assert (verdict.status, verdict.kiosk_id, verdict.code) == (
+            "valid",
+            "HN-TEST-02",
+            copy_b.code,
+        )
+        assert a.verify_pdf(copy_b.pdf).status == "valid"
+
+
+def test_revocation_list_is_honoured(tmp_path: Path) -> None:
+    with copy_service(tmp_path) as service:
+        first = service.issue([page_image(1)], CITIZEN)
+        second = service.issue([page_image(2)], CITIZEN)
+        write_revocations(
+            service.paths.revocation_file, {"codes": [{"code": first.code, "reason": "cấp nhầm"}]}
+        )
+        assert service.verify_pdf(first.pdf).status == "revoked"
+        assert service.verify_qr(first.qr).status == "revoked"
+        assert service.verify_qr(second.qr).status == "valid"
+        serial = f"{service.signer.certificate.serial_number:x}"
+        write_revocations(service.paths.revocation_file, {"certificates": [{"serial": serial}]})
+        assert service.verify_pdf(second.pdf).status == "revoked"
+        assert service.verify_qr(second.qr).reason == "signing certificate revoked"
+        with pytest.raises(ValueError):
+            write_revocations(service.paths.revocation_file, {"certificates": [{"serial": 5}]})
+
+
+def test_stored_encrypted_listed_queued_and_purged_after_ack(tmp_path: Path) -> None:
+    with copy_service(tmp_path) as service:
+        issued = service.issue([page_image(1), page_image(2), page_image(3)], CITIZEN)
+        assert (issued.fee.fee_vnd, issued.fee.payable_vnd) == (5000, 0)  # Hanoi: Miễn phí
+        assert [r.code for r in service.list()] == [issued.code]
+        assert service.pdf(issued.code) == issued.pdf
+        assert service.copies.citizen(issued.code)["name"] == "Nguyễn Văn An"
+        message = service.outbox.pending()[0]
+        assert (message.id, message.topic) == (f"copy-{issued.code}", "records/copy")
+        record = message.payload["data"]
+        assert record["code"] == issued.code and record["citizen"]["id_number"] == "001099012345"
+        assert record["pdf_sha256"] and len(record["pdf_base64"]) > 1000
+        service.store.close()  # checkpoints the WAL into the file
+        raw = service.store.path.read_bytes()
+        assert b"%PDF" not in raw and "Nguyễn".encode() not in raw and b"001099012345" not in raw
+        service.store.open()
+        now = time.time()
+        assert service.purge(now=now) == 0  # central does not have it yet
+        service.outbox.acknowledge(message.id)  # PUBACK: central has it
+        assert service.purge(now=now) == 0  # retention: 7 days by default
+        assert service.purge(now=now + 6 * 86400) == 0
+        assert service.purge(now=now + 7 * 86400 + 1) == 1
+        assert service.list() == []
+
+
+def test_sequence_survives_restored_database_lost_floor_and_clock_step_back(tmp_path: Path) -> None:
+    with copy_service(tmp_path) as service:
+        first = service.issue([page_image(1)], CITIZEN)
+        backup = tmp_path / "backup.db"
+        with sqlite3.connect(backup) as dst:
+            service.store.conn.backup(dst)
+        codes = [first.code] + [service.issue([page_image(1)], CITIZEN).code for _ in range(2)]
+        db = service.store.path
+    # Restore the older database (the floor file is on its own and stays).
+    for suffix in ("-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    shutil.copy(backup, db)
+    with copy_service(tmp_path) as service:
+        assert len(service.list()) == 1
+        restored = service.issue([page_image(1)], CITIZEN)
+        before = max(parse_code(c).seq for c in codes)
+        assert parse_code(restored.code).seq > before
+        # Clock stepped back a day: the number still goes up, the code is still new.
+        earlier = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+        back = service.issue([page_image(1)], CITIZEN, now=earlier)
+        assert parse_code(back.code).seq > parse_code(restored.code).seq
+        assert back.issued_at < restored.issued_at
+        codes += [restored.code, back.code]
+    # The floor file lost as well: the database still knows the highest number reserved.
+    service.paths.sequence_floor.unlink()
+    with copy_service(tmp_path) as service:
+        lost = service.issue([page_image(1)], CITIZEN)
+        assert parse_code(lost.code).seq > parse_code(back.code).seq
+        codes.append(lost.code)
+    assert len(set(codes)) == len(codes) == 6
+
+
+def test_damaged_floor_file_stops_issuing_rather_than_guess(tmp_path: Path) -> None:
+    with copy_service(tmp_path) as service:
+        service.issue([page_image(1)], CITIZEN)
+    service.paths.sequence_floor.write_text("garbage")
+    with copy_service(tmp_path) as service:
+        with pytest.raises(StoreError, match="damaged"):
+            service.issue([page_image(1)], CITIZEN)
+        assert len(service.list()) == 1
+
+
+def test_two_processes_take_separate_blocks(tmp_path: Path) -> None:
+    with copy_service(tmp_path) as service:
+        daemon = CopySequence(service.store, service.paths.sequence_floor, block=3)
+        cli = CopySequence(service.store, service.paths.sequence_floor, block=3)
+        numbers = [daemon.reserve(), cli.reserve(), daemon.reserve(), cli.reserve()]
+        numbers += [daemon.reserve() for _ in range(3)]
+        assert len(set(numbers)) == len(numbers)
+        assert numbers == [1, 4, 2, 5, 3, 7, 8]  # 6 is burnt: the CLI stopped
+        assert int(service.paths.sequence_floor.read_text()) == 9
+
+
+def test_receipt_qr_read_back_from_the_printed_job_verifies(tmp_path: Path) -> None:
+    with copy_service(tmp_path) as service:
+        issued = service.issue([page_image(1), page_image(2), page_image(3)], CITIZEN)
+        printer = SimulatedPrinter(tmp_path / "printer")
+        printer.plug_in()
+        service.printer = PrintQueue(
+            printer, store=service.store, key=service.copies.key, bus=EventBus()
+        )
+        outcome = service.print_receipt(issued.code)  # 80 mm, TM-T88V: native QR command
+        assert outcome.printed
+        job = next((tmp_path / "printer").glob("*.bin")).read_bytes()
+        [native] = native_qr_payloads(job)
+        assert service.verify_qr(native).status == "valid"
+        # 58 mm with a printer that has no QR command: the QR goes out as a raster image.
+        data = copy_receipt(
+            code=issued.code, pages=3, fee=issued.fee, issued_at=issued.issued_at,
+            kiosk_id="HN-TEST-01", site="Phường Tây Hồ", qr=issued.qr,
+            paper_width_mm=58, profile="NT-5890K",
+        )  # fmt: skip
+        assert not native_qr_payloads(data)
+        sheet = paper(data)
+        assert sheet.width <= 384 + 32  # 58 mm: 384 dots and the read-back margin
+        found = [c.data.decode() for c in decode(sheet)]
+        assert found == [issued.qr]
+        verdict = service.verify_qr(found[0])
+        assert (verdict.status, verdict.code) == ("valid", issued.code)
+
+
+def test_failed_receipt_print_is_kept_for_reprint(tmp_path: Path) -> None:
+    with copy_service(tmp_path) as service:
+        issued = service.issue([page_image(1)], CITIZEN)
+        printer = SimulatedPrinter(tmp_path / "printer")
+        printer.plug_in()
+        printer.set_sensors(paper="out")
+        queue = PrintQueue(printer, store=service.store, key=service.copies.key, bus=EventBus())
+        service.printer = queue
+        outcome = service.print_receipt(issued.code)
+        assert not outcome.printed and "paper" in outcome.error
+        assert service.list()[0].receipt_job == outcome.job_id
+        printer.set_sensors(paper="ok")
+        assert queue.reprint(outcome.job_id).printed
+
+
+def kiosk_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edge", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_cli_issue_verify_list_and_receipt_demo(tmp_path: Path) -> None:
+    config = str(write_config(tmp_path))
+    pages = [str(p) for p in write_pages(tmp_path, 2)]
+    out = tmp_path / "copy.pdf"
+    result = kiosk_cli(
+        "copy",
+        "issue",
+        "--config",
+        config,
+        "--pages",
+        *pages,
+        "--citizen-qr",
+        CITIZEN_QR,
+        "--out",
+        str(out),
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert set(body) >= {"code", "qr", "pages", "fee_vnd", "payable_vnd", "pdf"}
+    assert (body["pages"], body["fee_vnd"], body["payable_vnd"], body["pdf"]) == (
+        2,
+        4000,
+        0,
+        str(out),
+    )
+    assert "Nguyễn" not in result.stderr and "001099012345" not in result.stderr
+    ok = kiosk_cli("copy", "verify", "--config", config, str(out), "--json")
+    assert ok.returncode == 0 and json.loads(ok.stdout)["status"] == "valid"
+    assert kiosk_cli("copy", "verify", "--config", config, "--qr", body["qr"]).returncode == 0
+    data = bytearray(out.read_bytes())
+    data[len(data) // 2] ^= 0x20
+    out.write_bytes(bytes(data))
+    bad = kiosk_cli("copy", "verify", "--config", config, str(out), "--json")
+    assert bad.returncode == 1 and json.loads(bad.stdout)["status"] == "invalid"
+    listing = kiosk_cli("copy", "list", "--config", config, "--json")
+    assert [c["code"] for c in json.loads(listing.stdout)["copies"]] == [body["code"]]
+    refused = kiosk_cli(
+        "copy",
+        "issue",
+        "--config",
+        config,
+        "--pages",
+        pages[0],
+        "--citizen-qr",
+        "123|x",
+        "--out",
+        str(out),
+        "--json",
+    )
+    assert refused.returncode == 2 and "Mã QR trên thẻ không hợp lệ" in refused.stderr
+    demo = tmp_path / "demo.bin"
+    result = kiosk_cli("receipt", "demo", "--out", str(demo), "--paper", "58", "--json")
+    assert result.returncode == 0, result.stderr
+    assert [c.data.decode() for c in decode(paper(demo.read_bytes()))] == [
+        json.loads(result.stdout)["qr"]
+    ]
+
+
+def test_scanned_pages_from_the_vision_pipeline_and_a_card_kept_at_its_size(tmp_path: Path) -> None:
+    from edge.copies.pdf import MM
+    from edge.vision.page import flat_page
+
+    card = np.full((638, 1011, 3), 235, np.uint8)  # ID-1 at 300 dpi
+    card[100:140, 80:900] = 30
+    pages = [flat_page(page_image(1)), flat_page(card, dpi=300)]
+    assert pages[1].dpi == 300
+    with copy_service(tmp_path) as service:
+        issued = service.issue(pages, CITIZEN)
+        assert service.verify_pdf(issued.pdf).status == "valid"
+    path = tmp_path / "copy.pdf"
+    path.write_bytes(issued.pdf)
+    listing = subprocess.run(["pdfimages", "-list", str(path)], capture_output=True, text=True)
+    rows = [line.split() for line in listing.stdout.splitlines()[2:]]
+    assert [r[2] for r in rows] == ["image", "image"] and all(r[8] == "jpeg" for r in rows)
+    # The card is drawn at its real size (85.6 mm wide), not blown up to the page.
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    reader = PdfFileReader(io.BytesIO(issued.pdf))
+    content = reader.root["/Pages"]["/Kids"][1].get_object()["/Contents"].get_object().data
+    width_pt = float(
+        re.search(rb"q\n([0-9.]+) 0 0 [0-9.]+ [0-9.]+ [0-9.]+ cm\n/FormXob", content)[1]
+    )
+    assert abs(width_pt / MM - 85.6) < 0.5

@@ -1,0 +1,580 @@
+"""The fleet console against a real Mosquitto (config/mosquitto, mTLS): a simulated fleet
+shows up, offline and paper-out alerts, a signed command round-trips to a real kiosk client,
+records are stored once and acknowledged, the webhook and /metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge.fleet import FleetClient, queue_record
+from edge.store import DataKey, Store
+from edge.store.outbox import Outbox
+from fleet.config import AlertsSection, FleetConfig, MqttSection, StoreSection, WebSection
+from fleet.console import Console, build_console
+from fleet.operators import create_operator
+from fleet.web import create_app
+from tests.fleet_console_helpers import Postgres, SimKiosk, running_postgres
+from tests.mqtt_broker import CENTRAL, Broker, FleetPki, Peer, assert_valid, wait_until
+
+PASSWORD = "mật-khẩu-dài-1"
+
+
+class Hook(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]]
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.received.append(json.loads(body))  # type: ignore[attr-defined]
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    server.received = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/alerts", server.received  # type: ignore[attr-defined]
+    server.shutdown()
+    server.server_close()
+
+
+def console_config(
+    tmp_path: Path, broker: Broker, pki: FleetPki, *, url: str | None = None, **alerts: Any
+) -> FleetConfig:
+    me = pki.client(CENTRAL)
+    return FleetConfig(
+        store=StoreSection(url=url or f"sqlite:///{tmp_path / 'fleet.db'}"),
+        mqtt=MqttSection(
+            host="localhost",
+            port=broker.port,
+            ca_file=pki.ca_file,
+            cert_file=me.cert,
+            key_file=me.key,
+            batch_max=200,
+        ),
+        alerts=AlertsSection(interval_s=0.2, **alerts),
+        web=WebSection(secret_key_file=tmp_path / "secret.key"),
+    )
+
+
+@pytest.fixture
+def make_console(
+    tmp_path: Path, broker: Broker, fleet_pki: FleetPki
+) -> Iterator[Callable[..., Console]]:
+    made: list[Console] = []
+
+    def make(**kw: Any) -> Console:
+        console = build_console(console_config(tmp_path, broker, fleet_pki, **kw))
+        console.start()
+        made.append(console)
+        assert console.ingest.wait_connected(10), "console did not connect"
+        return console
+
+    yield make
+    for console in made:
+        console.stop()
+
+
+@pytest.fixture
+def sims(broker: Broker, fleet_pki: FleetPki) -> Iterator[Callable[[str], SimKiosk]]:
+    made: list[SimKiosk] = []
+
+    def make(kiosk_id: str) -> SimKiosk:
+        sim = SimKiosk(broker, fleet_pki.client(kiosk_id)).start()
+        made.append(sim)
+        return sim
+
+    yield make
+    for sim in made:
+        sim.close()
+
+
+class RealKiosk:
+    """edge's own FleetClient with its store and outbox, as the daemon runs it."""
+
+    def __init__(
+        self,
+        root: Path,
+        broker: Broker,
+        pki: FleetPki,
+        kiosk_id: str,
+        trust_dir: Path | None = None,
+    ) -> None:
+        self.kiosk_id = kiosk_id
+        self.store = Store(root / kiosk_id / "kiosk.db")
+        self.store.open()
+        self.outbox = Outbox(self.store, DataKey.load_or_create(root / kiosk_id / "k" / "k"))
+        me = pki.client(kiosk_id)
+        self.locked = False
+
+        def lock(args: dict[str, Any]) -> dict[str, Any]:
+            self.locked = True
+            return {"locked": True}
+
+        self.cert_file, self.key_file = (
+            root / kiosk_id / "client.crt",
+            root / kiosk_id / "client.key",
+        )
+        self.cert_file.write_bytes(me.cert.read_bytes())
+        self.key_file.write_bytes(me.key.read_bytes())
+
+        def rotate(args: dict[str, Any]) -> dict[str, Any]:  # as edge/app.py does it
+            from edge.fleet.certificates import install_certificate, start_rotation
+
+            if "certificate" not in args:
+                return {"csr": start_rotation(root / kiosk_id, kiosk_id)}
+            return install_certificate(
+                args["certificate"],
+                state_dir=root / kiosk_id,
+                kiosk_id=kiosk_id,
+                ca_file=pki.ca_file,
+                cert_file=self.cert_file,
+                key_file=self.key_file,
+            )
+
+        self.client = FleetClient(
+            kiosk_id=kiosk_id,
+            store=self.store,
+            outbox=self.outbox,
+            host="localhost",
+            port=broker.port,
+            ca_file=pki.ca_file,
+            cert_file=me.cert,
+            key_file=me.key,
+            reconnect_min_s=0.05,
+            reconnect_max_s=0.5,
+            telemetry_interval_s=3600,
+            trust_dir=trust_dir,
+            capabilities=["printer"],
+            telemetry_provider=lambda: {
+                "printer": {"online": True, "paper": "ok"},
+                "camera": {"ok": True},
+            },
+            commands={
+                "lock": lock,
+                "ping": lambda a: {"pong": a.get("n", 0)},
+                "rotate-certificate": rotate,
+            },
+        )
+        self.client.start()
+
+    def close(self) -> None:
+        self.client.stop()
+        self.store.close()
+
+
+@pytest.fixture
+def real_kiosk(
+    tmp_path: Path, broker: Broker, fleet_pki: FleetPki
+) -> Iterator[Callable[..., RealKiosk]]:
+    made: list[RealKiosk] = []
+
+    def make(kiosk_id: str, **kw: Any) -> RealKiosk:
+        k = RealKiosk(tmp_path / "kiosks", broker, fleet_pki, kiosk_id, **kw)
+        made.append(k)
+        return k
+
+    yield make
+    for k in made:
+        k.close()
+
+
+def login(console: Console, operator: str = "nguyen.van.an") -> tuple[Any, str]:
+    """A logged-in Flask test client (through the real login form, CSRF on)."""
+    if console.store.operator(operator) is None:
+        create_operator(console.store, operator, "Nguyễn Văn An", PASSWORD)
+    app = create_app(console)
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    response = client.post(
+        "/login", data={"csrf_token": token, "operator": operator, "password": PASSWORD}
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return client, token
+
+
+def csrf_of(client: Any, path: str) -> str:
+    page = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+
+
+# --- tests ------------------------------------------------------------------------------
+
+
+def test_a_simulated_fleet_shows_up_and_a_dropped_kiosk_raises_offline(
+    make_console: Callable[..., Console],
+    sims: Callable[[str], SimKiosk],
+    real_kiosk: Callable[..., RealKiosk],
+    webhook: tuple[str, list[dict[str, Any]]],
+) -> None:
+    url, posted = webhook
+    console = make_console(offline_after_s=0.5, webhook_url=url)
+    fleet = [sims(f"HN-TAYHO-{i:02d}") for i in range(1, 6)]
+    real = real_kiosk("HN-QUANGAN-01")
+    for sim in fleet:
+        sim.telemetry(cpu=50 + len(sim.kiosk_id) % 7)
+    ids = sorted([s.kiosk_id for s in fleet] + [real.kiosk_id])
+    wait_until(
+        lambda: (
+            sorted(k["kiosk_id"] for k in console.store.kiosks() if k["state"] == "online") == ids
+        ),
+        10,
+        "every kiosk online",
+    )
+    wait_until(lambda: console.store.kiosk(real.kiosk_id)["telemetry_at"], 10, "telemetry")
+    client, _ = login(console)
+    page = client.get("/").get_data(as_text=True)
+    for kiosk_id in ids:
+        assert f'data-kiosk="{kiosk_id}"' in page
+    assert 'id="count-online">6 trực tuyến' in page
+    site_page = client.get("/?site=HN-QUANGAN").get_data(as_text=True)
+    assert 'data-kiosk="HN-QUANGAN-01"' in site_page and "HN-TAYHO-01" not in site_page
+
+    fleet[2].drop()  # no clean stop: the broker publishes its will
+    gone = fleet[2].kiosk_id
+    wait_until(lambda: console.store.kiosk(gone)["state"] == "offline", 10, "will seen")
+    alert = wait_until(
+        lambda: [a for a in console.store.open_alerts() if a["rule"] == "offline"],
+        10,
+        "offline alert",
+    )
+    assert [a["kiosk_id"] for a in alert] == [gone]
+    notice = wait_until(lambda: [p for p in posted if p["rule"] == "offline"], 10, "webhook")
+    assert notice[0]["event"] == "raised" and notice[0]["kiosk_id"] == gone
+    page = client.get("/alerts").get_data(as_text=True)
+    assert gone in page and "Mất kết nối" in page
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert f'kiosk_online{{kiosk="{gone}",site="HN-TAYHO"}} 0.0' in metrics
+    assert f'fleet_alert{{kiosk="{gone}",rule="offline",severity="error"}} 1.0' in metrics
+    # It comes back: the alert clears and the webhook says so.
+    back = SimKiosk(fleet[2].peer.broker, fleet[2].peer.identity).start()
+    try:
+        wait_until(
+            lambda: not [a for a in console.store.open_alerts() if a["rule"] == "offline"],
+            10,
+            "offline alert cleared",
+        )
+        wait_until(lambda: [p for p in posted if p["event"] == "cleared"], 10, "cleared notice")
+    finally:
+        back.close()
+
+
+def test_paper_out_and_other_telemetry_rules_raise_and_clear(
+    make_console: Callable[..., Console],
+    sims: Callable[[str], SimKiosk],
+) -> None:
+    console = make_console()
+    sim = sims("HN-TAYHO-07")
+    sim.telemetry(paper="ok")
+    wait_until(lambda: console.store.kiosk("HN-TAYHO-07"), 10, "kiosk seen")
+    sim.event("printer.paper_out", "error", {"printer": "usb"})
+    wait_until(
+        lambda: {a["rule"] for a in console.store.open_alerts()} == {"paper_out"},
+        10,
+        "paper-out alert",
+    )
+    sim.telemetry(paper="ok", cpu=85.0, disk_pct=93.0, camera_ok=False)
+    wait_until(
+        lambda: (
+            {a["rule"] for a in console.store.open_alerts()} == {"cpu_temp", "disk", "camera_lost"}
+        ),
+        10,
+        "paper cleared, three others raised",
+    )
+    for _ in range(3):
+        sim.event("identity.face_failures", "warning", {"count": 5})
+    wait_until(
+        lambda: "face_failures" in {a["rule"] for a in console.store.open_alerts()},
+        10,
+        "face failures alert",
+    )
+    sim.event("tamper.opened", "critical")
+    wait_until(
+        lambda: "tamper" in {a["rule"] for a in console.store.open_alerts()}, 10, "tamper alert"
+    )
+
+
+def test_a_signed_command_round_trips_to_a_real_kiosk_and_is_logged(
+    tmp_path: Path,
+    make_console: Callable[..., Console],
+    real_kiosk: Callable[..., RealKiosk],
+) -> None:
+    console = make_console()
+    public = create_operator(console.store, "tran.thi.binh", "Trần Thị Bình", PASSWORD)
+    trust = tmp_path / "trust"
+    trust.mkdir()
+    (trust / "tran.thi.binh.pem").write_text(public)
+    kiosk = real_kiosk("HN-TAYHO-09", trust_dir=trust)
+    wait_until(
+        lambda: (console.store.kiosk("HN-TAYHO-09") or {}).get("state") == "online",
+        10,
+        "kiosk online",
+    )
+    client, _ = login(console, "tran.thi.binh")
+    token = csrf_of(client, "/commands")
+    response = client.post(
+        "/commands",
+        data={
+            "csrf_token": token,
+            "kiosk": "HN-TAYHO-09",
+            "name": "lock",
+            "args": "",
+            "ttl": "120",
+        },
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)
+    row = wait_until(
+        lambda: next((c for c in console.store.commands() if c["status"] != "sent"), None),
+        10,
+        "command result",
+    )
+    assert row["status"] == "ok" and row["result"] == {"locked": True}, row
+    assert row["operator"] == "tran.thi.binh" and kiosk.locked
+    assert console.store.kiosk("HN-TAYHO-09")["locked"] is True
+    log = client.get("/commands").get_data(as_text=True)
+    assert "tran.thi.binh" in log and "Thành công" in log
+    # Without CSRF the form is refused, and nothing is sent.
+    before = len(console.store.commands())
+    assert (
+        client.post("/commands", data={"kiosk": "HN-TAYHO-09", "name": "lock"}).status_code == 400
+    )
+    assert len(console.store.commands()) == before
+    # A kiosk that does not trust the operator refuses, and the console shows why.
+    (trust / "tran.thi.binh.pem").unlink()
+    token = csrf_of(client, "/commands")
+    client.post(
+        "/commands",
+        data={
+            "csrf_token": token,
+            "kiosk": "HN-TAYHO-09",
+            "name": "collect-logs",
+            "args": '{"lines": 7}',
+        },
+    )
+    refused = wait_until(
+        lambda: next(
+            (
+                c
+                for c in console.store.commands()
+                if c["name"] == "collect-logs" and c["status"] != "sent"
+            ),
+            None,
+        ),
+        10,
+        "refusal",
+    )
+    assert (refused["status"], refused["reason"]) == ("refused", "unknown_operator")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fleet.db'}"
+        return
+    with running_postgres() as pg:
+        yield pg.url
+
+
+def test_records_are_stored_once_when_redelivered_and_acknowledged(
+    store_url: str,
+    make_console: Callable[..., Console],
+    sims: Callable[[str], SimKiosk],
+    real_kiosk: Callable[..., RealKiosk],
+    broker: Broker,
+    fleet_pki: FleetPki,
+) -> None:
+    console = make_console(url=store_url)
+    sim = sims("HN-TAYHO-11")
+    sim.peer.subscribe("kiosk/v1/HN-TAYHO-11/ack")
+    first = sim.record("copy", {"code": "HN-A-0001", "pages": 2}, message_id="rec-1")
+    sim.record("ticket", {"number": "B-027"}, message_id="rec-2")
+    sim.resend("records/copy", first)  # a PUBACK lost: the same id again
+    sim.resend("records/copy", first)
+    wait_until(lambda: console.store.count_records() == 2, 10, "two records stored")
+    wait_until(
+        lambda: sum(r["deliveries"] for r in console.store.records()) == 4,
+        10,
+        "redeliveries counted",
+    )
+    rows = {r["id"]: r for r in console.store.records()}
+    assert rows["rec-1"]["data"] == {"code": "HN-A-0001", "pages": 2}
+    acks = wait_until(
+        lambda: [
+            m.json()
+            for m in sim.peer.received("kiosk/v1/HN-TAYHO-11/ack")
+            if "rec-1" in m.json()["ids"]
+        ],
+        10,
+        "ack for rec-1",
+    )
+    assert acks[0]["schema"] == "record-ack/1"
+    assert_valid(acks[0], "record-ack")
+    # A real kiosk's outbox: the console stores each record once and the outbox empties.
+    kiosk = real_kiosk("HN-TAYHO-12")
+    for i in range(20):
+        queue_record(kiosk.outbox, kiosk.kiosk_id, "copy", {"n": i}, message_id=f"K12-{i}")
+    kiosk.client.kick()
+    wait_until(lambda: kiosk.outbox.depth()["record"] == 0, 15, "outbox drained")
+    wait_until(lambda: len(console.store.records(kiosk_id="HN-TAYHO-12")) == 20, 10, "stored")
+    # The console restarts: nothing is lost, nothing doubled (records from a second kiosk
+    # arrive while it is away and are delivered from its persistent session).
+    console.stop()
+    for i in range(20, 30):
+        queue_record(kiosk.outbox, kiosk.kiosk_id, "copy", {"n": i}, message_id=f"K12-{i}")
+    kiosk.client.kick()
+    wait_until(lambda: kiosk.outbox.depth()["record"] == 0, 15, "outbox drained offline")
+    again = make_console(url=store_url)
+    wait_until(
+        lambda: len(again.store.records(kiosk_id="HN-TAYHO-12")) == 30,
+        15,
+        "queued records delivered after the restart",
+    )
+    assert sorted(r["data"]["n"] for r in again.store.records(kiosk_id="HN-TAYHO-12")) == list(
+        range(30)
+    )
+
+
+def test_central_birth_makes_connected_kiosks_republish_state(
+    make_console: Callable[..., Console],
+    real_kiosk: Callable[..., RealKiosk],
+    broker: Broker,
+    fleet_pki: FleetPki,
+) -> None:
+    kiosk = real_kiosk("HN-TAYHO-13")
+    wait_until(lambda: kiosk.client.connected, 10, "kiosk connected")
+    watcher = Peer(broker, fleet_pki.client("HN-TAYHO-13-W")).connect()
+    try:
+        status = watcher.subscribe("fleet/v1/status")
+        assert status
+        console = make_console()
+        announced = watcher.wait_for("fleet/v1/status", lambda m: not m.retain)
+        assert json.loads(announced.payload)["state"] == "online"
+        # The retained birth reaches the console on subscribing; the live re-publish after
+        # central's announcement is the second state message.
+        wait_until(
+            lambda: console.ingest.stats.by_kind.get("state", 0) >= 2,
+            10,
+            "state re-published after central's birth",
+        )
+    finally:
+        watcher.close()
+
+
+def test_postgres_fixture_is_real(tmp_path: Path) -> None:
+    with running_postgres() as pg:
+        assert isinstance(pg, Postgres)
+        import psycopg
+
+        with psycopg.connect(host="127.0.0.1", port=pg.port, user=pg.user, dbname="fleet") as c:
+            assert c.execute("SHOW server_version").fetchone()[0].startswith("15")
+        pid = pg.proc.pid
+    assert pg.proc is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_revocations_reach_kiosks_retained_and_are_public_as_json(
+    make_console: Callable[..., Console], broker: Broker, fleet_pki: FleetPki
+) -> None:
+    console = make_console()
+    client, _ = login(console)
+    token = csrf_of(client, "/revocations")
+    response = client.post(
+        "/revocations",
+        data={"csrf_token": token, "code": "hn-a-261123-0001-x", "reason": "Cấp nhầm hồ sơ"},
+    )
+    assert response.status_code == 302
+    # The list is public over HTTP, without a login, for anyone verifying a copy.
+    anonymous = create_app(console).test_client()
+    listing = anonymous.get("/revocations.json").get_json()
+    assert [r["code"] for r in listing["revoked"]] == ["HN-A-261123-0001-X"]
+    assert listing["revoked"][0]["reason"] == "Cấp nhầm hồ sơ"
+    # A kiosk that connects later gets the retained list (the ACL lets it read that topic).
+    kiosk = Peer(broker, fleet_pki.client("HN-TAYHO-31")).connect()
+    try:
+        kiosk.subscribe("fleet/v1/revocations")
+        got = kiosk.wait_for("fleet/v1/revocations", lambda m: m.retain).json()
+        assert got["schema"] == "revocation-list/1"
+        assert [r["code"] for r in got["revoked"]] == ["HN-A-261123-0001-X"]
+        # ... but not another kiosk's record acknowledgements.
+        kiosk.subscribe("kiosk/v1/HN-TAYHO-32/ack")
+        other = SimKiosk(broker, fleet_pki.client("HN-TAYHO-32")).start()
+        try:
+            other.peer.subscribe("kiosk/v1/HN-TAYHO-32/ack")
+            other.record("copy", {"n": 1}, message_id="r-32")
+            other.peer.wait_for("kiosk/v1/HN-TAYHO-32/ack")
+            assert kiosk.received("kiosk/v1/HN-TAYHO-32/ack") == []
+        finally:
+            other.close()
+    finally:
+        kiosk.close()
+
+
+def test_certificate_rotation_is_finished_by_the_console_with_the_center_ca(
+    tmp_path: Path,
+    make_console: Callable[..., Console],
+    real_kiosk: Callable[..., RealKiosk],
+    fleet_pki: FleetPki,
+) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from fleet.provisioning import CenterCa
+
+    console = make_console()
+    ca_key = tmp_path / "ca.key"
+    ca_key.write_bytes(
+        fleet_pki._ca_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    console.ca = CenterCa(fleet_pki.ca_file, ca_key)
+    public = create_operator(console.store, "vo.van.d", "Võ Văn D", PASSWORD)
+    trust = tmp_path / "trust"
+    trust.mkdir()
+    (trust / "vo.van.d.pem").write_text(public)
+    kiosk = real_kiosk("HN-TAYHO-41", trust_dir=trust)
+    old_serial = x509.load_pem_x509_certificate(kiosk.cert_file.read_bytes()).serial_number
+    wait_until(
+        lambda: (console.store.kiosk("HN-TAYHO-41") or {}).get("state") == "online",
+        10,
+        "kiosk online",
+    )
+    handle, _ = console.keys.login(console.store, "vo.van.d", PASSWORD)
+    console.send_command(handle, "rotate-certificate", {}, kiosk_ids=["HN-TAYHO-41"])
+    done = wait_until(
+        lambda: [
+            c
+            for c in console.store.commands()
+            if c["status"] == "ok" and "serial" in (c["result"] or {})
+        ],
+        15,
+        "second rotate-certificate installed",
+    )
+    assert [c["operator"] for c in console.store.commands()] == ["vo.van.d", "vo.van.d"]
+    installed = x509.load_pem_x509_certificate(kiosk.cert_file.read_bytes())
+    assert installed.serial_number != old_serial
+    installed.verify_directly_issued_by(
+        x509.load_pem_x509_certificate(fleet_pki.ca_file.read_bytes())
+    )
+    assert done[0]["result"]["serial"] == format(installed.serial_number, "x")
+    assert console.store.kiosk("HN-TAYHO-41")["cert_not_after"] == pytest.approx(
+        installed.not_valid_after_utc.timestamp()
+    )

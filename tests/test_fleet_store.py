@@ -1,0 +1,277 @@
+"""The console's store: the same tests on SQLite and on a real PostgreSQL the fixture starts."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fleet.store import FleetStore, Incoming
+from tests.fleet_console_helpers import Postgres, running_postgres
+
+KIOSK = "HN-TAYHO-01"
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Postgres]:
+    with running_postgres() as pg:
+        yield pg
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FleetStore]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    else:
+        pg: Postgres = request.getfixturevalue("postgres")
+        pg.reset()
+        url = pg.url
+    s = FleetStore(url).create()
+    assert s.dialect == request.param
+    yield s
+    s.close()
+
+
+def msg(
+    kind: str, payload: dict[str, Any], kiosk: str = KIOSK, at: float | None = None
+) -> Incoming:
+    return Incoming(
+        topic=f"kiosk/v1/{kiosk}/{kind}",
+        kiosk_id=kiosk,
+        kind=kind,
+        payload={"kiosk_id": kiosk, **payload},
+        received_at=time.time() if at is None else at,
+    )
+
+
+def record(rid: str, seq: int, data: dict[str, Any] | None = None) -> Incoming:
+    return msg(
+        "record",
+        {
+            "schema": "record/1",
+            "kind": "copy",
+            "id": rid,
+            "seq": seq,
+            "time": "2026-11-23T09:00:00+00:00",
+            "data": data or {"code": rid},
+        },
+    )
+
+
+def test_records_are_stored_once_and_every_delivery_is_acknowledged(store: FleetStore) -> None:
+    first = store.apply([record("r1", 1), record("r2", 2)])
+    assert (first.new_records, first.duplicate_records) == (2, 0)
+    again = store.apply([record("r2", 2), record("r1", 1), record("r3", 3)])
+    assert (again.new_records, again.duplicate_records) == (1, 2)
+    assert again.acked == {KIOSK: ["r2", "r1", "r3"]}  # duplicates are acknowledged too
+    rows = {r["id"]: r for r in store.records()}
+    assert sorted(rows) == ["r1", "r2", "r3"]
+    assert rows["r1"]["deliveries"] == 2 and rows["r3"]["deliveries"] == 1
+    assert rows["r2"]["data"] == {"code": "r2"}
+    assert store.kiosk(KIOSK)["max_seq"] == 3
+
+
+def test_state_telemetry_and_events_make_the_kiosk_row(store: FleetStore) -> None:
+    t0 = time.time()
+    store.apply(
+        [
+            msg(
+                "state",
+                {
+                    "schema": "state/1",
+                    "state": "online",
+                    "version": "0.2.0",
+                    "protocol": "5",
+                    "capabilities": ["printer"],
+                    "status": {"locked": True},
+                },
+                at=t0,
+            ),
+            msg(
+                "telemetry",
+                {
+                    "schema": "telemetry/1",
+                    "id": "t1",
+                    "seq": 1,
+                    "time": "2026-11-23T09:00:00+00:00",
+                    "system": {
+                        "cpu_temp_c": 61.5,
+                        "load": [0.5, 0.4, 0.3],
+                        "disk": {"total_mb": 1000, "free_mb": 50},
+                    },
+                    "outbox": {"record": 4, "event": 1, "telemetry": 0},
+                    "printer": {"online": True, "paper": "near-end"},
+                    "camera": {"ok": True},
+                    "door": "closed",
+                    "certificate": {"not_after": "2027-01-01T00:00:00+00:00"},
+                },
+            ),
+        ]
+    )
+    k = store.kiosk(KIOSK)
+    assert k["state"] == "online" and k["version"] == "0.2.0" and k["locked"] is True
+    assert k["cpu_temp_c"] == 61.5 and k["disk_used_pct"] == 95.0 and k["outbox_depth"] == 5
+    assert k["paper"] == "near-end" and k["camera_ok"] is True and k["door"] == "closed"
+    assert k["cert_not_after"] == pytest.approx(1798761600.0)
+    assert k["site"] == "HN-TAYHO"  # from the id until an operator sets it
+    event = {
+        "schema": "event/1",
+        "id": "e1",
+        "seq": 2,
+        "kind": "printer.paper_out",
+        "severity": "error",
+        "time": "2026-11-23T09:01:00+00:00",
+        "detail": {},
+    }
+    out = store.apply([msg("event", event), msg("event", event)])
+    assert (out.new_events, out.duplicate_events) == (1, 1)
+    k = store.kiosk(KIOSK)
+    assert k["paper"] == "out" and k["last_error"] == "printer.paper_out"
+    store.apply(
+        [
+            msg(
+                "state",
+                {"schema": "state/1", "state": "offline", "reason": "connection_lost"},
+                at=t0 + 5,
+            )
+        ]
+    )
+    k = store.kiosk(KIOSK)
+    assert k["state"] == "offline" and k["state_since"] == pytest.approx(t0 + 5)
+    assert k["offline_reason"] == "connection_lost"
+    series = store.telemetry_series(KIOSK, since=0)
+    assert [s["cpu_temp_c"] for s in series] == [61.5] and series[0]["load1"] == 0.5
+    store.set_site(KIOSK, "Phường Tây Hồ")
+    assert store.sites() == ["Phường Tây Hồ"]
+    assert [k["kiosk_id"] for k in store.kiosks(site="Phường Tây Hồ")] == [KIOSK]
+
+
+def test_a_bad_message_is_refused_alone(store: FleetStore) -> None:
+    out = store.apply(
+        [
+            record("good-1", 1),
+            msg("state", {"schema": "state/1", "state": "sleeping"}),
+            record("good-2", 2),
+        ]
+    )
+    assert out.rejected == 1 and out.new_records == 2
+    assert store.count_events(KIOSK, "x", 0) == 0
+    assert len(store.records()) == 2
+
+
+def test_command_log_and_results(store: FleetStore) -> None:
+    envelope = {
+        "id": "c-1",
+        "name": "lock",
+        "args": {},
+        "operator": "an",
+        "expires_at": "2026-11-23T09:05:00+00:00",
+    }
+    store.log_command(envelope, kiosk_id=KIOSK, now=100.0)
+    assert store.command("c-1")["status"] == "sent"
+    store.apply(
+        [
+            msg(
+                "result",
+                {
+                    "schema": "command-result/1",
+                    "id": "c-1",
+                    "name": "lock",
+                    "status": "ok",
+                    "reason": None,
+                    "message": "",
+                    "result": {"locked": True},
+                },
+            )
+        ]
+    )
+    row = store.command("c-1")
+    assert row["status"] == "ok" and row["result"] == {"locked": True}
+    assert row["operator"] == "an" and store.kiosk(KIOSK)["locked"] is True
+    # A result from another kiosk for the same id does not overwrite it.
+    store.apply(
+        [msg("result", {"id": "c-1", "name": "lock", "status": "refused"}, kiosk="HN-OTHER-02")]
+    )
+    assert store.command("c-1")["status"] == "ok"
+
+
+def test_alerts_raise_once_and_clear(store: FleetStore) -> None:
+    raised, cleared = store.sync_alerts({(KIOSK, "offline"): ("error", "offline")}, now=1.0)
+    assert [r["rule"] for r in raised] == ["offline"] and cleared == []
+    raised, cleared = store.sync_alerts({(KIOSK, "offline"): ("error", "offline")}, now=2.0)
+    assert raised == [] and cleared == []
+    raised, cleared = store.sync_alerts({(KIOSK, "paper_out"): ("error", "paper")}, now=3.0)
+    assert [r["rule"] for r in raised] == ["paper_out"]
+    assert [(c["rule"], c["cleared_at"]) for c in cleared] == [("offline", 3.0)]
+    assert [a["rule"] for a in store.open_alerts()] == ["paper_out"]
+    assert len(store.alert_history()) == 2
+
+
+def test_claim_token_is_taken_once_even_when_raced(store: FleetStore) -> None:
+    now = time.time()
+    store.add_claim_token(
+        {
+            "token_hash": "h1",
+            "kiosk_id": KIOSK,
+            "site": "s",
+            "created_by": "an",
+            "created_at": now,
+            "expires_at": now + 60,
+        }
+    )
+    store.add_claim_token(
+        {
+            "token_hash": "old",
+            "kiosk_id": KIOSK,
+            "site": "s",
+            "created_by": "an",
+            "created_at": now - 120,
+            "expires_at": now - 60,
+        }
+    )
+    winners: list[Any] = []
+    barrier = threading.Barrier(4)
+
+    def take() -> None:
+        barrier.wait()
+        winners.append(store.take_claim_token("h1", now=time.time()))
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(1 for w in winners if w) == 1
+    assert store.take_claim_token("old", now=now) is None
+    assert store.take_claim_token("nope", now=now) is None
+
+
+def test_dossiers_revocations_and_pruning(store: FleetStore) -> None:
+    store.put_dossier("H01.1-241123-0001", {"status": "processing"})
+    store.put_dossier("H01.1-241123-0001", {"status": "done"})
+    assert store.dossier("H01.1-241123-0001")["data"] == {"status": "done"}
+    assert store.revoke_copy("HN-A-1", reason="lỗi", operator="an", now=5.0)
+    assert not store.revoke_copy("HN-A-1", reason="again", operator="an", now=6.0)
+    assert [(r["code"], r["reason"]) for r in store.revocations()] == [("HN-A-1", "lỗi")]
+    old = time.time() - 10 * 86400
+    store.apply(
+        [
+            msg("telemetry", {"id": str(uuid.uuid4()), "time": "2000-01-01T00:00:00+00:00"}),
+            msg(
+                "event",
+                {
+                    "id": "old-e",
+                    "kind": "x",
+                    "severity": "info",
+                    "time": "2000-01-01T00:00:00+00:00",
+                },
+            ),
+        ]
+    )
+    assert store.prune(now=old + 10 * 86400, telemetry_keep_s=86400, events_keep_s=86400) == 2
+    assert store.telemetry_series(KIOSK, since=0) == []
