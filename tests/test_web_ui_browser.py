@@ -6,6 +6,8 @@ is saved to docs/screens/ at 1280x800 and 800x480. Flow A is in test_web_ui_ecop
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -13,7 +15,9 @@ import numpy as np
 import pytest
 
 from tests import web_ui_helpers as web
+from tests.cards import qr_image
 from tests.conftest import http, wait_for
+from tests.copies_helpers import CITIZEN_QR, write_pages
 from tests.web_ui_helpers import (
     HOME,
     TECH_PIN,
@@ -221,3 +225,55 @@ def test_idle_warning_counts_down_then_wipes_everything(browser, tmp_path: Path)
         assert pg.locator("#pin").count() == 0 and "Tạm khóa" in pg.inner_text("#pin-error")
         shoot(pg, "42-technician-locked")
         context.close()
+
+
+# --- flow E: verify a copy by its QR ------------------------------------------------------------
+
+
+def _issue_copy_with_the_cli(daemon, tmp: Path) -> dict:
+    """A copy issued on this kiosk by `kiosk copy issue` (the daemon keeps running beside it)."""
+    pages = [str(p) for p in write_pages(tmp, 1)]
+    done = subprocess.run(
+        [sys.executable, "-m", "edge", "copy", "issue", "--config", str(daemon.config),
+         "--pages", *pages, "--citizen-qr", CITIZEN_QR, "--out", str(tmp / "c.pdf"), "--json"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def _qr_on_platen(text: str) -> np.ndarray:
+    """A receipt's QR code lying on the platen, as the camera sees it."""
+    frame = np.full((960, 1280, 3), 70, np.uint8)
+    qr = np.array(qr_image(text, 420).convert("RGB"))[:, :, ::-1]
+    h, w = qr.shape[:2]
+    frame[200 : 200 + h, 400 : 400 + w] = qr
+    return frame
+
+
+def test_verify_a_copy_by_its_qr_valid_then_forged(page, kiosk, tmp_path: Path) -> None:
+    daemon, scenes = kiosk
+    issued = _issue_copy_with_the_cli(daemon, tmp_path)
+    scenes.show(np.full((960, 1280, 3), 70, np.uint8))
+    page.goto("/")
+    page.click("#tile-verify")
+    assert headline(page) == "Đặt mã QR của bản sao hoặc biên nhận dưới camera"
+    page.wait_for_function(
+        "() => document.getElementById('guidance').textContent.includes('Chưa thấy mã QR')"
+    )
+    shoot(page, "50-verify-scan")
+    scenes.show(_qr_on_platen(issued["qr"]))
+    page.wait_for_url("**/e/result", timeout=20000)
+    assert headline(page) == "Bản sao hợp lệ"
+    assert page.inner_text("#copy-code") == issued["code"]
+    shoot(page, "51-verify-valid")
+    page.click("#done")
+    page.wait_for_url(HOME)
+    # The same QR with one character of the code changed: the signature no longer matches.
+    code = issued["code"]
+    forged_code = code[:-3] + ("1" if code[-3] != "1" else "2") + code[-2:]
+    scenes.show(_qr_on_platen(issued["qr"].replace(code, forged_code)))
+    page.goto("/e/")
+    page.wait_for_url("**/e/result", timeout=20000)
+    assert headline(page) == "Bản sao không hợp lệ"
+    shoot(page, "52-verify-invalid")

@@ -4,6 +4,7 @@ in front of it, headless Chromium, GPIO button presses and screenshots of every 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import threading
@@ -83,6 +84,13 @@ level = "INFO"
 [daemon]
 developer_panel = true
 
+[copies]
+development_ca = true
+
+[copies.vietqr]
+bank_bin = "970436"
+account = "0011001234567"
+
 [ui]
 idle_timeout_s = {idle_s}
 idle_warning_s = {warn_s}
@@ -93,6 +101,13 @@ liveness_time_limit_s = 12
         encoding="utf-8",
     )
     return path
+
+
+def set_paper(root: Path, paper: str) -> None:
+    """What the simulated printer's paper sensor reads: "ok", "near-end" or "out"."""
+    out = root / "printer-out"
+    out.mkdir(exist_ok=True)
+    (out / "sensors.json").write_text(json.dumps({"paper": paper, "cover_open": False}))
 
 
 class Scenes:

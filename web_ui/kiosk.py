@@ -39,7 +39,7 @@ FLOWS: dict[str, Flow] = {
             _l("Copy an original paper, certified electronically"),
             "copy",
             ("camera",),
-            (),
+            ("copies",),
             (_l("Identify"), _l("Face"), _l("Pages"), _l("Check"), _l("Fee"), _l("Receipt")),
         ),
         Flow(
@@ -59,7 +59,7 @@ FLOWS: dict[str, Flow] = {
             _l("See how far your dossier has come"),
             "dossier",
             (),
-            ("dossier",),
+            ("dossiers",),
             (_l("Dossier code"), _l("Status")),
         ),
         Flow(
@@ -120,7 +120,8 @@ def part_ok(name: str) -> bool:
 
 
 def service(name: str) -> Any:
-    """One of the daemon's citizen services (App.copies, App.tickets ...), or None."""
+    """One of the daemon's citizen services (App.copies, App.tickets, App.dossiers,
+    App.catalog, App.post), or None when that part is not running."""
     return getattr(kiosk(), name, None)
 
 

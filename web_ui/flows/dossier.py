@@ -21,7 +21,7 @@ KEY = "dossier"
 def _lookup(text: str) -> str | None:
     """Ask the service; keep the answer in the session; None or the citizen's message."""
     try:
-        status = service("dossier").lookup(text, session_id=session.sid)
+        status = service("dossiers").lookup(text, session_id=session.sid)
     except BadInput as err:  # bad code, too many tries, no answer and nothing cached
         logger.info("dossier lookup refused: %s", getattr(err, "code", "bad_input"))
         return pick(getattr(err, "message_vi", str(err)), str(err))

@@ -548,7 +548,10 @@ def issue() -> Any:
             quote = copies.quote(len(work.pages))
             if quote.payable_vnd and not work.paid:
                 return redirect(url_for("ecopy.fee"))
-            delivery = {"contact": work.contact} if work.contact else None
+            contact = work.contact
+            delivery = None
+            if contact:
+                delivery = {"email": contact} if "@" in contact else {"ewallet": contact}
             try:
                 copy = copies.issue(work.pages, work.identity.card, delivery=delivery)
             except KioskError as err:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Any
 
 from flask import Blueprint, abort, redirect, session, url_for
 
-from edge.errors import BadInput
+from edge.errors import BadInput, PrinterError
 from web_ui.forms import SearchForm
 from web_ui.kiosk import end_flow, guard, kiosk, screen, service
 
@@ -43,23 +42,15 @@ def procedure(procedure_id: str) -> Any:
 @bp.post("/p/<procedure_id>/print")
 @guard("guide")
 def print_checklist(procedure_id: str) -> Any:
-    from edge.services.printouts import checklist_slip
-
-    catalog = service("catalog")
     try:
-        found = catalog.get(procedure_id[:64])
+        found = service("catalog").get(procedure_id[:64])
+        outcome = kiosk().services.print_checklist(found.id)  # edge.services.bundle.Services
+    except PrinterError as err:
+        logger.warning("checklist not printed: %s", err)
+        session["guide_printed"] = "failed"
+        return redirect(url_for("guide.procedure", procedure_id=procedure_id[:64]))
     except BadInput:
         abort(404)
-    k = kiosk()
-    data = checklist_slip(
-        found,
-        site=k.config.kiosk.site,
-        catalog_version=catalog.version,
-        now=dt.datetime.now(dt.UTC),
-        paper_width_mm=k.config.printer.paper_width_mm,
-        profile=k.config.printer.profile,
-    )
-    outcome = k.printer.submit("checklist", f"Danh sách giấy tờ {found.id}", data)
     session["guide_printed"] = "ok" if outcome.printed else "failed"
     return redirect(url_for("guide.procedure", procedure_id=found.id))
 

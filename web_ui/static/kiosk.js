@@ -165,7 +165,12 @@
          "Ô Ơ Ư - / , . @", "sắc huyền hỏi ngã nặng", "␣ ⌫"];
     const pad = document.createElement("div");
     pad.className = "osk";
+    pad.hidden = true;
     pad.setAttribute("aria-hidden", "true");
+    // Shown at the bottom of the screen while its field has the focus; a tap on a key keeps it.
+    input.addEventListener("focus", () => { pad.hidden = false; body.classList.add("osk-open"); });
+    input.addEventListener("blur", () => { pad.hidden = true; body.classList.remove("osk-open"); });
+    pad.addEventListener("pointerdown", (e) => e.preventDefault());
     rows.forEach((row) => {
       const line = document.createElement("div");
       line.className = "row";
@@ -191,7 +196,7 @@
       });
       pad.appendChild(line);
     });
-    input.insertAdjacentElement("afterend", pad);
+    document.body.appendChild(pad);
   }
 
   document.querySelectorAll("[data-osk]").forEach(keyboard);
