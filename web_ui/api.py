@@ -27,6 +27,12 @@ def health() -> Any:
     return jsonify(body), (200 if kiosk.ready else 503)
 
 
+@bp.get("/browser")
+def browser() -> Any:
+    """The kiosk browser's last heartbeat (kiosk-browser.sh can restart a page that stopped)."""
+    return jsonify(current_app.extensions["kiosk_heartbeat"].as_dict())
+
+
 @bp.get("/status")
 def status() -> Any:
     return jsonify(_kiosk().status())

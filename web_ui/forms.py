@@ -47,8 +47,8 @@ class ContactForm(FlaskForm):
         filters=[nfc],
         validators=[
             Optional(),
-            Length(max=120, message=_l("At most %(max)d characters.")),
             plain_text,
+            Length(max=120, message=_l("At most %(max)d characters.")),
             Regexp(
                 r"^([^@\s]+@[^@\s]+\.[A-Za-z]{2,}|(VNeID|MoMo|ZaloPay|VNPAY):[A-Za-z0-9._-]{3,40})$",
                 message=_l(
@@ -66,8 +66,8 @@ class DossierForm(FlaskForm):
         filters=[nfc],
         validators=[
             DataRequired(_l("Please enter the dossier code.")),
-            Length(max=40, message=_l("At most %(max)d characters.")),
             plain_text,
+            Length(max=40, message=_l("At most %(max)d characters.")),
         ],
     )
 
@@ -78,8 +78,8 @@ class SearchForm(FlaskForm):
         filters=[nfc],
         validators=[
             DataRequired(_l("Please type a few words, for example “khai sinh”.")),
-            Length(min=2, max=80, message=_l("Please type 2 to 80 characters.")),
             plain_text,
+            Length(min=2, max=80, message=_l("Please type 2 to 80 characters.")),
         ],
     )
 
@@ -93,8 +93,8 @@ class AddressForm(FlaskForm):
         filters=[nfc],
         validators=[
             DataRequired(_l("Please enter the recipient's name.")),
-            Length(max=80, message=_l("At most %(max)d characters.")),
             plain_text,
+            Length(max=80, message=_l("At most %(max)d characters.")),
             Regexp(r"^[^\d]+$", message=_l("A name has no digits.")),
         ],
     )
@@ -103,6 +103,7 @@ class AddressForm(FlaskForm):
         filters=[lambda v: re.sub(r"[ .-]", "", v) if isinstance(v, str) else v],
         validators=[
             DataRequired(_l("Please enter a phone number.")),
+            plain_text,
             Length(max=15, message=_l("At most %(max)d characters.")),
             Regexp(
                 VN_PHONE, message=_l("A Vietnamese mobile number has 10 digits, e.g. 0912345678.")
@@ -114,8 +115,8 @@ class AddressForm(FlaskForm):
         filters=[nfc],
         validators=[
             DataRequired(_l("Please enter the province or city.")),
-            Length(max=60, message=_l("At most %(max)d characters.")),
             plain_text,
+            Length(max=60, message=_l("At most %(max)d characters.")),
         ],
     )
     ward = StringField(
@@ -123,8 +124,8 @@ class AddressForm(FlaskForm):
         filters=[nfc],
         validators=[
             DataRequired(_l("Please enter the ward or commune.")),
-            Length(max=80, message=_l("At most %(max)d characters.")),
             plain_text,
+            Length(max=80, message=_l("At most %(max)d characters.")),
         ],
     )
     street = StringField(
@@ -132,8 +133,8 @@ class AddressForm(FlaskForm):
         filters=[nfc],
         validators=[
             DataRequired(_l("Please enter the house number and street.")),
-            Length(min=3, max=120, message=_l("Please enter 3 to 120 characters.")),
             plain_text,
+            Length(min=3, max=120, message=_l("Please enter 3 to 120 characters.")),
         ],
     )
 
@@ -151,8 +152,8 @@ class SubjectForm(FlaskForm):
         filters=[nfc],
         validators=[
             DataRequired(_l("Please enter the code.")),
-            Length(max=40, message=_l("At most %(max)d characters.")),
             plain_text,
+            Length(max=40, message=_l("At most %(max)d characters.")),
             Regexp(
                 r"^[0-9A-Za-z][0-9A-Za-z.\-]{4,39}$",
                 message=_l(

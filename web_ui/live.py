@@ -61,7 +61,23 @@ class ButtonFeed:
             return [e for e in self._events if e[0] > seq]
 
 
+class Heartbeat:
+    """When the kiosk browser's page last said it was alive (for the browser watchdog)."""
+
+    def __init__(self) -> None:
+        self.last: float | None = None
+        self.path = ""
+
+    def beat(self, path: str) -> None:
+        self.last, self.path = time.monotonic(), path
+
+    def as_dict(self) -> dict[str, Any]:
+        age = None if self.last is None else round(time.monotonic() - self.last, 1)
+        return {"heartbeat_age_s": age, "screen": self.path}
+
+
 def init_app(app: Flask, services: Any) -> None:
+    app.extensions["kiosk_heartbeat"] = Heartbeat()
     feed = ButtonFeed()
     app.extensions["kiosk_buttons"] = feed
     if getattr(services, "bus", None) is not None:
@@ -112,3 +128,12 @@ def events() -> Response:
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+
+@bp.post("/heartbeat")
+def heartbeat() -> Response:
+    """The page beats every 10 s; `GET /api/browser` tells the watchdog how long ago."""
+    path = (request.get_json(silent=True) or {}).get("screen", "")
+    screen_path = path if isinstance(path, str) and path.startswith("/") else ""
+    current_app.extensions["kiosk_heartbeat"].beat(screen_path.split("?")[0][:80])
+    return Response(status=204)

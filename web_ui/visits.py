@@ -60,8 +60,9 @@ def wipe(visit: dict[str, Any], *, keep: tuple[str, ...] = ()) -> None:
 class VisitStore(SessionInterface):
     """Flask SessionInterface keeping every session in this process's memory."""
 
-    def __init__(self, *, idle_s: float) -> None:
+    def __init__(self, *, idle_s: float, grace_s: float = 5.0) -> None:
         self.idle_s = idle_s
+        self.grace_s = grace_s  # the page's own countdown acts first; this catches the rest
         self._visits: dict[str, Visit] = {}
         self._lock = threading.Lock()
 
@@ -92,7 +93,9 @@ class VisitStore(SessionInterface):
         """Sessions idle longer than the timeout (plus a grace for a slow page) are wiped."""
         now = time.monotonic()
         with self._lock:
-            stale = [v for v in self._visits.values() if now - v.last_seen > self.idle_s + 5]
+            stale = [
+                v for v in self._visits.values() if now - v.last_seen > self.idle_s + self.grace_s
+            ]
             for visit in stale:
                 del self._visits[visit.sid]
         for visit in stale:

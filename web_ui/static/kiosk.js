@@ -204,6 +204,17 @@
   document.querySelectorAll("[data-poll]").forEach(poll);
   document.querySelectorAll("[data-auto-submit]").forEach((form) =>
     setTimeout(() => form.requestSubmit(), parseInt(form.dataset.autoSubmit, 10)));
+  // --- heartbeat for the kiosk browser's watchdog ---------------------------------------
+  function beat() {
+    fetch("/live/heartbeat", {
+      method: "POST", credentials: "same-origin",
+      headers: { "X-CSRFToken": csrf, "Content-Type": "application/json" },
+      body: JSON.stringify({ screen: window.location.pathname }),
+    }).catch(() => {});
+  }
+  beat();
+  setInterval(beat, 10000);
+
   listen();
   focusFirst();
   if (!idleFree) setTimeout(tick, 250);
