@@ -193,13 +193,19 @@ class App:
             key=self.key,
             outbox=self.outbox,
             printer=self.printer,
-            on_issued=lambda _copy: self.fleet and self.fleet.kick(),
+            on_issued=self._copy_issued,
         )
         try:
             self.copies.open()
         except SigningUnavailable as err:
             logger.error("e-copies unavailable: %s", err)
         threading.Thread(target=self._purge_copies, name="copies-purge", daemon=True).start()
+
+    def _copy_issued(self, issued: Any) -> None:
+        """Counted in telemetry ("copy.issued" today); its record goes to central now."""
+        self.bus.post(Event("copy.issued", "copies", {"code": issued.code, "pages": issued.pages}))
+        if self.fleet is not None:
+            self.fleet.kick()
 
     def _purge_copies(self) -> None:
         """Copies central has had for longer than the retention window go, hourly."""

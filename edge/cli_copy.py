@@ -42,6 +42,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -
     verify.add_argument("--code", help="a code of a copy issued on this kiosk")
     listing = copy_sub.add_parser("list", parents=[common], help="copies stored on this kiosk")
     listing.add_argument("--limit", type=int, default=50)
+    get = copy_sub.add_parser("get", parents=[common], help="write a stored copy's signed PDF")
+    get.add_argument("code")
+    get.add_argument("--out", type=Path, required=True)
     receipt = copy_sub.add_parser(
         "receipt", parents=[common], help="print a copy's receipt again (or write it to a file)"
     )
@@ -99,6 +102,10 @@ def run(args: argparse.Namespace, config: cfg.Config | None, emit: Any) -> int:
                 return _list(args, service, emit)
             case "receipt":
                 return _receipt(args, service, emit)
+            case "get":
+                _write_atomic(args.out, service.pdf(args.code))
+                emit({"code": args.code, "pdf": str(args.out)}, f"copy written to {args.out}")
+                return EXIT_OK
     finally:
         parts.close()
     raise BadInput(f"unknown copy command {args.copy_command!r}")

@@ -320,7 +320,7 @@ class VietQRSection(Section):
     )
     to_card: bool = Field(False, description="account is a card number (QRIBFTTC).")
     purpose_prefix: str = Field(
-        "LE PHI CHUNG THUC", max_length=12 + 13, description="Start of the transfer note."
+        "LE PHI CHUNG THUC", max_length=20, description="Start of the transfer note (ASCII)."
     )
 
 

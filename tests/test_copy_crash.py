@@ -19,8 +19,8 @@ from tests.copies_helpers import copy_service, page_image, write_config
 
 REPO = Path(__file__).resolve().parent.parent
 STEPS = ["reserved", "qr", "rendered", "signed", "stored"]
-ROUNDS = 20
-BUDGET_S = 90.0
+ROUNDS = 15
+BUDGET_S = 45.0  # stops starting rounds past this; each round is a fresh interpreter
 
 
 def test_kill_minus_9_across_issuing_steps(tmp_path: Path) -> None:
@@ -63,7 +63,7 @@ def test_kill_minus_9_across_issuing_steps(tmp_path: Path) -> None:
             ln.split()[1] for ln in child.stdout.read().splitlines() if ln.startswith("issued")
         ]
     assert set(killed_after) == set(STEPS), killed_after  # every step was hit
-    assert sum(killed_after.values()) >= 10
+    assert sum(killed_after.values()) >= 2 * len(STEPS)
 
     with copy_service(tmp_path) as service:
         store = service.store

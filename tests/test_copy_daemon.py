@@ -60,3 +60,70 @@ def test_update_revocations_command_installs_central_list(tmp_path: Path) -> Non
             command({"revocations": {"codes": [5]}})
         assert command({"revocations": {"codes": []}})["codes"] == 0
         assert service.verify_qr(issued.qr).status == "valid"
+
+
+def test_issued_copy_reaches_central_and_central_can_revoke_it(
+    tmp_path: Path, broker, fleet_pki, central
+) -> None:
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from edge.copies.verify import TrustStore, verify_pdf
+    from tests.mqtt_broker import assert_valid
+    from tests.test_daemon_fleet import BASE, command, fleet_config
+
+    operator_key = ec.generate_private_key(ec.SECP256R1())
+    config = fleet_config(tmp_path, broker, fleet_pki, operator_key)
+    with config.open("a", encoding="utf-8") as f:
+        f.write("\n[copies]\ndevelopment_ca = true\n")
+    daemon = start_daemon(config)
+    try:
+        central.wait_for(f"{BASE}/state", lambda m: m.json()["state"] == "online")
+        pages = [str(p) for p in write_pages(tmp_path, 2)]
+        out = tmp_path / "copy.pdf"
+        result = subprocess.run(
+            [sys.executable, "-m", "edge", "copy", "issue", "--config", str(config), "--pages",
+             *pages, "--citizen-qr", CITIZEN_QR, "--out", str(out), "--json"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        code = json.loads(result.stdout)["code"]
+        record = central.wait_for(f"{BASE}/records/copy", timeout=20).json()
+        assert_valid(record, "record")
+        assert_valid(record["data"], "copy")
+        assert record["id"] == f"copy-{code}" and record["data"]["code"] == code
+        pdf = base64.b64decode(record["data"]["pdf_base64"])
+        assert pdf == out.read_bytes()
+        # Central checks it with the kiosk's CA, as anyone can.
+        trust = TrustStore(tmp_path / "state" / "copies" / "trust")
+        assert verify_pdf(pdf, trust).status == "valid"
+        # Central revokes it; the kiosk's verifier says so from then on.
+        reply = command(
+            central, operator_key, "update-revocations", {"revocations": {"codes": [code]}}
+        )
+        assert reply["status"] == "ok" and reply["result"] == {"codes": 1, "certificates": 0}, reply
+        verdict = subprocess.run(
+            [sys.executable, "-m", "edge", "copy", "verify", "--config", str(config), str(out), "--json"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert verdict.returncode == 1 and json.loads(verdict.stdout)["status"] == "revoked"
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_app_copies_is_what_the_web_ui_calls(tmp_path: Path) -> None:
+    from tests.conftest import wait_for
+
+    config = cfg.load(write_sim_config(tmp_path, extra="\n[copies]\ndevelopment_ca = true\n"))
+    app = App(config)
+    try:
+        app.start()
+        issued = app.copies.issue([page_image(1)], {"id_number": "001099012345", "name": "An"})
+        assert app.copies.verify_qr(issued.qr).ok
+        wait_for(lambda: app.counts_today().get("copy.issued") == 1)
+        assert app.status()["copies"]["stored"] == 1
+        outcome = app.copies.print_receipt(issued.code)
+        assert outcome.printed and app.printer.jobs()[0]["kind"] == "receipt"
+    finally:
+        app.stop()

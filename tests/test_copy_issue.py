@@ -36,6 +36,7 @@ from tests.copies_helpers import (
     write_pages,
 )
 from tests.escpos_readback import native_qr_payloads, paper
+from tests.mqtt_broker import assert_valid
 
 CITIZEN = parse_cccd(CITIZEN_QR, today=dt.date(2026, 11, 23))
 
@@ -83,7 +84,18 @@ def test_pdf_pages_footer_watermark_fonts_and_qr(kiosk, tmp_path: Path) -> None:
     local = issued.issued_at.astimezone(dt.timezone(dt.timedelta(hours=7)))
     assert f"{local:%H:%M:%S %d/%m/%Y} (GMT+7)" in text
     assert "KHÔNG CÓ GIÁ TRỊ PHÁP LÝ" in text  # development copies say so
-    assert text.count("TT") >= 2  # the watermark (split by pdftotext when rotated)
+    # The watermark on every page: "TTPVHCC" turned to the diagonal, drawn see-through.
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    reader = PdfFileReader(io.BytesIO(issued.pdf))
+    for kid in reader.root["/Pages"]["/Kids"]:
+        page = kid.get_object()
+        content = page["/Contents"].get_object().data
+        found = re.search(rb"/(\w+) gs\n([-0-9. ]+) cm\nBT[^\n]*\(TTPVHCC\) Tj", content)
+        assert found, content[:300]
+        a, b = (float(v) for v in found[2].split()[:2])
+        assert 50 < np.degrees(np.arctan2(b, a)) < 60  # A4's diagonal: 54.7 degrees
+        assert float(page["/Resources"]["/ExtGState"]["/" + found[1].decode()]["/ca"]) < 0.5
     subprocess.run(["pdftoppm", "-r", "110", "-png", str(pdf), str(tmp_path / "p")], check=True)
     pages = sorted(tmp_path.glob("p-*.png"))
     assert len(pages) == 2
@@ -173,6 +185,12 @@ def test_revocation_list_is_honoured(tmp_path: Path) -> None:
         assert service.verify_qr(first.qr).status == "revoked"
         assert service.verify_qr(second.qr).status == "valid"
         serial = f"{service.signer.certificate.serial_number:x}"
+        later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).replace(tzinfo=None).isoformat()
+        write_revocations(
+            service.paths.revocation_file,
+            {"certificates": [{"serial": serial, "revoked_at": later}]},
+        )
+        assert service.verify_pdf(second.pdf).status == "valid"  # issued before the revocation
         write_revocations(service.paths.revocation_file, {"certificates": [{"serial": serial}]})
         assert service.verify_pdf(second.pdf).status == "revoked"
         assert service.verify_qr(second.qr).reason == "signing certificate revoked"
@@ -189,7 +207,12 @@ def test_stored_encrypted_listed_queued_and_purged_after_ack(tmp_path: Path) -> 
         assert service.copies.citizen(issued.code)["name"] == "Nguyễn Văn An"
         message = service.outbox.pending()[0]
         assert (message.id, message.topic) == (f"copy-{issued.code}", "records/copy")
+        assert_valid(
+            {**message.payload, "id": message.id, "seq": 1, "queued_at": message.payload["time"]},
+            "record",
+        )
         record = message.payload["data"]
+        assert_valid(record, "copy")
         assert record["code"] == issued.code and record["citizen"]["id_number"] == "001099012345"
         assert record["pdf_sha256"] and len(record["pdf_base64"]) > 1000
         service.store.close()  # checkpoints the WAL into the file
@@ -271,6 +294,14 @@ def test_receipt_qr_read_back_from_the_printed_job_verifies(tmp_path: Path) -> N
         job = next((tmp_path / "printer").glob("*.bin")).read_bytes()
         [native] = native_qr_payloads(job)
         assert service.verify_qr(native).status == "valid"
+        # The Vietnamese text comes out right: Tesseract (vie) reads the printed raster back.
+        from edge.vision.ocr import shared_ocr
+
+        printed = shared_ocr().read(np.asarray(paper(job))).text
+        for line in ("BIÊN NHẬN", "Số trang: 3", "Lệ phí: Miễn phí", "Phường Tây Hồ"):
+            assert line in printed, printed
+        # The code in bold: OCR may see a stray mark next to a dash; the characters are all there.
+        assert issued.code in [re.sub(r"[^A-Z0-9-]", "", x) for x in printed.splitlines()]
         # 58 mm with a printer that has no QR command: the QR goes out as a raster image.
         data = copy_receipt(
             code=issued.code, pages=3, fee=issued.fee, issued_at=issued.issued_at,
@@ -342,6 +373,18 @@ def test_cli_issue_verify_list_and_receipt_demo(tmp_path: Path) -> None:
     out.write_bytes(bytes(data))
     bad = kiosk_cli("copy", "verify", "--config", config, str(out), "--json")
     assert bad.returncode == 1 and json.loads(bad.stdout)["status"] == "invalid"
+    again = tmp_path / "again.pdf"
+    assert (
+        kiosk_cli("copy", "get", body["code"], "--config", config, "--out", str(again)).returncode
+        == 0
+    )
+    assert kiosk_cli("copy", "verify", "--config", config, str(again)).returncode == 0
+    missing = kiosk_cli(
+        "copy", "get", "HN-TEST-01-261123-000099-Q", "--config", config, "--out", str(again)
+    )
+    assert missing.returncode == 2 and (
+        "không có bản sao" in missing.stderr or "ký tự kiểm tra" in missing.stderr
+    )
     listing = kiosk_cli("copy", "list", "--config", config, "--json")
     assert [c["code"] for c in json.loads(listing.stdout)["copies"]] == [body["code"]]
     refused = kiosk_cli(
@@ -391,3 +434,46 @@ def test_scanned_pages_from_the_vision_pipeline_and_a_card_kept_at_its_size(tmp_
         re.search(rb"q\n([0-9.]+) 0 0 [0-9.]+ [0-9.]+ [0-9.]+ cm\n/FormXob", content)[1]
     )
     assert abs(width_pt / MM - 85.6) < 0.5
+
+
+def test_with_a_timestamp_authority_the_signature_is_pades_b_t(tmp_path: Path) -> None:
+    from tests.tsa_server import running_tsa
+
+    with (
+        running_tsa(tmp_path / "tsa-root.pem") as url,
+        copy_service(tmp_path / "k", extra=f'tsa_url = "{url}"') as service,
+    ):
+        issued = service.issue([page_image(1)], CITIZEN)
+        assert service.verify_pdf(issued.pdf).status == "unknown-issuer"  # TSA not trusted
+        shutil.copy(tmp_path / "tsa-root.pem", service.paths.trust_dir / "tsa-root.pem")
+        verdict = service.verify_pdf(issued.pdf)
+        assert verdict.status == "valid" and verdict.details["level"] == "PAdES-B-T"
+        assert service.list()[0].code == issued.code
+        path = tmp_path / "stamped.pdf"
+        path.write_bytes(issued.pdf)
+        report = pdfsig(path, nss_db(tmp_path / "nss", service.paths.dev_dir / "ca.pem"))
+        assert "Signature is Valid." in report and "Certificate is Trusted." in report
+
+
+def test_payable_fee_gets_a_vietqr_and_the_receipt_shows_the_amount(tmp_path: Path) -> None:
+    from edge.vietqr import parse
+
+    extra = '[copies.vietqr]\nbank_bin = "970415"\naccount = "113366668888"'
+    with copy_service(tmp_path, kiosk_id="HCM-Q1-01", extra=extra) as service:
+        fee = service.quote(3)
+        assert (fee.fee_vnd, fee.payable_vnd, fee.label_vi) == (5000, 5000, "5.000 đ")
+        fields = parse(service.payment_qr(fee, reference="S0042"))
+        assert fields["54"] == "5000" and fields["62"] == "0823LE PHI CHUNG THUC S0042"
+        assert "970415" in fields["38"] and "113366668888" in fields["38"]
+        issued = service.issue([page_image(1), page_image(2), page_image(3)], CITIZEN)
+        assert (issued.fee.payable_vnd, issued.code[:10]) == (5000, "HCM-Q1-01-")
+        printed = shared_text(service.receipt(issued.code))
+        assert "Lệ phí: 5.000 đ" in printed, printed
+    with copy_service(tmp_path / "hn", extra=extra) as hanoi:
+        assert hanoi.payment_qr(hanoi.quote(3), reference="S1") is None  # Miễn phí
+
+
+def shared_text(job: bytes) -> str:
+    from edge.vision.ocr import shared_ocr
+
+    return shared_ocr().read(np.asarray(paper(job))).text

@@ -13,7 +13,6 @@ import datetime as dt
 import hashlib
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -323,7 +322,6 @@ class CopyService:
             "sequence_high": self.sequence.high(),
             "development": self.signer.development if self.unavailable is None else None,
             "level": self.signer.level,
-            "time": time.time(),
         }
 
 

@@ -62,7 +62,8 @@ class CopyPaths:
         )
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
+def write_file(path: Path, data: bytes, mode: int) -> None:
+    """Atomically (temporary file, fsync, rename, directory fsync), with this mode."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
@@ -185,11 +186,11 @@ def ensure_development_identity(paths: CopyPaths, kiosk_id: str) -> bool:
     ca_key, ca_cert = make_ca(DEV_CA_NAME)
     key = ec.generate_private_key(ec.SECP256R1())
     cert = issue_signing_cert(kiosk_id, key.public_key(), ca_key, ca_cert)
-    _write(paths.dev_dir / "ca.key", pem_key(ca_key), 0o600)
-    _write(paths.dev_dir / "ca.pem", pem_cert(ca_cert), 0o644)
-    _write(paths.trust_dir / "development-ca.pem", pem_cert(ca_cert), 0o644)
-    _write(paths.signing_key, pem_key(key), 0o600)
-    _write(paths.signing_cert, pem_cert(cert), 0o644)
+    write_file(paths.dev_dir / "ca.key", pem_key(ca_key), 0o600)
+    write_file(paths.dev_dir / "ca.pem", pem_cert(ca_cert), 0o644)
+    write_file(paths.trust_dir / "development-ca.pem", pem_cert(ca_cert), 0o644)
+    write_file(paths.signing_key, pem_key(key), 0o600)
+    write_file(paths.signing_cert, pem_cert(cert), 0o644)
     logger.warning(
         "created a DEVELOPMENT CA and kiosk signing certificate: copies are not legally valid",
         extra={"dir": str(paths.dev_dir)},

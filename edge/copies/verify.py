@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
@@ -120,7 +121,7 @@ class TrustStore:
             for root in roots:
                 try:
                     cert.verify_directly_issued_by(root)
-                except (ValueError, TypeError, Exception):  # signature or name mismatch
+                except (InvalidSignature, ValueError, TypeError):  # not issued by this root
                     continue
                 found.append(cert)
                 break
@@ -143,11 +144,16 @@ class TrustStore:
             for item in data.get("certificates", []):
                 serial = int(str(item["serial"]), 16)
                 when = item.get("revoked_at")
-                serials[serial] = dt.datetime.fromisoformat(when) if when else None
+                serials[serial] = _aware(dt.datetime.fromisoformat(when)) if when else None
             return codes, serials
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
             logger.error("revocation list unreadable, ignored: %s", err, extra={"path": str(path)})
             return {}, {}
+
+
+def _aware(when: dt.datetime) -> dt.datetime:
+    """A time without a zone is taken as UTC."""
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
 def _revoked(trust: TrustStore, code: str, serial: int, issued_at: dt.datetime) -> str | None:
@@ -241,6 +247,8 @@ def verify_pdf(data: bytes, trust: TrustStore) -> Verdict:
     if len(signatures) != 1:
         return Verdict("invalid", "no signature" if not signatures else "more than one signature")
     signature = signatures[0]
+    # pyHanko logs a traceback for every signer it cannot chain; the verdict says it once.
+    logging.getLogger("pyhanko.sign.validation.generic_cms").setLevel(logging.ERROR)
     roots = trust.roots()
     context = ValidationContext(
         trust_roots=[_asn1(c) for c in roots], allow_fetching=False, revocation_mode="soft-fail"
@@ -258,7 +266,7 @@ def verify_pdf(data: bytes, trust: TrustStore) -> Verdict:
     try:
         keywords = str(reader.trailer["/Info"].get_object()["/Keywords"])
         payload = qrpayload.parse(keywords)
-    except (KeyError, BadInput, Exception):
+    except Exception:  # no Info, no Keywords, or not a KC1 payload
         return Verdict("invalid", "no copy QR payload in the document")
     base = {
         "code": payload.code.text,
@@ -269,6 +277,11 @@ def verify_pdf(data: bytes, trust: TrustStore) -> Verdict:
     }
     if not status.trusted:
         return Verdict("unknown-issuer", "signer not issued by a trusted CA", **base)
+    stamp = status.timestamp_validity
+    if stamp is not None and not (stamp.intact and stamp.valid):
+        return Verdict("invalid", "signature timestamp does not match", **base)
+    if stamp is not None and not stamp.trusted:
+        return Verdict("unknown-issuer", "timestamp authority not trusted", **base)
     key = signer.public_key()
     if not (isinstance(key, ec.EllipticCurvePublicKey) and payload.verify(key)):
         return Verdict("invalid", "QR not signed by the document's signer", **base)
@@ -312,9 +325,9 @@ def write_revocations(path: Path, data: Any) -> dict[str, Any]:
         if item.get("revoked_at"):
             dt.datetime.fromisoformat(item["revoked_at"])
     body = {"schema": "copy-revocations/1", "codes": codes, "certificates": certificates}
-    from edge.copies.sign import _write
+    from edge.copies.sign import write_file
 
-    _write(path, json.dumps(body, ensure_ascii=False, indent=1).encode(), 0o644)
+    write_file(path, json.dumps(body, ensure_ascii=False, indent=1).encode(), 0o644)
     logger.info(
         "revocation list installed",
         extra={"codes": len(codes), "certificates": len(certificates)},
