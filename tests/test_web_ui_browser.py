@@ -273,6 +273,7 @@ def test_verify_a_copy_by_its_qr_valid_then_forged(page, kiosk, tmp_path: Path) 
     code = issued["code"]
     forged_code = code[:-3] + ("1" if code[-3] != "1" else "2") + code[-2:]
     scenes.show(_qr_on_platen(issued["qr"].replace(code, forged_code)))
+    web.wait_new_frames(daemon)
     page.goto("/e/")
     page.wait_for_url("**/e/result", timeout=20000)
     assert headline(page) == "Bản sao không hợp lệ"

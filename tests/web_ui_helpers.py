@@ -279,3 +279,28 @@ def pass_face_check(pg, scenes) -> str:
             return pg.url
     pg.wait_for_url(re.compile(r"/a/(pages|staff)$"), timeout=30000)
     return pg.url
+
+
+def wait_for_fleet(daemon: Daemon, timeout: float = 15.0) -> None:
+    """The daemon is connected to its broker (status fleet.connected)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, body = http("GET", daemon.base + "/api/status")
+        if status == 200 and body["fleet"].get("connected"):
+            return
+        time.sleep(0.1)
+    raise AssertionError("the daemon did not connect to the broker")
+
+
+def wait_new_frames(daemon: Daemon, count: int = 2, timeout: float = 5.0) -> None:
+    """The camera has read `count` frames since now (what was just shown is what it sees)."""
+
+    def frames() -> int:
+        return http("GET", daemon.base + "/api/status")[1]["parts"]["camera"]["frames"]
+
+    start = frames()
+    deadline = time.monotonic() + timeout
+    while frames() < start + count:
+        if time.monotonic() > deadline:
+            raise AssertionError("the camera did not read new frames")
+        time.sleep(0.05)

@@ -18,7 +18,9 @@
     return list.filter((el) => visible(el) && !el.closest("[hidden]") && !el.hasAttribute("data-nofocus"));
   }
   function focusFirst() {
-    const preferred = document.querySelector("main [autofocus], main .error ~ input, main .primary");
+    const firstError = document.querySelector("main p.error[id^='error-']");
+    const errorField = firstError && document.getElementById(firstError.id.slice(6));
+    const preferred = errorField || document.querySelector("main [autofocus], main .primary");
     const inMain = targets().filter((t) => t.closest("main"));
     const fallback = inMain[0] || document.getElementById("cancel-button") || targets()[0];
     const el = preferred && visible(preferred) ? preferred : fallback;
@@ -30,6 +32,7 @@
     let i = list.indexOf(document.activeElement);
     i = i < 0 ? (step > 0 ? 0 : list.length - 1) : (i + step + list.length) % list.length;
     list[i].focus({ focusVisible: true });
+    list[i].dispatchEvent(new Event("kiosk-focus"));
   }
   function activate() {
     const el = document.activeElement;
@@ -168,8 +171,23 @@
     pad.hidden = true;
     pad.setAttribute("aria-hidden", "true");
     // Shown at the bottom of the screen while its field has the focus; a tap on a key keeps it.
-    input.addEventListener("focus", () => { pad.hidden = false; body.classList.add("osk-open"); });
-    input.addEventListener("blur", () => { pad.hidden = true; body.classList.remove("osk-open"); });
+    // Hidden a moment after the field loses the focus, so that the tap which moved the focus
+    // (on "Tìm kiếm", say) lands before the layout changes under the finger.
+    let hiding = null;
+    // Opened by a touch on the field or when the buttons bring the focus to it; not by the
+    // page's own first focus, so a screen (and its messages) is seen whole first.
+    function open() {
+      clearTimeout(hiding);
+      pad.hidden = false;
+      body.classList.add("osk-open");
+      input.scrollIntoView({ block: "nearest" });
+    }
+    input.addEventListener("pointerdown", open);
+    input.addEventListener("kiosk-focus", open);
+    input.addEventListener("focus", () => { if (!pad.hidden) clearTimeout(hiding); });
+    input.addEventListener("blur", () => {
+      hiding = setTimeout(() => { pad.hidden = true; body.classList.remove("osk-open"); }, 400);
+    });
     pad.addEventListener("pointerdown", (e) => e.preventDefault());
     rows.forEach((row) => {
       const line = document.createElement("div");
