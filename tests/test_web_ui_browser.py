@@ -278,3 +278,21 @@ def test_verify_a_copy_by_its_qr_valid_then_forged(page, kiosk, tmp_path: Path) 
     page.wait_for_url("**/e/result", timeout=20000)
     assert headline(page) == "Bản sao không hợp lệ"
     shoot(page, "52-verify-invalid")
+
+
+def test_verify_by_buttons(page, kiosk, tmp_path: Path) -> None:
+    daemon, scenes = kiosk
+    issued = _issue_copy_with_the_cli(daemon, tmp_path)
+    scenes.show(_qr_on_platen(issued["qr"]))
+    web.wait_new_frames(daemon)
+    page.goto("/")
+    wait_buttons(page)
+    for _ in range(4):  # e-copy, ticket, dossier, guide, then "verify a copy"
+        press(daemon, "next")
+    page.wait_for_function("() => document.activeElement.id === 'tile-verify'")
+    press(daemon, "ok")
+    page.wait_for_url("**/e/result", timeout=20000)
+    assert headline(page) == "Bản sao hợp lệ"
+    wait_buttons(page)
+    press(daemon, "ok")  # "Xong"
+    page.wait_for_url(HOME)

@@ -273,3 +273,66 @@ dossier_timeout_s = 3
             context.close()
     finally:
         central.close()
+
+
+def test_guide_post_and_dossier_by_buttons(page, kiosk) -> None:
+    """Text is typed (on-screen keyboard or a keyboard); every choice and confirmation here is
+    made with the physical buttons."""
+    daemon, _ = kiosk
+    page.goto("/")
+    wait_buttons(page)
+    for _ in range(3):  # e-copy, ticket, dossier, then the guide
+        press(daemon, "next")
+    page.wait_for_function("() => document.activeElement.id === 'tile-guide'")
+    press(daemon, "ok")
+    page.wait_for_url("**/d/")
+    wait_buttons(page)
+    assert focused_id(page) == "q"
+    page.keyboard.type("ket hon")
+    press(daemon, "ok")  # OK on a field sends its form
+    page.wait_for_selector("#results")
+    wait_buttons(page)
+    assert page.evaluate("document.activeElement.textContent").startswith("Đăng ký kết hôn")
+    press(daemon, "ok")
+    page.wait_for_url("**/d/p/**")
+    wait_buttons(page)
+    assert focused_id(page) == "print-checklist"
+    press(daemon, "ok")
+    page.wait_for_selector("#print-note")
+    wait_buttons(page)
+    press(daemon, "cancel")
+    page.wait_for_url(HOME)
+
+    page.goto("/f/")
+    wait_buttons(page)
+    assert focused_id(page) == "subject-dossier"
+    press(daemon, "ok")  # choose "Kết quả giải quyết hồ sơ"
+    page.wait_for_function("() => document.getElementById('subject-dossier').checked")
+    press(daemon, "next")  # to the code field
+    page.wait_for_function("() => document.activeElement.id === 'subject-copy'")
+    press(daemon, "next")
+    page.wait_for_function("() => document.activeElement.id === 'code'")
+    page.keyboard.type(DOSSIER)
+    press(daemon, "ok")
+    page.wait_for_url("**/f/address")
+    page.fill("#recipient", "Trần Thị Bích")
+    page.fill("#phone", "0987654321")
+    page.select_option("#province", "Hà Nội")
+    page.fill("#ward", "Phường Ba Đình")
+    page.fill("#street", "Số 5 phố Điện Biên Phủ")
+    page.focus("#street")
+    wait_buttons(page)
+    press(daemon, "ok")
+    page.wait_for_url("**/f/confirm")
+    wait_buttons(page)
+    assert focused_id(page) == "send"
+    press(daemon, "ok")
+    page.wait_for_url("**/f/done")
+    assert page.inner_text("#request-id")
+
+    page.goto("/c/")
+    wait_buttons(page)
+    page.keyboard.type(DOSSIER)
+    press(daemon, "ok")
+    page.wait_for_selector("#lookup-error")  # no central on this kiosk: said plainly
+    assert page.input_value("#code") == DOSSIER  # what was typed is kept

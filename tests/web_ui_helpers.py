@@ -176,6 +176,9 @@ def press(daemon: Daemon, name: str, hold_s: float = 0.05) -> None:
 def shoot(page: Any, name: str) -> None:
     """The screen as the citizen sees it, at both kiosk screen sizes, into docs/screens/."""
     SCREENS.mkdir(parents=True, exist_ok=True)
+    # Every screen has a headline and the help button, in Vietnamese.
+    assert page.locator("h1").count() >= 1
+    assert page.inner_text("#help-button").strip() == "Trợ giúp / Gọi nhân viên"
     for w, h in SIZES:
         page.set_viewport_size({"width": w, "height": h})
         page.wait_for_timeout(150)

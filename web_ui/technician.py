@@ -119,10 +119,18 @@ def _provisioning(k: Any) -> dict[str, Any]:
         "ca": bool(m.ca_file and m.ca_file.exists()),
         "technician_pin": bool(c.ui.technician_pin_hash),
     }
-    try:  # issue 9's provisioning state, when that code is on this kiosk
-        from provisioning import status as provisioning_status  # type: ignore[attr-defined]
+    try:  # issue 9's provisioning record: which steps are done, the certificate's expiry
+        from provisioning.provision import STEPS, ProvisionState, certificate_info
 
-        state["provisioning"] = provisioning_status(c)
-    except Exception:
-        pass
+        record = ProvisionState(c.storage.state_dir / "provisioning" / "state.json").load()
+        steps = record.data.get("steps", {})
+        state["steps_done"] = [s for s in STEPS if steps.get(s, {}).get("done_at")]
+        state["next_step"] = next((s for s in STEPS if not steps.get(s, {}).get("done_at")), None)
+        if m.cert_file:
+            info = certificate_info(m.cert_file) or {}
+            state["certificate_days_left"] = info.get("days_left")
+            if info.get("warning"):
+                state["certificate_warning"] = info["warning"]
+    except Exception as err:  # an unreadable record must not hide the rest of the screen
+        state["provisioning"] = f"unknown ({type(err).__name__})"
     return state

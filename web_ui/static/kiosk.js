@@ -20,7 +20,8 @@
   function focusFirst() {
     const firstError = document.querySelector("main p.error[id^='error-']");
     const errorField = firstError && document.getElementById(firstError.id.slice(6));
-    const preferred = errorField || document.querySelector("main [autofocus], main .primary");
+    const preferred = errorField || document.querySelector("main [autofocus]")
+      || document.querySelector("main .primary");
     const inMain = targets().filter((t) => t.closest("main"));
     const fallback = inMain[0] || document.getElementById("cancel-button") || targets()[0];
     const el = preferred && visible(preferred) ? preferred : fallback;
@@ -37,9 +38,14 @@
   function activate() {
     const el = document.activeElement;
     if (!el || el === body) { focusFirst(); return; }
-    if (el.tagName === "INPUT" || el.tagName === "TEXTAREA") {
-      const form = el.form;
-      if (form) { form.requestSubmit(); }
+    const typed = ["text", "tel", "email", "password", "search", "number"];
+    if ((el.tagName === "INPUT" && typed.includes(el.type)) || el.tagName === "TEXTAREA") {
+      if (el.form) el.form.requestSubmit();  // OK on a field sends what was typed
+      return;
+    }
+    if (el.tagName === "SELECT") {  // OK steps through the choices, as a finger would pick
+      el.selectedIndex = (el.selectedIndex + 1) % el.options.length;
+      el.dispatchEvent(new Event("change", { bubbles: true }));
       return;
     }
     el.click();
