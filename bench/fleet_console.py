@@ -137,7 +137,7 @@ def _setup() -> dict[str, Any]:
         stack.callback(broker.stop)
         me = pki.client(CENTRAL)
         config = FleetConfig(
-            store=StoreSection(url=f"sqlite:///{root / 'fleet.db'}"),
+            store=StoreSection(url=f"sqlite:///{root / 'fleet.db'}", data_key_file=root / "dk"),
             mqtt=MqttSection(
                 host="localhost",
                 port=broker.port,

@@ -36,6 +36,11 @@ from edge.selftest import (
     check_printer,
     check_storage,
 )
+from edge.services.bundle import Services, build_services
+from edge.services.catalog import CatalogService
+from edge.services.dossier import DossierService
+from edge.services.post import PostService
+from edge.services.tickets import TicketService
 from edge.store import DataKey, Store
 from edge.store.outbox import Outbox
 from edge.systemd import Watchdog, notify, watchdog_interval
@@ -113,6 +118,12 @@ class App:
         self.copies: Any = None  # edge.copies.issue.CopyService: e-copies for the web UI
         self.web: Any = None
         self.fleet: FleetClient | None = None
+        # Citizen services (docs/services.md), built in start_services().
+        self.services: Services | None = None
+        self.tickets: TicketService | None = None
+        self.dossiers: DossierService | None = None
+        self.catalog: CatalogService | None = None
+        self.post: PostService | None = None
         self.locked = False  # out of service: set by the lock command, kept across restarts
         self.exit_code = 0
         self._watchdog: Watchdog | None = None
@@ -140,6 +151,7 @@ class App:
         self.start_camera()
         self.start_printer()
         self.start_copies()
+        self.start_services()
         self.locked = self.store.get_kv("locked") == "1"
         self.start_web()
         self.start_fleet()
@@ -208,19 +220,65 @@ class App:
             self.fleet.kick()
 
     def _purge_copies(self) -> None:
-        """Copies central has had for longer than the retention window go, hourly."""
+        """Copies central acknowledged longer than the retention window ago go: at start, then
+        every copies.purge_interval_s (an hour)."""
         while not self.stop_event.is_set():
             try:
                 self.copies.purge()
             except Exception:
                 logger.exception("purging issued copies failed")
-            self.stop_event.wait(3600)
+            self.stop_event.wait(self.config.copies.purge_interval_s)
+
+    def _records_acked(self, ids: list[str]) -> None:
+        """Central's record-ack/1 (fleet thread): its copies start their retention window."""
+        if self.copies is not None:
+            self.copies.acknowledge(ids)
+
+    def _revocation_list(self, document: dict[str, Any]) -> None:
+        """Central's retained revocation-list/1 (fleet thread): into the copy revocation file."""
+        if self.copies is None:
+            logger.warning("revocation list not installed: e-copies are not running")
+            return
+        self.copies.install_revocation_list(document)
+
+    def start_services(self) -> None:
+        """Tickets, dossier status, catalog, post; records left unqueued by a crash go now."""
+        s = build_services(
+            self.config,
+            store=self.store,
+            key=self.key,
+            outbox=self.outbox,
+            printer=self.printer,
+            on_queued=lambda: self.fleet and self.fleet.kick(),
+            report=self._report_service_problem,
+        )
+        self.services = s
+        self.tickets, self.dossiers, self.catalog, self.post = (
+            s.tickets,
+            s.dossiers,
+            s.catalog,
+            s.post,
+        )
+        s.catalog.load()
+        s.tickets.requeue_unreported()
+        s.post.requeue_unreported()
+        s.dossiers.purge_cache()
+
+    def _report_service_problem(self, kind: str, detail: dict[str, Any]) -> None:
+        """A service's trouble that central's operators must see (e.g. no dossier answers)."""
+        if self.fleet is not None:
+            self.fleet.report_event(kind, "warning", detail)
+        elif self.outbox is not None:
+            queue_event(self.outbox, self.config.kiosk.id, kind, "warning", detail)
 
     def start_web(self) -> None:
         from web_ui import create_app
         from web_ui.server import WebServer
 
         app = create_app(services=self)
+        from web_ui import services_api  # the citizen services' read-only JSON (docs/services.md)
+
+        app.register_blueprint(services_api.bp)
         self.web = WebServer(
             app,
             host=self.config.web.host,
@@ -240,11 +298,27 @@ class App:
             bus=self.bus,
             telemetry_provider=self.telemetry,
             status_provider=lambda: {"locked": self.locked, "ready": self.ready},
-            capabilities=["camera", "printer", "buttons", "identity"]
+            capabilities=["camera", "printer", "buttons", "identity", "tickets", "dossier-status"]
             + (["ecopy"] if self.copies and self.copies.unavailable is None else []),
             commands=fleet_commands(self),
+            on_record_ack=self._records_acked,
+            on_revocations=self._revocation_list,
         )
+        if self.services is not None:
+            self.services.dossiers.attach(self.fleet)
+            self.fleet.listen("res/queue-stats", self.services.tickets.on_queue_stats)
         self.fleet.start()
+        self._warn_certificate_expiry()
+
+    def _warn_certificate_expiry(self) -> None:
+        """Fewer than 30 days left on the client certificate: the operator hears it (issue 9)."""
+        from provisioning.provision import certificate_info
+
+        info = certificate_info(self.config.mqtt.cert_file) if self.config.mqtt.cert_file else None
+        if info and info.get("warning") and self.fleet is not None:
+            logger.warning("client certificate expires soon", extra={"days": info["days_left"]})
+            detail = {k: info[k] for k in ("serial", "not_after", "days_left")}
+            self.fleet.report_event("certificate.expiring", "warning", detail)
 
     def stop(self) -> None:
         """Reverse order; each step guarded so one stuck part cannot keep the rest running."""
@@ -400,9 +474,16 @@ class App:
             "camera": {k: parts["camera"][k] for k in ("ok", "state", "frames")},
             "door": parts["tamper"]["door"],
             "models": _models_summary(check_models(self.config.models.dir)),
-            "counts": self.counts_today(),
-            "versions": {"software": __version__, "config": self.config.digest()},
+            "counts": {**self.counts_today(), **self._service_counts()},
+            "versions": {
+                "software": __version__,
+                "config": self.config.digest(),
+                **({"catalog": self.catalog.version} if self.catalog else {}),
+            },
         }
+
+    def _service_counts(self) -> dict[str, int]:
+        return {"tickets": self.tickets.count_today()} if self.tickets else {}
 
     def set_locked(self, locked: bool) -> None:
         self.store.set_kv("locked", "1" if locked else "0")
@@ -424,6 +505,7 @@ def _models_summary(check: Check) -> dict[str, str]:
 
 
 EXIT_RESTART = 75  # EX_TEMPFAIL: "try again", restarted by systemd
+MAX_CATALOG_BYTES = 4 * 2**20  # an unpacked update-catalog document
 
 
 def fleet_commands(app: App) -> dict[str, Any]:
@@ -525,6 +607,47 @@ def fleet_commands(app: App) -> dict[str, Any]:
         threading.Thread(target=fetch, name="update-fetch", daemon=True).start()
         return {"accepted": True}
 
+    def update_catalog(args: dict[str, Any]) -> dict[str, Any]:
+        """{"catalog": {catalog/1}} or {"catalog_gzip_b64": str} installs a new catalog after
+        validating it (the replaced one is kept); {"rollback": true} goes back to it."""
+        import base64
+        import binascii
+        import json
+        import zlib
+
+        from edge.services.catalog import CatalogInvalid
+
+        if app.catalog is None:
+            raise BadArgs("the catalog service is not running")
+        try:
+            if args.get("rollback") is True and len(args) == 1:
+                return app.catalog.rollback()
+            if set(args) == {"catalog"} and isinstance(args["catalog"], dict):
+                document = args["catalog"]
+            elif set(args) == {"catalog_gzip_b64"} and isinstance(args["catalog_gzip_b64"], str):
+                try:
+                    packed = base64.b64decode(args["catalog_gzip_b64"], validate=True)
+                    # Bounded: 64 KiB of gzip could otherwise inflate to gigabytes.
+                    inflater = zlib.decompressobj(wbits=31)
+                    raw = inflater.decompress(packed, MAX_CATALOG_BYTES)
+                    if inflater.unconsumed_tail or not inflater.eof:
+                        raise BadArgs(f"catalog larger than {MAX_CATALOG_BYTES} bytes or cut")
+                    document = json.loads(raw.decode("utf-8"))
+                except (binascii.Error, zlib.error, UnicodeDecodeError, ValueError) as err:
+                    if isinstance(err, BadArgs):
+                        raise
+                    raise BadArgs(f"catalog_gzip_b64 is not gzip'd JSON: {err}") from err
+            else:
+                raise BadArgs(
+                    'args must be {"catalog": {...}}, {"catalog_gzip_b64": "..."} or {"rollback": true}'
+                )
+            result = app.catalog.update(document)
+        except CatalogInvalid as err:
+            raise BadArgs(err.message_en[:900]) from err
+        if app.fleet is not None:
+            app.fleet.send_telemetry()  # central sees the new catalog version at once
+        return result
+
     return {
         "update": update,
         "restart": restart,
@@ -535,6 +658,7 @@ def fleet_commands(app: App) -> dict[str, Any]:
         "collect-logs": collect_logs,
         "set-config": set_config,
         "rotate-certificate": rotate_certificate,
+        "update-catalog": update_catalog,
     }
 
 

@@ -14,7 +14,15 @@ import urllib.request
 from pathlib import Path
 from typing import Any, NoReturn
 
-from edge import __version__, cli_copy, cli_document, cli_identity, cli_provision, cli_ui
+from edge import (
+    __version__,
+    cli_copy,
+    cli_document,
+    cli_identity,
+    cli_provision,
+    cli_services,
+    cli_ui,
+)
 from edge import config as cfg
 from edge.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput, ConfigError, KioskError
 
@@ -113,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_document.add_parsers(sub, common, _Parser)
     cli_copy.add_parsers(sub, common, _Parser)
     cli_provision.add_parsers(sub, common, _Parser)
+    cli_services.add_parsers(sub, common, _Parser)
     cli_ui.add_parsers(sub, common, _Parser)
 
     fleet = sub.add_parser("fleet", parents=[common], help="fleet reporting (MQTT)")
@@ -439,6 +448,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_fleet(args, config)
         if args.command == "copy":
             return cli_copy.run(args, config, emit)
+        if args.command in cli_services.COMMANDS:
+            return cli_services.run(args, emit, config)
     except ConfigError as err:
         _fail(err, as_json=args.json)
     except KioskError as err:

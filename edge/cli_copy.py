@@ -59,7 +59,12 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -
         "demo", parents=[common], help="write a sample receipt job (raw ESC/POS) to a file"
     )
     demo.add_argument("--out", type=Path, required=True)
-    demo.add_argument("--kind", choices=["copy"], default="copy")
+    demo.add_argument(
+        "--kind",
+        choices=["copy", "ticket", "checklist"],
+        default="copy",
+        help="copy receipt, queue ticket, or the required-papers checklist of a procedure",
+    )
     demo.add_argument("--paper", type=int, choices=[58, 80], default=80, help="paper width, mm")
     demo.add_argument(
         "--profile", help="python-escpos capability profile (default: TM-T88V; 58 mm: NT-5890K)"
@@ -204,6 +209,8 @@ def _demo(args: argparse.Namespace, emit: Any) -> int:
     from edge.fees import quote
 
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    if args.kind != "copy":
+        return _demo_service_slip(args, emit, now)
     code = make_code("HN-DEMO-01", now.date(), 1)
     key = ec.generate_private_key(ec.SECP256R1())  # a sample: signed by a throwaway key
     qr = qrpayload.build(
@@ -229,5 +236,58 @@ def _demo(args: argparse.Namespace, emit: Any) -> int:
     emit(
         {"out": str(args.out), "bytes": len(data), "qr": qr, "paper_width_mm": args.paper},
         f"sample receipt ({args.paper} mm, {len(data)} bytes) written to {args.out}",
+    )
+    return EXIT_OK
+
+
+def _demo_service_slip(args: argparse.Namespace, emit: Any, now: dt.datetime) -> int:
+    """A sample queue ticket or checklist, laid out exactly as the kiosk prints them."""
+    from zoneinfo import ZoneInfo
+
+    from edge.copies.receipt import DEFAULT_PROFILES
+    from edge.services.catalog import BUNDLED_CATALOG, Catalog
+    from edge.services.printouts import checklist_slip, ticket_slip
+    from edge.services.tickets import Ticket
+
+    site = "Trung tâm Phục vụ hành chính công (mẫu)"
+    profile = args.profile or DEFAULT_PROFILES[args.paper]
+    local = now.astimezone(ZoneInfo("Asia/Ho_Chi_Minh"))
+    if args.kind == "ticket":
+        ticket = Ticket(
+            number="C-027",
+            area="C",
+            area_name="Chứng thực",
+            day=local.date().isoformat(),
+            seq=27,
+            issued_at=local,
+            waiting_ahead=4,
+            estimated_wait_min=12,
+            follow=f"KIOSK-QUEUE|HN-DEMO-01|{local:%Y-%m-%d}|C-027",
+        )
+        data = ticket_slip(
+            ticket,
+            site=site,
+            paper_width_mm=args.paper,
+            profile=profile,
+            native_qr=False if args.raster_qr else None,
+        )
+        extra: dict[str, Any] = {"number": ticket.number, "qr": ticket.follow}
+    else:
+        catalog = Catalog.from_file(BUNDLED_CATALOG)
+        procedure = catalog.procedures[0]
+        data = checklist_slip(
+            procedure,
+            site=site,
+            catalog_version=catalog.version,
+            now=local,
+            paper_width_mm=args.paper,
+            profile=profile,
+        )
+        extra = {"procedure": procedure.id}
+    _write_atomic(args.out, data)
+    emit(
+        {"out": str(args.out), "bytes": len(data), "kind": args.kind, "paper_width_mm": args.paper}
+        | extra,
+        f"sample {args.kind} ({args.paper} mm, {len(data)} bytes) written to {args.out}",
     )
     return EXIT_OK

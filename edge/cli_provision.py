@@ -48,11 +48,16 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -
     p.add_argument("--provision-port", type=int, help="online: enrolment listener port (8884)")
     p.add_argument("--serial", help="device serial (default: the Pi's serial number)")
     p.add_argument("--operators", dest="operators_dir", type=Path, help="operator keys (*.pem)")
-    p.add_argument("--update-keys", dest="update_keys_dir", type=Path, help="bundle keys (*.pem)")
     p.add_argument("--broker-host")
     p.add_argument("--broker-port", type=int)
     p.add_argument("--enrol-timeout", dest="enrol_timeout_s", type=float)
     p.add_argument("--skip-selftest", action="store_true")
+    p.add_argument(
+        "--press-timeout",
+        dest="press_timeout_s",
+        type=float,
+        help="self-test: seconds to wait for each button press or door move (30)",
+    )
     p.add_argument(
         "--auto-press",
         action="store_true",
@@ -157,7 +162,14 @@ def _provision(args: argparse.Namespace, emit: Any) -> int:
     from provisioning.provision import Provisioner, Waiting
 
     ui = ConsoleTechnician(sys.stdin.isatty() and not args.yes and not args.json)
-    provisioner = Provisioner(_config_path(args), _options(args), ui)
+    path = _config_path(args)
+    if args.status and not path.exists():
+        emit(
+            {"provisioned": False, "config": str(path), "next_step": "identity"},
+            f"not provisioned: no {path} yet (run 'kiosk provision')",
+        )
+        return EXIT_OK
+    provisioner = Provisioner(path, _options(args), ui)
     if args.status:
         status = provisioner.status()
         cert = status["certificate"] or {}

@@ -285,6 +285,21 @@ class ServicesSection(Section):
     dossier_per_session_per_minute: int = Field(6, ge=1, le=600)
     dossier_per_kiosk_per_minute: int = Field(30, ge=1, le=6000)
 
+    @field_validator("ticket_follow_url")
+    @classmethod
+    def _follow_template(cls, value: str) -> str:
+        if not value:
+            return value
+        try:
+            value.format(kiosk_id="K", day="2026-01-01", number="A-001")
+        except (KeyError, IndexError, ValueError) as err:
+            raise ValueError(
+                f"only {{kiosk_id}}, {{day}} and {{number}} may be used ({err!r})"
+            ) from err
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
     @field_validator("areas")
     @classmethod
     def _unique_codes(cls, areas: tuple[ServiceArea, ...]) -> tuple[ServiceArea, ...]:
@@ -358,7 +373,14 @@ class CopiesSection(Section):
         "than the database); default <state_dir>/copies/sequence.floor.",
     )
     retention_days: float = Field(
-        7.0, ge=0, le=365, description="Issued copies stay this long after central has them."
+        7.0,
+        ge=0,
+        le=365,
+        description="Issued copies stay this long after central acknowledged storing them "
+        "(record-ack/1).",
+    )
+    purge_interval_s: float = Field(
+        3600.0, ge=0.05, le=86400, description="How often the daemon purges copies past retention."
     )
     fees: FeeSchedule = FeeSchedule()
     fee_exempt: bool | None = Field(
@@ -383,7 +405,8 @@ class UpdateSection(Section):
         description="Bundles queued by the fleet command 'update'; default <state_dir>/updates.",
     )
     health_url: str = Field(
-        "http://127.0.0.1:8080/api/health", description="Must answer ready after a switch."
+        "http://127.0.0.1:8080/api/status",
+        description="Must answer ready (and the bundle's version) after a switch.",
     )
     health_timeout_s: float = Field(
         90.0, gt=0, le=900, description="Roll back unless healthy within this."

@@ -43,16 +43,30 @@ class Receipt:
     def text(
         self, text: str, *, size: int = 24, bold: bool = False, center: bool = False
     ) -> Receipt:
+        self._printer.image(
+            self.render_text(text, size=size, bold=bold, center=center),
+            impl="bitImageRaster",
+            center=False,
+        )
+        return self
+
+    def render_text(
+        self, text: str, *, size: int = 24, bold: bool = False, center: bool = False
+    ) -> Image.Image:
+        """The text as a 1-bit image the paper's width. Stacked Vietnamese marks on capitals
+        (Ế, Ỗ, Ặ) rise above the font's ascent, so the first line is pushed down by that much
+        and the line pitch leaves room for them under a line with descenders."""
         font = _font(bold, size)
         lines = [wrapped for para in text.split("\n") for wrapped in self._wrap(para, font)]
-        line_height = int(size * 1.3)
-        image = Image.new("1", (self.width_dots, line_height * len(lines) + 4), 1)
+        ascent, descent = font.getmetrics()
+        rise = max(0, -min(font.getbbox(line or " ")[1] for line in lines)) + 1
+        line_height = max(int(size * 1.3), ascent + descent + rise + 1)
+        image = Image.new("1", (self.width_dots, rise + line_height * len(lines) + 4), 1)
         draw = ImageDraw.Draw(image)
         for i, line in enumerate(lines):
             x = (self.width_dots - draw.textlength(line, font=font)) / 2 if center else 0
-            draw.text((x, i * line_height), line, font=font, fill=0)
-        self._printer.image(image, impl="bitImageRaster", center=False)
-        return self
+            draw.text((x, rise + i * line_height), line, font=font, fill=0)
+        return image
 
     def rule(self) -> Receipt:
         image = Image.new("1", (self.width_dots, 10), 1)

@@ -24,6 +24,7 @@ FORBIDDEN_PREFIXES = (
     "mqtt.ca_file",
     "mqtt.cert_file",
     "mqtt.key_file",
+    "update.",  # the root-run updater's keys, install root and restart command (issue 9)
 )
 
 

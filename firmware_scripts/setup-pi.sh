@@ -172,18 +172,20 @@ fi
 
 # --- configuration, trust and state directories ----------------------------------------------
 install -d -m 0750 -o kiosk -g kiosk "$etc_dir" "$etc_dir/pki" "$etc_dir/operators"
-install -d -m 0755 -o root -g root "$etc_dir/update-keys"
+# Update signing keys: root's, outside the kiosk-writable /etc/kiosk-edge (the updater runs as
+# root, so nothing the daemon's user can change may decide what it trusts).
+install -d -m 0755 -o root -g root /etc/kiosk-update /etc/kiosk-update/keys
 install -d -m 0700 -o kiosk -g kiosk "$state_dir"
 if [ ! -f "$etc_dir/config.toml" ]; then
   install -m 0640 -o kiosk -g kiosk "$repo/config/config.example.toml" "$etc_dir/config.toml"
   say "installed $etc_dir/config.toml (run 'kiosk provision' to fill it in)"
 fi
 for key in "${update_keys[@]}"; do
-  trusted="$etc_dir/update-keys/${key##*/}"
+  trusted="/etc/kiosk-update/keys/${key##*/}"
   install_text "$trusted" 0644 <"$key" || true
 done
 if ! grep -q '^\[update\]' "$etc_dir/config.toml"; then
-  printf '\n[update]\nkeys_dir = "%s/update-keys"\n' "$etc_dir" >>"$etc_dir/config.toml"
+  printf '\n[update]\nkeys_dir = "/etc/kiosk-update/keys"\n' >>"$etc_dir/config.toml"
 fi
 
 # --- systemd units -------------------------------------------------------------------------------

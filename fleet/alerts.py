@@ -24,6 +24,10 @@ FACE_FAILURES = "identity.face_failures"
 # rule -> (severity, what the operator reads: Vietnamese first, English second)
 RULES: dict[str, tuple[str, str]] = {
     "offline": ("error", "Mất kết nối {minutes} phút / offline for {minutes} min"),
+    "silent": (
+        "warning",
+        "Không gửi tin {minutes} phút dù đang kết nối / no message for {minutes} min while online",
+    ),
     "paper_out": ("error", "Hết giấy in / printer out of paper"),
     "paper_near_end": ("warning", "Sắp hết giấy in / paper near end"),
     "camera_lost": ("error", "Mất camera / camera lost"),
@@ -49,6 +53,7 @@ RULES: dict[str, tuple[str, str]] = {
 # Short labels for the dashboard's tags.
 LABELS = {
     "offline": "Mất kết nối",
+    "silent": "Im lặng",
     "paper_out": "Hết giấy",
     "paper_near_end": "Sắp hết giấy",
     "camera_lost": "Mất camera",
@@ -101,6 +106,10 @@ class AlertEngine:
                 gone = now - k["state_since"]
                 if gone >= c.offline_after_s:
                     _want(wanted, kid, "offline", minutes=max(1, round(gone / 60)))
+            if c.silent_after_s and k["state"] == "online":
+                quiet = now - k["last_seen"]
+                if quiet >= c.silent_after_s:
+                    _want(wanted, kid, "silent", minutes=max(1, round(quiet / 60)))
             if c.paper and k["paper"] == "out":
                 _want(wanted, kid, "paper_out")
             elif c.paper and k["paper"] == "near-end":
@@ -278,7 +287,7 @@ class Webhook:
                     logger.warning(
                         "webhook failed", extra={"attempt": attempt + 1, "error": str(err)}
                     )
-                    if self._stop.wait(min(2**attempt, 10)):
+                    if attempt + 1 < self.retries and self._stop.wait(min(2**attempt, 10)):
                         break
             else:
                 self.failed += 1

@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--trust-dir", type=Path, help="also write <dir>/<operator>.pem for kiosks' trust_dir"
     )
     op_sub.add_parser("list", help="operators")
+    disable = op_sub.add_parser("disable", help="no more logins or commands (sessions end)")
+    disable.add_argument("operator_id")
     pub = op_sub.add_parser("public-key", help="print an operator's public key (PEM)")
     pub.add_argument("operator_id")
 
@@ -49,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="one-time claim token for online enrolment")
     token.add_argument("kiosk_id")
     token.add_argument("--site", default="")
+    token.add_argument("--serial", default="", help="allowlisted device serial (default: any)")
     token.add_argument("--by", default="cli", help="who made it (logged)")
 
     dossier = sub.add_parser("dossier", help="the dossier table kiosks query")
@@ -57,8 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     put = d_sub.add_parser("put", help="insert or replace one dossier from JSON on stdin")
     put.add_argument("code")
 
-    revoke = sub.add_parser("revoke", help="revoke an e-copy by its code")
+    revoke = sub.add_parser(
+        "revoke",
+        help="revoke an e-copy by its code (or a signing certificate by serial); kiosks get "
+        "the list with the next send from the dashboard's revocations page",
+    )
     revoke.add_argument("code")
+    revoke.add_argument("--certificate", action="store_true", help="CODE is a hex serial")
     revoke.add_argument("--reason", default="")
     revoke.add_argument("--by", default="cli")
     return parser
@@ -82,11 +90,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, config: Any) -> int:
-    from fleet.store import FleetStore
+    from fleet.console import open_store
 
     if args.command == "serve":
         return serve(config, port=args.port, mqtt=not args.no_mqtt)
-    store = FleetStore(config.store.url).create()
+    store = open_store(config).create()
     try:
         match args.command:
             case "init-db":
@@ -96,14 +104,11 @@ def _run(args: argparse.Namespace, config: Any) -> int:
             case "site":
                 store.set_site(args.kiosk_id, args.site)
             case "token":
-                from fleet.provisioning import create_claim_token
+                from fleet.console import Console
 
-                token = create_claim_token(
-                    store,
-                    args.kiosk_id,
-                    site=args.site,
-                    created_by=args.by,
-                    ttl_s=config.provisioning.token_ttl_s,
+                console = Console(config, store=store).prepare()
+                token = console.create_claim(
+                    args.kiosk_id, site=args.site, serial=args.serial, created_by=args.by
                 )
                 print(token)
             case "dossier":
@@ -115,8 +120,10 @@ def _run(args: argparse.Namespace, config: Any) -> int:
                     data = json.loads(sys.stdin.read())
                     store.put_dossier(args.code, validate_dossier(args.code, data))
             case "revoke":
+                kind = "certificate" if args.certificate else "code"
+                code = args.code.lower() if args.certificate else args.code.upper()
                 fresh = store.revoke_copy(
-                    args.code, reason=args.reason, operator=args.by, now=time.time()
+                    code, reason=args.reason, operator=args.by, now=time.time(), kind=kind
                 )
                 print("revoked" if fresh else "already revoked")
     finally:
@@ -143,6 +150,12 @@ def _operator(store: Any, args: argparse.Namespace) -> int:
         for row in store.operators():
             state = "disabled" if row["disabled"] else "active"
             print(f"{row['id']}\t{row['name']}\t{state}")
+    elif args.action == "disable":
+        if store.operator(args.operator_id) is None:
+            print(f"no operator {args.operator_id}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        store.update_operator(args.operator_id, disabled=True)
+        print(f"{args.operator_id} disabled; remove <trust_dir>/{args.operator_id}.pem on kiosks")
     elif args.action == "public-key":
         row = store.operator(args.operator_id)
         if row is None:

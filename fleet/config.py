@@ -20,6 +20,10 @@ class StoreSection(Section):
         "sqlite:///fleet.db",
         description="SQLAlchemy URL: sqlite:///path.db, or postgresql+psycopg://user@host/db.",
     )
+    data_key_file: Path = Field(
+        Path("fleet-data.key"),
+        description="AES-GCM key sealing records' data (personal data) at rest; made on first use.",
+    )
     telemetry_keep_s: float = Field(
         2 * 86400, gt=0, description="Telemetry history kept per kiosk (charts show 24 h)."
     )
@@ -48,6 +52,9 @@ class AlertsSection(Section):
 
     interval_s: float = Field(5.0, gt=0, description="How often the rules are evaluated.")
     offline_after_s: float = Field(300.0, ge=0, description="Offline longer than this alerts.")
+    silent_after_s: float = Field(
+        600.0, ge=0, description="Online but no message for this long (a hung daemon) alerts."
+    )
     paper: bool = Field(True, description="Paper out (error) and near end (warning).")
     camera: bool = Field(True, description="Camera lost.")
     tamper: bool = Field(True, description="Door opened.")
@@ -83,10 +90,41 @@ class WebSection(Section):
 
 
 class ProvisioningSection(Section):
-    ca_cert: Path | None = Field(None, description="Center CA certificate (PEM).")
-    ca_key: Path | None = Field(None, description="Center CA private key (PEM, unencrypted).")
-    cert_days: int = Field(365, ge=1, le=3650, description="Validity of enrolled certificates.")
-    token_ttl_s: float = Field(7 * 86400, gt=0, description="Claim tokens expire after this.")
+    """Online enrolment (docs/provisioning.md) and central's half of certificate rotation."""
+
+    ca_dir: Path | None = Field(
+        None,
+        description="The center CA directory kept by `kiosk-ca` (ca.key, ca.crt, issued.json).",
+    )
+    cert_days: int = Field(365, ge=1, le=825, description="Validity of the kiosks' certificates.")
+    token_ttl_s: float = Field(7 * 86400, gt=0, description="A claim works this long.")
+    secrets_key_file: Path = Field(
+        Path("fleet-claims.key"),
+        description="AES-GCM key sealing the claims' secrets in the database; made on first use.",
+    )
+    cert_file: Path | None = Field(
+        None, description="The service's MQTT certificate, CN fleet-provisioning (the ACL's user)."
+    )
+    key_file: Path | None = None
+    password_file: Path | None = Field(
+        None, description="Mosquitto's password_file of the enrolment listener (claim accounts)."
+    )
+    reload_command: list[str] = Field(
+        default_factory=lambda: ["systemctl", "reload", "mosquitto"],
+        description="Makes the broker re-read the password file (SIGHUP).",
+    )
+    account_grace_s: float = Field(
+        30.0, ge=0, description="A used claim's broker account is removed this long after."
+    )
+    broker_host: str | None = Field(
+        None, description="Told to enrolled kiosks (default: [mqtt] host)."
+    )
+    broker_port: int | None = Field(None, ge=1, le=65535, description="Default: [mqtt] port.")
+    broker_protocol: Literal["auto", "5", "3.1.1"] = "auto"
+
+    @property
+    def service_enabled(self) -> bool:
+        return bool(self.ca_dir and self.cert_file and self.key_file)
 
 
 class DossiersSection(Section):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -24,8 +25,15 @@ COMMANDS: dict[str, tuple[str, dict[str, Any]]] = {
     "collect-logs": ("Lấy nhật ký / collect logs", {"lines": 200}),
     "set-config": ("Đổi cấu hình / set config", {"changes": {}}),
     "rotate-certificate": ("Đổi chứng thư số / rotate certificate", {}),
+    # No default args for these two: sent without args the kiosk refuses them (bad_args).
     "update-catalog": ("Cập nhật danh mục thủ tục / update the procedure catalog", {}),
+    "update": ('Cập nhật phần mềm / software update ({"url": ...})', {}),
 }
+
+
+def open_store(config: FleetConfig) -> FleetStore:
+    """The configured store; create() reads its key file and makes the tables."""
+    return FleetStore(config.store.url, data_key=config.store.data_key_file)
 
 
 class Console:
@@ -33,25 +41,42 @@ class Console:
 
     def __init__(self, config: FleetConfig, *, store: FleetStore | None = None) -> None:
         self.config = config
-        self.store = store or FleetStore(config.store.url)
+        self.store = store or open_store(config)
         self.alerts = AlertEngine(self.store, config.alerts)
         self.ingest = FleetIngest(
             store=self.store, config=config.mqtt, listeners=[self.alerts.poke, self._on_batch]
         )
-        self.ca: Any = None  # fleet.provisioning.CenterCa when [provisioning] names one
+        self.ca: Any = None  # provisioning.ca.CertificateAuthority when [provisioning] has one
+        self.ca_lock = threading.Lock()  # kiosk-ca's issued.json is read-modify-write
+        self.accounts: Any = None  # fleet.provisioning.BrokerAccounts
+        self._sealer: Any = None
         self._rotations: dict[str, str] = {}  # rotate-certificate command id -> session handle
-        self.keys = KeyRing(attempts=config.web.login_attempts, lockout_s=config.web.lockout_s)
+        self.keys = KeyRing(
+            attempts=config.web.login_attempts,
+            lockout_s=config.web.lockout_s,
+            session_s=config.web.session_minutes * 60,
+        )
         self.services: list[Any] = []  # responders: attach(console), optional stop()
         self.revocations: Any = None  # fleet.responders.Revocations once attached
+        self.provisioning: Any = None  # fleet.provisioning.ProvisioningService when enabled
         self._started = False
 
-    def start(self, *, mqtt: bool = True) -> Console:
+    def prepare(self) -> Console:
+        """Tables, the CA and the broker accounts: what the CLI needs without threads."""
         self.store.create()
         p = self.config.provisioning
-        if p.ca_cert and p.ca_key and self.ca is None:
-            from fleet.provisioning import CenterCa
+        if p.ca_dir and self.ca is None:
+            from provisioning.ca import CertificateAuthority
 
-            self.ca = CenterCa(p.ca_cert, p.ca_key)
+            self.ca = CertificateAuthority(p.ca_dir)
+        if p.password_file and self.accounts is None:
+            from fleet.provisioning import BrokerAccounts
+
+            self.accounts = BrokerAccounts(p.password_file, p.reload_command)
+        return self
+
+    def start(self, *, mqtt: bool = True) -> Console:
+        self.prepare()
         for service in self.services:
             service.attach(self)
         if mqtt:
@@ -109,6 +134,40 @@ class Console:
             sent.append(envelope)
         return sent
 
+    # --- claims (online enrolment) ------------------------------------------------------------
+
+    @property
+    def sealer(self) -> Any:
+        if self._sealer is None:
+            from edge.store.crypto import DataKey
+
+            self._sealer = DataKey.load_or_create(self.config.provisioning.secrets_key_file)
+        return self._sealer
+
+    def create_claim(
+        self, kiosk_id: str, *, site: str = "", serial: str = "", created_by: str
+    ) -> str:
+        """A one-time claim token `<claim_id>.<secret>` (shown once); its broker account."""
+        from fleet.provisioning import create_claim
+
+        return create_claim(
+            self.store,
+            self.sealer,
+            kiosk_id,
+            site=site,
+            serial=serial,
+            created_by=created_by,
+            ttl_s=self.config.provisioning.token_ttl_s,
+            accounts=self.accounts,
+        )
+
+    def operator_keys(self) -> list[dict[str, str]]:
+        return [
+            {"id": row["id"], "public_key": row["public_key"]}
+            for row in self.store.operators()
+            if not row["disabled"]
+        ]
+
     # --- certificate rotation: central's half ----------------------------------------------
 
     def _on_batch(self, outcome: Any) -> None:
@@ -124,33 +183,29 @@ class Console:
         """The kiosk made a new key and sent its CSR: sign it with the center CA and send the
         certificate back in a second rotate-certificate, signed by the same operator."""
         if self.ca is None:
-            logger.warning(
-                "rotation needs [provisioning] ca_cert and ca_key", extra={"kiosk": kiosk_id}
-            )
+            logger.warning("rotation needs [provisioning] ca_dir", extra={"kiosk": kiosk_id})
             return
         from cryptography import x509
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.x509.oid import NameOID
+
+        from provisioning.ca import CaError
 
         try:
-            csr = x509.load_pem_x509_csr(csr_pem.encode())
-            names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-            if not csr.is_signature_valid or [n.value for n in names] != [kiosk_id]:
-                raise ValueError("the CSR does not name this kiosk")
-            cert = self.ca.sign_client(csr, kiosk_id, self.config.provisioning.cert_days)
+            with self.ca_lock:
+                pem = self.ca.sign_csr(
+                    csr_pem, kiosk_id=kiosk_id, days=self.config.provisioning.cert_days
+                )
+            cert = x509.load_pem_x509_certificate(pem.encode())
             self.store.certificate_issued(
-                token_hash=None,
                 serial=format(cert.serial_number, "x"),
                 kiosk_id=kiosk_id,
                 site="",
                 not_after=cert.not_valid_after_utc.timestamp(),
                 now=time.time(),
             )
-            pem = cert.public_bytes(serialization.Encoding.PEM).decode()
             self.send_command(
                 handle, "rotate-certificate", {"certificate": pem}, kiosk_ids=[kiosk_id]
             )
-        except (ValueError, BadInput) as err:
+        except (ValueError, BadInput, CaError) as err:
             logger.error(
                 "certificate rotation not finished", extra={"kiosk": kiosk_id, "error": str(err)}
             )
@@ -162,6 +217,6 @@ def build_console(config: FleetConfig, *, store: FleetStore | None = None) -> Co
 
     console = Console(config, store=store)
     console.services += [DossierResponder(), Revocations(), Housekeeping()]
-    if config.provisioning.ca_cert and config.provisioning.ca_key:
+    if config.provisioning.service_enabled:
         console.services.append(EnrolmentResponder())
     return console

@@ -10,25 +10,26 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from edge.errors import BadInput
-from edge.fleet.messages import iso_time
 from fleet.store import FleetStore
 
 logger = logging.getLogger(__name__)
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 
+# docs/fleet.md, "Dossier status": the statuses a dossier-status-response/1 may carry.
 STATUSES = {
     "received": "Đã tiếp nhận",
-    "processing": "Đang giải quyết",
-    "supplement_required": "Cần bổ sung hồ sơ",
-    "completed": "Đã có kết quả",
+    "in_process": "Đang giải quyết",
+    "additional_required": "Cần bổ sung hồ sơ",
+    "ready": "Có kết quả, chờ nhận",
     "returned": "Đã trả kết quả",
     "rejected": "Từ chối giải quyết",
     "withdrawn": "Đã rút hồ sơ",
 }
+NEEDS_REASON = ("rejected", "additional_required")
 
-# A dossier code as the public-service systems print it: agency code, yymmdd, a number,
-# e.g. 000.00.17.H26-241123-0001 (national portal) or H26.22-241123-0015 (provincial).
-DOSSIER_CODE = re.compile(r"^[0-9A-Z][0-9A-Z.]{1,31}-[0-9]{6}-[0-9]{4,6}$")
+# The receipt code of the national / provincial dossier systems (docs/fleet.md, "Dossier codes
+# the kiosk accepts"): agency identifier, yyMMdd, a 4-6 digit sequence.
+DOSSIER_CODE = re.compile(r"^[0-9A-Z]{1,6}(\.[0-9A-Z]{1,6}){0,5}-[0-9]{6}-[0-9]{4,6}$")
 
 
 def _t(day: str, hm: str = "08:00") -> str:
@@ -36,15 +37,16 @@ def _t(day: str, hm: str = "08:00") -> str:
 
 
 def sample_dossiers() -> dict[str, dict[str, Any]]:
-    """Demo rows: no personal data, only the procedure and the steps."""
+    """Demo rows: no personal data, only the procedure and its steps."""
     return {
         "000.00.17.H26-261120-0001": {
             "procedure": "Đăng ký khai sinh",
             "agency": "UBND phường Tây Hồ",
-            "status": "completed",
+            "status": "ready",
             "received_at": _t("2026-11-20", "08:40"),
             "due_at": _t("2026-11-21", "17:00"),
             "completed_at": _t("2026-11-21", "10:15"),
+            "pickup": "Bộ phận Một cửa, UBND phường Tây Hồ, quầy số 2",
             "timeline": [
                 {
                     "at": _t("2026-11-20", "08:40"),
@@ -53,12 +55,12 @@ def sample_dossiers() -> dict[str, dict[str, Any]]:
                 },
                 {
                     "at": _t("2026-11-20", "14:00"),
-                    "status": "processing",
-                    "note": "Chuyển cán bộ hộ tịch",
+                    "status": "in_process",
+                    "note": "Công chức tư pháp - hộ tịch",
                 },
                 {
                     "at": _t("2026-11-21", "10:15"),
-                    "status": "completed",
+                    "status": "ready",
                     "note": "Đã ký giấy khai sinh",
                 },
             ],
@@ -66,26 +68,26 @@ def sample_dossiers() -> dict[str, dict[str, Any]]:
         "000.00.17.H26-261118-0042": {
             "procedure": "Chứng thực bản sao từ bản chính",
             "agency": "UBND phường Tây Hồ",
-            "status": "processing",
+            "status": "in_process",
             "received_at": _t("2026-11-18", "09:05"),
             "due_at": _t("2026-11-19", "17:00"),
             "timeline": [
-                {"at": _t("2026-11-18", "09:05"), "status": "received", "note": ""},
-                {"at": _t("2026-11-18", "10:30"), "status": "processing", "note": ""},
+                {"at": _t("2026-11-18", "09:05"), "status": "received"},
+                {"at": _t("2026-11-18", "10:30"), "status": "in_process"},
             ],
         },
         "H26.22-261115-0015": {
             "procedure": "Cấp giấy xác nhận tình trạng hôn nhân",
             "agency": "UBND phường Quảng An",
-            "status": "supplement_required",
+            "status": "additional_required",
             "received_at": _t("2026-11-15", "15:20"),
             "due_at": _t("2026-11-20", "17:00"),
-            "supplement": "Bổ sung bản sao giấy tờ chứng minh nơi cư trú",
+            "reason": "Bổ sung bản sao giấy tờ chứng minh nơi cư trú.",
             "timeline": [
-                {"at": _t("2026-11-15", "15:20"), "status": "received", "note": ""},
+                {"at": _t("2026-11-15", "15:20"), "status": "received"},
                 {
                     "at": _t("2026-11-17", "09:00"),
-                    "status": "supplement_required",
+                    "status": "additional_required",
                     "note": "Thiếu giấy tờ chứng minh nơi cư trú",
                 },
             ],
@@ -96,14 +98,11 @@ def sample_dossiers() -> dict[str, dict[str, Any]]:
             "status": "rejected",
             "received_at": _t("2026-11-10", "10:00"),
             "due_at": _t("2026-11-13", "17:00"),
-            "rejection_reason": "Hồ sơ không đủ điều kiện theo Điều 8 Luật Hôn nhân và gia đình",
+            "completed_at": _t("2026-11-12", "16:00"),
+            "reason": "Hồ sơ chưa đủ điều kiện đăng ký kết hôn theo Điều 8 Luật Hôn nhân và gia đình.",
             "timeline": [
-                {"at": _t("2026-11-10", "10:00"), "status": "received", "note": ""},
-                {
-                    "at": _t("2026-11-12", "16:00"),
-                    "status": "rejected",
-                    "note": "Không đủ điều kiện",
-                },
+                {"at": _t("2026-11-10", "10:00"), "status": "received"},
+                {"at": _t("2026-11-12", "16:00"), "status": "rejected"},
             ],
         },
         "000.00.17.H26-261122-0107": {
@@ -112,7 +111,7 @@ def sample_dossiers() -> dict[str, dict[str, Any]]:
             "status": "received",
             "received_at": _t("2026-11-22", "08:10"),
             "due_at": _t("2026-11-28", "17:00"),
-            "timeline": [{"at": _t("2026-11-22", "08:10"), "status": "received", "note": ""}],
+            "timeline": [{"at": _t("2026-11-22", "08:10"), "status": "received"}],
         },
         "000.00.17.H26-261101-0009": {
             "procedure": "Cấp bản sao trích lục hộ tịch",
@@ -120,10 +119,10 @@ def sample_dossiers() -> dict[str, dict[str, Any]]:
             "status": "returned",
             "received_at": _t("2026-11-01", "13:30"),
             "due_at": _t("2026-11-02", "17:00"),
-            "completed_at": _t("2026-11-03", "09:00"),
+            "completed_at": _t("2026-11-03", "15:00"),
             "timeline": [
-                {"at": _t("2026-11-01", "13:30"), "status": "received", "note": ""},
-                {"at": _t("2026-11-03", "09:00"), "status": "completed", "note": "Trễ 1 ngày"},
+                {"at": _t("2026-11-01", "13:30"), "status": "received"},
+                {"at": _t("2026-11-03", "09:00"), "status": "ready", "note": "Trễ 1 ngày"},
                 {"at": _t("2026-11-03", "15:00"), "status": "returned", "note": "Gửi qua bưu điện"},
             ],
         },
@@ -131,10 +130,30 @@ def sample_dossiers() -> dict[str, dict[str, Any]]:
 
 
 def validate_dossier(code: str, data: Any) -> dict[str, Any]:
+    """A dossier row as an operator or an import gives it: the answer's `dossier` member
+    without on_time (computed when asked). No personal data belongs here."""
     if not DOSSIER_CODE.match(code):
         raise BadInput(f"dossier code {code!r} does not look like one (e.g. H26.22-241123-0015)")
     if not isinstance(data, dict) or data.get("status") not in STATUSES:
         raise BadInput(f"status must be one of {', '.join(STATUSES)}")
+    if data["status"] in NEEDS_REASON and not data.get("reason"):
+        raise BadInput(f"a dossier {data['status']} needs a reason")
+    if not isinstance(data.get("received_at"), str):
+        raise BadInput("received_at (ISO 8601 with an offset) is required")
+    allowed = {
+        "procedure",
+        "agency",
+        "status",
+        "received_at",
+        "due_at",
+        "completed_at",
+        "reason",
+        "pickup",
+        "timeline",
+    }
+    extra = set(data) - allowed
+    if extra:
+        raise BadInput(f"unknown fields: {', '.join(sorted(extra))}")
     return data
 
 
@@ -149,7 +168,8 @@ def seed_samples(store: FleetStore, *, force: bool = False) -> int:
 
 
 def on_time(data: dict[str, Any], now: float) -> bool | None:
-    """True/False when a due date is known: finished (or still open) by the due date."""
+    """true: finished by due_at, or running and due_at not passed; false: late; null: no due
+    date (docs/fleet.md, 'The answer's fields')."""
     due = data.get("due_at")
     if not isinstance(due, str):
         return None
@@ -157,34 +177,32 @@ def on_time(data: dict[str, Any], now: float) -> bool | None:
     done = data.get("completed_at")
     if isinstance(done, str):
         return dt.datetime.fromisoformat(done).timestamp() <= due_ts
-    if data.get("status") in ("rejected", "withdrawn"):
-        return None
     return now <= due_ts
 
 
-def status_answer(store: FleetStore, code: str, *, now: float | None = None) -> dict[str, Any]:
-    """The answer body for one code: found with its status, or not found."""
+def dossier_answer(store: FleetStore, code: str, *, now: float | None = None) -> dict[str, Any]:
+    """The `result` (and `dossier`) members of a dossier-status-response/1 for one code."""
     now = time.time() if now is None else now
-    normal = code.strip().upper()
-    if not DOSSIER_CODE.match(normal):
-        return {"found": False, "reason": "invalid_code"}
-    row = store.dossier(normal)
+    if not DOSSIER_CODE.match(code):
+        return {"result": "not_found", "message": "not a dossier code"}
+    row = store.dossier(code)
     if row is None:
-        return {"found": False, "reason": "not_found"}
-    data = dict(row["data"])
-    return {
-        "found": True,
-        "code": normal,
+        return {"result": "not_found"}
+    data = row["data"]
+    dossier: dict[str, Any] = {
         "status": data["status"],
-        "status_text": STATUSES[data["status"]],
-        "procedure": data.get("procedure", ""),
-        "agency": data.get("agency", ""),
-        "received_at": data.get("received_at"),
+        "received_at": data["received_at"],
         "due_at": data.get("due_at"),
         "completed_at": data.get("completed_at"),
         "on_time": on_time(data, now),
-        "rejection_reason": data.get("rejection_reason"),
-        "supplement": data.get("supplement"),
-        "timeline": data.get("timeline", []),
-        "updated_at": iso_time(row["updated_at"]),
+        "reason": data.get("reason"),
+        "pickup": data.get("pickup"),
+        "timeline": [
+            {k: v for k, v in step.items() if k in ("at", "status", "note")}
+            for step in data.get("timeline", [])
+        ][-50:],
     }
+    for key in ("procedure", "agency"):
+        if isinstance(data.get(key), str):
+            dossier[key] = data[key]
+    return {"result": "found", "dossier": dossier}

@@ -4,7 +4,7 @@ paho's callbacks only enqueue. The `fleet-ingest` thread stores messages in batc
 transaction each) and only then acknowledges them to the broker (manual PUBACK), so a crash
 of the console loses nothing the broker handed over: the broker sends it again, and the store
 deduplicates. Records are then acknowledged to their kiosk on `<prefix>/<kiosk>/ack`.
-Requests (dossier status, enrolment) go to the `fleet-requests` thread.
+Requests (dossier status) go to the `fleet-requests` thread.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ class IngestStats:
     duplicates: int = 0
     acks_sent: int = 0
     requests: int = 0
+    retries: int = 0  # batches that failed to store and were tried again
     by_kind: dict[str, int] = field(default_factory=dict)
 
 
@@ -239,30 +240,43 @@ class FleetIngest:
                     self._inbox.put(None)
                     break
                 items.append(item)
-            try:
-                self._handle(items)
-            except Exception:
-                # Not acknowledged: the broker delivers them again after a reconnect.
-                logger.exception("storing a batch failed; it will be redelivered")
-                time.sleep(1.0)
-                client = self._client
-                if client is not None:
-                    client.reconnect()
+            batch, to_ack, rejected = self._prepare(items)
+            delay = 1.0
+            while True:
+                try:
+                    self._commit(batch, to_ack, rejected, len(items))
+                    break
+                except Exception:
+                    # Nothing of the batch is acknowledged yet: keep it and try again (the
+                    # database may be restarting); if the console stops meanwhile, the broker
+                    # delivers the batch again to the next session.
+                    logger.exception("storing a batch failed; retrying", extra={"size": len(items)})
+                    with self._stats_lock:
+                        self.stats.retries += 1
+                    if self._stop.wait(delay):
+                        return
+                    delay = min(delay * 2, 30.0)
 
-    def _handle(self, items: list[Any]) -> None:
+    def _prepare(self, items: list[Any]) -> tuple[list[Incoming], list[tuple[int, int]], int]:
+        """Parse a batch; requests go to their thread. Returns (to store, to ack, rejected)."""
         batch: list[Incoming] = []
         to_ack: list[tuple[int, int]] = []
         rejected = 0
         for mid, qos, topic, payload, props, received_at in items:
             to_ack.append((mid, qos))
-            routed = self._route_request(topic, payload, props)
-            if routed:
+            if self._route_request(topic, payload, props):
                 continue
             incoming = self._parse(topic, payload, received_at)
             if incoming is None:
                 rejected += 1
             elif incoming is not _IGNORED:
                 batch.append(incoming)
+        return batch, to_ack, rejected
+
+    def _commit(
+        self, batch: list[Incoming], to_ack: list[tuple[int, int]], rejected: int, received: int
+    ) -> None:
+        """Store, then acknowledge to the broker, then to the kiosks; then tell listeners."""
         outcome = self.store.apply(batch) if batch else BatchOutcome(acked={}, touched=set())
         client = self._client
         if client is not None:
@@ -276,7 +290,7 @@ class FleetIngest:
                 )
         with self._stats_lock:
             s = self.stats
-            s.received += len(items)
+            s.received += received
             s.rejected += rejected + outcome.rejected
             s.stored += (
                 outcome.new_records
@@ -315,7 +329,7 @@ class FleetIngest:
                 kind = "record"
             case ["cmd", _, "result"]:
                 kind = "result"
-            case ["cmd", _] | ["ack"]:
+            case ["cmd", _] | ["ack"] | ["res", _]:
                 return _IGNORED  # ours (noLocal keeps them away; a second console's are not)
             case _:
                 logger.warning("message on an unknown kiosk topic", extra={"topic": topic})

@@ -38,6 +38,9 @@ class FleetCollector(Collector):
         paper = GaugeMetricFamily(
             "kiosk_paper_ok", "1 paper ok, 0.5 near end, 0 out", labels=labels
         )
+        gaps = GaugeMetricFamily(
+            "kiosk_seq_gaps", "Outbox sequence numbers never received", labels=labels
+        )
         cert = GaugeMetricFamily(
             "kiosk_certificate_expiry_seconds",
             "Seconds until the client certificate expires",
@@ -55,9 +58,10 @@ class FleetCollector(Collector):
                 depth.add_metric(lv, k["outbox_depth"])
             if k["paper"] in ("ok", "near-end", "out"):
                 paper.add_metric(lv, {"ok": 1.0, "near-end": 0.5, "out": 0.0}[k["paper"]])
+            gaps.add_metric(lv, k["seq_gaps"])
             if k["cert_not_after"]:
                 cert.add_metric(lv, k["cert_not_after"] - now)
-        yield from (up, seen, temp, disk, depth, paper, cert)
+        yield from (up, seen, temp, disk, depth, paper, gaps, cert)
         alert = GaugeMetricFamily(
             "fleet_alert",
             "Open alerts (1 per kiosk and rule)",

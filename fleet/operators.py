@@ -98,10 +98,13 @@ class KeyRing:
     database alone cannot sign commands; a console restart asks operators to log in again.
     """
 
-    def __init__(self, *, attempts: int = 5, lockout_s: float = 300.0) -> None:
+    def __init__(
+        self, *, attempts: int = 5, lockout_s: float = 300.0, session_s: float = 8 * 3600
+    ) -> None:
         self.attempts = attempts
         self.lockout_s = lockout_s
-        self._keys: dict[str, tuple[str, ec.EllipticCurvePrivateKey]] = {}
+        self.session_s = session_s  # an unlocked key is dropped this long after login
+        self._keys: dict[str, tuple[str, ec.EllipticCurvePrivateKey, float]] = {}
         self._failures: dict[str, tuple[int, float]] = {}
         self._lock = threading.Lock()
 
@@ -128,16 +131,27 @@ class KeyRing:
         handle = secrets.token_urlsafe(24)
         with self._lock:
             self._failures.pop(operator_id, None)
-            self._keys[handle] = (operator_id, key)
+            for old in [h for h, e in self._keys.items() if e[2] <= now]:
+                del self._keys[old]
+            self._keys[handle] = (operator_id, key, now + self.session_s)
         return handle, Operator(row["id"], row["name"])
+
+    def _entry(self, handle: str | None) -> tuple[str, ec.EllipticCurvePrivateKey] | None:
+        with self._lock:
+            entry = self._keys.get(handle or "")
+            if entry is None:
+                return None
+            if entry[2] <= time.monotonic():
+                del self._keys[handle or ""]
+                return None
+            return entry[0], entry[1]
 
     def logout(self, handle: str | None) -> None:
         with self._lock:
             self._keys.pop(handle or "", None)
 
     def operator_of(self, handle: str | None) -> str | None:
-        with self._lock:
-            entry = self._keys.get(handle or "")
+        entry = self._entry(handle)
         return entry[0] if entry else None
 
     def sign(
@@ -150,8 +164,7 @@ class KeyRing:
         ttl_s: float,
     ) -> dict[str, Any]:
         """A command envelope signed with the session's operator key, for one kiosk."""
-        with self._lock:
-            entry = self._keys.get(handle)
+        entry = self._entry(handle)
         if entry is None:
             raise LoginRefused("the session has ended: log in again")
         operator_id, key = entry

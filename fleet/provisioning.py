@@ -1,181 +1,414 @@
-"""Online enrolment: one-time claim tokens exchanged for client certificates signed by the
-center CA. The token is shown once and only its SHA-256 is stored."""
+"""The provisioning service: online enrolment exactly as docs/provisioning.md specifies it.
+
+A claim (claim id, secret, kiosk id, optional device serial, expiry) is made at central; the
+technician types `<claim_id>.<secret>` into the kiosk, which logs in to the broker's enrolment
+listener with it and sends its CSR on provision/v1/<claim>/request. This service (its own MQTT
+identity, CN fleet-provisioning) checks the request in the documented order, signs the CSR with
+the center CA (`kiosk-ca`'s directory, the same certificate profile as offline enrolment) and
+answers on provision/v1/<claim>/response, both directions proven with HMAC-SHA256 of the claim
+secret. The claim's broker account is added to Mosquitto's password file when the claim is made
+and removed once it is answered or expired.
+"""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
 import hashlib
+import json
 import logging
+import queue
 import secrets
+import ssl
+import subprocess
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import paho.mqtt.client as mqtt
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from edge.errors import BadInput
+from edge.errors import BadInput, KioskError
+from edge.store.crypto import DataKey
 from fleet.store import KIOSK_ID_PATTERN, FleetStore
+from provisioning.ca import CaError, CertificateAuthority
+from provisioning.online import proof, proof_ok
 
 logger = logging.getLogger(__name__)
 
-
-class EnrolmentRefused(BadInput):
-    """The request cannot be honoured; `reason` is a stable code for the kiosk."""
-
-    code = "enrolment_refused"
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+B32 = "abcdefghijklmnopqrstuvwxyz234567"
+REQUEST_TOPIC = "provision/v1/+/request"
+MAX_REQUEST = 64 * 1024
 
 
-def new_token() -> str:
-    """20 random base32 characters (100 bits) in groups of 4: typable from a printed sheet."""
-    raw = base64.b32encode(secrets.token_bytes(15)).decode().rstrip("=")
-    return "-".join(raw[i : i + 4] for i in range(0, 20, 4))
+def _iso(at: float | None = None) -> str:
+    return dt.datetime.fromtimestamp(time.time() if at is None else at, dt.UTC).isoformat(
+        timespec="seconds"
+    )
 
 
-def token_hash(token: str) -> str:
-    """What the store keeps: case, spaces and dashes do not matter when the token is typed."""
-    normal = "".join(ch for ch in token.upper() if ch.isalnum())
-    return hashlib.sha256(normal.encode("ascii", "ignore")).hexdigest()
+# --- the broker's claim accounts ------------------------------------------------------------
 
 
-def create_claim_token(
-    store: FleetStore, kiosk_id: str, *, site: str = "", created_by: str, ttl_s: float
+class BrokerAccounts:
+    """Mosquitto's password file for the enrolment listener, and telling the broker to re-read
+    it (`mosquitto_passwd`, then the reload command, e.g. `systemctl reload mosquitto`)."""
+
+    def __init__(self, password_file: Path, reload_command: list[str] | None) -> None:
+        self.password_file = password_file
+        self.reload_command = reload_command
+        self._lock = threading.Lock()
+
+    def add(self, claim_id: str, secret: str) -> None:
+        with self._lock:
+            create = [] if self.password_file.exists() else ["-c"]
+            self._run(
+                ["mosquitto_passwd", *create, "-b", str(self.password_file), claim_id, secret]
+            )
+            self._reload()
+
+    def remove(self, claim_id: str) -> None:
+        with self._lock:
+            if self.password_file.exists():
+                self._run(["mosquitto_passwd", "-D", str(self.password_file), claim_id])
+            self._reload()
+
+    def _reload(self) -> None:
+        if self.reload_command:
+            self._run(self.reload_command)
+
+    @staticmethod
+    def _run(command: list[str]) -> None:
+        try:
+            subprocess.run(command, check=True, capture_output=True, timeout=30)
+        except (OSError, subprocess.SubprocessError) as err:
+            raise KioskError(f"{command[0]} failed: {err}") from err
+
+
+# --- claims ---------------------------------------------------------------------------------
+
+
+def create_claim(
+    store: FleetStore,
+    sealer: DataKey,
+    kiosk_id: str,
+    *,
+    site: str = "",
+    serial: str = "",
+    created_by: str,
+    ttl_s: float,
+    accounts: BrokerAccounts | None = None,
 ) -> str:
+    """A claim for one kiosk; returns the token `<claim_id>.<secret>`, shown once."""
     if not KIOSK_ID_PATTERN.match(kiosk_id):
         raise BadInput(f"kiosk id must match {KIOSK_ID_PATTERN.pattern}")
-    token = new_token()
+    claim_id = "c" + "".join(secrets.choice(B32) for _ in range(12))
+    secret = "".join(secrets.choice(B32) for _ in range(32))  # 160 bits
     now = time.time()
-    store.add_claim_token(
+    store.add_claim(
         {
-            "token_hash": token_hash(token),
+            "claim_id": claim_id,
+            "secret": base64.b64encode(
+                sealer.encrypt(secret.encode(), aad=claim_id.encode())
+            ).decode(),
             "kiosk_id": kiosk_id,
             "site": site,
+            "serial": serial,
             "created_by": created_by,
             "created_at": now,
             "expires_at": now + ttl_s,
+            "account_removed": False,
         }
     )
-    logger.info("claim token created", extra={"kiosk": kiosk_id, "by": created_by})
-    return token
+    if accounts is not None:
+        accounts.add(claim_id, secret)
+    logger.info("claim created", extra={"kiosk": kiosk_id, "claim": claim_id, "by": created_by})
+    return f"{claim_id}.{secret}"
 
 
-@dataclass(frozen=True, slots=True)
-class Issued:
-    kiosk_id: str
-    site: str
-    certificate_pem: str
-    ca_pem: str
-    serial: str
-    not_after: float
-
-
-class CenterCa:
-    """The center CA's certificate and key (files from config)."""
-
-    def __init__(self, cert_path: Path, key_path: Path) -> None:
-        self.cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-        if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
-            raise BadInput("the CA key must be an EC or RSA private key")
-        self.key = key
-        self.pem = self.cert.public_bytes(serialization.Encoding.PEM).decode()
-
-    def sign_client(
-        self, csr: x509.CertificateSigningRequest, kiosk_id: str, days: int
-    ) -> x509.Certificate:
-        now = dt.datetime.now(dt.UTC)
-        return (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, kiosk_id)]))
-            .issuer_name(self.cert.subject)
-            .public_key(csr.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=days))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=True,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-            .sign(self.key, hashes.SHA256())
-        )
+# --- the service ----------------------------------------------------------------------------
 
 
 class Enrolment:
-    """Checks a CSR against a claim token and signs it; the token cannot be used twice."""
+    """One request in, one answer out (provision-response/1), checks in the documented order."""
 
-    def __init__(self, store: FleetStore, ca: CenterCa, *, cert_days: int = 365) -> None:
+    def __init__(
+        self,
+        store: FleetStore,
+        ca: CertificateAuthority,
+        sealer: DataKey,
+        *,
+        cert_days: int,
+        broker: dict[str, Any],
+        operators: Callable[[], list[dict[str, str]]],
+        ca_lock: threading.Lock | None = None,
+    ) -> None:
+        from fleet.schemas import validator
+
         self.store = store
         self.ca = ca
+        self.sealer = sealer
         self.cert_days = cert_days
+        self.broker = broker
+        self.operators = operators
+        self.ca_lock = ca_lock or threading.Lock()
+        self._schema = validator("provision-request")
 
-    def enrol(self, token: str, csr_pem: str, *, kiosk_id: str | None = None) -> Issued:
-        if not isinstance(token, str) or not token.strip():
-            raise EnrolmentRefused("bad_token", "no claim token")
+    def _secret(self, claim: dict[str, Any]) -> str:
+        sealed = base64.b64decode(claim["secret"])
+        return self.sealer.decrypt(sealed, aad=claim["claim_id"].encode()).decode()
+
+    def answer(self, claim_id: str, payload: bytes) -> tuple[dict[str, Any], bool]:
+        """(the response, whether it issued a certificate)."""
+        base: dict[str, Any] = {
+            "schema": "provision-response/1",
+            "claim_id": claim_id,
+            "request_id": None,
+        }
+        claim = self.store.claim(claim_id)
+        secret = self._secret(claim) if claim else None
+
+        def error(code: str, message: str) -> tuple[dict[str, Any], bool]:
+            logger.warning("enrolment refused", extra={"claim": claim_id, "reason": code})
+            out = {
+                **base,
+                "status": "error",
+                "error": {"code": code, "message": message},
+                "time": _iso(),
+            }
+            if secret is not None and code != "claim_unknown":
+                out["proof"] = proof(out, secret)
+            return out, False
+
         try:
-            csr = x509.load_pem_x509_csr(csr_pem.encode())
-        except (ValueError, TypeError, AttributeError) as err:
-            raise EnrolmentRefused("bad_csr", "the CSR is not a PEM certificate request") from err
-        if not csr.is_signature_valid:
-            raise EnrolmentRefused("bad_csr", "the CSR's signature does not verify")
-        key = csr.public_key()
-        if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(
-            key.curve, ec.SECP256R1
+            request = json.loads(payload.decode("utf-8")) if len(payload) <= MAX_REQUEST else None
+        except (UnicodeDecodeError, ValueError):
+            request = None
+        if isinstance(request, dict) and isinstance(request.get("request_id"), str):
+            base["request_id"] = request["request_id"][:128]
+        # 1 malformed, 2 unknown, 3 proof, 4 expired, 5 used, 6 serial, 7 kiosk id, 8 CSR
+        if (
+            not isinstance(request, dict)
+            or any(True for _ in self._schema.iter_errors(request))
+            or request.get("claim_id") != claim_id
         ):
-            raise EnrolmentRefused("bad_csr", "the CSR's key must be EC P-256")
+            return error("malformed", "not a valid provision-request/1 for this claim")
+        if claim is None or secret is None:
+            return error("claim_unknown", "no such claim")
+        if not proof_ok(request, secret):
+            return error("bad_proof", "the proof does not verify")
+        now = time.time()
+        if now >= claim["expires_at"]:
+            return error("claim_expired", "the claim has expired")
+        csr = _load_csr(request["csr"])
+        key_id = _key_id(csr) if csr is not None else None
+        if claim["used_by"] is not None and claim["used_by"] != key_id:
+            return error("claim_used", "the claim was used by another device key")
+        if claim["serial"] and request.get("serial") != claim["serial"]:
+            return error("serial_mismatch", "this claim is for another device")
+        if request["kiosk_id"] != claim["kiosk_id"]:
+            return error("kiosk_id_mismatch", f"this claim is for {claim['kiosk_id']}")
+        if csr is None or key_id is None or not csr.is_signature_valid:
+            return error("bad_csr", "the CSR does not parse or its signature does not verify")
         names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        cn = str(names[0].value) if len(names) == 1 else ""
-        hashed = token_hash(token)
-        row = self.store.claim_token(hashed)
-        # Check before taking: a CSR for the wrong kiosk must not burn the token.
-        if row is None:
-            raise EnrolmentRefused("bad_token", "unknown claim token")
-        if row["used_at"] is not None:
-            raise EnrolmentRefused("token_used", "this claim token was used already")
-        if row["expires_at"] <= time.time():
-            raise EnrolmentRefused("token_expired", "this claim token has expired")
-        if cn != row["kiosk_id"] or (kiosk_id is not None and kiosk_id != row["kiosk_id"]):
-            raise EnrolmentRefused(
-                "wrong_kiosk", f"the token is for kiosk {row['kiosk_id']}, the CSR names {cn!r}"
-            )
-        taken = self.store.take_claim_token(hashed, now=time.time())
-        if taken is None:  # raced by a second request with the same token
-            raise EnrolmentRefused("token_used", "this claim token was used already")
-        cert = self.ca.sign_client(csr, taken["kiosk_id"], self.cert_days)
+        if [n.value for n in names] != [claim["kiosk_id"]]:
+            return error("bad_csr", "the CSR's CN is not the kiosk id")
+        try:
+            certificate = self._certificate(claim, request["csr"], key_id, now)
+        except CaError as err:
+            return error("bad_csr", str(err))
+        except _ClaimTaken:
+            return error("claim_used", "the claim was used by another device key")
+        except Exception:
+            logger.exception("enrolment failed at central")
+            return error("internal", "central could not issue the certificate")
+        ok = {
+            **base,
+            "status": "ok",
+            "kiosk_id": claim["kiosk_id"],
+            "certificate": certificate,
+            "ca_chain": [self.ca.certificate_pem],
+            "broker": self.broker,
+            "operators": self.operators(),
+            "time": _iso(),
+        }
+        ok["proof"] = proof(ok, secret)
+        return ok, True
+
+    def _certificate(self, claim: dict[str, Any], csr_pem: str, key_id: str, now: float) -> str:
+        """The claim's certificate: issued once; a repeat with the same key gets it again."""
+        if not self.store.bind_claim(claim["claim_id"], key_id, now=now):
+            raise _ClaimTaken
+        again = self.store.claim(claim["claim_id"])
+        if again and again["certificate"]:
+            return again["certificate"]
+        with self.ca_lock:
+            pem = self.ca.sign_csr(csr_pem, kiosk_id=claim["kiosk_id"], days=self.cert_days)
+        cert = x509.load_pem_x509_certificate(pem.encode())
         serial = format(cert.serial_number, "x")
-        not_after = cert.not_valid_after_utc.timestamp()
+        self.store.claim_certificate(claim["claim_id"], pem, serial)
         self.store.certificate_issued(
-            token_hash=hashed,
             serial=serial,
-            kiosk_id=taken["kiosk_id"],
-            site=taken["site"],
-            not_after=not_after,
-            now=time.time(),
+            kiosk_id=claim["kiosk_id"],
+            site=claim["site"],
+            not_after=cert.not_valid_after_utc.timestamp(),
+            now=now,
         )
-        logger.info("kiosk enrolled", extra={"kiosk": taken["kiosk_id"], "serial": serial})
-        return Issued(
-            kiosk_id=taken["kiosk_id"],
-            site=taken["site"],
-            certificate_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
-            ca_pem=self.ca.pem,
-            serial=serial,
-            not_after=not_after,
+        logger.info("kiosk enrolled", extra={"kiosk": claim["kiosk_id"], "serial": serial})
+        return pem
+
+
+class _ClaimTaken(Exception):
+    pass
+
+
+def _load_csr(pem: Any) -> x509.CertificateSigningRequest | None:
+    try:
+        return x509.load_pem_x509_csr(pem.encode()) if isinstance(pem, str) else None
+    except ValueError:
+        return None
+
+
+def _key_id(csr: x509.CertificateSigningRequest) -> str | None:
+    try:
+        der = csr.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
+    except (ValueError, TypeError):
+        return None
+    return hashlib.sha256(der).hexdigest()
+
+
+class ProvisioningService:
+    """The MQTT side: its own connection (CN fleet-provisioning) on the mutual-TLS listener."""
+
+    def __init__(
+        self,
+        enrolment: Enrolment,
+        *,
+        host: str,
+        port: int,
+        ca_file: Path | None,
+        cert_file: Path,
+        key_file: Path,
+        accounts: BrokerAccounts | None,
+        store: FleetStore,
+        account_grace_s: float = 30.0,
+    ) -> None:
+        self.enrolment = enrolment
+        self.host, self.port = host, port
+        self.ca_file, self.cert_file, self.key_file = ca_file, cert_file, key_file
+        self.accounts = accounts
+        self.store = store
+        self.account_grace_s = account_grace_s  # the kiosk's session outlives the answer a bit
+        self.answered = 0
+        self.issued = 0
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=1000)
+        self._connected = threading.Event()
+        self._stop = threading.Event()
+        self._client: mqtt.Client | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id="fleet-provisioning",
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
+        client.suppress_exceptions = True
+        context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(str(self.cert_file), str(self.key_file))
+        client.tls_set_context(context)
+        client.reconnect_delay_set(0.1, 30)
+        client.on_connect = self._on_connect
+        client.on_disconnect = lambda *a: self._connected.clear()
+        client.on_message = self._on_message
+        client.connect_async(self.host, self.port, keepalive=30)
+        self._client = client
+        self._thread = threading.Thread(target=self._run, name="fleet-provisioning", daemon=True)
+        self._thread.start()
+        client.loop_start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._client is not None:
+            self._client.disconnect()
+            self._client.loop_stop()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+        if reason_code.is_failure:
+            logger.error(
+                "broker refused the provisioning service", extra={"reason": str(reason_code)}
+            )
+            return
+        client.subscribe(REQUEST_TOPIC, qos=1)
+        self._connected.set()
+
+    def _on_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+        try:
+            self._queue.put_nowait((message.topic, bytes(message.payload)))
+        except queue.Full:
+            logger.warning("enrolment queue full, request dropped (the kiosk repeats it)")
+
+    def _run(self) -> None:
+        next_sweep = 0.0
+        while not self._stop.is_set():
+            try:
+                item = self._queue.get(timeout=5.0)
+            except queue.Empty:
+                item = ()
+            if item is None:
+                return
+            if item:
+                self._handle(*item)
+            if time.monotonic() >= next_sweep:
+                self._close_accounts()
+                next_sweep = time.monotonic() + min(60.0, max(self.account_grace_s, 1.0))
+
+    def _handle(self, topic: str, payload: bytes) -> None:
+        parts = topic.split("/")
+        if len(parts) != 4:
+            return
+        claim_id = parts[2]
+        try:
+            answer, issued = self.enrolment.answer(claim_id, payload)
+        except Exception:
+            logger.exception("enrolment answer failed")
+            return
+        client = self._client
+        if client is None:
+            return
+        info = client.publish(
+            f"provision/v1/{claim_id}/response",
+            json.dumps(answer, ensure_ascii=False, separators=(",", ":")),
+            qos=1,
+        )
+        self.answered += 1
+        if issued:
+            self.issued += 1
+            info.wait_for_publish(10)  # the answer acknowledged: the account may go soon
+            if self.account_grace_s <= 0:
+                self._close_accounts()
+
+    def _close_accounts(self) -> None:
+        if self.accounts is None:
+            return
+        for claim_id in self.store.claims_to_close(now=time.time(), grace_s=self.account_grace_s):
+            try:
+                self.accounts.remove(claim_id)
+            except KioskError:
+                logger.exception("could not remove a claim's broker account")
+                return
+            self.store.claim_account_removed(claim_id)

@@ -4,16 +4,17 @@ e-copy revocation list, housekeeping. Each is attached to a Console before it co
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from paho.mqtt.client import topic_matches_sub
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.fleet.messages import iso_time
-from fleet.dossiers import seed_samples, status_answer
+from fleet.dossiers import dossier_answer, seed_samples
+from fleet.store import parse_time
 
 if TYPE_CHECKING:
     from fleet.console import Console
@@ -30,113 +31,121 @@ def _reply(console: Console, topic: str, body: dict[str, Any], correlation: byte
 
 
 class DossierResponder:
-    """Answers dossier status requests from kiosks out of the dossier table."""
+    """Answers dossier-status-request/1 from the dossier table (docs/fleet.md, "Dossier status").
+
+    Exactly one answer per request taken, with its request_id, to the MQTT 5 Response Topic
+    (correlation data echoed), else reply_to, else <prefix>/<kiosk>/res/dossier-status, and
+    only ever to that kiosk's own res/dossier-status; nothing after the request's expires_at.
+    """
 
     def attach(self, console: Console) -> None:
+        from fleet.schemas import validator
+
         self.console = console
+        self.request_schema = validator("dossier-status-request")
         if console.config.dossiers.seed_samples:
             n = seed_samples(console.store)
             if n:
                 logger.info("sample dossiers inserted", extra={"count": n})
-        prefix = console.config.mqtt.topic_prefix
-        self.request_filter = f"{prefix}/+/dossier/request"
-        self.allowed_reply = f"{prefix}/{{kiosk}}/dossier/response"
-        console.ingest.on_request(self.request_filter, self.handle)
+        self.prefix = console.config.mqtt.topic_prefix
+        console.ingest.on_request(f"{self.prefix}/+/req/dossier-status", self.handle)
+        self.answered = 0
 
     def handle(
         self, kiosk_id: str | None, topic: str, body: dict[str, Any] | None, props: Any
     ) -> None:
         if kiosk_id is None:
             return
-        allowed = self.allowed_reply.format(kiosk=kiosk_id)
-        response_topic = getattr(props, "ResponseTopic", None) if props else None
-        reply_to = (
-            response_topic
-            if (isinstance(response_topic, str) and topic_matches_sub(allowed, response_topic))
-            else allowed
-        )
-        correlation = getattr(props, "CorrelationData", None) if props else None
-        request_id = body.get("id") if body else None
-        if body is None or not isinstance(body.get("code"), str):
-            answer: dict[str, Any] = {"found": False, "reason": "malformed"}
+        if body is None or not isinstance(body.get("request_id"), str):
+            logger.warning("dossier request without a request id, not answered")
+            return
+        errors = list(self.request_schema.iter_errors(body))
+        request_id = body["request_id"]
+        if not re.fullmatch(r"[0-9a-f]{32}", request_id):
+            logger.warning("dossier request id malformed, not answered")
+            return
+        expires = parse_time(body.get("expires_at"), 0.0)
+        if expires and time.time() > expires:
+            logger.info("dossier request expired before it was taken, not answered")
+            return
+        allowed = f"{self.prefix}/{kiosk_id}/res/dossier-status"
+        candidates = [
+            getattr(props, "ResponseTopic", None) if props else None,
+            body.get("reply_to"),
+        ]
+        reply_to = next((c for c in candidates if c == allowed), allowed)
+        code = body.get("code") if isinstance(body.get("code"), str) else ""
+        if errors:
+            logger.warning(
+                "dossier request does not fit its schema", extra={"error": errors[0].message[:200]}
+            )
+            answer: dict[str, Any] = {"result": "not_found", "message": "malformed request"}
         else:
-            answer = status_answer(self.console.store, body["code"])
+            try:
+                answer = dossier_answer(self.console.store, code)
+            except Exception:
+                logger.exception("dossier lookup failed")
+                answer = {"result": "unavailable", "message": "central's dossier table failed"}
+        correlation = getattr(props, "CorrelationData", None) if props else None
         _reply(
             self.console,
             reply_to,
             {
-                "schema": "dossier-status/1",
+                "schema": "dossier-status-response/1",
                 "request_id": request_id,
-                "kiosk_id": kiosk_id,
-                "time": iso_time(),
+                "code": code,
+                "answered_at": iso_time(),
                 **answer,
             },
             correlation,
         )
+        self.answered += 1
 
 
 class EnrolmentResponder:
-    """Claim token + CSR in, certificate out (provisional contract, see docs)."""
+    """Runs the provisioning service (its own MQTT identity) for the console."""
 
     def attach(self, console: Console) -> None:
-        from fleet.provisioning import CenterCa, Enrolment
+        from fleet.provisioning import Enrolment, ProvisioningService
 
-        self.console = console
-        p = console.config.provisioning
-        assert p.ca_cert is not None and p.ca_key is not None
-        self.enrolment = Enrolment(
-            console.store, CenterCa(p.ca_cert, p.ca_key), cert_days=p.cert_days
-        )
-        base = console.config.mqtt.central_topic
-        self.request_filter = f"{base}/enrol/+/request"
-        console.ingest.on_request(self.request_filter, self.handle)
-
-    def handle(
-        self, kiosk_id: str | None, topic: str, body: dict[str, Any] | None, props: Any
-    ) -> None:
-        from fleet.provisioning import EnrolmentRefused
-
-        parts = topic.split("/")
-        claimed = parts[-2] if len(parts) >= 2 else ""
-        reply = "/".join([*parts[:-1], "response"])
-        correlation = getattr(props, "CorrelationData", None) if props else None
-        request_id = body.get("id") if body else None
-        try:
-            if body is None:
-                raise EnrolmentRefused("malformed", "not a JSON object")
-            issued = self.enrolment.enrol(
-                str(body.get("token", "")), str(body.get("csr", "")), kiosk_id=claimed
-            )
-        except EnrolmentRefused as err:
-            logger.warning("enrolment refused", extra={"reason": err.reason})
-            answer: dict[str, Any] = {
-                "status": "refused",
-                "reason": err.reason,
-                "message": str(err),
-            }
-        else:
-            answer = {
-                "status": "ok",
-                "certificate": issued.certificate_pem,
-                "ca": issued.ca_pem,
-                "serial": issued.serial,
-            }
-        _reply(
-            self.console,
-            reply,
-            {
-                "schema": "enrol-response/1",
-                "request_id": request_id,
-                "kiosk_id": claimed,
-                "time": iso_time(),
-                **answer,
+        p, m = console.config.provisioning, console.config.mqtt
+        assert console.ca is not None and p.cert_file and p.key_file
+        enrolment = Enrolment(
+            console.store,
+            console.ca,
+            console.sealer,
+            cert_days=p.cert_days,
+            broker={
+                "host": p.broker_host or m.host,
+                "port": p.broker_port or m.port,
+                "topic_prefix": m.topic_prefix,
+                "protocol": p.broker_protocol,
             },
-            correlation,
+            operators=console.operator_keys,
+            ca_lock=console.ca_lock,
         )
+        self.service = ProvisioningService(
+            enrolment,
+            host=m.host,
+            port=m.port,
+            ca_file=m.ca_file,
+            cert_file=p.cert_file,
+            key_file=p.key_file,
+            accounts=console.accounts,
+            store=console.store,
+            account_grace_s=p.account_grace_s,
+        )
+        console.provisioning = self.service
+        self.service.start()
+
+    def stop(self) -> None:
+        self.service.stop()
 
 
 class Revocations:
-    """Publishes the e-copy revocation list, retained, on <central>/revocations."""
+    """The e-copy revocation list (docs/ecopy.md): kept by the console, pushed to kiosks with
+    the signed command update-revocations, published retained on <central>/revocations and
+    served at /revocations.json for anyone verifying a copy."""
 
     def attach(self, console: Console) -> None:
         self.console = console
@@ -144,29 +153,64 @@ class Revocations:
         console.revocations = self
         console.ingest.connected_hooks.append(self.publish)
 
+    def lists(self) -> dict[str, list[Any]]:
+        """What update-revocations carries: {"codes": [...], "certificates": [...]}."""
+        codes: list[Any] = []
+        certificates: list[Any] = []
+        for r in self.console.store.revocations():
+            if r["kind"] == "certificate":
+                item = {"serial": r["code"]}
+                if r["effective_from"] is not None:
+                    item["revoked_at"] = iso_time(r["effective_from"])
+                certificates.append(item)
+            else:
+                codes.append(
+                    {"code": r["code"], "reason": r["reason"]} if r["reason"] else r["code"]
+                )
+        return {"codes": codes, "certificates": certificates}
+
     def document(self) -> dict[str, Any]:
-        rows = self.console.store.revocations()
-        return {
-            "schema": "revocation-list/1",
-            "issued_at": iso_time(),
-            "count": len(rows),
-            "revoked": [
-                {"code": r["code"], "revoked_at": iso_time(r["revoked_at"]), "reason": r["reason"]}
-                for r in rows
-            ],
-        }
+        return {"schema": "copy-revocations/1", "issued_at": iso_time(), **self.lists()}
 
     def publish(self) -> None:
         self.console.ingest.publish(self.topic, self.document(), retain=True)
 
-    def revoke(self, code: str, *, reason: str, operator: str) -> bool:
+    def revoke(
+        self,
+        code: str,
+        *,
+        reason: str,
+        operator: str,
+        kind: str = "code",
+        effective_from: float | None = None,
+    ) -> bool:
         fresh = self.console.store.revoke_copy(
-            code, reason=reason, operator=operator, now=time.time()
+            code,
+            reason=reason,
+            operator=operator,
+            now=time.time(),
+            kind=kind,
+            effective_from=effective_from,
         )
         if fresh:
-            logger.info("e-copy revoked", extra={"operator": operator})
+            logger.info("e-copy revocation added", extra={"operator": operator, "kind": kind})
         self.publish()
         return fresh
+
+    def push(self, handle: str, kiosk_ids: list[str] | None = None) -> int:
+        """Send the whole list to kiosks (all known ones by default), signed by the session's
+        operator; returns how many commands went out."""
+        targets = kiosk_ids or [k["kiosk_id"] for k in self.console.store.kiosks()]
+        if not targets:
+            return 0
+        sent = self.console.send_command(
+            handle,
+            "update-revocations",
+            {"revocations": self.lists()},
+            kiosk_ids=targets,
+            ttl_s=86400,  # kiosks away for up to a day still get it from their session
+        )
+        return len(sent)
 
 
 class Housekeeping:

@@ -5,7 +5,9 @@ Times are POSIX seconds (float) everywhere; JSON columns hold what the kiosks se
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 import logging
 import re
 import threading
@@ -13,11 +15,14 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+
+from edge.store.crypto import DataKey
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +58,9 @@ kiosks = sa.Table(
     sa.Column("last_error_at", sa.Float),
     sa.Column("cert_not_after", sa.Float),
     sa.Column("max_seq", sa.BigInteger, nullable=False, default=0),
+    # Sequence numbers skipped (first arrivals come in seq order: docs/fleet.md), e.g.
+    # telemetry shed on a full disk or a row refused by the broker.
+    sa.Column("seq_gaps", sa.BigInteger, nullable=False, default=0),
     sa.Column("messages", sa.BigInteger, nullable=False, default=0),
 )
 
@@ -94,7 +102,9 @@ records = sa.Table(
     sa.Column("at", sa.Float, nullable=False),
     sa.Column("received_at", sa.Float, nullable=False),
     sa.Column("deliveries", sa.Integer, nullable=False, default=1),
-    sa.Column("data", sa.JSON, nullable=False, default=dict),
+    # The record's data (a copy's citizen and PDF, a delivery address ...): personal data,
+    # sealed with the console's data key (AES-GCM, the record id as associated data).
+    sa.Column("sealed", sa.Text, nullable=False),
     sa.Index("records_kiosk_seq", "kiosk_id", "seq"),
 )
 
@@ -149,17 +159,22 @@ dossiers = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
 )
 
-claim_tokens = sa.Table(
-    "claim_tokens",
+claims = sa.Table(
+    "claims",
     metadata,
-    sa.Column("token_hash", sa.String(64), primary_key=True),  # sha256 hex; never the token
+    sa.Column("claim_id", sa.String(16), primary_key=True),  # c + 12 base32 (docs/provisioning.md)
+    sa.Column("secret", sa.Text, nullable=False),  # sealed (AES-GCM): the HMAC key of the proofs
     sa.Column("kiosk_id", sa.String(64), nullable=False),
     sa.Column("site", sa.String(128), nullable=False, default=""),
+    sa.Column("serial", sa.String(64), nullable=False, default=""),  # device allowlist, "" = any
     sa.Column("created_by", sa.String(64), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
     sa.Column("used_at", sa.Float),
-    sa.Column("serial", sa.String(64)),  # of the certificate it was exchanged for
+    sa.Column("used_by", sa.String(64)),  # sha256 of the CSR's public key (DER) it was used for
+    sa.Column("certificate", sa.Text),  # PEM, sent again to a repeat with the same key
+    sa.Column("cert_serial", sa.String(64)),
+    sa.Column("account_removed", sa.Boolean, nullable=False, default=False),
 )
 
 certificates = sa.Table(
@@ -172,13 +187,30 @@ certificates = sa.Table(
     sa.Column("revoked_at", sa.Float),
 )
 
+queue_stats = sa.Table(
+    "queue_stats",
+    metadata,
+    sa.Column("site", sa.String(128), primary_key=True),
+    sa.Column("area", sa.String(1), primary_key=True),
+    sa.Column("day", sa.String(10), nullable=False),  # Asia/Ho_Chi_Minh date
+    sa.Column("serving", sa.Integer, nullable=False),
+    sa.Column("avg_service_s", sa.Float),
+    sa.Column("counters_open", sa.Integer),
+    sa.Column("updated_by", sa.String(64), nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
 revocations = sa.Table(
     "revocations",
     metadata,
-    sa.Column("code", sa.String(64), primary_key=True),  # e-copy code
+    # An e-copy code, or (kind "certificate") a signing certificate's serial in hex.
+    sa.Column("code", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False, default="code"),
     sa.Column("reason", sa.String(200), nullable=False, default=""),
     sa.Column("operator", sa.String(64), nullable=False),
     sa.Column("revoked_at", sa.Float, nullable=False),
+    # certificate: copies it signed from this time on are revoked (null: all of them)
+    sa.Column("effective_from", sa.Float),
 )
 
 
@@ -249,8 +281,10 @@ _EVENT_EFFECTS: dict[str, dict[str, Any]] = {
 class FleetStore:
     """One engine; every method is a short transaction; safe from several threads."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, data_key: DataKey | Path, echo: bool = False) -> None:
+        """data_key: the key sealing records' data, or its file (read or made by create())."""
         self.url = url
+        self._data_key = data_key
         self.engine: Engine = _engine(url, echo=echo)
         self.dialect = self.engine.dialect.name
         self._lock = threading.Lock() if self.dialect == "sqlite" else None
@@ -264,6 +298,14 @@ class FleetStore:
             .values(
                 messages=kiosks.c.messages + 1,
                 max_seq=sa.case((kiosks.c.max_seq < seq, seq), else_=kiosks.c.max_seq),
+                seq_gaps=kiosks.c.seq_gaps
+                + sa.case(
+                    (
+                        sa.and_(kiosks.c.max_seq > 0, seq > kiosks.c.max_seq + 1),
+                        seq - kiosks.c.max_seq - 1,
+                    ),
+                    else_=0,
+                ),
             )
         )
         self._kiosk_row = sa.select(kiosks.c.state, kiosks.c.site_fixed).where(
@@ -286,8 +328,17 @@ class FleetStore:
         )
 
     def create(self) -> FleetStore:
+        """Open for use: the data key loaded (made on first use), the tables created."""
+        if isinstance(self._data_key, Path):
+            self._data_key = DataKey.load_or_create(self._data_key)
         metadata.create_all(self.engine)
         return self
+
+    @property
+    def data_key(self) -> DataKey:
+        if not isinstance(self._data_key, DataKey):
+            raise RuntimeError("FleetStore.create() was not called")
+        return self._data_key
 
     def close(self) -> None:
         self.engine.dispose()
@@ -381,6 +432,7 @@ class FleetStore:
             capabilities=[],
             status={},
             max_seq=0,
+            seq_gaps=0,
             messages=0,
         )
 
@@ -495,7 +547,9 @@ class FleetStore:
             at=parse_time(p.get("time"), msg.received_at),
             received_at=msg.received_at,
             deliveries=1,
-            data=p.get("data") if isinstance(p.get("data"), dict) else {},
+            sealed=self._seal(
+                str(p["id"]), p.get("data") if isinstance(p.get("data"), dict) else {}
+            ),
         )
         if conn.execute(self._record_new, row).first() is not None:
             return True
@@ -601,13 +655,30 @@ class FleetStore:
         with self.engine.connect() as conn:
             return {r.kiosk_id: r.n for r in conn.execute(query)}
 
-    def records(self, *, kiosk_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    def records(
+        self, *, kiosk_id: str | None = None, limit: int = 100, with_data: bool = False
+    ) -> list[dict[str, Any]]:
+        """Newest first; `with_data` unseals each record's data (personal data: only for
+        whoever needs it, never for a listing)."""
         query = sa.select(records)
         if kiosk_id:
             query = query.where(records.c.kiosk_id == kiosk_id)
         query = query.order_by(records.c.received_at.desc(), records.c.seq.desc()).limit(limit)
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+        for row in rows:
+            sealed = row.pop("sealed")
+            if with_data:
+                row["data"] = self._unseal(row["id"], sealed)
+        return rows
+
+    def _seal(self, record_id: str, data: dict[str, Any]) -> str:
+        blob = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return base64.b64encode(self.data_key.encrypt(blob, aad=record_id.encode())).decode()
+
+    def _unseal(self, record_id: str, sealed: str) -> dict[str, Any]:
+        blob = self.data_key.decrypt(base64.b64decode(sealed), aad=record_id.encode())
+        return json.loads(blob)
 
     def count_records(self) -> int:
         return self.count(records)
@@ -738,54 +809,65 @@ class FleetStore:
 
     # --- provisioning ---------------------------------------------------------------------
 
-    def add_claim_token(self, row: dict[str, Any]) -> None:
+    def add_claim(self, row: dict[str, Any]) -> None:
         with self.begin() as conn:
-            conn.execute(claim_tokens.insert().values(row))
+            conn.execute(claims.insert().values(row))
 
-    def take_claim_token(self, token_hash: str, *, now: float) -> dict[str, Any] | None:
-        """Mark an unused, unexpired token used and return it; None if that is not possible.
+    def claim(self, claim_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(claims).where(claims.c.claim_id == claim_id)).first()
+        return dict(row._mapping) if row else None
 
-        The UPDATE's WHERE makes the check and the marking one step: two requests racing with
-        the same token cannot both win, on SQLite or PostgreSQL.
-        """
-        with self.begin() as conn:
-            taken = conn.execute(
-                claim_tokens.update()
-                .where(
-                    claim_tokens.c.token_hash == token_hash,
-                    claim_tokens.c.used_at.is_(None),
-                    claim_tokens.c.expires_at > now,
-                )
-                .values(used_at=now)
-            ).rowcount
-            if taken != 1:
-                return None
-            row = conn.execute(
-                sa.select(claim_tokens).where(claim_tokens.c.token_hash == token_hash)
-            ).one()
-            return dict(row._mapping)
-
-    def claim_tokens(self, *, limit: int = 100) -> list[dict[str, Any]]:
-        query = sa.select(claim_tokens).order_by(claim_tokens.c.created_at.desc()).limit(limit)
+    def claims(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        query = sa.select(claims).order_by(claims.c.created_at.desc()).limit(limit)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
-    def claim_token(self, token_hash: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
+    def bind_claim(self, claim_id: str, used_by: str, *, now: float) -> bool:
+        """Mark the claim used by this key, unless another key took it first.
+
+        One conditional UPDATE: two requests racing with different keys cannot both win, on
+        SQLite or PostgreSQL. True also when the claim is already bound to this very key.
+        """
+        with self.begin() as conn:
+            conn.execute(
+                claims.update()
+                .where(claims.c.claim_id == claim_id, claims.c.used_by.is_(None))
+                .values(used_by=used_by, used_at=now)
+            )
             row = conn.execute(
-                sa.select(claim_tokens).where(claim_tokens.c.token_hash == token_hash)
+                sa.select(claims.c.used_by).where(claims.c.claim_id == claim_id)
             ).first()
-        return dict(row._mapping) if row else None
+            return row is not None and row.used_by == used_by
+
+    def claim_certificate(self, claim_id: str, certificate: str, serial: str) -> None:
+        with self.begin() as conn:
+            conn.execute(
+                claims.update()
+                .where(claims.c.claim_id == claim_id)
+                .values(certificate=certificate, cert_serial=serial)
+            )
+
+    def claims_to_close(self, *, now: float, grace_s: float = 0.0) -> list[str]:
+        """Claims whose broker account should go: answered `grace_s` ago, or expired."""
+        query = sa.select(claims.c.claim_id).where(
+            claims.c.account_removed.is_(False),
+            sa.or_(
+                sa.and_(claims.c.certificate.is_not(None), claims.c.used_at <= now - grace_s),
+                claims.c.expires_at <= now,
+            ),
+        )
+        with self.engine.connect() as conn:
+            return [r.claim_id for r in conn.execute(query)]
+
+    def claim_account_removed(self, claim_id: str) -> None:
+        with self.begin() as conn:
+            conn.execute(
+                claims.update().where(claims.c.claim_id == claim_id).values(account_removed=True)
+            )
 
     def certificate_issued(
-        self,
-        *,
-        token_hash: str | None,
-        serial: str,
-        kiosk_id: str,
-        site: str,
-        not_after: float,
-        now: float,
+        self, *, serial: str, kiosk_id: str, site: str, not_after: float, now: float
     ) -> None:
         with self.begin() as conn:
             conn.execute(
@@ -793,23 +875,49 @@ class FleetStore:
                     serial=serial, kiosk_id=kiosk_id, not_after=not_after, issued_at=now
                 )
             )
-            if token_hash:
-                conn.execute(
-                    claim_tokens.update()
-                    .where(claim_tokens.c.token_hash == token_hash)
-                    .values(serial=serial)
-                )
             self._ensure_kiosk(conn, kiosk_id, now)
             values: dict[str, Any] = {"cert_not_after": not_after}
             if site:
                 values.update(site=site[:128], site_fixed=True)
             conn.execute(kiosks.update().where(kiosks.c.kiosk_id == kiosk_id).values(values))
 
+    # --- queue figures (what the counters report) ----------------------------------------
+
+    def put_queue_stats(self, row: dict[str, Any]) -> None:
+        keys = ("day", "serving", "avg_service_s", "counters_open", "updated_by", "updated_at")
+        stmt = self._insert(queue_stats).values(row)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["site", "area"], set_={k: row[k] for k in keys}
+        )
+        with self.begin() as conn:
+            conn.execute(stmt)
+
+    def queue_stats(self, *, site: str | None = None) -> list[dict[str, Any]]:
+        query = sa.select(queue_stats).order_by(queue_stats.c.site, queue_stats.c.area)
+        if site is not None:
+            query = query.where(queue_stats.c.site == site)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
     # --- e-copy revocations ---------------------------------------------------------------
 
-    def revoke_copy(self, code: str, *, reason: str, operator: str, now: float) -> bool:
+    def revoke_copy(
+        self,
+        code: str,
+        *,
+        reason: str,
+        operator: str,
+        now: float,
+        kind: str = "code",
+        effective_from: float | None = None,
+    ) -> bool:
         stmt = self._insert(revocations).values(
-            code=code, reason=reason[:200], operator=operator, revoked_at=now
+            code=code,
+            kind=kind,
+            reason=reason[:200],
+            operator=operator,
+            revoked_at=now,
+            effective_from=effective_from,
         )
         with self.begin() as conn:
             return _inserted(

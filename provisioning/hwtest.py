@@ -202,10 +202,11 @@ def _tamper(
         return Check("tamper", "fail", controls.errors["tamper"])
     pin = controls.tamper_config.pin
     seen = []
-    for state, kind, text in (
-        ("open", "tamper.opened", "Mở cửa ki-ốt / open the kiosk door"),
-        ("closed", "tamper.closed", "Đóng cửa ki-ốt / close the kiosk door"),
-    ):
+    close = ("closed", "tamper.closed", "Đóng cửa ki-ốt / close the kiosk door")
+    steps = [("open", "tamper.opened", "Mở cửa ki-ốt / open the kiosk door"), close]
+    if controls.door() == "open":  # the technician works with the door open: shut it first
+        steps.insert(0, close)
+    for state, kind, text in steps:
         _drain(events, 0.0)
         ui.say(text)
         if auto:
@@ -219,8 +220,6 @@ def _tamper(
             if event.kind == kind:
                 seen.append(state)
                 break
-        else:
-            pass
         if seen[-1:] != [state]:
             return Check("tamper", "fail", f"GPIO{pin}: door never reported {state}")
     return Check("tamper", "ok", f"GPIO{pin}: door opened and closed")

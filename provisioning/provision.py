@@ -45,7 +45,6 @@ REMEMBERED = (
     "enrol",
     "ca_file",
     "operators_dir",
-    "update_keys_dir",
     "broker_host",
     "broker_port",
     "provision_host",
@@ -74,10 +73,10 @@ class Options:
     provision_port: int = 8884
     serial: str | None = None
     operators_dir: Path | None = None
-    update_keys_dir: Path | None = None
     broker_host: str | None = None
     broker_port: int | None = None
     enrol_timeout_s: float = 60.0
+    press_timeout_s: float = 30.0  # per button / door move in the self-test
     skip_selftest: bool = False
     auto_press: bool = False
     simulate: bool = False
@@ -95,7 +94,7 @@ class Options:
         unknown = sorted(set(data) - known)
         if unknown:
             raise BadInput(f"{path}: unknown answers {', '.join(unknown)}")
-        for key in ("csr_out", "cert_in", "ca_file", "operators_dir", "update_keys_dir"):
+        for key in ("csr_out", "cert_in", "ca_file", "operators_dir"):
             if isinstance(data.get(key), str):
                 value = Path(data[key]).expanduser()
                 data[key] = value if value.is_absolute() else (path.parent / value).resolve()
@@ -165,7 +164,6 @@ class Paths:
     cert_file: Path
     key_file: Path
     trust_dir: Path
-    update_keys_dir: Path
 
     @property
     def work(self) -> Path:
@@ -186,7 +184,6 @@ class Paths:
             cert_file=m.cert_file or base / "pki" / "kiosk.crt",
             key_file=m.key_file or base / "pki" / "kiosk.key",
             trust_dir=m.trust_dir or base / "operators",
-            update_keys_dir=config.update.keys_dir or base / "update-keys",
         )
 
 
@@ -546,7 +543,8 @@ class Provisioner:
         from provisioning import online
 
         o = self.options
-        claim = o.claim
+        # The prompt, the answers file or $KIOSK_CLAIM_TOKEN keep the token out of `ps`.
+        claim = o.claim or os.environ.get("KIOSK_CLAIM_TOKEN")
         if claim is None and self.ui.interactive:
             claim = self.ui.ask("Mã nhận thiết bị / claim token")
         if not claim:
@@ -570,6 +568,10 @@ class Provisioner:
             ca_file=ca_file,
             timeout=o.enrol_timeout_s,
         )
+        if len(answer["ca_chain"]) != 1:
+            raise online.EnrolmentFailed(
+                "the answer's ca_chain must be exactly the fleet CA", reason="malformed"
+            )
         root = x509.load_pem_x509_certificate(answer["ca_chain"][-1].encode())
         ours = x509.load_pem_x509_certificate(ca_file.read_bytes())
         if root.fingerprint(_sha256()) != ours.fingerprint(_sha256()):
@@ -607,11 +609,6 @@ class Provisioner:
                 operators[pem.stem] = _load_public_key(pem)
         for operator, blob in operators.items():
             _atomic_write(self.paths.trust_dir / f"{operator}.pem", blob, 0o644)
-        update_keys = 0
-        if o.update_keys_dir:
-            for pem in sorted(Path(o.update_keys_dir).glob("*.pem")):
-                _atomic_write(self.paths.update_keys_dir / pem.name, _load_public_key(pem), 0o644)
-                update_keys += 1
         broker = answer.get("broker", {})
         host = o.broker_host or broker.get("host")
         port = o.broker_port or broker.get("port")
@@ -635,8 +632,6 @@ class Provisioner:
             changes["mqtt.topic_prefix"] = broker["topic_prefix"]
         if broker.get("protocol"):
             changes["mqtt.protocol"] = broker["protocol"]
-        if update_keys:
-            changes["update.keys_dir"] = self.paths.update_keys_dir
         self.paths.trust_dir.mkdir(parents=True, exist_ok=True)
         self.config = edit_config(self.config_path, changes)
         self.state.finish(
@@ -657,6 +652,12 @@ class Provisioner:
             self.state.finish("selftest", verdict="skipped", checks=[])
             return
         config = self.config.simulated() if self.options.simulate else self.config
+        if _daemon_answers(config):
+            raise BadInput(
+                "Dịch vụ ki-ốt đang chạy và giữ phần cứng: dừng nó trước "
+                "(sudo systemctl stop kiosk-edge) rồi chạy lại / the daemon is running and holds "
+                "the hardware: stop it first, then run 'kiosk provision' again"
+            )
         if self.options.auto_press and config.buttons.type != "simulated":
             raise BadInput("--auto-press only drives simulated pins (use --simulate)")
         parts = _LocalParts(config)
@@ -667,6 +668,7 @@ class Provisioner:
                 out_dir=self.paths.work,
                 printer=parts.printer,
                 auto=self.options.auto_press,
+                timeout_s=self.options.press_timeout_s,
             )
         finally:
             parts.close()
@@ -724,6 +726,20 @@ class Provisioner:
             parts.close()
         self.state.finish("report", printed=printed)
         self.ui.say("✓ Tóm tắt đã in và gửi về trung tâm / summary printed and queued for central")
+
+
+def _daemon_answers(config: cfg.Config) -> bool:
+    import urllib.error
+    import urllib.request
+
+    url = f"http://{config.web.host}:{config.web.port}/api/health"
+    try:
+        with urllib.request.urlopen(url, timeout=1.0):
+            return True
+    except urllib.error.HTTPError:
+        return True  # something answers HTTP there: a daemon still starting
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 class SelfTestFailed(KioskError):
@@ -806,7 +822,8 @@ def shred(path: Path) -> None:
 
 def factory_reset(config: cfg.Config, config_path: Path) -> dict[str, Any]:
     """Keys shredded, the state directory (database, outbox, print jobs, provisioning state)
-    removed, the config back to an unprovisioned kiosk with fleet reporting off."""
+    removed, the config back to an unprovisioned kiosk with fleet reporting off. The update
+    signing keys are root's (setup-pi.sh) and stay: they are not the kiosk's identity."""
     paths = Paths.of(config, config_path)
     removed: list[str] = []
     secrets = [paths.key_file, paths.pending_key, config.storage.data_key_path]
@@ -825,7 +842,7 @@ def factory_reset(config: cfg.Config, config_path: Path) -> dict[str, Any]:
         if public.exists():
             public.unlink()
             removed.append(str(public))
-    for directory in (paths.trust_dir, paths.update_keys_dir):
+    for directory in (paths.trust_dir,):
         if directory.exists():
             shutil.rmtree(directory)
             removed.append(str(directory))

@@ -76,6 +76,11 @@ def make_bundle(
         raise BadInput(f"key id {key_id!r} must match {KEY_ID.pattern}")
     if not source.is_dir():
         raise BadInput(f"{source} is not a directory")
+    package = source / "edge" / "__init__.py"
+    if package.exists():  # the health check compares the daemon's version with the bundle's
+        found = re.search(r'^__version__ = "([^"]+)"', package.read_text(), re.MULTILINE)
+        if found and found.group(1) != version:
+            raise BadInput(f"--version {version}, but the tree is kiosk-edge {found.group(1)}")
     key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise BadInput(f"{key_file} is not an EC private key")
@@ -126,8 +131,9 @@ def _trusted_keys(keys_dir: Path | None) -> dict[str, ec.EllipticCurvePublicKey]
     return keys
 
 
-def verify_bundle(bundle: Path, keys_dir: Path | None) -> dict[str, Any]:
+def verify_bundle(bundle: Path, keys_dir: Path | None, *, label: str = "") -> dict[str, Any]:
     """The manifest of a bundle whose signature and payload hash check out; else UpdateRefused."""
+    name = label or bundle.name
     keys = _trusted_keys(keys_dir)
     if not keys:
         raise UpdateRefused(f"no update signing keys are installed ({keys_dir})")
@@ -137,21 +143,21 @@ def verify_bundle(bundle: Path, keys_dir: Path | None) -> dict[str, Any]:
             if sorted(members) != sorted((MANIFEST, SIGNATURE, PAYLOAD)) or not all(
                 m.isfile() for m in members.values()
             ):
-                raise UpdateRefused(f"{bundle.name} is not an update bundle (unexpected members)")
+                raise UpdateRefused(f"{name} is not an update bundle (unexpected members)")
             if members[MANIFEST].size > MAX_MANIFEST or members[PAYLOAD].size > MAX_PAYLOAD:
-                raise UpdateRefused(f"{bundle.name}: a member is too large")
+                raise UpdateRefused(f"{name}: a member is too large")
             manifest_bytes = _read(tar, members[MANIFEST])
             signature = _read(tar, members[SIGNATURE])
             try:
                 manifest = json.loads(manifest_bytes)
             except ValueError as err:
-                raise UpdateRefused(f"{bundle.name}: manifest is not JSON") from err
+                raise UpdateRefused(f"{name}: manifest is not JSON") from err
             if not isinstance(manifest, dict) or manifest.get("schema") != BUNDLE_SCHEMA:
-                raise UpdateRefused(f"{bundle.name}: not a {BUNDLE_SCHEMA} manifest")
+                raise UpdateRefused(f"{name}: not a {BUNDLE_SCHEMA} manifest")
             key = keys.get(str(manifest.get("key_id")))
             if key is None:
                 raise UpdateRefused(
-                    f"{bundle.name} is signed by {manifest.get('key_id')!r}, not a trusted key"
+                    f"{name} is signed by {manifest.get('key_id')!r}, not a trusted key"
                 )
             try:
                 key.verify(
@@ -160,18 +166,18 @@ def verify_bundle(bundle: Path, keys_dir: Path | None) -> dict[str, Any]:
                     ec.ECDSA(hashes.SHA256()),
                 )
             except (InvalidSignature, ValueError) as err:
-                raise UpdateRefused(f"{bundle.name}: bad signature") from err
+                raise UpdateRefused(f"{name}: bad signature") from err
             if not VERSION.match(str(manifest.get("version", ""))):
-                raise UpdateRefused(f"{bundle.name}: bad version in the manifest")
+                raise UpdateRefused(f"{name}: bad version in the manifest")
             digest = hashlib.sha256()
             stream = tar.extractfile(members[PAYLOAD])
             assert stream is not None
             while chunk := stream.read(1 << 20):
                 digest.update(chunk)
             if digest.hexdigest() != manifest.get("payload_sha256"):
-                raise UpdateRefused(f"{bundle.name}: payload does not match its signed hash")
+                raise UpdateRefused(f"{name}: payload does not match its signed hash")
     except (tarfile.TarError, OSError) as err:
-        raise UpdateRefused(f"{bundle}: unreadable bundle: {err}") from err
+        raise UpdateRefused(f"{name}: unreadable bundle: {err}") from err
     return manifest
 
 
@@ -334,42 +340,60 @@ class Installer:
     # --- apply -------------------------------------------------------------------------
 
     def apply(self, bundle: Path) -> dict[str, Any]:
-        manifest = verify_bundle(bundle, self.keys_dir)  # before anything is touched
         with self._lock():
-            self._recover()
-            target = release_name(manifest)
-            old = self.current()
-            if old == target:
-                return {"status": "already_current", "release": target}
-            self._stage(bundle, manifest, target)
-            self._write_journal(phase="switching", to=target, **{"from": old})
-            self._point("current", target)
-            if old:
-                self._point("previous", old)
-            self._write_journal(phase="switched", to=target, **{"from": old})
-            logger.warning("switched to %s; waiting for the health check", target)
+            # The bundle may sit in a directory the daemon's user can write (the fleet
+            # command's queue): verify and unpack one private copy, so what was verified is
+            # exactly what is installed, whatever happens to the original meanwhile.
+            private = self.root / ".bundle.kup"
+            try:
+                fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as out, bundle.open("rb") as src:
+                    shutil.copyfileobj(src, out)
+            except OSError as err:
+                private.unlink(missing_ok=True)
+                raise UpdateRefused(f"cannot read the bundle {bundle}: {err}") from err
+            try:
+                return self._apply(private, bundle.name)
+            finally:
+                private.unlink(missing_ok=True)
+
+    def _apply(self, bundle: Path, label: str) -> dict[str, Any]:
+        # Verified before releases/ or current are touched.
+        manifest = verify_bundle(bundle, self.keys_dir, label=label)
+        self._recover()
+        target = release_name(manifest)
+        old = self.current()
+        if old == target:
+            return {"status": "already_current", "release": target}
+        self._stage(bundle, manifest, target)
+        self._write_journal(phase="switching", to=target, **{"from": old})
+        self._point("current", target)
+        if old:
+            self._point("previous", old)
+        self._write_journal(phase="switched", to=target, **{"from": old})
+        logger.warning("switched to %s; waiting for the health check", target)
+        self._restart()
+        ok, why = self.healthy(manifest["version"], self.health_timeout_s)
+        if ok:
+            self._write_journal(phase="committed", to=target, **{"from": old})
+            self._prune()
+            logger.warning("update %s committed", target)
+            return {"status": "committed", "release": target, "previous": old}
+        logger.error("update %s unhealthy (%s); rolling back", target, why)
+        if old:
+            self._point("current", old)
             self._restart()
-            ok, why = self.healthy(manifest["version"], self.health_timeout_s)
-            if ok:
-                self._write_journal(phase="committed", to=target, **{"from": old})
-                self._prune()
-                logger.warning("update %s committed", target)
-                return {"status": "committed", "release": target, "previous": old}
-            logger.error("update %s unhealthy (%s); rolling back", target, why)
-            if old:
-                self._point("current", old)
-                self._restart()
-                back_ok, _ = self.healthy(None, self.health_timeout_s)
-            else:
-                back_ok = False
-            self._write_journal(phase="rolled_back", to=old, rejected=target, reason=why)
-            return {
-                "status": "rolled_back",
-                "release": old,
-                "rejected": target,
-                "reason": why,
-                "healthy_after_rollback": back_ok,
-            }
+            back_ok, _ = self.healthy(None, self.health_timeout_s)
+        else:
+            back_ok = False
+        self._write_journal(phase="rolled_back", to=old, rejected=target, reason=why)
+        return {
+            "status": "rolled_back",
+            "release": old,
+            "rejected": target,
+            "reason": why,
+            "healthy_after_rollback": back_ok,
+        }
 
     def _stage(self, bundle: Path, manifest: dict[str, Any], target: str) -> None:
         final = self.releases / target
@@ -387,7 +411,7 @@ class Installer:
                     payload.extractall(staging, filter=_release_filter)
         except (tarfile.TarError, OSError) as err:
             shutil.rmtree(staging, ignore_errors=True)
-            raise UpdateRefused(f"{bundle.name}: payload cannot be unpacked safely: {err}") from err
+            raise UpdateRefused(f"the payload cannot be unpacked safely: {err}") from err
         (staging / ".release.json").write_text(json.dumps(manifest, indent=2))
         for path in [*staging.rglob("*"), staging]:
             if path.is_file() and not path.is_symlink():

@@ -48,6 +48,18 @@ class Postgres:
     def start(self, timeout: float = 30.0) -> Postgres:
         if not (PG_BIN / "postgres").exists():
             raise AssertionError("these tests need PostgreSQL 15: apt-get install postgresql")
+        self._initdb()
+        self._serve(timeout, create=True)
+        return self
+
+    def halt(self) -> None:
+        """Stop the server, keep the data (a database outage)."""
+        self._shutdown()
+
+    def resume(self, timeout: float = 30.0) -> None:
+        self._serve(timeout, create=False)
+
+    def _initdb(self) -> None:
         subprocess.run(
             [
                 *self._as,
@@ -65,6 +77,8 @@ class Postgres:
             check=True,
             capture_output=True,
         )
+
+    def _serve(self, timeout: float, *, create: bool) -> None:
         log = (self.root / "postgres.log").open("ab")
         self.proc = subprocess.Popen(
             [
@@ -103,8 +117,9 @@ class Postgres:
                     autocommit=True,
                     connect_timeout=2,
                 ) as conn:
-                    conn.execute("CREATE DATABASE fleet")
-                return self
+                    if create:
+                        conn.execute("CREATE DATABASE fleet")
+                return
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:
                     raise AssertionError(
@@ -123,6 +138,10 @@ class Postgres:
             conn.execute("CREATE DATABASE fleet")
 
     def stop(self) -> None:
+        self._shutdown()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _shutdown(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             # runuser passes SIGTERM on; "smart" shutdown of the server it started.
             os.killpg(self.proc.pid, signal.SIGINT)  # fast shutdown
@@ -132,7 +151,6 @@ class Postgres:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
         self.proc = None
-        shutil.rmtree(self.root, ignore_errors=True)
 
     def log(self) -> str:
         path = self.root / "postgres.log"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import unicodedata
@@ -196,3 +197,112 @@ def test_a_damaged_installed_catalog_falls_back_to_the_bundled_one(tmp_path: Pat
     service.current_path.write_text("{ not json", encoding="utf-8")
     again = CatalogService(tmp_path / "catalog")
     assert again.version == Catalog.from_file(BUNDLED_CATALOG).version
+
+
+# --- the update-catalog fleet command's handler ----------------------------------------------
+
+
+def test_update_catalog_command_handler(tmp_path: Path) -> None:
+    import base64
+    import gzip
+    from types import SimpleNamespace
+
+    from edge.app import MAX_CATALOG_BYTES, fleet_commands
+    from edge.fleet import BadArgs
+
+    app = SimpleNamespace(catalog=CatalogService(tmp_path / "catalog"), fleet=None)
+    handler = fleet_commands(app)["update-catalog"]
+    assert handler({"catalog": _document("2027.01.1")})["version"] == "2027.01.1"
+    packed = base64.b64encode(gzip.compress(json.dumps(_document("2027.02.1")).encode())).decode()
+    assert handler({"catalog_gzip_b64": packed}) == {
+        "version": "2027.02.1",
+        "previous": "2027.01.1",
+        "procedures": 39,
+    }
+    assert handler({"rollback": True})["version"] == "2027.01.1"
+    bomb = base64.b64encode(gzip.compress(b" " * (MAX_CATALOG_BYTES + 1))).decode()
+    refusals = [
+        {},
+        {"catalog": "not an object"},
+        {"catalog": _document(), "rollback": True},
+        {"catalog_gzip_b64": "!!!"},
+        {"catalog_gzip_b64": base64.b64encode(b"not gzip").decode()},
+        {"catalog_gzip_b64": bomb},
+        {"catalog": {**_document("2099.1"), "procedures": [{"id": "bad"}]}},
+    ]
+    for args in refusals:
+        with pytest.raises(BadArgs):
+            handler(args)
+    assert app.catalog.version == "2027.01.1"
+
+
+# --- the printed checklist, read back by Tesseract (Vietnamese) --------------------------------
+
+
+@pytest.mark.parametrize(("width", "profile"), [(80, "TM-T88V"), (58, "POS-5890")])
+def test_checklist_slip_reads_back_in_vietnamese(
+    catalog: Catalog, width: int, profile: str
+) -> None:
+    import datetime as dt
+
+    import numpy as np
+    from rapidfuzz import fuzz
+
+    from edge.services.printouts import checklist_slip
+    from edge.vision.ocr import Ocr
+    from tests.escpos_readback import paper
+
+    procedure = catalog.get("HT-001")
+    data = checklist_slip(
+        procedure,
+        site="Phường Thử nghiệm",
+        catalog_version=catalog.version,
+        now=dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC),
+        paper_width_mm=width,
+        profile=profile,
+    )
+    sheet = paper(data)
+    assert sheet.width - 32 == (512 if width == 80 else 384)
+    with Ocr() as ocr:
+        text = ocr.read(np.array(sheet), dpi=203).text
+    for expected in (
+        "Giấy tờ cần chuẩn bị",
+        "Đăng ký khai sinh",
+        "Tờ khai đăng ký khai sinh",
+        "Giấy chứng sinh: 1 bản chính",
+        "Lệ phí: Miễn lệ phí",
+        "Dịch vụ công trực tuyến: Toàn trình",
+    ):
+        assert fuzz.partial_ratio(expected, text) >= 88, (expected, text)
+
+
+def test_fuzz_update_catalog_args_never_crash(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from edge.app import fleet_commands
+    from edge.fleet import BadArgs
+
+    app = SimpleNamespace(catalog=CatalogService(tmp_path / "catalog"), fleet=None)
+    handler = fleet_commands(app)["update-catalog"]
+    leaf = st.none() | st.booleans() | st.integers() | st.text(max_size=12)
+    values = st.recursive(
+        leaf,
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+        ),
+        max_leaves=15,
+    )
+    keys = st.sampled_from(["catalog", "catalog_gzip_b64", "rollback", "x"])
+    bundled_version = app.catalog.version
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.dictionaries(keys, values, max_size=3))
+    def check(args: dict) -> None:
+        with contextlib.suppress(BadArgs):
+            handler(args)
+        assert app.catalog.version == bundled_version
+
+    check()

@@ -221,7 +221,11 @@ def test_stored_encrypted_listed_queued_and_purged_after_ack(tmp_path: Path) -> 
         service.store.open()
         now = time.time()
         assert service.purge(now=now) == 0  # central does not have it yet
-        service.outbox.acknowledge(message.id)  # PUBACK: central has it
+        service.outbox.acknowledge(message.id)  # PUBACK: only the broker has it
+        assert service.purge(now=now + 30 * 86400) == 0
+        assert service.acknowledge(["copy-NOT-A-COPY", "telemetry-1"], now=now) == 0
+        assert service.acknowledge([message.id], now=now) == 1  # central's record-ack/1
+        assert service.acknowledge([message.id], now=now + 86400) == 0  # redelivered: no change
         assert service.purge(now=now) == 0  # retention: 7 days by default
         assert service.purge(now=now + 6 * 86400) == 0
         assert service.purge(now=now + 7 * 86400 + 1) == 1
@@ -407,6 +411,18 @@ def test_cli_issue_verify_list_and_receipt_demo(tmp_path: Path) -> None:
     assert [c.data.decode() for c in decode(paper(demo.read_bytes()))] == [
         json.loads(result.stdout)["qr"]
     ]
+    ticket = tmp_path / "ticket.bin"
+    result = kiosk_cli(
+        "receipt", "demo", "--kind", "ticket", "--out", str(ticket), "--paper", "58", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["number"] == "C-027" and shown["qr"].startswith("KIOSK-QUEUE|")
+    assert [c.data.decode() for c in decode(paper(ticket.read_bytes()))] == [shown["qr"]]
+    checklist = tmp_path / "checklist.bin"
+    result = kiosk_cli("receipt", "demo", "--kind", "checklist", "--out", str(checklist))
+    assert result.returncode == 0, result.stderr
+    assert checklist.read_bytes().startswith(b"\x1b@") and len(checklist.read_bytes()) > 10_000
 
 
 def test_scanned_pages_from_the_vision_pipeline_and_a_card_kept_at_its_size(tmp_path: Path) -> None:

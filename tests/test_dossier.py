@@ -12,10 +12,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from edge.config import ServicesSection
 from edge.fleet import FleetClient
@@ -24,13 +23,15 @@ from edge.services.dossier import (
     DossierUnavailable,
     InvalidDossierCode,
     RateLimited,
+    _Pending,
     age_text_vi,
     extract_code,
     normalize_code,
 )
 from edge.store import DataKey, Store
 from edge.store.outbox import Outbox
-from tests.mqtt_broker import CENTRAL, Broker, FleetPki, Peer, assert_valid, wait_until
+from tests.central_responder import CentralResponder
+from tests.mqtt_broker import Broker, FleetPki, Peer, assert_valid, wait_until
 
 KIOSK = "KIOSK-A"
 OTHER = "KIOSK-B"
@@ -53,57 +54,6 @@ REJECTED = {
         {"at": "2024-11-22T10:00:00+07:00", "status": "rejected"},
     ],
 }
-
-
-class CentralResponder:
-    """Central's side, as the fleet console must implement it: subscribe to every kiosk's
-    req/dossier-status, answer to the Response Topic (MQTT 5, correlation echoed) or reply_to
-    (3.1.1), with the request_id, only within the kiosk's own tree."""
-
-    def __init__(self, broker: Broker, pki: FleetPki) -> None:
-        self.dossiers: dict[str, dict[str, Any]] = {}
-        self.silent: set[str] = set()  # codes it never answers (a timeout)
-        self.unavailable = False
-        self.override: Callable[[dict[str, Any]], dict[str, Any]] | None = None
-        self.requests: list[tuple[str, dict[str, Any], Any]] = []
-        self.peer = Peer(broker, pki.client(CENTRAL)).connect()
-        self.peer.client.on_message = self._on_message
-        self.peer.subscribe("kiosk/v1/+/req/dossier-status")
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        request = json.loads(message.payload)
-        props = getattr(message, "properties", None)
-        self.requests.append((message.topic, request, props))
-        kiosk_id = message.topic.split("/")[2]
-        code = request["code"]
-        if code in self.silent:
-            return
-        answer: dict[str, Any] = {
-            "schema": "dossier-status-response/1",
-            "request_id": request["request_id"],
-            "code": code,
-            "answered_at": dt.datetime.now(dt.UTC).isoformat(),
-        }
-        if self.unavailable:
-            answer.update(result="unavailable", message="upstream timeout")
-        elif code in self.dossiers:
-            answer.update(result="found", dossier=self.dossiers[code])
-        else:
-            answer["result"] = "not_found"
-        if self.override is not None:
-            answer = self.override(answer)
-        allowed = f"kiosk/v1/{kiosk_id}/res/dossier-status"
-        topic = getattr(props, "ResponseTopic", None) or request.get("reply_to") or allowed
-        if topic != allowed:
-            return  # never answer outside the asking kiosk's tree
-        out = Properties(PacketTypes.PUBLISH)
-        correlation = getattr(props, "CorrelationData", None)
-        if correlation is not None:
-            out.CorrelationData = correlation
-        client.publish(topic, json.dumps(answer, ensure_ascii=False), qos=1, properties=out)
-
-    def close(self) -> None:
-        self.peer.close()
 
 
 class FakeClock:
@@ -136,6 +86,7 @@ class Kiosk:
             protocol=protocol,
         )
         self.clock = FakeClock()
+        self.reports: list[tuple[str, dict[str, Any]]] = []
         settings = {"dossier_timeout_s": 1.0, **kw}
         self.dossiers = DossierService(
             store=self.store,
@@ -144,6 +95,7 @@ class Kiosk:
             settings=ServicesSection(**settings),
             requester=self.fleet,
             clock=self.clock,
+            report=lambda kind, detail: self.reports.append((kind, detail)),
         )
         self.fleet.start()
         wait_until(lambda: self.fleet.subscribed, 10, "kiosk connected and subscribed")
@@ -264,6 +216,8 @@ def test_timeout_and_unavailable_fall_back_to_the_cache(
     responder.unavailable = True
     status = kiosk.dossiers.lookup(CODE)
     assert (status.source, status.stale_reason) == ("cache", "unavailable")
+    # Central's operators hear that its responder failed: once, not per lookup.
+    assert kiosk.reports == [("services.dossier_no_answer", {"since_last_report": 1})]
 
 
 @pytest.mark.parametrize(
@@ -421,3 +375,59 @@ def test_response_schema_examples_from_the_docs_are_valid() -> None:
     request, answer = (json.loads(b) for b in blocks)
     assert_valid(request, "dossier-status-request")
     assert_valid(answer, "dossier-status-response")
+
+
+# --- robustness: nothing typed, scanned or received can break the service ------------------
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_fuzz_any_text_is_a_valid_code_or_refused(text: str) -> None:
+    try:
+        code = extract_code(text, today=TODAY)
+    except InvalidDossierCode:
+        return
+    assert_valid(
+        {
+            "schema": "dossier-status-request/1",
+            "request_id": "0" * 32,
+            "kiosk_id": KIOSK,
+            "code": code,
+            "time": "2026-11-23T02:00:00+00:00",
+            "expires_at": "2026-11-23T02:00:08+00:00",
+            "reply_to": f"kiosk/v1/{KIOSK}/res/dossier-status",
+        },
+        "dossier-status-request",
+    )
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(payload=st.binary(max_size=300) | JSON.map(lambda v: json.dumps(v).encode()), answer=JSON)
+def test_fuzz_any_answer_is_dropped_or_refused_never_raises(
+    tmp_path: Path, payload, answer
+) -> None:
+    store = Store(tmp_path / "fuzz.db")
+    store.open()
+    try:
+        service = DossierService(
+            store=store,
+            key=DataKey.load_or_create(tmp_path / "keys" / "k"),
+            kiosk_id=KIOSK,
+            settings=ServicesSection(),
+        )
+        service._on_response("res/dossier-status", payload, None)  # no request waiting: dropped
+        pending = _Pending(payload=json.dumps(answer).encode())
+        assert service._valid_answer(pending, "0" * 32, CODE) is None  # never a valid answer
+    finally:
+        store.close()

@@ -18,7 +18,14 @@ import pytest
 from edge.fleet import FleetClient, queue_record
 from edge.store import DataKey, Store
 from edge.store.outbox import Outbox
-from fleet.config import AlertsSection, FleetConfig, MqttSection, StoreSection, WebSection
+from fleet.config import (
+    AlertsSection,
+    FleetConfig,
+    MqttSection,
+    ProvisioningSection,
+    StoreSection,
+    WebSection,
+)
 from fleet.console import Console, build_console
 from fleet.operators import create_operator
 from fleet.web import create_app
@@ -57,7 +64,9 @@ def console_config(
 ) -> FleetConfig:
     me = pki.client(CENTRAL)
     return FleetConfig(
-        store=StoreSection(url=url or f"sqlite:///{tmp_path / 'fleet.db'}"),
+        store=StoreSection(
+            url=url or f"sqlite:///{tmp_path / 'fleet.db'}", data_key_file=tmp_path / "data.key"
+        ),
         mqtt=MqttSection(
             host="localhost",
             port=broker.port,
@@ -68,6 +77,7 @@ def console_config(
         ),
         alerts=AlertsSection(interval_s=0.2, **alerts),
         web=WebSection(secret_key_file=tmp_path / "secret.key"),
+        provisioning=ProvisioningSection(secrets_key_file=tmp_path / "claims.key"),
     )
 
 
@@ -146,6 +156,13 @@ class RealKiosk:
                 key_file=self.key_file,
             )
 
+        self.revocation_file = root / kiosk_id / "copies" / "revoked.json"
+
+        def update_revocations(args: dict[str, Any]) -> dict[str, Any]:  # as edge/app.py
+            from edge.copies.verify import write_revocations
+
+            return write_revocations(self.revocation_file, args.get("revocations"))
+
         self.client = FleetClient(
             kiosk_id=kiosk_id,
             store=self.store,
@@ -168,6 +185,7 @@ class RealKiosk:
                 "lock": lock,
                 "ping": lambda a: {"pong": a.get("n", 0)},
                 "rotate-certificate": rotate,
+                "update-revocations": update_revocations,
             },
         )
         self.client.start()
@@ -411,7 +429,7 @@ def test_records_are_stored_once_when_redelivered_and_acknowledged(
         10,
         "redeliveries counted",
     )
-    rows = {r["id"]: r for r in console.store.records()}
+    rows = {r["id"]: r for r in console.store.records(with_data=True)}
     assert rows["rec-1"]["data"] == {"code": "HN-A-0001", "pages": 2}
     acks = wait_until(
         lambda: [
@@ -444,9 +462,9 @@ def test_records_are_stored_once_when_redelivered_and_acknowledged(
         15,
         "queued records delivered after the restart",
     )
-    assert sorted(r["data"]["n"] for r in again.store.records(kiosk_id="HN-TAYHO-12")) == list(
-        range(30)
-    )
+    assert sorted(
+        r["data"]["n"] for r in again.store.records(kiosk_id="HN-TAYHO-12", with_data=True)
+    ) == list(range(30))
 
 
 def test_central_birth_makes_connected_kiosks_republish_state(
@@ -488,41 +506,76 @@ def test_postgres_fixture_is_real(tmp_path: Path) -> None:
         os.kill(pid, 0)
 
 
-def test_revocations_reach_kiosks_retained_and_are_public_as_json(
-    make_console: Callable[..., Console], broker: Broker, fleet_pki: FleetPki
+def test_revocations_reach_kiosks_as_a_signed_command_retained_and_as_json(
+    tmp_path: Path,
+    make_console: Callable[..., Console],
+    real_kiosk: Callable[..., RealKiosk],
+    broker: Broker,
+    fleet_pki: FleetPki,
 ) -> None:
     console = make_console()
+    public = create_operator(console.store, "nguyen.van.an", "Nguyễn Văn An", PASSWORD)
+    trust = tmp_path / "trust"
+    trust.mkdir()
+    (trust / "nguyen.van.an.pem").write_text(public)
+    kiosk = real_kiosk("HN-TAYHO-30", trust_dir=trust)
+    wait_until(
+        lambda: (console.store.kiosk("HN-TAYHO-30") or {}).get("state") == "online",
+        10,
+        "kiosk online",
+    )
     client, _ = login(console)
     token = csrf_of(client, "/revocations")
     response = client.post(
         "/revocations",
-        data={"csrf_token": token, "code": "hn-a-261123-0001-x", "reason": "Cấp nhầm hồ sơ"},
+        data={
+            "csrf_token": token,
+            "kind": "code",
+            "code": "hn-a-261123-0001-x",
+            "reason": "Cấp nhầm hồ sơ",
+        },
     )
-    assert response.status_code == 302
-    # The list is public over HTTP, without a login, for anyone verifying a copy.
-    anonymous = create_app(console).test_client()
-    listing = anonymous.get("/revocations.json").get_json()
-    assert [r["code"] for r in listing["revoked"]] == ["HN-A-261123-0001-X"]
-    assert listing["revoked"][0]["reason"] == "Cấp nhầm hồ sơ"
-    # A kiosk that connects later gets the retained list (the ACL lets it read that topic).
-    kiosk = Peer(broker, fleet_pki.client("HN-TAYHO-31")).connect()
+    assert response.status_code == 302, response.get_data(as_text=True)
+    client.post("/revocations", data={"csrf_token": token, "kind": "certificate", "code": "5F3A01"})
+    # The kiosk installs the list with edge's own code (docs/ecopy.md, copy-revocations/1).
+    wait_until(
+        lambda: kiosk.revocation_file.exists() and "5f3a01" in kiosk.revocation_file.read_text(),
+        10,
+        "list installed",
+    )
+    installed = json.loads(kiosk.revocation_file.read_text())
+    assert installed["codes"] == [{"code": "HN-A-261123-0001-X", "reason": "Cấp nhầm hồ sơ"}]
+    assert installed["certificates"] == [{"serial": "5f3a01"}]
+    sent = [c for c in console.store.commands() if c["name"] == "update-revocations"]
+    wait_until(lambda: all(c["status"] == "ok" for c in console.store.commands()), 10, "results")
+    assert len(sent) == 2 and {c["operator"] for c in sent} == {"nguyen.van.an"}
+    # A bad serial is refused with a message, nothing stored.
+    bad = client.post(
+        "/revocations", data={"csrf_token": token, "kind": "certificate", "code": "not-hex"}
+    )
+    assert bad.status_code == 400 and "hex" in bad.get_data(as_text=True)
+    # Public over HTTP, without a login, for anyone verifying a copy.
+    listing = create_app(console).test_client().get("/revocations.json").get_json()
+    assert listing["schema"] == "copy-revocations/1"
+    assert listing["codes"] == installed["codes"]
+    # Retained for kiosks that connect later (the ACL lets them read that topic) ...
+    peer = Peer(broker, fleet_pki.client("HN-TAYHO-31")).connect()
     try:
-        kiosk.subscribe("fleet/v1/revocations")
-        got = kiosk.wait_for("fleet/v1/revocations", lambda m: m.retain).json()
-        assert got["schema"] == "revocation-list/1"
-        assert [r["code"] for r in got["revoked"]] == ["HN-A-261123-0001-X"]
-        # ... but not another kiosk's record acknowledgements.
-        kiosk.subscribe("kiosk/v1/HN-TAYHO-32/ack")
+        peer.subscribe("fleet/v1/revocations")
+        got = peer.wait_for("fleet/v1/revocations", lambda m: m.retain).json()
+        assert got["certificates"] == [{"serial": "5f3a01"}]
+        # ... but a kiosk cannot read another kiosk's record acknowledgements.
+        peer.subscribe("kiosk/v1/HN-TAYHO-32/ack")
         other = SimKiosk(broker, fleet_pki.client("HN-TAYHO-32")).start()
         try:
             other.peer.subscribe("kiosk/v1/HN-TAYHO-32/ack")
             other.record("copy", {"n": 1}, message_id="r-32")
             other.peer.wait_for("kiosk/v1/HN-TAYHO-32/ack")
-            assert kiosk.received("kiosk/v1/HN-TAYHO-32/ack") == []
+            assert peer.received("kiosk/v1/HN-TAYHO-32/ack") == []
         finally:
             other.close()
     finally:
-        kiosk.close()
+        peer.close()
 
 
 def test_certificate_rotation_is_finished_by_the_console_with_the_center_ca(
@@ -532,20 +585,12 @@ def test_certificate_rotation_is_finished_by_the_console_with_the_center_ca(
     fleet_pki: FleetPki,
 ) -> None:
     from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
 
-    from fleet.provisioning import CenterCa
+    from provisioning.ca import CertificateAuthority
 
     console = make_console()
-    ca_key = tmp_path / "ca.key"
-    ca_key.write_bytes(
-        fleet_pki._ca_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    console.ca = CenterCa(fleet_pki.ca_file, ca_key)
+    ca_cert = x509.load_pem_x509_certificate(fleet_pki.ca_file.read_bytes())
+    console.ca = CertificateAuthority.adopt(tmp_path / "ca", fleet_pki._ca_key, ca_cert)
     public = create_operator(console.store, "vo.van.d", "Võ Văn D", PASSWORD)
     trust = tmp_path / "trust"
     trust.mkdir()
@@ -578,3 +623,190 @@ def test_certificate_rotation_is_finished_by_the_console_with_the_center_ca(
     assert console.store.kiosk("HN-TAYHO-41")["cert_not_after"] == pytest.approx(
         installed.not_valid_after_utc.timestamp()
     )
+
+
+def test_a_database_outage_loses_no_record(
+    tmp_path: Path, broker: Broker, fleet_pki: FleetPki, sims: Callable[[str], SimKiosk]
+) -> None:
+    """PostgreSQL goes away mid-stream: nothing is acknowledged until it is stored."""
+    with running_postgres() as pg:
+        console = build_console(console_config(tmp_path, broker, fleet_pki, url=pg.url))
+        console.start()
+        try:
+            assert console.ingest.wait_connected(10)
+            sim = sims("HN-TAYHO-51")
+            sim.peer.subscribe("kiosk/v1/HN-TAYHO-51/ack")
+            sim.record("copy", {"n": 0}, message_id="db-0")
+            wait_until(lambda: console.store.count_records() == 1, 10, "first record")
+            pg.halt()
+            for i in range(1, 6):
+                sim.record("copy", {"n": i}, message_id=f"db-{i}")
+            wait_until(lambda: console.ingest.stats.retries >= 2, 15, "the console retrying")
+            acked = {
+                i for m in sim.peer.received("kiosk/v1/HN-TAYHO-51/ack") for i in m.json()["ids"]
+            }
+            assert acked == {"db-0"}
+            pg.resume()
+            wait_until(lambda: console.store.count_records() == 6, 30, "records after the outage")
+            wait_until(
+                lambda: (
+                    {
+                        i
+                        for m in sim.peer.received("kiosk/v1/HN-TAYHO-51/ack")
+                        for i in m.json()["ids"]
+                    }
+                    == {f"db-{i}" for i in range(6)}
+                ),
+                10,
+                "all acknowledged",
+            )
+        finally:
+            console.stop()
+
+
+def test_dossier_status_answers_a_real_kiosk_and_follows_the_contract(
+    tmp_path: Path, make_console: Callable[..., Console], broker: Broker, fleet_pki: FleetPki
+) -> None:
+    import datetime as dt
+    import uuid
+
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    from edge.config import ServicesSection
+    from edge.services.dossier import DossierService
+
+    make_console()
+    kiosk = RealKiosk(tmp_path / "kiosks", broker, fleet_pki, "HN-TAYHO-61")
+    try:
+        service = DossierService(
+            store=kiosk.store,
+            key=DataKey.load_or_create(tmp_path / "dk"),
+            kiosk_id="HN-TAYHO-61",
+            settings=ServicesSection(dossier_timeout_s=5.0),
+            requester=kiosk.client,
+        )
+        wait_until(lambda: kiosk.client.subscribed, 10, "kiosk subscribed")
+        unknown = service.lookup("000.00.17.H26-261115-0015")
+        assert unknown.source == "central" and unknown.found is False  # no such sample
+        rejected = service.lookup("H26.22-261110-0003")
+        assert rejected.found and rejected.status == "rejected"
+        assert rejected.reason.startswith("Hồ sơ chưa đủ điều kiện")
+        assert rejected.on_time is True and rejected.procedure == "Đăng ký kết hôn"
+        ready = service.lookup("https://dichvucong.gov.vn/p/?maHoSo=000.00.17.H26-261120-0001")
+        assert ready.status == "ready" and [s.status for s in ready.timeline] == [
+            "received",
+            "in_process",
+            "ready",
+        ]
+    finally:
+        kiosk.close()
+    # On the wire: correlation echoed, the kiosk's own res topic only, schema-valid.
+    peer = Peer(broker, fleet_pki.client("HN-TAYHO-62")).connect()
+    try:
+        peer.subscribe("kiosk/v1/HN-TAYHO-62/res/dossier-status")
+        now = dt.datetime.now(dt.UTC)
+        request_id = uuid.uuid4().hex
+        request = {
+            "schema": "dossier-status-request/1",
+            "request_id": request_id,
+            "kiosk_id": "HN-TAYHO-62",
+            "code": "H26.22-261115-0015",
+            "time": now.isoformat(),
+            "expires_at": (now + dt.timedelta(seconds=8)).isoformat(),
+            "reply_to": "kiosk/v1/HN-TAYHO-99/res/dossier-status",  # not its tree: ignored
+        }
+        props = Properties(PacketTypes.PUBLISH)
+        props.ResponseTopic = "kiosk/v1/HN-TAYHO-62/res/dossier-status"
+        props.CorrelationData = request_id.encode()
+        peer.publish(
+            "kiosk/v1/HN-TAYHO-62/req/dossier-status", json.dumps(request), properties=props
+        )
+        answer = peer.wait_for("kiosk/v1/HN-TAYHO-62/res/dossier-status")
+        body = answer.json()
+        assert_valid(body, "dossier-status-response")
+        assert body["request_id"] == request_id and body["result"] == "found"
+        assert body["dossier"]["status"] == "additional_required" and body["dossier"]["reason"]
+        assert body["dossier"]["on_time"] is False  # due 20/11, still open
+        assert answer.properties.CorrelationData == request_id.encode()
+        # An expired request is not answered.
+        late = {
+            **request,
+            "request_id": uuid.uuid4().hex,
+            "expires_at": (now - dt.timedelta(seconds=1)).isoformat(),
+        }
+        peer.publish("kiosk/v1/HN-TAYHO-62/req/dossier-status", json.dumps(late))
+        # ... answers go out in order, so a third request's answer comes after any for it.
+        third = {**request, "request_id": uuid.uuid4().hex}
+        peer.publish("kiosk/v1/HN-TAYHO-62/req/dossier-status", json.dumps(third))
+        peer.wait_for(
+            "kiosk/v1/HN-TAYHO-62/res/dossier-status",
+            lambda m: m.json()["request_id"] == third["request_id"],
+        )
+        assert [
+            m.json()["request_id"] for m in peer.received("kiosk/v1/HN-TAYHO-62/res/dossier-status")
+        ] == [request_id, third["request_id"]]
+    finally:
+        peer.close()
+
+
+def test_queue_figures_reach_every_kiosk_of_the_site_retained(
+    make_console: Callable[..., Console], sims: Callable[[str], SimKiosk]
+) -> None:
+    console = make_console()
+    here, other = sims("HN-TAYHO-81"), sims("HN-BADINH-81")
+    for sim in (here, other):
+        sim.telemetry()
+    wait_until(lambda: len(console.store.kiosks()) == 2, 10, "both kiosks seen")
+    client, _ = login(console)
+    token = csrf_of(client, "/queues")
+    response = client.post(
+        "/queues",
+        data={
+            "csrf_token": token,
+            "site": "HN-TAYHO",
+            "area": "b",
+            "serving": "21",
+            "avg_service_s": "240",
+            "counters_open": "2",
+        },
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)
+    # A kiosk subscribing later (as after a restart) still gets the figures: retained.
+    here.peer.subscribe("kiosk/v1/HN-TAYHO-81/res/queue-stats")
+    got = here.peer.wait_for("kiosk/v1/HN-TAYHO-81/res/queue-stats", lambda m: m.retain).json()
+    assert_valid(got, "queue-stats")
+    assert got["areas"] == {"B": {"serving": 21, "avg_service_s": 240.0, "counters_open": 2}}
+    other.peer.subscribe("kiosk/v1/HN-BADINH-81/res/queue-stats")
+    other.peer.subscribe("fleet/v1/status")  # its retained copy comes after any queue figures
+    other.peer.wait_for("fleet/v1/status", lambda m: m.retain)
+    assert other.peer.received("kiosk/v1/HN-BADINH-81/res/queue-stats") == []
+    bad = client.post(
+        "/queues", data={"csrf_token": token, "site": "HN-TAYHO", "area": "BB", "serving": "-1"}
+    )
+    assert bad.status_code == 400
+
+
+def test_malformed_messages_are_dropped_alone_and_not_redelivered(
+    make_console: Callable[..., Console], sims: Callable[[str], SimKiosk]
+) -> None:
+    console = make_console()
+    sim = sims("HN-TAYHO-91")
+    base = "kiosk/v1/HN-TAYHO-91"
+    for topic, payload in [
+        (f"{base}/events", b"\xff\xfe not utf-8"),
+        (f"{base}/events", b"[1, 2, 3]"),
+        (f"{base}/records/copy", b'{"schema": "record/1", "kind": "copy"}'),  # no id
+        (f"{base}/state", b'{"schema": "state/1", "state": "sleeping"}'),
+    ]:
+        sim.peer.publish(topic, payload)
+    good = sim.event("printer.paper_out", "error")
+    wait_until(lambda: console.store.events(kiosk_id="HN-TAYHO-91"), 10, "the good event")
+    assert [e["id"] for e in console.store.events(kiosk_id="HN-TAYHO-91")] == [good["id"]]
+    wait_until(lambda: console.ingest.stats.rejected == 4, 10, "four rejected")
+    # Acknowledged too: after a reconnect of the console nothing of it comes back.
+    console.stop()
+    again = make_console()
+    sim.event("printer.paper_near_end", "warning")
+    wait_until(lambda: len(again.store.events(kiosk_id="HN-TAYHO-91")) == 2, 10, "next event")
+    assert again.ingest.stats.rejected == 0

@@ -5,6 +5,7 @@ Screenshots go to docs/screens/fleet-*.png."""
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,9 +38,28 @@ OPERATOR, PASSWORD = "le.thi.hoa", "mật-khẩu-dài-2"
 @pytest.fixture
 def site(tmp_path: Path, broker: Broker, fleet_pki: FleetPki) -> Iterator[dict]:
     """A console with its web server, a simulated fleet with 24 h of history, a real kiosk."""
-    console: Console = build_console(
-        console_config(tmp_path, broker, fleet_pki, offline_after_s=1.0)
+    from cryptography import x509
+
+    from fleet.config import ProvisioningSection
+    from provisioning.ca import CertificateAuthority
+
+    ca_dir = tmp_path / "ca"  # the test fleet CA, kept the way kiosk-ca keeps it
+    CertificateAuthority.adopt(
+        ca_dir, fleet_pki._ca_key, x509.load_pem_x509_certificate(fleet_pki.ca_file.read_bytes())
     )
+    service = fleet_pki.client("fleet-provisioning")
+    config = console_config(tmp_path, broker, fleet_pki, offline_after_s=1.0)
+    config = config.model_copy(
+        update={
+            "provisioning": ProvisioningSection(
+                ca_dir=ca_dir,
+                secrets_key_file=tmp_path / "claims.key",
+                cert_file=service.cert,
+                key_file=service.key,
+            )
+        }
+    )
+    console: Console = build_console(config)
     console.start()
     assert console.ingest.wait_connected(10)
     public = create_operator(console.store, OPERATOR, "Lê Thị Hoa", PASSWORD)
@@ -158,5 +178,15 @@ def test_login_dashboard_kiosk_page_and_a_command_in_chromium(site: dict) -> Non
             assert "Thành công" in row.inner_text() and OPERATOR in row.inner_text()
             assert site["real"].locked
             page.screenshot(path=str(SCREENS / "fleet-commands.png"), full_page=True)
+
+            # A claim token for a new kiosk, shown once.
+            page.goto(f"{url}/provisioning")
+            page.fill("#kiosk_id", "HN-TAYHO-08")
+            page.fill("#site", "Phường Tây Hồ")
+            page.click("#make-token")
+            shown = page.inner_text("#claim-token")
+            assert re.search(r"c[a-z2-7]{12}\.[a-z2-7]{32}", shown), shown
+            assert "HN-TAYHO-08" in page.inner_text("#claims")
+            page.screenshot(path=str(SCREENS / "fleet-provisioning.png"), full_page=True)
         finally:
             browser.close()

@@ -16,18 +16,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from edge.store.crypto import DataKey
 from fleet.alerts import AlertEngine
 from fleet.cli import main as fleet_cli
 from fleet.config import AlertsSection
-from fleet.provisioning import (
-    CenterCa,
-    Enrolment,
-    EnrolmentRefused,
-    create_claim_token,
-    token_hash,
-)
 from fleet.store import FleetStore, Incoming
-from tests.mqtt_broker import FleetPki
 
 KIOSK = "HN-TAYHO-21"
 DAY = 86400.0
@@ -35,7 +28,9 @@ DAY = 86400.0
 
 @pytest.fixture
 def store(tmp_path: Path) -> FleetStore:
-    s = FleetStore(f"sqlite:///{tmp_path / 'fleet.db'}").create()
+    s = FleetStore(
+        f"sqlite:///{tmp_path / 'fleet.db'}", data_key=DataKey.load_or_create(tmp_path / "dk")
+    ).create()
     yield s
     s.close()
 
@@ -137,12 +132,41 @@ def test_offline_only_after_the_threshold_and_rules_can_be_switched_off(
     assert rules(engine, t0 + 301) == {"paper_out", "offline"}
     off = AlertEngine(store, AlertsSection(offline_after_s=0, paper=False))
     assert rules(off, t0 + 400) == set()
+    # Online again, then nothing at all for ten minutes: silent.
+    store.apply([Incoming(f"kiosk/v1/{KIOSK}/state", KIOSK, "state", {"state": "online"}, t0)])
+    quiet = AlertEngine(store, AlertsSection(silent_after_s=600, paper=False))
+    assert rules(quiet, t0 + 599) == set()
+    assert rules(quiet, t0 + 601) == {"silent"}
 
 
-# --- enrolment ----------------------------------------------------------------------------
+# --- enrolment (docs/provisioning.md), the service's checks in order ------------------------
 
 
-def csr_for(cn: str, key: ec.EllipticCurvePrivateKey | None = None) -> tuple[str, Any]:
+@pytest.fixture
+def enrolment(tmp_path: Path, store: FleetStore) -> tuple[Any, Any, Any]:
+    from edge.store.crypto import DataKey
+    from fleet.provisioning import Enrolment
+    from tests.provision_helpers import center_ca
+
+    ca, _ = center_ca(tmp_path)
+    sealer = DataKey.load_or_create(tmp_path / "claims.key")
+    service = Enrolment(
+        store,
+        ca,
+        sealer,
+        cert_days=90,
+        broker={
+            "host": "mqtt.example",
+            "port": 8883,
+            "topic_prefix": "kiosk/v1",
+            "protocol": "auto",
+        },
+        operators=lambda: [{"id": "an", "public_key": "-----BEGIN PUBLIC KEY-----\n"}],
+    )
+    return service, ca, sealer
+
+
+def csr_for(cn: str, key: Any = None) -> tuple[str, Any]:
     key = key or ec.generate_private_key(ec.SECP256R1())
     csr = (
         x509.CertificateSigningRequestBuilder()
@@ -152,78 +176,81 @@ def csr_for(cn: str, key: ec.EllipticCurvePrivateKey | None = None) -> tuple[str
     return csr.public_bytes(serialization.Encoding.PEM).decode(), key
 
 
-@pytest.fixture
-def center_ca(tmp_path: Path) -> CenterCa:
-    pki = FleetPki(tmp_path / "pki")
-    key_path = tmp_path / "pki" / "ca.key"
-    key_path.write_bytes(
-        pki._ca_key.private_bytes(  # the test CA's key, as the center keeps it
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+def ask(service: Any, token: str, csr: str, **over: Any) -> dict[str, Any]:
+    from provisioning.online import ClaimToken, build_request
+
+    claim = ClaimToken.parse(token)
+    request = build_request(
+        claim,
+        kiosk_id=over.pop("kiosk_id", KIOSK),
+        serial=over.pop("serial", "10000000cafe0001"),
+        csr_pem=csr,
     )
-    return CenterCa(pki.ca_file, key_path)
+    request.update(over)
+    if "proof" not in over:
+        from provisioning.online import proof
+
+        request.pop("proof")
+        request["proof"] = proof(request, claim.secret)
+    answer, _ = service.answer(claim.claim_id, json.dumps(request).encode())
+    from tests.mqtt_broker import assert_valid
+
+    assert_valid(answer, "provision-response")
+    return answer
 
 
-def test_a_claim_token_buys_one_certificate_for_its_kiosk_only(
-    store: FleetStore, center_ca: CenterCa
+def test_enrolment_checks_in_the_documented_order_and_proves_its_answers(
+    store: FleetStore, enrolment: tuple[Any, Any, Any]
 ) -> None:
-    enrolment = Enrolment(store, center_ca, cert_days=90)
-    token = create_claim_token(store, KIOSK, site="Phường Tây Hồ", created_by="an", ttl_s=600)
-    assert re.fullmatch(r"[A-Z2-7]{4}(-[A-Z2-7]{4}){4}", token)
-    other_csr, _ = csr_for("HN-OTHER-01")
-    with pytest.raises(EnrolmentRefused) as refused:
-        enrolment.enrol(token, other_csr)
-    assert refused.value.reason == "wrong_kiosk"
+    from fleet.provisioning import create_claim
+    from provisioning.online import ClaimToken, proof_ok
+
+    service, ca, sealer = enrolment
+    token = create_claim(
+        store,
+        sealer,
+        KIOSK,
+        site="Phường Tây Hồ",
+        serial="10000000cafe0001",
+        created_by="an",
+        ttl_s=600,
+    )
+    claim = ClaimToken.parse(token)
+    assert re.fullmatch(r"c[a-z2-7]{12}\.[a-z2-7]{32}", token)
+    assert claim.secret not in json.dumps(store.claim(claim.claim_id))  # sealed at rest
     csr, key = csr_for(KIOSK)
-    issued = enrolment.enrol(token.lower().replace("-", " "), csr)  # typed loosely: still ok
-    cert = x509.load_pem_x509_certificate(issued.certificate_pem.encode())
-    # Checked independently of our code: the CA's signature, the name, the key, the use.
-    cert.verify_directly_issued_by(center_ca.cert)
+
+    def code(answer: dict[str, Any]) -> str:
+        return answer["error"]["code"] if answer["status"] == "error" else "ok"
+
+    assert code(ask(service, token, csr, proof="A" * 43 + "=")) == "bad_proof"
+    assert code(ask(service, token, csr, serial="10000000beef0002")) == "serial_mismatch"
+    assert code(ask(service, token, csr, kiosk_id="HN-OTHER-01")) == "kiosk_id_mismatch"
+    assert code(ask(service, token, csr_for("HN-OTHER-01")[0])) == "bad_csr"
+    unknown = ask(service, "cqqqqqqqqqqqq." + "a" * 32, csr)
+    assert code(unknown) == "claim_unknown" and "proof" not in unknown
+    bad = service.answer(claim.claim_id, b"not json")[0]
+    assert code(bad) == "malformed" and proof_ok(bad, claim.secret)
+    # None of these burnt the claim: now it works, proven, with the certificate and all.
+    ok = ask(service, token, csr)
+    assert ok["status"] == "ok" and proof_ok(ok, claim.secret)
+    cert = x509.load_pem_x509_certificate(ok["certificate"].encode())
+    cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca.certificate_pem.encode()))
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == KIOSK
     assert cert.public_key().public_numbers() == key.public_key().public_numbers()
-    eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    assert x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH in eku
-    assert 89 <= (cert.not_valid_after_utc - dt.datetime.now(dt.UTC)).days <= 90
-    row = store.kiosk(KIOSK)
-    assert row["site"] == "Phường Tây Hồ" and row["cert_not_after"] == pytest.approx(
+    assert ok["ca_chain"] == [ca.certificate_pem] and ok["broker"]["host"] == "mqtt.example"
+    assert ok["operators"][0]["id"] == "an"
+    assert store.kiosk(KIOSK)["site"] == "Phường Tây Hồ"
+    assert store.kiosk(KIOSK)["cert_not_after"] == pytest.approx(
         cert.not_valid_after_utc.timestamp()
     )
-    with pytest.raises(EnrolmentRefused) as again:
-        enrolment.enrol(token, csr_for(KIOSK)[0])
-    assert again.value.reason == "token_used"
-    expired = create_claim_token(store, KIOSK, created_by="an", ttl_s=0.001)
+    # A repeat (lost answer) with the same key gets the same certificate; another key not.
+    again = ask(service, token, csr)
+    assert again["certificate"] == ok["certificate"]
+    assert code(ask(service, token, csr_for(KIOSK)[0])) == "claim_used"
+    expired = create_claim(store, sealer, KIOSK, created_by="an", ttl_s=0.001)
     time.sleep(0.01)
-    with pytest.raises(EnrolmentRefused) as late:
-        enrolment.enrol(expired, csr)
-    assert late.value.reason == "token_expired"
-    for bad_token, bad_csr, reason in [
-        ("AAAA-BBBB", csr, "bad_token"),
-        (token, "not a csr", "bad_csr"),
-    ]:
-        with pytest.raises(EnrolmentRefused) as err:
-            enrolment.enrol(bad_token, bad_csr)
-        assert err.value.reason == reason
-
-
-def test_a_csr_with_an_rsa_key_is_refused(store: FleetStore, center_ca: CenterCa) -> None:
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    token = create_claim_token(store, KIOSK, created_by="an", ttl_s=600)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, KIOSK)]))
-        .sign(key, hashes.SHA256())
-        .public_bytes(serialization.Encoding.PEM)
-        .decode()
-    )
-    with pytest.raises(EnrolmentRefused) as err:
-        Enrolment(store, center_ca).enrol(token, csr)
-    assert err.value.reason == "bad_csr"
-    assert store.claim_token(token_hash(token))["used_at"] is None  # not burnt by the refusal
-    assert Enrolment(store, center_ca).enrol(token, csr_for(KIOSK)[0]).kiosk_id == KIOSK
+    assert code(ask(service, expired, csr_for(KIOSK)[0])) == "claim_expired"
 
 
 # --- the CLI ------------------------------------------------------------------------------
@@ -233,7 +260,11 @@ def test_cli_operator_token_dossiers_site_and_revoke(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = tmp_path / "fleet.toml"
-    config.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "fleet.db"}"\n')
+    config.write_text(
+        f'[store]\nurl = "sqlite:///{tmp_path / "fleet.db"}"\n'
+        f'data_key_file = "{tmp_path / "fleet-data.key"}"\n'
+        f'[provisioning]\nsecrets_key_file = "{tmp_path / "claims.key"}"\n'
+    )
     import io
 
     monkeypatch.setattr("sys.stdin", io.StringIO("một-mật-khẩu-dài\n"))
@@ -262,7 +293,7 @@ def test_cli_operator_token_dossiers_site_and_revoke(
     assert "pham.van.c\tPhạm Văn C\tactive" in capsys.readouterr().out
     assert fleet_cli(["-c", str(config), "token", KIOSK, "--site", "Tây Hồ"]) == 0
     token = capsys.readouterr().out.strip()
-    assert re.fullmatch(r"[A-Z2-7]{4}(-[A-Z2-7]{4}){4}", token)
+    assert re.fullmatch(r"c[a-z2-7]{12}\.[a-z2-7]{32}", token)
     assert fleet_cli(["-c", str(config), "dossier", "seed"]) == 0
     assert capsys.readouterr().out.strip() == "6 sample dossiers"
     assert fleet_cli(["-c", str(config), "site", KIOSK, "Phường Tây Hồ"]) == 0
@@ -272,7 +303,10 @@ def test_cli_operator_token_dossiers_site_and_revoke(
     config.write_text("[store]\nurll = 1\n")
     assert fleet_cli(["-c", str(config), "init-db"]) == 2
     assert "not valid" in capsys.readouterr().err
-    store = FleetStore(f"sqlite:///{tmp_path / 'fleet.db'}")
+    store = FleetStore(
+        f"sqlite:///{tmp_path / 'fleet.db'}",
+        data_key=DataKey.load_or_create(tmp_path / "fleet-data.key"),
+    )
     try:
         assert store.kiosk(KIOSK)["site"] == "Phường Tây Hồ"
         assert [r["code"] for r in store.revocations()] == ["HN-A-0001"]
@@ -302,7 +336,7 @@ def test_login_lockout_logout_and_pages_need_a_session(tmp_path: Path) -> None:
     from fleet.web import create_app
 
     config = FleetConfig(
-        store=StoreSection(url=f"sqlite:///{tmp_path / 'fleet.db'}"),
+        store=StoreSection(url=f"sqlite:///{tmp_path / 'fleet.db'}", data_key_file=tmp_path / "dk"),
         web=WebSection(secret_key_file=tmp_path / "secret", login_attempts=3, lockout_s=60),
     )
     console = Console(config)
@@ -329,8 +363,60 @@ def test_login_lockout_logout_and_pages_need_a_session(tmp_path: Path) -> None:
     console.keys._failures.clear()  # the lockout has passed (60 s in this config)
     assert attempt("mật-khẩu-đúng-1").status_code == 302
     assert client.get("/").status_code == 200
+    # Disabled from the CLI: the running session ends at the next page.
+    console.store.update_operator("an", disabled=True)
+    assert client.get("/").status_code == 302
+    console.store.update_operator("an", disabled=False)
+    assert attempt("mật-khẩu-đúng-1").status_code == 302
     page = client.get("/").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # the logout form
     assert client.post("/logout", data={"csrf_token": token}).status_code == 302
     assert client.get("/").status_code == 302
     console.store.close()
+
+
+def test_kiosk_fleet_serve_runs_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    from tests.mqtt_broker import free_port, wait_until
+
+    port = free_port()
+    config = tmp_path / "fleet.toml"
+    config.write_text(
+        f'[store]\nurl = "sqlite:///{tmp_path / "fleet.db"}"\n'
+        f'data_key_file = "{tmp_path / "dk"}"\n'
+        f'[web]\nport = {port}\nsecret_key_file = "{tmp_path / "secret"}"\n'
+    )
+    repo = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fleet.cli", "-c", str(config), "serve", "--no-mqtt"],
+        env={**os.environ, "PYTHONPATH": str(repo)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def login_page() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2) as r:
+                    return r.status == 200 and "Đăng nhập" in r.read().decode()
+            except (urllib.error.URLError, OSError):
+                return False
+
+        wait_until(login_page, 20, "the console's login page")
+        with pytest.raises(urllib.error.HTTPError) as health:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+        assert health.value.code == 503  # no broker in this run
+        assert (tmp_path / "secret").stat().st_mode & 0o777 == 0o600
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)

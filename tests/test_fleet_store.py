@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from edge.store.crypto import DataKey
 from fleet.store import FleetStore, Incoming
 from tests.fleet_console_helpers import Postgres, running_postgres
 
@@ -31,7 +32,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FleetStore
         pg: Postgres = request.getfixturevalue("postgres")
         pg.reset()
         url = pg.url
-    s = FleetStore(url).create()
+    s = FleetStore(url, data_key=DataKey.load_or_create(tmp_path / "data.key")).create()
     assert s.dialect == request.param
     yield s
     s.close()
@@ -69,11 +70,19 @@ def test_records_are_stored_once_and_every_delivery_is_acknowledged(store: Fleet
     again = store.apply([record("r2", 2), record("r1", 1), record("r3", 3)])
     assert (again.new_records, again.duplicate_records) == (1, 2)
     assert again.acked == {KIOSK: ["r2", "r1", "r3"]}  # duplicates are acknowledged too
-    rows = {r["id"]: r for r in store.records()}
+    rows = {r["id"]: r for r in store.records(with_data=True)}
     assert sorted(rows) == ["r1", "r2", "r3"]
     assert rows["r1"]["deliveries"] == 2 and rows["r3"]["deliveries"] == 1
     assert rows["r2"]["data"] == {"code": "r2"}
-    assert store.kiosk(KIOSK)["max_seq"] == 3
+    # Sealed at rest: the database holds no readable record data.
+    import sqlalchemy as sa
+
+    with store.engine.connect() as conn:
+        raw = conn.execute(sa.text("SELECT sealed FROM records WHERE id = 'r2'")).scalar_one()
+    assert "r2" not in raw and "code" not in raw and "data" not in store.records()[0]
+    assert store.kiosk(KIOSK)["max_seq"] == 3 and store.kiosk(KIOSK)["seq_gaps"] == 0
+    store.apply([record("r6", 6), record("r7", 7)])  # 4 and 5 never came
+    assert store.kiosk(KIOSK)["max_seq"] == 7 and store.kiosk(KIOSK)["seq_gaps"] == 2
 
 
 def test_state_telemetry_and_events_make_the_kiosk_row(store: FleetStore) -> None:
@@ -212,43 +221,41 @@ def test_alerts_raise_once_and_clear(store: FleetStore) -> None:
     assert len(store.alert_history()) == 2
 
 
-def test_claim_token_is_taken_once_even_when_raced(store: FleetStore) -> None:
+def test_a_claim_is_bound_to_one_key_even_when_raced(store: FleetStore) -> None:
     now = time.time()
-    store.add_claim_token(
+    store.add_claim(
         {
-            "token_hash": "h1",
+            "claim_id": "cabcdefgh2345",
+            "secret": "sealed",
             "kiosk_id": KIOSK,
             "site": "s",
+            "serial": "",
             "created_by": "an",
             "created_at": now,
             "expires_at": now + 60,
+            "account_removed": False,
         }
     )
-    store.add_claim_token(
-        {
-            "token_hash": "old",
-            "kiosk_id": KIOSK,
-            "site": "s",
-            "created_by": "an",
-            "created_at": now - 120,
-            "expires_at": now - 60,
-        }
-    )
-    winners: list[Any] = []
+    winners: list[str] = []
     barrier = threading.Barrier(4)
 
-    def take() -> None:
+    def take(key: str) -> None:
         barrier.wait()
-        winners.append(store.take_claim_token("h1", now=time.time()))
+        if store.bind_claim("cabcdefgh2345", key, now=time.time()):
+            winners.append(key)
 
-    threads = [threading.Thread(target=take) for _ in range(4)]
+    threads = [threading.Thread(target=take, args=(f"key-{i}",)) for i in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sum(1 for w in winners if w) == 1
-    assert store.take_claim_token("old", now=now) is None
-    assert store.take_claim_token("nope", now=now) is None
+    assert len(winners) == 1
+    assert store.bind_claim("cabcdefgh2345", winners[0], now=now)  # the same key again: yes
+    assert store.claims_to_close(now=now) == []
+    store.claim_certificate("cabcdefgh2345", "PEM", "abc")
+    assert store.claims_to_close(now=now + 100, grace_s=30) == ["cabcdefgh2345"]
+    store.claim_account_removed("cabcdefgh2345")
+    assert store.claims_to_close(now=now + 100) == []
 
 
 def test_dossiers_revocations_and_pruning(store: FleetStore) -> None:

@@ -123,6 +123,7 @@ def test_submit_stores_sealed_queues_a_record_and_prints(parts: Parts, caplog) -
         "queued_at": message.payload["time"],
     }
     schema_validator("record").validate(wire)
+    schema_validator("post-request-record").validate(message.payload["data"])
     data = message.payload["data"]
     assert data["recipient"] == {"name": "Nguyễn Thị Hồng", "phone": "0912345678"}
     assert data["address"]["street"] == "Số 12, ngõ 45 đường Âu Cơ"

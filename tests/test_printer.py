@@ -58,6 +58,22 @@ def test_text_is_rasterised_to_the_paper_width(width_mm: int, dots: int) -> None
     assert image.height > 3 * 24  # wrapped onto several lines, not cut off
 
 
+@pytest.mark.parametrize("title", ["PHIẾU HẸN", "BIÊN NHẬN BẢN SAO CHỨNG THỰC ĐIỆN TỬ ỖẶỆ"])
+def test_stacked_marks_on_bold_capitals_are_not_clipped(title: str) -> None:
+    """Ế carries a circumflex and an acute above the font's ascent; both must reach the paper."""
+    import numpy as np
+
+    receipt = Receipt(paper_width_mm=80, profile="TM-T88V")
+    ink = ~np.array(receipt.render_text(title, size=34, bold=True))
+    rows = np.flatnonzero(ink.any(axis=1))
+    assert rows[0] > 0, "ink touches the top edge: a mark was cut off"
+    # Without the stacked marks the ink is shorter: the acute on Ế really reaches the paper.
+    plain_title = title.translate(str.maketrans("ẾỖẶỆ", "ÊÔĂÊ"))
+    plain = ~np.array(receipt.render_text(plain_title, size=34, bold=True))
+    plain_rows = np.flatnonzero(plain.any(axis=1))
+    assert rows[-1] - rows[0] > plain_rows[-1] - plain_rows[0]
+
+
 # --- transports ---------------------------------------------------------------------------
 
 

@@ -309,6 +309,15 @@ def test_online_enrolment_refusals_are_clear_and_install_nothing(
     code, _, err = run_cli(capsys, *online_args(kiosk_config, ca, broker, wrong))
     assert code != 0 and "refused the claim account" in err
 
+    # A CA that is not the broker's (a wrong file on the USB stick): the TLS check fails.
+    stranger_ca = FleetPki(tmp_path / "stranger").ca_file
+    args = online_args(kiosk_config, ca, broker, claim.token)
+    args[args.index("--ca-file") + 1] = str(stranger_ca)
+    started = time.monotonic()
+    code, _, err = run_cli(capsys, *args)
+    assert code != 0 and "cannot reach the provisioning listener" in err
+    assert time.monotonic() - started < 10
+
     # A token that is not one at all: a Vietnamese message first.
     code, _, err = run_cli(capsys, *online_args(kiosk_config, ca, broker, "not-a-token"))
     assert code == 2 and "Mã nhận thiết bị không hợp lệ" in err
@@ -316,6 +325,13 @@ def test_online_enrolment_refusals_are_clear_and_install_nothing(
     # The right serial after all: the same device key is still pending and is enrolled.
     code, summary, err = run_cli(capsys, *online_args(kiosk_config, ca, broker, claim.token))
     assert code == 0 and summary["provisioned"], err
+
+    # One time only: the same claim for a new device key (re-provisioning) is refused.
+    code, _, err = run_cli(
+        capsys, *online_args(kiosk_config, ca, broker, claim.token), "--reprovision"
+    )
+    assert code != 0 and "claim_used" in err
+    assert stub.responses[-1]["error"]["code"] == "claim_used"
 
 
 def test_claim_account_is_confined_to_its_own_topics(
@@ -451,3 +467,335 @@ def test_factory_reset_needs_the_kiosk_id_then_removes_keys_data_and_database(
     after = cfg.load(kiosk_config)
     assert after.kiosk.id == "UNPROVISIONED" and after.mqtt.type == "off"
     assert os.listdir(client_key.parent) == []
+
+
+# --- the hardware self-test with a technician ------------------------------------------------------
+
+
+class ScriptedTechnician:
+    """A technician at the simulated kiosk: reads each prompt and acts on the simulated pins
+    (through gpiozero's MockFactory, as a finger would), answering questions as told."""
+
+    interactive = True
+
+    def __init__(self, config: cfg.Config, presses: dict[str, str], answers: dict[str, bool]):
+        self.config = config
+        self.presses = presses  # prompt's button -> the button actually pressed
+        self.answers = answers
+        self.heard: list[str] = []
+
+    def say(self, text: str) -> None:
+        from edge.adapters.gpio import mock_factory
+
+        self.heard.append(text)
+        pins = self.config.buttons.pins
+        for name in ("back", "next", "ok", "cancel", "help"):
+            if text.startswith("Nhấn nút") and f"the {name} button" in text:
+                pin = mock_factory().pin(getattr(pins, self.presses.get(name, name)))
+                pin.drive_low()
+                time.sleep(0.05)
+                pin.drive_high()
+        door = mock_factory().pin(self.config.tamper.pin)
+        if "open the kiosk door" in text:
+            door.drive_high()
+        if "close the kiosk door" in text:
+            door.drive_low()
+
+    def ask(self, question: str, default: str | None = None) -> str:
+        raise AssertionError(f"unexpected question {question}")
+
+    def confirm(self, question: str, default: bool = True) -> bool:
+        self.heard.append(question)
+        return next((v for k, v in self.answers.items() if k in question), default)
+
+
+def test_technician_self_test_names_a_swapped_button_and_what_they_saw(
+    tmp_path: Path, kiosk_config: Path
+) -> None:
+    from edge.events import EventBus
+    from edge.printing import PrintQueue
+    from provisioning.hwtest import technician_selftest
+
+    config = cfg.load(kiosk_config).simulated()
+    tech = ScriptedTechnician(
+        config, presses={"ok": "next"}, answers={"LED": False, "platen": True, "test page": True}
+    )
+    from edge.app import build_printer
+
+    store = Store(tmp_path / "db.sqlite")
+    store.open()
+    try:
+        printer = PrintQueue(
+            build_printer(config),
+            store=store,
+            key=DataKey.load_or_create(tmp_path / "k"),
+            bus=EventBus(),
+        )
+        checks = technician_selftest(
+            config, ui=tech, out_dir=tmp_path / "out", printer=printer, auto=False, timeout_s=1.0
+        )
+    finally:
+        store.close()
+    rows = {c.part: c for c in checks}
+    assert rows["button.back"].verdict == "ok" and rows["button.help"].verdict == "ok"
+    assert rows["button.ok"].verdict == "fail"
+    assert "pressed instead: next" in rows["button.ok"].detail  # swapped wiring, named
+    assert rows["led"].verdict == "fail" and "saw no blink" in rows["led"].detail
+    assert rows["camera"].verdict == "ok" and (tmp_path / "out" / "camera-frame.jpg").exists()
+    assert rows["printer"].verdict == "ok" and rows["tamper"].verdict == "ok"
+    assert any("Nhấn nút Đồng ý / OK" in line for line in tech.heard)  # Vietnamese first
+
+
+def test_a_failed_self_test_stops_provisioning_and_a_rerun_resumes_there(
+    tmp_path: Path,
+    center: tuple[CertificateAuthority, FleetPki],
+    kiosk_config: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ca, _ = center
+    from edge.fleet.certificates import start_rotation
+
+    base = [
+        "provision", "--config", str(kiosk_config), "--simulate", "--yes",
+        "--kiosk-id", KIOSK, "--enrol", "offline", "--ca-file", str(ca.cert_path),
+        "--broker-host", "localhost",
+    ]  # fmt: skip
+    code, waiting, _ = run_cli(capsys, *base)
+    assert code == 0 and waiting["waiting"]
+    state_dir = cfg.load(kiosk_config).storage.state_dir
+    cert = tmp_path / "signed.crt"
+    cert.write_text(ca.sign_csr(start_rotation(state_dir, KIOSK)))  # the same pending key
+    # No technician presses anything (no --auto-press, nobody at the buttons).
+    code, _, err = run_cli(capsys, *base, "--cert-in", str(cert), "--press-timeout", "0.3")
+    assert code == 3 and "Kiểm tra phần cứng chưa đạt" in err
+    code, status, _ = run_cli(capsys, "provision", "--config", str(kiosk_config), "--status")
+    assert status["next_step"] == "selftest" and status["selftest"] == "fail"
+    assert status["certificate"]["subject"] == KIOSK  # what was done stays done
+    code, summary, err = run_cli(
+        capsys, "provision", "--config", str(kiosk_config), "--simulate", "--yes", "--auto-press"
+    )
+    assert code == 0 and summary["provisioned"] and summary["selftest"] == "pass", err
+    assert err.count("already done") == 4
+
+
+# --- interactive, on a terminal ---------------------------------------------------------------------
+
+
+class Terminal:
+    """`kiosk provision` on a pseudo-terminal: the technician reads prompts and types."""
+
+    def __init__(self, argv: list[str]) -> None:
+        import pty
+        import subprocess
+        import sys
+
+        self.master, slave = pty.openpty()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "edge", *argv],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            cwd=Path(__file__).resolve().parent.parent,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        )
+        os.close(slave)
+        self.screen = ""
+
+    def expect(self, text: str, timeout: float = 20.0) -> None:
+        import select
+
+        deadline = time.monotonic() + timeout
+        while text not in self.screen:
+            left = deadline - time.monotonic()
+            assert left > 0, f"never saw {text!r}; screen:\n{self.screen}"
+            ready, _, _ = select.select([self.master], [], [], left)
+            if ready:
+                try:
+                    chunk = os.read(self.master, 4096)
+                except OSError:
+                    chunk = b""
+                assert chunk, f"the command ended before {text!r}; screen:\n{self.screen}"
+                self.screen += chunk.decode(errors="replace")
+        self.screen = self.screen.split(text, 1)[1]
+
+    def type(self, line: str) -> None:
+        os.write(self.master, line.encode() + b"\r")
+
+    def close(self) -> int:
+        try:
+            return self.proc.wait(30)
+        finally:
+            os.close(self.master)
+
+
+def test_interactive_provisioning_on_a_terminal(
+    tmp_path: Path, center: tuple[CertificateAuthority, FleetPki], kiosk_config: Path
+) -> None:
+    ca, _ = center
+    term = Terminal(["provision", "--config", str(kiosk_config), "--simulate"])
+    term.expect("Mã ki-ốt / kiosk id [TEST-01]: ")  # the defaults come from the config
+    term.type("hn-test-02")  # typed in lower case
+    term.expect("Địa điểm / site [Phường Thử nghiệm]: ")
+    term.type("")
+    term.expect("Vị trí / location: ")
+    term.type("Quầy 3")
+    term.expect("paper width [80]: ")
+    term.type("58")
+    for part, default in (("back", 5), ("next", 6), ("ok", 13), ("cancel", 19), ("help", 26)):
+        term.expect(f"GPIO pin for {part} [{default}]: ")
+        term.type("")
+    term.expect("GPIO pin for tamper [16]: ")
+    term.type("21")
+    term.expect("GPIO pin for led [12]: ")
+    term.type("")
+    term.expect("enrol [offline]: ")
+    term.type("")
+    term.expect("fleet CA file: ")
+    term.type(str(ca.cert_path))
+    term.expect("CSR")
+    assert term.close() == 0
+    config = cfg.load(kiosk_config)
+    assert config.kiosk.id == "HN-TEST-02" and config.kiosk.location == "Quầy 3"
+    assert config.tamper.pin == 21 and config.printer.paper_width_mm == 58
+    csr = config.storage.state_dir / "provisioning" / "HN-TEST-02.csr"
+    assert (
+        kiosk_ca(["--ca-dir", str(ca.dir), "sign", str(csr), "--out", str(tmp_path / "c.crt")]) == 0
+    )
+
+    term = Terminal(["provision", "--config", str(kiosk_config), "--simulate", "--auto-press"])
+    term.expect("signed cert: ")
+    term.type(str(tmp_path / "c.crt"))
+    term.expect("broker host [localhost]: ")
+    term.type("")
+    term.expect("Is the platen in view? (c/k, y/n) [c]: ")
+    term.type("c")
+    term.expect("Is the test page readable? (c/k, y/n) [c]: ")
+    term.type("y")
+    term.expect("provisioned")
+    assert term.close() == 0
+    assert "PRIVATE KEY" not in term.screen
+    code = kiosk(["provision", "--config", str(kiosk_config), "--status", "--json"])
+    assert code == 0
+
+
+def test_the_self_test_waits_until_the_running_daemon_lets_go_of_the_hardware(
+    tmp_path: Path,
+    center: tuple[CertificateAuthority, FleetPki],
+    daemon: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from edge.fleet.certificates import start_rotation
+
+    ca, _ = center
+    base = [
+        "provision", "--config", str(daemon.config), "--simulate", "--yes", "--auto-press",
+        "--kiosk-id", "TEST-01", "--enrol", "offline", "--ca-file", str(ca.cert_path),
+        "--broker-host", "localhost",
+    ]  # fmt: skip
+    assert run_cli(capsys, *base)[0] == 0  # steps 1-3 need no hardware: fine meanwhile
+    state_dir = cfg.load(daemon.config).storage.state_dir
+    cert = tmp_path / "signed.crt"
+    cert.write_text(ca.sign_csr(start_rotation(state_dir, "TEST-01")))
+    code, _, err = run_cli(capsys, *base, "--cert-in", str(cert))
+    assert code == 2 and "systemctl stop kiosk-edge" in err
+    daemon.stop()
+    code, summary, err = run_cli(capsys, *base)
+    assert code == 0 and summary["selftest"] == "pass", err
+
+
+def test_answers_file_scripts_the_whole_identity_and_bad_answers_are_named(
+    tmp_path: Path,
+    center: tuple[CertificateAuthority, FleetPki],
+    kiosk_config: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ca, _ = center
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    (usb / "fleet-ca.crt").write_bytes(ca.cert_path.read_bytes())
+    answers = usb / "HN-TEST-03.toml"
+    answers.write_text(
+        """
+kiosk_id = "HN-TEST-03"
+site = "Phường Hoàn Kiếm"
+location = "Tầng 2"
+paper_width_mm = 80
+enrol = "offline"
+ca_file = "fleet-ca.crt"          # relative to this file
+csr_out = "HN-TEST-03.csr"
+broker_host = "mqtt.example.vn"
+[pins]
+help = 4
+""",
+        encoding="utf-8",
+    )
+    code, data, err = run_cli(
+        capsys, "provision", "--config", str(kiosk_config), "--yes", "--answers", str(answers)
+    )
+    assert code == 0 and data["waiting"], err
+    config = cfg.load(kiosk_config)
+    assert (config.kiosk.id, config.kiosk.site, config.buttons.pins.help) == (
+        "HN-TEST-03",
+        "Phường Hoàn Kiếm",
+        4,
+    )
+    assert (usb / "HN-TEST-03.csr").exists()
+
+    answers.write_text('kiosk_id = "HN-TEST-03"\nprinter = "epson"\n', encoding="utf-8")
+    code, _, err = run_cli(
+        capsys, "provision", "--config", str(kiosk_config), "--yes", "--answers", str(answers)
+    )
+    assert code == 2 and "unknown answers printer" in err
+    code, _, err = run_cli(
+        capsys, "provision", "--config", str(kiosk_config), "--yes", "--reprovision",
+        "--kiosk-id", "HN-TEST-03", "--pin", "ok=6",
+    )  # fmt: skip
+    assert code == 2 and "two parts share a pin" in err  # ok=6 is next's pin
+    assert cfg.load(kiosk_config).buttons.pins.ok == 13  # nothing written
+
+
+def test_the_daemon_tells_central_when_its_certificate_expires_soon(
+    tmp_path: Path, center: tuple[CertificateAuthority, FleetPki]
+) -> None:
+    from edge.fleet.certificates import install_certificate, start_rotation
+    from tests.conftest import start_daemon
+
+    ca, pki = center
+    root = tmp_path / "kiosk"
+    root.mkdir()
+    pki_dir = root / "pki"
+    (pki_dir).mkdir()
+    (pki_dir / "ca.crt").write_bytes(ca.cert_path.read_bytes())
+    csr = start_rotation(root / "state", "TEST-01")
+    install_certificate(
+        ca.sign_csr(csr, days=12),
+        state_dir=root / "state",
+        kiosk_id="TEST-01",
+        ca_file=pki_dir / "ca.crt",
+        cert_file=pki_dir / "kiosk.crt",
+        key_file=pki_dir / "kiosk.key",
+    )
+    with running_broker(tmp_path / "broker", pki) as broker, central_peer(broker, pki) as central:
+        config = write_sim_config(
+            root,
+            extra=f"""
+[mqtt]
+type = "broker"
+host = "localhost"
+port = {broker.port}
+ca_file = "pki/ca.crt"
+cert_file = "pki/kiosk.crt"
+key_file = "pki/kiosk.key"
+""",
+        )
+        daemon = start_daemon(config)
+        try:
+            event = central.wait_for(
+                "kiosk/v1/TEST-01/events",
+                lambda m: m.json()["kind"] == "certificate.expiring",
+                timeout=15,
+            ).json()
+            assert_valid(event, "event")
+            assert 11 < event["detail"]["days_left"] <= 12
+        finally:
+            daemon.stop()

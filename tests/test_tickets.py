@@ -215,6 +215,7 @@ def test_record_for_central_is_a_valid_record(parts: Parts) -> None:
         "queued_at": message.payload["time"],
     }
     schema_validator("record").validate(wire)
+    schema_validator("ticket-record").validate(message.payload["data"])
     assert message.payload["data"]["number"] == ticket.number == "D-001"
 
 
@@ -253,3 +254,30 @@ def test_ticket_is_printed_and_a_failed_print_is_kept_for_reprint(parts: Parts) 
     assert kept["title"] == "Số thứ tự A-002" and kept["kind"] == "ticket"
     parts.printer.set_sensors(paper="ok")
     assert parts.queue.reprint(second.printed.job_id).printed
+
+
+def test_central_figures_are_kept_for_other_processes(tmp_path: Path) -> None:
+    p = Parts(tmp_path)
+    try:
+        stats = {
+            "schema": "queue-stats/1",
+            "day": "2026-11-23",
+            "time": "2026-11-23T02:00:00+00:00",
+            "areas": {"C": {"serving": 2, "avg_service_s": 60}},
+        }
+        for _ in range(3):
+            p.tickets.take("C", print_ticket=False)
+        assert p.tickets.set_queue_stats(stats)
+        p.tickets.take("C", print_ticket=False)  # stored with this ticket's transaction
+        # The CLI is another process: a fresh service over the same database.
+        other = TicketService(
+            store=p.store,
+            outbox=p.outbox,
+            kiosk_id="TEST-01",
+            settings=p.settings,
+            clock=p.clock,
+        )
+        ticket = other.take("C", print_ticket=False)
+        assert (ticket.number, ticket.waiting_ahead, ticket.estimated_wait_min) == ("C-005", 2, 2)
+    finally:
+        p.close()

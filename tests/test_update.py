@@ -249,23 +249,9 @@ def test_kill_9_in_the_middle_of_an_update_leaves_a_working_version(
         assert current.is_symlink() and (current / ".release.json").exists()
         assert (current / "lib" / "module.py").read_text() == "VALUE = 1\n"
         # ... and recovery (run at boot, and first by every apply) ends on the committed one.
-        assert (
-            kiosk(
-                [
-                    "update",
-                    "recover",
-                    "--config",
-                    str(site.config),
-                    "--root",
-                    str(site.root),
-                    "--json",
-                ]
-            )
-            == 0
-        )
-        capsys.readouterr()
-        stop_server(site.root)
-        subprocess.run(site.restart_command(), cwd=REPO, check=True)
+        # (The test's own restart command: never this machine's systemctl.)
+        assert kiosk(["update", "recover", *site.cli_args(), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["current"].startswith("1.0.0-")
         assert release_version(site) == "1.0.0"
         assert site.installer().healthy("1.0.0", 10)[0]
         assert not list((site.root / "releases").glob(".staging-*"))
@@ -343,3 +329,48 @@ keys_dir = "{site.keys}"
     assert kiosk(["update", "check", *site.cli_args(), "--config", str(config), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["status"] == "committed"
     assert release_version(site) == "1.5.0" and not (incoming / "queued.kup").exists()
+
+
+def test_make_bundle_refuses_a_version_other_than_the_trees(site: Site, tmp_path: Path) -> None:
+    from edge.errors import BadInput
+
+    source = make_release(tmp_path / "tree")
+    (source / "edge").mkdir()
+    (source / "edge" / "__init__.py").write_text('__version__ = "1.4.0"\n')
+    with pytest.raises(BadInput, match=r"tree is kiosk-edge 1\.4\.0"):
+        make_bundle(
+            source,
+            tmp_path / "x.kup",
+            version="1.5.0",
+            key_file=site.signing_key,
+            key_id="center-2026",
+        )
+    manifest = make_bundle(
+        source, tmp_path / "x.kup", version="1.4.0", key_file=site.signing_key, key_id="center-2026"
+    )
+    assert (
+        verify_bundle(tmp_path / "x.kup", site.keys)["payload_sha256"] == manifest["payload_sha256"]
+    )
+
+
+def test_remote_set_config_cannot_touch_the_root_updaters_settings(tmp_path: Path) -> None:
+    """The daemon's user may rewrite the config; the updater (root) must not be steered by it."""
+    from types import SimpleNamespace
+
+    from edge.fleet.commands import BadArgs
+    from edge.remote_config import apply_config_change
+
+    config = write_sim_config(tmp_path)
+    before = config.read_bytes()
+    holder = SimpleNamespace(config_path=config)  # what the handler reads before refusing
+    for key, value in (
+        ("update.restart_command", ["/bin/sh", "-c", "id"]),
+        ("update.keys_dir", "/tmp/mine"),
+        ("update.root", "/"),
+    ):
+        with pytest.raises(BadArgs, match="cannot be changed remotely"):
+            apply_config_change(holder, {"changes": {key: value}})
+    assert config.read_bytes() == before
+    unit = (REPO / "systemd" / "kiosk-update.service").read_text()
+    for flag in ("--root /opt/kiosk-edge", "--keys /etc/kiosk-update/keys", "--restart-command"):
+        assert flag in unit  # the unit's own settings win over the config's

@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,13 @@ from edge.copies.sign import (
     ensure_development_identity,
 )
 from edge.copies.store import CopyRow, CopyStore
-from edge.copies.verify import TrustStore, Verdict, verify_pdf, verify_qr
+from edge.copies.verify import (
+    TrustStore,
+    Verdict,
+    install_revocation_list,
+    verify_pdf,
+    verify_qr,
+)
 from edge.errors import BadInput
 from edge.fees import Fee, quote
 from edge.store import DataKey, Store
@@ -109,6 +116,7 @@ class CopyService:
             tsa_url=config.copies.tsa_url,
         )
         self.unavailable: str | None = "not opened"
+        self.last_purge: float | None = None  # wall clock of the last purge pass
         self._lock = threading.Lock()
 
     def open(self) -> None:
@@ -309,8 +317,22 @@ class CopyService:
         self.copies.set_receipt_job(code, outcome.job_id)
         return outcome
 
+    def acknowledge(self, record_ids: Sequence[str], *, now: float | None = None) -> int:
+        """Central's record-ack/1 ids: the copies among them start their retention window."""
+        changed = self.copies.acknowledge(record_ids, now=now)
+        if changed:
+            logger.info("central stored issued copies", extra={"count": changed})
+        return changed
+
     def purge(self, *, now: float | None = None) -> int:
-        return self.copies.purge(self.config.copies.retention_days, now=now)
+        """Delete copies central acknowledged more than retention_days ago."""
+        purged = self.copies.purge(self.config.copies.retention_days, now=now)
+        self.last_purge = time.time() if now is None else now
+        return purged
+
+    def install_revocation_list(self, document: dict[str, Any]) -> dict[str, Any]:
+        """Central's retained revocation-list/1, merged into this kiosk's revocation file."""
+        return install_revocation_list(self.paths.revocation_file, document)
 
     def status(self) -> dict[str, Any]:
         rows = self.store.query("SELECT COUNT(*), SUM(acked_at IS NULL) FROM copies")[0]
@@ -319,6 +341,7 @@ class CopyService:
             "detail": self.unavailable,
             "stored": rows[0] or 0,
             "awaiting_central": rows[1] or 0,
+            "last_purge": self.last_purge,
             "sequence_high": self.sequence.high(),
             "development": self.signer.development if self.unavailable is None else None,
             "level": self.signer.level,

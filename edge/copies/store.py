@@ -1,7 +1,8 @@
 """Issued copies at rest: PDF and citizen data sealed (AES-GCM), listed by code, purged later.
 
-A copy is purged once central has it (its records/copy outbox row was acknowledged and
-deleted) and `retention_days` have passed since then.
+A copy is purged once central has stored it (central's record-ack/1 named its record id
+`copy-<code>`, docs/fleet.md) and `retention_days` have passed since then. The broker's PUBACK,
+which deletes the outbox row, is not enough: it only says the broker has the message.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import logging
 import sqlite3
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +19,8 @@ from edge.errors import BadInput
 from edge.store import DataKey, Store
 
 logger = logging.getLogger(__name__)
+
+RECORD_ID_PREFIX = "copy-"  # a copy's record (outbox message) id is copy-<code>
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,20 +122,29 @@ class CopyStore:
         with self.store.transaction() as conn:
             conn.execute("UPDATE copies SET receipt_job = ? WHERE code = ?", (job_id, code))
 
-    def note_acknowledged(self, *, now: float | None = None) -> int:
-        """Copies whose outbox record central acknowledged (the row is gone) get acked_at."""
+    def acknowledge(self, record_ids: Iterable[str], *, now: float | None = None) -> int:
+        """Central has stored these records: their copies get acked_at (the first ack counts;
+        a redelivered ack, or ids of other records or of purged copies, change nothing)."""
         now = time.time() if now is None else now
+        codes = [
+            i.removeprefix(RECORD_ID_PREFIX)
+            for i in dict.fromkeys(record_ids)
+            if i.startswith(RECORD_ID_PREFIX)
+        ]
+        changed = 0
         with self.store.transaction() as conn:
-            return conn.execute(
-                "UPDATE copies SET acked_at = ? WHERE acked_at IS NULL AND outbox_id NOT IN "
-                "(SELECT id FROM outbox)",
-                (now,),
-            ).rowcount
+            for start in range(0, len(codes), 500):
+                chunk = codes[start : start + 500]
+                changed += conn.execute(
+                    "UPDATE copies SET acked_at = ? WHERE acked_at IS NULL "
+                    f"AND code IN ({', '.join('?' * len(chunk))}) AND outbox_id = 'copy-' || code",
+                    (now, *chunk),
+                ).rowcount
+        return changed
 
     def purge(self, retention_days: float, *, now: float | None = None) -> int:
-        """Delete copies central has had for longer than the retention window."""
+        """Delete copies central acknowledged longer than the retention window ago."""
         now = time.time() if now is None else now
-        self.note_acknowledged(now=now)
         with self.store.transaction() as conn:
             purged = conn.execute(
                 "DELETE FROM copies WHERE acked_at IS NOT NULL AND acked_at <= ?",

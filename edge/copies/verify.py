@@ -333,3 +333,53 @@ def write_revocations(path: Path, data: Any) -> dict[str, Any]:
         extra={"codes": len(codes), "certificates": len(certificates)},
     )
     return {"codes": len(codes), "certificates": len(certificates)}
+
+
+def _code_key(code: str) -> str:
+    return re.sub(r"\s+", "", code).upper()
+
+
+def install_revocation_list(path: Path, document: dict[str, Any]) -> dict[str, Any]:
+    """Central's retained `revocation-list/1` (fleet/v1/revocations, checked by
+    edge.fleet.inbox) into this kiosk's `copy-revocations/1` file: the one place where the two
+    formats meet.
+
+    Each `revoked` entry {code, revoked_at, reason} becomes a `codes` entry {code, reason} (the
+    bare code when there is no reason). The list only adds: codes already in the file stay
+    (central never withdraws a revocation, and a code revoked by the update-revocations
+    command must not disappear when the retained list comes again at the next connect), and
+    the file's `certificates` are kept (the list carries none). Nothing new: no rewrite.
+    Returns {"codes": total, "added": new codes, "written": bool}.
+    """
+    current: dict[str, Any] = {}
+    if path.exists():
+        try:
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+            current = loaded if isinstance(loaded, dict) else {}
+        except (OSError, ValueError) as err:
+            logger.error("revocation list unreadable, replaced: %s", err, extra={"path": str(path)})
+    codes: list[Any] = [c for c in current.get("codes", []) if isinstance(c, (str, dict))]
+    index = {
+        _code_key(str(c.get("code", "") if isinstance(c, dict) else c)): i
+        for i, c in enumerate(codes)
+    }
+    added = changed = 0
+    for entry in document["revoked"]:
+        key = _code_key(entry["code"])
+        reason = (entry.get("reason") or "").strip()
+        item: Any = {"code": key, "reason": reason} if reason else key
+        if key not in index:
+            index[key] = len(codes)
+            codes.append(item)
+            added += 1
+        elif reason and isinstance(codes[index[key]], str):
+            codes[index[key]] = item  # central's reason for a bare code
+            changed += 1
+    if not (added or changed) and current.get("schema") == "copy-revocations/1":
+        logger.info("central's revocation list unchanged", extra={"codes": len(codes)})
+        return {"codes": len(codes), "added": 0, "written": False}
+    result = write_revocations(
+        path, {"codes": codes, "certificates": current.get("certificates", [])}
+    )
+    logger.info("central's revocation list merged", extra={"added": added, "codes": len(codes)})
+    return {"codes": result["codes"], "added": added, "written": True}

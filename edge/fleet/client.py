@@ -31,6 +31,13 @@ from edge.fleet.commands import (
     Outcome,
     SeenCommands,
 )
+from edge.fleet.inbox import (
+    ACK_SUFFIX,
+    REVOCATIONS_TOPIC,
+    Malformed,
+    parse_record_ack,
+    parse_revocation_list,
+)
 from edge.fleet.messages import (
     CENTRAL_STATUS_TOPIC,
     DEFAULT_PREFIX,
@@ -56,6 +63,10 @@ TelemetryProvider = Callable[[], dict[str, Any]]
 StatusProvider = Callable[[], dict[str, Any]]
 # (topic suffix under <prefix>/<kiosk_id>/, payload, MQTT 5 properties or None)
 MessageHandler = Callable[[str, bytes, Any], None]
+# Central's record-ack/1: the ids of records stored at central (called on the fleet thread).
+AckHandler = Callable[[list[str]], None]
+# Central's revocation-list/1, validated (called on the fleet thread).
+RevocationsHandler = Callable[[dict[str, Any]], None]
 
 UNSUPPORTED_PROTOCOL = ReasonCode(PacketTypes.CONNACK, "Unsupported protocol version")
 DISK_CHECK_S = 30.0
@@ -99,8 +110,9 @@ class FleetClient:
     """Reports one kiosk to central over MQTT; never blocks its caller, never needs the broker.
 
     Threads: paho's network thread (callbacks only enqueue), `fleet` (connection events,
-    telemetry, the outbox drain and its PUBACKs, in that one thread) and `fleet-commands`
-    (runs command handlers, so a slow handler never holds up the drain).
+    telemetry, the outbox drain and its PUBACKs, central's record acknowledgements and
+    revocation list, in that one thread) and `fleet-commands` (runs command handlers, so a slow
+    handler never holds up the drain).
     """
 
     def __init__(
@@ -139,6 +151,9 @@ class FleetClient:
         clock_skew_s: float = 120.0,
         max_command_ttl_s: float = 86400.0,
         connect_timeout_s: float = 10.0,
+        on_record_ack: AckHandler | None = None,
+        on_revocations: RevocationsHandler | None = None,
+        revocations_topic: str = REVOCATIONS_TOPIC,
     ) -> None:
         if protocol not in ("auto", "5", "3.1.1"):
             raise ValueError(f"protocol must be 'auto', '5' or '3.1.1', not {protocol!r}")
@@ -170,6 +185,9 @@ class FleetClient:
         self.disk_path = disk_path or store.path.parent
         self.min_free_mb = min_free_mb
         self.connect_timeout_s = connect_timeout_s
+        self.on_record_ack = on_record_ack
+        self.on_revocations = on_revocations
+        self.revocations_topic = revocations_topic
         self.backoff = Backoff(reconnect_min_s, reconnect_max_s)
         self.processor = CommandProcessor(
             kiosk_id=kiosk_id,
@@ -208,6 +226,8 @@ class FleetClient:
             "acknowledged": 0,
             "rejected": 0,
             "commands": 0,
+            "records_acked": 0,
+            "central_ignored": 0,
             "last_connected_at": None,
             "last_error": None,
         }
@@ -529,6 +549,12 @@ class FleetClient:
         if topic == self.topics.central_status:
             self._wake.put(("central", generation, bytes(message.payload), bool(message.retain)))
             return
+        if topic == self.topics.under(ACK_SUFFIX) and self.on_record_ack is not None:
+            self._wake.put(("record_ack", generation, bytes(message.payload)))
+            return
+        if topic == self.revocations_topic and self.on_revocations is not None:
+            self._wake.put(("revocations", generation, bytes(message.payload)))
+            return
         for suffix_filter, handler in list(self._listeners.items()):
             if mqtt.topic_matches_sub(self.topics.under(suffix_filter), topic):
                 try:
@@ -602,6 +628,13 @@ class FleetClient:
             if kind == "telemetry":
                 self._queue_telemetry()
                 continue
+            # Central's messages count whichever client took them (paho has acknowledged them).
+            if kind == "record_ack":
+                self._record_ack(item[2])
+                continue
+            if kind == "revocations":
+                self._revocation_list(item[2])
+                continue
             if item[1] != self._generation:
                 continue  # from a client that was replaced
             if kind == "puback":
@@ -670,6 +703,10 @@ class FleetClient:
         if client is None:
             return
         extra = [(self.topics.under(f), 1) for f in self._listeners]
+        if self.on_record_ack is not None:
+            extra.append((self.topics.under(ACK_SUFFIX), 1))
+        if self.on_revocations is not None:
+            extra.append((self.revocations_topic, 1))
         client.subscribe([(self.topics.commands, 1), (self.topics.central_status, 1), *extra])
         self._publish_birth()
 
@@ -715,6 +752,41 @@ class FleetClient:
         # live announcement means central restarted and lost track of us.
         if state == "online" and not retained:
             self._publish_birth()
+
+    # --- from central: record acknowledgements, the revocation list ------------------------
+
+    def _record_ack(self, payload: bytes) -> None:
+        """Central has these records in its database: tell the daemon (idempotent there)."""
+        try:
+            ids = parse_record_ack(payload, self.kiosk_id)
+        except Malformed as err:
+            self._ignored("record acknowledgement", err)
+            return
+        with self._stats_lock:
+            self._stats["records_acked"] += len(ids)
+        logger.debug("central stored records", extra={"count": len(ids)})
+        try:
+            self.on_record_ack(ids)  # type: ignore[misc]
+        except Exception:
+            logger.exception("record acknowledgement handler failed", extra={"count": len(ids)})
+
+    def _revocation_list(self, payload: bytes) -> None:
+        try:
+            document = parse_revocation_list(payload)
+        except Malformed as err:
+            self._ignored("revocation list", err)
+            return
+        try:
+            self.on_revocations(document)  # type: ignore[misc]
+        except Exception:
+            logger.exception("revocation list handler failed")
+
+    def _ignored(self, what: str, err: Malformed) -> None:
+        with self._stats_lock:
+            self._stats["central_ignored"] += 1
+        logger.warning(
+            "malformed %s from central ignored: %s", what, err, extra={"reason": str(err)}
+        )
 
     # --- telemetry and disk ------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 import jsonschema
 
 from edge.config import ServicesSection
+from edge.errors import EXIT_FAILED
 from edge.fleet.messages import iso_time
 from edge.services.catalog import load_schema
 from edge.services.errors import ServiceError
@@ -35,6 +36,7 @@ REQUEST = "dossier-status-request/1"
 RESPONSE = "dossier-status-response/1"
 REQUEST_SUFFIX = "req/dossier-status"
 RESPONSE_SUFFIX = "res/dossier-status"
+PROBLEM_REPORT_S = 600.0  # at most one "central is not answering" event per 10 minutes
 
 CODE_PATTERN = r"[0-9A-Z]{1,6}(?:\.[0-9A-Z]{1,6}){0,5}-[0-9]{6}-[0-9]{4,6}"
 _CODE = re.compile(rf"^{CODE_PATTERN}$")
@@ -94,6 +96,7 @@ class DossierUnavailable(ServiceError):
     """Central did not answer (offline, timeout, unavailable) and nothing is cached."""
 
     code = "dossier_unavailable"
+    exit_code = EXIT_FAILED  # not the person's fault
 
     def __init__(self, reason: str) -> None:
         super().__init__(
@@ -358,12 +361,18 @@ class DossierService:
         timezone: str = "Asia/Ho_Chi_Minh",
         clock: Clock | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        report: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
         self.store = store
         self.key = key
+        # report(kind, detail): tell central's operators (an event through the outbox) that
+        # its responder is not answering; at most once per PROBLEM_REPORT_S.
+        self.report = report
+        self.monotonic = monotonic
+        self._last_report: float | None = None
+        self._unanswered = 0
         self.kiosk_id = kiosk_id
         self.settings = settings
-        self.requester = requester
         self.tz = ZoneInfo(timezone)
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.limiter = RateLimiter(
@@ -374,8 +383,14 @@ class DossierService:
         self._pending: dict[str, _Pending] = {}
         self._lock = threading.Lock()
         self._validator = jsonschema.Draft202012Validator(load_schema("dossier-status-response"))
+        self.requester: Requester | None = None
         if requester is not None:
-            requester.listen(RESPONSE_SUFFIX, self._on_response)
+            self.attach(requester)
+
+    def attach(self, requester: Requester) -> None:
+        """Use this fleet connection (before or after it started) for the lookups."""
+        self.requester = requester
+        requester.listen(RESPONSE_SUFFIX, self._on_response)
 
     def lookup(self, text: str, *, session_id: str = "kiosk") -> DossierStatus:
         """Status of the dossier whose code was typed or scanned (a QR's text is fine).
@@ -391,9 +406,13 @@ class DossierService:
             return self._fallback(code, "offline")
         answer = self._ask(requester, code)
         if answer is None:
-            return self._fallback(code, "timeout" if requester.connected else "offline")
+            reason = "timeout" if requester.connected else "offline"
+            if reason == "timeout":
+                self._problem("services.dossier_no_answer")
+            return self._fallback(code, reason)
         if answer["result"] == "unavailable":
             logger.warning("central could not reach the dossier system")
+            self._problem("services.dossier_unavailable")
             return self._fallback(code, "unavailable")
         now = self.clock()
         self._cache(code, answer, now)
@@ -406,6 +425,20 @@ class DossierService:
             return conn.execute(
                 "DELETE FROM dossier_cache WHERE fetched_at < ?", (horizon,)
             ).rowcount
+
+    def _problem(self, kind: str) -> None:
+        self._unanswered += 1
+        now = self.monotonic()
+        if self.report is None or (
+            self._last_report is not None and now - self._last_report < PROBLEM_REPORT_S
+        ):
+            return
+        self._last_report = now
+        try:
+            self.report(kind, {"since_last_report": self._unanswered})
+        except Exception:
+            logger.exception("could not report a dossier problem")
+        self._unanswered = 0
 
     # --- request / response -----------------------------------------------------------------
 

@@ -105,6 +105,7 @@ class TicketService:
         self.clock = clock
         self.on_queued = on_queued
         self._stats: tuple[dict[str, Any], dt.datetime] | None = None
+        self._stats_dirty = False  # newer than the copy in kv (other processes read that)
         self._stats_lock = threading.Lock()
 
     # --- what the UI calls -----------------------------------------------------------
@@ -142,6 +143,7 @@ class TicketService:
         now = self.clock().astimezone(self.tz)
         day = now.date().isoformat()
         with self.store.transaction() as conn:
+            self._persist_stats(conn)
             seq = conn.execute(
                 "SELECT COALESCE(MAX(seq), 0) + 1 FROM tickets WHERE day = ? AND area = ?",
                 (day, code),
@@ -188,6 +190,7 @@ class TicketService:
             return False
         with self._stats_lock:
             self._stats = (payload, self.clock())
+            self._stats_dirty = True
         return True
 
     def on_queue_stats(self, suffix: str, payload: bytes, properties: Any) -> None:
@@ -202,9 +205,27 @@ class TicketService:
     def _today(self) -> str:
         return self.clock().astimezone(self.tz).date().isoformat()
 
+    def _persist_stats(self, conn: sqlite3.Connection) -> None:
+        """Keep central's latest figures in kv, so the CLI (another process) sees them too."""
+        with self._stats_lock:
+            if not self._stats_dirty or self._stats is None:
+                return
+            payload, received = self._stats
+            self._stats_dirty = False
+        conn.execute(
+            "INSERT INTO kv(key, value) VALUES ('queue_stats', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (json.dumps({"payload": payload, "received": received.isoformat()}),),
+        )
+
     def _current_stats(self, day: str) -> tuple[dict[str, Any], dt.datetime] | None:
         with self._stats_lock:
             stats = self._stats
+        if stats is None:
+            stored = self.store.get_kv("queue_stats")
+            if stored:
+                kept = json.loads(stored)
+                stats = (kept["payload"], dt.datetime.fromisoformat(kept["received"]))
         if stats is None or stats[0]["day"] != day:
             return None
         return stats

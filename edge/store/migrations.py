@@ -86,7 +86,7 @@ MIGRATIONS: list[str] = [
         pdf          BLOB NOT NULL,                    -- AES-GCM sealed signed PDF
         citizen      BLOB NOT NULL,                    -- AES-GCM sealed {id_number, name, ...}
         outbox_id    TEXT NOT NULL,                    -- its records/copy message
-        acked_at     REAL,                             -- central has it (outbox row acknowledged)
+        acked_at     REAL,                             -- central stored it (its record-ack)
         receipt_job  TEXT                              -- print_jobs.id of its receipt
     );
     CREATE INDEX copies_acked ON copies(acked_at);

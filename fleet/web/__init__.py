@@ -7,6 +7,7 @@ import functools
 import json
 import logging
 import os
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -33,7 +34,7 @@ from wtforms import IntegerField, PasswordField, SelectField, StringField, TextA
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from edge.errors import BadInput
+from edge.errors import BadInput, KioskError
 from fleet.alerts import LABELS, RULES
 from fleet.console import COMMANDS, Console
 from fleet.metrics import CONTENT_TYPE, exposition
@@ -144,13 +145,33 @@ class CommandForm(FlaskForm):
 
 
 class RevokeForm(FlaskForm):
-    code = StringField("Mã bản sao / copy code", [DataRequired(), Length(max=64)])
+    kind = SelectField(
+        "Thu hồi / revoke",
+        choices=[
+            SelectChoice("code", "Một bản sao (mã) / one copy (code)"),
+            SelectChoice("certificate", "Chứng thư ký của kiosk (sê-ri) / a signing certificate"),
+        ],
+    )
+    code = StringField("Mã hoặc sê-ri / code or serial", [Optional(), Length(max=64)])
     reason = StringField("Lý do / reason", [Optional(), Length(max=200)])
 
 
 class TokenForm(FlaskForm):
     kiosk_id = StringField("Mã kiosk / kiosk id", [DataRequired(), Length(max=32)])
     site = StringField("Điểm / site", [Optional(), Length(max=128)])
+    serial = StringField("Số sê-ri thiết bị / device serial", [Optional(), Length(max=64)])
+
+
+class QueueForm(FlaskForm):
+    site = SelectField("Điểm / site", choices=[], validate_choice=False)
+    area = StringField("Khu vực / area", [DataRequired(), Length(min=1, max=1)])
+    serving = IntegerField("Đang phục vụ số / now serving", [NumberRange(min=0, max=9999)])
+    avg_service_s = IntegerField(
+        "Thời gian TB (giây) / avg service (s)", [Optional(), NumberRange(min=0, max=36000)]
+    )
+    counters_open = IntegerField(
+        "Quầy mở / counters open", [Optional(), NumberRange(min=0, max=100)]
+    )
 
 
 class SiteForm(FlaskForm):
@@ -167,7 +188,9 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         handle = session.get("key")
         operator = console().keys.operator_of(handle)
-        if operator is None or operator != session.get("operator"):
+        row = console().store.operator(operator) if operator else None
+        if row is None or row["disabled"] or operator != session.get("operator"):
+            console().keys.logout(handle)
             session.clear()
             return redirect(url_for("auth.login", next=request.full_path))
         g.operator = operator
@@ -196,7 +219,7 @@ def login() -> Any:
             session.update(key=handle, operator=op.id, name=op.name)
             logger.info("operator logged in", extra={"operator": op.id})
             target = request.args.get("next") or ""
-            if not target.startswith("/") or target.startswith("//"):
+            if not target.startswith("/") or target.startswith("//") or "\\" in target:
                 target = url_for("views.dashboard")
             return redirect(target)
     return render_template("login.html", form=form, error=error), 401 if error else 200
@@ -370,7 +393,12 @@ def commands() -> Any:
                 else:
                     flash(f"Đã gửi {len(sent)} lệnh / {len(sent)} command(s) sent", "ok")
                     back = request.form.get("back")
-                    if back and back.startswith("/") and not back.startswith("//"):
+                    if (
+                        back
+                        and back.startswith("/")
+                        and not back.startswith("//")
+                        and "\\" not in back
+                    ):
                         return redirect(back)
                     return redirect(url_for("views.commands"))
         else:
@@ -416,18 +444,36 @@ def records() -> Any:
 @login_required
 def revocations() -> Any:
     form = RevokeForm()
-    service = getattr(console(), "revocations", None)
-    if form.validate_on_submit() and service is not None:
-        code = form.code.data.strip().upper()
-        fresh = service.revoke(code, reason=(form.reason.data or "").strip(), operator=g.operator)
-        flash(
-            f"Đã thu hồi {code} / {code} revoked"
-            if fresh
-            else f"{code} đã bị thu hồi trước đó / was revoked already",
-            "ok",
-        )
-        return redirect(url_for("views.revocations"))
-    return render_template("revocations.html", form=form, rows=console().store.revocations())
+    service = console().revocations
+    error = None
+    if request.method == "POST" and service is not None and form.validate_on_submit():
+        if request.form.get("push"):
+            n = service.push(g.handle)
+            flash(f"Đã gửi danh sách tới {n} kiosk / the list was sent to {n} kiosk(s)", "ok")
+            return redirect(url_for("views.revocations"))
+        value = (form.code.data or "").strip()
+        kind = form.kind.data
+        if not value:
+            error = "Nhập mã bản sao hoặc số sê-ri. / Enter a copy code or a serial."
+        elif kind == "certificate" and not re.fullmatch(r"[0-9a-fA-F]{1,40}", value):
+            error = "Số sê-ri chứng thư là số hex. / A certificate serial is hexadecimal."
+        else:
+            value = value.lower() if kind == "certificate" else value.upper()
+            fresh = service.revoke(
+                value, reason=(form.reason.data or "").strip(), operator=g.operator, kind=kind
+            )
+            n = service.push(g.handle)
+            flash(
+                (f"Đã thu hồi {value}" if fresh else f"{value} đã bị thu hồi trước đó")
+                + f"; danh sách gửi tới {n} kiosk / revoked; the list sent to {n} kiosk(s)",
+                "ok",
+            )
+            return redirect(url_for("views.revocations"))
+    elif request.method == "POST":
+        error = "Biểu mẫu không hợp lệ / the form is not valid"
+    return render_template(
+        "revocations.html", form=form, rows=console().store.revocations(), error=error
+    ), 400 if error else 200
 
 
 @views.route("/revocations.json")
@@ -442,30 +488,62 @@ def revocation_list() -> Any:
 @views.route("/provisioning", methods=["GET", "POST"])
 @login_required
 def provisioning() -> Any:
-    from fleet.provisioning import create_claim_token
-
     form = TokenForm()
     token = None
     error = None
     if form.validate_on_submit():
         try:
-            token = create_claim_token(
-                console().store,
+            token = console().create_claim(
                 form.kiosk_id.data.strip().upper(),
                 site=(form.site.data or "").strip(),
+                serial=(form.serial.data or "").strip().lower(),
                 created_by=g.operator,
-                ttl_s=console().config.provisioning.token_ttl_s,
             )
         except BadInput as err:
             error = f"Mã kiosk không hợp lệ / invalid kiosk id: {err}"
+        except KioskError as err:
+            logger.error("claim account not created", extra={"error": str(err)})
+            error = "Không tạo được tài khoản nhận trên broker. / The broker account failed."
     return render_template(
         "provisioning.html",
         form=form,
         token=token,
         kiosk_id=form.kiosk_id.data,
         error=error,
-        tokens=console().store.claim_tokens(limit=100),
-        enabled=bool(console().config.provisioning.ca_cert),
+        claims=console().store.claims(limit=100),
+        enabled=console().config.provisioning.service_enabled,
+    ), 400 if error else 200
+
+
+@views.route("/queues", methods=["GET", "POST"])
+@login_required
+def queues() -> Any:
+    from fleet.queues import report
+
+    store = console().store
+    form = QueueForm()
+    form.site.choices = [SelectChoice(s, s) for s in store.sites()]
+    error = None
+    if form.validate_on_submit():
+        try:
+            n = report(
+                console(),
+                form.site.data,
+                form.area.data,
+                serving=form.serving.data,
+                avg_service_s=form.avg_service_s.data,
+                counters_open=form.counters_open.data,
+                by=g.operator,
+            )
+        except BadInput as err:
+            error = str(err)
+        else:
+            flash(f"Đã gửi tới {n} kiosk / sent to {n} kiosk(s)", "ok")
+            return redirect(url_for("views.queues"))
+    elif request.method == "POST":
+        error = "Biểu mẫu không hợp lệ / the form is not valid"
+    return render_template(
+        "queues.html", form=form, rows=store.queue_stats(), error=error
     ), 400 if error else 200
 
 

@@ -1,0 +1,79 @@
+"""What central sends a kiosk besides commands: record acknowledgements and the e-copy
+revocation list. Each is checked here against its JSON Schema (schemas/record-ack.json,
+schemas/revocation-list.json, shipped in edge/fleet/schemas/); anything else is `Malformed`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+RECORD_ACK = "record-ack/1"
+REVOCATION_LIST = "revocation-list/1"
+REVOCATIONS_TOPIC = "fleet/v1/revocations"
+ACK_SUFFIX = "ack"  # <prefix>/<kiosk_id>/ack
+
+MAX_ACK_BYTES = 1 << 20  # a batch of ids; the console sends at most batch_max of them
+MAX_REVOCATIONS_BYTES = 16 << 20  # ~100,000 codes
+
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+_FORMATS = jsonschema.FormatChecker()
+
+
+class Malformed(ValueError):
+    """A message from central that does not follow its schema (logged and ignored)."""
+
+
+@_FORMATS.checks("date-time", raises=ValueError)
+def _date_time(value: object) -> bool:
+    # jsonschema checks date-time only with an optional package; ISO 8601 with a zone is enough.
+    if not isinstance(value, str):
+        return True
+    return dt.datetime.fromisoformat(value).tzinfo is not None
+
+
+@lru_cache(maxsize=4)
+def _validator(name: str) -> jsonschema.Draft202012Validator:
+    schema = json.loads((SCHEMA_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    return jsonschema.Draft202012Validator(schema, format_checker=_FORMATS)
+
+
+def _decode(payload: bytes, limit: int, name: str) -> dict[str, Any]:
+    if len(payload) > limit:
+        raise Malformed(f"{name}: {len(payload)} bytes, more than {limit}")
+    try:
+        data = json.loads(payload.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError) as err:
+        raise Malformed(f"{name}: not UTF-8 JSON ({type(err).__name__})") from None
+    error = jsonschema.exceptions.best_match(_validator(name).iter_errors(data))
+    if error is not None:
+        where = "/".join(map(str, error.absolute_path)) or "(top)"
+        raise Malformed(f"{name}: {where}: {error.message[:200]}")
+    return data
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_record_ack(payload: bytes, kiosk_id: str) -> list[str]:
+    """The record ids central has stored, from a record-ack/1 meant for this kiosk."""
+    data = _decode(payload, MAX_ACK_BYTES, "record-ack")
+    if data["kiosk_id"] != kiosk_id:
+        raise Malformed(f"record-ack: for kiosk {data['kiosk_id']}, not this one")
+    return list(dict.fromkeys(data["ids"]))  # order kept, duplicates dropped
+
+
+def parse_revocation_list(payload: bytes) -> dict[str, Any]:
+    """A checked revocation-list/1 document (its count matches its entries)."""
+    data = _decode(payload, MAX_REVOCATIONS_BYTES, "revocation-list")
+    if data["count"] != len(data["revoked"]):
+        raise Malformed(
+            f"revocation-list: count {data['count']} but {len(data['revoked'])} entries"
+        )
+    return data

@@ -1,0 +1,88 @@
+"""Queue figures for kiosks' ticket waits: what the counters report, per site and area,
+published retained to every kiosk of the site as queue-stats/1 (docs/fleet.md, "Records of
+citizen services")."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import time
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from edge.errors import BadInput
+from edge.fleet.messages import iso_time
+
+if TYPE_CHECKING:
+    from fleet.console import Console
+
+logger = logging.getLogger(__name__)
+ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+AREA = re.compile(r"^[A-Z]$")
+
+
+def today() -> str:
+    return dt.datetime.now(ZONE).date().isoformat()
+
+
+def document(rows: list[dict[str, Any]], day: str) -> dict[str, Any]:
+    """queue-stats/1 for one site: today's figures only (yesterday's would mislead)."""
+    areas: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row["day"] != day:
+            continue
+        figures: dict[str, Any] = {"serving": row["serving"]}
+        if row["avg_service_s"] is not None:
+            figures["avg_service_s"] = row["avg_service_s"]
+        if row["counters_open"] is not None:
+            figures["counters_open"] = row["counters_open"]
+        areas[row["area"]] = figures
+    return {"schema": "queue-stats/1", "day": day, "time": iso_time(), "areas": areas}
+
+
+def report(
+    console: Console,
+    site: str,
+    area: str,
+    *,
+    serving: int,
+    avg_service_s: float | None,
+    counters_open: int | None,
+    by: str,
+) -> int:
+    """Store one area's figures and publish the site's document to each of its kiosks;
+    returns how many kiosks it went to."""
+    area = area.strip().upper()
+    if not AREA.match(area):
+        raise BadInput("khu vực là một chữ cái A–Z / the area is one letter A-Z")
+    if (
+        serving < 0
+        or (avg_service_s is not None and avg_service_s < 0)
+        or (counters_open is not None and counters_open < 0)
+    ):
+        raise BadInput("số không được âm / figures cannot be negative")
+    day = today()
+    console.store.put_queue_stats(
+        {
+            "site": site,
+            "area": area,
+            "day": day,
+            "serving": serving,
+            "avg_service_s": avg_service_s,
+            "counters_open": counters_open,
+            "updated_by": by,
+            "updated_at": time.time(),
+        }
+    )
+    return publish_site(console, site)
+
+
+def publish_site(console: Console, site: str) -> int:
+    body = document(console.store.queue_stats(site=site), today())
+    prefix = console.config.mqtt.topic_prefix
+    kiosk_ids = [k["kiosk_id"] for k in console.store.kiosks(site=site)]
+    for kiosk_id in kiosk_ids:
+        console.ingest.publish(f"{prefix}/{kiosk_id}/res/queue-stats", body, retain=True)
+    logger.info("queue figures published", extra={"site": site, "kiosks": len(kiosk_ids)})
+    return len(kiosk_ids)
