@@ -191,8 +191,11 @@ def identify_poll() -> Any:
         logger.info("card read for an e-copy")
         touch(session)
         return jsonify(next=url_for("ecopy.consent"))
-    return jsonify(
-        message=pick(step.message_vi if not step.detail else step.detail, step.detail),
+    return jsonify(  # the card's portrait could not be used
+        message=pick(
+            step.detail or step.message_vi,
+            "The photo on the card is not clear. Lay the whole card flat inside the frame.",
+        ),
         quad=_quad(reading.card_quad, size),
         tone="bad",
     )

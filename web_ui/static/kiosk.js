@@ -74,7 +74,10 @@
     source.addEventListener("button", (e) => press(JSON.parse(e.data).button));
     source.addEventListener("state", (e) => {
       const locked = JSON.parse(e.data).locked;
-      if (String(locked) !== body.dataset.locked) window.location.reload();
+      // Citizen screens follow the lock (out of service / back); the technician's do not.
+      if (body.dataset.locked !== "ignore" && String(locked) !== body.dataset.locked) {
+        window.location.reload();
+      }
     });
     source.addEventListener("open", () => { body.dataset.buttons = "connected"; });
   }
