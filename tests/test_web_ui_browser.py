@@ -155,16 +155,25 @@ def test_technician_screen_behind_pin_status_selftest_buttons_lock(page, kiosk) 
     shoot(page, "41-technician-panel")
     # Never personal data, even after citizens used the kiosk.
     assert card()[1].name not in page.content() and card()[1].id_number not in page.content()
+    screen = page.context.new_page()  # the citizen's screen, open meanwhile
+    screen.goto("/")
+    wait_buttons(screen)
     page.click("#lock")
-    page.goto("/")
-    assert headline(page) == "Ki-ốt tạm ngừng phục vụ"
-    shoot(page, "06-locked")
-    page.goto("/b/")
-    assert headline(page) == "Ki-ốt tạm ngừng phục vụ"
-    page.goto("/technician/panel")
+    assert page.url.endswith("/technician/panel")  # the technician's screen stays
+    screen.bring_to_front()  # a page in the background gets no animation frames
+    # The open citizen screen goes out of service by itself (server-sent lock state).
+    screen.wait_for_function(
+        "() => document.querySelector('h1').textContent === 'Ki-ốt tạm ngừng phục vụ'"
+    )
+    shoot(screen, "06-locked")
+    screen.goto("/b/")
+    assert headline(screen) == "Ki-ốt tạm ngừng phục vụ"
     page.click("#unlock")
-    page.goto("/")
-    assert headline(page) == "Xin chào! Bạn cần làm gì?"
+    screen.bring_to_front()
+    screen.wait_for_function(  # back in service: the ticket screen it was asked for
+        "() => document.querySelector('h1').textContent === 'Chọn lĩnh vực cần giải quyết'"
+    )
+    screen.close()
 
 
 # --- bad requests -------------------------------------------------------------------------------
