@@ -277,3 +277,10 @@ def test_no_personal_data_in_urls(tmp_path: Path) -> None:
         for rule in re.findall(r'@bp\.(?:get|post|route)\("([^"]*)"', path.read_text()):
             params = re.findall(r"<(?:\w+:)?(\w+)>", rule)
             assert set(params) <= {"n", "answer", "area", "procedure_id"}, (path.name, rule)
+
+
+def test_back_at_the_start_screen_the_abandoned_flow_is_wiped(client) -> None:
+    client.get("/a/identify")  # an e-copy begun: the identification session exists
+    assert client.get("/a/consent").headers["Location"] == "/a/identify"
+    client.get("/")
+    assert client.get("/a/consent").headers["Location"] == "/a/"  # nothing left of it

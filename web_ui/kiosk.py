@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app, redirect, render_template, session, url_for
+from flask import current_app, render_template, session
 from flask_babel import lazy_gettext as _l
 
 from web_ui.visits import KEEP_ON_FLOW_END, wipe
@@ -184,7 +184,3 @@ def end_flow(flow_key: str) -> None:
     wipe(session, keep=KEEP_ON_FLOW_END)
     session.modified = True
     logger.info("flow ended", extra={"flow": flow_key})
-
-
-def home() -> Any:
-    return redirect(url_for("home.index"))

@@ -22,6 +22,10 @@ bp = Blueprint("home", __name__)
 def index() -> Any:
     if kiosk().locked:
         return out_of_service("locked", None)
+    # Back at the start means the flow in progress is abandoned: what it held goes now.
+    if any(k not in KEEP_ON_FLOW_END for k in session):
+        wipe(session, keep=KEEP_ON_FLOW_END)
+        session.modified = True
     tiles = [(flow, flow_state(flow)[0]) for flow in FLOWS.values()]
     fresh = "lang" not in session or session["lang"] == kiosk().config.ui.default_language
     return screen("home.html", tiles=tiles, idle_free=fresh)
