@@ -155,12 +155,14 @@ def test_technician_screen_behind_pin_status_selftest_buttons_lock(page, kiosk) 
     shoot(page, "41-technician-panel")
     # Never personal data, even after citizens used the kiosk.
     assert card()[1].name not in page.content() and card()[1].id_number not in page.content()
-    screen = page.context.new_page()  # the citizen's screen, open meanwhile
+    # The kiosk's own screen, open meanwhile (the technician works from a laptop).
+    screen = page.context.browser.new_context(
+        viewport={"width": 1280, "height": 800}, base_url=daemon.base
+    ).new_page()
     screen.goto("/")
     wait_buttons(screen)
     page.click("#lock")
     assert page.url.endswith("/technician/panel")  # the technician's screen stays
-    screen.bring_to_front()  # a page in the background gets no animation frames
     # The open citizen screen goes out of service by itself (server-sent lock state).
     screen.wait_for_function(
         "() => document.querySelector('h1').textContent === 'Ki-ốt tạm ngừng phục vụ'"
@@ -169,11 +171,10 @@ def test_technician_screen_behind_pin_status_selftest_buttons_lock(page, kiosk) 
     screen.goto("/b/")
     assert headline(screen) == "Ki-ốt tạm ngừng phục vụ"
     page.click("#unlock")
-    screen.bring_to_front()
     screen.wait_for_function(  # back in service: the ticket screen it was asked for
         "() => document.querySelector('h1').textContent === 'Chọn lĩnh vực cần giải quyết'"
     )
-    screen.close()
+    screen.context.close()
 
 
 # --- bad requests -------------------------------------------------------------------------------
