@@ -78,7 +78,7 @@ def print_test() -> Any:
     if not _authorised():
         return redirect(url_for("technician.login"))
     outcome = kiosk().print_test_page()
-    session["technician_notice"] = "printed" if outcome.printed else f"failed: {outcome.error}"
+    session["technician_notice"] = {"printed": outcome.printed, "error": outcome.error or ""}
     return redirect(url_for("technician.panel"))
 
 
