@@ -252,14 +252,19 @@ def face_poll() -> Any:
         step = identity.tick()
         if step.state == State.EXPIRED:
             return jsonify(next=url_for("ecopy.expired"))
+        face_quad: list[list[float]] = []
         if identity.state == State.FACE:
-            if not find_faces(frame):  # nobody in front yet: not a failed try
+            faces = find_faces(frame)
+            if not faces:  # nobody in front yet: not a failed try
                 return jsonify(
                     message=pick(
                         "Vui lòng nhìn thẳng vào camera.", "Please look straight at the camera."
                     ),
                     wait_ms=300,
                 )
+            x, y, w, h = faces[0]
+            size = (frame.shape[1], frame.shape[0])
+            face_quad = _quad([(x, y), (x + w, y), (x + w, y + h), (x, y + h)], size)
             step = identity.submit_face(frame)
         else:
             step = identity.liveness_frame(frame, time.monotonic())
@@ -271,6 +276,7 @@ def face_poll() -> Any:
     if step.state == State.LIVENESS:
         return jsonify(
             message=pick(step.challenge_vi or "", CHALLENGES_EN.get(step.challenge_vi or "", "")),
+            quad=face_quad,  # where the face was found, drawn over the preview
             tone="good",
             progress=True,
             wait_ms=60,
@@ -280,7 +286,7 @@ def face_poll() -> Any:
         f"Chưa xác minh được. Vui lòng thử lại (còn {step.tries_left} lần).",
         f"Not verified yet. Please try again ({step.tries_left} tries left).",
     )
-    return jsonify(message=message, tone="bad", wait_ms=1500)
+    return jsonify(message=message, quad=face_quad, tone="bad", wait_ms=1500)
 
 
 @bp.get("/expired")
