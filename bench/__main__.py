@@ -15,6 +15,7 @@ from bench import (  # noqa: F401  (registers the figures)
     fleet_console,
     identity,
     services,
+    web_ui,
 )
 from bench.machine import describe
 from bench.registry import FIGURES, measure

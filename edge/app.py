@@ -61,6 +61,8 @@ FLEET_EVENTS = {
     "tamper.closed": "info",
     "button.long_press": "warning",
     "identity.face_failures": "warning",
+    "help.requested": "info",  # a citizen pressed "Gọi nhân viên" on the screen (web UI)
+    "identity.staff_verified": "info",  # staff confirmed an identity with their PIN (web UI)
 }
 PRINTER_POLL_S = 15.0
 

@@ -14,7 +14,15 @@ import urllib.request
 from pathlib import Path
 from typing import Any, NoReturn
 
-from edge import __version__, cli_copy, cli_document, cli_identity, cli_provision, cli_services
+from edge import (
+    __version__,
+    cli_copy,
+    cli_document,
+    cli_identity,
+    cli_provision,
+    cli_services,
+    cli_ui,
+)
 from edge import config as cfg
 from edge.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput, ConfigError, KioskError
 
@@ -114,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_copy.add_parsers(sub, common, _Parser)
     cli_provision.add_parsers(sub, common, _Parser)
     cli_services.add_parsers(sub, common, _Parser)
+    cli_ui.add_parsers(sub, common, _Parser)
 
     fleet = sub.add_parser("fleet", parents=[common], help="fleet reporting (MQTT)")
     fleet_sub = fleet.add_subparsers(dest="fleet_command", required=True, parser_class=_Parser)
@@ -424,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
             return cli_document.run(args, emit)
         if args.command == "receipt":  # a sample job to a file; no kiosk config needed
             return cli_copy.run(args, None, emit)
+        if args.command == "ui":  # hashes a PIN; no kiosk config needed
+            return cli_ui.run(args, emit)
         if args.command in cli_provision.COMMANDS:  # a blank kiosk has no valid config yet
             return cli_provision.run(args, emit)
         config, config_path = resolve_config(args)

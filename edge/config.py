@@ -420,6 +420,28 @@ class UpdateSection(Section):
     )
 
 
+# --- touchscreen UI (issue 8) -------------------------------------------------------------
+
+
+class UiSection(Section):
+    idle_timeout_s: float = Field(
+        90.0, ge=3, le=3600, description="No touch or button this long: back to start, data wiped."
+    )
+    idle_warning_s: float = Field(
+        20.0, ge=1, le=600, description="The countdown warning shows this long before the timeout."
+    )
+    default_language: Literal["vi", "en"] = Field("vi", description="Language of a new session.")
+    technician_pin_hash: str = Field(
+        "",
+        description="werkzeug hash of the technician PIN (`kiosk ui pin-hash`); empty: no access.",
+    )
+    technician_max_tries: int = Field(5, ge=1, le=20, description="Wrong PINs before the lock.")
+    technician_lock_min: float = Field(15.0, gt=0, le=1440, description="Lock after wrong PINs.")
+    liveness_time_limit_s: float = Field(
+        8.0, ge=3, le=60, description="Time the citizen has for the liveness challenge."
+    )
+
+
 class Config(Section):
     kiosk: KioskSection
     storage: StorageSection = StorageSection()
@@ -440,6 +462,7 @@ class Config(Section):
     services: ServicesSection = ServicesSection()
     copies: CopiesSection = CopiesSection()
     update: UpdateSection = UpdateSection()
+    ui: UiSection = UiSection()
 
     def digest(self) -> str:
         """Short hash of the effective config, reported to the fleet to spot drift."""

@@ -2,22 +2,73 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from flask import Flask
+from flask_wtf.csrf import CSRFProtect
 
-from web_ui import api, pages
+from web_ui import api, i18n, live, pages, technician
+from web_ui.flows import dossier, ecopy, guide, home, post, ticket, verify
+from web_ui.visits import VisitStore
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'"
+)
 
 
 def create_app(*, services: Any, test_config: dict[str, Any] | None = None) -> Flask:
     """services is the daemon (edge.app.App): status(), selftest(), printer, sim_pins, config."""
     app = Flask(__name__)
-    app.config.update(JSON_AS_ASCII=False, MAX_CONTENT_LENGTH=64 * 1024)
+    ui = services.config.ui
+    app.config.update(
+        JSON_AS_ASCII=False,
+        MAX_CONTENT_LENGTH=64 * 1024,
+        SECRET_KEY=secrets.token_bytes(32),  # per process: sessions live in RAM anyway
+        WTF_CSRF_TIME_LIMIT=None,  # the token dies with the session
+        WTF_CSRF_HEADERS=["X-CSRFToken"],
+        TEMPLATES_AUTO_RELOAD=False,
+    )
     app.json.ensure_ascii = False
     if test_config:
         app.config.update(test_config)
     app.extensions["kiosk"] = services
+    app.session_interface = VisitStore(idle_s=ui.idle_timeout_s)
+    csrf = CSRFProtect(app)
+    csrf.exempt(api.bp)  # the CLI and the developer panel; no forms there
+    i18n.init_app(app, default=ui.default_language)
+    live.init_app(app, services)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(live.bp)
+    app.register_blueprint(home.bp)
+    for flow in (ecopy, ticket, dossier, guide, verify, post):
+        app.register_blueprint(flow.bp)
+    app.register_blueprint(technician.bp)
     api.register_error_handlers(app)
+    home.register_error_pages(app)
+
+    @app.context_processor
+    def screen_context() -> dict[str, Any]:
+        from flask_babel import get_locale
+
+        return {
+            "ui": services.config.ui,
+            "lang": str(get_locale() or ui.default_language),
+            "kiosk_id": services.config.kiosk.id,
+            "site": services.config.kiosk.site,
+        }
+
+    @app.after_request
+    def security_headers(response: Any) -> Any:
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Frame-Options"] = "DENY"
+        if response.mimetype == "text/html":
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
     return app

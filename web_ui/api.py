@@ -27,6 +27,12 @@ def health() -> Any:
     return jsonify(body), (200 if kiosk.ready else 503)
 
 
+@bp.get("/browser")
+def browser() -> Any:
+    """The kiosk browser's last heartbeat (kiosk-browser.sh can restart a page that stopped)."""
+    return jsonify(current_app.extensions["kiosk_heartbeat"].as_dict())
+
+
 @bp.get("/status")
 def status() -> Any:
     return jsonify(_kiosk().status())
@@ -114,6 +120,10 @@ def register_error_handlers(app: Flask) -> None:
         status = 400 if isinstance(err, BadInput) else 503
         if status == 503:
             logger.warning("request failed: %s", err)
+        if not request.path.startswith("/api/"):
+            from flask import render_template
+
+            return render_template("error.html", code="part_down"), status
         return jsonify({"error": {"code": err.code, "message": str(err)}}), status
 
     @app.errorhandler(HTTPException)
@@ -127,4 +137,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected(err: Exception) -> Any:
         logger.exception("unhandled error in web request", extra={"path": request.path})
+        if not request.path.startswith("/api/"):
+            from flask import render_template
+
+            return render_template("error.html", code="internal"), 500
         return jsonify({"error": {"code": "internal", "message": "internal error"}}), 500

@@ -1,21 +1,10 @@
-"""HTML pages: the idle screen shell and the developer panel (simulation only)."""
+"""The developer panel (simulation only)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, render_template
 
 bp = Blueprint("pages", __name__)
-
-
-@bp.get("/")
-def index() -> str:
-    kiosk = current_app.extensions["kiosk"]
-    return render_template(
-        "index.html",
-        kiosk_id=kiosk.config.kiosk.id,
-        site=kiosk.config.kiosk.site,
-        locked=kiosk.locked,
-    )
 
 
 @bp.get("/dev")

@@ -1,0 +1,309 @@
+"""Helpers for the browser tests: a simulated kiosk daemon whose camera shows what the test puts
+in front of it, headless Chromium, GPIO button presses and screenshots of every screen."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from werkzeug.security import generate_password_hash
+
+from tests import pages as docs
+from tests.conftest import REPO, Daemon, free_port, http, start_daemon
+from tests.test_face import load
+from tests.test_identify import card_scene_with_portrait
+from tests.test_liveness import turning_frames
+
+SCREENS = REPO / "docs" / "screens"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+SIZES = ((1280, 800), (800, 480))
+TECH_PIN = "246810"
+
+
+def kiosk_config(root: Path, *, idle_s: float = 300, warn_s: float = 20, extra: str = "") -> Path:
+    """A simulated kiosk whose camera plays root/scenes/scene.jpg (replaced by the test)."""
+    (root / "scenes").mkdir(parents=True, exist_ok=True)
+    pin_hash = generate_password_hash(TECH_PIN)
+    path = root / "config.toml"
+    path.write_text(
+        f"""
+[kiosk]
+id = "TEST-UI"
+site = "Phường Thử nghiệm"
+
+[storage]
+state_dir = "state"
+
+[web]
+port = {free_port()}
+threads = 6
+
+[camera]
+type = "files"
+path = "scenes"
+fps = 8
+
+[buttons]
+type = "simulated"
+long_press_s = 0.5
+bounce_ms = 0
+
+[tamper]
+type = "simulated"
+
+[led]
+type = "simulated"
+
+[printer]
+type = "simulated"
+output_dir = "printer-out"
+
+[logging]
+format = "json"
+level = "INFO"
+
+[daemon]
+developer_panel = true
+
+[copies]
+development_ca = true
+
+[copies.vietqr]
+bank_bin = "970436"
+account = "0011001234567"
+
+[ui]
+idle_timeout_s = {idle_s}
+idle_warning_s = {warn_s}
+technician_pin_hash = "{pin_hash}"
+liveness_time_limit_s = 12
+{extra}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def set_paper(root: Path, paper: str) -> None:
+    """What the simulated printer's paper sensor reads: "ok", "near-end" or "out"."""
+    out = root / "printer-out"
+    out.mkdir(exist_ok=True)
+    (out / "sensors.json").write_text(json.dumps({"paper": paper, "cover_open": False}))
+
+
+class Scenes:
+    """What the camera sees: one file, replaced atomically (the camera never reads half a file)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.path = folder / "scene.jpg"
+        self._player: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def show(self, image: np.ndarray) -> None:
+        tmp = self.folder.parent / "scene.tmp.jpg"
+        cv2.imwrite(str(tmp), image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        os.replace(tmp, self.path)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def play(self, frames: Iterable[np.ndarray], fps: float = 5.0) -> None:
+        """Show frames one after the other in the background (a person moving)."""
+        self.stop()
+        self._stop.clear()
+        frames = list(frames)
+
+        def run() -> None:
+            for frame in frames:
+                if self._stop.is_set():
+                    return
+                self.show(frame)
+                time.sleep(1 / fps)
+
+        self._player = threading.Thread(target=run, daemon=True)
+        self._player.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._player is not None:
+            self._player.join(5)
+            self._player = None
+
+
+@contextmanager
+def running_kiosk(root: Path, **kw: Any) -> Iterator[tuple[Daemon, Scenes]]:
+    config = kiosk_config(root, **kw)
+    scenes = Scenes(root / "scenes")
+    scenes.show(np.full((960, 1280, 3), 60, np.uint8))  # an empty, dark platen
+    daemon = start_daemon(config)
+    try:
+        yield daemon, scenes
+    finally:
+        scenes.stop()
+        if daemon.proc.poll() is None:
+            daemon.stop()
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+            daemon.proc.wait(5)
+
+
+def press(daemon: Daemon, name: str, hold_s: float = 0.05) -> None:
+    """A finger on a physical button: gpiozero's mock pin goes low, then high."""
+    status, body = http("POST", f"{daemon.base}/api/dev/buttons/{name}/press?hold={hold_s}")
+    assert status == 200, body
+
+
+def shoot(page: Any, name: str) -> None:
+    """The screen as the citizen sees it, at both kiosk screen sizes, into docs/screens/."""
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    # Every screen has a headline and the help button, in Vietnamese.
+    assert page.locator("h1").count() >= 1
+    assert page.inner_text("#help-button").strip() == "Trợ giúp / Gọi nhân viên"
+    for w, h in SIZES:
+        page.set_viewport_size({"width": w, "height": h})
+        page.wait_for_timeout(150)
+        page.screenshot(path=str(SCREENS / f"{name}-{w}x{h}.png"))
+    page.set_viewport_size({"width": SIZES[0][0], "height": SIZES[0][1]})
+
+
+def wait_buttons(page: Any) -> None:
+    """The page listens to the physical buttons (its event stream is open)."""
+    page.wait_for_selector("body[data-buttons=connected]", timeout=10000)
+
+
+# --- fixtures shared by the browser test modules (imported there) -------------------
+
+
+def browser_session() -> Iterator[object]:
+    """One headless Chromium per test module (fixture `browser`)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
+        yield b
+        b.close()
+
+
+def kiosk_session(tmp_path_factory: pytest.TempPathFactory):
+    """One simulated kiosk per test module (fixture `kiosk`): (daemon, scenes)."""
+    with running_kiosk(tmp_path_factory.mktemp("kiosk")) as (daemon, scenes):
+        yield daemon, scenes
+
+
+def kiosk_page(browser, kiosk):
+    """A fresh browser context (no cookies) on the kiosk (fixture `page`); fails the test on
+    any Content-Security-Policy violation."""
+    daemon, _ = kiosk
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 800}, base_url=daemon.base, locale="vi-VN"
+    )
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    context.close()
+    csp = [e for e in errors if "Content Security Policy" in e]
+    assert not csp, csp  # every script and style comes from our own static files
+
+
+HOME = re.compile(r"^http://127\.0\.0\.1:\d+/$")
+
+
+def headline(pg) -> str:
+    return pg.inner_text("h1").strip()
+
+
+def focused_id(pg) -> str:
+    return pg.evaluate("document.activeElement && document.activeElement.id")
+
+
+@functools.cache
+def card() -> tuple[np.ndarray, Any]:
+    """A photographed CCCD whose portrait is a real photo, and the person it names."""
+    return card_scene_with_portrait("obama.jpg")
+
+
+def card_scene() -> np.ndarray:
+    return card()[0]
+
+
+def page_scene(seed: int = 2, kind: str = "birth_certificate") -> np.ndarray:
+    return docs.photographed(seed, kind, size=docs.PREVIEW).image
+
+
+def pass_face_check(pg, scenes) -> str:
+    """Look at the camera and do what the screen asks; returns the URL it ends on. A blink
+    cannot be acted by a photo, so that try fails (a still face) and the next challenge comes."""
+    for _ in range(3):
+        scenes.show(load("obama2.jpg"))
+        pg.wait_for_function(
+            "() => document.getElementById('guidance') && "
+            "/quay đầu|chớp mắt/.test(document.getElementById('guidance').textContent)"
+            " || !location.pathname.endsWith('/face')",
+            timeout=30000,
+        )
+        if not pg.url.endswith("/face"):
+            return pg.url
+        text = pg.inner_text("#guidance")
+        if "trái" in text:  # the citizen's left: the nose moves to the image's right
+            scenes.play((f for f, _ in turning_frames("obama2.jpg", 5)), fps=5)
+        elif "phải" in text:
+            scenes.play((f for f, _ in turning_frames("obama2.jpg", -5)), fps=5)
+        pg.wait_for_function(
+            "() => !location.pathname.endsWith('/face') || "
+            "/Chưa xác minh/.test(document.getElementById('guidance').textContent)",
+            timeout=30000,
+        )
+        scenes.stop()
+        if not pg.url.endswith("/face"):
+            return pg.url
+    pg.wait_for_url(re.compile(r"/a/(pages|staff)$"), timeout=30000)
+    return pg.url
+
+
+def wait_for_fleet(daemon: Daemon, timeout: float = 15.0) -> None:
+    """The daemon is connected to its broker (status fleet.connected)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, body = http("GET", daemon.base + "/api/status")
+        if status == 200 and body["fleet"].get("connected"):
+            return
+        time.sleep(0.1)
+    raise AssertionError("the daemon did not connect to the broker")
+
+
+def wait_new_frames(daemon: Daemon, count: int = 2, timeout: float = 5.0) -> None:
+    """The camera has read `count` frames since now (what was just shown is what it sees)."""
+
+    def frames() -> int:
+        return http("GET", daemon.base + "/api/status")[1]["parts"]["camera"]["frames"]
+
+    start = frames()
+    deadline = time.monotonic() + timeout
+    while frames() < start + count:
+        if time.monotonic() > deadline:
+            raise AssertionError("the camera did not read new frames")
+        time.sleep(0.05)

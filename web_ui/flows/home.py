@@ -1,0 +1,99 @@
+"""The start screen (the menu of services), language, help, cancel and the idle timeout."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Flask, redirect, render_template, request, session, url_for
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from edge.events import Event
+from web_ui.i18n import LANGUAGES
+from web_ui.kiosk import FLOWS, flow_state, kiosk, out_of_service, screen
+from web_ui.visits import KEEP_ON_FLOW_END, wipe
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("home", __name__)
+
+
+@bp.get("/")
+def index() -> Any:
+    if kiosk().locked:
+        return out_of_service("locked", None)
+    # Back at the start means the flow in progress is abandoned: what it held goes now.
+    if any(k not in KEEP_ON_FLOW_END for k in session):
+        wipe(session, keep=KEEP_ON_FLOW_END)
+        session.modified = True
+    tiles = [(flow, flow_state(flow)[0]) for flow in FLOWS.values()]
+    fresh = "lang" not in session or session["lang"] == kiosk().config.ui.default_language
+    return screen("home.html", tiles=tiles, idle_free=fresh)
+
+
+@bp.post("/lang")
+def language() -> Any:
+    lang = request.form.get("lang", "")
+    if lang in LANGUAGES:
+        session["lang"] = lang
+    back = request.form.get("back", "")
+    # Only a path on this site (no scheme, no host), never a redirect elsewhere.
+    if not back.startswith("/") or back.startswith("//") or len(back) > 200:
+        back = url_for("home.index")
+    return redirect(back)
+
+
+@bp.get("/help")
+def help_screen() -> Any:
+    return screen("help.html")
+
+
+@bp.post("/help")
+def call_staff() -> Any:
+    k = kiosk()
+    k.bus.post(Event("help.requested", "ui", {"severity": "info"}))
+    logger.info("citizen asked for staff")
+    return screen("help.html", called=True)
+
+
+@bp.post("/cancel")
+def cancel() -> Any:
+    wipe(session, keep=KEEP_ON_FLOW_END)
+    session.modified = True
+    logger.info("flow cancelled by the citizen")
+    return redirect(url_for("home.index"))
+
+
+@bp.post("/timeout")
+def timeout() -> Any:
+    """The idle countdown ran out: everything goes, the language too (a new citizen comes)."""
+    wipe(session, keep=("csrf_token",))
+    session.modified = True
+    logger.info("idle timeout: session wiped")
+    return redirect(url_for("home.index"))
+
+
+def register_error_pages(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(err: CSRFError) -> Any:
+        logger.warning("form refused: %s", err.description)
+        if request.path.startswith("/api/"):
+            return {"error": {"code": "csrf", "message": err.description}}, 400
+        return render_template("error.html", code="csrf"), 400
+
+    @app.errorhandler(404)
+    def not_found(err: HTTPException) -> Any:
+        if request.path.startswith("/api/"):
+            return {"error": {"code": "not_found", "message": err.description}}, 404
+        return render_template("error.html", code="not_found"), 404
+
+    @app.errorhandler(405)
+    def not_allowed(err: HTTPException) -> Any:
+        if request.path.startswith("/api/"):
+            return {"error": {"code": "method_not_allowed", "message": err.description}}, 405
+        return render_template("error.html", code="not_found"), 405
+
+    @app.errorhandler(413)
+    def too_large(err: HTTPException) -> Any:
+        logger.warning("request too large", extra={"path": request.path})
+        return render_template("error.html", code="too_large"), 413

@@ -1,0 +1,65 @@
+"""Flow E, verify a copy: scan the QR of a receipt or e-copy -> valid / not valid / revoked,
+checked offline with the kiosk's trust store."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, jsonify, redirect, session, url_for
+
+from edge.errors import BadInput
+from web_ui.i18n import pick
+from web_ui.kiosk import end_flow, guard, kiosk, screen, service
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("verify", __name__, url_prefix="/e")
+KEY = "verdict"
+
+
+@bp.get("/")
+@guard("verify")
+def start() -> Any:
+    return screen("verify/scan.html", flow="verify", step=1)
+
+
+@bp.post("/poll")
+@guard("verify")
+def poll() -> Any:
+    from edge.vision.qr import decode_qr
+
+    frame = kiosk().camera.latest()
+    if frame is None:
+        return jsonify(message=pick("Đang chờ hình ảnh từ camera…", "Waiting for the camera…"))
+    codes = decode_qr(frame, thorough=False)
+    if not codes:
+        return jsonify(
+            message=pick(
+                "Chưa thấy mã QR. Vui lòng đặt mã QR của bản sao dưới camera.",
+                "No QR code yet. Place the copy's QR code under the camera.",
+            )
+        )
+    try:
+        verdict = service("copies").verify_qr(codes[0].text)
+    except BadInput as err:
+        return jsonify(message=pick(getattr(err, "message_vi", str(err)), str(err)), tone="bad")
+    logger.info("copy verified", extra={"verdict": verdict.status})
+    session[KEY] = verdict
+    return jsonify(next=url_for("verify.result"))
+
+
+@bp.get("/result")
+@guard("verify")
+def result() -> Any:
+    verdict = session.get(KEY)
+    if verdict is None:
+        return redirect(url_for("verify.start"))
+    tz = ZoneInfo(kiosk().config.kiosk.timezone)
+    return screen("verify/result.html", flow="verify", step=2, v=verdict, tz=tz)
+
+
+@bp.post("/done")
+def done() -> Any:
+    end_flow("verify")
+    return redirect(url_for("home.index"))

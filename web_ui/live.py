@@ -1,0 +1,139 @@
+"""Live feeds to the page: the camera preview as periodic JPEGs and the physical buttons as
+server-sent events."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+import cv2
+from flask import Blueprint, Flask, Response, current_app, request
+
+from edge.events import Event
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("live", __name__, url_prefix="/live")
+
+PREVIEW_WIDTH = 640
+STREAM_S = 20.0  # a stream ends after this; EventSource reconnects with Last-Event-ID
+KEEPALIVE_S = 2.0  # lets a stream whose page has gone notice it and free its worker thread
+STALE_S = 3.0  # a press older than this is not replayed to a page that (re)connects
+
+
+class ButtonFeed:
+    """The last button presses, numbered, for the pages listening (one screen, few listeners)."""
+
+    def __init__(self, size: int = 50) -> None:
+        self._events: deque[tuple[int, float, str, str]] = deque(maxlen=size)
+        self._seq = 0
+        self._cond = threading.Condition()
+
+    def on_event(self, event: Event) -> None:
+        if event.kind == "button.pressed":
+            action = event.source
+        elif event.kind == "button.long_press":
+            action = "help"  # holding Cancel calls staff
+        else:
+            return
+        with self._cond:
+            self._seq += 1
+            self._events.append((self._seq, time.monotonic(), "button", action))
+            self._cond.notify_all()
+
+    def recent(self, limit: int = 10) -> list[dict[str, Any]]:
+        now = time.monotonic()
+        with self._cond:
+            items = list(self._events)[-limit:]
+        return [{"button": a, "ago_s": round(now - at, 1)} for _, at, _, a in reversed(items)]
+
+    def last_id(self) -> int:
+        with self._cond:
+            return self._seq
+
+    def after(self, seq: int, timeout: float) -> list[tuple[int, float, str, str]]:
+        with self._cond:
+            self._cond.wait_for(lambda: self._seq > seq, timeout)
+            return [e for e in self._events if e[0] > seq]
+
+
+class Heartbeat:
+    """When the kiosk browser's page last said it was alive (for the browser watchdog)."""
+
+    def __init__(self) -> None:
+        self.last: float | None = None
+        self.path = ""
+
+    def beat(self, path: str) -> None:
+        self.last, self.path = time.monotonic(), path
+
+    def as_dict(self) -> dict[str, Any]:
+        age = None if self.last is None else round(time.monotonic() - self.last, 1)
+        return {"heartbeat_age_s": age, "screen": self.path}
+
+
+def init_app(app: Flask, services: Any) -> None:
+    app.extensions["kiosk_heartbeat"] = Heartbeat()
+    feed = ButtonFeed()
+    app.extensions["kiosk_buttons"] = feed
+    if getattr(services, "bus", None) is not None:
+        services.bus.subscribe("button.", feed.on_event)
+
+
+@bp.get("/frame.jpg")
+def frame() -> Response:
+    """The newest camera frame, small, for the preview (the page asks a few times a second)."""
+    camera = current_app.extensions["kiosk"].camera
+    image = camera.latest() if camera is not None else None
+    if image is None:
+        return Response(status=204, headers={"Cache-Control": "no-store"})
+    h, w = image.shape[:2]
+    if w > PREVIEW_WIDTH:
+        image = cv2.resize(
+            image, (PREVIEW_WIDTH, round(h * PREVIEW_WIDTH / w)), interpolation=cv2.INTER_AREA
+        )
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 70])
+    if not ok:
+        return Response(status=204)
+    return Response(data.tobytes(), mimetype="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+@bp.get("/events")
+def events() -> Response:
+    """Button presses as server-sent events, plus the kiosk's lock state on every keep-alive."""
+    feed: ButtonFeed = current_app.extensions["kiosk_buttons"]
+    kiosk = current_app.extensions["kiosk"]
+    last = request.headers.get("Last-Event-ID", "")
+    seq = int(last) if last.isdigit() else feed.last_id()
+    seq = min(seq, feed.last_id())
+
+    def stream() -> Iterator[str]:
+        nonlocal seq
+        yield "retry: 300\n\n"
+        ends = time.monotonic() + STREAM_S
+        while time.monotonic() < ends:
+            for number, at, kind, action in feed.after(seq, KEEPALIVE_S):
+                seq = number
+                if time.monotonic() - at > STALE_S:
+                    continue
+                yield f"id: {number}\nevent: {kind}\ndata: {json.dumps({'button': action})}\n\n"
+            yield f"event: state\ndata: {json.dumps({'locked': bool(kiosk.locked)})}\n\n"
+
+    return Response(
+        stream(),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@bp.post("/heartbeat")
+def heartbeat() -> Response:
+    """The page beats every 10 s; `GET /api/browser` tells the watchdog how long ago."""
+    path = (request.get_json(silent=True) or {}).get("screen", "")
+    screen_path = path if isinstance(path, str) and path.startswith("/") else ""
+    current_app.extensions["kiosk_heartbeat"].beat(screen_path.split("?")[0][:80])
+    return Response(status=204)

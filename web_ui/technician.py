@@ -1,0 +1,136 @@
+"""The technician screen at /technician, behind the PIN: hardware status and self-test, printer
+test, button test, recent events, provisioning state. Never citizens' personal data."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from flask import Blueprint, current_app, redirect, session, url_for
+
+from web_ui.forms import PinForm
+from web_ui.kiosk import kiosk, screen
+from web_ui.pin import PinGate
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("technician", __name__, url_prefix="/technician")
+
+SESSION_KEY = "technician_until"
+SESSION_S = 600.0
+# Event kinds a technician may see; their details never carry personal data (see edge/app.py).
+EVENT_FIELDS = ("id", "kind", "source", "at", "severity", "reason", "tries", "action")
+
+
+def _authorised() -> bool:
+    return session.get(SESSION_KEY, 0) > time.time()
+
+
+@bp.route("/", methods=["GET", "POST"])
+def login() -> Any:
+    if _authorised():
+        return redirect(url_for("technician.panel"))
+    form = PinForm()
+    gate = PinGate(kiosk())
+    result = None
+    if form.validate_on_submit():
+        result = gate.check(form.pin.data)
+        if result.verdict == "ok":
+            session[SESSION_KEY] = time.time() + SESSION_S
+            return redirect(url_for("technician.panel"))
+    locked_s = gate.locked_for()
+    return screen("technician/login.html", form=form, result=result, locked_s=locked_s)
+
+
+@bp.get("/panel")
+def panel() -> Any:
+    if not _authorised():
+        return redirect(url_for("technician.login"))
+    k = kiosk()
+    status = k.status()
+    events = [
+        {f: e.get(f) for f in EVENT_FIELDS if e.get(f) is not None}
+        for e in status.pop("recent_events", [])
+    ]
+    return screen(
+        "technician/panel.html",
+        status=status,
+        events=events,
+        checks=session.pop("technician_checks", None),
+        notice=session.pop("technician_notice", None),
+        provisioning=_provisioning(k),
+        buttons=current_app.extensions["kiosk_buttons"].recent(),
+    )
+
+
+@bp.post("/selftest")
+def selftest() -> Any:
+    if not _authorised():
+        return redirect(url_for("technician.login"))
+    checks = kiosk().selftest(print_test=False)
+    session["technician_checks"] = [c.as_dict() for c in checks]
+    logger.info("self-test run from the technician screen")
+    return redirect(url_for("technician.panel"))
+
+
+@bp.post("/print-test")
+def print_test() -> Any:
+    if not _authorised():
+        return redirect(url_for("technician.login"))
+    outcome = kiosk().print_test_page()
+    session["technician_notice"] = {"printed": outcome.printed, "error": outcome.error or ""}
+    return redirect(url_for("technician.panel"))
+
+
+@bp.post("/lock")
+def lock() -> Any:
+    """Out of service while the technician works on the kiosk (central sees it in `state`)."""
+    if not _authorised():
+        return redirect(url_for("technician.login"))
+    kiosk().set_locked(True)
+    return redirect(url_for("technician.panel"))
+
+
+@bp.post("/unlock")
+def unlock() -> Any:
+    if not _authorised():
+        return redirect(url_for("technician.login"))
+    kiosk().set_locked(False)
+    return redirect(url_for("technician.panel"))
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    session.pop(SESSION_KEY, None)
+    return redirect(url_for("home.index"))
+
+
+def _provisioning(k: Any) -> dict[str, Any]:
+    """What a technician needs to know about this kiosk's identity, never a secret."""
+    c = k.config
+    m = c.mqtt
+    state: dict[str, Any] = {
+        "kiosk_id": c.kiosk.id,
+        "site": c.kiosk.site,
+        "location": c.kiosk.location,
+        "mqtt": m.type,
+        "broker": f"{m.host}:{m.port}" if m.type == "broker" else "",
+        "certificate": bool(m.cert_file and m.cert_file.exists()),
+        "ca": bool(m.ca_file and m.ca_file.exists()),
+        "technician_pin": bool(c.ui.technician_pin_hash),
+    }
+    try:  # issue 9's provisioning record: which steps are done, the certificate's expiry
+        from provisioning.provision import STEPS, ProvisionState, certificate_info
+
+        record = ProvisionState(c.storage.state_dir / "provisioning" / "state.json").load()
+        steps = record.data.get("steps", {})
+        state["steps_done"] = [s for s in STEPS if steps.get(s, {}).get("done_at")]
+        state["next_step"] = next((s for s in STEPS if not steps.get(s, {}).get("done_at")), None)
+        if m.cert_file:
+            info = certificate_info(m.cert_file) or {}
+            state["certificate_days_left"] = info.get("days_left")
+            if info.get("warning"):
+                state["certificate_warning"] = info["warning"]
+    except Exception as err:  # an unreadable record must not hide the rest of the screen
+        state["provisioning"] = f"unknown ({type(err).__name__})"
+    return state
