@@ -235,7 +235,7 @@ class App:
             self.copies.acknowledge(ids)
 
     def _revocation_list(self, document: dict[str, Any]) -> None:
-        """Central's retained revocation-list/1 (fleet thread): into the copy revocation file."""
+        """Central's retained copy-revocations/1 (fleet thread): merged into the revocation file."""
         if self.copies is None:
             logger.warning("revocation list not installed: e-copies are not running")
             return

@@ -1,7 +1,8 @@
 """Central -> kiosk for e-copies, against a real Mosquitto with mTLS and the shipped ACL: an
 issued copy is purged only after central's record-ack/1 (not on the broker's PUBACK) and its
-retention window; malformed acks are logged and ignored; central's retained revocation-list/1
-reaches the kiosk's verifier; and the real fleet console acknowledges a real copy end to end."""
+retention window; malformed acks are logged and ignored; central's retained copy-revocations/1
+(codes and signing-certificate serials) reaches the kiosk's verifier, adding only; and the real
+fleet console acknowledges a real copy, and revokes it, end to end."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from edge.copies.verify import install_revocation_list, write_revocations
+from edge.copies.verify import TrustStore, install_revocation_list, write_revocations
 from edge.fleet.inbox import Malformed, parse_record_ack, parse_revocation_list
 from tests.conftest import Daemon, start_daemon, wait_for
 from tests.copies_helpers import CITIZEN_QR, write_pages
@@ -35,9 +36,10 @@ def ack(ids: list[str], kiosk_id: str = KIOSK) -> dict[str, Any]:
     return {"schema": "record-ack/1", "kiosk_id": kiosk_id, "ids": ids, "time": now_iso()}
 
 
-def revocation_list(entries: list[dict[str, str]]) -> dict[str, Any]:
-    return {"schema": "revocation-list/1", "issued_at": now_iso(), "count": len(entries),
-            "revoked": entries}  # fmt: skip
+def copy_revocations(codes: list[Any], certificates: list[dict[str, str]]) -> dict[str, Any]:
+    """Central's retained list, as fleet.responders.Revocations.document() makes it."""
+    return {"schema": "copy-revocations/1", "issued_at": now_iso(), "codes": codes,
+            "certificates": certificates}  # fmt: skip
 
 
 def copy_config(tmp_path: Path, broker: Broker, fleet_pki: FleetPki) -> Path:
@@ -59,7 +61,8 @@ def kiosk(*args: str, config: Path, timeout: float = 120) -> subprocess.Complete
     )  # fmt: skip
 
 
-def issue_copy(tmp_path: Path, config: Path) -> tuple[str, Path]:
+def issue_copy_json(tmp_path: Path, config: Path) -> dict[str, Any]:
+    """`kiosk copy issue --json`: code, qr, issued_at, ... and pdf (the file written)."""
     out = tmp_path / "copy.pdf"
     pages = [str(p) for p in write_pages(tmp_path, 1)]
     result = kiosk(
@@ -67,7 +70,12 @@ def issue_copy(tmp_path: Path, config: Path) -> tuple[str, Path]:
         "--json", config=config,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)["code"], out
+    return json.loads(result.stdout)
+
+
+def issue_copy(tmp_path: Path, config: Path) -> tuple[str, Path]:
+    issued = issue_copy_json(tmp_path, config)
+    return issued["code"], Path(issued["pdf"])
 
 
 def status(daemon: Daemon) -> dict[str, Any]:
@@ -158,8 +166,9 @@ def test_retained_revocation_list_from_central_makes_the_kiosk_say_revoked(
     revoked_file = tmp_path / "state" / "copies" / "revoked.json"
     verdict = kiosk("copy", "verify", "--code", code, "--json", config=config)
     assert verdict.returncode == 0 and json.loads(verdict.stdout)["status"] == "valid"
-    # Central published its list (retained) while the kiosk was off; first a broken one.
-    broken = {**revocation_list([{"code": code, "revoked_at": now_iso()}]), "count": 7}
+    # Central published its list (retained) while the kiosk was off; first a broken one (a
+    # serial that is not hex): refused whole, its code is not taken either.
+    broken = copy_revocations([code], [{"serial": "not-hex"}])
     central.publish("fleet/v1/revocations", json.dumps(broken), retain=True)
     daemon = start_daemon(config)
     try:
@@ -167,13 +176,10 @@ def test_retained_revocation_list_from_central_makes_the_kiosk_say_revoked(
         assert not revoked_file.exists()
         assert status(daemon)["fleet"]["central_ignored"] == 1
 
-        listing = revocation_list(
-            [
-                {"code": "HN-A-261123-000001-X", "revoked_at": now_iso(), "reason": ""},
-                {"code": code.lower(), "revoked_at": now_iso(), "reason": "Cấp nhầm hồ sơ"},
-            ]
+        listing = copy_revocations(
+            ["HN-A-261123-000001-X", {"code": code.lower(), "reason": "Cấp nhầm hồ sơ"}], []
         )
-        assert_valid(listing, "revocation-list")
+        assert_valid(listing, "copy-revocations")
         central.publish("fleet/v1/revocations", json.dumps(listing), retain=True)
         wait_for(lambda: code in revoked_file.read_text() if revoked_file.exists() else False, 10)
         for args in (("--code", code), (str(pdf),)):
@@ -188,7 +194,7 @@ def test_retained_revocation_list_from_central_makes_the_kiosk_say_revoked(
     daemon = start_daemon(config)
     try:
         unchanged = wait_for(lambda: log_lines(daemon, "central's revocation list unchanged"), 10)
-        assert unchanged[0]["codes"] == 2
+        assert (unchanged[0]["codes"], unchanged[0]["certificates"]) == (2, 0)
     finally:
         assert daemon.stop() == 0
     assert revoked_file.stat().st_mtime_ns == before
@@ -196,6 +202,46 @@ def test_retained_revocation_list_from_central_makes_the_kiosk_say_revoked(
         "code": code,
         "reason": "Cấp nhầm hồ sơ",
     }
+
+
+def test_certificate_serial_in_the_retained_list_revokes_the_copies_it_signed(
+    tmp_path: Path, broker: Broker, fleet_pki: FleetPki, central: Peer
+) -> None:
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    config = copy_config(tmp_path, broker, fleet_pki)
+    issued = issue_copy_json(tmp_path, config)
+    with open(issued["pdf"], "rb") as f:  # the serial from the copy itself, not our code
+        serial = PdfFileReader(f).embedded_signatures[0].signer_cert.serial_number
+    revoked_file = tmp_path / "state" / "copies" / "revoked.json"
+    verdicts = [("--code", issued["code"]), ("--qr", issued["qr"]), (issued["pdf"],)]
+    daemon = start_daemon(config)
+    try:
+        # Revoked from an hour after this copy was issued: the copy stays valid.
+        later = (dt.datetime.fromisoformat(issued["issued_at"]) + dt.timedelta(hours=1)).isoformat()
+        listing = copy_revocations([], [{"serial": f"{serial:x}", "revoked_at": later}])
+        assert_valid(listing, "copy-revocations")
+        central.publish("fleet/v1/revocations", json.dumps(listing), retain=True)
+        wait_for(lambda: log_lines(daemon, "central's revocation list merged"), 10)
+        verdict = kiosk("copy", "verify", issued["pdf"], "--json", config=config)
+        assert json.loads(verdict.stdout)["status"] == "valid" and verdict.returncode == 0
+        # Then every copy it signed (no revoked_at; the serial in upper case): revoked.
+        listing = copy_revocations([], [{"serial": f"{serial:X}"}])
+        central.publish("fleet/v1/revocations", json.dumps(listing), retain=True)
+        wait_for(lambda: len(log_lines(daemon, "central's revocation list merged")) == 2, 10)
+        assert json.loads(revoked_file.read_text())["certificates"] == [{"serial": f"{serial:x}"}]
+        for args in verdicts:
+            verdict = kiosk("copy", "verify", *args, "--json", config=config)
+            body = json.loads(verdict.stdout)
+            assert verdict.returncode == 1 and body["status"] == "revoked", (args, body)
+            assert body["reason"] == "signing certificate revoked"
+        # The earlier list again (a stale retained copy) does not narrow it back.
+        listing = copy_revocations([], [{"serial": f"{serial:x}", "revoked_at": later}])
+        central.publish("fleet/v1/revocations", json.dumps(listing), retain=True)
+        wait_for(lambda: log_lines(daemon, "central's revocation list unchanged"), 10)
+        assert json.loads(revoked_file.read_text())["certificates"] == [{"serial": f"{serial:x}"}]
+    finally:
+        assert daemon.stop() == 0
 
 
 # --- the real fleet console acknowledging a real copy -------------------------------------
@@ -226,6 +272,7 @@ def test_fleet_console_stores_a_real_copy_acks_it_and_its_revocation_reaches_the
         assert log_lines(daemon, "central stored issued copies")
         # An operator revokes it at the console: the kiosk's verifier says so.
         console.revocations.revoke(code, reason="Cấp nhầm", operator="nguyen.van.an")
+        assert_valid(console.revocations.document(), "copy-revocations")
         revoked_file = tmp_path / "state" / "copies" / "revoked.json"
         wait_for(lambda: revoked_file.exists() and code in revoked_file.read_text(), 10)
         verdict = kiosk("copy", "verify", str(pdf), "--json", config=config)
@@ -263,30 +310,124 @@ def test_record_ack_ids_are_deduplicated_in_order() -> None:
 
 def test_revocation_list_merges_into_the_copy_revocation_file(tmp_path: Path) -> None:
     path = tmp_path / "revoked.json"
-    # What the update-revocations command installed: a code and a certificate.
-    write_revocations(path, {"codes": ["HN-X-261123-000001-A"], "certificates": [{"serial": "5f"}]})
-    listing = revocation_list(
+    early, late = "2026-11-01T00:00:00+00:00", "2026-12-01T00:00:00+07:00"
+    # What the update-revocations command installed: a code and three certificates.
+    write_revocations(
+        path,
+        {
+            "codes": ["HN-X-261123-000001-A"],
+            "certificates": [
+                {"serial": "5f"},
+                {"serial": "0a0b", "revoked_at": late},
+                {"serial": "77"},
+            ],
+        },
+    )
+    listing = copy_revocations(
+        [{"code": "hn-x-261123-000001-a", "reason": "lỗi"}, "HN-X-261123-000002-B"],
         [
-            {"code": "hn-x-261123-000001-a", "revoked_at": now_iso(), "reason": "lỗi"},
-            {"code": "HN-X-261123-000002-B", "revoked_at": now_iso()},
-        ]
+            {"serial": "5F"},  # the same certificate
+            {"serial": "A0B", "revoked_at": early},  # the same, revoked earlier: widens
+            {"serial": "77", "revoked_at": early},  # would narrow "every copy": ignored
+            {"serial": "c0ffee", "revoked_at": early},  # new
+        ],
     )
     document = parse_revocation_list(json.dumps(listing).encode())
-    assert install_revocation_list(path, document) == {"codes": 2, "added": 1, "written": True}
+    assert install_revocation_list(path, document) == {
+        "codes": 2,
+        "certificates": 4,
+        "added": 2,
+        "written": True,
+    }
     body = json.loads(path.read_text())
     assert body == {
         "schema": "copy-revocations/1",
         "codes": [{"code": "HN-X-261123-000001-A", "reason": "lỗi"}, "HN-X-261123-000002-B"],
-        "certificates": [{"serial": "5f"}],
+        "certificates": [
+            {"serial": "5f"},
+            {"serial": "0a0b", "revoked_at": early},
+            {"serial": "77"},
+            {"serial": "c0ffee", "revoked_at": early},
+        ],
     }
+    assert_valid(body, "copy-revocations")  # the file form: no issued_at
+    codes, serials = TrustStore(tmp_path / "trust", path).revocations()  # as the verifier reads it
+    assert codes == {"HN-X-261123-000001-A": "lỗi", "HN-X-261123-000002-B": "revoked"}
+    assert serials == {
+        0x5F: None,
+        0x0A0B: dt.datetime.fromisoformat(early),
+        0x77: None,
+        0xC0FFEE: dt.datetime.fromisoformat(early),
+    }
+    # Redelivered, or an empty list: nothing removed, the file is not rewritten.
     before = path.stat().st_mtime_ns
     assert install_revocation_list(path, document)["written"] is False
+    empty = parse_revocation_list(json.dumps(copy_revocations([], [])).encode())
+    assert install_revocation_list(path, empty) == {
+        "codes": 2,
+        "certificates": 4,
+        "added": 0,
+        "written": False,
+    }
     assert path.stat().st_mtime_ns == before
-    with pytest.raises(Malformed, match="count"):
-        parse_revocation_list(json.dumps({**listing, "count": 1}).encode())
+
+
+def test_revocation_list_repairs_a_file_the_verifier_could_not_read(tmp_path: Path) -> None:
+    path = tmp_path / "revoked.json"
+    path.write_text(
+        json.dumps(
+            {
+                "schema": "copy-revocations/1",
+                "codes": ["HN-X-261123-000001-A", {"reason": "no code"}, 7],
+                "certificates": [{"serial": "zz"}, {"serial": "5f"}, {"serial": "5F"}],
+            }
+        )
+    )
+    assert TrustStore(tmp_path / "trust", path).revocations() == ({}, {})  # ignored whole
+    document = parse_revocation_list(json.dumps(copy_revocations([], [])).encode())
+    assert install_revocation_list(path, document)["written"] is True
+    assert json.loads(path.read_text()) == {
+        "schema": "copy-revocations/1",
+        "codes": ["HN-X-261123-000001-A"],
+        "certificates": [{"serial": "5f"}],
+    }
+    assert TrustStore(tmp_path / "trust", path).revocations() == (
+        {"HN-X-261123-000001-A": "revoked"},
+        {0x5F: None},
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"schema": "revocation-list/1"},
+        {"codes": None},
+        {"certificates": "5f"},
+        {"count": 0},  # the old revocation-list/1 shape
+        {"issued_at": "hôm qua"},
+        {"codes": [""]},
+        {"codes": ["X" * 65]},
+        {"codes": [{"code": "HN-X-261123-000001-A", "reason": "r" * 201}]},
+        {"codes": [{"code": "HN-X-261123-000001-A", "revoked_at": "2026-11-23T00:00:00Z"}]},
+        {"certificates": [{"serial": "0x5f"}]},
+        {"certificates": [{"serial": "5" * 41}]},
+        {"certificates": [{"serial": "5f", "revoked_at": "2026-11-23"}]},
+        {"certificates": [{"serial": "5f", "reason": "lost"}]},
+    ],
+)
+def test_malformed_revocation_list_is_refused(change: dict[str, Any]) -> None:
+    listing = {**copy_revocations(["HN-X-261123-000001-A"], [{"serial": "5f"}]), **change}
+    with pytest.raises(Malformed, match="copy-revocations"):
+        parse_revocation_list(json.dumps(listing).encode())
+
+
+def test_revocation_list_without_issued_at_is_accepted() -> None:
+    listing = copy_revocations(["HN-X-261123-000001-A"], [])
+    del listing["issued_at"]
+    assert parse_revocation_list(json.dumps(listing).encode())["codes"] == listing["codes"]
 
 
 def test_shipped_schemas_are_the_contracts() -> None:
-    for name in ("record-ack", "revocation-list"):
+    for name in ("record-ack", "copy-revocations"):
         shipped = REPO / "edge" / "fleet" / "schemas" / f"{name}.json"
         assert shipped.read_bytes() == (REPO / "schemas" / f"{name}.json").read_bytes()

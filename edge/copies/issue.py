@@ -331,7 +331,7 @@ class CopyService:
         return purged
 
     def install_revocation_list(self, document: dict[str, Any]) -> dict[str, Any]:
-        """Central's retained revocation-list/1, merged into this kiosk's revocation file."""
+        """Central's retained copy-revocations/1, merged into this kiosk's revocation file."""
         return install_revocation_list(self.paths.revocation_file, document)
 
     def status(self) -> dict[str, Any]:

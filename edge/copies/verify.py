@@ -339,17 +339,40 @@ def _code_key(code: str) -> str:
     return re.sub(r"\s+", "", code).upper()
 
 
-def install_revocation_list(path: Path, document: dict[str, Any]) -> dict[str, Any]:
-    """Central's retained `revocation-list/1` (fleet/v1/revocations, checked by
-    edge.fleet.inbox) into this kiosk's `copy-revocations/1` file: the one place where the two
-    formats meet.
+def _code_entry(item: Any) -> str | None:
+    """The normalised code of a `codes` entry (None: not a valid entry)."""
+    code = item.get("code") if isinstance(item, dict) else item
+    return _code_key(code) if isinstance(code, str) and code.strip() else None
 
-    Each `revoked` entry {code, revoked_at, reason} becomes a `codes` entry {code, reason} (the
-    bare code when there is no reason). The list only adds: codes already in the file stay
-    (central never withdraws a revocation, and a code revoked by the update-revocations
-    command must not disappear when the retained list comes again at the next connect), and
-    the file's `certificates` are kept (the list carries none). Nothing new: no rewrite.
-    Returns {"codes": total, "added": new codes, "written": bool}.
+
+def _serial_entry(item: Any) -> tuple[int, dt.datetime | None] | None:
+    """(serial, revoked from when or None = always) of a `certificates` entry (None: not valid)."""
+    if not isinstance(item, dict) or not isinstance(item.get("serial"), str):
+        return None
+    if not re.fullmatch(r"[0-9a-fA-F]{1,40}", item["serial"]):
+        return None
+    when = item.get("revoked_at")
+    try:
+        return int(item["serial"], 16), _aware(dt.datetime.fromisoformat(when)) if when else None
+    except (TypeError, ValueError):
+        return None
+
+
+def install_revocation_list(path: Path, document: dict[str, Any]) -> dict[str, Any]:
+    """Central's retained `copy-revocations/1` (fleet/v1/revocations, checked by
+    edge.fleet.inbox.parse_revocation_list) merged into this kiosk's revocation file (the same
+    format, without `issued_at`).
+
+    The retained message is not signed, and it only adds: a code or certificate already in the
+    file stays (central never withdraws a revocation, and what the signed update-revocations
+    command installed must not disappear when the retained list comes again at the next
+    connect). Codes are matched in upper case, without spaces; a new code is added as central
+    sent it, upper-cased, and a bare code in the file takes central's reason. Certificates are
+    matched by serial number (hex of any case or padding); a new one is added, and one already
+    in the file only widens: central's earlier `revoked_at`, or none (every copy it signed),
+    replaces a later one, never the other way round. Entries in the file that are not valid are
+    dropped (the verifier would ignore the whole file for them). Nothing new: no rewrite.
+    Returns {"codes": total, "certificates": total, "added": new entries, "written": bool}.
     """
     current: dict[str, Any] = {}
     if path.exists():
@@ -358,28 +381,71 @@ def install_revocation_list(path: Path, document: dict[str, Any]) -> dict[str, A
             current = loaded if isinstance(loaded, dict) else {}
         except (OSError, ValueError) as err:
             logger.error("revocation list unreadable, replaced: %s", err, extra={"path": str(path)})
-    codes: list[Any] = [c for c in current.get("codes", []) if isinstance(c, (str, dict))]
-    index = {
-        _code_key(str(c.get("code", "") if isinstance(c, dict) else c)): i
-        for i, c in enumerate(codes)
-    }
-    added = changed = 0
-    for entry in document["revoked"]:
-        key = _code_key(entry["code"])
-        reason = (entry.get("reason") or "").strip()
+    added = changed = dropped = 0
+
+    codes: list[Any] = []
+    code_index: dict[str, int] = {}
+    old_codes = current.get("codes", [])
+    for item in old_codes if isinstance(old_codes, list) else []:
+        key = _code_entry(item)
+        if key is None or key in code_index:
+            dropped += 1
+            continue
+        code_index[key] = len(codes)
+        codes.append(item)
+    for entry in document["codes"]:
+        key = _code_entry(entry)
+        assert key is not None  # the schema requires a code
+        reason = (entry.get("reason") or "").strip() if isinstance(entry, dict) else ""
         item: Any = {"code": key, "reason": reason} if reason else key
-        if key not in index:
-            index[key] = len(codes)
+        if key not in code_index:
+            code_index[key] = len(codes)
             codes.append(item)
             added += 1
-        elif reason and isinstance(codes[index[key]], str):
-            codes[index[key]] = item  # central's reason for a bare code
+        elif reason and isinstance(codes[code_index[key]], str):
+            codes[code_index[key]] = item  # central's reason for a bare code
             changed += 1
-    if not (added or changed) and current.get("schema") == "copy-revocations/1":
-        logger.info("central's revocation list unchanged", extra={"codes": len(codes)})
-        return {"codes": len(codes), "added": 0, "written": False}
-    result = write_revocations(
-        path, {"codes": codes, "certificates": current.get("certificates", [])}
-    )
-    logger.info("central's revocation list merged", extra={"added": added, "codes": len(codes)})
-    return {"codes": result["codes"], "added": added, "written": True}
+
+    certificates: list[dict[str, Any]] = []
+    cert_index: dict[int, int] = {}
+    old_certificates = current.get("certificates", [])
+    for source, items in (("file", old_certificates), ("central", document["certificates"])):
+        for item in items if isinstance(items, list) else []:
+            parsed = _serial_entry(item)
+            if parsed is None:
+                dropped += 1
+                continue
+            serial, since = parsed
+            if serial not in cert_index:
+                cert_index[serial] = len(certificates)
+                if source == "central":
+                    item = {"serial": item["serial"].lower()} | (
+                        {"revoked_at": item["revoked_at"]} if since is not None else {}
+                    )
+                    added += 1
+                certificates.append(item)
+                continue
+            kept = certificates[cert_index[serial]]
+            kept_since = kept.get("revoked_at")
+            if kept_since and (
+                since is None or since < _aware(dt.datetime.fromisoformat(kept_since))
+            ):
+                widened = {"serial": kept["serial"]}
+                if since is not None:
+                    widened["revoked_at"] = item["revoked_at"]
+                certificates[cert_index[serial]] = widened  # more of its copies revoked
+                changed += 1
+            elif source == "file":
+                dropped += 1  # a duplicate that revokes no more than the first one
+    if dropped:
+        logger.warning(
+            "revocation file: invalid or duplicate entries dropped", extra={"count": dropped}
+        )
+
+    totals = {"codes": len(codes), "certificates": len(certificates)}
+    if not (added or changed or dropped) and current.get("schema") == "copy-revocations/1":
+        logger.info("central's revocation list unchanged", extra=totals)
+        return {**totals, "added": 0, "written": False}
+    write_revocations(path, {"codes": codes, "certificates": certificates})
+    logger.info("central's revocation list merged", extra={"added": added, **totals})
+    return {**totals, "added": added, "written": True}

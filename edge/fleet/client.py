@@ -65,7 +65,7 @@ StatusProvider = Callable[[], dict[str, Any]]
 MessageHandler = Callable[[str, bytes, Any], None]
 # Central's record-ack/1: the ids of records stored at central (called on the fleet thread).
 AckHandler = Callable[[list[str]], None]
-# Central's revocation-list/1, validated (called on the fleet thread).
+# Central's retained copy-revocations/1, validated (called on the fleet thread).
 RevocationsHandler = Callable[[dict[str, Any]], None]
 
 UNSUPPORTED_PROTOCOL = ReasonCode(PacketTypes.CONNACK, "Unsupported protocol version")

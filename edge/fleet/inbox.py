@@ -1,6 +1,6 @@
 """What central sends a kiosk besides commands: record acknowledgements and the e-copy
 revocation list. Each is checked here against its JSON Schema (schemas/record-ack.json,
-schemas/revocation-list.json, shipped in edge/fleet/schemas/); anything else is `Malformed`.
+schemas/copy-revocations.json, shipped in edge/fleet/schemas/); anything else is `Malformed`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 
 RECORD_ACK = "record-ack/1"
-REVOCATION_LIST = "revocation-list/1"
+COPY_REVOCATIONS = "copy-revocations/1"
 REVOCATIONS_TOPIC = "fleet/v1/revocations"
 ACK_SUFFIX = "ack"  # <prefix>/<kiosk_id>/ack
 
@@ -70,10 +70,6 @@ def parse_record_ack(payload: bytes, kiosk_id: str) -> list[str]:
 
 
 def parse_revocation_list(payload: bytes) -> dict[str, Any]:
-    """A checked revocation-list/1 document (its count matches its entries)."""
-    data = _decode(payload, MAX_REVOCATIONS_BYTES, "revocation-list")
-    if data["count"] != len(data["revoked"]):
-        raise Malformed(
-            f"revocation-list: count {data['count']} but {len(data['revoked'])} entries"
-        )
-    return data
+    """Central's retained copy-revocations/1 (fleet/v1/revocations), checked: codes and
+    signing-certificate serials, ready for edge.copies.verify.install_revocation_list."""
+    return _decode(payload, MAX_REVOCATIONS_BYTES, "copy-revocations")
