@@ -144,10 +144,10 @@ class EnrolmentResponder:
 class Revocations:
     """The e-copy revocation list (docs/fleet.md, "The e-copy revocation list"; docs/ecopy.md).
 
-    Codes: published as revocation-list/1, retained on <central>/revocations (every kiosk
-    installs it at each connect) and served at /revocations.json. Signing certificates (and,
-    on demand, the whole list): the signed command update-revocations to every kiosk, the only
-    way a kiosk learns of a revoked certificate.
+    The whole list, codes and signing certificates, as copy-revocations/1: published retained
+    on <central>/revocations after every revocation and whenever the console connects (every
+    kiosk merges it into its file at each connect), and served at /revocations.json. On demand
+    it also goes out as the signed command update-revocations, which replaces a kiosk's file.
     """
 
     def attach(self, console: Console) -> None:
@@ -157,21 +157,8 @@ class Revocations:
         console.ingest.connected_hooks.append(self.publish)
 
     def document(self) -> dict[str, Any]:
-        """revocation-list/1 (schemas/revocation-list.json): codes only."""
-        revoked = []
-        for r in self.console.store.revocations():
-            if r["kind"] != "code":
-                continue
-            item = {"code": r["code"], "revoked_at": iso_time(r["revoked_at"])}
-            if r["reason"]:
-                item["reason"] = r["reason"]
-            revoked.append(item)
-        return {
-            "schema": "revocation-list/1",
-            "issued_at": iso_time(),
-            "count": len(revoked),
-            "revoked": revoked,
-        }
+        """copy-revocations/1 (schemas/copy-revocations.json), with issued_at."""
+        return {"schema": "copy-revocations/1", "issued_at": iso_time(), **self.lists()}
 
     def lists(self) -> dict[str, list[Any]]:
         """What update-revocations carries: {"codes": [...], "certificates": [...]}."""

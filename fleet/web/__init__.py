@@ -463,12 +463,7 @@ def revocations() -> Any:
                 value, reason=(form.reason.data or "").strip(), operator=g.operator, kind=kind
             )
             done = f"Đã thu hồi {value}" if fresh else f"{value} đã bị thu hồi trước đó"
-            if kind == "certificate":  # kiosks learn of certificates only by the command
-                n = service.push(g.handle)
-                done += f"; danh sách gửi tới {n} kiosk / the list sent to {n} kiosk(s)"
-            else:
-                done += "; đã phát tới mọi kiosk / published to every kiosk"
-            flash(done, "ok")
+            flash(done + "; đã phát tới mọi kiosk / published to every kiosk", "ok")
             return redirect(url_for("views.revocations"))
     elif request.method == "POST":
         error = "Biểu mẫu không hợp lệ / the form is not valid"
