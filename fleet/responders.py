@@ -144,10 +144,10 @@ class EnrolmentResponder:
 class Revocations:
     """The e-copy revocation list (docs/fleet.md, "The e-copy revocation list"; docs/ecopy.md).
 
-    The whole list (codes and signing-certificate serials) as copy-revocations/1: retained on
-    <central>/revocations (every kiosk merges it at each connect) and served at
-    /revocations.json. The signed command update-revocations carries the same lists to
-    replace a kiosk's file outright.
+    The whole list, codes and signing certificates, as copy-revocations/1: published retained
+    on <central>/revocations after every revocation and whenever the console connects (every
+    kiosk merges it into its file at each connect), and served at /revocations.json. On demand
+    it also goes out as the signed command update-revocations, which replaces a kiosk's file.
     """
 
     def attach(self, console: Console) -> None:
@@ -157,8 +157,7 @@ class Revocations:
         console.ingest.connected_hooks.append(self.publish)
 
     def document(self) -> dict[str, Any]:
-        """copy-revocations/1 (schemas/copy-revocations.json): the whole list, codes and
-        signing-certificate serials, in the form kiosks keep; kiosks only ever add from it."""
+        """copy-revocations/1 (schemas/copy-revocations.json), with issued_at."""
         return {"schema": "copy-revocations/1", "issued_at": iso_time(), **self.lists()}
 
     def lists(self) -> dict[str, list[Any]]:

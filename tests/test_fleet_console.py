@@ -513,24 +513,22 @@ def test_postgres_fixture_is_real(tmp_path: Path) -> None:
         os.kill(pid, 0)
 
 
-def test_revocations_reach_kiosks_as_a_signed_command_retained_and_as_json(
+def test_revocations_reach_kiosks_retained_as_json_and_as_a_signed_command(
     tmp_path: Path,
     make_console: Callable[..., Console],
     real_kiosk: Callable[..., RealKiosk],
     broker: Broker,
     fleet_pki: FleetPki,
 ) -> None:
+    from edge.fleet.inbox import parse_revocation_list
+
     console = make_console()
     public = create_operator(console.store, "nguyen.van.an", "Nguyễn Văn An", PASSWORD)
     trust = tmp_path / "trust"
     trust.mkdir()
     (trust / "nguyen.van.an.pem").write_text(public)
     kiosk = real_kiosk("HN-TAYHO-30", trust_dir=trust)
-    wait_until(
-        lambda: (console.store.kiosk("HN-TAYHO-30") or {}).get("state") == "online",
-        10,
-        "kiosk online",
-    )
+    wait_until(lambda: kiosk.client.subscribed, 10, "kiosk subscribed")
     client, _ = login(console)
     token = csrf_of(client, "/revocations")
     response = client.post(
@@ -544,39 +542,38 @@ def test_revocations_reach_kiosks_as_a_signed_command_retained_and_as_json(
     )
     assert response.status_code == 302, response.get_data(as_text=True)
     client.post("/revocations", data={"csrf_token": token, "kind": "certificate", "code": "5F3A01"})
-    # The kiosk installs the list with edge's own code (docs/ecopy.md, copy-revocations/1).
-    wait_until(
-        lambda: kiosk.revocation_file.exists() and "5f3a01" in kiosk.revocation_file.read_text(),
+    # The retained list reaches the kiosk's own client, which checks it with its own parser.
+    got = wait_until(
+        lambda: [d for d in kiosk.revocation_lists if d["certificates"]],
         10,
-        "list installed",
-    )
-    installed = json.loads(kiosk.revocation_file.read_text())
-    assert installed["codes"] == [{"code": "HN-A-261123-0001-X", "reason": "Cấp nhầm hồ sơ"}]
-    assert installed["certificates"] == [{"serial": "5f3a01"}]
-    sent = [c for c in console.store.commands() if c["name"] == "update-revocations"]
-    wait_until(lambda: all(c["status"] == "ok" for c in console.store.commands()), 10, "results")
-    assert {c["operator"] for c in sent} == {"nguyen.van.an"}
+        "the retained list at the kiosk",
+    )[-1]
+    assert got["codes"] == [{"code": "HN-A-261123-0001-X", "reason": "Cấp nhầm hồ sơ"}]
+    assert got["certificates"] == [{"serial": "5f3a01"}]
     # A bad serial is refused with a message, nothing stored.
     bad = client.post(
         "/revocations", data={"csrf_token": token, "kind": "certificate", "code": "not-hex"}
     )
     assert bad.status_code == 400 and "hex" in bad.get_data(as_text=True)
-    assert len(sent) == 1  # a code alone travels on the retained list; a certificate too
-    # Public over HTTP, without a login, for anyone verifying a copy: the whole list.
+    # Public over HTTP, without a login, for anyone verifying a copy; the same document.
     listing = create_app(console).test_client().get("/revocations.json").get_json()
     assert_valid(listing, "copy-revocations")
-    assert listing["codes"] == [{"code": "HN-A-261123-0001-X", "reason": "Cấp nhầm hồ sơ"}]
-    assert listing["certificates"] == [{"serial": "5f3a01"}]
+    assert listing["codes"] == got["codes"] and listing["certificates"] == got["certificates"]
+    # "Send the list again": the signed command, installed with edge's own code.
+    client.post("/revocations", data={"csrf_token": token, "kind": "code", "push": "1"})
+    wait_until(lambda: kiosk.revocation_file.exists(), 10, "file installed by the command")
+    installed = json.loads(kiosk.revocation_file.read_text())
+    assert installed["codes"] == got["codes"] and installed["certificates"] == got["certificates"]
+    sent = [c for c in console.store.commands() if c["name"] == "update-revocations"]
+    wait_until(lambda: all(c["status"] == "ok" for c in console.store.commands()), 10, "results")
+    assert [c["operator"] for c in sent] == ["nguyen.van.an"]
     # Retained for kiosks that connect later (the ACL lets them read that topic) ...
     peer = Peer(broker, fleet_pki.client("HN-TAYHO-31")).connect()
     try:
         peer.subscribe("fleet/v1/revocations")
         retained = peer.wait_for("fleet/v1/revocations", lambda m: m.retain)
-        from edge.fleet.inbox import parse_revocation_list
-
-        got = parse_revocation_list(retained.payload)  # the kiosk's own check
-        assert_valid(got, "copy-revocations")
-        assert got["codes"] == listing["codes"] and got["certificates"] == [{"serial": "5f3a01"}]
+        later = parse_revocation_list(retained.payload)
+        assert later["codes"] == got["codes"]
         # ... but a kiosk cannot read another kiosk's record acknowledgements.
         peer.subscribe("kiosk/v1/HN-TAYHO-32/ack")
         other = SimKiosk(broker, fleet_pki.client("HN-TAYHO-32")).start()
@@ -840,7 +837,7 @@ def test_a_real_kiosk_client_takes_the_consoles_acks_and_revocation_list(
     wait_until(lambda: sorted(kiosk.acked) == sorted(ids), 10, "acks handed to the daemon")
     console.revocations.revoke("HN-TAYHO-95-261123-000001-X", reason="cấp nhầm", operator="an")
     got = wait_until(
-        lambda: [d for d in kiosk.revocation_lists if len(d["codes"]) == 1],
+        lambda: [d for d in kiosk.revocation_lists if d["codes"]],
         10,
         "the revocation list at the kiosk",
     )

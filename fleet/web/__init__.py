@@ -463,12 +463,7 @@ def revocations() -> Any:
                 value, reason=(form.reason.data or "").strip(), operator=g.operator, kind=kind
             )
             done = f"Đã thu hồi {value}" if fresh else f"{value} đã bị thu hồi trước đó"
-            if kind == "certificate":  # also at once by the signed command, replacing the file
-                n = service.push(g.handle)
-                done += f"; danh sách gửi tới {n} kiosk / the list sent to {n} kiosk(s)"
-            else:
-                done += "; đã phát tới mọi kiosk / published to every kiosk"
-            flash(done, "ok")
+            flash(done + "; đã phát tới mọi kiosk / published to every kiosk", "ok")
             return redirect(url_for("views.revocations"))
     elif request.method == "POST":
         error = "Biểu mẫu không hợp lệ / the form is not valid"
@@ -479,7 +474,7 @@ def revocations() -> Any:
 
 @views.route("/revocations.json")
 def revocation_list() -> Any:
-    """Public: anyone verifying an e-copy may fetch the list (codes and certificate serials)."""
+    """Public: anyone verifying an e-copy may fetch the list (it holds codes only)."""
     service = getattr(console(), "revocations", None)
     if service is None:
         abort(404)
