@@ -36,13 +36,20 @@ def test_check_char_catches_every_single_substitution(body: str, data: st.DataOb
     assert check_char(typo[:-1]) != typo[-1]
 
 
-@given(st.text(alphabet=ALPHABET, min_size=4, max_size=30), st.data())
-def test_check_char_catches_every_neighbour_swap(body: str, data: st.DataObject) -> None:
-    full = body + check_char(body)
-    i = data.draw(st.integers(0, len(full) - 2))
-    swapped = full[:i] + full[i + 1] + full[i] + full[i + 2 :]
-    if swapped != full:
-        assert check_char(swapped[:-1]) != swapped[-1]
+def test_check_char_catches_nearly_every_neighbour_swap() -> None:
+    """ISO 7064's hybrid MOD 37,36 catches most swaps of two neighbouring characters, not all
+    (CD1J56 and CD1J65 share the check P): measured over the sequence digits of codes."""
+    assert check_char("CD1J56") == check_char("CD1J65")  # the known blind spot
+    missed = swaps = 0
+    for seq in range(0, 200_000, 7):
+        body = f"HN-TAYHO-01-261123-{seq:06d}"
+        for i in range(len(body) - 6, len(body) - 1):
+            swapped = body[:i] + body[i + 1] + body[i] + body[i + 2 :]
+            if swapped != body:
+                swaps += 1
+                missed += check_char(swapped) == check_char(body)
+    assert swaps > 100_000
+    assert missed / swaps < 0.005  # measured 0.30 %
 
 
 def test_bad_codes_are_refused_in_vietnamese() -> None:
