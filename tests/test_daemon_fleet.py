@@ -91,10 +91,14 @@ def test_daemon_reports_and_obeys_signed_commands(
         # lock: the kiosk shows its out-of-service screen and says so in its state.
         assert command(central, operator_key, "lock")["result"] == {"locked": True}
         assert daemon.get("/api/status")[1]["locked"] is True
+        import urllib.error
         import urllib.request
 
-        with urllib.request.urlopen(daemon.base + "/") as response:
-            assert "tạm ngừng phục vụ" in response.read().decode()
+        # The screen answers 503 with its out-of-service page (Chromium shows the body).
+        with pytest.raises(urllib.error.HTTPError) as shown:
+            urllib.request.urlopen(daemon.base + "/")
+        assert shown.value.code == 503
+        assert "tạm ngừng phục vụ" in shown.value.read().decode()
         central.wait_for(f"{BASE}/state", lambda m: m.json()["status"].get("locked") is True)
         assert command(central, operator_key, "unlock")["result"] == {"locked": False}
 
