@@ -6,14 +6,20 @@
 #   KIOSK_BROWSER      browser binary          (default: chromium, else chromium-browser)
 #   KIOSK_PROFILE_DIR  throw-away profile dir  (default ~/.cache/kiosk-browser)
 #   KIOSK_CHECK_S      seconds between checks  (default 5)
-# Exits (and so is restarted by systemd) when the browser exits, or when the UI comes back
-# after being down, so the screen never stays on an error page.
+#   KIOSK_HEARTBEAT_MAX_S    the page beats every 10 s; older than this is a hung page (45)
+#   KIOSK_HEARTBEAT_GRACE_S  no judging the page this long after the start (60)
+# Exits (and so is restarted by systemd) when the browser exits, when the UI comes back
+# after being down, or when the page stops beating (GET /api/browser: a frozen renderer or a
+# page stuck on an error), so the screen never stays dead.
 set -euo pipefail
 
 url="${KIOSK_URL:-http://127.0.0.1:8080/}"
 health="${KIOSK_HEALTH_URL:-${url%/}/api/health}"
 profile="${KIOSK_PROFILE_DIR:-${HOME:-/tmp}/.cache/kiosk-browser}"
 check_s="${KIOSK_CHECK_S:-5}"
+beat_url="${url%/}/api/browser"
+beat_max_s="${KIOSK_HEARTBEAT_MAX_S:-45}"
+beat_grace_s="${KIOSK_HEARTBEAT_GRACE_S:-60}"
 browser="${KIOSK_BROWSER:-}"
 if [ -z "$browser" ]; then
   browser="$(command -v chromium || command -v chromium-browser || true)"
@@ -25,6 +31,12 @@ fi
 
 ui_up() {
   curl -fsS -o /dev/null --max-time 2 "$health"
+}
+
+# Seconds since the page last beat, whole; nothing when it never has or cannot be asked.
+beat_age() {
+  curl -fsS --max-time 2 "$beat_url" 2>/dev/null \
+    | sed -n 's/.*"heartbeat_age_s": *\([0-9][0-9]*\).*/\1/p'
 }
 
 # Wait for the daemon (up to 2 minutes), so the first page is the UI, not an error.
@@ -55,6 +67,7 @@ mkdir -p -- "$profile"
   --autoplay-policy=no-user-gesture-required \
   --ozone-platform-hint=auto &
 pid=$!
+started=$SECONDS
 trap 'kill "$pid" 2>/dev/null || true' EXIT TERM INT
 
 was_down=0
@@ -64,6 +77,13 @@ while kill -0 "$pid" 2>/dev/null; do
     if [ "$was_down" -eq 1 ]; then
       echo "kiosk-browser: the UI is back; restarting the browser on a fresh page" >&2
       exit 0
+    fi
+    if [ $((SECONDS - started)) -ge "$beat_grace_s" ]; then
+      age="$(beat_age)"
+      if [ -n "$age" ] && [ "$age" -gt "$beat_max_s" ]; then
+        echo "kiosk-browser: the page has not beaten for ${age} s; restarting the browser" >&2
+        exit 0
+      fi
     fi
   else
     was_down=1

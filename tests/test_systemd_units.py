@@ -106,10 +106,16 @@ def test_shell_scripts_pass_shellcheck() -> None:
 
 
 class _Health(http.server.BaseHTTPRequestHandler):
+    beat_age: float | None = None  # what /api/browser says (the page's last heartbeat)
+
     def do_GET(self) -> None:
         self.send_response(200)
         self.end_headers()
-        self.wfile.write(b'{"ready": true}')
+        if self.path == "/api/browser":
+            age = "null" if self.beat_age is None else str(self.beat_age)
+            self.wfile.write(f'{{"heartbeat_age_s":{age},"screen":"/"}}'.encode())
+        else:
+            self.wfile.write(b'{"ready": true}')
 
     def log_message(self, *args: object) -> None:
         pass
@@ -120,8 +126,9 @@ class HealthServer:
         self.port = port
         self.server: http.server.HTTPServer | None = None
 
-    def start(self) -> None:
-        self.server = http.server.HTTPServer(("127.0.0.1", self.port), _Health)
+    def start(self, beat_age: float | None = None) -> None:
+        handler = type("Handler", (_Health,), {"beat_age": beat_age})
+        self.server = http.server.HTTPServer(("127.0.0.1", self.port), handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def stop(self) -> None:
@@ -178,6 +185,55 @@ def test_kiosk_browser_waits_for_the_ui_then_restarts_after_an_outage(
         ui.start()
         assert proc.wait(5) == 0  # the UI back: exit, so systemd starts a fresh page
         assert "restarting the browser" in proc.stderr.read()  # type: ignore[union-attr]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+def test_kiosk_browser_restarts_a_page_that_stopped_beating(
+    tmp_path: Path, ui: HealthServer
+) -> None:
+    fake = tmp_path / "chromium"
+    fake.write_text("#!/bin/sh\nexec sleep 60\n")
+    fake.chmod(0o755)
+    env = {
+        **os.environ,
+        "KIOSK_URL": f"http://127.0.0.1:{ui.port}/",
+        "KIOSK_BROWSER": str(fake),
+        "KIOSK_PROFILE_DIR": str(tmp_path / "profile"),
+        "KIOSK_CHECK_S": "0.2",
+        "KIOSK_HEARTBEAT_MAX_S": "45",
+        "KIOSK_HEARTBEAT_GRACE_S": "1",
+        "HOME": str(tmp_path),
+    }
+
+    def launch() -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            ["bash", str(REPO / "firmware_scripts/kiosk-browser.sh")],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    # A page that beats (or never has yet) is left alone past the grace period.
+    for age in (12.5, None):
+        ui.start(beat_age=age)
+        proc = launch()
+        try:
+            time.sleep(2.0)
+            assert proc.poll() is None, proc.stderr.read()  # type: ignore[union-attr]
+        finally:
+            proc.terminate()  # its trap stops the browser too
+            proc.wait(5)
+            ui.stop()
+    # A page silent for 90 s is restarted, once the grace period is over.
+    ui.start(beat_age=90.3)
+    proc = launch()
+    try:
+        assert proc.wait(10) == 0
+        assert "has not beaten for 90 s" in proc.stderr.read()  # type: ignore[union-attr]
     finally:
         if proc.poll() is None:
             proc.kill()
