@@ -398,6 +398,11 @@ class FleetStore:
             if self._event(conn, msg):
                 out.new_events += 1
                 changes.update(_EVENT_EFFECTS.get(str(p.get("kind")), {}))
+                detail = p.get("detail") if isinstance(p.get("detail"), dict) else {}
+                if p.get("kind") == "certificate.expiring" and isinstance(
+                    detail.get("not_after"), str
+                ):
+                    changes["cert_not_after"] = parse_time(detail["not_after"], 0.0) or None
                 if p.get("severity") in ("error", "critical"):
                     changes.update(
                         last_error=str(p.get("kind"))[:200],
@@ -408,6 +413,7 @@ class FleetStore:
         elif msg.kind == "record":
             if self._record(conn, msg):
                 out.new_records += 1
+                changes.update(self._provisioning_facts(conn, msg))
             else:
                 out.duplicate_records += 1
             out.acked.setdefault(msg.kiosk_id, []).append(str(p["id"]))
@@ -515,6 +521,24 @@ class FleetStore:
         if isinstance(certificate.get("not_after"), str):
             changes["cert_not_after"] = parse_time(certificate["not_after"], 0.0) or None
         site = p.get("site")
+        if (
+            isinstance(site, str)
+            and site
+            and not conn.execute(self._kiosk_row, {"_kid": msg.kiosk_id}).one().site_fixed
+        ):
+            changes["site"] = site[:128]
+        return changes
+
+    def _provisioning_facts(self, conn: Connection, msg: Incoming) -> dict[str, Any]:
+        """records/provisioning (docs/provisioning.md, step 6): the kiosk's site and its
+        certificate's expiry, also for kiosks enrolled offline."""
+        data = msg.payload.get("data")
+        if msg.payload.get("kind", msg.record_kind) != "provisioning" or not isinstance(data, dict):
+            return {}
+        changes: dict[str, Any] = {}
+        if isinstance(data.get("certificate_not_after"), str):
+            changes["cert_not_after"] = parse_time(data["certificate_not_after"], 0.0) or None
+        site = data.get("site")
         if (
             isinstance(site, str)
             and site

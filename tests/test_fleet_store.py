@@ -284,3 +284,51 @@ def test_dossiers_revocations_and_pruning(store: FleetStore) -> None:
     )
     assert store.prune(now=old + 10 * 86400, telemetry_keep_s=86400, events_keep_s=86400) == 2
     assert store.telemetry_series(KIOSK, since=0) == []
+
+
+def test_provisioning_record_and_expiry_event_give_site_and_certificate_expiry(
+    store: FleetStore,
+) -> None:
+    store.apply(
+        [
+            msg(
+                "record",
+                {
+                    "schema": "record/1",
+                    "kind": "provisioning",
+                    "id": "prov-1",
+                    "seq": 1,
+                    "time": "2026-11-23T09:00:00+00:00",
+                    "data": {
+                        "site": "Phường Tây Hồ",
+                        "enrolment": "offline",
+                        "certificate_not_after": "2027-11-23T09:00:00+00:00",
+                    },
+                },
+            )
+        ]
+    )
+    k = store.kiosk(KIOSK)
+    assert k["site"] == "Phường Tây Hồ"
+    assert k["cert_not_after"] == pytest.approx(1826960400.0)
+    store.apply(
+        [
+            msg(
+                "event",
+                {
+                    "schema": "event/1",
+                    "id": "ev-cert",
+                    "seq": 2,
+                    "kind": "certificate.expiring",
+                    "severity": "warning",
+                    "time": "2026-11-23T09:00:00+00:00",
+                    "detail": {
+                        "serial": "ab",
+                        "not_after": "2026-12-01T00:00:00+00:00",
+                        "days_left": 7,
+                    },
+                },
+            )
+        ]
+    )
+    assert store.kiosk(KIOSK)["cert_not_after"] == pytest.approx(1796083200.0)
