@@ -299,7 +299,11 @@ class App:
             outbox=self.outbox,
             bus=self.bus,
             telemetry_provider=self.telemetry,
-            status_provider=lambda: {"locked": self.locked, "ready": self.ready},
+            status_provider=lambda: {
+                "locked": self.locked,
+                "ready": self.ready,
+                **({"site": self.config.kiosk.site} if self.config.kiosk.site else {}),
+            },
             capabilities=["camera", "printer", "buttons", "identity", "tickets", "dossier-status"]
             + (["ecopy"] if self.copies and self.copies.unavailable is None else []),
             commands=fleet_commands(self),
@@ -482,6 +486,27 @@ class App:
                 "config": self.config.digest(),
                 **({"catalog": self.catalog.version} if self.catalog else {}),
             },
+            **({"site": self.config.kiosk.site} if self.config.kiosk.site else {}),
+            **self._certificate_summary(),
+        }
+
+    def _certificate_summary(self) -> dict[str, Any]:
+        """The fleet client certificate's expiry, for central's "expiring soon" alert."""
+        cert_file = self.config.mqtt.cert_file
+        if not cert_file:
+            return {}
+        try:
+            from cryptography import x509
+
+            cert = x509.load_pem_x509_certificate(Path(cert_file).read_bytes())
+        except (OSError, ValueError) as err:
+            logger.warning("client certificate unreadable for telemetry: %s", err)
+            return {}
+        return {
+            "certificate": {
+                "not_after": cert.not_valid_after_utc.isoformat(),
+                "serial": format(cert.serial_number, "x"),
+            }
         }
 
     def _service_counts(self) -> dict[str, int]:

@@ -82,6 +82,11 @@ def test_daemon_reports_and_obeys_signed_commands(
         assert_valid(telemetry, "telemetry")
         assert telemetry["printer"]["online"] is True
         assert telemetry["counts"]["tamper.opened"] == 1
+        # Central's expiry alert reads the client certificate's end from telemetry.
+        from cryptography import x509
+
+        cert = x509.load_pem_x509_certificate(Path(fleet_pki.client(KIOSK).cert).read_bytes())
+        assert telemetry["certificate"]["not_after"] == cert.not_valid_after_utc.isoformat()
 
         # print-test: the slip lands in the simulated printer's output.
         reply = command(central, operator_key, "print-test")
