@@ -184,3 +184,20 @@ def end_flow(flow_key: str) -> None:
     wipe(session, keep=KEEP_ON_FLOW_END)
     session.modified = True
     logger.info("flow ended", extra={"flow": flow_key})
+
+
+def scan_qr(place_vi: str, place_en: str) -> tuple[str | None, dict[str, str]]:
+    """One look for a QR code in the camera's latest frame: (its text, {}) or (None, the
+    message the scan screen shows: waiting for the camera, or where to put the paper)."""
+    from edge.vision.qr import decode_qr
+    from web_ui.i18n import pick
+
+    frame = kiosk().camera.latest()
+    if frame is None:
+        return None, {"message": pick("Đang chờ hình ảnh từ camera…", "Waiting for the camera…")}
+    codes = decode_qr(frame, thorough=False)
+    if not codes:
+        return None, {
+            "message": pick(f"Chưa thấy mã QR. Vui lòng {place_vi}", f"No QR code yet. {place_en}")
+        }
+    return codes[0].text, {}

@@ -11,7 +11,7 @@ from flask import Blueprint, jsonify, redirect, session, url_for
 from edge.errors import BadInput
 from web_ui.forms import DossierForm
 from web_ui.i18n import pick
-from web_ui.kiosk import end_flow, guard, kiosk, part_ok, screen, service
+from web_ui.kiosk import end_flow, guard, part_ok, scan_qr, screen, service
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("dossier", __name__, url_prefix="/c")
@@ -57,20 +57,12 @@ def scan() -> Any:
 @bp.post("/scan/poll")
 @guard("dossier")
 def scan_poll() -> Any:
-    from edge.vision.qr import decode_qr
-
-    frame = kiosk().camera.latest()
-    if frame is None:
-        return jsonify(message=pick("Đang chờ hình ảnh từ camera…", "Waiting for the camera…"))
-    codes = decode_qr(frame, thorough=False)
-    if not codes:
-        return jsonify(
-            message=pick(
-                "Chưa thấy mã QR. Vui lòng đặt biên nhận hồ sơ dưới camera.",
-                "No QR code yet. Place the dossier receipt under the camera.",
-            )
-        )
-    problem = _lookup(codes[0].text)
+    text, waiting = scan_qr(
+        "đặt biên nhận hồ sơ dưới camera.", "Place the dossier receipt under the camera."
+    )
+    if text is None:
+        return jsonify(**waiting)
+    problem = _lookup(text)
     if problem is None:
         return jsonify(next=url_for("dossier.status"))
     return jsonify(message=problem, tone="bad", wait_ms=2000)

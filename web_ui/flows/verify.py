@@ -11,7 +11,7 @@ from flask import Blueprint, jsonify, redirect, session, url_for
 
 from edge.errors import BadInput
 from web_ui.i18n import pick
-from web_ui.kiosk import end_flow, guard, kiosk, screen, service
+from web_ui.kiosk import end_flow, guard, kiosk, scan_qr, screen, service
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("verify", __name__, url_prefix="/e")
@@ -27,21 +27,13 @@ def start() -> Any:
 @bp.post("/poll")
 @guard("verify")
 def poll() -> Any:
-    from edge.vision.qr import decode_qr
-
-    frame = kiosk().camera.latest()
-    if frame is None:
-        return jsonify(message=pick("Đang chờ hình ảnh từ camera…", "Waiting for the camera…"))
-    codes = decode_qr(frame, thorough=False)
-    if not codes:
-        return jsonify(
-            message=pick(
-                "Chưa thấy mã QR. Vui lòng đặt mã QR của bản sao dưới camera.",
-                "No QR code yet. Place the copy's QR code under the camera.",
-            )
-        )
+    text, waiting = scan_qr(
+        "đặt mã QR của bản sao dưới camera.", "Place the copy's QR code under the camera."
+    )
+    if text is None:
+        return jsonify(**waiting)
     try:
-        verdict = service("copies").verify_qr(codes[0].text)
+        verdict = service("copies").verify_qr(text)
     except BadInput as err:
         return jsonify(message=pick(getattr(err, "message_vi", str(err)), str(err)), tone="bad")
     logger.info("copy verified", extra={"verdict": verdict.status})
