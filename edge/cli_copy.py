@@ -8,12 +8,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 from edge import config as cfg
 from edge.errors import EXIT_FAILED, EXIT_OK, BadInput
+from edge.files import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -117,13 +117,8 @@ def run(args: argparse.Namespace, config: cfg.Config | None, emit: Any) -> int:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, data)
     except OSError as err:
         raise BadInput(f"cannot write {path}: {err.strerror}") from err
 

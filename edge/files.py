@@ -13,3 +13,22 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644, *, dir_mode: int = 0o700) -> None:
+    """Replace `path` with `data` so that a power cut leaves the old file or the new one, never
+    a mix: a temporary file made with `mode` beside it, fsync'd, renamed over, and the folder
+    fsync'd. Missing folders are made with `dir_mode`."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=dir_mode)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from edge import config as cfg
 from edge.errors import KioskError
-from edge.files import fsync_dir
+from edge.files import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -64,15 +63,7 @@ class CopyPaths:
 
 def write_file(path: Path, data: bytes, mode: int) -> None:
     """Atomically (temporary file, fsync, rename, directory fsync), with this mode."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    write_atomic(path, data, mode)
 
 
 def _name(common: str, unit: str) -> x509.Name:

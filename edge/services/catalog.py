@@ -17,7 +17,7 @@ import jsonschema
 from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA
 
-from edge.files import fsync_dir
+from edge.files import fsync_dir, write_atomic
 from edge.services.errors import ServiceError
 
 logger = logging.getLogger(__name__)
@@ -386,10 +386,4 @@ class CatalogService:
 
 
 def _write_atomic(path: Path, document: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        json.dump(document, f, ensure_ascii=False, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    write_atomic(path, json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8"))
