@@ -29,6 +29,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edge.pki import self_signed_ca
+
 REPO = Path(__file__).resolve().parent.parent
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 BROKER_CONF = REPO / "config" / "mosquitto" / "mosquitto.conf"
@@ -86,30 +88,11 @@ class FleetPki:
         self._ca_cert = (
             ca[1]
             if ca
-            else (
-                x509.CertificateBuilder()
-                .subject_name(name)
-                .issuer_name(name)
-                .public_key(self._ca_key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now - dt.timedelta(hours=1))
-                .not_valid_after(now + dt.timedelta(days=2))
-                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-                .add_extension(
-                    x509.KeyUsage(
-                        digital_signature=True,
-                        key_cert_sign=True,
-                        crl_sign=True,
-                        content_commitment=False,
-                        key_encipherment=False,
-                        data_encipherment=False,
-                        key_agreement=False,
-                        encipher_only=False,
-                        decipher_only=False,
-                    ),
-                    critical=True,
-                )
-                .sign(self._ca_key, hashes.SHA256())
+            else self_signed_ca(
+                self._ca_key,
+                name,
+                not_before=now - dt.timedelta(hours=1),
+                not_after=now + dt.timedelta(days=2),
             )
         )
         self.ca_file = root / "ca.crt"
