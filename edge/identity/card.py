@@ -13,6 +13,7 @@ import numpy as np
 
 from edge.identity.cccd import CardError, CccdCard, CccdInvalid, parse_cccd
 from edge.vision.qr import QrCode, decode_qr, to_gray
+from edge.vision.quad import refit_sides
 
 logger = logging.getLogger(__name__)
 
@@ -182,35 +183,11 @@ def _quad_of(contour: np.ndarray) -> np.ndarray | None:
 
 
 def _refine(quad: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Fit a line to the outline points along each side (away from the corners) and intersect."""
-    lines = []
-    for i in range(4):
-        a, b = quad[i], quad[(i + 1) % 4]
-        side = b - a
-        length = float(np.hypot(*side))
-        if length < 1:
-            return quad
-        normal = np.array([-side[1], side[0]]) / length
-        t = (points - a) @ side / length**2
-        d = np.abs((points - a) @ normal)
-        near = points[(t > 0.15) & (t < 0.85) & (d < max(3.0, 0.03 * length))]
-        if len(near) < 10:
-            lines.append((a, side / length))
-            continue
-        vx, vy, x0, y0 = cv2.fitLine(near, cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
-        lines.append((np.array([x0, y0]), np.array([vx, vy])))
-    corners = []
-    for i in range(4):
-        (p, u), (q, v) = lines[i - 1], lines[i]
-        det = u[0] * -v[1] + v[0] * u[1]
-        if abs(det) < 1e-6:
-            return quad
-        s = ((q - p)[0] * -v[1] + v[0] * (q - p)[1]) / det
-        corners.append(p + s * u)
-    refined = np.array(corners, np.float32)
-    if np.abs(refined - quad).max() > 0.1 * np.ptp(quad, axis=0).max():
-        return quad  # the fit went somewhere odd; keep the polygon's corners
-    return refined
+    """Fit a line to the outline points along each side (away from the rounded corners) and
+    intersect them; the polygon's corners stay when the fit went somewhere odd."""
+    return refit_sides(
+        quad, points, span=(0.15, 0.85), band_px=3.0, band_frac=0.03, min_side=1, max_shift_frac=0.1
+    )
 
 
 def _card_score(quad: np.ndarray, min_area: float) -> float:

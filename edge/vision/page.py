@@ -20,6 +20,7 @@ import numpy as np
 
 from edge.errors import BadInput
 from edge.vision.qr import QrCode, decode_qr, to_gray
+from edge.vision.quad import intersect_sides, refit_sides
 
 logger = logging.getLogger(__name__)
 
@@ -356,27 +357,10 @@ def _quad_of(contour: np.ndarray) -> np.ndarray:
 
 
 def _refine(quad: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Each side refit (Huber) to the outline points along its middle 80 %."""
-    lines = []
-    for i in range(4):
-        a, b = quad[i], quad[(i + 1) % 4]
-        side = b - a
-        length = float(np.hypot(*side))
-        if length < 4:
-            return quad
-        normal = np.array([-side[1], side[0]]) / length
-        t = (points - a) @ side / length**2
-        d = np.abs((points - a) @ normal)
-        near = points[(t > 0.1) & (t < 0.9) & (d < max(2.0, 0.02 * length))]
-        if len(near) < 10:
-            lines.append((a, side / length))
-            continue
-        vx, vy, x0, y0 = cv2.fitLine(near, cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
-        lines.append((np.array([x0, y0]), np.array([vx, vy])))
-    refined = _intersect(lines)
-    if refined is None or np.abs(refined - quad).max() > 0.08 * np.ptp(quad, axis=0).max():
-        return quad
-    return refined
+    """Each side refit to the outline points along its middle 80 %."""
+    return refit_sides(
+        quad, points, span=(0.1, 0.9), band_px=2.0, band_frac=0.02, min_side=4, max_shift_frac=0.08
+    )
 
 
 def _order(points: np.ndarray) -> np.ndarray:
@@ -423,23 +407,10 @@ def _snap(gray: np.ndarray, quad: np.ndarray, reach: float = 8.0) -> np.ndarray:
         points = (base[rows] + s[:, None] * n).astype(np.float32)
         vx, vy, x0, y0 = cv2.fitLine(points, cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
         lines.append((np.array([x0, y0]), np.array([vx, vy])))
-    snapped = _intersect(lines)
+    snapped = intersect_sides(lines)
     if snapped is None or np.abs(snapped - quad).max() > 2 * reach:
         return quad
     return snapped
-
-
-def _intersect(lines: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray | None:
-    """Corner i where side i-1 meets side i (each side a point and a direction)."""
-    corners = []
-    for i in range(4):
-        (p, u), (q, v) = lines[i - 1], lines[i]
-        det = u[0] * -v[1] + v[0] * u[1]
-        if abs(det) < 1e-6:
-            return None
-        s = ((q - p)[0] * -v[1] + v[0] * (q - p)[1]) / det
-        corners.append(p + s * u)
-    return np.array(corners, np.float32)
 
 
 # --- judging the shot ---------------------------------------------------------------------
