@@ -31,16 +31,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_sim_config(root: Path, *, port: int | None = None, extra: str = "") -> Path:
-    """A whole simulated kiosk under root: its own scenes copy, state dir and web port."""
+def write_sim_config(
+    root: Path,
+    *,
+    port: int | None = None,
+    extra: str = "",
+    kiosk_id: str = "TEST-01",
+    sample_scenes: bool = True,
+    fps: int = 20,
+    web_extra: str = "",
+    buttons_extra: str = "",
+) -> Path:
+    """A whole simulated kiosk under root: its own scenes folder (a copy of the sample scenes,
+    or empty for the test to fill), state dir and web port. `extra` is appended as is;
+    `web_extra` and `buttons_extra` are lines added to those blocks."""
     scenes = root / "scenes"
-    if not scenes.exists():
+    if sample_scenes and not scenes.exists():
         shutil.copytree(SAMPLE_SCENES, scenes)
+    scenes.mkdir(parents=True, exist_ok=True)
     path = root / "config.toml"
     path.write_text(
         f"""
 [kiosk]
-id = "TEST-01"
+id = "{kiosk_id}"
 site = "Phường Thử nghiệm"
 
 [storage]
@@ -48,15 +61,17 @@ state_dir = "state"
 
 [web]
 port = {port or free_port()}
+{web_extra}
 
 [camera]
 type = "files"
 path = "scenes"
-fps = 20
+fps = {fps}
 
 [buttons]
 type = "simulated"
 long_press_s = 0.5
+{buttons_extra}
 
 [tamper]
 type = "simulated"

@@ -20,7 +20,7 @@ import pytest
 from werkzeug.security import generate_password_hash
 
 from tests import pages as docs
-from tests.conftest import REPO, Daemon, free_port, http, start_daemon
+from tests.conftest import REPO, Daemon, http, start_daemon, write_sim_config
 from tests.test_face import load
 from tests.test_identify import card_scene_with_portrait
 from tests.test_liveness import turning_frames
@@ -41,49 +41,15 @@ TECH_PIN = "246810"
 
 def kiosk_config(root: Path, *, idle_s: float = 300, warn_s: float = 20, extra: str = "") -> Path:
     """A simulated kiosk whose camera plays root/scenes/scene.jpg (replaced by the test)."""
-    (root / "scenes").mkdir(parents=True, exist_ok=True)
     pin_hash = generate_password_hash(TECH_PIN)
-    path = root / "config.toml"
-    path.write_text(
-        f"""
-[kiosk]
-id = "TEST-UI"
-site = "Phường Thử nghiệm"
-
-[storage]
-state_dir = "state"
-
-[web]
-port = {free_port()}
-threads = 6
-
-[camera]
-type = "files"
-path = "scenes"
-fps = 8
-
-[buttons]
-type = "simulated"
-long_press_s = 0.5
-bounce_ms = 0
-
-[tamper]
-type = "simulated"
-
-[led]
-type = "simulated"
-
-[printer]
-type = "simulated"
-output_dir = "printer-out"
-
-[logging]
-format = "json"
-level = "INFO"
-
-[daemon]
-developer_panel = true
-
+    return write_sim_config(
+        root,
+        kiosk_id="TEST-UI",
+        sample_scenes=False,
+        fps=8,
+        web_extra="threads = 6",
+        buttons_extra="bounce_ms = 0",
+        extra=f"""
 [copies]
 development_ca = true
 
@@ -98,9 +64,7 @@ technician_pin_hash = "{pin_hash}"
 liveness_time_limit_s = 12
 {extra}
 """,
-        encoding="utf-8",
     )
-    return path
 
 
 def set_paper(root: Path, paper: str) -> None:
