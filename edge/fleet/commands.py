@@ -8,7 +8,6 @@ import datetime as dt
 import json
 import logging
 import math
-import os
 import re
 import threading
 import time
@@ -26,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from paho.mqtt.client import topic_matches_sub
 
 from edge.errors import BadInput
+from edge.files import write_atomic
 from edge.fleet.messages import COMMAND, COMMAND_RESULT, Severity, Topics, iso_time
 from edge.store.db import Store
 
@@ -595,13 +595,9 @@ def write_public_key(key: ec.EllipticCurvePrivateKey, trust_dir: Path, operator_
     """Operator tools and tests: install an operator's public key into a kiosk's trust dir."""
     if not OPERATOR_ID.match(operator_id):
         raise BadInput(f"operator id {operator_id!r} must match {OPERATOR_ID.pattern}")
-    trust_dir.mkdir(parents=True, exist_ok=True)
     path = trust_dir / f"{operator_id}.pem"
-    tmp = path.with_suffix(".pem.tmp")
-    tmp.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+    pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    os.replace(tmp, path)
+    write_atomic(path, pem, 0o644, dir_mode=0o755)
     return path
