@@ -19,41 +19,22 @@ is_pi() {
   grep -qs "Raspberry Pi" /proc/device-tree/model
 }
 
+# shellcheck source=firmware_scripts/apt-packages.sh
+. "$repo/firmware_scripts/apt-packages.sh"
+
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-apt_install() {
-  # Only what dpkg says is missing; one 'apt-get update' at most.
-  local missing=()
-  for pkg in "$@"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-  done
-  if [ "${#missing[@]}" -gt 0 ]; then
-    echo "==> apt: installing ${missing[*]}"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
-}
-
-# --- system packages ---------------------------------------------------------------------
+# --- system packages: firmware_scripts/apt-packages.txt, the project's one list ------------
 if command -v apt-get >/dev/null 2>&1; then
-  # Runtime: USB printers (libusb), Vietnamese OCR data (the engine ships in the tesserocr wheel).
-  packages=(python3 python3-venv python3-pip libusb-1.0-0 tesseract-ocr-vie)
-  if [ "$mode" = test ]; then
-    # Independent checkers and real peers the tests use: zbar reads printed QR codes back,
-    # a real MQTT broker, poppler's pdfsig (with NSS's certutil for its trust store) checks
-    # signed PDFs, headless Chromium drives the web UI, PostgreSQL backs the fleet console,
-    # systemd-analyze verifies the units.
-    packages+=(libzbar0 mosquitto poppler-utils libnss3-tools chromium postgresql systemd)
-  fi
-  if is_pi; then
-    # picamera2 and lgpio need Raspberry Pi OS's own builds (libcamera bindings, /dev/gpiochip).
-    packages+=(python3-picamera2 python3-lgpio)
-  fi
+  sections=(runtime)
+  [ "$mode" = test ] && sections+=(test)
+  is_pi && sections+=(pi)
+  mapfile -t packages < <(apt_packages "${sections[@]}")
   apt_install "${packages[@]}"
 else
-  echo "==> no apt-get here: install python3 (>= 3.11), venv, libusb-1.0 and libzbar yourself" >&2
+  echo "==> no apt-get here: install what firmware_scripts/apt-packages.txt lists yourself" >&2
 fi
 
 # --- the virtual environment -------------------------------------------------------------
@@ -67,6 +48,7 @@ if [ ! -x "$venv/bin/python" ]; then
   fi
 fi
 extras="dev"
+is_pi && extras="dev,pi"   # lgpio and simplejpeg built for the venv's numpy (docs/provisioning.md)
 stamp="$venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)-$extras"
 if [ ! -f "$stamp" ]; then
   echo "==> installing kiosk-edge and its pinned dependencies into $venv"
