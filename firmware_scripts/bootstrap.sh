@@ -57,6 +57,10 @@ if [ ! -f "$stamp" ]; then
   rm -f "$venv"/.installed-*
   touch "$stamp"
 fi
+if is_pi; then
+  # apt's picamera2 under the venv's numpy 2: fail here, loudly, not at the first citizen's visit.
+  (cd / && "$venv/bin/python" -m provisioning.pi_imports)
+fi
 
 # --- run or test -------------------------------------------------------------------------
 case "$mode" in

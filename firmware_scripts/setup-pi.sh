@@ -66,24 +66,17 @@ ensure_line() {
   return 0
 }
 
-# --- packages ----------------------------------------------------------------------------
-chromium_pkg=chromium
-if ! apt-cache show chromium >/dev/null 2>&1; then chromium_pkg=chromium-browser; fi
-packages=(
-  python3 python3-venv python3-pip python3-picamera2 python3-lgpio
-  libusb-1.0-0 libzbar0 tesseract-ocr-vie curl ca-certificates
-  unattended-upgrades apt-listchanges
-)
-if [ "$browser" -eq 1 ]; then packages+=(cage "$chromium_pkg" fonts-dejavu-core); fi
-missing=()
-for pkg in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  say "apt: installing ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# --- packages: firmware_scripts/apt-packages.txt, the project's one list ------------------------
+# shellcheck source=firmware_scripts/apt-packages.sh
+. "$repo/firmware_scripts/apt-packages.sh"
+sections=(runtime pi)
+[ "$browser" -eq 1 ] && sections+=(pi-browser)
+mapfile -t packages < <(apt_packages "${sections[@]}")
+# Raspberry Pi OS Bullseye and older call the browser chromium-browser.
+if ! apt-cache show chromium >/dev/null 2>&1; then
+  packages=("${packages[@]/#chromium/chromium-browser}")
 fi
+apt_install "${packages[@]}"
 
 # --- the kiosk user ------------------------------------------------------------------------
 if ! id kiosk >/dev/null 2>&1; then
@@ -219,6 +212,16 @@ if [ "$overlay" -eq 1 ]; then
     exit 1
   fi
 fi
+
+# --- the camera stack imports in the venv (numpy 2 beside apt's picamera2) ------------------
+# Every run, not only the first install: an apt upgrade of python3-picamera2 or its modules can
+# break it too. A failure here is loud and stops the setup (docs/provisioning.md).
+say "checking that the venv imports picamera2, libcamera, simplejpeg, pidng, av and lgpio"
+if ! (cd / && "$app_root/current/.venv/bin/python" -m provisioning.pi_imports); then
+  echo "setup-pi: FAILED: the kiosk's venv cannot import the camera stack (above); the camera would not work" >&2
+  exit 1
+fi
+"$app_root/current/.venv/bin/python" -c "from picamera2 import Picamera2"
 
 say "done. Next: cd $app_root/current && sudo -u kiosk .venv/bin/python -m edge provision --config $etc_dir/config.toml"
 if [ "$changed_boot" -eq 1 ]; then
