@@ -34,6 +34,7 @@ from edge.selftest import (
     check_key,
     check_models,
     check_printer,
+    check_runtime_files,
     check_storage,
 )
 from edge.services.bundle import Services, build_services
@@ -426,7 +427,7 @@ class App:
             *check_controls(self.controls),
             check_storage(self.store, self.config),
             check_key(self.config.storage.data_key_path),
-            check_models(self.config.models.dir),
+            *check_runtime_files(self.config.models.dir),
         ]
 
     def status(self) -> dict[str, Any]:

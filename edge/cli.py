@@ -275,8 +275,8 @@ def _local_selftest(config: cfg.Config, *, print_test: bool) -> list[Any]:
         check_camera,
         check_controls,
         check_key,
-        check_models,
         check_printer,
+        check_runtime_files,
         check_storage,
     )
 
@@ -303,7 +303,7 @@ def _local_selftest(config: cfg.Config, *, print_test: bool) -> list[Any]:
         checks[1:1] = check_controls(controls)
     finally:
         controls.stop()
-    checks.append(check_models(config.models.dir))
+    checks.extend(check_runtime_files(config.models.dir))
     return checks
 
 

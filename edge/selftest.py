@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -16,10 +16,13 @@ from edge.controls import Controls
 from edge.errors import HardwareUnavailable
 from edge.ports.camera import Camera
 from edge.printing import PrintQueue, print_test_page
+from edge.receipts import FONT_BOLD, FONT_DIR, FONT_REGULAR
 from edge.store import Store
 from edge.store.crypto import key_file_problem
 
 Verdict = Literal["ok", "warn", "fail"]
+
+FONT_FILES = (FONT_REGULAR.name, FONT_BOLD.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +150,11 @@ def check_models(models_dir: Path) -> Check:
     def run() -> Check:
         manifest_path = models_dir / "manifest.json"
         if not manifest_path.is_file():
-            return Check("models", "fail", f"no manifest at {manifest_path}")
+            return Check(
+                "models",
+                "fail",
+                f"no manifest at {manifest_path}; fix: set models.dir to the release's models/ folder",
+            )
         manifest = json.loads(manifest_path.read_text())
         entries = manifest.get("models", [])
         missing, mismatched = [], []
@@ -160,12 +167,70 @@ def check_models(models_dir: Path) -> Check:
         if missing or mismatched:
             problems = [f"missing: {', '.join(missing)}"] if missing else []
             problems += [f"sha256 mismatch: {', '.join(mismatched)}"] if mismatched else []
+            problems.append(
+                f"fix: restore {models_dir} from the release (the files and their licences ship "
+                "in the repository's models/)"
+            )
             return Check("models", "fail", "; ".join(problems))
         if not entries:
             return Check("models", "ok", "manifest lists no models yet", essential=False)
         return Check("models", "ok", f"{len(entries)} models present, sha256 verified")
 
     return _guard("models", True, run)
+
+
+def check_ocr_models(
+    *, env: Mapping[str, str] | None = None, dirs: Iterable[Path] | None = None
+) -> list[Check]:
+    """Tesseract's models, found where the reader finds them: `vie` reads the documents, `osd`
+    turns a page laid down sideways upright (without it a sideways page is certified sideways)."""
+    from edge.vision.ocr import OcrUnavailable, find_tessdata, install_command
+
+    rows = []
+    for lang, use in (("vie", "reads Vietnamese documents"), ("osd", "turns pages upright")):
+        try:
+            folder = find_tessdata(lang, env=env, dirs=dirs)
+        except OcrUnavailable:
+            rows.append(
+                Check(
+                    f"ocr-{lang}",
+                    "fail",
+                    f"{lang}.traineddata missing; fix: {install_command(lang)}",
+                )
+            )
+            continue
+        size = (folder / f"{lang}.traineddata").stat().st_size
+        rows.append(
+            Check(f"ocr-{lang}", "ok", f"{folder}/{lang}.traineddata ({size // 1024} KiB), {use}")
+        )
+    return rows
+
+
+def check_fonts(font_dir: Path = FONT_DIR) -> Check:
+    """The DejaVu fonts the receipts and the copies' PDF are drawn with (Vietnamese glyphs)."""
+
+    def run() -> Check:
+        bad = []
+        for name in FONT_FILES:
+            path = font_dir / name
+            # A TrueType file starts with the version 1.0 tag; anything else cannot be drawn with.
+            if not path.is_file() or path.read_bytes()[:4] != b"\x00\x01\x00\x00":
+                bad.append(name)
+        if bad:
+            return Check(
+                "fonts",
+                "fail",
+                f"missing or damaged in {font_dir}: {', '.join(bad)}; fix: reinstall kiosk-edge "
+                "(the fonts ship inside the package)",
+            )
+        return Check("fonts", "ok", f"{', '.join(FONT_FILES)} in {font_dir}")
+
+    return _guard("fonts", True, run)
+
+
+def check_runtime_files(models_dir: Path) -> list[Check]:
+    """Every file the kiosk needs at run time beside its code: OCR models, face models, fonts."""
+    return [*check_ocr_models(), check_models(models_dir), check_fonts()]
 
 
 def exit_code(checks: list[Check]) -> int:

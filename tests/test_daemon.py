@@ -15,6 +15,7 @@ from pathlib import Path
 
 from edge.store import DataKey, Store
 from edge.store.outbox import Outbox
+from edge.vision.ocr import find_tessdata
 from tests.conftest import Daemon, start_daemon, wait_for, write_sim_config
 
 
@@ -119,7 +120,10 @@ def test_selftest_rows_turn_red_when_parts_are_pulled_and_recover(tmp_path: Path
         "printer",
         "storage",
         "data-key",
+        "ocr-vie",
+        "ocr-osd",
         "models",
+        "fonts",
     }
     assert set(verdicts.values()) == {"ok"}
 
@@ -141,6 +145,38 @@ def test_selftest_rows_turn_red_when_parts_are_pulled_and_recover(tmp_path: Path
     result = kiosk("selftest", "--config", str(config))
     assert result.returncode == 0, result.stdout
     assert "FAIL" not in result.stdout
+
+
+def test_a_missing_ocr_model_is_a_red_row_with_its_fix_and_the_daemon_still_starts(
+    tmp_path: Path,
+) -> None:
+    # Tesseract's folder as on a machine where tesseract-ocr-osd was never installed.
+    tessdata = tmp_path / "tessdata"
+    tessdata.mkdir()
+    (tessdata / "vie.traineddata").symlink_to(find_tessdata("vie", env={}) / "vie.traineddata")
+    config = write_sim_config(tmp_path)
+    d = start_daemon(config, env={"TESSDATA_PREFIX": str(tessdata)})
+    try:
+        status, body = d.get("/api/status")
+        assert status == 200 and body["ready"]  # degraded, but serving citizens
+        status, report = d.get("/api/selftest")
+        rows = {c["part"]: c for c in report["checks"]}
+        assert rows["ocr-vie"]["verdict"] == "ok"
+        assert rows["ocr-osd"]["verdict"] == "fail"
+        assert "sudo apt install tesseract-ocr-osd" in rows["ocr-osd"]["detail"]
+    finally:
+        d.stop()
+    env = {**os.environ, "TESSDATA_PREFIX": str(tessdata)}
+    local = subprocess.run(
+        [sys.executable, "-m", "edge", "selftest", "--local", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert local.returncode == 1, local.stdout  # not a hardware failure: a file to install
+    (row,) = [line for line in local.stdout.splitlines() if line.startswith("ocr-osd")]
+    assert "FAIL" in row and "sudo apt install tesseract-ocr-osd" in row
 
 
 def test_selftest_asks_the_running_daemon(daemon: Daemon, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.selftest import check_fonts, check_ocr_models
 from edge.vision import ocr as ocr_module
 from edge.vision.ocr import Ocr, OcrUnavailable, find_tessdata, shared_ocr
 from edge.vision.page import DPI, flat_page
@@ -104,7 +105,7 @@ def test_missing_vietnamese_model_is_a_clear_error(
         find_tessdata(env={"TESSDATA_PREFIX": str(tmp_path)})
     with pytest.raises(OcrUnavailable, match=r"apt install tesseract-ocr-vie"):
         Ocr().read(np.full((50, 50), 255, np.uint8))
-    # TESSDATA_PREFIX wins over the Debian folders when it holds the model.
+    # TESSDATA_PREFIX, when set, is where the model is looked for (as in Tesseract itself).
     (tmp_path / "vie.traineddata").write_bytes(b"")
     assert find_tessdata(env={"TESSDATA_PREFIX": str(tmp_path)}) == tmp_path
     # A model file Tesseract cannot load is refused with the folder named.
@@ -115,6 +116,31 @@ def test_missing_vietnamese_model_is_a_clear_error(
 def test_the_debian_model_is_found() -> None:
     folder = find_tessdata(env={})
     assert (folder / "vie.traineddata").is_file()
+
+
+def test_the_orientation_model_is_installed_where_the_kiosk_looks() -> None:
+    """tesseract-ocr-osd comes from the project's apt list (runtime): without it a page laid
+    down sideways is certified sideways. Same lookup as the reader and the self-test."""
+    folder = find_tessdata("osd", env={})
+    assert (folder / "osd.traineddata").is_file()
+    rows = {c.part: c for c in check_ocr_models(env={})}
+    assert rows["ocr-vie"].verdict == rows["ocr-osd"].verdict == "ok"
+    doc = pages.cached_document(pages.KINDS.index("land_use_certificate"))
+    sideways = flat_page(pages.flat(doc, DPI), dpi=DPI).rotated(1)
+    with Ocr() as ocr:
+        _, confidence = ocr.orientation(sideways.gray)  # loads osd: raises without it
+        assert confidence >= ocr_module.MIN_ORIENTATION_CONFIDENCE
+        assert ocr.upright(sideways).rotation == 0
+
+
+def test_missing_models_are_red_rows_naming_the_fix(tmp_path: Path) -> None:
+    rows = {c.part: c for c in check_ocr_models(env={}, dirs=[tmp_path])}
+    assert rows["ocr-vie"].verdict == rows["ocr-osd"].verdict == "fail"
+    assert rows["ocr-vie"].detail.endswith("fix: sudo apt install tesseract-ocr-vie")
+    assert rows["ocr-osd"].detail.endswith("fix: sudo apt install tesseract-ocr-osd")
+    (tmp_path / "DejaVuSans.ttf").write_bytes(b"<html>not a font</html>")
+    fonts = check_fonts(tmp_path)
+    assert fonts.verdict == "fail" and "DejaVuSans.ttf, DejaVuSans-Bold.ttf" in fonts.detail
 
 
 def test_a_blank_page_reads_as_nothing() -> None:

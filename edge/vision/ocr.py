@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -79,22 +79,29 @@ class OcrResult:
         return f"OcrResult(<{len(self.text)} chars>, lines={len(self.lines)}, conf={self.mean_confidence:.0f})"
 
 
-def find_tessdata(lang: str = LANG, *, env: Mapping[str, str] | None = None) -> Path:
-    """The tessdata folder holding `lang`: $TESSDATA_PREFIX, then Debian's folders."""
+def find_tessdata(
+    lang: str = LANG, *, env: Mapping[str, str] | None = None, dirs: Iterable[Path] | None = None
+) -> Path:
+    """The tessdata folder holding `lang`. As in Tesseract itself, $TESSDATA_PREFIX, when set, is
+    the only place looked; otherwise Debian's folders (`dirs`, default TESSDATA_DIRS)."""
     env = os.environ if env is None else env
-    candidates = [Path(env["TESSDATA_PREFIX"])] if env.get("TESSDATA_PREFIX") else []
-    candidates += TESSDATA_DIRS
+    if env.get("TESSDATA_PREFIX"):
+        candidates = [Path(env["TESSDATA_PREFIX"])]
+    else:
+        candidates = list(TESSDATA_DIRS if dirs is None else dirs)
     for folder in candidates:
         if (folder / f"{lang}.traineddata").is_file():
             return folder
-    package = {"vie": "tesseract-ocr-vie", "osd": "tesseract-ocr-osd"}.get(
-        lang, f"tesseract-ocr-{lang}"
-    )
-    looked = ", ".join(str(c) for c in candidates)
+    looked = ", ".join(str(c) for c in candidates) or "nowhere"
     raise OcrUnavailable(
         f"the Tesseract model '{lang}' is not installed (looked in {looked}): "
-        f"run 'apt install {package}' (or set TESSDATA_PREFIX to a folder holding {lang}.traineddata)"
+        f"run '{install_command(lang)}' (or set TESSDATA_PREFIX to a folder holding {lang}.traineddata)"
     )
+
+
+def install_command(lang: str) -> str:
+    """The command that installs Tesseract's `lang` model on Debian / Raspberry Pi OS."""
+    return f"sudo apt install tesseract-ocr-{lang}"
 
 
 class Ocr:
