@@ -60,19 +60,25 @@ class StorageSection(Section):
 
 
 class WebSection(Section):
-    host: str = Field("127.0.0.1", description="Loopback address the web UI listens on.")
+    host: str = Field(
+        "127.0.0.1",
+        description="Loopback IP address the web UI listens on (127.0.0.1 or ::1; no names).",
+    )
     port: int = Field(8080, ge=1, le=65535)
     threads: int = Field(4, ge=1, le=32, description="waitress worker threads.")
 
     @field_validator("host")
     @classmethod
     def _loopback_only(cls, value: str) -> str:
-        if value == "localhost":
-            return value
+        # An IP literal, never a name: "localhost" is looked up through /etc/hosts and NSS at
+        # bind time and may resolve to an address on the network.
         try:
             address = ipaddress.ip_address(value)
         except ValueError as err:
-            raise ValueError(f"{value!r} is not an IP address") from err
+            raise ValueError(
+                f"{value!r} is not an IP address: give a loopback IP address, 127.0.0.1 or ::1 "
+                "(a host name is not resolved here and could resolve to a non-loopback address)"
+            ) from err
         if not address.is_loopback:
             raise ValueError("the web UI listens on loopback only (127.0.0.1 or ::1)")
         return value

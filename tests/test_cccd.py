@@ -98,6 +98,21 @@ def test_text_is_nfc_normalised_and_stripped() -> None:
     assert card.sex == "Nữ"
 
 
+@pytest.mark.parametrize("name", ["Nguyễn Thị Hoà", "Đặng Văn Thuỷ", "Lê Thị Ngọc Hạnh"])
+def test_decomposed_vietnamese_names_keep_their_marks_and_invisible_ones_are_refused(
+    name: str,
+) -> None:
+    decomposed = unicodedata.normalize("NFD", name)
+    assert decomposed != name
+    card = parse_cccd(payload(name=decomposed), today=TODAY)
+    assert card.name == name and unicodedata.is_normalized("NFC", card.name)
+    for mark in ("\u202e", "\u200b"):  # the two of issue 21
+        assert refusal(payload(name=decomposed[:3] + mark + decomposed[3:])).rule == (
+            "invisible_characters"
+        )
+        assert refusal(payload(address=mark + BASE["address"])).rule == "invisible_characters"
+
+
 def test_utf8_bytes_are_accepted() -> None:
     assert parse_cccd(payload().encode(), today=TODAY) == parse_cccd(payload(), today=TODAY)
 
@@ -159,6 +174,16 @@ RULE_CASES = {
     "encoding": [b"079301004217|\xff\xfe|x"],
     "too_long": [payload(address="x" * 3000)],
     "bad_characters": [payload(name="Trần\x00Hạnh"), payload(address="Số 1\nPhố"), "a\ud800|b"],
+    "invisible_characters": [
+        payload(name="Trần Thị \u202eHạnh"),  # RIGHT-TO-LEFT OVERRIDE: shows "hnạH"
+        payload(address="Số 12\u200b Đường Lê Lợi, Phường Bến Nghé"),  # ZERO WIDTH SPACE
+        payload(name="Trần Thị Ngọc\u2066 Hạnh\u2069"),  # isolates
+        payload(name="Trần\u200e Thị Ngọc Hạnh"),  # LEFT-TO-RIGHT MARK
+        payload(address="Số 12\u2060 Đường Lê Lợi"),  # WORD JOINER
+        payload(address="Số 12 Đường Lê\ufeff Lợi"),  # a BOM anywhere but first
+        payload(name="Trần Thị Ng\u00adọc Hạnh"),  # SOFT HYPHEN
+        payload() + "|Kinh\u200d",  # in a newer card's extra field too
+    ],
     "field_count": ["", "079301004217", "|".join(payload().split("|")[:6]), "||||||"[:5]],
     "id_digits": [
         payload(id="07930100421"),
@@ -272,13 +297,24 @@ MUTATED = st.tuples(st.integers(0, 6), FIELD).map(
 )
 
 
+INVISIBLE = st.one_of(
+    st.sampled_from(["\u202e", "\u202a", "\u2066", "\u2069", "\u200e", "\u200f"]),
+    st.sampled_from(["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"]),
+    st.characters(whitelist_categories=("Cf", "Cc")),
+)
+# A valid payload with an invisible or control character slipped into its name or address.
+SLIPPED = st.tuples(st.sampled_from(["name", "address"]), st.integers(0, 80), INVISIBLE).map(
+    lambda slip: payload(**{slip[0]: BASE[slip[0]][: slip[1]] + slip[2] + BASE[slip[0]][slip[1] :]})
+)
+
+
 @settings(
     max_examples=10_000,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
     database=None,
 )
-@given(st.one_of(st.text(), STRUCTURED, MUTATED, st.binary()))
+@given(st.one_of(st.text(), STRUCTURED, MUTATED, SLIPPED, st.binary()))
 def test_fuzzed_payloads_give_a_card_or_a_refusal(text: str | bytes) -> None:
     try:
         card = parse_cccd(text, today=TODAY)
@@ -293,6 +329,9 @@ def test_fuzzed_payloads_give_a_card_or_a_refusal(text: str | bytes) -> None:
     assert card.sex in ("Nam", "Nữ")
     assert card.date_of_birth < card.issue_date <= TODAY
     assert card.name and card.address
+    for text in (card.name, card.address, *card.extra_fields):
+        assert not any(unicodedata.category(ch) in ("Cf", "Cc") for ch in text)
+        assert unicodedata.is_normalized("NFC", text)
     json.dumps(card.as_dict())
 
 
@@ -301,7 +340,7 @@ NAME_CHARS = (
 )
 NAME_CHARS += NAME_CHARS.upper() + " "
 ADDRESS_CHARS = NAME_CHARS + "0123456789,./-"
-EXTRA_CHARS = st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="|")
+EXTRA_CHARS = st.characters(blacklist_categories=("Cc", "Cf", "Cs"), blacklist_characters="|")
 
 
 @st.composite

@@ -73,6 +73,21 @@ def test_web_ui_refuses_non_loopback_address(tmp_path: Path) -> None:
         cfg.load(path, env={})
 
 
+@pytest.mark.parametrize("name", ["localhost", "ip6-localhost", "kiosk.local"])
+def test_web_ui_host_must_be_an_ip_literal_not_a_name(tmp_path: Path, name: str) -> None:
+    """A name is resolved through /etc/hosts and NSS, which may map it off loopback."""
+    path = tmp_path / "c.toml"
+    path.write_text(f'[kiosk]\nid = "HN-01"\n\n[web]\nport = 8080\nhost = "{name}"\n')
+    result = run_kiosk("config", "check", str(path))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1  # one clear line, no traceback
+    assert "line 6: web.host:" in result.stderr
+    assert "give a loopback IP address, 127.0.0.1 or ::1" in result.stderr
+    for literal in ("127.0.0.1", "::1", "127.0.0.2"):
+        path.write_text(f'[kiosk]\nid = "HN-01"\n[web]\nhost = "{literal}"\n')
+        assert cfg.load(path, env={}).web.host == literal
+
+
 def test_syntax_error_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text('[kiosk]\nid = "HN-01"\n[web\n')

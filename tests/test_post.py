@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from edge.adapters.printer_sim import SimulatedPrinter
@@ -165,6 +168,60 @@ def test_every_bad_field_is_named_in_vietnamese_and_nothing_is_kept(parts: Parts
     assert err.value.message_vi.startswith("Thông tin nhận kết quả chưa đúng")
     assert parts.store.query("SELECT COUNT(*) FROM post_requests")[0][0] == 0
     assert parts.outbox.depth()["record"] == 0
+
+
+def test_invisible_characters_typed_in_a_name_or_address_are_dropped(parts: Parts) -> None:
+    # A zero-width space from an on-screen keyboard or a paste, a stray bidi override, and
+    # letters typed decomposed (base letter + combining marks): what is kept is what was seen.
+    typed = {
+        **GOOD,
+        "recipient_name": unicodedata.normalize("NFD", "Nguyễn\u200b Thị Hoà\u202e"),
+        "ward": "Phường\u200b Tây\u202e Hồ",
+        "street": unicodedata.normalize("NFD", "Số 12,\u2060 ngõ 45 đường Âu\ufeff Cơ"),
+        "district": "Quận\u200d Tây Hồ",
+        "note": "Gọi trước\u200f khi giao",
+    }
+    request = parts.post.validate(**typed)
+    assert request.recipient_name == "Nguyễn Thị Hoà"
+    assert request.address.ward == "Phường Tây Hồ"
+    assert request.address.street == "Số 12, ngõ 45 đường Âu Cơ"
+    assert request.address.district == "Quận Tây Hồ"
+    assert request.note == "Gọi trước khi giao"
+
+
+NAME_LETTERS = (
+    "aăâbcdđeêghiklmnoôơpqrstuưvxyàảãáạằẳẵắặầẩẫấậèẻẽéẹềểễếệìỉĩíịòỏõóọồổỗốộờởỡớợùủũúụừửữứựỳỷỹýỵ "
+)
+TYPED = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(NAME_LETTERS + NAME_LETTERS.upper()),
+        st.sampled_from(["\u202e", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u200e"]),
+        st.characters(whitelist_categories=("Cf", "Cc", "Mn")),
+    ),
+    max_size=60,
+)
+
+
+@settings(
+    max_examples=500,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],  # validate() keeps nothing
+)
+@given(name=TYPED, ward=TYPED, street=TYPED)
+def test_accepted_names_and_addresses_hold_no_invisible_or_control_character(
+    parts: Parts, name: str, ward: str, street: str
+) -> None:
+    try:
+        request = parts.post.validate(
+            **{**GOOD, "recipient_name": name, "ward": ward, "street": street}
+        )
+    except AddressInvalid as err:
+        assert set(err.fields) <= {"recipient_name", "ward", "street"}
+        return
+    for text in (request.recipient_name, request.address.ward, request.address.street):
+        assert not any(unicodedata.category(ch) in ("Cf", "Cc") for ch in text)
+        assert unicodedata.is_normalized("NFC", text) and text == " ".join(text.split())
 
 
 def test_a_copy_can_be_sent_too(parts: Parts) -> None:

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import typing
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -252,6 +253,23 @@ def test_address_form_messages_are_vietnamese(app: App, phone: str, message: str
         form = AddressForm(meta={"csrf": False})
         assert form.validate() is (message is None)
         assert form.phone.errors[:1] == ([message] if message else [])
+
+
+def test_address_form_drops_invisible_characters_a_citizen_cannot_see(app: App) -> None:
+    from web_ui.forms import AddressForm
+
+    data = {
+        "recipient": unicodedata.normalize("NFD", "Nguyễn\u200b Thị Hoà\u202e"),
+        "phone": "0912345678",
+        "province": "Hà Nội",
+        "ward": "Phường\u200b Tây Hồ",
+        "street": "Số 1\u202e Đường Thanh Niên",
+    }
+    with app.web.app.test_request_context("/f/address", method="POST", data=data):
+        form = AddressForm(meta={"csrf": False})
+        assert form.validate(), form.errors
+        assert form.recipient.data == "Nguyễn Thị Hoà"
+        assert (form.ward.data, form.street.data) == ("Phường Tây Hồ", "Số 1 Đường Thanh Niên")
 
 
 def test_markup_and_overlong_text_get_clear_messages(app: App) -> None:

@@ -11,6 +11,8 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, RadioField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 
+from edge.text import clean_typed
+
 MARKUP = re.compile(r"[<>{}\[\]\\`$]")
 
 
@@ -24,8 +26,11 @@ def plain_text(form: Any, field: Any) -> None:
 
 
 def nfc(value: Any) -> Any:
+    """Typed text as edge.text.clean_typed leaves it: a zero-width space or bidi mark nobody
+    sees is dropped here, not refused by plain_text with a message about invisible text;
+    other control characters stay, for plain_text to refuse."""
     if isinstance(value, str):
-        return unicodedata.normalize("NFC", " ".join(value.split()))
+        return clean_typed(value, controls="keep")
     return value
 
 

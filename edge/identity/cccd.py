@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from edge.errors import BadInput
 from edge.identity.provinces import PROVINCES
+from edge.text import invisible
 
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 SEPARATOR = "|"
@@ -39,6 +40,10 @@ REASONS: dict[str, tuple[str, str]] = {
     "bad_characters": (
         "nội dung chứa ký tự không hợp lệ",
         "payload contains control or surrogate characters",
+    ),
+    "invisible_characters": (
+        "nội dung chứa ký tự ẩn (ký tự đảo chiều chữ hoặc ký tự độ rộng bằng 0)",
+        "payload contains invisible format characters (Unicode Cf: bidi controls, zero-width)",
     ),
     "field_count": (
         "nội dung thiếu trường thông tin",
@@ -175,6 +180,10 @@ def parse_cccd(payload: str | bytes, *, today: dt.date | None = None) -> CccdCar
     # After stripping, so the CR/LF a keyboard-wedge scanner appends is not held against it.
     if any(unicodedata.category(ch) in ("Cc", "Cs") for field in fields for ch in field):
         raise CccdInvalid("bad_characters")
+    # A card's chip-issued QR never holds one: a U+202E or U+200B in it was put there to make a
+    # name or address look like another (or the payload is corrupt), so refuse, never strip.
+    if any(invisible(field) for field in fields):
+        raise CccdInvalid("invisible_characters")
     if len(fields) < BASIC_FIELDS:
         raise CccdInvalid("field_count")
     id_number, old_id, name, dob_text, sex, address, issued_text = fields[:BASIC_FIELDS]

@@ -8,7 +8,6 @@ import json
 import logging
 import re
 import sqlite3
-import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -22,6 +21,7 @@ from edge.services.dossier import InvalidDossierCode, normalize_code
 from edge.services.errors import ServiceError
 from edge.store import DataKey, Store
 from edge.store.outbox import Outbox
+from edge.text import clean_typed
 
 logger = logging.getLogger(__name__)
 
@@ -184,10 +184,10 @@ class PostRequest:
 
 
 def _clean(text: Any, limit: int) -> str:
+    """Typed text: invisible characters dropped, NFC, single spaces (edge.text.clean_typed)."""
     if not isinstance(text, str):
         return ""
-    text = unicodedata.normalize("NFC", text)
-    return " ".join(text.split())[:limit]
+    return clean_typed(text)[:limit]
 
 
 class PostService:
