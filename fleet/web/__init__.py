@@ -7,6 +7,7 @@ import functools
 import hmac
 import json
 import logging
+import math
 import os
 import re
 import secrets
@@ -430,12 +431,10 @@ def commands() -> Any:
                 ]
             try:
                 args = (
-                    json.loads(form.args.data)
+                    _json_object(form.args.data)
                     if (form.args.data or "").strip()
                     else (dict(COMMANDS[form.name.data][1]))
                 )
-                if not isinstance(args, dict):
-                    raise ValueError("not an object")
             except ValueError:
                 error = "Tham số phải là một đối tượng JSON. / Args must be a JSON object."
             else:
@@ -458,6 +457,28 @@ def commands() -> Any:
         log=store.commands(limit=200),
         error=error,
     ), 400 if error else 200
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """A JSON object with finite numbers only (a kiosk's parser refuses NaN and Infinity);
+    ValueError for anything else, nesting too deep for the parser included."""
+
+    def finite(literal: str) -> float:
+        number = float(literal)
+        if not math.isfinite(number):
+            raise ValueError(f"{literal} is out of range")
+        return number
+
+    def constant(literal: str) -> Any:
+        raise ValueError(f"{literal} is not JSON")
+
+    try:
+        value = json.loads(text, parse_float=finite, parse_constant=constant)
+    except RecursionError as err:
+        raise ValueError("nested too deep") from err
+    if not isinstance(value, dict):
+        raise ValueError("not an object")
+    return value
 
 
 @views.route("/commands/<command_id>")
@@ -494,13 +515,17 @@ def revocations() -> Any:
     service = console().revocations
     error = None
     if request.method == "POST" and service is not None and form.validate_on_submit():
-        if request.form.get("push"):
-            n = service.push(g.handle)
-            flash(f"Đã gửi danh sách tới {n} kiosk / the list was sent to {n} kiosk(s)", "ok")
-            return redirect(url_for("views.revocations"))
         value = (form.code.data or "").strip()
         kind = form.kind.data
-        if not value:
+        if request.form.get("push"):
+            try:
+                n = service.push(g.handle)
+            except BadInput as err:
+                error = str(err)
+            else:
+                flash(f"Đã gửi danh sách tới {n} kiosk / the list was sent to {n} kiosk(s)", "ok")
+                return redirect(url_for("views.revocations"))
+        elif not value:
             error = "Nhập mã bản sao hoặc số sê-ri. / Enter a copy code or a serial."
         elif kind == "certificate" and not re.fullmatch(r"[0-9a-fA-F]{1,40}", value):
             error = "Số sê-ri chứng thư là số hex. / A certificate serial is hexadecimal."
