@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from fleet.config import FleetConfig, StoreSection, WebSection
+from fleet.config import FleetConfig, ProvisioningSection, StoreSection, WebSection
 from fleet.console import Console, build_console
 from fleet.operators import create_operator
 from fleet.web import create_app
@@ -216,6 +216,8 @@ def console(tmp_path: Path) -> Iterator[Console]:
             metrics_token_file=token,
             cookie_secure=False,
         ),
+        # /provisioning makes claims: their key file in the temp dir, not the cwd.
+        provisioning=ProvisioningSection(secrets_key_file=tmp_path / "claims.key"),
     )
     console = build_console(config).start(mqtt=False)
     create_operator(console.store, OPERATOR, "Fuzz", PASSWORD)
