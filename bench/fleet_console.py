@@ -146,7 +146,7 @@ def _setup() -> dict[str, Any]:
                 key_file=me.key,
             ),
             alerts=AlertsSection(interval_s=5.0),
-            web=WebSection(secret_key_file=root / "secret.key"),
+            web=WebSection(secret_key_file=root / "secret.key", cookie_secure=False),  # plain HTTP
         )
         console = build_console(config)
         console.start()

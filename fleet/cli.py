@@ -188,7 +188,7 @@ def serve(config: Any, *, port: int | None = None, mqtt: bool = True) -> int:
     try:
         console.start(mqtt=mqtt)
         web.start()
-        logger.info("fleet console on http://%s:%d/", config.web.host, web.port)
+        logger.info("fleet console on http://%s:%s/", config.web.host, web.port)
         while not stop.wait(3600):
             pass
     finally:

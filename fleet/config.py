@@ -81,11 +81,35 @@ class WebSection(Section):
         Path("fleet-secret.key"), description="Session signing key; made on first start."
     )
     session_minutes: int = Field(480, ge=5, le=7 * 24 * 60)
-    login_attempts: int = Field(5, ge=1, description="Wrong passwords before a lockout.")
-    lockout_s: float = Field(300.0, ge=0)
+    cookie_secure: bool = Field(
+        True,
+        description="Session cookie sent over HTTPS only (the TLS proxy in front); false only "
+        "for a plain-HTTP run on the loopback (development, tests).",
+    )
+    proxy_hops: int = Field(
+        0,
+        ge=0,
+        le=5,
+        description="Reverse proxies in front whose X-Forwarded-For/-Proto are trusted (1 "
+        "behind the TLS proxy); 0 takes the TCP peer as the client address.",
+    )
+    login_attempts: int = Field(
+        5, ge=1, description="Wrong passwords for one operator from one address per lockout_s."
+    )
+    address_attempts: int = Field(
+        20, ge=1, description="Wrong passwords from one address, any operators, per lockout_s."
+    )
+    lockout_s: float = Field(
+        300.0, ge=0, description="The window of both limits; kept in the store (restarts)."
+    )
     command_ttl_s: int = Field(300, ge=10, le=86400, description="Validity of a sent command.")
     metrics_public: bool = Field(
-        True, description="/metrics without login (for a Prometheus scraper on the host)."
+        False, description="/metrics without login or token (it names every kiosk and site)."
+    )
+    metrics_token_file: Path | None = Field(
+        None,
+        description="A file holding the bearer token a Prometheus scraper sends to /metrics "
+        "(authorization: credentials_file); without one, /metrics needs a logged-in operator.",
     )
 
 

@@ -53,6 +53,7 @@ class Console:
         self._rotations: dict[str, str] = {}  # rotate-certificate command id -> session handle
         self.keys = KeyRing(
             attempts=config.web.login_attempts,
+            address_attempts=config.web.address_attempts,
             lockout_s=config.web.lockout_s,
             session_s=config.web.session_minutes * 60,
         )
@@ -60,6 +61,7 @@ class Console:
         self.revocations: Any = None  # fleet.responders.Revocations once attached
         self.provisioning: Any = None  # fleet.provisioning.ProvisioningService when enabled
         self._started = False
+        self._mqtt = False  # serve --no-mqtt: a dashboard that cannot send commands
 
     def prepare(self) -> Console:
         """Tables, the CA and the broker accounts: what the CLI needs without threads."""
@@ -81,6 +83,7 @@ class Console:
             service.attach(self)
         if mqtt:
             self.ingest.start()
+        self._mqtt = mqtt
         self.alerts.start()
         self._started = True
         return self
@@ -111,6 +114,8 @@ class Console:
         """Sign one envelope per kiosk (each with its own id and target), log, publish."""
         if not kiosk_ids:
             raise BadInput("chọn ít nhất một kiosk / choose at least one kiosk")
+        if not self._mqtt:
+            raise BadInput("không có kết nối broker (--no-mqtt) / no broker: nothing can be sent")
         bad = [k for k in kiosk_ids if not KIOSK_ID_PATTERN.match(k)]
         if bad:
             raise BadInput(f"mã kiosk không hợp lệ / invalid kiosk id: {bad[0]}")

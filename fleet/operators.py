@@ -3,9 +3,12 @@ and the signing of commands in the kiosk's format (edge.fleet.sign_command)."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +21,16 @@ from edge.fleet.commands import OPERATOR_ID, sign_command
 from fleet.store import FleetStore
 
 MIN_PASSWORD = 10
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """What an unknown operator's password is checked against: same method and cost."""
+    return generate_password_hash(secrets.token_urlsafe(16))
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode("utf-8", "replace")).hexdigest()
 
 
 class LoginRefused(BadInput):
@@ -96,41 +109,53 @@ class KeyRing:
 
     The database holds each key encrypted with its operator's password, so a copy of the
     database alone cannot sign commands; a console restart asks operators to log in again.
+    Login attempts are counted in the store (docs/fleet-console.md, "Login"): per operator
+    and client address, and per address, so they hold across restarts and processes.
     """
 
     def __init__(
-        self, *, attempts: int = 5, lockout_s: float = 300.0, session_s: float = 8 * 3600
+        self,
+        *,
+        attempts: int = 5,
+        address_attempts: int = 20,
+        lockout_s: float = 300.0,
+        session_s: float = 8 * 3600,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.attempts = attempts
+        self.address_attempts = address_attempts
         self.lockout_s = lockout_s
         self.session_s = session_s  # an unlocked key is dropped this long after login
+        self.clock = clock  # wall time: the store's counts outlive this process
         self._keys: dict[str, tuple[str, ec.EllipticCurvePrivateKey, float]] = {}
-        self._failures: dict[str, tuple[int, float]] = {}
         self._lock = threading.Lock()
 
-    def login(self, store: FleetStore, operator_id: str, password: str) -> tuple[str, Operator]:
-        """Check the password; returns (a handle for the session, the operator)."""
-        now = time.monotonic()
-        with self._lock:
-            count, since = self._failures.get(operator_id, (0, now))
-            if count >= self.attempts and now - since < self.lockout_s:
-                raise LoginRefused("too many wrong passwords: wait a few minutes")
+    def login(
+        self, store: FleetStore, operator_id: str, password: str, *, address: str = "local"
+    ) -> tuple[str, Operator]:
+        """Check the password; returns (a handle for the session, the operator).
+
+        The attempt is counted before the password is checked and given back on success,
+        and an unknown or disabled operator costs the same hash (a dummy one), so neither
+        simultaneous guesses nor timing tell more than one wrong password does.
+        """
+        by_address = _digest("address", address)
+        by_pair = _digest("operator", operator_id, address)
+        limits = [(by_address, self.address_attempts), (by_pair, self.attempts)]
+        if not store.take_login_attempt(limits, now=self.clock(), window_s=self.lockout_s):
+            raise LoginRefused("too many wrong passwords: wait a few minutes")
         row = store.operator(operator_id) if OPERATOR_ID.match(operator_id or "") else None
-        if (
-            row is None
-            or row["disabled"]
-            or not check_password_hash(row["password_hash"], password)
-        ):
-            with self._lock:
-                count, since = self._failures.get(operator_id, (0, now))
-                if now - since >= self.lockout_s:
-                    count, since = 0, now
-                self._failures[operator_id] = (count + 1, since)
+        usable = row is not None and not row["disabled"]
+        matches = check_password_hash(
+            row["password_hash"] if row is not None and usable else _dummy_hash(), password
+        )
+        if row is None or not usable or not matches:
             raise LoginRefused("wrong operator or password")
+        store.login_succeeded(refund=by_address, clear=by_pair)
         key = _decrypt(row["private_key"], password)
         handle = secrets.token_urlsafe(24)
+        now = time.monotonic()
         with self._lock:
-            self._failures.pop(operator_id, None)
             for old in [h for h, e in self._keys.items() if e[2] <= now]:
                 del self._keys[old]
             self._keys[handle] = (operator_id, key, now + self.session_s)

@@ -151,6 +151,18 @@ operators = sa.Table(
     sa.Column("disabled", sa.Boolean, nullable=False, default=False),
 )
 
+# Login throttling (fleet.operators.KeyRing): attempts counted per (operator, address) and
+# per address, in a window that starts with the first attempt. Keys are sha256 hex digests,
+# so the table holds no operator ids or addresses.
+login_throttle = sa.Table(
+    "login_throttle",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("since", sa.Float, nullable=False),
+    sa.Index("login_throttle_since", "since"),
+)
+
 dossiers = sa.Table(
     "dossiers",
     metadata,
@@ -810,6 +822,50 @@ class FleetStore:
             rows = conn.execute(sa.select(operators).order_by(operators.c.id))
             return [dict(r._mapping) for r in rows]
 
+    # --- login throttling -----------------------------------------------------------------
+
+    def take_login_attempt(
+        self, limits: list[tuple[str, int]], *, now: float, window_s: float
+    ) -> bool:
+        """Count one attempt against every (key, limit), all or none: False (nothing counted)
+        when any key has had `limit` attempts in its window already.
+
+        Check and count are one statement per key (INSERT .. ON CONFLICT DO UPDATE ..
+        RETURNING): PostgreSQL holds the row lock to the commit and SQLite has one writer, so
+        simultaneous logins, in one console process or several, cannot all pass the check
+        before one is counted. Keys are locked in the caller's order (no deadlock).
+        """
+        t = login_throttle
+        expired = t.c.since <= now - window_s
+        stale = sa.select(t.c.key).where(expired).limit(100).with_for_update(skip_locked=True)
+        try:
+            with self.begin() as conn:
+                conn.execute(t.delete().where(t.c.key.in_(stale.scalar_subquery())))
+                for key, limit in limits:
+                    stmt = self._insert(t).values(key=key, count=1, since=now)
+                    stmt = stmt.on_conflict_do_update(
+                        index_elements=["key"],
+                        set_={
+                            "count": sa.case((expired, 1), else_=t.c.count + 1),
+                            "since": sa.case((expired, now), else_=t.c.since),
+                        },
+                    ).returning(t.c.count)
+                    if conn.execute(stmt).scalar_one() > limit:
+                        raise _Refused
+        except _Refused:
+            return False
+        return True
+
+    def login_succeeded(self, *, refund: str, clear: str) -> None:
+        """A good password: its attempt does not count against `refund` (the address) and
+        the failures of `clear` (this operator from this address) are forgotten."""
+        t = login_throttle
+        with self.begin() as conn:
+            conn.execute(
+                t.update().where(t.c.key == refund, t.c.count > 0).values(count=t.c.count - 1)
+            )
+            conn.execute(t.delete().where(t.c.key == clear))
+
     # --- dossiers -------------------------------------------------------------------------
 
     def put_dossier(self, code: str, data: dict[str, Any], *, now: float | None = None) -> None:
@@ -967,6 +1023,10 @@ class FleetStore:
             n = conn.execute(telemetry.delete().where(telemetry.c.at < now - telemetry_keep_s))
             m = conn.execute(events.delete().where(events.c.at < now - events_keep_s))
             return n.rowcount + m.rowcount
+
+
+class _Refused(Exception):
+    """Rolls back take_login_attempt's transaction."""
 
 
 def _inserted(conn: Connection, stmt: Any, key: sa.Column) -> bool:

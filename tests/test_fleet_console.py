@@ -76,7 +76,8 @@ def console_config(
             batch_max=200,
         ),
         alerts=AlertsSection(interval_s=0.2, **alerts),
-        web=WebSection(secret_key_file=tmp_path / "secret.key"),
+        # Served over plain HTTP on the loopback (the browser test): say so explicitly.
+        web=WebSection(secret_key_file=tmp_path / "secret.key", cookie_secure=False),
         provisioning=ProvisioningSection(secrets_key_file=tmp_path / "claims.key"),
     )
 

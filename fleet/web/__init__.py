@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hmac
 import json
 import logging
+import math
 import os
 import re
 import secrets
@@ -13,6 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 from flask import (
@@ -30,11 +33,13 @@ from flask import (
     url_for,
 )
 from flask_wtf import CSRFProtect, FlaskForm
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 from wtforms import IntegerField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from edge.errors import BadInput, KioskError
+from edge.errors import BadInput, ConfigError, KioskError
 from fleet.alerts import LABELS, RULES
 from fleet.console import COMMANDS, Console
 from fleet.metrics import CONTENT_TYPE, exposition
@@ -50,12 +55,19 @@ def create_app(console: Console, *, testing: bool = False) -> Flask:
     web = console.config.web
     app.config.update(
         SECRET_KEY=_secret_key(web.secret_key_file),
+        SESSION_COOKIE_SECURE=web.cookie_secure,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
         PERMANENT_SESSION_LIFETIME=dt.timedelta(minutes=web.session_minutes),
         WTF_CSRF_TIME_LIMIT=None,  # the session's own lifetime bounds the token
         TESTING=testing,
+        METRICS_TOKEN=_metrics_token(web.metrics_token_file),
     )
+    if web.proxy_hops:
+        # The client's address (login throttling) and scheme as the TLS proxy saw them.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=web.proxy_hops, x_proto=web.proxy_hops
+        )
     app.extensions["fleet_console"] = console
     csrf.init_app(app)
     app.register_blueprint(auth)
@@ -72,9 +84,24 @@ def create_app(console: Console, *, testing: bool = False) -> Flask:
         )
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
+        if request.endpoint != "static":
+            # Pages show fleet state and operators' names: never kept by a browser or proxy.
+            response.headers["Cache-Control"] = "no-store"
         return response
 
     return app
+
+
+def _metrics_token(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"web.metrics_token_file: cannot read {path}: {err}") from err
+    if not token:
+        raise ConfigError(f"web.metrics_token_file: {path} is empty")
+    return token
 
 
 def _secret_key(path: Path) -> bytes:
@@ -203,12 +230,16 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
 @auth.route("/login", methods=["GET", "POST"])
 def login() -> Any:
+    target = _local_target(request.args.get("next"), url_for("views.dashboard"))
     form = LoginForm()
     error = None
     if form.validate_on_submit():
         try:
             handle, op = console().keys.login(
-                console().store, form.operator.data.strip(), form.password.data
+                console().store,
+                form.operator.data.strip(),
+                form.password.data,
+                address=request.remote_addr or "-",
             )
         except BadInput as err:
             logger.warning("login refused", extra={"reason": str(err)})
@@ -218,9 +249,6 @@ def login() -> Any:
             session.permanent = True
             session.update(key=handle, operator=op.id, name=op.name)
             logger.info("operator logged in", extra={"operator": op.id})
-            target = request.args.get("next") or ""
-            if not target.startswith("/") or target.startswith("//") or "\\" in target:
-                target = url_for("views.dashboard")
             return redirect(target)
     return render_template("login.html", form=form, error=error), 401 if error else 200
 
@@ -229,6 +257,33 @@ def _login_message(reason: str) -> str:
     if reason.startswith("too many"):
         return "Sai mật khẩu quá nhiều lần, vui lòng chờ vài phút. / Too many attempts, wait."
     return "Sai tên đăng nhập hoặc mật khẩu. / Wrong operator or password."
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NOT_TARGETS = {"static", "auth.login", "auth.logout"}
+
+
+def _local_target(target: str | None, default: str) -> str:
+    """The URL of one of the console's own pages that `target` names, built here (never the
+    input echoed), else `default`; a control character is refused (400)."""
+    if not target:
+        return default
+    if _CONTROL.search(target):
+        logger.warning("bad redirect target", extra={"path": request.path})
+        abort(400, description="Địa chỉ chuyển tiếp không hợp lệ. / Invalid redirect target.")
+    parts = urlsplit(target)
+    path = unquote(parts.path)
+    if parts.scheme or parts.netloc or "\\" in path or not path.startswith("/"):
+        return default
+    try:
+        endpoint, args = current_app.url_map.bind("console").match(path, method="GET")
+    except HTTPException:  # no such page, not a GET page, or a redirect
+        return default
+    if endpoint in _NOT_TARGETS:
+        return default
+    url = url_for(endpoint, **args)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    return f"{url}?{urlencode(query)}" if query else url
 
 
 @auth.route("/logout", methods=["POST"])
@@ -365,6 +420,7 @@ def commands() -> Any:
     )
     error = None
     if request.method == "POST":
+        back = _local_target(request.form.get("back"), url_for("views.commands"))
         if form.validate_on_submit():
             kiosk_ids = list(dict.fromkeys(selected))
             if form.site.data:
@@ -375,12 +431,10 @@ def commands() -> Any:
                 ]
             try:
                 args = (
-                    json.loads(form.args.data)
+                    _json_object(form.args.data)
                     if (form.args.data or "").strip()
                     else (dict(COMMANDS[form.name.data][1]))
                 )
-                if not isinstance(args, dict):
-                    raise ValueError("not an object")
             except ValueError:
                 error = "Tham số phải là một đối tượng JSON. / Args must be a JSON object."
             else:
@@ -392,15 +446,7 @@ def commands() -> Any:
                     error = str(err)
                 else:
                     flash(f"Đã gửi {len(sent)} lệnh / {len(sent)} command(s) sent", "ok")
-                    back = request.form.get("back")
-                    if (
-                        back
-                        and back.startswith("/")
-                        and not back.startswith("//")
-                        and "\\" not in back
-                    ):
-                        return redirect(back)
-                    return redirect(url_for("views.commands"))
+                    return redirect(back)
         else:
             error = "Biểu mẫu không hợp lệ, hãy thử lại. / The form is not valid, try again."
     return render_template(
@@ -411,6 +457,28 @@ def commands() -> Any:
         log=store.commands(limit=200),
         error=error,
     ), 400 if error else 200
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """A JSON object with finite numbers only (a kiosk's parser refuses NaN and Infinity);
+    ValueError for anything else, nesting too deep for the parser included."""
+
+    def finite(literal: str) -> float:
+        number = float(literal)
+        if not math.isfinite(number):
+            raise ValueError(f"{literal} is out of range")
+        return number
+
+    def constant(literal: str) -> Any:
+        raise ValueError(f"{literal} is not JSON")
+
+    try:
+        value = json.loads(text, parse_float=finite, parse_constant=constant)
+    except RecursionError as err:
+        raise ValueError("nested too deep") from err
+    if not isinstance(value, dict):
+        raise ValueError("not an object")
+    return value
 
 
 @views.route("/commands/<command_id>")
@@ -447,13 +515,17 @@ def revocations() -> Any:
     service = console().revocations
     error = None
     if request.method == "POST" and service is not None and form.validate_on_submit():
-        if request.form.get("push"):
-            n = service.push(g.handle)
-            flash(f"Đã gửi danh sách tới {n} kiosk / the list was sent to {n} kiosk(s)", "ok")
-            return redirect(url_for("views.revocations"))
         value = (form.code.data or "").strip()
         kind = form.kind.data
-        if not value:
+        if request.form.get("push"):
+            try:
+                n = service.push(g.handle)
+            except BadInput as err:
+                error = str(err)
+            else:
+                flash(f"Đã gửi danh sách tới {n} kiosk / the list was sent to {n} kiosk(s)", "ok")
+                return redirect(url_for("views.revocations"))
+        elif not value:
             error = "Nhập mã bản sao hoặc số sê-ri. / Enter a copy code or a serial."
         elif kind == "certificate" and not re.fullmatch(r"[0-9a-fA-F]{1,40}", value):
             error = "Số sê-ri chứng thư là số hex. / A certificate serial is hexadecimal."
@@ -545,12 +617,28 @@ def queues() -> Any:
 
 @views.route("/metrics")
 def metrics() -> Any:
-    if not console().config.web.metrics_public:
-        handle = session.get("key")
-        if console().keys.operator_of(handle) is None:
-            abort(401)
+    """For a Prometheus scraper with the bearer token, or a logged-in operator; public only
+    when the config says so (it names every kiosk and site)."""
+    if not _metrics_allowed():
+        logger.info("metrics refused", extra={"path": request.path})
+        return Response(
+            "401: log in, or send the bearer token (web.metrics_token_file)\n",
+            401,
+            {"WWW-Authenticate": 'Bearer realm="kiosk-fleet"'},
+            mimetype="text/plain",
+        )
     body = exposition(console().store, console().ingest)
     return Response(body, mimetype=None, content_type=CONTENT_TYPE)
+
+
+def _metrics_allowed() -> bool:
+    if console().config.web.metrics_public:
+        return True
+    token = current_app.config["METRICS_TOKEN"]
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if token and scheme.lower() == "bearer" and given.strip():
+        return hmac.compare_digest(given.strip().encode(), token.encode())
+    return console().keys.operator_of(session.get("key")) is not None
 
 
 @views.route("/healthz")
