@@ -75,6 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    missing = _missing_central_packages()
+    if missing:
+        # A kiosk's install has no central extra: say what to install, not a traceback.
+        print(
+            f"kiosk-fleet: {', '.join(missing)} not installed; the fleet console needs the "
+            "central extra: pip install 'kiosk-edge[central]'",
+            file=sys.stderr,
+        )
+        return 1
     from fleet.config import load_config
 
     try:
@@ -88,6 +97,16 @@ def main(argv: list[str] | None = None) -> int:
     except KioskError as err:
         print(f"kiosk-fleet: {err}", file=sys.stderr)
         return err.exit_code
+
+
+def _missing_central_packages() -> list[str]:
+    import importlib.util
+
+    return [
+        name
+        for name in ("sqlalchemy", "psycopg", "prometheus_client")
+        if importlib.util.find_spec(name) is None
+    ]
 
 
 def _run(args: argparse.Namespace, config: Any) -> int:

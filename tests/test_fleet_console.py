@@ -843,3 +843,22 @@ def test_a_real_kiosk_client_takes_the_consoles_acks_and_revocation_list(
         "the revocation list at the kiosk",
     )
     assert got[-1]["codes"] == [{"code": "HN-TAYHO-95-261123-000001-X", "reason": "cấp nhầm"}]
+
+
+def test_without_the_central_extra_the_console_says_what_to_install() -> None:
+    """A kiosk installs no central extra (sqlalchemy moved there): kiosk-fleet names it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['sqlalchemy'] = None\n"  # as if pip never installed it
+        "from fleet.cli import main\n"
+        "sys.exit(main(['init-db']))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "sqlalchemy not installed" in result.stderr
+    assert "pip install 'kiosk-edge[central]'" in result.stderr
