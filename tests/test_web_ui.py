@@ -21,6 +21,7 @@ from edge import config as cfg
 from edge.app import App
 from tests.conftest import REPO
 from tests.web_ui_helpers import TECH_PIN, kiosk_config
+from web_ui.i18n import COMPILE_COMMAND
 from web_ui.pin import PinGate
 from web_ui.visits import COOKIE, VisitStore
 
@@ -88,7 +89,7 @@ def test_every_string_has_a_vietnamese_translation_and_the_catalogs_are_current(
     assert len(with_marks) > 0.9 * len(translated)
     for lang in ("vi", "en"):
         po = WEB_UI / f"translations/{lang}/LC_MESSAGES/messages.po"
-        assert po.with_suffix(".mo").exists(), f"{lang} catalog not compiled"
+        assert po.with_suffix(".mo").exists(), f"{lang} catalog not compiled: {COMPILE_COMMAND}"
 
 
 def test_start_screen_speaks_vietnamese_by_default_and_english_on_request(client) -> None:
