@@ -45,9 +45,9 @@ def markers(tmp_path: Path, *files: str) -> dict[str, set[str]]:
 def test_markers_come_from_the_fixtures_and_helpers_a_test_uses(tmp_path: Path) -> None:
     marks = markers(
         tmp_path,
-        "tests/test_web_ui_idle.py",  # browser fixture, running_kiosk() in the body
-        "tests/test_fleet_console_browser.py",  # sync_playwright() in the body, broker fixture
-        "tests/test_daemon.py",  # the daemon fixture, or start_daemon() in the body
+        "tests/test_web_ui_idle.py",  # the browser fixture; a kiosk daemon started in the body
+        "tests/test_fleet_console_browser.py",  # Playwright started in the body; broker fixture
+        "tests/test_daemon.py",  # the daemon fixture, or the daemon started in the body
         "tests/test_config.py",  # none of them
     )
     run = {"browser", "broker", "daemon"}
