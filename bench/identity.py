@@ -19,6 +19,7 @@ from bench.registry import BenchError, figure
 REPO = Path(__file__).resolve().parent.parent
 FACES = REPO / "tests" / "data" / "faces"
 INNER = 10  # timed calls per sample; the sample is their median
+DECODER_SCENES = 30
 
 
 def _ms(call: Callable[[], object], inner: int = INNER) -> float:
@@ -62,6 +63,41 @@ def qr_decode() -> float:
     if not decode_qr(frame):
         raise BenchError("no QR decoded in the bench scene")
     return _ms(lambda: decode_qr(frame))
+
+
+@cache
+def _decoder_scenes() -> list[np.ndarray]:
+    """The 30 moderate scenes tests/test_qr.py compares the two decoders on, in grey."""
+    from tests import cards
+
+    return [
+        cv2.cvtColor(cards.cached_scene(seed, "moderate").image, cv2.COLOR_BGR2GRAY)
+        for seed in range(DECODER_SCENES)
+    ]
+
+
+def _decoder_ms(decode: Callable[[np.ndarray], object]) -> float:
+    """Median over the 30 scenes of one call each (the decoder choice in edge/vision/qr.py)."""
+    times = []
+    for gray in _decoder_scenes():
+        started = time.perf_counter()
+        decode(gray)
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+@figure(f"QR decoder zxing-cpp (primary), median of {DECODER_SCENES} scenes", unit="ms")
+def qr_decoder_zxing() -> float:
+    from edge.vision import qr
+
+    return _decoder_ms(qr._zxing)
+
+
+@figure(f"QR decoder OpenCV Aruco (fallback), median of {DECODER_SCENES} scenes", unit="ms")
+def qr_decoder_opencv() -> float:
+    from edge.vision import qr
+
+    return _decoder_ms(qr._opencv)
 
 
 @figure("card read (find, flatten, QR, validate)", unit="ms")

@@ -57,6 +57,9 @@ if [ ! -f "$stamp" ]; then
   rm -f "$venv"/.installed-*
   touch "$stamp"
 fi
+# The web UI's message catalogs (.po -> .mo) are build artefacts; compiled on every run, so a
+# .po changed since the install is never served stale (the app itself never writes them).
+"$venv/bin/pybabel" -q compile -d web_ui/translations
 if is_pi; then
   # apt's picamera2 under the venv's numpy 2: fail here, loudly, not at the first citizen's visit.
   (cd / && "$venv/bin/python" -m provisioning.pi_imports)

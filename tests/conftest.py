@@ -1,7 +1,10 @@
-"""Shared fixtures: a simulated kiosk's config in a temp dir, and a running daemon process."""
+"""Shared fixtures: a simulated kiosk's config in a temp dir, a running daemon process, where
+screenshots go; and the markers (browser, broker, daemon) given by the fixtures a test uses."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 import shutil
@@ -23,6 +26,65 @@ from edge.config import SAMPLE_SCENES
 from tests.mqtt_broker import Broker, FleetPki, Peer, central_peer, running_broker
 
 REPO = Path(__file__).resolve().parent.parent
+DOCS_SCREENS = REPO / "docs" / "screens"
+UPDATE_SCREENS_ENV = "KIOSK_UPDATE_SCREENS"
+
+# Markers a test gets from what it uses, so `-m "not browser"` also leaves out the tests
+# written after this list: a fixture by name (directly or through another fixture), or a call
+# of one of the helpers in the test's body or in one of its fixtures' bodies.
+MARKER_FIXTURES = {
+    "browser": {"browser", "page", "screens"},
+    "broker": {"broker", "central"},
+    "daemon": {"daemon"},
+}
+MARKER_CALLS = {
+    "browser": ("sync_playwright(",),
+    "broker": ("running_broker(", "central_peer("),
+    "daemon": ("start_daemon(", "running_kiosk("),
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-screens",
+        action="store_true",
+        default=False,
+        help=f"write the browser tests' screenshots to docs/screens/ (or {UPDATE_SCREENS_ENV}=1); "
+        "otherwise they go to the run's temp dir and no tracked file changes",
+    )
+
+
+@functools.cache
+def _source(func: Any) -> str:
+    try:
+        return inspect.getsource(func)
+    except (OSError, TypeError):
+        return ""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        info = getattr(item, "_fixtureinfo", None)
+        defs = info.name2fixturedefs.values() if info is not None else ()
+        bodies = [_source(getattr(item, "function", None))]
+        bodies += [_source(d.func) for ds in defs for d in ds]
+        for marker in MARKER_FIXTURES:
+            if used & MARKER_FIXTURES[marker] or any(
+                call in body for body in bodies for call in MARKER_CALLS[marker]
+            ):
+                item.add_marker(marker)
+
+
+@pytest.fixture(scope="session")
+def screens(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the browser tests save screenshots: docs/screens/ only when asked
+    (--update-screens or KIOSK_UPDATE_SCREENS=1), else a temp dir of this run. The screenshot
+    is taken either way, so a page that cannot be rendered at a kiosk size still fails."""
+    if pytestconfig.getoption("update_screens") or os.environ.get(UPDATE_SCREENS_ENV) == "1":
+        DOCS_SCREENS.mkdir(parents=True, exist_ok=True)
+        return DOCS_SCREENS
+    return tmp_path_factory.mktemp("screens")
 
 
 def free_port() -> int:

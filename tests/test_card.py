@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import statistics
-import time
 
 import cv2
 import numpy as np
@@ -48,13 +47,12 @@ def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
     return w * h / (aw * ah + bw * bh - w * h)
 
 
+@pytest.mark.slow  # 13 s: it makes the 60 moderate scenes the later tests reuse
 def test_moderate_scenes_give_the_right_card_outline_orientation_and_portrait() -> None:
-    times, corner_errors, ious = [], [], []
+    corner_errors, ious = [], []
     for seed in SEEDS:
         s = cached_scene(seed, "moderate")
-        started = time.perf_counter()
         reading = read_card(s.image, find_face=skin_blobs, today=TODAY)
-        times.append(time.perf_counter() - started)
         person = s.person
         assert reading.card.as_dict() == {
             "id_number": person.id_number,
@@ -81,8 +79,7 @@ def test_moderate_scenes_give_the_right_card_outline_orientation_and_portrait() 
     assert statistics.median(ious) > 0.7
     print(
         f"\nread_card on {len(SEEDS)} moderate scenes: all read; corner error median "
-        f"{statistics.median(corner_errors):.1f} px, max {max(corner_errors):.1f} px; "
-        f"median {statistics.median(times) * 1000:.1f} ms"
+        f"{statistics.median(corner_errors):.1f} px, max {max(corner_errors):.1f} px"
     )
 
 
@@ -97,7 +94,8 @@ def test_flattened_card_has_its_qr_at_the_top_right() -> None:
         assert np.hypot(*(np.array(reading.qr.center) - s.qr_quad.mean(axis=0))) < 8
 
 
-def test_heavy_scenes_rate_is_reported_and_nothing_is_misread() -> None:
+@pytest.mark.slow
+def test_heavy_scenes_are_read_at_a_minimum_rate_and_nothing_is_misread() -> None:
     read = 0
     for seed in range(30):
         s = cached_scene(seed, "heavy")
@@ -108,6 +106,10 @@ def test_heavy_scenes_rate_is_reported_and_nothing_is_misread() -> None:
         assert reading.card.to_payload() == s.payload, seed
         read += 1
     print(f"\nread_card on heavy scenes: {read}/30 = {read / 30:.0%}")
+    # Measured 9/30 (30 %) with OpenCV 5.0.0.93 and zxing-cpp 3.1.1 (the scenes are seeded, so
+    # the figure is the same on every run); a little room for a library update, none for a card
+    # finder that stopped coping with glare, blur and tilt.
+    assert read >= 7, f"{read}/30"
 
 
 def test_without_a_face_finder_there_is_no_portrait() -> None:

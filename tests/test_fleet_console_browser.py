@@ -1,6 +1,6 @@
 """The console in headless Chromium (Playwright): login, the fleet at a glance, a kiosk's
 page with its 24 h charts, and a command signed, sent to a real kiosk client and answered.
-Screenshots go to docs/screens/fleet-*.png."""
+Screenshots go to docs/screens/fleet-*.png with --update-screens (conftest's `screens`)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from web_ui.server import WebServer
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
-SCREENS = Path(__file__).resolve().parent.parent / "docs" / "screens"
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
     "--no-sandbox",
@@ -114,8 +113,7 @@ def site(tmp_path: Path, broker: Broker, fleet_pki: FleetPki) -> Iterator[dict]:
         console.stop()
 
 
-def test_login_dashboard_kiosk_page_and_a_command_in_chromium(site: dict) -> None:
-    SCREENS.mkdir(parents=True, exist_ok=True)
+def test_login_dashboard_kiosk_page_and_a_command_in_chromium(site: dict, screens: Path) -> None:
     url = site["url"]
     console: Console = site["console"]
     with playwright_api.sync_playwright() as p:
@@ -128,7 +126,7 @@ def test_login_dashboard_kiosk_page_and_a_command_in_chromium(site: dict) -> Non
             page.fill("#password", "sai mật khẩu")
             page.click("#login")
             assert "Sai tên đăng nhập hoặc mật khẩu" in page.inner_text("#login-error")
-            page.screenshot(path=str(SCREENS / "fleet-login.png"))
+            page.screenshot(path=str(screens / "fleet-login.png"))
             page.fill("#operator", OPERATOR)
             page.fill("#password", PASSWORD)
             page.click("#login")
@@ -141,7 +139,7 @@ def test_login_dashboard_kiosk_page_and_a_command_in_chromium(site: dict) -> Non
             assert "Mất kết nối" in offline.locator("td.state").inner_text()
             assert offline.locator('.tag[data-rule="offline"]').count() == 1
             assert "Hết" in page.locator('tr[data-kiosk="HN-QUANGAN-01"] td.paper').inner_text()
-            page.screenshot(path=str(SCREENS / "fleet-dashboard.png"), full_page=True)
+            page.screenshot(path=str(screens / "fleet-dashboard.png"), full_page=True)
 
             # Sorted by temperature, hottest first; filtered to one site.
             page.click("th >> text=CPU °C")
@@ -161,7 +159,7 @@ def test_login_dashboard_kiosk_page_and_a_command_in_chromium(site: dict) -> Non
             assert page.locator("svg.chart").count() == 3
             assert page.locator("svg.chart polyline").count() >= 3
             assert "Sắp hết giấy in" in page.inner_text(".alerts-box")
-            page.screenshot(path=str(SCREENS / "fleet-kiosk.png"), full_page=True)
+            page.screenshot(path=str(screens / "fleet-kiosk.png"), full_page=True)
 
             # A command to the real kiosk, signed with this operator's key, and its result.
             page.goto(f"{url}/kiosks/HN-TAYHO-01")
@@ -177,7 +175,7 @@ def test_login_dashboard_kiosk_page_and_a_command_in_chromium(site: dict) -> Non
             row = page.locator("#command-log tbody tr").first
             assert "Thành công" in row.inner_text() and OPERATOR in row.inner_text()
             assert site["real"].locked
-            page.screenshot(path=str(SCREENS / "fleet-commands.png"), full_page=True)
+            page.screenshot(path=str(screens / "fleet-commands.png"), full_page=True)
 
             # A claim token for a new kiosk, shown once.
             page.goto(f"{url}/provisioning")
@@ -187,6 +185,6 @@ def test_login_dashboard_kiosk_page_and_a_command_in_chromium(site: dict) -> Non
             shown = page.inner_text("#claim-token")
             assert re.search(r"c[a-z2-7]{12}\.[a-z2-7]{32}", shown), shown
             assert "HN-TAYHO-08" in page.inner_text("#claims")
-            page.screenshot(path=str(SCREENS / "fleet-provisioning.png"), full_page=True)
+            page.screenshot(path=str(screens / "fleet-provisioning.png"), full_page=True)
         finally:
             browser.close()

@@ -28,6 +28,7 @@ def test_flat_pages_read_with_under_2_percent_cer() -> None:
     assert max(r.cer for r in readings) < 0.06
 
 
+@pytest.mark.slow
 def test_photographed_pages_read_with_under_5_percent_cer() -> None:
     readings = [pages.reading(seed, photo=True) for seed in PHOTO_SEEDS]
     cer = pages.corpus_cer(readings)
@@ -60,6 +61,7 @@ def test_lines_carry_boxes_confidences_and_nfc_text() -> None:
     assert result.as_dict()["lines"][0]["box"] == list(result.lines[0].box)
 
 
+@pytest.mark.slow
 def test_pages_put_down_any_way_round_come_out_upright() -> None:
     doc = pages.cached_document(pages.KINDS.index("land_use_certificate"))
     page = flat_page(pages.flat(doc, DPI), dpi=DPI)

@@ -1,10 +1,9 @@
-"""QR decoding on generated card scenes (rates printed), image files, and the live QrScanner."""
+"""QR decoding on generated card scenes (read rates), image files, and the live QrScanner.
+How fast each decoder is: `python -m bench --only qr`."""
 
 from __future__ import annotations
 
-import statistics
 import threading
-import time
 
 import cv2
 import numpy as np
@@ -31,23 +30,19 @@ def _read(image: np.ndarray, **kwargs) -> str | None:
     return None
 
 
+@pytest.mark.slow
 def test_moderately_degraded_scenes_are_read_and_parsed() -> None:
-    read, times = 0, []
+    read = 0
     for seed in MODERATE_SEEDS:
         scene = cached_scene(seed, "moderate")
-        started = time.perf_counter()
-        found = _read(scene.image)
-        times.append(time.perf_counter() - started)
-        read += found == scene.payload
+        read += _read(scene.image) == scene.payload
     rate = read / len(MODERATE_SEEDS)
-    print(
-        f"\nmoderate scenes: QR read and parsed in {read}/{len(MODERATE_SEEDS)} = {rate:.0%}, "
-        f"median {statistics.median(times) * 1000:.1f} ms"
-    )
+    print(f"\nmoderate scenes: QR read and parsed in {read}/{len(MODERATE_SEEDS)} = {rate:.0%}")
     assert rate >= 0.95
 
 
-def test_heavily_degraded_scenes_rate_is_reported_and_nothing_is_misread() -> None:
+@pytest.mark.slow
+def test_heavily_degraded_scenes_are_read_at_a_minimum_rate_and_never_misread() -> None:
     read, wrong = 0, []
     for seed in HEAVY_SEEDS:
         scene = cached_scene(seed, "heavy")
@@ -57,33 +52,28 @@ def test_heavily_degraded_scenes_rate_is_reported_and_nothing_is_misread() -> No
     print(f"\nheavy scenes: QR read in {read}/{len(HEAVY_SEEDS)} = {read / len(HEAVY_SEEDS):.0%}")
     # Not every heavy scene can be read, but a code that is read must be read right.
     assert wrong == []
+    # Measured 16/60 (27 %) with zxing-cpp 3.1.1 and OpenCV 5.0.0.93; a little room for a
+    # library update, none for a decoder that stopped reading degraded codes.
+    assert read >= 13, f"{read}/{len(HEAVY_SEEDS)}"
 
 
-def test_zxing_reads_more_than_the_opencv_fallback_and_faster() -> None:
-    """The measurement behind the decoder choice in edge/vision/qr.py, on 30 moderate scenes."""
+def test_zxing_reads_more_than_the_opencv_fallback() -> None:
+    """The read rates behind the decoder choice in edge/vision/qr.py, on 30 moderate scenes;
+    their speeds are bench figures (`python -m bench --only "QR decoder"`), not a test."""
     from edge.vision import qr as qr_module
 
     zxing_ok = opencv_ok = 0
-    zxing_t, opencv_t = [], []
     for seed in range(30):
         scene = cached_scene(seed, "moderate")
         gray = cv2.cvtColor(scene.image, cv2.COLOR_BGR2GRAY)
-        started = time.perf_counter()
         zxing_ok += scene.payload in [c.text for c in qr_module._zxing(gray)]
-        zxing_t.append(time.perf_counter() - started)
-        started = time.perf_counter()
         opencv_ok += scene.payload in [c.text for c in qr_module._opencv(gray)]
-        opencv_t.append(time.perf_counter() - started)
-    zxing_ms = statistics.median(zxing_t) * 1000
-    opencv_ms = statistics.median(opencv_t) * 1000
-    print(
-        f"\nzxing-cpp {zxing_ok}/30 median {zxing_ms:.1f} ms; "
-        f"OpenCV QRCodeDetectorAruco {opencv_ok}/30 median {opencv_ms:.1f} ms"
-    )
-    assert zxing_ok >= opencv_ok
-    assert zxing_ms < opencv_ms
+    print(f"\nzxing-cpp {zxing_ok}/30, OpenCV QRCodeDetectorAruco {opencv_ok}/30")
+    # Measured 28 and 16 of 30.
+    assert zxing_ok >= 26 and zxing_ok > opencv_ok
 
 
+@pytest.mark.slow
 def test_thorough_mode_reads_scenes_the_fast_mode_misses() -> None:
     fast = thorough = 0
     for seed in HEAVY_SEEDS:

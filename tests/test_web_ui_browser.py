@@ -1,7 +1,8 @@
 """The touchscreen UI in headless Chromium against a real simulated daemon (waitress on
 127.0.0.1, the file camera, gpiozero's MockFactory buttons): start screen, help, the physical
 buttons, out of service, the technician screen, bad requests and the idle timeout. Each screen
-is saved to docs/screens/ at 1280x800 and 800x480. Flow A is in test_web_ui_ecopy.py."""
+is saved at 1280x800 and 800x480 (into docs/screens/ with --update-screens). Flow A is in
+test_web_ui_ecopy.py."""
 
 from __future__ import annotations
 

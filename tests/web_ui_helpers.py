@@ -1,5 +1,6 @@
 """Helpers for the browser tests: a simulated kiosk daemon whose camera shows what the test puts
-in front of it, headless Chromium, GPIO button presses and screenshots of every screen."""
+in front of it, headless Chromium, GPIO button presses and screenshots of every screen (into
+docs/screens/ only with --update-screens; conftest's `screens` fixture)."""
 
 from __future__ import annotations
 
@@ -20,12 +21,14 @@ import pytest
 from werkzeug.security import generate_password_hash
 
 from tests import pages as docs
-from tests.conftest import REPO, Daemon, http, start_daemon, write_sim_config
+from tests.conftest import Daemon, http, start_daemon, write_sim_config
 from tests.test_face import load
 from tests.test_identify import card_scene_with_portrait
 from tests.test_liveness import turning_frames
 
-SCREENS = REPO / "docs" / "screens"
+# Where shoot() writes: set by the browser fixture from conftest's `screens` (docs/screens/ only
+# when asked), so the many shoot(page, name) calls need no extra argument.
+_screens: dict[str, Path] = {}
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -138,15 +141,16 @@ def press(daemon: Daemon, name: str, hold_s: float = 0.05) -> None:
 
 
 def shoot(page: Any, name: str) -> None:
-    """The screen as the citizen sees it, at both kiosk screen sizes, into docs/screens/."""
-    SCREENS.mkdir(parents=True, exist_ok=True)
+    """The screen as the citizen sees it, at both kiosk screen sizes, into the `screens` dir."""
+    folder = _screens.get("dir")
+    assert folder is not None, "shoot() needs the browser fixture (browser_session below)"
     # Every screen has a headline and the help button, in Vietnamese.
     assert page.locator("h1").count() >= 1
     assert page.inner_text("#help-button").strip() == "Trợ giúp / Gọi nhân viên"
     for w, h in SIZES:
         page.set_viewport_size({"width": w, "height": h})
         page.wait_for_timeout(150)
-        page.screenshot(path=str(SCREENS / f"{name}-{w}x{h}.png"))
+        page.screenshot(path=str(folder / f"{name}-{w}x{h}.png"))
     page.set_viewport_size({"width": SIZES[0][0], "height": SIZES[0][1]})
 
 
@@ -158,9 +162,11 @@ def wait_buttons(page: Any) -> None:
 # --- fixtures shared by the browser test modules (imported there) -------------------
 
 
-def browser_session() -> Iterator[object]:
-    """One headless Chromium per test module (fixture `browser`)."""
+def browser_session(screens: Path) -> Iterator[object]:
+    """One headless Chromium per test module (fixture `browser`); shoot() saves into `screens`."""
     from playwright.sync_api import sync_playwright
+
+    _screens["dir"] = screens
 
     with sync_playwright() as p:
         b = p.chromium.launch(

@@ -1,11 +1,12 @@
-"""Message catalogs: Vietnamese by default, English on request; .po compiled to .mo at start."""
+"""Message catalogs: Vietnamese by default, English on request. The .mo files are build
+artefacts (setup.py's build; `pybabel compile` in a checkout): the app only reads them."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from babel.messages.mofile import write_mo
+from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po
 from flask import Flask, session
 from flask_babel import Babel
@@ -14,32 +15,58 @@ logger = logging.getLogger(__name__)
 
 TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 LANGUAGES = ("vi", "en")
+# What bootstrap.sh runs in a checkout (repository root), e.g. after a .po changed.
+COMPILE_COMMAND = ".venv/bin/pybabel compile -d web_ui/translations"
+
+
+def _catalogs(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*/LC_MESSAGES/messages.po"))
 
 
 def compile_catalogs(folder: Path = TRANSLATIONS) -> list[Path]:
-    """Compile every messages.po whose .mo is missing or older (a read-only root keeps the
-    committed .mo files, which are up to date)."""
+    """Compile every messages.po into its messages.mo (fuzzy entries left out), as setup.py and
+    `pybabel compile` do; for tools and tests, never by the running app (it must not write into
+    its package)."""
     written = []
-    for po in sorted(folder.glob("*/LC_MESSAGES/messages.po")):
-        mo = po.with_suffix(".mo")
-        if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
-            continue
+    for po in _catalogs(folder):
         with po.open("rb") as f:
             catalog = read_po(f, locale=po.parent.parent.name)
-        try:
-            with mo.open("wb") as f:
-                write_mo(f, catalog, use_fuzzy=False)
-        except OSError as err:
-            logger.warning("cannot write %s: %s", mo, err)
-            continue
+        mo = po.with_suffix(".mo")
+        with mo.open("wb") as f:
+            write_mo(f, catalog, use_fuzzy=False)
         written.append(mo)
     return written
 
 
-def init_app(app: Flask, *, default: str = "vi") -> None:
-    compile_catalogs()
+def catalog_problems(folder: Path = TRANSLATIONS) -> list[str]:
+    """What is wrong with the compiled catalogs: a .mo that is missing, or that does not hold
+    what its .po says (stale). Compared by content, because file times are not kept by every
+    install (a wheel's files all get the time they were unpacked)."""
+    problems = []
+    for po in _catalogs(folder):
+        mo = po.with_suffix(".mo")
+        if not mo.exists():
+            problems.append(f"{mo} is missing")
+            continue
+        with po.open("rb") as f:
+            source = read_po(f, locale=po.parent.parent.name)
+        try:
+            with mo.open("rb") as f:
+                compiled = read_mo(f)
+        except (OSError, ValueError) as err:
+            problems.append(f"{mo} is unreadable ({err})")
+            continue
+        wanted = {m.id: m.string for m in source if m.id and m.string and not m.fuzzy}
+        found = {m.id: m.string for m in compiled if m.id and m.string}
+        if found != wanted:
+            problems.append(f"{mo} does not match {po.name} (stale)")
+    return problems
+
+
+def init_app(app: Flask, *, default: str = "vi", folder: Path | None = None) -> None:
+    folder = folder or TRANSLATIONS
     app.config["BABEL_DEFAULT_LOCALE"] = default
-    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(TRANSLATIONS)
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(folder)
     app.config["KIOSK_DEFAULT_LANG"] = default
 
     def select() -> str:
@@ -47,6 +74,16 @@ def init_app(app: Flask, *, default: str = "vi") -> None:
         return lang if lang in LANGUAGES else default
 
     Babel(app, locale_selector=select)
+    problems = catalog_problems(folder)
+    if problems:
+        # A half-translated screen is worse than a whole one in the source language.
+        logger.error(
+            "message catalogs not usable: %s; compile them (in the repository root: `%s`, "
+            "which bootstrap.sh runs); until then every screen shows the English source strings",
+            "; ".join(problems),
+            COMPILE_COMMAND,
+        )
+        app.extensions["babel"].translation_directories = []
 
 
 def pick(vi: str, en: str) -> str:
