@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.security import generate_password_hash
 
 from edge.errors import BadInput
 from edge.store.db import Store
@@ -80,10 +80,6 @@ class StaffAccounts:
     def pin_hash(self, name: str) -> str | None:
         rows = self.store.query("SELECT pin_hash FROM staff WHERE name = ?", (name,))
         return rows[0][0] if rows else None
-
-    def verify(self, name: str, pin: str) -> bool:
-        hashed = self.pin_hash(name)
-        return hashed is not None and check_password_hash(hashed, pin)
 
 
 def record(
