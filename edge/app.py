@@ -66,6 +66,7 @@ FLEET_EVENTS = {
     "identity.staff_verified": "info",  # staff confirmed an identity with their PIN (web UI)
 }
 PRINTER_POLL_S = 15.0
+PRINT_PURGE_S = 60.0
 
 
 def build_camera(camera: cfg.CameraSection) -> Camera:
@@ -191,11 +192,24 @@ class App:
 
     def start_printer(self) -> None:
         transport = build_printer(self.config)
-        self.printer = PrintQueue(transport, store=self.store, key=self.key, bus=self.bus)
+        self.printer = PrintQueue.from_config(
+            transport, self.config, store=self.store, key=self.key, bus=self.bus
+        )
         self._printer_watch = threading.Thread(
             target=self._watch_printer, name="printer-watch", daemon=True
         )
         self._printer_watch.start()
+        self.printer.purge()  # slips past their window while the kiosk was off
+        threading.Thread(target=self._purge_print_jobs, name="print-purge", daemon=True).start()
+
+    def _purge_print_jobs(self) -> None:
+        """Erase slips' bytes once past their window (minutes for personal data), checked every
+        PRINT_PURGE_S."""
+        while not self.stop_event.wait(PRINT_PURGE_S):
+            try:
+                self.printer.purge()
+            except Exception:
+                logger.exception("erasing old print jobs failed")
 
     def start_copies(self) -> None:
         """E-copies (issue 5). Without a signing identity the kiosk still serves other flows."""

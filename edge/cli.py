@@ -21,6 +21,7 @@ from edge import (
     cli_identity,
     cli_provision,
     cli_services,
+    cli_staff,
     cli_ui,
 )
 from edge import config as cfg
@@ -115,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     printer_sub.add_parser("test", parents=[common], help="print a test page")
     jobs = printer_sub.add_parser("jobs", parents=[common], help="list recent print jobs")
     jobs.add_argument("--status", choices=["pending", "printed", "failed"])
-    reprint = printer_sub.add_parser("reprint", parents=[common], help="reprint a kept job")
+    reprint = printer_sub.add_parser(
+        "reprint", parents=[common], help="reprint a kept job (from this device, audited as cli)"
+    )
     reprint.add_argument("job_id")
     cli_identity.add_parsers(sub, common, _Parser)
     cli_document.add_parsers(sub, common, _Parser)
@@ -123,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_provision.add_parsers(sub, common, _Parser)
     cli_services.add_parsers(sub, common, _Parser)
     cli_ui.add_parsers(sub, common, _Parser)
+    cli_staff.add_parsers(sub, common, _Parser)
 
     fleet = sub.add_parser("fleet", parents=[common], help="fleet reporting (MQTT)")
     fleet_sub = fleet.add_subparsers(dest="fleet_command", required=True, parser_class=_Parser)
@@ -184,7 +188,9 @@ class _LocalParts:
         self.store.open()
         self.bus = EventBus()
         self.transport = build_printer(config)
-        self.printer = PrintQueue(self.transport, store=self.store, key=self.key, bus=self.bus)
+        self.printer = PrintQueue.from_config(
+            self.transport, config, store=self.store, key=self.key, bus=self.bus
+        )
 
     def close(self) -> None:
         self.store.close()
@@ -327,17 +333,13 @@ def cmd_print(args: argparse.Namespace, config: cfg.Config) -> int:
         text = "\n".join(
             f"{j['id']}  {j['status']:<8} {j['kind']:<8} {j['title']}"
             + (f"  ({j['last_error']})" if j["last_error"] else "")
+            + ("" if j.get("kept", True) else "  [erased, cannot be reprinted]")
             for j in jobs
         )
         _emit({"jobs": jobs}, text or "no print jobs", as_json=args.json)
         return EXIT_OK
-    if daemon:
-        path = (
-            "/api/printer/test"
-            if args.print_command == "test"
-            else f"/api/printer/jobs/{args.job_id}/reprint"
-        )
-        outcome = _daemon(config, "POST", path)
+    if daemon and args.print_command == "test":
+        outcome = _daemon(config, "POST", "/api/printer/test")
         if outcome is None:
             raise KioskError("the daemon stopped answering")
         if isinstance(outcome.get("error"), dict):  # a refused request, not a failed print
@@ -350,8 +352,10 @@ def cmd_print(args: argparse.Namespace, config: cfg.Config) -> int:
                 from edge.printing import print_test_page
 
                 outcome = print_test_page(parts.printer, config).as_dict()
-            else:
-                outcome = parts.printer.reprint(args.job_id).as_dict()
+            else:  # the device's own operator (root or the kiosk user), audited as "cli"
+                from edge.store.staff import CLI
+
+                outcome = parts.printer.reprint(args.job_id, actor=CLI).as_dict()
         finally:
             parts.close()
     text = (
@@ -450,6 +454,8 @@ def main(argv: list[str] | None = None) -> int:
             return cli_copy.run(args, config, emit)
         if args.command in cli_services.COMMANDS:
             return cli_services.run(args, emit, config)
+        if args.command in cli_staff.COMMANDS:
+            return cli_staff.run(args, emit, config)
     except ConfigError as err:
         _fail(err, as_json=args.json)
     except KioskError as err:

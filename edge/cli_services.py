@@ -82,7 +82,9 @@ class _Parts:
         key = DataKey.load_or_create(config.storage.data_key_path)
         self.store = Store(config.storage.db_path)
         self.store.open()
-        printer = PrintQueue(build_printer(config), store=self.store, key=key, bus=EventBus())
+        printer = PrintQueue.from_config(
+            build_printer(config), config, store=self.store, key=key, bus=EventBus()
+        )
         self.services = build_services(
             config, store=self.store, key=key, outbox=Outbox(self.store, key), printer=printer
         )

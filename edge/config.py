@@ -154,6 +154,20 @@ class LedSection(Section):
 class PrinterBase(Section):
     paper_width_mm: Literal[58, 80] = 80
     profile: str = Field("TM-T88V", description="python-escpos capability profile name.")
+    keep_personal_min: float = Field(
+        10.0,
+        ge=0,
+        le=1440,
+        description="A printed slip with personal data (post confirmation, copy receipt) can be "
+        "reprinted this long; then its bytes are erased and only its title and status stay.",
+    )
+    keep_unprinted_h: float = Field(
+        24.0,
+        gt=0,
+        le=168,
+        description="Longest any slip keeps its bytes: one that did not print waits this long "
+        "for the printer; tickets, checklists and test pages are kept this long too.",
+    )
 
 
 class UsbPrinter(PrinterBase):
@@ -479,9 +493,7 @@ class Config(Section):
         """The same kiosk with every hardware part replaced by its simulated twin."""
         camera = self.camera if isinstance(self.camera, FilesCamera) else FilesCamera(type="files")
         printer = SimulatedPrinter(
-            type="simulated",
-            paper_width_mm=self.printer.paper_width_mm,
-            profile=self.printer.profile,
+            type="simulated", **self.printer.model_dump(include=set(PrinterBase.model_fields))
         )
         return self.model_copy(
             update={

@@ -1,4 +1,5 @@
-"""Print jobs: committed (sealed) before printing, kept when the printer fails, reprintable."""
+"""Print jobs: committed (sealed) before printing, kept when the printer fails, reprintable for a
+while (audited, by name); then the bytes of slips with personal data are erased."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,8 +19,24 @@ from edge.events import Event, EventBus
 from edge.ports.printer import PrinterStatus, PrinterTransport
 from edge.receipts import selftest_page
 from edge.store import DataKey, Store
+from edge.store import staff as audit
 
 logger = logging.getLogger(__name__)
+
+# Slips that carry no personal data: a queue number, a list of papers to bring, the test page.
+# Every other kind (post confirmation: name and address; copy receipt: the copy's code) is
+# personal and erased keep_personal_min after it printed.
+IMPERSONAL_KINDS = frozenset({"test", "ticket", "checklist"})
+
+
+def personal(kind: str) -> bool:
+    return kind not in IMPERSONAL_KINDS
+
+
+class JobPurged(BadInput):
+    """The slip's bytes were erased (kept only a short while): it cannot be printed again."""
+
+    code = "job_purged"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,14 +55,35 @@ class PrintQueue:
     """
 
     def __init__(
-        self, transport: PrinterTransport, *, store: Store, key: DataKey, bus: EventBus
+        self,
+        transport: PrinterTransport,
+        *,
+        store: Store,
+        key: DataKey,
+        bus: EventBus,
+        keep_personal_s: float = 600.0,
+        keep_unprinted_s: float = 86400.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.transport = transport
         self.store = store
         self.key = key
         self.bus = bus
+        self.keep_personal_s = keep_personal_s
+        self.keep_unprinted_s = keep_unprinted_s
+        self.clock = clock
         self._lock = threading.Lock()
         self._last_status: PrinterStatus | None = None
+
+    @classmethod
+    def from_config(cls, transport: PrinterTransport, config: Config, **parts: Any) -> PrintQueue:
+        """store, key and bus in parts; how long slips are kept from [printer]."""
+        return cls(
+            transport,
+            keep_personal_s=config.printer.keep_personal_min * 60,
+            keep_unprinted_s=config.printer.keep_unprinted_h * 3600,
+            **parts,
+        )
 
     def submit(self, kind: str, title: str, data: bytes) -> PrintOutcome:
         job_id = uuid.uuid4().hex[:12]
@@ -53,27 +92,88 @@ class PrintQueue:
             conn.execute(
                 "INSERT INTO print_jobs(id, kind, title, payload, status, created_at) "
                 "VALUES (?, ?, ?, ?, 'pending', ?)",
-                (job_id, kind, title, sealed, time.time()),
+                (job_id, kind, title, sealed, self.clock()),
             )
         return self._attempt(job_id, data)
 
-    def reprint(self, job_id: str) -> PrintOutcome:
-        rows = self.store.query("SELECT payload FROM print_jobs WHERE id = ?", (job_id,))
+    def reprint(self, job_id: str, *, actor: str) -> PrintOutcome:
+        """Print a kept job again for `actor` (a staff name, "technician" or "cli"): audited.
+
+        Raises BadInput for an unknown job, JobPurged once its bytes are (due to be) erased."""
+        rows = self.store.query(
+            "SELECT kind, payload, status, created_at, printed_at, purged_at "
+            "FROM print_jobs WHERE id = ?",
+            (job_id,),
+        )
         if not rows:
             raise BadInput(f"no print job {job_id!r}")
-        return self._attempt(job_id, self.key.decrypt(rows[0][0], aad=job_id.encode()))
+        job = rows[0]
+        now = self.clock()
+        if job["purged_at"] is not None or self._due(job, now):
+            raise JobPurged(
+                "phiếu này không còn được lưu để in lại (this slip is no longer kept: "
+                f"slips with personal data are kept {self.keep_personal_s / 60:g} minutes "
+                f"after printing, others {self.keep_unprinted_s / 3600:g} hours)"
+            )
+        with self.store.transaction() as conn:
+            audit.record(
+                conn, at=now, actor=actor, action="print.reprint", subject=job_id, kind=job["kind"]
+            )
+        logger.info(
+            "print job reprint requested",
+            extra={"job": job_id, "kind": job["kind"], "by": audit.actor_class(actor)},
+        )
+        return self._attempt(job_id, self.key.decrypt(job["payload"], aad=job_id.encode()))
+
+    def purge(self, *, now: float | None = None) -> int:
+        """Erase the bytes of jobs past their window (see _due); their rows stay, titled only."""
+        now = self.clock() if now is None else now
+        with self.store.transaction() as conn:
+            rows = conn.execute(
+                "SELECT id, kind, status, created_at, printed_at FROM print_jobs "
+                "WHERE purged_at IS NULL"
+            ).fetchall()
+            due = [r["id"] for r in rows if self._due(r, now)]
+            conn.executemany(
+                "UPDATE print_jobs SET payload = X'', purged_at = ? WHERE id = ?",
+                [(now, job_id) for job_id in due],
+            )
+        if due:
+            # secure_delete zeroes the freed pages; the WAL still holds the old ones until now.
+            self.store.query("PRAGMA wal_checkpoint(TRUNCATE)")
+            logger.info("print jobs erased after their window", extra={"count": len(due)})
+        return len(due)
+
+    def _due(self, job: Any, now: float) -> bool:
+        if now - job["created_at"] >= self.keep_unprinted_s:
+            return True
+        return (
+            personal(job["kind"])
+            and job["status"] == "printed"
+            and now - job["printed_at"] >= self.keep_personal_s
+        )
 
     def jobs(self, *, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        sql = (
-            "SELECT id, kind, title, status, attempts, last_error, created_at, printed_at "
-            "FROM print_jobs"
-        )
-        params: tuple[Any, ...] = ()
+        """Recent jobs, newest first; `kept`: its bytes are still there to reprint."""
         if status:
-            sql += " WHERE status = ?"
-            params = (status,)
-        sql += " ORDER BY created_at DESC LIMIT ?"
-        return [dict(r) for r in self.store.query(sql, (*params, limit))]
+            return self._rows("WHERE status = ? ORDER BY created_at DESC LIMIT ?", (status, limit))
+        return self._rows("ORDER BY created_at DESC LIMIT ?", (limit,))
+
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        rows = self._rows("WHERE id = ?", (job_id,))
+        return rows[0] if rows else None
+
+    def _rows(self, where: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT id, kind, title, status, attempts, last_error, created_at, printed_at, "
+            "purged_at IS NULL AS kept FROM print_jobs "
+        )
+        rows = [dict(r) for r in self.store.query(sql + where, params)]
+        now = self.clock()
+        for row in rows:
+            row["kept"] = bool(row["kept"]) and not self._due(row, now)
+            row["personal"] = personal(row["kind"])
+        return rows
 
     def status(self) -> PrinterStatus:
         status = self.transport.status()
@@ -96,7 +196,7 @@ class PrintQueue:
                     conn.execute(
                         "UPDATE print_jobs SET status = 'printed', attempts = attempts + 1, "
                         "last_error = NULL, printed_at = ? WHERE id = ?",
-                        (time.time(), job_id),
+                        (self.clock(), job_id),
                     )
                 else:
                     conn.execute(

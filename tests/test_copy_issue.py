@@ -333,7 +333,7 @@ def test_failed_receipt_print_is_kept_for_reprint(tmp_path: Path) -> None:
         assert not outcome.printed and "paper" in outcome.error
         assert service.list()[0].receipt_job == outcome.job_id
         printer.set_sensors(paper="ok")
-        assert queue.reprint(outcome.job_id).printed
+        assert queue.reprint(outcome.job_id, actor="cli").printed
 
 
 def kiosk_cli(*args: str) -> subprocess.CompletedProcess[str]:

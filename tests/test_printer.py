@@ -12,12 +12,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from pyzbar.pyzbar import decode
 
+from edge import config as cfg
 from edge.adapters import printer_escpos
 from edge.adapters.printer_sim import SimulatedPrinter
 from edge.events import EventBus
-from edge.printing import PrintQueue
+from edge.printing import JobPurged, PrintQueue
 from edge.receipts import Receipt, selftest_page
 from edge.store import DataKey, Store
+from edge.store.staff import recent
 from tests.escpos_readback import native_qr_payloads, paper, raster_images
 
 NOW = dt.datetime(2026, 11, 23, 9, 30, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))
@@ -217,7 +219,7 @@ def test_failed_job_is_kept_and_reprinted_when_the_printer_returns(queue, tmp_pa
     assert job["id"] == outcome.job_id and job["title"] == "Biên nhận"
     assert list((tmp_path / "out").glob("*.bin")) == []
     printer.set_sensors(paper="ok")
-    again = q.reprint(outcome.job_id)
+    again = q.reprint(outcome.job_id, actor="cli")
     assert again.printed
     (out,) = (tmp_path / "out").glob("*.bin")
     assert out.read_bytes() == b"\x1b@slip-1"
@@ -251,7 +253,7 @@ def test_pulled_printer_keeps_the_job(queue, tmp_path: Path) -> None:
     outcome = q.submit("ticket", "Số thứ tự", b"\x1b@ticket")
     assert not outcome.printed and "offline" in outcome.error
     (tmp_path / "unplugged").rename(tmp_path / "out")
-    assert q.reprint(outcome.job_id).printed
+    assert q.reprint(outcome.job_id, actor="cli").printed
 
 
 def test_job_bytes_are_sealed_at_rest(queue, tmp_path: Path) -> None:
@@ -259,3 +261,98 @@ def test_job_bytes_are_sealed_at_rest(queue, tmp_path: Path) -> None:
     q.submit("receipt", "Biên nhận", b"NGUYEN VAN MAU 001099012345")
     raw = (tmp_path / "k.db").read_bytes() + (tmp_path / "k.db-wal").read_bytes()
     assert b"001099012345" not in raw
+
+
+# --- how long slips are kept (issue 21, item 3) ------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def timed(tmp_path: Path) -> Iterator[tuple[PrintQueue, SimulatedPrinter, Clock]]:
+    """A queue with the default [printer] windows (10 min personal, 24 h at most) and a clock."""
+    config = cfg.Config.model_validate(
+        {"kiosk": {"id": "TEST-01"}, "printer": {"type": "simulated"}}
+    )
+    store = Store(tmp_path / "k.db")
+    store.open()
+    printer = SimulatedPrinter(tmp_path / "out")
+    printer.plug_in()
+    key = DataKey.load_or_create(tmp_path / "keys" / "data.key")
+    clock = Clock()
+    try:
+        yield (
+            PrintQueue.from_config(
+                printer, config, store=store, key=key, bus=EventBus(), clock=clock
+            ),
+            printer,
+            clock,
+        )
+    finally:
+        store.close()
+
+
+def on_disk(tmp_path: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in tmp_path.glob("k.db*"))
+
+
+def test_personal_slips_are_erased_minutes_after_printing_others_within_a_day(
+    timed, tmp_path: Path
+) -> None:
+    q, printer, clock = timed
+    slip = b"\x1b@NGUYEN VAN MAU 12 HANG BAC" + bytes(range(256)) * 24  # raster: several pages
+    post = q.submit("post", "Gửi kết quả qua bưu điện R-1", slip)
+    ticket = q.submit("ticket", "Số thứ tự B-027", b"\x1b@B-027")
+    printer.set_sensors(paper="out")
+    receipt = q.submit("receipt", "Biên nhận bản sao K1-1", b"\x1b@receipt K1-1")
+    assert post.printed and ticket.printed and not receipt.printed
+    sealed = q.store.query("SELECT payload FROM print_jobs WHERE id = ?", (post.job_id,))[0][0]
+    q.store.query("PRAGMA wal_checkpoint(TRUNCATE)")  # into the database file, as after a restart
+    pieces = (sealed[:48], sealed[-48:])  # a large value spans pages: its two ends
+    assert all(p in on_disk(tmp_path) for p in pieces)
+
+    clock.now += 9 * 60 + 59  # still within its 10 minutes: kept, reprintable
+    assert q.purge() == 0 and q.job(post.job_id)["kept"]
+    clock.now += 2
+    assert not q.job(post.job_id)["kept"]  # due: no longer offered, even before the purge ran
+    assert q.purge() == 1
+    assert not any(p in on_disk(tmp_path) for p in pieces)  # overwritten, not only unlinked
+    printed = len(list((tmp_path / "out").glob("*.bin")))
+    with pytest.raises(JobPurged, match="no longer kept"):
+        q.reprint(post.job_id, actor="cli")
+    assert len(list((tmp_path / "out").glob("*.bin"))) == printed
+    assert q.job(post.job_id)["title"] == "Gửi kết quả qua bưu điện R-1"  # the row stays
+
+    # The slip that did not print waits for the printer (hours), then gets its 10 minutes.
+    clock.now += 23 * 3600
+    assert q.purge() == 0
+    printer.set_sensors(paper="ok")
+    assert q.reprint(receipt.job_id, actor="lan").printed
+    clock.now += 10 * 60
+    assert q.purge() == 1 and not q.job(receipt.job_id)["kept"]
+    assert q.job(ticket.job_id)["kept"]  # no personal data: kept for the day
+    clock.now += 3600
+    assert q.purge() == 1 and not q.job(ticket.job_id)["kept"]
+    with pytest.raises(JobPurged):
+        q.reprint(ticket.job_id, actor="cli")
+
+
+def test_every_reprint_is_audited_with_who_and_which_job(timed) -> None:
+    q, _, clock = timed
+    job = q.submit("receipt", "Biên nhận bản sao K1-2", b"\x1b@receipt K1-2")
+    clock.now += 60
+    assert q.reprint(job.job_id, actor="lan.nguyen").printed
+    (row,) = recent(q.store)
+    assert (row["actor"], row["action"], row["subject"], row["kind"], row["at"]) == (
+        "lan.nguyen",
+        "print.reprint",
+        job.job_id,
+        "receipt",
+        clock.now,
+    )

@@ -253,7 +253,7 @@ def test_ticket_is_printed_and_a_failed_print_is_kept_for_reprint(parts: Parts) 
     (kept,) = parts.queue.jobs(status="failed")
     assert kept["title"] == "Số thứ tự A-002" and kept["kind"] == "ticket"
     parts.printer.set_sensors(paper="ok")
-    assert parts.queue.reprint(second.printed.job_id).printed
+    assert parts.queue.reprint(second.printed.job_id, actor="cli").printed
 
 
 def test_central_figures_are_kept_for_other_processes(tmp_path: Path) -> None:

@@ -47,16 +47,12 @@ def selftest() -> Any:
 
 @bp.get("/printer/jobs")
 def print_jobs() -> Any:
+    """Titles and states only (no personal data). Reprints are on the technician screen, by a
+    named login, or `kiosk print reprint` on the device; never through this open API."""
     status = request.args.get("status")
     if status not in (None, "pending", "printed", "failed"):
         raise BadInput("status must be pending, printed or failed")
     return jsonify({"jobs": _kiosk().printer.jobs(status=status)})
-
-
-@bp.post("/printer/jobs/<job_id>/reprint")
-def reprint(job_id: str) -> Any:
-    outcome = _kiosk().printer.reprint(job_id)
-    return jsonify(outcome.as_dict()), (200 if outcome.printed else 503)
 
 
 @bp.post("/printer/test")

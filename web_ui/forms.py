@@ -44,6 +44,22 @@ class PinForm(FlaskForm):
     )
 
 
+class StaffLoginForm(PinForm):
+    """The technician screen: a staff member's login name (empty: the shared technician PIN)."""
+
+    name = StringField(
+        _l("Name"),
+        filters=[lambda v: v.strip().lower() if isinstance(v, str) else v],
+        validators=[
+            Optional(),
+            Regexp(
+                r"^[a-z][a-z0-9._-]{1,31}$",
+                message=_l("The name is 2 to 32 letters, digits, '.', '_' or '-'."),
+            ),
+        ],
+    )
+
+
 class ContactForm(FlaskForm):
     """Where the e-copy is delivered (optional): an email address or an e-wallet id."""
 

@@ -1,15 +1,21 @@
-"""The technician screen at /technician, behind the PIN: hardware status and self-test, printer
-test, button test, recent events, provisioning state. Never citizens' personal data."""
+"""The technician screen at /technician, behind a staff name and PIN (or the shared technician
+PIN): hardware status and self-test, printer test, button test, recent events, provisioning
+state, print jobs and their reprint (audited). Never citizens' personal data on the screen."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, redirect, session, url_for
 
-from web_ui.forms import PinForm
+from edge.printing import JobPurged
+from edge.store import staff as audit
+from edge.store.staff import SHARED
+from web_ui.forms import StaffLoginForm
 from web_ui.kiosk import kiosk, screen
 from web_ui.pin import PinGate
 
@@ -17,7 +23,9 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("technician", __name__, url_prefix="/technician")
 
 SESSION_KEY = "technician_until"
+ACTOR_KEY = "technician_actor"  # who signed in: a staff name, or "technician" (shared PIN)
 SESSION_S = 600.0
+JOBS_SHOWN = 20
 # Event kinds a technician may see; their details never carry personal data (see edge/app.py).
 EVENT_FIELDS = ("id", "kind", "source", "at", "severity", "reason", "tries", "action")
 
@@ -30,16 +38,26 @@ def _authorised() -> bool:
 def login() -> Any:
     if _authorised():
         return redirect(url_for("technician.panel"))
-    form = PinForm()
-    gate = PinGate(kiosk())
+    form = StaffLoginForm()
+    k = kiosk()
+    gate = PinGate(k)
     result = None
     if form.validate_on_submit():
-        result = gate.check(form.pin.data)
+        result = gate.check(form.pin.data, form.name.data or "")
         if result.verdict == "ok":
             session[SESSION_KEY] = time.time() + SESSION_S
+            session[ACTOR_KEY] = result.actor
+            with k.store.transaction() as conn:
+                audit.record(conn, at=time.time(), actor=result.actor, action="technician.login")
             return redirect(url_for("technician.panel"))
     locked_s = gate.locked_for()
-    return screen("technician/login.html", form=form, result=result, locked_s=locked_s)
+    return screen(
+        "technician/login.html",
+        form=form,
+        result=result,
+        locked_s=locked_s,
+        available=gate.available(),
+    )
 
 
 @bp.get("/panel")
@@ -60,7 +78,39 @@ def panel() -> Any:
         notice=session.pop("technician_notice", None),
         provisioning=_provisioning(k),
         buttons=current_app.extensions["kiosk_buttons"].recent(),
+        actor=_actor(),
+        shared=_actor() == SHARED,
+        jobs=_jobs(k),
+        keep_personal_min=k.config.printer.keep_personal_min,
+        reprint=session.pop("technician_reprint", None),
     )
+
+
+@bp.post("/jobs/<job_id>/reprint")
+def reprint(job_id: str) -> Any:
+    """Print a kept slip again, audited under the signed-in name. A slip with personal data
+    needs a named login (not the shared PIN), and is kept only minutes after it printed."""
+    if not _authorised():
+        return redirect(url_for("technician.login"))
+    k = kiosk()
+    actor = _actor()
+    job = k.printer.job(job_id)
+    if job is None:
+        answer = {"state": "unknown"}
+    elif job["personal"] and actor == SHARED:
+        logger.info("reprint refused: personal slip, shared PIN", extra={"job": job_id})
+        answer = {"state": "named"}
+    else:
+        try:
+            outcome = k.printer.reprint(job_id, actor=actor)
+        except JobPurged:
+            logger.info("reprint refused: slip no longer kept", extra={"job": job_id})
+            answer = {"state": "purged"}
+        else:
+            answer = {"state": "printed" if outcome.printed else "failed"}
+            answer["error"] = outcome.error or ""
+    session["technician_reprint"] = {"title": job["title"] if job else "", **answer}
+    return redirect(url_for("technician.panel"))
 
 
 @bp.post("/selftest")
@@ -102,7 +152,21 @@ def unlock() -> Any:
 @bp.post("/logout")
 def logout() -> Any:
     session.pop(SESSION_KEY, None)
+    session.pop(ACTOR_KEY, None)
     return redirect(url_for("home.index"))
+
+
+def _actor() -> str:
+    return session.get(ACTOR_KEY) or SHARED
+
+
+def _jobs(k: Any) -> list[dict[str, Any]]:
+    """The latest print jobs: title (never personal data), state, whether it can be reprinted."""
+    tz = ZoneInfo(k.config.kiosk.timezone)
+    jobs = k.printer.jobs(limit=JOBS_SHOWN)
+    for job in jobs:
+        job["when"] = dt.datetime.fromtimestamp(job["created_at"], tz).strftime("%H:%M %d/%m")
+    return jobs
 
 
 def _provisioning(k: Any) -> dict[str, Any]:

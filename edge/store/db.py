@@ -40,6 +40,8 @@ class Store:
                 raise StoreError(f"SQLite refused WAL mode (got {mode}) at {self.path}")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
+            # Erased personal data (purged slips, expired copies) is overwritten, not just freed.
+            conn.execute("PRAGMA secure_delete=ON")
             conn.execute("PRAGMA busy_timeout=10000")
         except sqlite3.Error as err:
             raise StoreError(f"cannot open database {self.path}: {err}") from err

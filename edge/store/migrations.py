@@ -93,4 +93,21 @@ MIGRATIONS: list[str] = [
     """,
     # 5: provisioning state and updates (reserved).
     "-- reserved",
+    # 6: named staff logins, the audit of what they did, print jobs whose bytes were erased.
+    """
+    CREATE TABLE staff (
+        name       TEXT PRIMARY KEY,                   -- login handle, e.g. lan.nguyen
+        pin_hash   TEXT NOT NULL,                      -- werkzeug scrypt hash of the PIN
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE audit (
+        seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+        at      REAL NOT NULL,
+        actor   TEXT NOT NULL,                         -- staff name, technician (shared PIN), cli
+        action  TEXT NOT NULL,                         -- technician.login | print.reprint
+        subject TEXT NOT NULL DEFAULT '',              -- e.g. the print job's id
+        kind    TEXT NOT NULL DEFAULT ''               -- e.g. the print job's kind
+    );
+    ALTER TABLE print_jobs ADD COLUMN purged_at REAL;  -- its sealed bytes were erased then
+    """,
 ]
