@@ -74,8 +74,32 @@ class LoopbackClient(FlaskClient):
 
     def open(self, *args: Any, **kwargs: Any) -> Any:
         if args and isinstance(args[0], str):
-            kwargs.setdefault("base_url", self.application.config["KIOSK_ORIGIN"])
+            web = self.application.extensions["kiosk"].config.web
+            kwargs.setdefault("base_url", f"http://{web.host}:{web.port}")
         return super().open(*args, **kwargs)
+
+    def get_cookie(self, key: str, domain: str = "", path: str = "/") -> Any:
+        domain = domain or self.application.extensions["kiosk"].config.web.host
+        return super().get_cookie(key, domain=domain, path=path)
+
+
+@contextmanager
+def in_process_kiosk(root: Path) -> Iterator[Any]:
+    """The daemon (edge.app.App) started in this process on a simulated kiosk, its camera on an
+    empty platen: for tests that drive its Flask app through LoopbackClient."""
+    from edge import config as cfg
+    from edge.app import App
+
+    path = kiosk_config(root)
+    (root / "scenes" / "scene.jpg").write_bytes(
+        (REPO / "edge/sim/scenes/01-empty-platen.jpg").read_bytes()
+    )
+    kiosk = App(cfg.load(path), config_path=path)
+    kiosk.start()
+    try:
+        yield kiosk
+    finally:
+        kiosk.stop()
 
 
 def set_paper(root: Path, paper: str) -> None:

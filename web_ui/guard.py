@@ -95,7 +95,6 @@ def check_request() -> None:
 def init_app(app: Flask, *, host: str, port: int, token: str) -> None:
     """Registers the check first, so it runs before CSRF and every view."""
     hosts = allowed_hosts(host, port)
-    app.config["KIOSK_ORIGIN"] = f"http://{f'[{host}]' if ':' in host else host}:{port}"
     app.config["KIOSK_HOSTS"] = hosts
     app.config["KIOSK_ORIGINS"] = frozenset(f"http://{h}" for h in hosts)
     app.config["KIOSK_TOKEN"] = token
