@@ -145,6 +145,17 @@ def test_heartbeat_messages_are_vietnamese_first_and_english_on_request(
     assert en["error"]["message"] == "The request body must be a JSON object."
 
 
+@pytest.mark.parametrize("path", ["/c/", "/d/", "/f/", "/technician/"])
+@pytest.mark.parametrize("body", [1, [1], "x", {"code": ["a"]}])
+def test_a_screen_form_posted_as_json_is_shown_again_not_a_500(
+    client: LoopbackClient, path: str, body: Any
+) -> None:
+    headers = page_tokens(client)
+    response = client.post(path, json=body, headers=headers)
+    assert response.status_code in (200, 302)
+    assert "<h1" in response.get_data(as_text=True) or response.status_code == 302
+
+
 # --- item 6: only the kiosk's own page, or a holder of the token, changes anything ----------
 
 CHANGES = ["/api/printer/test", "/api/fleet/test-event", "/api/dev/door/closed"]
