@@ -289,6 +289,7 @@ class App:
             queue_event(self.outbox, self.config.kiosk.id, kind, "warning", detail)
 
     def start_web(self) -> None:
+        from edge.localapi import write_token
         from web_ui import create_app
         from web_ui.server import WebServer
 
@@ -296,6 +297,8 @@ class App:
         from web_ui import services_api  # the citizen services' read-only JSON (docs/services.md)
 
         app.register_blueprint(services_api.bp)
+        # For the kiosk CLI's calls that change something (edge/localapi.py).
+        write_token(self.config.storage.state_dir, app.config["KIOSK_TOKEN"])
         self.web = WebServer(
             app,
             host=self.config.web.host,

@@ -157,8 +157,12 @@ def resolve_config(args: argparse.Namespace) -> tuple[cfg.Config, Path | None]:
 
 def _daemon(config: cfg.Config, method: str, path: str, timeout: float = 30.0) -> Any | None:
     """The daemon's JSON answer, or None when no daemon answers on the configured port."""
+    from edge.localapi import token_headers
+
     url = f"http://{config.web.host}:{config.web.port}{path}"
-    request = urllib.request.Request(url, method=method)
+    # The daemon's per-boot token (readable by its own user): calls that change state need it.
+    headers = token_headers(config.storage.state_dir)
+    request = urllib.request.Request(url, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read())

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from edge.config import SAMPLE_SCENES
+from edge.localapi import token_headers
 from tests.mqtt_broker import Broker, FleetPki, Peer, central_peer, running_broker
 
 REPO = Path(__file__).resolve().parent.parent
@@ -184,8 +185,10 @@ def sim_config(tmp_path: Path) -> Path:
     return write_sim_config(tmp_path)
 
 
-def http(method: str, url: str, timeout: float = 10) -> tuple[int, Any]:
-    request = urllib.request.Request(url, method=method)
+def http(
+    method: str, url: str, timeout: float = 10, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    request = urllib.request.Request(url, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read())
@@ -208,7 +211,8 @@ class Daemon:
         return http("GET", self.base + path)
 
     def post(self, path: str) -> tuple[int, Any]:
-        return http("POST", self.base + path)
+        """As the kiosk CLI does: with the daemon's per-boot token from its state dir."""
+        return http("POST", self.base + path, headers=token_headers(self.config.parent / "state"))
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
         if self.proc.poll() is None:

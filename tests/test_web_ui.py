@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-import typing
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,12 +15,13 @@ from pathlib import Path
 import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
+from flask import Blueprint, Flask, session
 from werkzeug.security import check_password_hash
 
 from edge import config as cfg
 from edge.app import App
 from tests.conftest import REPO
-from tests.web_ui_helpers import TECH_PIN, kiosk_config
+from tests.web_ui_helpers import TECH_PIN, LoopbackClient, kiosk_config
 from web_ui.i18n import COMPILE_COMMAND
 from web_ui.pin import PinGate
 from web_ui.visits import COOKIE, VisitStore
@@ -48,12 +48,18 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
 def client(app: App):
     flask_app = app.web.app
     flask_app.config["TESTING"] = False  # keep CSRF on, as in service
-    return flask_app.test_client()
+    return LoopbackClient(flask_app, flask_app.response_class, use_cookies=True)
 
 
 def csrf_token(client) -> str:
     html = client.get("/help").get_data(as_text=True)
     return re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
+
+
+def kiosk_token(client) -> str:
+    """The per-boot token the page carries for its /live and /api calls."""
+    html = client.get("/help").get_data(as_text=True)
+    return re.search(r'name="kiosk-token" content="([^"]+)"', html).group(1)
 
 
 # --- catalogs ------------------------------------------------------------------------------
@@ -142,19 +148,24 @@ def test_a_session_left_alone_is_wiped_with_its_live_objects() -> None:
         def close(self) -> None:
             self.closed = True
 
-    store = VisitStore(idle_s=0.05, grace_s=0.0)
+    held = Held()
+    store = VisitStore(idle_s=0.05, grace_s=0.0, blueprints=frozenset({"flow"}))
+    flask_app = Flask(__name__)
+    flask_app.session_interface = store
+    flow = Blueprint("flow", __name__)
 
-    class Request:
-        cookies: typing.ClassVar[dict[str, str]] = {}
-        path = "/a/identify"
+    @flow.get("/a/identify")
+    def identify() -> str:
+        session["ecopy"] = held
+        session["lang"] = "en"
+        return "ok"
 
-    visit = store.open_session(None, Request())
-    held = visit["ecopy"] = Held()
-    visit["lang"] = "en"
+    flask_app.register_blueprint(flow)
+    assert flask_app.test_client().get("/a/identify").status_code == 200
     assert store.count() == 1
     time.sleep(0.1)
     store.sweep()
-    assert held.closed and dict(visit) == {} and store.count() == 0
+    assert held.closed and store.count() == 0
 
 
 # --- technician PIN -------------------------------------------------------------------------
@@ -221,7 +232,9 @@ def test_heartbeat_is_reported_for_the_browser_watchdog(client) -> None:
     # watchdog is told there was none, not a made-up age.
     assert client.get("/api/browser").get_json() == {"heartbeat_age_s": None, "screen": ""}
     response = client.post(
-        "/live/heartbeat", json={"screen": "/a/pages"}, headers={"X-CSRFToken": csrf_token(client)}
+        "/live/heartbeat",
+        json={"screen": "/a/pages"},
+        headers={"X-Kiosk-Token": kiosk_token(client)},
     )
     assert response.status_code == 204
     body = client.get("/api/browser").get_json()

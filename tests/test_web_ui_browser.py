@@ -6,9 +6,11 @@ test_web_ui_ecopy.py."""
 
 from __future__ import annotations
 
+import http.server as http_server
 import json
 import subprocess
 import sys
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -195,6 +197,62 @@ def test_forms_without_csrf_or_too_large_get_a_vietnamese_page(page, kiosk) -> N
     page.goto("/a/pages/99.jpg")
     assert headline(page) == "Trang này không tồn tại"
     shoot(page, "07-not-found")
+
+
+def _printed(daemon) -> int:
+    return len(list((daemon.config.parent / "printer-out").glob("*.bin")))
+
+
+def test_the_page_and_the_developer_panel_reach_the_daemon_with_its_token(page, kiosk) -> None:
+    daemon, _ = kiosk
+    page.goto("/help")
+    wait_for(lambda: daemon.get("/api/browser")[1]["screen"] == "/help", timeout=10)
+    before = _printed(daemon)
+    page.goto("/dev")
+    page.click("#print-test")
+    page.wait_for_function("() => document.getElementById('out').textContent.startsWith('200')")
+    assert _printed(daemon) == before + 1
+
+
+def test_a_page_of_another_origin_cannot_print_or_beat(page, kiosk) -> None:
+    """Another site open in the kiosk's browser (or any browser on the device) posts to the
+    daemon: Chromium sends its Origin, the daemon refuses, nothing is printed."""
+    daemon, _ = kiosk
+    evil = (
+        "<!doctype html><title>evil</title><script>"
+        f"Promise.all([fetch('{daemon.base}/api/printer/test', {{method: 'POST', mode: 'no-cors'}}),"
+        f" fetch('{daemon.base}/live/heartbeat', {{method: 'POST', mode: 'no-cors',"
+        ' body: \'{"screen": "/evil"}\'})])'
+        ".then(() => { document.title = 'sent'; }, () => { document.title = 'failed'; });"
+        "</script>"
+    ).encode()
+
+    class Evil(http_server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(evil)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http_server.ThreadingHTTPServer(("127.0.0.1", 0), Evil)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    before = _printed(daemon)
+    try:
+        page.goto(f"http://localhost:{server.server_port}/")
+        page.wait_for_function("() => document.title !== 'evil'")
+        assert page.title() == "sent"
+    finally:
+        server.shutdown()
+        server.server_close()
+    refused = wait_for(
+        lambda: [r for r in daemon.log() if r.get("msg") == "request refused: other origin"]
+    )
+    assert len(refused) >= 2
+    assert _printed(daemon) == before
+    assert daemon.get("/api/browser")[1]["screen"] != "/evil"
 
 
 # --- flow E: verify a copy by its QR ------------------------------------------------------------

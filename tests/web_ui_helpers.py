@@ -18,10 +18,11 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from flask.testing import FlaskClient
 from werkzeug.security import generate_password_hash
 
 from tests import pages as docs
-from tests.conftest import Daemon, http, start_daemon, write_sim_config
+from tests.conftest import REPO, Daemon, http, start_daemon, write_sim_config
 from tests.test_face import load
 from tests.test_identify import card_scene_with_portrait
 from tests.test_liveness import turning_frames
@@ -68,6 +69,40 @@ liveness_time_limit_s = 12
 {extra}
 """,
     )
+
+
+class LoopbackClient(FlaskClient):
+    """Flask's test client asking for the kiosk at the address its browser uses (the app
+    refuses any other Host, web_ui/guard.py); a test may still pass its own base_url."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        if args and isinstance(args[0], str):
+            web = self.application.extensions["kiosk"].config.web
+            kwargs.setdefault("base_url", f"http://{web.host}:{web.port}")
+        return super().open(*args, **kwargs)
+
+    def get_cookie(self, key: str, domain: str = "", path: str = "/") -> Any:
+        domain = domain or self.application.extensions["kiosk"].config.web.host
+        return super().get_cookie(key, domain=domain, path=path)
+
+
+@contextmanager
+def in_process_kiosk(root: Path) -> Iterator[Any]:
+    """The daemon (edge.app.App) started in this process on a simulated kiosk, its camera on an
+    empty platen: for tests that drive its Flask app through LoopbackClient."""
+    from edge import config as cfg
+    from edge.app import App
+
+    path = kiosk_config(root)
+    (root / "scenes" / "scene.jpg").write_bytes(
+        (REPO / "edge/sim/scenes/01-empty-platen.jpg").read_bytes()
+    )
+    kiosk = App(cfg.load(path), config_path=path)
+    kiosk.start()
+    try:
+        yield kiosk
+    finally:
+        kiosk.stop()
 
 
 def set_paper(root: Path, paper: str) -> None:
@@ -136,7 +171,7 @@ def running_kiosk(root: Path, **kw: Any) -> Iterator[tuple[Daemon, Scenes]]:
 
 def press(daemon: Daemon, name: str, hold_s: float = 0.05) -> None:
     """A finger on a physical button: gpiozero's mock pin goes low, then high."""
-    status, body = http("POST", f"{daemon.base}/api/dev/buttons/{name}/press?hold={hold_s}")
+    status, body = daemon.post(f"/api/dev/buttons/{name}/press?hold={hold_s}")
     assert status == 200, body
 
 

@@ -8,8 +8,10 @@ from typing import Any
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
-from web_ui import api, i18n, live, pages, technician
+from edge.localapi import new_token
+from web_ui import api, guard, i18n, live, pages, technician
 from web_ui.flows import dossier, ecopy, guide, home, post, ticket, verify
+from web_ui.kiosk import SCREEN_BLUEPRINTS
 from web_ui.visits import VisitStore
 
 CSP = (
@@ -35,9 +37,14 @@ def create_app(*, services: Any, test_config: dict[str, Any] | None = None) -> F
     if test_config:
         app.config.update(test_config)
     app.extensions["kiosk"] = services
-    app.session_interface = VisitStore(idle_s=ui.idle_timeout_s)
+    app.session_interface = VisitStore(idle_s=ui.idle_timeout_s, blueprints=SCREEN_BLUEPRINTS)
+    web = services.config.web
+    # Before CSRF: Host, other sites, and same origin or the token on /api and /live.
+    guard.init_app(app, host=web.host, port=web.port, token=new_token())
     csrf = CSRFProtect(app)
-    csrf.exempt(api.bp)  # the CLI and the developer panel; no forms there
+    # No forms and no sessions there: the guard's same-origin-or-token rule stands instead.
+    csrf.exempt(api.bp)
+    csrf.exempt(live.bp)
     i18n.init_app(app, default=ui.default_language)
     live.init_app(app, services)
     app.register_blueprint(pages.bp)
@@ -59,6 +66,7 @@ def create_app(*, services: Any, test_config: dict[str, Any] | None = None) -> F
             "lang": str(get_locale() or ui.default_language),
             "kiosk_id": services.config.kiosk.id,
             "site": services.config.kiosk.site,
+            "kiosk_token": app.config["KIOSK_TOKEN"],
         }
 
     @app.after_request

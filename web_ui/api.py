@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 from edge.controls import BUTTON_NAMES
 from edge.errors import BadInput, KioskError
 from edge.selftest import exit_code
+from web_ui.guard import require_caller_proof, wants_json
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -41,6 +42,8 @@ def status() -> Any:
 @bp.get("/selftest")
 def selftest() -> Any:
     print_test = request.args.get("print") in ("1", "true")
+    if print_test:  # prints a page: a change, even on GET (the CLI's `kiosk selftest --print`)
+        require_caller_proof()
     checks = _kiosk().selftest(print_test=print_test)
     return jsonify({"checks": [c.as_dict() for c in checks], "exit_code": exit_code(checks)})
 
@@ -116,7 +119,9 @@ def register_error_handlers(app: Flask) -> None:
         status = 400 if isinstance(err, BadInput) else 503
         if status == 503:
             logger.warning("request failed: %s", err)
-        if not request.path.startswith("/api/"):
+        else:  # the code only: the message may repeat what was sent
+            logger.info("request refused: %s", err.code, extra={"path": request.path[:80]})
+        if not wants_json():
             from flask import render_template
 
             return render_template("error.html", code="part_down"), status
@@ -124,7 +129,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(err: HTTPException) -> Any:
-        if request.path.startswith("/api/"):
+        if wants_json():
             return jsonify(
                 {"error": {"code": err.name.lower().replace(" ", "_"), "message": err.description}}
             ), err.code
@@ -132,8 +137,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(err: Exception) -> Any:
-        logger.exception("unhandled error in web request", extra={"path": request.path})
-        if not request.path.startswith("/api/"):
+        # The traceback goes to the operator's log only, never into the answer.
+        logger.exception("unhandled error in web request", extra={"path": request.path[:80]})
+        if not wants_json():
             from flask import render_template
 
             return render_template("error.html", code="internal"), 500

@@ -6,6 +6,7 @@ import re
 import unicodedata
 from typing import Any
 
+from flask import request
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, RadioField, StringField
@@ -34,7 +35,18 @@ def nfc(value: Any) -> Any:
     return value
 
 
-class PinForm(FlaskForm):
+class ScreenForm(FlaskForm):
+    """A form of a screen: filled from the posted form only. Flask-WTF would also read a JSON
+    body, and fail on one that is not an object; the screens never send JSON."""
+
+    class Meta:
+        def wrap_formdata(self, form: Any, formdata: Any) -> Any:
+            if request.is_json:
+                return None  # no data: the form is not submitted and says what is missing
+            return super().wrap_formdata(form, formdata)
+
+
+class PinForm(ScreenForm):
     pin = PasswordField(
         _l("PIN"),
         validators=[
@@ -60,7 +72,7 @@ class StaffLoginForm(PinForm):
     )
 
 
-class ContactForm(FlaskForm):
+class ContactForm(ScreenForm):
     """Where the e-copy is delivered (optional): an email address or an e-wallet id."""
 
     contact = StringField(
@@ -81,7 +93,7 @@ class ContactForm(FlaskForm):
     )
 
 
-class DossierForm(FlaskForm):
+class DossierForm(ScreenForm):
     code = StringField(
         _l("Dossier code"),
         filters=[nfc],
@@ -93,7 +105,7 @@ class DossierForm(FlaskForm):
     )
 
 
-class SearchForm(FlaskForm):
+class SearchForm(ScreenForm):
     q = StringField(
         _l("What do you need?"),
         filters=[nfc],
@@ -108,7 +120,7 @@ class SearchForm(FlaskForm):
 VN_PHONE = r"^(0|\+84)(3|5|7|8|9)\d{8}$"
 
 
-class AddressForm(FlaskForm):
+class AddressForm(ScreenForm):
     recipient = StringField(
         _l("Recipient's full name"),
         filters=[nfc],
@@ -160,7 +172,7 @@ class AddressForm(FlaskForm):
     )
 
 
-class SubjectForm(FlaskForm):
+class SubjectForm(ScreenForm):
     """Which result is to be posted: a dossier's (its code) or a certified copy (its code)."""
 
     subject_type = RadioField(

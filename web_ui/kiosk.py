@@ -16,6 +16,12 @@ from web_ui.visits import KEEP_ON_FLOW_END, wipe
 
 logger = logging.getLogger(__name__)
 
+# The blueprints of the screens: only they open a session, and a language switch returns only
+# to one of them (never /api, /live, /static or the developer panel).
+SCREEN_BLUEPRINTS = frozenset(
+    {"home", "ecopy", "ticket", "dossier", "guide", "verify", "post", "technician"}
+)
+
 
 @dataclass(frozen=True)
 class Flow:

@@ -15,6 +15,7 @@ import cv2
 from flask import Blueprint, Flask, Response, current_app, request
 
 from edge.events import Event
+from web_ui.bodies import json_object, optional_str
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("live", __name__, url_prefix="/live")
@@ -133,7 +134,7 @@ def events() -> Response:
 @bp.post("/heartbeat")
 def heartbeat() -> Response:
     """The page beats every 10 s; `GET /api/browser` tells the watchdog how long ago."""
-    path = (request.get_json(silent=True) or {}).get("screen", "")
-    screen_path = path if isinstance(path, str) and path.startswith("/") else ""
-    current_app.extensions["kiosk_heartbeat"].beat(screen_path.split("?")[0][:80])
+    path = optional_str(json_object(), "screen", max_len=200)
+    screen_path = path.split("?")[0] if path.startswith("/") and path.isprintable() else ""
+    current_app.extensions["kiosk_heartbeat"].beat(screen_path[:80])
     return Response(status=204)

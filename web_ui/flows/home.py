@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import logging
+import unicodedata
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from edge.events import Event
+from web_ui.guard import wants_json
 from web_ui.i18n import LANGUAGES
-from web_ui.kiosk import FLOWS, flow_state, kiosk, out_of_service, screen
+from web_ui.kiosk import FLOWS, SCREEN_BLUEPRINTS, flow_state, kiosk, out_of_service, screen
 from web_ui.visits import KEEP_ON_FLOW_END, wipe
 
 logger = logging.getLogger(__name__)
@@ -36,11 +48,27 @@ def language() -> Any:
     lang = request.form.get("lang", "")
     if lang in LANGUAGES:
         session["lang"] = lang
-    back = request.form.get("back", "")
-    # Only a path on this site (no scheme, no host), never a redirect elsewhere.
-    if not back.startswith("/") or back.startswith("//") or len(back) > 200:
-        back = url_for("home.index")
-    return redirect(back)
+    return redirect(known_screen(request.form.get("back", "")) or url_for("home.index"))
+
+
+def known_screen(target: str) -> str | None:
+    """The URL of the screen `target` names, built by the app itself; None for anything that is
+    not a plain path to one of the screens (another host, a scheme, control characters)."""
+    if not target.startswith("/") or len(target) > 200:
+        return None
+    if any(c == "\\" or unicodedata.category(c)[0] in "CZ" for c in target):
+        return None  # browsers drop tabs and newlines and read a backslash as /: "/\t/x" is "//x"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or parts.query or parts.fragment or target.startswith("//"):
+        return None
+    adapter = current_app.url_map.bind("localhost")
+    try:
+        endpoint, args = adapter.match(parts.path, method="GET")
+    except HTTPException:  # not found, not a GET screen, or a redirect to add a slash
+        return None
+    if endpoint.partition(".")[0] not in SCREEN_BLUEPRINTS:
+        return None
+    return url_for(endpoint, **args)
 
 
 @bp.get("/help")
@@ -77,23 +105,25 @@ def register_error_pages(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(err: CSRFError) -> Any:
         logger.warning("form refused: %s", err.description)
-        if request.path.startswith("/api/"):
+        if wants_json():
             return {"error": {"code": "csrf", "message": err.description}}, 400
         return render_template("error.html", code="csrf"), 400
 
     @app.errorhandler(404)
     def not_found(err: HTTPException) -> Any:
-        if request.path.startswith("/api/"):
+        if wants_json():
             return {"error": {"code": "not_found", "message": err.description}}, 404
         return render_template("error.html", code="not_found"), 404
 
     @app.errorhandler(405)
     def not_allowed(err: HTTPException) -> Any:
-        if request.path.startswith("/api/"):
+        if wants_json():
             return {"error": {"code": "method_not_allowed", "message": err.description}}, 405
         return render_template("error.html", code="not_found"), 405
 
     @app.errorhandler(413)
     def too_large(err: HTTPException) -> Any:
-        logger.warning("request too large", extra={"path": request.path})
+        logger.warning("request too large", extra={"path": request.path[:80]})
+        if wants_json():
+            return {"error": {"code": "too_large", "message": err.description}}, 413
         return render_template("error.html", code="too_large"), 413

@@ -1,7 +1,8 @@
 // Developer panel: presses simulated GPIO buttons and shows the daemon's answer.
 const out = document.getElementById("out");
+const token = document.querySelector('meta[name="kiosk-token"]').content;
 async function post(url) {
-  const r = await fetch(url, { method: "POST" });
+  const r = await fetch(url, { method: "POST", headers: { "X-Kiosk-Token": token } });
   out.textContent = r.status + " " + JSON.stringify(await r.json(), null, 2);
 }
 document.querySelectorAll("[data-button]").forEach((b) =>

@@ -4,6 +4,8 @@
   "use strict";
   const body = document.body;
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  // The daemon's per-boot token: /live and /api calls that change something carry it.
+  const token = document.querySelector('meta[name="kiosk-token"]').content;
   const warning = document.getElementById("idle-warning");
 
   // --- focus: every touch target is reachable with ◀ ▶ and OK --------------------------
@@ -235,7 +237,7 @@
   function beat() {
     fetch("/live/heartbeat", {
       method: "POST", credentials: "same-origin",
-      headers: { "X-CSRFToken": csrf, "Content-Type": "application/json" },
+      headers: { "X-Kiosk-Token": token, "Content-Type": "application/json" },
       body: JSON.stringify({ screen: window.location.pathname }),
     }).catch(() => {});
   }
