@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edge.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput, KioskError
+from protocol.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput, KioskError
 
 logger = logging.getLogger("fleet")
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edge.errors import ConfigError
+from protocol.errors import ConfigError
 
 
 class Section(BaseModel):

@@ -7,12 +7,12 @@ import threading
 import time
 from typing import Any
 
-from edge.errors import BadInput
 from fleet.alerts import AlertEngine
 from fleet.config import FleetConfig
 from fleet.ingest import FleetIngest
 from fleet.operators import KeyRing
 from fleet.store import KIOSK_ID_PATTERN, FleetStore
+from protocol.errors import BadInput
 
 logger = logging.getLogger(__name__)
 

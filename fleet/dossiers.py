@@ -9,8 +9,8 @@ import time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from edge.errors import BadInput
 from fleet.store import FleetStore
+from protocol.errors import BadInput
 
 logger = logging.getLogger(__name__)
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")

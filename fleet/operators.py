@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from edge.errors import BadInput
 from edge.fleet.commands import OPERATOR_ID, sign_command
 from fleet.store import FleetStore
+from protocol.errors import BadInput
 
 MIN_PASSWORD = 10
 

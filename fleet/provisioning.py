@@ -34,9 +34,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from edge.errors import BadInput, KioskError
 from edge.store.crypto import DataKey
 from fleet.store import KIOSK_ID_PATTERN, FleetStore
+from protocol.errors import BadInput, KioskError
 from provisioning.ca import CaError, CertificateAuthority
 from provisioning.online import proof, proof_ok
 
@@ -149,7 +149,7 @@ class Enrolment:
         operators: Callable[[], list[dict[str, str]]],
         ca_lock: threading.Lock | None = None,
     ) -> None:
-        from fleet.schemas import validator
+        from protocol.schemas import validator
 
         self.store = store
         self.ca = ca

@@ -39,7 +39,7 @@ class DossierResponder:
     """
 
     def attach(self, console: Console) -> None:
-        from fleet.schemas import validator
+        from protocol.schemas import validator
 
         self.console = console
         self.request_schema = validator("dossier-status-request")

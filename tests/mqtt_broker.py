@@ -535,7 +535,7 @@ def central_peer(broker: Broker, pki: FleetPki, topic: str = "kiosk/v1/#") -> It
 
 # --- payload schemas ------------------------------------------------------------------------
 
-SCHEMA_DIR = REPO / "schemas"
+SCHEMA_DIR = REPO / "protocol" / "schemas"
 _FORMATS = jsonschema.FormatChecker()
 
 

@@ -1,6 +1,6 @@
 """What central sends a kiosk besides commands: record acknowledgements and the e-copy
 revocation list. Each is checked here against its JSON Schema (schemas/record-ack.json,
-schemas/copy-revocations.json, shipped in edge/fleet/schemas/); anything else is `Malformed`.
+schemas/copy-revocations.json, shipped in protocol/schemas/); anything else is `Malformed`.
 """
 
 from __future__ import annotations
@@ -8,10 +8,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import jsonschema
+
+from protocol.schemas import load_schema
 
 RECORD_ACK = "record-ack/1"
 COPY_REVOCATIONS = "copy-revocations/1"
@@ -21,7 +22,6 @@ ACK_SUFFIX = "ack"  # <prefix>/<kiosk_id>/ack
 MAX_ACK_BYTES = 1 << 20  # a batch of ids; the console sends at most batch_max of them
 MAX_REVOCATIONS_BYTES = 16 << 20  # ~100,000 codes
 
-SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 _FORMATS = jsonschema.FormatChecker()
 
 
@@ -39,8 +39,7 @@ def _date_time(value: object) -> bool:
 
 @lru_cache(maxsize=4)
 def _validator(name: str) -> jsonschema.Draft202012Validator:
-    schema = json.loads((SCHEMA_DIR / f"{name}.json").read_text(encoding="utf-8"))
-    return jsonschema.Draft202012Validator(schema, format_checker=_FORMATS)
+    return jsonschema.Draft202012Validator(load_schema(name), format_checker=_FORMATS)
 
 
 def _decode(payload: bytes, limit: int, name: str) -> dict[str, Any]:

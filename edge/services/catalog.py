@@ -9,7 +9,6 @@ import re
 import threading
 import unicodedata
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +18,12 @@ from rapidfuzz.distance import OSA
 
 from edge.files import fsync_dir, write_atomic
 from edge.services.errors import ServiceError
+from protocol.schemas import load_schema
 
 logger = logging.getLogger(__name__)
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 BUNDLED_CATALOG = PACKAGE_DIR / "catalog" / "procedures.json"
-SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 CATALOG_SCHEMA = "catalog/1"
 MIN_SCORE = (
     70.0  # below this a hit is noise (tests/test_catalog.py: the table passes, noise does not)
@@ -85,12 +84,6 @@ def fold(text: str) -> str:
     text = unicodedata.normalize("NFD", text.casefold().replace("đ", "d").replace("Đ", "d"))
     text = "".join(c for c in text if not unicodedata.combining(c))
     return " ".join(re.findall(r"[a-z0-9]+", text))
-
-
-@lru_cache(maxsize=8)
-def load_schema(name: str) -> dict[str, Any]:
-    """One of the contract's JSON Schemas (schemas/<name>.json, shipped with the package)."""
-    return json.loads((SCHEMA_DIR / f"{name}.json").read_text(encoding="utf-8"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,9 +26,9 @@ import jsonschema
 from edge.config import ServicesSection
 from edge.errors import EXIT_FAILED
 from edge.fleet.messages import iso_time
-from edge.services.catalog import load_schema
 from edge.services.errors import ServiceError
 from edge.store import DataKey, Store
+from protocol.schemas import load_schema
 
 logger = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ import jsonschema
 from edge.config import ServicesSection
 from edge.fleet.messages import queue_record
 from edge.printing import PrintOutcome, PrintQueue
-from edge.services.catalog import load_schema
 from edge.services.errors import ServiceError
 from edge.store import Store
 from edge.store.outbox import Outbox
+from protocol.schemas import load_schema
 
 logger = logging.getLogger(__name__)
 

@@ -39,11 +39,11 @@ from wtforms import IntegerField, PasswordField, SelectField, StringField, TextA
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from edge.errors import BadInput, ConfigError, KioskError
 from fleet.alerts import LABELS, RULES
 from fleet.console import COMMANDS, Console
 from fleet.metrics import CONTENT_TYPE, exposition
 from fleet.web.charts import line_chart
+from protocol.errors import BadInput, ConfigError, KioskError
 
 logger = logging.getLogger(__name__)
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")

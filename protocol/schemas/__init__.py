@@ -1,20 +1,20 @@
-"""The contract's JSON Schemas the console checks against (links to schemas/, shipped)."""
+"""The contract's JSON Schemas, one copy, shipped as package data of `protocol`."""
 
 from __future__ import annotations
 
 import json
 from functools import lru_cache
-from pathlib import Path
+from importlib.resources import files
 from typing import Any
 
 import jsonschema
 
-HERE = Path(__file__).resolve().parent
 
-
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=32)
 def load_schema(name: str) -> dict[str, Any]:
-    return json.loads((HERE / f"{name}.json").read_text(encoding="utf-8"))
+    """protocol/schemas/<name>.json, parsed."""
+    text = files(__package__).joinpath(f"{name}.json").read_text(encoding="utf-8")
+    return json.loads(text)
 
 
 def validator(name: str) -> jsonschema.Draft202012Validator:

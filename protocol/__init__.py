@@ -1,0 +1,1 @@
+"""The fleet contract shared by the kiosk and central: schemas, topics, signing, the MQTT client."""
