@@ -13,7 +13,7 @@ from typing import Any
 
 from edge import config as cfg
 from edge.errors import EXIT_FAILED, EXIT_OK, BadInput
-from edge.files import write_atomic
+from protocol.files import write_atomic
 
 logger = logging.getLogger(__name__)
 

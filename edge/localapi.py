@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from edge.files import write_atomic
+from protocol.files import write_atomic
 
 TOKEN_HEADER = "X-Kiosk-Token"
 TOKEN_FILE = "web-token"  # in the state dir, mode 0600: the daemon's user (and root) only

@@ -13,7 +13,7 @@ import tomlkit
 
 from edge import config as cfg
 from edge.errors import ConfigError
-from edge.files import fsync_dir
+from protocol.files import fsync_dir
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from edge.ports.camera import Camera
 from edge.printing import PrintQueue, print_test_page
 from edge.receipts import FONT_BOLD, FONT_DIR, FONT_REGULAR
 from edge.store import Store
-from edge.store.crypto import key_file_problem
+from protocol.crypto import key_file_problem
 
 Verdict = Literal["ok", "warn", "fail"]
 

@@ -11,8 +11,9 @@ from fleet.alerts import AlertEngine
 from fleet.config import FleetConfig
 from fleet.ingest import FleetIngest
 from fleet.operators import KeyRing
-from fleet.store import KIOSK_ID_PATTERN, FleetStore
+from fleet.store import FleetStore
 from protocol.errors import BadInput
+from protocol.messages import KIOSK_ID_PATTERN
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ class Console:
     @property
     def sealer(self) -> Any:
         if self._sealer is None:
-            from edge.store.crypto import DataKey
+            from protocol.crypto import DataKey
 
             self._sealer = DataKey.load_or_create(self.config.provisioning.secrets_key_file)
         return self._sealer

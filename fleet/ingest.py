@@ -26,14 +26,13 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from edge.fleet.messages import iso_time
 from fleet.config import MqttSection
-from fleet.store import KIOSK_ID_PATTERN as KIOSK_ID
 from fleet.store import BatchOutcome, FleetStore, Incoming
+from protocol.messages import KIOSK_ID_PATTERN as KIOSK_ID
+from protocol.messages import RECORD_ACK, iso_time
 
 logger = logging.getLogger(__name__)
 
-RECORD_ACK = "record-ack/1"
 MAX_PAYLOAD = 16 * 1024 * 1024  # a signed PDF in a record can be large; anything above is junk
 
 # A handler for requests: (kiosk id from the topic or None, topic, the JSON object or None if

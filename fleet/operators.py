@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from edge.fleet.commands import OPERATOR_ID, sign_command
 from fleet.store import FleetStore
+from protocol.commands import OPERATOR_ID, sign_command
 from protocol.errors import BadInput
 
 MIN_PASSWORD = 10

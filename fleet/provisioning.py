@@ -34,11 +34,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from edge.store.crypto import DataKey
-from fleet.store import KIOSK_ID_PATTERN, FleetStore
+from fleet.store import FleetStore
+from protocol.crypto import DataKey
+from protocol.enrolment import RESPONSE_SCHEMA, proof, proof_ok
 from protocol.errors import BadInput, KioskError
+from protocol.messages import KIOSK_ID_PATTERN
 from provisioning.ca import CaError, CertificateAuthority
-from provisioning.online import proof, proof_ok
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +168,7 @@ class Enrolment:
     def answer(self, claim_id: str, payload: bytes) -> tuple[dict[str, Any], bool]:
         """(the response, whether it issued a certificate)."""
         base: dict[str, Any] = {
-            "schema": "provision-response/1",
+            "schema": RESPONSE_SCHEMA,
             "claim_id": claim_id,
             "request_id": None,
         }

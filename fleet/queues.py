@@ -11,8 +11,8 @@ import time
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from edge.fleet.messages import iso_time
 from protocol.errors import BadInput
+from protocol.messages import iso_time
 
 if TYPE_CHECKING:
     from fleet.console import Console

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.fleet.messages import iso_time
 from fleet.dossiers import dossier_answer, seed_samples
 from fleet.store import parse_time
+from protocol.messages import COPY_REVOCATIONS, iso_time
 
 if TYPE_CHECKING:
     from fleet.console import Console
@@ -158,7 +158,7 @@ class Revocations:
 
     def document(self) -> dict[str, Any]:
         """copy-revocations/1 (schemas/copy-revocations.json), with issued_at."""
-        return {"schema": "copy-revocations/1", "issued_at": iso_time(), **self.lists()}
+        return {"schema": COPY_REVOCATIONS, "issued_at": iso_time(), **self.lists()}
 
     def lists(self) -> dict[str, list[Any]]:
         """What update-revocations carries: {"codes": [...], "certificates": [...]}."""

@@ -9,7 +9,6 @@ import base64
 import datetime as dt
 import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -22,11 +21,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from edge.store.crypto import DataKey
+from protocol.crypto import DataKey
 
 logger = logging.getLogger(__name__)
-
-KIOSK_ID_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,31}$")  # schemas/state.json
 
 metadata = sa.MetaData()
 

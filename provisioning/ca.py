@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from edge.files import write_atomic
 from edge.pki import self_signed_ca
+from protocol.files import write_atomic
 
 KIOSK_ID = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,31}$")
 DEFAULT_DAYS = 365

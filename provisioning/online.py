@@ -3,10 +3,7 @@ service, the certificate back (docs/provisioning.md is the contract)."""
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import hashlib
-import hmac
 import json
 import logging
 import queue
@@ -22,13 +19,10 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edge import __version__
 from edge.errors import BadInput, KioskError
+from protocol.enrolment import CLAIM_ID, REQUEST_SCHEMA, RESPONSE_SCHEMA, SECRET, proof, proof_ok
 
 logger = logging.getLogger(__name__)
 
-REQUEST_SCHEMA = "provision-request/1"
-RESPONSE_SCHEMA = "provision-response/1"
-CLAIM_ID = re.compile(r"^c[a-z2-7]{12}$")
-SECRET = re.compile(r"^[a-z2-7]{32}$")
 MAX_PAYLOAD = 64 * 1024
 
 
@@ -63,22 +57,6 @@ class ClaimToken:
 
     def __repr__(self) -> str:  # the secret never reaches a log line
         return f"ClaimToken({self.claim_id}, secret=***)"
-
-
-def canonical(message: dict[str, Any]) -> bytes:
-    """The signed bytes: every member but `proof`, sorted keys, no spaces, UTF-8."""
-    body = {k: v for k, v in message.items() if k != "proof"}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def proof(message: dict[str, Any], secret: str) -> str:
-    digest = hmac.new(secret.encode("ascii"), canonical(message), hashlib.sha256).digest()
-    return base64.b64encode(digest).decode()
-
-
-def proof_ok(message: dict[str, Any], secret: str) -> bool:
-    given = message.get("proof")
-    return isinstance(given, str) and hmac.compare_digest(given, proof(message, secret))
 
 
 def build_request(

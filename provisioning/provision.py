@@ -24,7 +24,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from edge import config as cfg
 from edge.errors import BadInput, ConfigError, KioskError
-from edge.files import fsync_dir
 from edge.fleet.certificates import (
     PENDING_KEY,
     CertificateRefused,
@@ -32,6 +31,7 @@ from edge.fleet.certificates import (
     install_certificate,
     start_rotation,
 )
+from protocol.files import fsync_dir
 from provisioning.hwtest import Technician
 
 logger = logging.getLogger(__name__)

@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from edge.errors import BadInput, KioskError
-from edge.files import fsync_dir
+from protocol.files import fsync_dir
 
 logger = logging.getLogger(__name__)
 

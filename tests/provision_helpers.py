@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from protocol.enrolment import proof, proof_ok
 from provisioning.ca import CaError, CertificateAuthority
 from provisioning.ca import main as kiosk_ca
-from provisioning.online import proof, proof_ok
 from tests.mqtt_broker import Broker, FleetPki, Peer, schema_validator
 
 PROVISIONING_CN = "fleet-provisioning"

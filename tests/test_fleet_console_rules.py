@@ -16,11 +16,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from edge.store.crypto import DataKey
 from fleet.alerts import AlertEngine
 from fleet.cli import main as fleet_cli
 from fleet.config import AlertsSection
 from fleet.store import FleetStore, Incoming
+from protocol.crypto import DataKey
 
 KIOSK = "HN-TAYHO-21"
 DAY = 86400.0
@@ -144,8 +144,8 @@ def test_offline_only_after_the_threshold_and_rules_can_be_switched_off(
 
 @pytest.fixture
 def enrolment(tmp_path: Path, store: FleetStore) -> tuple[Any, Any, Any]:
-    from edge.store.crypto import DataKey
     from fleet.provisioning import Enrolment
+    from protocol.crypto import DataKey
     from tests.provision_helpers import center_ca
 
     ca, _ = center_ca(tmp_path)
@@ -188,7 +188,7 @@ def ask(service: Any, token: str, csr: str, **over: Any) -> dict[str, Any]:
     )
     request.update(over)
     if "proof" not in over:
-        from provisioning.online import proof
+        from protocol.enrolment import proof
 
         request.pop("proof")
         request["proof"] = proof(request, claim.secret)
@@ -203,7 +203,8 @@ def test_enrolment_checks_in_the_documented_order_and_proves_its_answers(
     store: FleetStore, enrolment: tuple[Any, Any, Any]
 ) -> None:
     from fleet.provisioning import create_claim
-    from provisioning.online import ClaimToken, proof_ok
+    from protocol.enrolment import proof_ok
+    from provisioning.online import ClaimToken
 
     service, ca, sealer = enrolment
     token = create_claim(

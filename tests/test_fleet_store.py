@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from edge.store.crypto import DataKey
 from fleet.store import FleetStore, Incoming
+from protocol.crypto import DataKey
 from tests.fleet_console_helpers import Postgres, running_postgres
 
 KIOSK = "HN-TAYHO-01"

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import BadInput, StoreError
-from edge.files import fsync_dir
 from edge.store.db import Store
+from protocol.files import fsync_dir
 
 logger = logging.getLogger(__name__)
 

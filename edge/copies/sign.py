@@ -20,8 +20,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from edge import config as cfg
 from edge.errors import KioskError
-from edge.files import write_atomic
 from edge.pki import self_signed_ca
+from protocol.files import write_atomic
 
 logger = logging.getLogger(__name__)
 

@@ -8,11 +8,13 @@ from edge.fleet.commands import (
     OperatorKeys,
     Outcome,
     SeenCommands,
-    canonical_bytes,
-    sign_command,
 )
-from edge.fleet.messages import Topics, queue_event, queue_record
+from edge.fleet.messages import queue_event, queue_record
 from edge.fleet.metrics import disk_free_mb, system_metrics
+
+# The contract's parts the kiosk's callers use, from the shared package.
+from protocol.commands import canonical_bytes, sign_command
+from protocol.messages import Topics
 
 __all__ = [
     "Backoff",

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from edge.files import fsync_dir, write_atomic
+from protocol.files import fsync_dir, write_atomic
 
 logger = logging.getLogger(__name__)
 

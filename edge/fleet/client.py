@@ -31,27 +31,22 @@ from edge.fleet.commands import (
     Outcome,
     SeenCommands,
 )
-from edge.fleet.inbox import (
+from edge.fleet.inbox import Malformed, parse_record_ack, parse_revocation_list
+from edge.fleet.messages import queue_event, wire_payload
+from edge.fleet.metrics import disk_free_mb, system_metrics
+from edge.store.db import Store
+from edge.store.outbox import Outbox, OutboxMessage
+from protocol.messages import (
     ACK_SUFFIX,
-    REVOCATIONS_TOPIC,
-    Malformed,
-    parse_record_ack,
-    parse_revocation_list,
-)
-from edge.fleet.messages import (
     CENTRAL_STATUS_TOPIC,
     DEFAULT_PREFIX,
+    REVOCATIONS_TOPIC,
     TELEMETRY,
     Severity,
     Topics,
     iso_time,
-    queue_event,
     state_payload,
-    wire_payload,
 )
-from edge.fleet.metrics import disk_free_mb, system_metrics
-from edge.store.db import Store
-from edge.store.outbox import Outbox, OutboxMessage
 
 logger = logging.getLogger(__name__)
 paho_logger = logging.getLogger("edge.fleet.paho")

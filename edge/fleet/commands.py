@@ -2,32 +2,32 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import json
 import logging
 import math
-import re
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jsonschema
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from paho.mqtt.client import topic_matches_sub
 
 from edge.errors import BadInput
-from edge.files import write_atomic
-from edge.fleet.messages import COMMAND, COMMAND_RESULT, Severity, Topics, iso_time
 from edge.store.db import Store
+from protocol.commands import (
+    COMMAND_ID,
+    COMMAND_NAME,
+    OPERATOR_ID,
+    verify_signature,
+)
+from protocol.files import write_atomic
+from protocol.messages import COMMAND, COMMAND_RESULT, Severity, Topics, iso_time
 
 logger = logging.getLogger(__name__)
 
@@ -36,26 +36,6 @@ REQUIRED_FIELDS = frozenset(
     {"schema", "id", "name", "args", "issued_at", "expires_at", "operator", "signature"}
 )
 OPTIONAL_FIELDS = frozenset({"target", "reply_to"})
-COMMAND_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-COMMAND_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-OPERATOR_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-# Why a command was not run; the result's `reason` is one of these (schemas/command-result.json).
-REASONS = (
-    "malformed",  # not JSON, not an object, a field missing, extra or of the wrong type
-    "unsigned",  # no signature field
-    "unknown_operator",  # no trusted key under that operator id
-    "bad_signature",  # the signature does not verify with the operator's key
-    "wrong_target",  # signed for another kiosk
-    "not_yet_valid",  # issued_at is in the future beyond the allowed clock skew
-    "expired",  # expires_at has passed
-    "ttl_too_long",  # valid for longer than the kiosk accepts
-    "replayed",  # this id ran (or was refused after its signature checked) before
-    "unknown_command",  # no handler for this name
-    "bad_args",  # args do not fit the command
-    "handler_failed",  # status "error": the handler raised
-    "internal",  # status "error": a bug in this module; reported, never raised
-)
 
 CommandHandler = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 Reporter = Callable[[str, Severity, dict[str, Any]], None]
@@ -99,61 +79,6 @@ class Refused(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
-
-
-# --- the canonical form and the operator side -----------------------------------------------
-
-
-def canonical_bytes(envelope: Mapping[str, Any]) -> bytes:
-    """The signed bytes: the envelope without `signature`, as canonical UTF-8 JSON.
-
-    json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False), encoded UTF-8.
-    docs/fleet.md spells this out for operator tools written in other languages.
-    """
-    unsigned = {k: v for k, v in envelope.items() if k != "signature"}
-    return json.dumps(
-        unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
-
-
-def sign_command(
-    private_key: ec.EllipticCurvePrivateKey,
-    operator_id: str,
-    name: str,
-    args: dict[str, Any] | None = None,
-    ttl_s: float = 300,
-    *,
-    target: str | None = None,
-    command_id: str | None = None,
-    issued_at: float | None = None,
-    reply_to: str | None = None,
-) -> dict[str, Any]:
-    """Reference operator side: a signed command envelope, ready for json.dumps and publish.
-
-    target: the kiosk id this command is for. Without it the signature is valid on any kiosk
-    that trusts the operator, so a command captured from one kiosk could be replayed on another.
-    """
-    now = time.time() if issued_at is None else issued_at
-    envelope: dict[str, Any] = {
-        "schema": COMMAND,
-        "id": command_id or str(uuid.uuid4()),
-        "name": name,
-        "args": args or {},
-        "issued_at": _rfc3339(now),
-        "expires_at": _rfc3339(now + ttl_s),
-        "operator": operator_id,
-    }
-    if target is not None:
-        envelope["target"] = target
-    if reply_to is not None:
-        envelope["reply_to"] = reply_to
-    signature = private_key.sign(canonical_bytes(envelope), ec.ECDSA(hashes.SHA256()))
-    envelope["signature"] = base64.b64encode(signature).decode("ascii")
-    return envelope
-
-
-def _rfc3339(at: float) -> str:
-    return dt.datetime.fromtimestamp(at, dt.UTC).isoformat(timespec="seconds")
 
 
 # --- trust and replay memory ----------------------------------------------------------------
@@ -348,7 +273,7 @@ class CommandProcessor:
             raise Refused(
                 "unknown_operator", f"no trusted key for operator {envelope['operator']!r}"
             )
-        if not _verify(key, envelope):
+        if not verify_signature(key, envelope):
             raise Refused("bad_signature", "the signature does not verify")
         now = self.clock()
         if issued - now > self.clock_skew_s:
@@ -556,39 +481,12 @@ def _timestamp(envelope: dict[str, Any], key: str) -> float:
     return stamp
 
 
-def _verify(key: ec.EllipticCurvePublicKey, envelope: dict[str, Any]) -> bool:
-    try:
-        signature = base64.b64decode(envelope["signature"], validate=True)
-        message = canonical_bytes(envelope)
-    except (binascii.Error, ValueError, UnicodeEncodeError):
-        return False
-    candidates = [signature]
-    if len(signature) == 64:  # raw r || s (IEEE P1363, what WebCrypto gives) besides DER
-        r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-        candidates.insert(0, encode_dss_signature(r, s))
-    for candidate in candidates:
-        try:
-            key.verify(candidate, message, ec.ECDSA(hashes.SHA256()))
-        except (InvalidSignature, ValueError):
-            continue
-        return True
-    return False
-
-
 def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _describe(err: BaseException) -> str:
     return _short(f"{type(err).__name__}: {err}")
-
-
-def load_private_key(path: Path) -> ec.EllipticCurvePrivateKey:
-    """Operator tools: read an unencrypted PEM EC private key."""
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise BadInput(f"{path} is not an EC private key")
-    return key
 
 
 def write_public_key(key: ec.EllipticCurvePrivateKey, trust_dir: Path, operator_id: str) -> Path:

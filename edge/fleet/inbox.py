@@ -14,11 +14,6 @@ import jsonschema
 
 from protocol.schemas import load_schema
 
-RECORD_ACK = "record-ack/1"
-COPY_REVOCATIONS = "copy-revocations/1"
-REVOCATIONS_TOPIC = "fleet/v1/revocations"
-ACK_SUFFIX = "ack"  # <prefix>/<kiosk_id>/ack
-
 MAX_ACK_BYTES = 1 << 20  # a batch of ids; the console sends at most batch_max of them
 MAX_REVOCATIONS_BYTES = 16 << 20  # ~100,000 codes
 

@@ -16,8 +16,8 @@ import jsonschema
 from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA
 
-from edge.files import fsync_dir, write_atomic
 from edge.services.errors import ServiceError
+from protocol.files import fsync_dir, write_atomic
 from protocol.schemas import load_schema
 
 logger = logging.getLogger(__name__)

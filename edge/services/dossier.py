@@ -25,9 +25,9 @@ import jsonschema
 
 from edge.config import ServicesSection
 from edge.errors import EXIT_FAILED
-from edge.fleet.messages import iso_time
 from edge.services.errors import ServiceError
 from edge.store import DataKey, Store
+from protocol.messages import iso_time
 from protocol.schemas import load_schema
 
 logger = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from edge.store.crypto import DataKey
 from edge.store.db import Store
+from protocol.crypto import DataKey
 
 logger = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from edge.errors import StoreError
-from edge.files import fsync_dir
+from protocol.errors import StoreError
+from protocol.files import fsync_dir
 
 logger = logging.getLogger(__name__)
 
