@@ -13,7 +13,6 @@ import contextlib
 import json
 import logging
 import queue
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -30,6 +28,7 @@ from fleet.config import MqttSection
 from fleet.store import BatchOutcome, FleetStore, Incoming
 from protocol.messages import KIOSK_ID_PATTERN as KIOSK_ID
 from protocol.messages import RECORD_ACK, iso_time
+from protocol.mqtt import new_client, tls_context
 
 logger = logging.getLogger(__name__)
 
@@ -98,20 +97,11 @@ class FleetIngest:
 
     def start(self) -> None:
         c = self.config
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=c.client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
-        )
-        client.suppress_exceptions = True
+        tls = tls_context(c.ca_file, c.cert_file, c.key_file) if c.tls else None
+        client = new_client(c.client_id, tls=tls)
         client.manual_ack_set(True)  # PUBACK only once stored
         client.max_inflight_messages_set(100)
         client.reconnect_delay_set(0.1, self.reconnect_max_s)
-        if c.tls:
-            context = ssl.create_default_context(cafile=str(c.ca_file) if c.ca_file else None)
-            if c.cert_file:
-                context.load_cert_chain(str(c.cert_file), str(c.key_file) if c.key_file else None)
-            client.tls_set_context(context)
         client.will_set(self.status_topic, json.dumps({"state": "offline"}), qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

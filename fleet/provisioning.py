@@ -20,7 +20,6 @@ import json
 import logging
 import queue
 import secrets
-import ssl
 import subprocess
 import threading
 import time
@@ -32,13 +31,13 @@ import paho.mqtt.client as mqtt
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from fleet.store import FleetStore
 from protocol.crypto import DataKey
 from protocol.enrolment import RESPONSE_SCHEMA, proof, proof_ok
 from protocol.errors import BadInput, KioskError
 from protocol.messages import KIOSK_ID_PATTERN
+from protocol.mqtt import new_client, tls_context
 from provisioning.ca import CaError, CertificateAuthority
 
 logger = logging.getLogger(__name__)
@@ -316,16 +315,9 @@ class ProvisioningService:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id="fleet-provisioning",
-            protocol=MQTTProtocolVersion.MQTTv5,
+        client = new_client(
+            "fleet-provisioning", tls=tls_context(self.ca_file, self.cert_file, self.key_file)
         )
-        client.suppress_exceptions = True
-        context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(str(self.cert_file), str(self.key_file))
-        client.tls_set_context(context)
         client.reconnect_delay_set(0.1, 30)
         client.on_connect = self._on_connect
         client.on_disconnect = lambda *a: self._connected.clear()

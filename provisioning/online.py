@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-
 from edge import __version__
 from edge.errors import BadInput, KioskError
 from protocol.enrolment import CLAIM_ID, REQUEST_SCHEMA, RESPONSE_SCHEMA, SECRET, proof, proof_ok
+from protocol.mqtt import new_client, tls_context
 
 logger = logging.getLogger(__name__)
 
@@ -100,16 +98,12 @@ def enrol(
     verifies with the claim secret and it answers our request id.
     """
     answers: queue.Queue[tuple[str, Any]] = queue.Queue()
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=token.claim_id, protocol=MQTTProtocolVersion.MQTTv5
-    )
-    client.username_pw_set(token.claim_id, token.secret)
     try:
-        context = ssl.create_default_context(cafile=str(ca_file))
+        context = tls_context(ca_file)
     except (OSError, ssl.SSLError) as err:
         raise EnrolmentFailed(f"fleet CA file {ca_file} unusable: {err}", reason="ca") from err
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    client.tls_set_context(context)
+    client = new_client(token.claim_id, tls=context, suppress_exceptions=False)
+    client.username_pw_set(token.claim_id, token.secret)
 
     def on_connect(c, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
         answers.put(("connack", reason_code))

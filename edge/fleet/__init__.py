@@ -1,6 +1,6 @@
 """Fleet reporting over MQTT: state, telemetry, the outbox drain and signed commands."""
 
-from edge.fleet.client import Backoff, FleetClient
+from edge.fleet.client import FleetClient
 from edge.fleet.commands import (
     BadArgs,
     Command,
@@ -15,6 +15,7 @@ from edge.fleet.metrics import disk_free_mb, system_metrics
 # The contract's parts the kiosk's callers use, from the shared package.
 from protocol.commands import canonical_bytes, sign_command
 from protocol.messages import Topics
+from protocol.mqtt import Backoff
 
 __all__ = [
     "Backoff",

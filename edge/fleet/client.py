@@ -6,8 +6,6 @@ import contextlib
 import json
 import logging
 import queue
-import random
-import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -16,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -47,6 +45,7 @@ from protocol.messages import (
     iso_time,
     state_payload,
 )
+from protocol.mqtt import Backoff, new_client, tls_context
 
 logger = logging.getLogger(__name__)
 paho_logger = logging.getLogger("edge.fleet.paho")
@@ -66,32 +65,6 @@ RevocationsHandler = Callable[[dict[str, Any]], None]
 UNSUPPORTED_PROTOCOL = ReasonCode(PacketTypes.CONNACK, "Unsupported protocol version")
 DISK_CHECK_S = 30.0
 MISCONFIGURED_RETRY_S = 60.0
-
-
-class Backoff:
-    """Exponential reconnect delay with 'equal jitter': half fixed, half random.
-
-    A whole fleet that lost the broker at once must not come back in lock step.
-    """
-
-    def __init__(
-        self, min_s: float, max_s: float, *, rng: Callable[[], float] = random.random
-    ) -> None:
-        self.min_s = min_s
-        self.max_s = max(min_s, max_s)
-        self.rng = rng
-        self.attempt = 0
-        self._lock = threading.Lock()
-
-    def next(self) -> float:
-        with self._lock:
-            ceiling = min(self.max_s, self.min_s * 2 ** min(self.attempt, 30))
-            self.attempt += 1
-        return ceiling / 2 + self.rng() * ceiling / 2
-
-    def reset(self) -> None:
-        with self._lock:
-            self.attempt = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,14 +377,12 @@ class FleetClient:
         self._generation += 1
         version = self._mqtt_version
         v5 = version == MQTTProtocolVersion.MQTTv5
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
+        client = new_client(
+            self.client_id,
             protocol=version,
             clean_session=None if v5 else False,  # 3.1.1: a persistent session
             userdata=self._generation,
         )
-        client.suppress_exceptions = True  # a bug in a callback must not kill the network thread
         client.enable_logger(paho_logger)
         client.max_inflight_messages_set(self.inflight_window + 16)  # + state and results
         client.max_queued_messages_set(0)  # bounded by inflight_window, not by paho
@@ -420,7 +391,7 @@ class FleetClient:
         client.reconnect_delay_set(delay, delay)
         try:
             if self.tls:
-                client.tls_set_context(self._tls_context())
+                client.tls_set_context(tls_context(self.ca_file, self.cert_file, self.key_file))
         except (OSError, ValueError) as err:  # ssl.SSLError is an OSError
             self._misconfigured(f"TLS files unusable: {err}")
             return False
@@ -454,15 +425,6 @@ class FleetClient:
         self._inflight.clear()
         self._cursor = 0  # rows handed to a previous client go again: none was acknowledged
         return True
-
-    def _tls_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        if self.cert_file is not None:
-            context.load_cert_chain(
-                str(self.cert_file), str(self.key_file) if self.key_file else None
-            )
-        return context
 
     def _misconfigured(self, problem: str) -> None:
         logger.error("fleet reporting not possible: %s", problem)
