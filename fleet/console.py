@@ -11,6 +11,7 @@ from fleet.alerts import AlertEngine
 from fleet.config import FleetConfig
 from fleet.ingest import FleetIngest
 from fleet.operators import KeyRing
+from fleet.responders import DossierResponder, EnrolmentResponder, Housekeeping, Revocations
 from fleet.store import FleetStore
 from protocol.errors import BadInput
 from protocol.messages import KIOSK_ID_PATTERN
@@ -221,8 +222,6 @@ class Console:
 
 def build_console(config: FleetConfig, *, store: FleetStore | None = None) -> Console:
     """The console with every responder the config enables."""
-    from fleet.responders import DossierResponder, EnrolmentResponder, Housekeeping, Revocations
-
     console = Console(config, store=store)
     console.services += [DossierResponder(), Revocations(), Housekeeping()]
     if config.provisioning.service_enabled:

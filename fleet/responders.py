@@ -7,7 +7,7 @@ import logging
 import re
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -17,12 +17,43 @@ from fleet.store import parse_time
 from protocol.messages import COPY_REVOCATIONS, iso_time
 
 if TYPE_CHECKING:
-    from fleet.console import Console
+    from fleet.config import FleetConfig
+    from fleet.ingest import FleetIngest
+    from fleet.store import FleetStore
 
 logger = logging.getLogger(__name__)
 
 
-def _reply(console: Console, topic: str, body: dict[str, Any], correlation: bytes | None) -> None:
+class Host(Protocol):
+    """What a responder uses of the console (fleet.console.Console is one); responders do not
+    import the console, so the console can import them."""
+
+    config: FleetConfig
+    store: FleetStore
+    ingest: FleetIngest
+    ca: Any
+    ca_lock: threading.Lock
+    accounts: Any
+    provisioning: Any
+    revocations: Any
+
+    @property
+    def sealer(self) -> Any: ...
+
+    def operator_keys(self) -> list[dict[str, str]]: ...
+
+    def send_command(
+        self,
+        handle: str,
+        name: str,
+        args: dict[str, Any],
+        *,
+        kiosk_ids: list[str],
+        ttl_s: float | None = None,
+    ) -> list[dict[str, Any]]: ...
+
+
+def _reply(console: Host, topic: str, body: dict[str, Any], correlation: bytes | None) -> None:
     props = None
     if correlation is not None:
         props = Properties(PacketTypes.PUBLISH)
@@ -38,7 +69,7 @@ class DossierResponder:
     only ever to that kiosk's own res/dossier-status; nothing after the request's expires_at.
     """
 
-    def attach(self, console: Console) -> None:
+    def attach(self, console: Host) -> None:
         from protocol.schemas import validator
 
         self.console = console
@@ -105,7 +136,7 @@ class DossierResponder:
 class EnrolmentResponder:
     """Runs the provisioning service (its own MQTT identity) for the console."""
 
-    def attach(self, console: Console) -> None:
+    def attach(self, console: Host) -> None:
         from fleet.provisioning import Enrolment, ProvisioningService
 
         p, m = console.config.provisioning, console.config.mqtt
@@ -150,7 +181,7 @@ class Revocations:
     it also goes out as the signed command update-revocations, which replaces a kiosk's file.
     """
 
-    def attach(self, console: Console) -> None:
+    def attach(self, console: Host) -> None:
         self.console = console
         self.topic = f"{console.config.mqtt.central_topic}/revocations"
         console.revocations = self
@@ -220,7 +251,7 @@ class Revocations:
 class Housekeeping:
     """Prunes telemetry and events past their keep time, hourly."""
 
-    def attach(self, console: Console) -> None:
+    def attach(self, console: Host) -> None:
         self.console = console
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fleet-prune", daemon=True)
