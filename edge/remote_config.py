@@ -2,7 +2,8 @@
 
 Only the keys in ALLOWED may be changed remotely (docs/fleet.md, "Remote configuration"):
 what an operator tunes day to day. Everything else (identity, trust, where the kiosk connects,
-storage paths, hardware, technician access, payment account, developer switches, the updater)
+storage paths, hardware, technician access, payment account, how long personal data is kept,
+developer switches, the updater)
 is the technician's, on the device; a command naming such a key is refused whole, with the
 reason, and nothing is changed.
 """
@@ -38,11 +39,8 @@ ALLOWED: dict[str, str] = {
     "services.ticket_follow_url": "the http(s) link in a ticket's QR code",
     "services.queue_stats_max_age_s": "age past which central's queue figures are not shown",
     "services.dossier_timeout_s": "how long to wait for central's dossier answer",
-    "services.dossier_cache_days": "how long dossier answers stay (sealed), at most 365 days",
     "services.dossier_per_session_per_minute": "rate limit of dossier questions",
     "services.dossier_per_kiosk_per_minute": "rate limit of dossier questions",
-    "copies.retention_days": "how long copies stay after central stored them, 0-365 days",
-    "copies.purge_interval_s": "how often copies past retention are deleted",
     "copies.fees.first_pages": "fee schedule (Circular 226/2016/TT-BTC)",
     "copies.fees.first_page_vnd": "fee schedule",
     "copies.fees.next_page_vnd": "fee schedule",
@@ -67,6 +65,7 @@ IDENTITY_CHECK = f"it is part of checking the citizen's identity; {_ON_DEVICE}"
 PAYMENT = f"it decides where citizens' fees are paid; {_ON_DEVICE}"
 HARDWARE = f"it describes the device's hardware and where print jobs go; {_ON_DEVICE}"
 LOCAL = f"it is a local setting of the device; {_ON_DEVICE}"
+RETENTION = f"it decides how long personal data stays on the kiosk; {_ON_DEVICE}"
 LOG_FORMAT = f"collect-logs and the journal read the JSON lines; {_ON_DEVICE}"
 NOT_ALLOWED = "it is not on the remote-config allow-list (docs/fleet.md)"
 UNKNOWN = "there is no such configuration key"
@@ -94,6 +93,10 @@ _REFUSALS: tuple[tuple[str, str], ...] = (
     ("copies.tsa_url", TRUST),
     ("copies.development_ca", DEVELOPER),
     ("copies.sequence_floor", STORAGE),
+    ("copies.retention_days", RETENTION),
+    ("copies.purge_interval_s", RETENTION),
+    ("services.dossier_cache_days", RETENTION),
+    ("printer.keep_", RETENTION),
     ("copies.vietqr.", PAYMENT),
     ("storage.state_dir", STORAGE),
     ("models.dir", STORAGE),

@@ -47,6 +47,8 @@ REFUSED: list[tuple[str, Any, str]] = [
     ("ui.technician_pin_hash", "", "it guards technician access to the kiosk"),
     ("printer.type", "file", "it describes the device's hardware and where print jobs go"),
     ("web.host", "::1", "it is a local setting of the device"),
+    ("copies.retention_days", 365, "it decides how long personal data stays on the kiosk"),
+    ("printer.keep_personal_min", 1440, "it decides how long personal data stays on the kiosk"),
 ]
 
 
