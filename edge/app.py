@@ -13,18 +13,12 @@ from zoneinfo import ZoneInfo
 
 from edge import __version__
 from edge import config as cfg
-from edge.adapters import printer_escpos
-from edge.adapters.camera_files import FilesCamera
-from edge.adapters.camera_opencv import OpenCVCamera
-from edge.adapters.camera_picamera2 import Picamera2Camera
-from edge.adapters.printer_sim import SimulatedPrinter
+from edge.adapters import build_camera, build_printer
 from edge.camera import CameraFeed
 from edge.controls import Controls, SimulatedPins
 from edge.events import Event, EventBus
 from edge.fleet import FleetClient, queue_event
 from edge.logs import recent_log_lines
-from edge.ports.camera import Camera
-from edge.ports.printer import PrinterTransport
 from edge.printing import PrintOutcome, PrintQueue, print_test_page
 from edge.remote_config import apply_config_change
 from edge.selftest import (
@@ -67,39 +61,6 @@ FLEET_EVENTS = {
 }
 PRINTER_POLL_S = 15.0
 PRINT_PURGE_S = 60.0
-
-
-def build_camera(camera: cfg.CameraSection) -> Camera:
-    match camera:
-        case cfg.FilesCamera():
-            return FilesCamera(camera.path or cfg.SAMPLE_SCENES, loop=camera.loop)
-        case cfg.OpenCVCamera():
-            return OpenCVCamera(
-                camera.device, width=camera.width, height=camera.height, fps=camera.fps
-            )
-        case cfg.Picamera2Camera():
-            return Picamera2Camera(width=camera.width, height=camera.height, fps=camera.fps)
-    raise AssertionError(f"unhandled camera type {camera!r}")
-
-
-def build_printer(config: cfg.Config) -> PrinterTransport:
-    printer = config.printer
-    match printer:
-        case cfg.SimulatedPrinter():
-            simulated = SimulatedPrinter(printer.output_dir or config.storage.state_dir / "printer")
-            simulated.plug_in()  # creates its output folder, as connecting a printer would
-            return simulated
-        case cfg.UsbPrinter():
-            return printer_escpos.usb(printer.vendor_id, printer.product_id, printer.profile)
-        case cfg.SerialPrinter():
-            return printer_escpos.serial(printer.device, printer.baudrate, printer.profile)
-        case cfg.NetworkPrinter():
-            return printer_escpos.network(
-                printer.host, printer.port, printer.timeout_s, printer.profile
-            )
-        case cfg.FilePrinter():
-            return printer_escpos.device_file(printer.path, printer.profile)
-    raise AssertionError(f"unhandled printer type {printer!r}")
 
 
 class App:
@@ -336,7 +297,7 @@ class App:
 
     def _warn_certificate_expiry(self) -> None:
         """Fewer than 30 days left on the client certificate: the operator hears it (issue 9)."""
-        from provisioning.provision import certificate_info
+        from edge.fleet.certificates import certificate_info
 
         info = certificate_info(self.config.mqtt.cert_file) if self.config.mqtt.cert_file else None
         if info and info.get("warning") and self.fleet is not None:
@@ -627,9 +588,8 @@ def fleet_commands(app: App) -> dict[str, Any]:
         """{"url": "https://..."} or {"path": "/abs/bundle.kup"}: fetched and verified in the
         background, then queued for kiosk-update.service (outcome: event update.queued or
         update.refused). The switch, health check and rollback happen outside the daemon."""
-        from edge.cli_provision import incoming_dir
         from edge.errors import KioskError
-        from provisioning.update import queue_bundle
+        from provisioning.update import incoming_dir, queue_bundle
 
         sources = [args[k] for k in ("url", "path") if k in args]
         if len(sources) != 1 or not isinstance(sources[0], str) or set(args) - {"url", "path"}:

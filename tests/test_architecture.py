@@ -19,17 +19,6 @@ KNOWN_CYCLES: set[frozenset[str]] = {
     # Central's console and its responders call each other; the shared MQTT protocol package
     # (issue 15, arch-proto) untangles them.
     frozenset({"fleet.console", "fleet.responders"}),
-    # The adapter builders live in the composition root, which provisioning and the CLI reuse.
-    frozenset(
-        {
-            "edge.app",
-            "edge.cli_provision",
-            "provisioning.hwtest",
-            "provisioning.provision",
-            "web_ui",
-            "web_ui.technician",
-        }
-    ),
 }
 
 # Imports that cross a layer on purpose, each with the reason. Only shrinks, like KNOWN_CYCLES.
@@ -37,9 +26,6 @@ ALLOWED_CROSSINGS: dict[tuple[str, str], str] = {
     # The fleet command `update` queues a verified bundle where kiosk-update.path finds it; the
     # verification and the queue are the updater's (provisioning/update.py).
     ("edge.app", "provisioning.update"): "fleet command update",
-    ("edge.app", "provisioning.provision"): "certificate expiry in the status",
-    ("edge.app", "edge.cli_provision"): "incoming_dir of the update queue",
-    ("web_ui.technician", "provisioning.provision"): "provisioning record on the screen",
 }
 
 # What central (fleet/) may share with the kiosk: the root error, the sealing, the MQTT protocol

@@ -12,7 +12,9 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, redirect, session, url_for
 
+from edge.fleet.certificates import certificate_info
 from edge.printing import JobPurged
+from edge.provisioned import STEPS, steps_done
 from edge.store import staff as audit
 from edge.store.staff import SHARED
 from web_ui.forms import StaffLoginForm
@@ -184,12 +186,9 @@ def _provisioning(k: Any) -> dict[str, Any]:
         "technician_pin": bool(c.ui.technician_pin_hash),
     }
     try:  # issue 9's provisioning record: which steps are done, the certificate's expiry
-        from provisioning.provision import STEPS, ProvisionState, certificate_info
-
-        record = ProvisionState(c.storage.state_dir / "provisioning" / "state.json").load()
-        steps = record.data.get("steps", {})
-        state["steps_done"] = [s for s in STEPS if steps.get(s, {}).get("done_at")]
-        state["next_step"] = next((s for s in STEPS if not steps.get(s, {}).get("done_at")), None)
+        done = steps_done(c.storage.state_dir)
+        state["steps_done"] = done
+        state["next_step"] = next((s for s in STEPS if s not in done), None)
         if m.cert_file:
             info = certificate_info(m.cert_file) or {}
             state["certificate_days_left"] = info.get("days_left")
