@@ -25,7 +25,7 @@ KNOWN_CYCLES: set[frozenset[str]] = {
 ALLOWED_CROSSINGS: dict[tuple[str, str], str] = {
     # The fleet command `update` queues a verified bundle where kiosk-update.path finds it; the
     # verification and the queue are the updater's (provisioning/update.py).
-    ("edge.app", "provisioning.update"): "fleet command update",
+    ("edge.fleet.handlers", "provisioning.update"): "fleet command update",
 }
 
 # What central (fleet/) may share with the kiosk: the root error, the sealing, the MQTT protocol
