@@ -195,3 +195,16 @@ def test_the_allowances_are_still_needed() -> None:
     assert {(m, t) for m, t in ALLOWED_CROSSINGS if t not in edges[m]} == set()
     shared = {t for m, imported in edges.items() if _in(m, "fleet") for t in imported}
     assert CENTRAL_SHARES - shared == set()
+
+
+def test_the_daemon_is_the_web_uis_kiosk(tmp_path: Path) -> None:
+    from edge import config as cfg
+    from edge.app import App
+    from tests.conftest import write_sim_config
+    from web_ui.kiosk import FLOWS, SERVICES
+    from web_ui.ports import Kiosk
+
+    path = write_sim_config(tmp_path, sample_scenes=False)
+    app: Kiosk = App(cfg.load(path), config_path=path)  # what a type checker verifies, too
+    assert isinstance(app, Kiosk)
+    assert {name for flow in FLOWS.values() for name in flow.services} <= set(SERVICES)

@@ -20,6 +20,7 @@ from edge.store.staff import SHARED
 from web_ui.forms import StaffLoginForm
 from web_ui.kiosk import kiosk, screen
 from web_ui.pin import PinGate
+from web_ui.ports import Kiosk
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("technician", __name__, url_prefix="/technician")
@@ -171,7 +172,7 @@ def _jobs(k: Any) -> list[dict[str, Any]]:
     return jobs
 
 
-def _provisioning(k: Any) -> dict[str, Any]:
+def _provisioning(k: Kiosk) -> dict[str, Any]:
     """What a technician needs to know about this kiosk's identity, never a secret."""
     c = k.config
     m = c.mqtt
