@@ -40,6 +40,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from edge import config as cfg
 from edge.errors import BadInput, KioskError
 from edge.files import fsync_dir
 
@@ -517,6 +518,11 @@ class Installer:
 # --- the fleet command's side: fetch, verify, queue for kiosk-update.service ------------------
 
 QUEUED = "queued.kup"
+
+
+def incoming_dir(config: cfg.Config) -> Path:
+    """Where bundles wait for kiosk-update.path (queued.kup)."""
+    return config.update.incoming_dir or config.storage.state_dir / "updates"
 
 
 def queue_bundle(source: str, *, incoming: Path, keys_dir: Path | None) -> dict[str, Any]:
