@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -13,26 +12,18 @@ from zoneinfo import ZoneInfo
 
 from edge import __version__
 from edge import config as cfg
-from edge.adapters import printer_escpos
-from edge.adapters.camera_files import FilesCamera
-from edge.adapters.camera_opencv import OpenCVCamera
-from edge.adapters.camera_picamera2 import Picamera2Camera
-from edge.adapters.printer_sim import SimulatedPrinter
+from edge.adapters import build_camera, build_printer
 from edge.camera import CameraFeed
 from edge.controls import Controls, SimulatedPins
 from edge.events import Event, EventBus
 from edge.fleet import FleetClient, queue_event
-from edge.logs import recent_log_lines
-from edge.ports.camera import Camera
-from edge.ports.printer import PrinterTransport
+from edge.fleet.handlers import fleet_commands
 from edge.printing import PrintOutcome, PrintQueue, print_test_page
-from edge.remote_config import apply_config_change
 from edge.selftest import (
     Check,
     check_camera,
     check_controls,
     check_key,
-    check_models,
     check_printer,
     check_runtime_files,
     check_storage,
@@ -42,6 +33,7 @@ from edge.services.catalog import CatalogService
 from edge.services.dossier import DossierService
 from edge.services.post import PostService
 from edge.services.tickets import TicketService
+from edge.status import kiosk_status, kiosk_telemetry
 from edge.store import DataKey, Store
 from edge.store.outbox import Outbox
 from edge.systemd import Watchdog, notify, watchdog_interval
@@ -67,39 +59,6 @@ FLEET_EVENTS = {
 }
 PRINTER_POLL_S = 15.0
 PRINT_PURGE_S = 60.0
-
-
-def build_camera(camera: cfg.CameraSection) -> Camera:
-    match camera:
-        case cfg.FilesCamera():
-            return FilesCamera(camera.path or cfg.SAMPLE_SCENES, loop=camera.loop)
-        case cfg.OpenCVCamera():
-            return OpenCVCamera(
-                camera.device, width=camera.width, height=camera.height, fps=camera.fps
-            )
-        case cfg.Picamera2Camera():
-            return Picamera2Camera(width=camera.width, height=camera.height, fps=camera.fps)
-    raise AssertionError(f"unhandled camera type {camera!r}")
-
-
-def build_printer(config: cfg.Config) -> PrinterTransport:
-    printer = config.printer
-    match printer:
-        case cfg.SimulatedPrinter():
-            simulated = SimulatedPrinter(printer.output_dir or config.storage.state_dir / "printer")
-            simulated.plug_in()  # creates its output folder, as connecting a printer would
-            return simulated
-        case cfg.UsbPrinter():
-            return printer_escpos.usb(printer.vendor_id, printer.product_id, printer.profile)
-        case cfg.SerialPrinter():
-            return printer_escpos.serial(printer.device, printer.baudrate, printer.profile)
-        case cfg.NetworkPrinter():
-            return printer_escpos.network(
-                printer.host, printer.port, printer.timeout_s, printer.profile
-            )
-        case cfg.FilePrinter():
-            return printer_escpos.device_file(printer.path, printer.profile)
-    raise AssertionError(f"unhandled printer type {printer!r}")
 
 
 class App:
@@ -336,7 +295,7 @@ class App:
 
     def _warn_certificate_expiry(self) -> None:
         """Fewer than 30 days left on the client certificate: the operator hears it (issue 9)."""
-        from provisioning.provision import certificate_info
+        from edge.fleet.certificates import certificate_info
 
         info = certificate_info(self.config.mqtt.cert_file) if self.config.mqtt.cert_file else None
         if info and info.get("warning") and self.fleet is not None:
@@ -448,87 +407,12 @@ class App:
         ]
 
     def status(self) -> dict[str, Any]:
-        """What the UI, technicians and (later) telemetry see. No personal data in here."""
-        camera = self.camera.state()
-        printer = self.printer.status()
-        disk = shutil.disk_usage(self.config.storage.state_dir)
-        return {
-            "kiosk_id": self.config.kiosk.id,
-            "site": self.config.kiosk.site,
-            "version": __version__,
-            "config_digest": self.config.digest(),
-            "ready": self.ready,
-            "locked": self.locked,
-            "uptime_s": round(time.time() - self.started_at, 1),
-            "fleet": self.fleet.status() if self.fleet else {"enabled": False},
-            "parts": {
-                "camera": {
-                    "ok": camera.ok,
-                    "state": camera.state,
-                    "detail": camera.detail,
-                    "frames": camera.frames,
-                    "type": self.config.camera.type,
-                },
-                "printer": {
-                    "type": self.config.printer.type,
-                    **printer.as_dict(),
-                    "ok": printer.can_print,
-                },
-                **self.controls.status(),
-                "storage": {
-                    "ok": True,
-                    "free_mb": disk.free // 2**20,
-                    "outbox": self.outbox.depth(),
-                    "print_jobs_failed": len(self.printer.jobs(status="failed")),
-                },
-            },
-            "copies": self.copies.status() if self.copies else {"available": False},
-            "counts": self.counts_today(),
-            "recent_events": [e.as_dict() for e in self.bus.recent()[-20:]],
-        }
+        """What the UI, technicians and telemetry see (edge/status.py). No personal data."""
+        return kiosk_status(self)
 
     def telemetry(self) -> dict[str, Any]:
         """The daemon's part of each telemetry message (the fleet client adds system figures)."""
-        status = self.status()
-        parts = status["parts"]
-        return {
-            "uptime_s": status["uptime_s"],
-            "locked": self.locked,
-            "printer": {k: parts["printer"][k] for k in ("online", "paper", "cover_open")},
-            "camera": {k: parts["camera"][k] for k in ("ok", "state", "frames")},
-            "door": parts["tamper"]["door"],
-            "models": _models_summary(check_models(self.config.models.dir)),
-            "counts": {**self.counts_today(), **self._service_counts()},
-            "versions": {
-                "software": __version__,
-                "config": self.config.digest(),
-                **({"catalog": self.catalog.version} if self.catalog else {}),
-            },
-            **({"site": self.config.kiosk.site} if self.config.kiosk.site else {}),
-            **self._certificate_summary(),
-        }
-
-    def _certificate_summary(self) -> dict[str, Any]:
-        """The fleet client certificate's expiry, for central's "expiring soon" alert."""
-        cert_file = self.config.mqtt.cert_file
-        if not cert_file:
-            return {}
-        try:
-            from cryptography import x509
-
-            cert = x509.load_pem_x509_certificate(Path(cert_file).read_bytes())
-        except (OSError, ValueError) as err:
-            logger.warning("client certificate unreadable for telemetry: %s", err)
-            return {}
-        return {
-            "certificate": {
-                "not_after": cert.not_valid_after_utc.isoformat(),
-                "serial": format(cert.serial_number, "x"),
-            }
-        }
-
-    def _service_counts(self) -> dict[str, int]:
-        return {"tickets": self.tickets.count_today()} if self.tickets else {}
+        return kiosk_telemetry(self)
 
     def set_locked(self, locked: bool) -> None:
         self.store.set_kv("locked", "1" if locked else "0")
@@ -545,171 +429,4 @@ class App:
         timer.start()
 
 
-def _models_summary(check: Check) -> dict[str, str]:
-    return {"verdict": check.verdict, "detail": check.detail}
-
-
 EXIT_RESTART = 75  # EX_TEMPFAIL: "try again", restarted by systemd
-MAX_CATALOG_BYTES = 4 * 2**20  # an unpacked update-catalog document
-
-
-def fleet_commands(app: App) -> dict[str, Any]:
-    """The remote commands this kiosk accepts (signed by an operator; see docs/fleet.md)."""
-    from edge.fleet.commands import BadArgs
-
-    def restart(args: dict[str, Any]) -> dict[str, Any]:
-        app.request_restart()
-        return {"restarting": True}
-
-    def print_test(args: dict[str, Any]) -> dict[str, Any]:
-        outcome = app.print_test_page()
-        return outcome.as_dict()
-
-    def lock(args: dict[str, Any]) -> dict[str, Any]:
-        app.set_locked(True)
-        return {"locked": True}
-
-    def unlock(args: dict[str, Any]) -> dict[str, Any]:
-        app.set_locked(False)
-        return {"locked": False}
-
-    def collect_logs(args: dict[str, Any]) -> dict[str, Any]:
-        lines = int(args.get("lines", 200))
-        if not 1 <= lines <= 1000:
-            raise BadArgs("lines must be between 1 and 1000")
-        return {"lines": recent_log_lines(lines)}
-
-    def set_config(args: dict[str, Any]) -> dict[str, Any]:
-        return apply_config_change(app, args)
-
-    def rotate_certificate(args: dict[str, Any]) -> dict[str, Any]:
-        """No args: a new key on the device and its CSR for central to sign.
-        {"certificate": PEM}: the signed certificate, checked, installed, then a restart."""
-        from edge.fleet.certificates import (
-            CertificateRefused,
-            install_certificate,
-            start_rotation,
-        )
-
-        m, state_dir = app.config.mqtt, app.config.storage.state_dir
-        if "certificate" not in args:
-            return {"csr": start_rotation(state_dir, app.config.kiosk.id)}
-        if not (m.ca_file and m.cert_file and m.key_file):
-            raise BadArgs("this kiosk has no TLS client files configured")
-        if not isinstance(args["certificate"], str):
-            raise BadArgs("certificate must be a PEM string")
-        try:
-            result = install_certificate(
-                args["certificate"],
-                state_dir=state_dir,
-                kiosk_id=app.config.kiosk.id,
-                ca_file=m.ca_file,
-                cert_file=m.cert_file,
-                key_file=m.key_file,
-            )
-        except CertificateRefused as err:
-            raise BadArgs(str(err)) from err
-        app.request_restart()  # reconnect with the new identity
-        return {**result, "restarting": True}
-
-    def update_revocations(args: dict[str, Any]) -> dict[str, Any]:
-        """{"revocations": {"codes": [...], "certificates": [...]}}: central's list, replaced."""
-        from edge.copies.verify import write_revocations
-
-        if app.copies is None:
-            raise BadArgs("e-copies are not running on this kiosk")
-        try:
-            return write_revocations(app.copies.paths.revocation_file, args.get("revocations"))
-        except ValueError as err:
-            raise BadArgs(str(err)) from err
-
-    def update(args: dict[str, Any]) -> dict[str, Any]:
-        """{"url": "https://..."} or {"path": "/abs/bundle.kup"}: fetched and verified in the
-        background, then queued for kiosk-update.service (outcome: event update.queued or
-        update.refused). The switch, health check and rollback happen outside the daemon."""
-        from edge.cli_provision import incoming_dir
-        from edge.errors import KioskError
-        from provisioning.update import queue_bundle
-
-        sources = [args[k] for k in ("url", "path") if k in args]
-        if len(sources) != 1 or not isinstance(sources[0], str) or set(args) - {"url", "path"}:
-            raise BadArgs('args must be {"url": "https://..."} or {"path": "/absolute/file.kup"}')
-        source = sources[0]
-        if not (source.startswith("https://") or source.startswith("/")):
-            raise BadArgs("url must be https://, path must be absolute")
-
-        def fetch() -> None:
-            try:
-                queued = queue_bundle(
-                    source, incoming=incoming_dir(app.config), keys_dir=app.config.update.keys_dir
-                )
-            except KioskError as err:
-                logger.warning("update bundle refused: %s", err)
-                _report(app, "update.refused", "warning", {"reason": str(err)})
-            else:
-                _report(app, "update.queued", "info", queued)
-
-        threading.Thread(target=fetch, name="update-fetch", daemon=True).start()
-        return {"accepted": True}
-
-    def update_catalog(args: dict[str, Any]) -> dict[str, Any]:
-        """{"catalog": {catalog/1}} or {"catalog_gzip_b64": str} installs a new catalog after
-        validating it (the replaced one is kept); {"rollback": true} goes back to it."""
-        import base64
-        import binascii
-        import json
-        import zlib
-
-        from edge.services.catalog import CatalogInvalid
-
-        if app.catalog is None:
-            raise BadArgs("the catalog service is not running")
-        try:
-            if args.get("rollback") is True and len(args) == 1:
-                return app.catalog.rollback()
-            if set(args) == {"catalog"} and isinstance(args["catalog"], dict):
-                document = args["catalog"]
-            elif set(args) == {"catalog_gzip_b64"} and isinstance(args["catalog_gzip_b64"], str):
-                try:
-                    packed = base64.b64decode(args["catalog_gzip_b64"], validate=True)
-                    # Bounded: 64 KiB of gzip could otherwise inflate to gigabytes.
-                    inflater = zlib.decompressobj(wbits=31)
-                    raw = inflater.decompress(packed, MAX_CATALOG_BYTES)
-                    if inflater.unconsumed_tail or not inflater.eof:
-                        raise BadArgs(f"catalog larger than {MAX_CATALOG_BYTES} bytes or cut")
-                    document = json.loads(raw.decode("utf-8"))
-                except (binascii.Error, zlib.error, UnicodeDecodeError, ValueError) as err:
-                    if isinstance(err, BadArgs):
-                        raise
-                    raise BadArgs(f"catalog_gzip_b64 is not gzip'd JSON: {err}") from err
-            else:
-                raise BadArgs(
-                    'args must be {"catalog": {...}}, {"catalog_gzip_b64": "..."} or {"rollback": true}'
-                )
-            result = app.catalog.update(document)
-        except CatalogInvalid as err:
-            raise BadArgs(err.message_en[:900]) from err
-        if app.fleet is not None:
-            app.fleet.send_telemetry()  # central sees the new catalog version at once
-        return result
-
-    return {
-        "update": update,
-        "restart": restart,
-        "update-revocations": update_revocations,
-        "print-test": print_test,
-        "lock": lock,
-        "unlock": unlock,
-        "collect-logs": collect_logs,
-        "set-config": set_config,
-        "rotate-certificate": rotate_certificate,
-        "update-catalog": update_catalog,
-    }
-
-
-def _report(app: App, kind: str, severity: str, detail: dict[str, Any]) -> None:
-    """An event for central from a background job (the fleet client's outbox path)."""
-    if app.fleet is not None:
-        app.fleet.report_event(kind, severity, detail)
-    elif app.outbox is not None:
-        queue_event(app.outbox, app.config.kiosk.id, kind, severity, detail)  # type: ignore[arg-type]

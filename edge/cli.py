@@ -181,7 +181,7 @@ class _LocalParts:
     """Store, key and printer opened by the CLI itself when no daemon is running."""
 
     def __init__(self, config: cfg.Config) -> None:
-        from edge.app import build_printer
+        from edge.adapters import build_printer
         from edge.events import EventBus
         from edge.printing import PrintQueue
         from edge.store import DataKey, Store
@@ -278,7 +278,7 @@ def cmd_selftest(args: argparse.Namespace, config: cfg.Config) -> int:
 
 
 def _local_selftest(config: cfg.Config, *, print_test: bool) -> list[Any]:
-    from edge.app import build_camera
+    from edge.adapters import build_camera
     from edge.controls import Controls, SimulatedPins
     from edge.selftest import (
         Check,

@@ -7,15 +7,29 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import errno
+import fcntl
 import logging
+import os
+import stat
+import sys
 from pathlib import Path
 from typing import Any
 
 from edge import config as cfg
-from edge.errors import EXIT_FAILED, EXIT_OK, BadInput
-from protocol.files import write_atomic
+from edge.errors import EXIT_FAILED, EXIT_OK, BadInput, KioskError
+from protocol.files import fsync_dir, write_atomic
 
 logger = logging.getLogger(__name__)
+
+# A copy's PDF holds a citizen's document: only its owner may read the file.
+PDF_MODE = 0o600
+
+
+class CopyNotWritten(KioskError):
+    """The copy was issued and stored, but its PDF could not be written where asked."""
+
+    code = "copy_not_written"
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -> None:
@@ -90,6 +104,8 @@ def run(args: argparse.Namespace, config: cfg.Config | None, emit: Any) -> int:
             key=parts.key,
             outbox=Outbox(parts.store, parts.key),
             printer=parts.printer,
+            # One copy per run: reserving a block would burn the other numbers at exit.
+            sequence_block=1,
         )
         if args.copy_command in ("issue", "verify", "receipt"):
             try:
@@ -108,7 +124,12 @@ def run(args: argparse.Namespace, config: cfg.Config | None, emit: Any) -> int:
             case "receipt":
                 return _receipt(args, service, emit)
             case "get":
-                _write_atomic(args.out, service.pdf(args.code))
+                data = service.pdf(args.code)
+                _remove_leftovers(args.out)
+                try:
+                    _write_pdf(args.out, data)
+                except OSError as err:
+                    raise BadInput(f"cannot write {args.out}: {err.strerror or err}") from err
                 emit({"code": args.code, "pdf": str(args.out)}, f"copy written to {args.out}")
                 return EXIT_OK
     finally:
@@ -123,18 +144,117 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise BadInput(f"cannot write {path}: {err.strerror}") from err
 
 
+# A copy's PDF goes to ".<name>.tmp" beside the target, then is renamed over it. A run killed
+# before the rename leaves that file behind: a hidden copy of a citizen's document. The writer
+# holds a flock on it until the rename, so a later run tells a leftover (unlocked, removed)
+# from another run's write in progress (locked, kept).
+LEFTOVER_SUFFIX = ".pdf.tmp"
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp")
+
+
+def _write_pdf(path: Path, data: bytes) -> None:
+    """Replace path with data: the whole file or none, owner-only, fsync'd, folder fsync'd."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = _temporary(path)
+    # No O_TRUNC before the lock: a run that finds the file locked must not touch its content;
+    # O_NOFOLLOW: a symlink planted at the temporary name is not written through.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, PDF_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as err:
+        os.close(fd)
+        raise OSError(errno.EBUSY, "another run is writing this file") from err
+    try:
+        os.ftruncate(fd, 0)
+        os.fchmod(fd, PDF_MODE)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+        os.replace(tmp, path)  # still locked: renamed before anyone may take it for a leftover
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(fd)
+    fsync_dir(path.parent)
+
+
+def _remove_leftovers(target: Path) -> int:
+    """Remove the `.NAME.pdf.tmp` files killed runs left beside target (and target's own
+    temporary name, whatever its suffix); never a file another run is writing, a folder or
+    anything else that is not ours. Returns how many were removed."""
+    own = _temporary(target).name
+    removed = 0
+    try:
+        with os.scandir(target.parent) as entries:
+            names = [
+                e.name
+                for e in entries
+                if e.name == own
+                or (e.name.startswith(".") and e.name.endswith(LEFTOVER_SUFFIX) and len(e.name) > 9)
+            ]
+    except OSError:
+        return 0  # no folder yet (get makes it) or not readable: writing will say what is wrong
+    for name in names:
+        path = target.parent / name
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except FileNotFoundError:
+            continue
+        except OSError as err:
+            if err.errno == errno.ELOOP and name == own:  # a symlink where we are to write
+                path.unlink(missing_ok=True)
+                removed += 1
+            continue
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # another run is writing it right now
+            path.unlink(missing_ok=True)
+            removed += 1
+        except OSError as err:
+            logger.warning("a leftover temporary file could not be removed: %s", err.strerror)
+        finally:
+            os.close(fd)
+    if removed:
+        logger.warning("removed temporary files left by interrupted runs", extra={"count": removed})
+    return removed
+
+
 def _issue(args: argparse.Namespace, service: Any, emit: Any) -> int:
     from edge.identity.cccd import parse_cccd
 
     citizen = parse_cccd(args.citizen_qr)
-    if not args.out.parent.is_dir():
-        raise BadInput(f"thư mục {args.out.parent} không tồn tại (folder does not exist)")
+    out: Path = args.out
+    # What can be checked is checked before a copy number is used.
+    if not out.parent.is_dir():
+        raise BadInput(f"thư mục {out.parent} không tồn tại (folder does not exist)")
+    if out.is_dir():
+        raise BadInput(f"{out} là một thư mục (is a folder, not a file)")
+    _remove_leftovers(out)
     issued = service.issue(args.pages, citizen)
-    _write_atomic(args.out, issued.pdf)
-    data = {**issued.as_dict(), "pdf": str(args.out)}
+    if not args.json:
+        # Said before the file is written: if this run dies now, the operator knows the copy.
+        print(f"kiosk: copy {issued.code} issued, writing {out}", file=sys.stderr, flush=True)
+    try:
+        _write_pdf(out, issued.pdf)  # a kill leaves the whole file or none
+    except OSError as err:
+        logger.error("issued copy stored, its PDF file not written", extra={"code": issued.code})
+        raise CopyNotWritten(
+            f"copy {issued.code} was issued and stored, but {out} could not be written "
+            f"({err.strerror or err}); `kiosk copy get {issued.code} --out FILE` writes it"
+        ) from err
+    data = {**issued.as_dict(), "pdf": str(out)}
     text = (
         f"copy {issued.code} issued: {issued.pages} pages, fee {issued.fee.label_vi}, "
-        f"written to {args.out}"
+        f"written to {out}"
     )
     if args.print_receipt:
         outcome = service.print_receipt(issued.code)

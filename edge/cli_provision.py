@@ -294,10 +294,8 @@ def _update(args: argparse.Namespace, emit: Any) -> int:
     return EXIT_FAILED if result["status"] == "rolled_back" else EXIT_OK
 
 
-def incoming_dir(config: cfg.Config) -> Path:
-    return config.update.incoming_dir or config.storage.state_dir / "updates"
-
-
 def queued_bundle(config: cfg.Config) -> Path | None:
+    from provisioning.update import incoming_dir
+
     path = incoming_dir(config) / "queued.kup"
     return path if path.exists() else None

@@ -71,7 +71,7 @@ class _Parts:
     """Store, key, outbox and printer opened by the CLI, and the services over them."""
 
     def __init__(self, config: Any) -> None:
-        from edge.app import build_printer
+        from edge.adapters import build_printer
         from edge.events import EventBus
         from edge.printing import PrintQueue
         from edge.services.bundle import build_services

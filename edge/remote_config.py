@@ -1,4 +1,12 @@
-"""set-config from central: validate first, replace the file atomically, keep a backup, restart."""
+"""set-config from central: validate first, replace the file atomically, keep a backup, restart.
+
+Only the keys in ALLOWED may be changed remotely (docs/fleet.md, "Remote configuration"):
+what an operator tunes day to day. Everything else (identity, trust, where the kiosk connects,
+storage paths, hardware, technician access, payment account, how long personal data is kept,
+developer switches, the updater)
+is the technician's, on the device; a command naming such a key is refused whole, with the
+reason, and nothing is changed.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +14,13 @@ import logging
 import os
 import shutil
 import tempfile
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
 import tomlkit
+from pydantic import BaseModel
 
 from edge import config as cfg
 from edge.errors import ConfigError
@@ -17,15 +28,138 @@ from protocol.files import fsync_dir
 
 logger = logging.getLogger(__name__)
 
-# Identity and trust are the technician's (provisioning), never a remote command's.
-FORBIDDEN_PREFIXES = (
-    "kiosk.id",
-    "mqtt.trust_dir",
-    "mqtt.ca_file",
-    "mqtt.cert_file",
-    "mqtt.key_file",
-    "update.",  # the root-run updater's keys, install root and restart command (issue 9)
+# key -> why an operator may change it remotely (the docs table repeats these, with an example).
+ALLOWED: dict[str, str] = {
+    "kiosk.site": "a text shown and printed",
+    "kiosk.location": "a text shown to technicians and operators",
+    "printer.paper_width_mm": "receipt layout, 58 or 80 (mm)",
+    "mqtt.telemetry_interval_s": "how often telemetry is sent, 5-3600 s; not where",
+    "logging.level": "verbosity; logs carry no personal data at any level",
+    "services.areas": "the service areas tickets are taken for (letter and names)",
+    "services.ticket_follow_url": "the http(s) link in a ticket's QR code",
+    "services.queue_stats_max_age_s": "age past which central's queue figures are not shown",
+    "services.dossier_timeout_s": "how long to wait for central's dossier answer",
+    "services.dossier_per_session_per_minute": "rate limit of dossier questions",
+    "services.dossier_per_kiosk_per_minute": "rate limit of dossier questions",
+    "copies.fees.first_pages": "fee schedule (Circular 226/2016/TT-BTC)",
+    "copies.fees.first_page_vnd": "fee schedule",
+    "copies.fees.next_page_vnd": "fee schedule",
+    "copies.fees.cap_vnd": "fee schedule",
+    "copies.fee_exempt": "fees waived at this site",
+    "copies.vietqr.purpose_prefix": "the start of the transfer note, a text",
+    "ui.idle_timeout_s": "screen timeout; a session's data is wiped at the timeout",
+    "ui.idle_warning_s": "how long the countdown shows before the timeout",
+    "ui.default_language": "language of a new session, vi or en",
+}
+
+_ON_DEVICE = "a technician sets it on the device"
+TRUST = f"it is a trust setting (TLS, certificates, keys, command checks); {_ON_DEVICE}"
+IDENTITY = "it is the kiosk's identity, fixed at provisioning"
+TIMEZONE = f"it dates copy codes and everything printed; {_ON_DEVICE}"
+ENDPOINT = f"it decides where and how the kiosk connects (where records go); {_ON_DEVICE}"
+STORAGE = f"it is a storage path (database, copy numbers, keys, models); {_ON_DEVICE}"
+DEVELOPER = "it is a developer or simulation switch, never on in service"
+UPDATE = "it steers the root-run updater, set by provisioning and its systemd unit"
+ACCESS = f"it guards technician access to the kiosk; {_ON_DEVICE}"
+IDENTITY_CHECK = f"it is part of checking the citizen's identity; {_ON_DEVICE}"
+PAYMENT = f"it decides where citizens' fees are paid; {_ON_DEVICE}"
+HARDWARE = f"it describes the device's hardware and where print jobs go; {_ON_DEVICE}"
+LOCAL = f"it is a local setting of the device; {_ON_DEVICE}"
+RETENTION = f"it decides how long personal data stays on the kiosk; {_ON_DEVICE}"
+LOG_FORMAT = f"collect-logs and the journal read the JSON lines; {_ON_DEVICE}"
+NOT_ALLOWED = "it is not on the remote-config allow-list (docs/fleet.md)"
+UNKNOWN = "there is no such configuration key"
+BLOCK = "it is a whole block: name each key (a block could carry keys that must stay fixed)"
+VALUE = "give it a value (not null, not a block)"
+
+# The first rule that matches a refused key gives its reason; a rule ending in "." or "_" is
+# a prefix ("update." is every key of the update block).
+_REFUSALS: tuple[tuple[str, str], ...] = (
+    ("kiosk.id", IDENTITY),
+    ("kiosk.timezone", TIMEZONE),
+    ("mqtt.tls", TRUST),
+    ("mqtt.ca_file", TRUST),
+    ("mqtt.cert_file", TRUST),
+    ("mqtt.key_file", TRUST),
+    ("mqtt.trust_dir", TRUST),
+    ("mqtt.clock_skew_s", TRUST),
+    ("mqtt.max_command_ttl_s", TRUST),
+    ("mqtt.", ENDPOINT),
+    ("copies.signing_key", TRUST),
+    ("copies.signing_cert", TRUST),
+    ("copies.chain", TRUST),
+    ("copies.trust_dir", TRUST),
+    ("copies.revocation_file", TRUST),
+    ("copies.tsa_url", TRUST),
+    ("copies.development_ca", DEVELOPER),
+    ("copies.sequence_floor", STORAGE),
+    ("copies.retention_days", RETENTION),
+    ("copies.purge_interval_s", RETENTION),
+    ("services.dossier_cache_days", RETENTION),
+    ("printer.keep_", RETENTION),
+    ("copies.vietqr.", PAYMENT),
+    ("storage.state_dir", STORAGE),
+    ("models.dir", STORAGE),
+    ("daemon.developer_panel", DEVELOPER),
+    ("update.", UPDATE),
+    ("logging.format", LOG_FORMAT),
+    ("ui.technician_", ACCESS),
+    ("ui.liveness_", IDENTITY_CHECK),
+    ("camera.", HARDWARE),
+    ("buttons.", HARDWARE),
+    ("tamper.", HARDWARE),
+    ("led.", HARDWARE),
+    ("printer.", HARDWARE),
+    ("web.", LOCAL),
+    ("daemon.", LOCAL),
+    ("storage.", LOCAL),
 )
+
+
+def _model_types(annotation: Any) -> list[type[BaseModel]]:
+    """The config blocks a field holds (several for a tagged union such as printer)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType, typing.Annotated):
+        return [m for arg in typing.get_args(annotation) for m in _model_types(arg)]
+    return []
+
+
+def config_keys(
+    model: type[BaseModel] = cfg.Config, prefix: str = ""
+) -> tuple[frozenset[str], frozenset[str]]:
+    """Every dotted key of the config tree, and every block (table) in it."""
+    leaves: set[str] = set()
+    blocks: set[str] = set()
+    for name, field in model.model_fields.items():
+        key = prefix + name
+        children = _model_types(field.annotation)
+        if not children:
+            leaves.add(key)
+            continue
+        blocks.add(key)
+        for child in children:
+            child_leaves, child_blocks = config_keys(child, key + ".")
+            leaves |= child_leaves
+            blocks |= child_blocks
+    return frozenset(leaves), frozenset(blocks)
+
+
+_LEAVES, _BLOCKS = config_keys()
+
+
+def refusal(key: Any, value: Any) -> str | None:
+    """Why this change may not be made remotely, or None if it may."""
+    if not isinstance(key, str) or key not in _LEAVES:
+        return BLOCK if key in _BLOCKS else UNKNOWN
+    if key not in ALLOWED:
+        for rule, reason in _REFUSALS:
+            if key == rule or (rule.endswith((".", "_")) and key.startswith(rule)):
+                return reason
+        return NOT_ALLOWED
+    if value is None or isinstance(value, dict):
+        return VALUE
+    return None
 
 
 def apply_config_change(app: Any, args: dict[str, Any]) -> dict[str, Any]:
@@ -38,9 +172,15 @@ def apply_config_change(app: Any, args: dict[str, Any]) -> dict[str, Any]:
     changes = args.get("changes")
     if not isinstance(changes, dict) or not changes:
         raise BadArgs('args.changes must be an object of {"dotted.key": value}')
-    for key in changes:
-        if not isinstance(key, str) or not key or key.startswith(FORBIDDEN_PREFIXES):
-            raise BadArgs(f"{key!r} cannot be changed remotely")
+    refused = [(key, why) for key, value in changes.items() if (why := refusal(key, value))]
+    if refused:
+        # The first key with its reason in full, then the others' names: a result message is
+        # cut at 200 characters, so what matters most comes first.
+        key, why = refused[0]
+        message = f"nothing changed: {_shown(key)} cannot be changed remotely: {why}"
+        if len(refused) > 1:
+            message += "; also refused: " + ", ".join(_shown(k) for k, _ in refused[1:])
+        raise BadArgs(message)
     document = tomlkit.parse(path.read_text(encoding="utf-8"))
     for key, value in changes.items():
         _set(document, key.split("."), value)
@@ -67,6 +207,12 @@ def apply_config_change(app: Any, args: dict[str, Any]) -> dict[str, Any]:
     )
     app.request_restart()
     return {"applied": sorted(changes), "digest": new.digest(), "restarting": True}
+
+
+def _shown(key: Any) -> str:
+    """A refused key as the message names it: a config key as is, anything else quoted, short."""
+    text = key if isinstance(key, str) and key in _LEAVES | _BLOCKS else repr(key)
+    return text if len(text) <= 60 else text[:59] + "…"
 
 
 def _set(document: Any, parts: list[str], value: Any) -> None:

@@ -85,7 +85,7 @@ def _drain(events: queue.Queue[Event], wait_s: float) -> None:
 def _camera(config: cfg.Config, ui: Technician, out_dir: Path) -> Check:
     import cv2
 
-    from edge.app import build_camera
+    from edge.adapters import build_camera
     from edge.errors import HardwareUnavailable
 
     camera = build_camera(config.camera)

@@ -28,18 +28,17 @@ from edge.fleet.certificates import (
     PENDING_KEY,
     CertificateRefused,
     _atomic_write,
+    certificate_info,
     install_certificate,
     start_rotation,
 )
+from edge.provisioned import STATE_SCHEMA, STEPS
 from protocol.files import fsync_dir
 from provisioning.hwtest import Technician
 
 logger = logging.getLogger(__name__)
 
-STATE_SCHEMA = "provision-state/1"
-STEPS = ("identity", "device_key", "enrolment", "trust", "selftest", "report")
 PIN_NAMES = ("back", "next", "ok", "cancel", "help", "tamper", "led")
-EXPIRY_WARNING_DAYS = 30
 # Options a resumed run takes from the first one when not given again.
 REMEMBERED = (
     "enrol",
@@ -234,37 +233,6 @@ def edit_config(path: Path, changes: dict[str, Any]) -> cfg.Config:
 
 
 # --- certificates -------------------------------------------------------------------------
-
-
-def certificate_info(cert_file: Path, *, now: dt.datetime | None = None) -> dict[str, Any] | None:
-    """Subject, serial, validity and days left of the installed client certificate."""
-    if not cert_file.exists():
-        return None
-    try:
-        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
-    except ValueError as err:
-        return {"error": f"unreadable: {err}"}
-    now = now or dt.datetime.now(dt.UTC)
-    left = cert.not_valid_after_utc - now
-    names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    days = left.total_seconds() / 86400
-    if days <= 0:
-        warning = "Chứng thư đã hết hạn / the certificate has expired: re-provision or rotate it"
-    elif days < EXPIRY_WARNING_DAYS:
-        warning = (
-            f"Chứng thư sắp hết hạn ({int(days)} ngày) / the certificate expires in "
-            f"{int(days)} days: rotate it (fleet command rotate-certificate) or re-provision"
-        )
-    else:
-        warning = None
-    return {
-        "subject": str(names[0].value) if names else "",
-        "serial": format(cert.serial_number, "x"),
-        "not_before": cert.not_valid_before_utc.isoformat(),
-        "not_after": cert.not_valid_after_utc.isoformat(),
-        "days_left": round(days, 1),
-        "warning": warning,
-    }
 
 
 def device_serial(explicit: str | None = None) -> str:
@@ -757,7 +725,7 @@ class _LocalParts:
     """Store, data key and print queue opened by provisioning (the daemon may be stopped)."""
 
     def __init__(self, config: cfg.Config) -> None:
-        from edge.app import build_printer
+        from edge.adapters import build_printer
         from edge.events import EventBus
         from edge.printing import PrintQueue
         from edge.store import DataKey, Store

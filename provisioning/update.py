@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import copy
 import datetime as dt
 import fcntl
 import hashlib
@@ -39,6 +40,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from edge import config as cfg
 from edge.errors import BadInput, KioskError
 from protocol.files import fsync_dir
 
@@ -190,13 +192,75 @@ def _read(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
 def _release_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
     """tarfile's "data" filter (no absolute paths, no escapes, no devices), except that a
     venv's bin/python* may link to the system interpreter (/usr/bin/python3*)."""
-    if (
+    venv_python = (
         member.issym()
-        and re.fullmatch(r"(.*/)?bin/python3?[.0-9]*", member.name)
-        and re.fullmatch(r"/usr/bin/python3[.0-9]*", member.linkname)
-    ):
+        and re.fullmatch(r"(.*/)?bin/python3?[.0-9]*", member.name) is not None
+        and re.fullmatch(r"/usr/bin/python3[.0-9]*", member.linkname) is not None
+    )
+    if not HAS_TAR_FILTERS:
+        return _data_filter_311(member, dest, allow_absolute_link=venv_python)
+    if venv_python:
         return tarfile.tar_filter(member, dest)
     return tarfile.data_filter(member, dest)
+
+
+# Extraction filters (PEP 706) came in Python 3.11.4; Debian 12 and Raspberry Pi OS Bookworm ship
+# 3.11.2, where extractall() has no filter argument. There the same checks run in Python.
+HAS_TAR_FILTERS = hasattr(tarfile, "data_filter")
+
+
+class UnsafeMember(tarfile.TarError):
+    """A payload member that the "data" filter would refuse (3.11.2 fallback)."""
+
+
+def _data_filter_311(
+    member: tarfile.TarInfo, dest: str, *, allow_absolute_link: bool = False
+) -> tarfile.TarInfo:
+    """What tarfile.data_filter refuses and changes, for Pythons without it: names or links that
+    leave `dest`, absolute links, devices and FIFOs are refused; a leading "/" is dropped; set-id
+    bits and group/other write bits are dropped (3.11.2 cannot leave a mode unset, so folders get
+    0755-at-most too); ownership becomes the extracting user's."""
+    dest = os.path.realpath(dest)
+    name = member.name.lstrip("/" + os.sep)  # as data_filter: "/etc/x" lands at dest/etc/x
+    if not name or os.path.isabs(name):
+        raise UnsafeMember(f"{member.name!r} has an absolute path")
+    target = os.path.realpath(os.path.join(dest, name))
+    if os.path.commonpath([target, dest]) != dest:
+        raise UnsafeMember(f"{name!r} would be extracted outside the release")
+    if (
+        member.ischr()
+        or member.isblk()
+        or member.isfifo()
+        or not (member.isreg() or member.isdir() or member.issym() or member.islnk())
+    ):
+        raise UnsafeMember(f"{name!r} is a special file")
+    if member.issym() or member.islnk():
+        link = member.linkname
+        if os.path.isabs(link) and not (member.issym() and allow_absolute_link):
+            raise UnsafeMember(f"{name!r} links to an absolute path")
+        if not (member.issym() and allow_absolute_link):
+            base = os.path.dirname(target) if member.issym() else dest
+            if os.path.commonpath([os.path.realpath(os.path.join(base, link)), dest]) != dest:
+                raise UnsafeMember(f"{name!r} links outside the release")
+    mode = member.mode
+    if member.isreg() or member.islnk():
+        mode = (mode & 0o755) | 0o600
+        if not mode & 0o100:
+            mode &= ~0o111  # as data_filter: executable only if the owner could execute
+    elif member.isdir():
+        mode = (mode & 0o755) | 0o700
+    checked = copy.copy(member)  # TarInfo.replace() is 3.11.4+ too
+    checked.name, checked.mode, checked.uid, checked.gid = name, mode, os.getuid(), os.getgid()
+    checked.uname = checked.gname = ""
+    return checked
+
+
+def _extract_release(payload: tarfile.TarFile, staging: Path) -> None:
+    if HAS_TAR_FILTERS:
+        payload.extractall(staging, filter=_release_filter)
+        return
+    members = [_release_filter(m, str(staging)) for m in payload.getmembers()]
+    payload.extractall(staging, members=[m for m in members if m is not None])
 
 
 def release_name(manifest: dict[str, Any]) -> str:
@@ -408,7 +472,7 @@ class Installer:
                 stream = outer.extractfile(PAYLOAD)
                 assert stream is not None
                 with tarfile.open(fileobj=stream, mode="r:gz") as payload:
-                    payload.extractall(staging, filter=_release_filter)
+                    _extract_release(payload, staging)
         except (tarfile.TarError, OSError) as err:
             shutil.rmtree(staging, ignore_errors=True)
             raise UpdateRefused(f"the payload cannot be unpacked safely: {err}") from err
@@ -454,6 +518,11 @@ class Installer:
 # --- the fleet command's side: fetch, verify, queue for kiosk-update.service ------------------
 
 QUEUED = "queued.kup"
+
+
+def incoming_dir(config: cfg.Config) -> Path:
+    """Where bundles wait for kiosk-update.path (queued.kup)."""
+    return config.update.incoming_dir or config.storage.state_dir / "updates"
 
 
 def queue_bundle(source: str, *, incoming: Path, keys_dir: Path | None) -> dict[str, Any]:

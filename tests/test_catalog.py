@@ -207,8 +207,8 @@ def test_update_catalog_command_handler(tmp_path: Path) -> None:
     import gzip
     from types import SimpleNamespace
 
-    from edge.app import MAX_CATALOG_BYTES, fleet_commands
     from edge.fleet import BadArgs
+    from edge.fleet.handlers import MAX_CATALOG_BYTES, fleet_commands
 
     app = SimpleNamespace(catalog=CatalogService(tmp_path / "catalog"), fleet=None)
     handler = fleet_commands(app)["update-catalog"]
@@ -282,8 +282,8 @@ def test_fuzz_update_catalog_args_never_crash(tmp_path: Path) -> None:
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from edge.app import fleet_commands
     from edge.fleet import BadArgs
+    from edge.fleet.handlers import fleet_commands
 
     app = SimpleNamespace(catalog=CatalogService(tmp_path / "catalog"), fleet=None)
     handler = fleet_commands(app)["update-catalog"]

@@ -6,8 +6,10 @@ other way round), every stored copy verifies, and SQLite's integrity check is ok
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -88,3 +90,82 @@ def test_kill_minus_9_across_issuing_steps(tmp_path: Path) -> None:
         assert floor >= max(seqs)
         new = service.issue([page_image(2)], {"id_number": "001099012345", "name": "Thử"})
         assert parse_code(new.code).seq == floor + 1 and new.code not in codes
+
+
+CLI_ROUNDS = 8
+CLI_BUDGET_S = 40.0
+# After the CLI says which copy it issued: at once, and into the write of the file.
+CLI_DELAYS = [0.0, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.015, 0.03]
+
+
+def test_kill_minus_9_of_kiosk_copy_issue_after_the_commit(tmp_path: Path) -> None:
+    """Issue 21 item 8: the real `kiosk copy issue` killed once the copy is committed. Each
+    time: the --out file is complete or absent, the copy it named is recoverable with
+    `kiosk copy get`, no number is burnt, and the next run removes any leftover."""
+    from tests.copies_helpers import CITIZEN_QR, write_pages
+
+    config = str(write_config(tmp_path))
+    [page] = write_pages(tmp_path, 1)
+    out = tmp_path / "copy.pdf"
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    issue = [
+        sys.executable, "-m", "edge", "copy", "issue", "--config", config,
+        "--pages", str(page), "--citizen-qr", CITIZEN_QR,
+    ]  # fmt: skip
+    announced: list[str] = []
+    outcomes = {"complete": 0, "absent": 0, "leftover": 0}
+    started = time.monotonic()
+    for round_ in range(CLI_ROUNDS):
+        if time.monotonic() - started > CLI_BUDGET_S:
+            break
+        target = tmp_path / f"copy-{round_}.pdf"  # a new name each time, as an operator would
+        child = subprocess.Popen(
+            [*issue, "--out", str(target)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=REPO,
+        )
+        try:
+            line = child.stderr.readline()  # said once committed, before the file is written
+            match = re.fullmatch(r"kiosk: copy (\S+) issued, writing .*\n", line)
+            assert match, f"the CLI did not say which copy it issued: {line!r}"
+            time.sleep(CLI_DELAYS[round_ % len(CLI_DELAYS)])
+            child.send_signal(signal.SIGKILL)
+        finally:
+            child.kill()
+            child.wait(10)
+            child.stderr.close()
+        code = match[1]
+        announced.append(code)
+        with copy_service(tmp_path) as service:
+            stored = service.pdf(code)  # committed: recoverable whatever happened to the file
+        if target.exists():
+            assert target.read_bytes() == stored  # never a part of it
+            outcomes["complete"] += 1
+        else:
+            outcomes["absent"] += 1
+        outcomes["leftover"] += (tmp_path / f".{target.name}").with_suffix(".pdf.tmp").exists()
+    assert len(announced) >= 4, outcomes
+    # One number per run, killed or not: consecutive, nothing burnt.
+    assert [parse_code(c).seq for c in announced] == list(range(1, len(announced) + 1))
+    # The last announced copy, through the CLI an operator would use.
+    recovered = tmp_path / "recovered.pdf"
+    got = subprocess.run(
+        [sys.executable, "-m", "edge", "copy", "get", announced[-1], "--config", config,
+         "--out", str(recovered)],
+        capture_output=True, text=True, timeout=60, env=env, cwd=REPO,
+    )  # fmt: skip
+    assert got.returncode == 0, got.stderr
+    with copy_service(tmp_path) as service:
+        assert recovered.read_bytes() == service.pdf(announced[-1])
+        assert service.verify_pdf(recovered.read_bytes()).status == "valid"
+    # A clean run removes whatever the killed runs left and numbers on.
+    done = subprocess.run(
+        [*issue, "--out", str(out), "--json"],
+        capture_output=True, text=True, timeout=60, env=env, cwd=REPO,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in tmp_path.glob(".*.tmp")) == []
+    assert parse_code(json.loads(done.stdout)["code"]).seq == len(announced) + 1

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from edge import config as cfg
-from edge.app import App, fleet_commands
+from edge.app import App
 from edge.fleet.commands import BadArgs
+from edge.fleet.handlers import fleet_commands
 from tests.conftest import start_daemon, write_sim_config
 from tests.copies_helpers import CITIZEN_QR, copy_service, page_image, write_pages
 

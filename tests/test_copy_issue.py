@@ -493,3 +493,87 @@ def shared_text(job: bytes) -> str:
     from edge.vision.ocr import shared_ocr
 
     return shared_ocr().read(np.asarray(paper(job))).text
+
+
+def issue_cli(config: str, page: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return kiosk_cli(
+        "copy", "issue", "--config", config, "--pages", str(page),
+        "--citizen-qr", CITIZEN_QR, "--out", str(out), *extra,
+    )  # fmt: skip
+
+
+def test_cli_issue_removes_leftovers_and_uses_one_number_per_run(tmp_path: Path) -> None:
+    """Issue 21 item 8: a run killed while writing left `.NAME.pdf.tmp` (a hidden copy of a
+    citizen's document) for good, and every run burnt a block of 10 copy numbers."""
+    import fcntl
+
+    config = str(write_config(tmp_path))
+    [page] = write_pages(tmp_path, 1)
+    out = tmp_path / "copy.pdf"
+    leftovers = [tmp_path / ".earlier.pdf.tmp", tmp_path / ".copy.pdf.tmp"]
+    for path in leftovers:
+        path.write_bytes(b"%PDF-1.7 what a killed run had written")
+    kept = {  # not ours, or another run's write in progress: left alone
+        tmp_path / "earlier.pdf.tmp": b"not hidden",
+        tmp_path / ".earlier.pdf.tmp.bak": b"someone's backup",
+        tmp_path / ".notes.txt.tmp": b"another program's",
+        tmp_path / ".busy.pdf.tmp": b"being written",
+    }
+    for path, data in kept.items():
+        path.write_bytes(data)
+    (tmp_path / ".folder.pdf.tmp").mkdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"a file a planted link points to")
+    (tmp_path / ".link.pdf.tmp").symlink_to(secret)
+    with open(tmp_path / ".busy.pdf.tmp", "rb") as busy:
+        fcntl.flock(busy, fcntl.LOCK_EX)  # as the writer of a run in progress holds it
+        first = issue_cli(config, page, out, "--json")
+    assert first.returncode == 0, first.stderr
+    assert not any(path.exists() for path in leftovers)
+    assert all(path.read_bytes() == data for path, data in kept.items())
+    assert (tmp_path / ".folder.pdf.tmp").is_dir() and (tmp_path / ".link.pdf.tmp").is_symlink()
+    assert secret.read_bytes() == b"a file a planted link points to"
+    assert out.read_bytes().startswith(b"%PDF") and out.stat().st_mode & 0o777 == 0o600
+    # A link planted at the very name the PDF is written through is removed, not followed.
+    (tmp_path / ".second.pdf.tmp").symlink_to(secret)
+    second = issue_cli(config, page, tmp_path / "second.pdf", "--json")
+    assert second.returncode == 0, second.stderr
+    assert not (tmp_path / ".second.pdf.tmp").is_symlink()
+    assert secret.read_bytes() == b"a file a planted link points to"
+    assert (tmp_path / "second.pdf").read_bytes().startswith(b"%PDF")
+    codes = [json.loads(r.stdout)["code"] for r in (first, second)]
+    assert [parse_code(c).seq for c in codes] == [1, 2]
+    with copy_service(tmp_path) as service:  # the next number is 3: nothing was burnt
+        assert service.sequence.high() == 2
+        assert int(service.paths.sequence_floor.read_text()) == 2
+
+
+def test_cli_issue_that_cannot_write_its_file_names_the_issued_copy(tmp_path: Path) -> None:
+    """A failure after the commit (here the temporary name is taken by a folder, which is not
+    ours to remove) says which copy was issued and how to get it; nothing is lost."""
+    config = str(write_config(tmp_path))
+    [page] = write_pages(tmp_path, 1)
+    out = tmp_path / "copy.pdf"
+    (tmp_path / ".copy.pdf.tmp").mkdir()
+    failed = issue_cli(config, page, out)
+    assert failed.returncode == 1 and not out.exists()
+    [announced, error] = failed.stderr.splitlines()
+    code = re.fullmatch(r"kiosk: copy (\S+) issued, writing .*copy\.pdf", announced)[1]
+    assert error.startswith(f"kiosk: copy {code} was issued and stored, but {out} could not be")
+    assert error.endswith(f"`kiosk copy get {code} --out FILE` writes it")
+    assert "Traceback" not in failed.stderr
+    as_json = issue_cli(config, page, out, "--json")
+    assert as_json.returncode == 1
+    body = json.loads(as_json.stderr)["error"]  # --json: stderr stays one JSON document
+    assert body["code"] == "copy_not_written" and "kiosk copy get" in body["message"]
+    recovered = tmp_path / "recovered.pdf"
+    got = kiosk_cli("copy", "get", code, "--config", config, "--out", str(recovered))
+    assert got.returncode == 0, got.stderr
+    assert kiosk_cli("copy", "verify", "--config", config, str(recovered)).returncode == 0
+    # A target that is a folder is refused before a number is used.
+    (tmp_path / "folder.pdf").mkdir()
+    refused = issue_cli(config, page, tmp_path / "folder.pdf")
+    assert refused.returncode == 2 and "is a folder" in refused.stderr
+    with copy_service(tmp_path) as service:
+        assert [parse_code(r.code).seq for r in service.list()] == [2, 1]
+        assert service.sequence.high() == 2

@@ -151,6 +151,22 @@ def test_set_config_validates_applies_and_restarts(
         assert config.read_text() == before  # nothing changed
         forbidden = command(central, operator_key, "set-config", {"changes": {"kiosk.id": "X-2"}})
         assert forbidden["status"] == "refused"
+        # Issue 21: each of these was accepted; now refused by name with the reason, although
+        # signed by a trusted operator. The whole-block form cannot smuggle them in either.
+        cannot = "cannot be changed remotely: it"
+        for changes, reason in (
+            ({"mqtt.tls": False}, f"mqtt.tls {cannot} is a trust setting"),
+            ({"mqtt.host": "10.9.9.9"}, f"mqtt.host {cannot} decides where and how"),
+            ({"mqtt.port": 1883}, f"mqtt.port {cannot} decides where and how"),
+            ({"storage.state_dir": "/tmp/x"}, f"storage.state_dir {cannot} is a storage path"),
+            ({"copies.trust_dir": "/tmp/ca"}, f"copies.trust_dir {cannot} is a trust setting"),
+            ({"daemon.developer_panel": True}, f"daemon.developer_panel {cannot} is a developer"),
+            ({"mqtt": {"tls": False}}, f"mqtt {cannot} is a whole block"),
+        ):
+            refused = command(central, operator_key, "set-config", {"changes": changes})
+            assert (refused["status"], refused["reason"]) == ("refused", "bad_args")
+            assert reason in refused["message"], refused["message"]
+        assert config.read_text() == before
         good = command(
             central, operator_key, "set-config", {"changes": {"printer.paper_width_mm": 58}}
         )

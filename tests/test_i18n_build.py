@@ -18,7 +18,7 @@ from babel.messages.mofile import read_mo
 from edge import config as cfg
 from edge.app import App
 from tests.conftest import REPO
-from tests.web_ui_helpers import kiosk_config
+from tests.web_ui_helpers import LoopbackClient, kiosk_config
 from web_ui import create_app, i18n
 
 WEB_UI = REPO / "web_ui"
@@ -53,7 +53,9 @@ def translations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
 
 
 def client(services: App):
-    return create_app(services=services, test_config={"WTF_CSRF_ENABLED": False}).test_client()
+    app = create_app(services=services, test_config={"WTF_CSRF_ENABLED": False})
+    app.test_client_class = LoopbackClient  # the kiosk answers only at its own address
+    return app.test_client()
 
 
 def test_the_app_writes_nothing_into_its_package_and_speaks_the_compiled_catalogs(

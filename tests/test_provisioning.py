@@ -418,8 +418,7 @@ def test_status_warns_before_the_certificate_expires(
     kiosk_config: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from edge.fleet.certificates import start_rotation
-    from provisioning.provision import certificate_info
+    from edge.fleet.certificates import certificate_info, start_rotation
 
     ca, _ = center
     config = cfg.load(kiosk_config)
@@ -520,7 +519,7 @@ def test_technician_self_test_names_a_swapped_button_and_what_they_saw(
     tech = ScriptedTechnician(
         config, presses={"ok": "next"}, answers={"LED": False, "platen": True, "test page": True}
     )
-    from edge.app import build_printer
+    from edge.adapters import build_printer
 
     store = Store(tmp_path / "db.sqlite")
     store.open()

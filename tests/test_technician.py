@@ -18,24 +18,17 @@ from http.cookiejar import CookieJar
 
 import pytest
 
-from edge import config as cfg
 from edge.app import App
 from edge.localapi import token_headers
 from tests.conftest import http
-from tests.web_ui_helpers import TECH_PIN, kiosk_config
+from tests.web_ui_helpers import TECH_PIN, in_process_kiosk
 from web_ui.pin import FAILURES_KEY, LOCKED_UNTIL_KEY
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
-    root = tmp_path_factory.mktemp("tech")
-    path = kiosk_config(root)
-    kiosk = App(cfg.load(path), config_path=path)
-    kiosk.start()
-    try:
+    with in_process_kiosk(tmp_path_factory.mktemp("tech")) as kiosk:
         yield kiosk
-    finally:
-        kiosk.stop()
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

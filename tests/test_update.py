@@ -374,3 +374,62 @@ def test_remote_set_config_cannot_touch_the_root_updaters_settings(tmp_path: Pat
     unit = (REPO / "systemd" / "kiosk-update.service").read_text()
     for flag in ("--root /opt/kiosk-edge", "--keys /etc/kiosk-update/keys", "--restart-command"):
         assert flag in unit  # the unit's own settings win over the config's
+
+
+def _member(name: str, kind: bytes = tarfile.REGTYPE, *, link: str = "", mode: int = 0o644):
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.mode = kind, link, mode
+    info.uid = info.gid = 4242
+    info.uname = info.gname = "someone"
+    return info
+
+
+# Payload members a hostile or broken bundle could carry, and ordinary ones.
+MEMBERS = [
+    _member("/etc/cron.d/evil"),
+    _member("../evil"),
+    _member("app/../../evil"),
+    _member("app/link", tarfile.SYMTYPE, link="/etc/shadow"),
+    _member("app/link", tarfile.SYMTYPE, link="../../outside"),
+    _member("app/hard", tarfile.LNKTYPE, link="../outside"),
+    _member("app/dev", tarfile.CHRTYPE),
+    _member("app/blk", tarfile.BLKTYPE),
+    _member("app/fifo", tarfile.FIFOTYPE),
+    _member("app/setuid", mode=0o4777),
+    _member("app/private", mode=0o600),
+    _member("app/script.sh", mode=0o775),
+    _member("app", tarfile.DIRTYPE, mode=0o777),
+    _member("app/inside", tarfile.SYMTYPE, link="script.sh"),
+    _member(".venv/bin/python3", tarfile.SYMTYPE, link="/usr/bin/python3.11"),
+]
+
+
+@pytest.mark.parametrize("member", MEMBERS, ids=lambda m: f"{m.name}:{m.type!r}:{m.linkname}")
+def test_the_fallback_for_python_3_11_2_filters_as_tarfile_does(
+    member: tarfile.TarInfo, tmp_path: Path
+) -> None:
+    """Debian 12 and Pi OS Bookworm ship Python 3.11.2, whose extractall() has no filter
+    (a fresh machine's run of the update tests found it): the fallback must refuse and change
+    exactly what the 'data' filter does, with the venv's python link as the one exception."""
+    from provisioning.update import _data_filter_311
+
+    venv_python = member.name == ".venv/bin/python3"
+    expected: Any
+    try:
+        chosen = tarfile.tar_filter if venv_python else tarfile.data_filter
+        expected = chosen(member, str(tmp_path))
+    except tarfile.TarError:
+        expected = "refused"
+    try:
+        got: Any = _data_filter_311(member, str(tmp_path), allow_absolute_link=venv_python)
+    except tarfile.TarError:
+        got = "refused"
+    if expected == "refused" or got == "refused":
+        assert got == expected
+        return
+    assert (got.name, got.type, got.linkname) == (expected.name, expected.type, expected.linkname)
+    if expected.mode is not None and not venv_python:
+        assert oct(got.mode) == oct(expected.mode)
+    else:  # the filter leaves a folder's or link's mode to the umask; 3.11.2 needs one set
+        assert got.mode & 0o7022 == 0
+    assert (got.uid, got.gid) == (os.getuid(), os.getgid())  # never the bundle's owner

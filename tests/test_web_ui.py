@@ -18,10 +18,9 @@ from babel.messages.pofile import read_po
 from flask import Blueprint, Flask, session
 from werkzeug.security import check_password_hash
 
-from edge import config as cfg
 from edge.app import App
 from tests.conftest import REPO
-from tests.web_ui_helpers import TECH_PIN, LoopbackClient, kiosk_config
+from tests.web_ui_helpers import TECH_PIN, LoopbackClient, in_process_kiosk
 from web_ui.i18n import COMPILE_COMMAND
 from web_ui.pin import PinGate
 from web_ui.visits import COOKIE, VisitStore
@@ -31,17 +30,8 @@ WEB_UI = REPO / "web_ui"
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
-    root = tmp_path_factory.mktemp("ui")
-    path = kiosk_config(root)
-    (root / "scenes" / "scene.jpg").write_bytes(
-        (REPO / "edge/sim/scenes/01-empty-platen.jpg").read_bytes()
-    )
-    kiosk = App(cfg.load(path), config_path=path)
-    kiosk.start()
-    try:
+    with in_process_kiosk(tmp_path_factory.mktemp("ui")) as kiosk:
         yield kiosk
-    finally:
-        kiosk.stop()
 
 
 @pytest.fixture

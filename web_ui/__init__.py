@@ -12,6 +12,7 @@ from edge.localapi import new_token
 from web_ui import api, guard, i18n, live, pages, technician
 from web_ui.flows import dossier, ecopy, guide, home, post, ticket, verify
 from web_ui.kiosk import SCREEN_BLUEPRINTS
+from web_ui.ports import Kiosk
 from web_ui.visits import VisitStore
 
 CSP = (
@@ -21,8 +22,8 @@ CSP = (
 )
 
 
-def create_app(*, services: Any, test_config: dict[str, Any] | None = None) -> Flask:
-    """services is the daemon (edge.app.App): status(), selftest(), printer, sim_pins, config."""
+def create_app(*, services: Kiosk, test_config: dict[str, Any] | None = None) -> Flask:
+    """services is the daemon (edge.app.App) behind its façade, web_ui.ports.Kiosk."""
     app = Flask(__name__)
     ui = services.config.ui
     app.config.update(

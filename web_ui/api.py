@@ -12,12 +12,13 @@ from edge.controls import BUTTON_NAMES
 from edge.errors import BadInput, KioskError
 from edge.selftest import exit_code
 from web_ui.guard import require_caller_proof, wants_json
+from web_ui.ports import Kiosk
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 
-def _kiosk() -> Any:
+def _kiosk() -> Kiosk:
     return current_app.extensions["kiosk"]
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from flask import current_app, render_template, session
 from flask_babel import lazy_gettext as _l
 
+from web_ui.ports import Kiosk
 from web_ui.visits import KEEP_ON_FLOW_END, wipe
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ class Flow:
     hint: Any
     icon: str  # name of an inline SVG in templates/icons.html
     needs: tuple[str, ...]  # parts without which the flow cannot work: "camera"
-    services: tuple[str, ...]  # App attributes the flow calls (None: that part is not built)
+    services: tuple[str, ...]  # names in SERVICES the flow calls (None: that part is not built)
     steps: tuple[Any, ...] = ()
 
 
@@ -104,7 +105,7 @@ FLOWS: dict[str, Flow] = {
 PART_NAMES = {"camera": _l("the camera"), "printer": _l("the printer")}
 
 
-def kiosk() -> Any:
+def kiosk() -> Kiosk:
     return current_app.extensions["kiosk"]
 
 
@@ -125,10 +126,19 @@ def part_ok(name: str) -> bool:
     raise ValueError(name)
 
 
+# The citizen services a flow can need (Flow.services), by name.
+SERVICES: dict[str, Callable[[Kiosk], Any]] = {
+    "copies": lambda k: k.copies,
+    "tickets": lambda k: k.tickets,
+    "dossiers": lambda k: k.dossiers,
+    "catalog": lambda k: k.catalog,
+    "post": lambda k: k.post,
+}
+
+
 def service(name: str) -> Any:
-    """One of the daemon's citizen services (App.copies, App.tickets, App.dossiers,
-    App.catalog, App.post), or None when that part is not running."""
-    return getattr(kiosk(), name, None)
+    """One of the daemon's citizen services (SERVICES), or None when that part is not running."""
+    return SERVICES[name](kiosk())
 
 
 def service_ready(name: str) -> bool:

@@ -16,6 +16,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 
 from edge.events import Event
 from web_ui.bodies import json_object, optional_str
+from web_ui.ports import Kiosk
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("live", __name__, url_prefix="/live")
@@ -77,11 +78,11 @@ class Heartbeat:
         return {"heartbeat_age_s": age, "screen": self.path}
 
 
-def init_app(app: Flask, services: Any) -> None:
+def init_app(app: Flask, services: Kiosk) -> None:
     app.extensions["kiosk_heartbeat"] = Heartbeat()
     feed = ButtonFeed()
     app.extensions["kiosk_buttons"] = feed
-    if getattr(services, "bus", None) is not None:
+    if services.bus is not None:
         services.bus.subscribe("button.", feed.on_event)
 
 

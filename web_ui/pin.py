@@ -14,6 +14,7 @@ from typing import Any
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from edge.store.staff import SHARED, StaffAccounts
+from web_ui.ports import Kiosk
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def _decoy_hash() -> str:
 
 
 class PinGate:
-    def __init__(self, kiosk: Any, *, clock: Any = time.time) -> None:
+    def __init__(self, kiosk: Kiosk, *, clock: Any = time.time) -> None:
         self.kiosk = kiosk
         self.clock = clock
 

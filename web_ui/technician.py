@@ -12,12 +12,15 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, redirect, session, url_for
 
+from edge.fleet.certificates import certificate_info
 from edge.printing import JobPurged
+from edge.provisioned import STEPS, steps_done
 from edge.store import staff as audit
 from edge.store.staff import SHARED
 from web_ui.forms import StaffLoginForm
 from web_ui.kiosk import kiosk, screen
 from web_ui.pin import PinGate
+from web_ui.ports import Kiosk
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("technician", __name__, url_prefix="/technician")
@@ -169,7 +172,7 @@ def _jobs(k: Any) -> list[dict[str, Any]]:
     return jobs
 
 
-def _provisioning(k: Any) -> dict[str, Any]:
+def _provisioning(k: Kiosk) -> dict[str, Any]:
     """What a technician needs to know about this kiosk's identity, never a secret."""
     c = k.config
     m = c.mqtt
@@ -184,12 +187,9 @@ def _provisioning(k: Any) -> dict[str, Any]:
         "technician_pin": bool(c.ui.technician_pin_hash),
     }
     try:  # issue 9's provisioning record: which steps are done, the certificate's expiry
-        from provisioning.provision import STEPS, ProvisionState, certificate_info
-
-        record = ProvisionState(c.storage.state_dir / "provisioning" / "state.json").load()
-        steps = record.data.get("steps", {})
-        state["steps_done"] = [s for s in STEPS if steps.get(s, {}).get("done_at")]
-        state["next_step"] = next((s for s in STEPS if not steps.get(s, {}).get("done_at")), None)
+        done = steps_done(c.storage.state_dir)
+        state["steps_done"] = done
+        state["next_step"] = next((s for s in STEPS if s not in done), None)
         if m.cert_file:
             info = certificate_info(m.cert_file) or {}
             state["certificate_days_left"] = info.get("days_left")

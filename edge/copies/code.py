@@ -96,7 +96,8 @@ class CopySequence:
     A number is burnt once reserved, whether or not its copy is finished: a gap is harmless,
     a repeat is not (a restart burns what is left of the block). A flock on `<floor>.lock`
     keeps two processes (daemon and CLI) apart; each takes its own blocks. Blocks spare the
-    two fsyncs per copy that an SD card makes slow.
+    two fsyncs per copy that an SD card makes slow; a process that issues one copy and exits
+    (`kiosk copy issue`) takes block=1, as a bigger block would only burn the rest.
     """
 
     def __init__(self, store: Store, floor_path: Path, *, block: int = BLOCK) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 from edge import config as cfg
 from edge.copies import pdf as pdfmod
 from edge.copies import qrpayload
-from edge.copies.code import CopySequence, make_code, parse_code
+from edge.copies.code import BLOCK, CopySequence, make_code, parse_code
 from edge.copies.sign import (
     CopyPaths,
     KioskSigner,
@@ -100,7 +100,10 @@ class CopyService:
         outbox: Outbox,
         printer: Any = None,
         on_issued: Callable[[IssuedCopy], None] | None = None,
+        sequence_block: int = BLOCK,
     ) -> None:
+        """sequence_block: copy numbers reserved at a time; a one-shot CLI issuing one copy
+        passes 1, or it would burn the rest of a block on exit (see CopySequence)."""
         self.config = config
         self.paths = CopyPaths.from_config(config)
         self.store = store
@@ -108,7 +111,7 @@ class CopyService:
         self.outbox = outbox
         self.printer = printer
         self.on_issued = on_issued
-        self.sequence = CopySequence(store, self.paths.sequence_floor)
+        self.sequence = CopySequence(store, self.paths.sequence_floor, block=sequence_block)
         self.signer = KioskSigner(
             self.paths.signing_key,
             self.paths.signing_cert,

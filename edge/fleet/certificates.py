@@ -19,10 +19,42 @@ from protocol.files import fsync_dir, write_atomic
 logger = logging.getLogger(__name__)
 
 PENDING_KEY = "pending-client.key"
+EXPIRY_WARNING_DAYS = 30
 
 
 class CertificateRefused(ValueError):
     """The certificate offered for installation does not fit this kiosk."""
+
+
+def certificate_info(cert_file: Path, *, now: dt.datetime | None = None) -> dict[str, Any] | None:
+    """Subject, serial, validity and days left of the installed client certificate."""
+    if not cert_file.exists():
+        return None
+    try:
+        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    except ValueError as err:
+        return {"error": f"unreadable: {err}"}
+    now = now or dt.datetime.now(dt.UTC)
+    left = cert.not_valid_after_utc - now
+    names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    days = left.total_seconds() / 86400
+    if days <= 0:
+        warning = "Chứng thư đã hết hạn / the certificate has expired: re-provision or rotate it"
+    elif days < EXPIRY_WARNING_DAYS:
+        warning = (
+            f"Chứng thư sắp hết hạn ({int(days)} ngày) / the certificate expires in "
+            f"{int(days)} days: rotate it (fleet command rotate-certificate) or re-provision"
+        )
+    else:
+        warning = None
+    return {
+        "subject": str(names[0].value) if names else "",
+        "serial": format(cert.serial_number, "x"),
+        "not_before": cert.not_valid_before_utc.isoformat(),
+        "not_after": cert.not_valid_after_utc.isoformat(),
+        "days_left": round(days, 1),
+        "warning": warning,
+    }
 
 
 def start_rotation(state_dir: Path, kiosk_id: str) -> str:

@@ -11,7 +11,7 @@ from flask import Blueprint, jsonify, redirect, session, url_for
 from edge.errors import BadInput
 from web_ui.forms import DossierForm
 from web_ui.i18n import pick
-from web_ui.kiosk import end_flow, guard, part_ok, scan_qr, screen, service
+from web_ui.kiosk import end_flow, guard, kiosk, part_ok, scan_qr, screen
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("dossier", __name__, url_prefix="/c")
@@ -21,7 +21,7 @@ KEY = "dossier"
 def _lookup(text: str) -> str | None:
     """Ask the service; keep the answer in the session; None or the citizen's message."""
     try:
-        status = service("dossiers").lookup(text, session_id=session.sid)
+        status = kiosk().dossiers.lookup(text, session_id=session.sid)
     except BadInput as err:  # bad code, too many tries, no answer and nothing cached
         logger.info("dossier lookup refused: %s", getattr(err, "code", "bad_input"))
         return pick(getattr(err, "message_vi", str(err)), str(err))

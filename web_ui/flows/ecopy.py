@@ -1,112 +1,71 @@
-"""Flow A, the certified e-copy: identify (CCCD QR) -> consent and face with liveness -> scan the
-pages -> review what was read -> fee and payment -> issue -> receipt."""
+"""Flow A, the certified e-copy, as screens: the views parse forms, feed the session
+(edge.services.ecopy) camera frames and answers, and render what it says."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import logging
-import secrets
-import threading
-import time
 from typing import Any
 
-import cv2
 import numpy as np
 import segno
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, session, url_for
 
+from edge.adapters.payment_sim import SimulatedPayment
 from edge.errors import KioskError
-from edge.events import Event
-from edge.identity.card import CardError, read_card
 from edge.services.consent import CONSENT_TEXT, PURPOSE_FACE, ConsentStore
+from edge.services.ecopy import MAX_PAGES, EcopySession, Message, Poll, Vision
 from edge.services.identify import State, VerificationSession
-from edge.vision.page import PageCapture, PageRejected, scan
 from web_ui.forms import ContactForm, PinForm
 from web_ui.i18n import pick
-from web_ui.kiosk import end_flow, guard, kiosk, screen, service, service_ready
+from web_ui.kiosk import end_flow, guard, kiosk, screen, service_ready
 from web_ui.pin import PinGate
 from web_ui.visits import touch
 
-logger = logging.getLogger(__name__)
 bp = Blueprint("ecopy", __name__, url_prefix="/a")
-
-MAX_PAGES = 20
-CHALLENGES_EN = {
-    "Vui lòng chớp mắt": "Please blink",
-    "Vui lòng quay đầu sang trái": "Please turn your head to your left",
-    "Vui lòng quay đầu sang phải": "Please turn your head to your right",
-}
 KEY = "ecopy"
+FIELD_LABELS = {
+    "name": ("Họ và tên", "Full name"),
+    "date_of_birth": ("Ngày sinh", "Date of birth"),
+    "number": ("Số", "Number"),
+    "issuer": ("Nơi cấp", "Issued by"),
+    "issue_date": ("Ngày cấp", "Issue date"),
+    "mother_name": ("Họ tên mẹ", "Mother's name"),
+    "father_name": ("Họ tên cha", "Father's name"),
+    "spouse_name": ("Họ tên vợ/chồng", "Spouse's name"),
+}
 
 
-class Work:
-    """One citizen's e-copy in progress. close() drops face data, card data and pages."""
-
-    def __init__(self, identity: VerificationSession) -> None:
-        self.identity = identity
-        self.staff_verified = False
-        self.capture = PageCapture()
-        self.pages: list[Any] = []  # ScannedPage, upright once read
-        self.reads: list[dict[str, Any]] = []  # per page: doc type, fields, name check, QR
-        self.issued: dict[str, Any] | None = None
-        self.paid = False
-        self.contact = ""
-        self.reference = secrets.token_hex(4).upper()  # payment reference, no personal data
-        self.lock = threading.Lock()  # one poll at a time per citizen
-        self.last_frame_id = 0
-
-    @property
-    def verified(self) -> bool:
-        return self.identity.state == State.VERIFIED or self.staff_verified
-
-    def close(self) -> None:
-        self.identity.close()
-        self.pages.clear()
-        self.reads.clear()
-        self.capture.reset()
-
-
-class Vision:
-    """Models shared by every session, loaded once on first use."""
-
-    def __init__(self, config: Any) -> None:
-        self.config = config
-        self._verifier: Any = None
-        self._lock = threading.Lock()
-
-    @property
-    def verifier(self) -> Any:
-        with self._lock:
-            if self._verifier is None:
-                from edge.vision.face import FaceVerifier
-
-                self._verifier = FaceVerifier(models_dir=self.config.models.dir)
-            return self._verifier
-
-
-def _vision() -> Vision:
+def _shared(name: str, make: Any) -> Any:
+    """One per app, made on first use: the face models, the payment adapter."""
     ext = current_app.extensions
-    if "kiosk_vision" not in ext:
-        ext["kiosk_vision"] = Vision(kiosk().config)
-    return ext["kiosk_vision"]
+    if name not in ext:
+        ext[name] = make()
+    return ext[name]
 
 
-def _new_work() -> Work:
+def _new_work() -> EcopySession:
     from edge.vision.liveness import new_challenge
 
     k = kiosk()
+    vision = _shared("kiosk_vision", lambda: Vision(k.config))
     identity = VerificationSession(
         consents=ConsentStore(k.store, k.key, kiosk_id=k.config.kiosk.id),
-        verifier=_vision().verifier,
+        verifier=vision.verifier,
         new_challenge=functools.partial(
             new_challenge, time_limit_s=k.config.ui.liveness_time_limit_s
         ),
         bus=k.bus,
     )
-    return Work(identity)
+    return EcopySession(identity, copies=k.copies, payment=_payment(), bus=k.bus)
 
 
-def _work(*, create: bool = False) -> Work | None:
+def _payment() -> SimulatedPayment:
+    # Central's payment confirmation is not built yet: the QR is real, paying is simulated.
+    return _shared("kiosk_payment", lambda: SimulatedPayment(qr=kiosk().copies.payment_qr))
+
+
+def _work(*, create: bool = False) -> EcopySession | None:
     work = session.get(KEY)
     if work is None and create:
         work = session[KEY] = _new_work()
@@ -118,19 +77,42 @@ def _frame() -> np.ndarray | None:
     return camera.latest() if camera is not None else None
 
 
-def _quad(points: Any, size: tuple[int, int]) -> list[list[float]]:
-    if points is None:
-        return []
-    w, h = size
-    return [[round(float(x) / w, 4), round(float(y) / h, 4)] for x, y in points]
+def _url(step: str) -> str:
+    return url_for("home.index") if step == "home" else url_for(f"ecopy.{step}")
 
 
-def _need(work: Work | None, *, verified: bool = False) -> Any:
+def _text(message: Message | None) -> str:
+    return pick(*message) if message else ""
+
+
+def _answer(poll: Poll) -> Response:
+    """A poll's answer as the screen's script reads it: only what was said."""
+    if poll.touch:
+        touch(session)
+    out = {k: v for k, v in dataclasses.asdict(poll).items() if v is not None}
+    out.pop("touch")
+    if poll.next is not None:
+        out["next"] = _url(poll.next)
+    if poll.message is not None:
+        out["message"] = _text(poll.message)
+    return jsonify(**out)
+
+
+def _need(work: EcopySession | None, *, verified: bool = False) -> Any:
     """Where to send a citizen who skipped a step (a bookmark, the Back button)."""
     if work is None:
         return redirect(url_for("ecopy.start"))
     if verified and not work.verified:
         return redirect(url_for("ecopy.identify"))
+    return None
+
+
+def _identifying(work: EcopySession | None, *states: State) -> Any:
+    """Send a citizen whose identification is not at one of states where it is."""
+    if work is None:
+        return redirect(url_for("ecopy.start"))
+    if work.identity.state not in states:
+        return redirect(_url(work.step()))
     return None
 
 
@@ -151,54 +133,15 @@ def start() -> Any:
 def identify() -> Any:
     work = _work(create=True)
     if work.identity.state != State.WAITING_CARD:
-        return redirect(_after_identity(work))
+        return redirect(_url(work.step()))
     return screen("ecopy/identify.html", flow="ecopy", step=1)
-
-
-def _after_identity(work: Work) -> str:
-    state = work.identity.state
-    if work.staff_verified or state == State.VERIFIED:
-        return url_for("ecopy.pages")
-    return {
-        State.WAITING_CARD: url_for("ecopy.identify"),
-        State.CONSENT: url_for("ecopy.consent"),
-        State.FACE: url_for("ecopy.face"),
-        State.LIVENESS: url_for("ecopy.face"),
-        State.STAFF: url_for("ecopy.staff"),
-        State.DECLINED: url_for("ecopy.staff"),
-    }.get(state, url_for("home.index"))
 
 
 @bp.post("/identify/poll")
 @guard("ecopy")
 def identify_poll() -> Any:
     work = _work(create=True)
-    if work.identity.state != State.WAITING_CARD:
-        return jsonify(next=_after_identity(work))
-    frame = _frame()
-    if frame is None:
-        return jsonify(message=pick("Đang chờ hình ảnh từ camera…", "Waiting for the camera…"))
-    from edge.vision.face import find_faces
-
-    with work.lock:
-        size = (frame.shape[1], frame.shape[0])
-        try:
-            reading = read_card(frame, find_face=find_faces)
-        except CardError as err:
-            return jsonify(message=pick(err.message_vi, str(err)), tone="bad")
-        step = work.identity.card_read(reading)
-    if step.state == State.CONSENT:
-        logger.info("card read for an e-copy")
-        touch(session)
-        return jsonify(next=url_for("ecopy.consent"))
-    return jsonify(  # the card's portrait could not be used
-        message=pick(
-            step.detail or step.message_vi,
-            "The photo on the card is not clear. Lay the whole card flat inside the frame.",
-        ),
-        quad=_quad(reading.card_quad, size),
-        tone="bad",
-    )
+    return _answer(work.card(_frame() if work.identity.state == State.WAITING_CARD else None))
 
 
 # --- 2. consent and face ---------------------------------------------------------------
@@ -207,9 +150,8 @@ def identify_poll() -> Any:
 @bp.get("/consent")
 @guard("ecopy")
 def consent() -> Any:
-    work = _work()
-    if work is None or work.identity.state != State.CONSENT:
-        return redirect(_after_identity(work) if work else url_for("ecopy.start"))
+    if (r := _identifying(_work(), State.CONSENT)) is not None:
+        return r
     texts = CONSENT_TEXT[PURPOSE_FACE]
     return screen("ecopy/consent.html", flow="ecopy", step=2, text=pick(texts["vi"], texts["en"]))
 
@@ -220,17 +162,15 @@ def give_consent(answer: str) -> Any:
     work = _work()
     if work is None or work.identity.state != State.CONSENT or answer not in ("yes", "no"):
         return redirect(url_for("ecopy.start"))
-    step = work.identity.give_consent(answer == "yes")
-    logger.info("face consent %s", "given" if answer == "yes" else "declined")
-    return redirect(_after_identity(work) if step.state != State.FACE else url_for("ecopy.face"))
+    return redirect(_url(work.consent(answer == "yes")))
 
 
 @bp.get("/face")
 @guard("ecopy")
 def face() -> Any:
     work = _work()
-    if work is None or work.identity.state not in (State.FACE, State.LIVENESS):
-        return redirect(_after_identity(work) if work else url_for("ecopy.start"))
+    if (r := _identifying(work, State.FACE, State.LIVENESS)) is not None:
+        return r
     return screen("ecopy/face.html", flow="ecopy", step=2, tries=work.identity.max_tries)
 
 
@@ -240,53 +180,8 @@ def face_poll() -> Any:
     work = _work()
     if work is None:
         return jsonify(next=url_for("ecopy.start"))
-    identity = work.identity
-    if identity.state not in (State.FACE, State.LIVENESS):
-        return jsonify(next=_after_identity(work))
-    frame = _frame()
-    if frame is None:
-        return jsonify(message=pick("Đang chờ hình ảnh từ camera…", "Waiting for the camera…"))
-    from edge.vision.face import find_faces
-
-    with work.lock:
-        step = identity.tick()
-        if step.state == State.EXPIRED:
-            return jsonify(next=url_for("ecopy.expired"))
-        face_quad: list[list[float]] = []
-        if identity.state == State.FACE:
-            faces = find_faces(frame)
-            if not faces:  # nobody in front yet: not a failed try
-                return jsonify(
-                    message=pick(
-                        "Vui lòng nhìn thẳng vào camera.", "Please look straight at the camera."
-                    ),
-                    wait_ms=300,
-                )
-            x, y, w, h = faces[0]
-            size = (frame.shape[1], frame.shape[0])
-            face_quad = _quad([(x, y), (x + w, y), (x + w, y + h), (x, y + h)], size)
-            step = identity.submit_face(frame)
-        else:
-            step = identity.liveness_frame(frame, time.monotonic())
-    if step.state == State.VERIFIED:
-        logger.info("citizen verified for an e-copy")
-        return jsonify(next=url_for("ecopy.pages"))
-    if step.state == State.STAFF:
-        return jsonify(next=url_for("ecopy.staff"))
-    if step.state == State.LIVENESS:
-        return jsonify(
-            message=pick(step.challenge_vi or "", CHALLENGES_EN.get(step.challenge_vi or "", "")),
-            quad=face_quad,  # where the face was found, drawn over the preview
-            tone="good",
-            progress=True,
-            wait_ms=60,
-        )
-    # A failed try: back to FACE with fewer tries left.
-    message = pick(
-        f"Chưa xác minh được. Vui lòng thử lại (còn {step.tries_left} lần).",
-        f"Not verified yet. Please try again ({step.tries_left} tries left).",
-    )
-    return jsonify(message=message, quad=face_quad, tone="bad", wait_ms=1500)
+    looking = work.identity.state in (State.FACE, State.LIVENESS)
+    return _answer(work.face(_frame() if looking else None))
 
 
 @bp.get("/expired")
@@ -300,15 +195,14 @@ def expired() -> Any:
 def staff() -> Any:
     """Face check declined or failed 3 times: staff check the card and confirm with their PIN."""
     work = _work()
-    if work is None or work.identity.state not in (State.STAFF, State.DECLINED):
-        return redirect(_after_identity(work) if work else url_for("ecopy.start"))
+    if (r := _identifying(work, State.STAFF, State.DECLINED)) is not None:
+        return r
     form = PinForm()
     problem = None
     if form.validate_on_submit():
         result = PinGate(kiosk()).check(form.pin.data)
         if result.verdict == "ok":
-            work.staff_verified = True
-            kiosk().bus.post(Event("identity.staff_verified", "identity", {"severity": "info"}))
+            work.confirm_by_staff()
             return redirect(url_for("ecopy.pages"))
         problem = result
     elif form.is_submitted():
@@ -345,34 +239,7 @@ def pages_poll() -> Any:
     work = _work()
     if work is None or not work.verified:
         return jsonify(next=url_for("ecopy.start"))
-    frame = _frame()
-    if frame is None:
-        return jsonify(message=pick("Đang chờ hình ảnh từ camera…", "Waiting for the camera…"))
-    if len(work.pages) >= MAX_PAGES:
-        return jsonify(
-            message=pick("Đã đủ số trang tối đa.", "Maximum number of pages reached."),
-            pages=len(work.pages),
-        )
-    with work.lock:
-        state = work.capture.feed(frame)
-        check = state.check
-        size = tuple(check.frame_size) if check.frame_size[0] else (frame.shape[1], frame.shape[0])
-        quad = _quad(check.quad, size)
-        if state.capture:
-            try:
-                work.pages.append(scan(frame, check=check))
-            except PageRejected as err:
-                return jsonify(message=pick(err.message_vi, str(err)), tone="bad", quad=quad)
-            touch(session)
-            logger.info("page captured", extra={"pages": len(work.pages)})
-    tone = {"hold_still": "good", "capture": "good", "captured": "good"}.get(state.status, "bad")
-    return jsonify(
-        message=pick(state.message_vi, state.message_en),
-        tone=tone,
-        quad=quad,
-        pages=len(work.pages),
-        progress=state.status in ("hold_still", "capture"),
-    )
+    return _answer(work.feed_page(_frame()))
 
 
 @bp.post("/pages/capture")
@@ -382,19 +249,8 @@ def capture_now() -> Any:
     work = _work()
     if (r := _need(work, verified=True)) is not None:
         return r
-    frame = _frame()
-    with work.lock:
-        try:
-            if frame is None:
-                raise KioskError("no camera frame")
-            if len(work.pages) < MAX_PAGES:
-                work.pages.append(work.capture.capture(frame))
-        except PageRejected as err:
-            session["ecopy_problem"] = pick(err.message_vi, str(err))
-        except KioskError:
-            session["ecopy_problem"] = pick(
-                "Camera chưa sẵn sàng. Vui lòng thử lại.", "The camera is not ready. Try again."
-            )
+    if (problem := work.capture_page(_frame())) is not None:
+        session["ecopy_problem"] = _text(problem)
     return redirect(url_for("ecopy.pages"))
 
 
@@ -404,24 +260,17 @@ def retake(n: int) -> Any:
     work = _work()
     if (r := _need(work, verified=True)) is not None:
         return r
-    with work.lock:
-        if 1 <= n <= len(work.pages):
-            del work.pages[n - 1]
-            work.reads = []
-            work.capture.reset()
+    work.remove_page(n)
     return redirect(url_for("ecopy.pages"))
 
 
 @bp.get("/pages/<int:n>.jpg")
 def page_image(n: int) -> Any:
     work = _work()
-    if work is None or not 1 <= n <= len(work.pages):
+    data = work.thumbnail(n) if work is not None else None
+    if data is None:
         abort(404)
-    image = work.pages[n - 1].image
-    h, w = image.shape[:2]
-    small = cv2.resize(image, (round(w * 300 / h), 300), interpolation=cv2.INTER_AREA)
-    _, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 75])
-    return Response(data.tobytes(), mimetype="image/jpeg", headers={"Cache-Control": "no-store"})
+    return Response(data, mimetype="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
 # --- 4. read and check -----------------------------------------------------------------
@@ -433,48 +282,10 @@ def read_pages() -> Any:
     work = _work()
     if (r := _need(work, verified=True)) is not None:
         return r
-    if not work.pages:
-        session["ecopy_problem"] = pick(
-            "Vui lòng đặt ít nhất một trang giấy tờ.", "Please place at least one page."
-        )
+    if (problem := work.read_pages()) is not None:
+        session["ecopy_problem"] = _text(problem)
         return redirect(url_for("ecopy.pages"))
-    from edge.documents.doctype import check_name, recognise
-    from edge.vision.ocr import shared_ocr
-
-    card = work.identity.card
-    with work.lock:
-        reads = []
-        for i, page in enumerate(work.pages):
-            upright, reading = shared_ocr().read_page(page)
-            work.pages[i] = upright
-            found = recognise(reading.text, lines=reading.lines, page_size_mm=upright.size_mm)
-            name = check_name(found, card.name, text=reading.text) if card is not None else None
-            reads.append(
-                {
-                    "label": pick(found.label_vi, found.label_en),
-                    "doc_type": found.doc_type,
-                    "fields": found.fields,
-                    "name_check": name.result if name else "not_found",
-                    "name_message": pick(name.message_vi, name.message_en) if name else "",
-                    "qr": [code.text for code in upright.qr],
-                    "confidence": round(reading.mean_confidence),
-                }
-            )
-        work.reads = reads
-    logger.info("pages read", extra={"pages": len(reads)})
     return redirect(url_for("ecopy.review"))
-
-
-FIELD_LABELS = {
-    "name": ("Họ và tên", "Full name"),
-    "date_of_birth": ("Ngày sinh", "Date of birth"),
-    "number": ("Số", "Number"),
-    "issuer": ("Nơi cấp", "Issued by"),
-    "issue_date": ("Ngày cấp", "Issue date"),
-    "mother_name": ("Họ tên mẹ", "Mother's name"),
-    "father_name": ("Họ tên cha", "Father's name"),
-    "spouse_name": ("Họ tên vợ/chồng", "Spouse's name"),
-}
 
 
 @bp.get("/review")
@@ -483,17 +294,18 @@ def review() -> Any:
     work = _work()
     if (r := _need(work, verified=True)) is not None:
         return r
-    if not work.reads or len(work.reads) != len(work.pages):
+    if not work.read_done:
         return redirect(url_for("ecopy.pages"))
+    reads = [
+        dataclasses.asdict(read)
+        | {"label": _text(read.label), "name_message": _text(read.name_message)}
+        for read in work.reads
+    ]
     labels = {k: pick(*v) for k, v in FIELD_LABELS.items()}
-    return screen("ecopy/review.html", flow="ecopy", step=4, reads=work.reads, labels=labels)
+    return screen("ecopy/review.html", flow="ecopy", step=4, reads=reads, labels=labels)
 
 
 # --- 5-7. fee, issue, receipt (issue 5's App.copies) -------------------------------------
-
-
-def _copies() -> Any:
-    return service("copies") if service_ready("copies") else None
 
 
 @bp.route("/fee", methods=["GET", "POST"])
@@ -502,19 +314,18 @@ def fee() -> Any:
     work = _work()
     if (r := _need(work, verified=True)) is not None:
         return r
-    if not work.reads or len(work.reads) != len(work.pages):
+    if not work.read_done:
         return redirect(url_for("ecopy.pages"))
-    copies = _copies()
-    if copies is None:
+    if not service_ready("copies"):
         return screen("unavailable.html", flow="ecopy", step=5), 503
-    quote = copies.quote(len(work.pages))
+    quote = work.quote()
     form = ContactForm()
     if form.validate_on_submit():
         work.contact = form.contact.data or ""
-        if quote.payable_vnd and not work.paid:
+        if not work.may_issue(quote):
             return redirect(url_for("ecopy.fee"))
         return redirect(url_for("ecopy.issue"), code=307)
-    payment = copies.payment_qr(quote, work.reference) if quote.payable_vnd else None
+    payment = work.payment_request(quote)
     qr_image = segno.make(payment, error="m").svg_data_uri(scale=5) if payment else None
     return screen(
         "ecopy/fee.html",
@@ -538,8 +349,7 @@ def paid() -> Any:
         return r
     if not kiosk().config.daemon.developer_panel:
         abort(404)
-    work.paid = True
-    logger.info("payment confirmed (simulation)")
+    _payment().confirm(work.reference)
     return redirect(url_for("ecopy.fee"))
 
 
@@ -549,42 +359,12 @@ def issue() -> Any:
     work = _work()
     if (r := _need(work, verified=True)) is not None:
         return r
-    copies = _copies()
-    if copies is None or not work.pages or len(work.reads) != len(work.pages):
+    if not service_ready("copies"):
         return redirect(url_for("ecopy.fee"))
-    with work.lock:
-        if work.issued is None:
-            quote = copies.quote(len(work.pages))
-            if quote.payable_vnd and not work.paid:
-                return redirect(url_for("ecopy.fee"))
-            contact = work.contact
-            delivery = None
-            if contact:
-                delivery = {"email": contact} if "@" in contact else {"ewallet": contact}
-            try:
-                copy = copies.issue(work.pages, work.identity.card, delivery=delivery)
-            except KioskError as err:
-                logger.error("copy not issued: %s", err)
-                return screen("error.html", code="part_down"), 503
-            printed = False
-            try:
-                outcome = copies.print_receipt(copy.code)
-                printed = bool(outcome.printed)
-            except KioskError as err:
-                logger.warning("receipt not printed: %s", err)
-            work.issued = {
-                "code": copy.code,
-                "pages": copy.pages,
-                "fee": pick(copy.fee.label_vi, _fee_en(copy.fee.payable_vnd)),
-                "printed": printed,
-                "delivered": bool(work.contact),
-            }
-            work.pages.clear()  # the copy is signed and stored sealed; the scans go
-    return redirect(url_for("ecopy.done"))
-
-
-def _fee_en(amount: int) -> str:
-    return "Free" if amount == 0 else f"{amount:,} VND"
+    try:
+        return redirect(_url(work.issue()))
+    except KioskError:
+        return screen("error.html", code="part_down"), 503
 
 
 @bp.get("/done")
@@ -592,12 +372,13 @@ def done() -> Any:
     work = _work()
     if work is None or work.issued is None:
         return redirect(url_for("home.index"))
+    issued = dataclasses.asdict(work.issued) | {"fee": _text(work.issued.fee_label)}
     return screen(
         "ecopy/done.html",
         flow="ecopy",
         step=6,
-        issued=work.issued,
-        consent=work.identity.consent is not None,
+        issued=issued,
+        consent=work.consent_given,
         consent_printed=session.pop("consent_printed", None),
     )
 
@@ -606,18 +387,16 @@ def done() -> Any:
 def print_consent() -> Any:
     """The citizen may take the record of their consent (Decree 13/2023/ND-CP)."""
     work = _work()
-    if work is None or work.identity.consent is None:
+    if work is None or not work.consent_given:
         return redirect(url_for("home.index"))
     k = kiosk()
-    consents = ConsentStore(k.store, k.key, kiosk_id=k.config.kiosk.id)
-    data = consents.slip(
-        work.identity.consent,
+    printed = work.print_consent(
+        k.printer,
         paper_width_mm=k.config.printer.paper_width_mm,
         profile=k.config.printer.profile,
         timezone=k.config.kiosk.timezone,
     )
-    outcome = k.printer.submit("consent", "Xác nhận đồng ý", data)
-    session["consent_printed"] = "ok" if outcome.printed else "failed"
+    session["consent_printed"] = "ok" if printed else "failed"
     return redirect(url_for("ecopy.done"))
 
 

@@ -9,7 +9,7 @@ from flask import Blueprint, abort, redirect, session, url_for
 
 from edge.errors import BadInput, PrinterError
 from web_ui.forms import SearchForm
-from web_ui.kiosk import end_flow, guard, kiosk, screen, service
+from web_ui.kiosk import end_flow, guard, kiosk, screen
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("guide", __name__, url_prefix="/d")
@@ -21,7 +21,7 @@ def start() -> Any:
     form = SearchForm()
     hits = None
     if form.validate_on_submit():
-        hits = [h.procedure for h in service("catalog").search(form.q.data, limit=8)]
+        hits = [h.procedure for h in kiosk().catalog.search(form.q.data, limit=8)]
         logger.info("procedure search", extra={"hits": len(hits)})
     return screen("guide/search.html", flow="guide", step=1, form=form, hits=hits)
 
@@ -32,7 +32,7 @@ def procedure(procedure_id: str) -> Any:
     if len(procedure_id) > 64:
         abort(404)
     try:
-        found = service("catalog").get(procedure_id)
+        found = kiosk().catalog.get(procedure_id)
     except BadInput:
         abort(404)
     printed = session.pop("guide_printed", None)
@@ -43,7 +43,7 @@ def procedure(procedure_id: str) -> Any:
 @guard("guide")
 def print_checklist(procedure_id: str) -> Any:
     try:
-        found = service("catalog").get(procedure_id[:64])
+        found = kiosk().catalog.get(procedure_id[:64])
         outcome = kiosk().services.print_checklist(found.id)  # edge.services.bundle.Services
     except PrinterError as err:
         logger.warning("checklist not printed: %s", err)

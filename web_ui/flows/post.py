@@ -11,7 +11,7 @@ from flask import Blueprint, redirect, request, session, url_for
 from edge.errors import BadInput
 from web_ui.forms import AddressForm, SubjectForm
 from web_ui.i18n import pick
-from web_ui.kiosk import end_flow, guard, screen, service
+from web_ui.kiosk import end_flow, guard, kiosk, screen
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("post", __name__, url_prefix="/f")
@@ -40,7 +40,7 @@ def address() -> Any:
     if "subject" not in draft:
         return redirect(url_for("post.start"))
     form = AddressForm(data=draft.get("address"))
-    provinces = service("post").provinces()
+    provinces = kiosk().post.provinces()
     problems: dict[str, str] = {}
     if "post_problem" in session:
         problems["form"] = session.pop("post_problem")
@@ -53,7 +53,7 @@ def address() -> Any:
             "street": form.street.data,
         }
         try:
-            service("post").validate(
+            kiosk().post.validate(
                 subject_type=draft["subject"]["subject_type"],
                 subject_code=draft["subject"]["code"],
                 **fields,
@@ -90,7 +90,7 @@ def confirm() -> Any:
     if request.method == "POST":
         a = draft["address"]
         try:
-            sent = service("post").submit(
+            sent = kiosk().post.submit(
                 subject_type=draft["subject"]["subject_type"],
                 subject_code=draft["subject"]["code"],
                 recipient_name=a["recipient"],

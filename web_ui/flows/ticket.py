@@ -9,7 +9,7 @@ from flask import Blueprint, redirect, session, url_for
 
 from edge.errors import BadInput
 from web_ui.i18n import pick
-from web_ui.kiosk import end_flow, guard, part_ok, screen, service
+from web_ui.kiosk import end_flow, guard, kiosk, part_ok, screen
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("ticket", __name__, url_prefix="/b")
@@ -19,7 +19,7 @@ KEY = "ticket"
 @bp.get("/")
 @guard("ticket")
 def start() -> Any:
-    areas = service("tickets").areas()
+    areas = kiosk().tickets.areas()
     return screen(
         "ticket/areas.html", flow="ticket", step=1, areas=areas, printer_ok=part_ok("printer")
     )
@@ -31,7 +31,7 @@ def take(area: str) -> Any:
     if len(area) > 8 or not area.isalnum():
         return redirect(url_for("ticket.start"))
     try:
-        ticket = service("tickets").take(area)
+        ticket = kiosk().tickets.take(area)
     except BadInput as err:
         logger.warning("ticket refused: %s", err)
         session["ticket_problem"] = pick(getattr(err, "message_vi", str(err)), str(err))

@@ -11,7 +11,7 @@ from flask import Blueprint, jsonify, redirect, session, url_for
 
 from edge.errors import BadInput
 from web_ui.i18n import pick
-from web_ui.kiosk import end_flow, guard, kiosk, scan_qr, screen, service
+from web_ui.kiosk import end_flow, guard, kiosk, scan_qr, screen
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("verify", __name__, url_prefix="/e")
@@ -33,7 +33,7 @@ def poll() -> Any:
     if text is None:
         return jsonify(**waiting)
     try:
-        verdict = service("copies").verify_qr(text)
+        verdict = kiosk().copies.verify_qr(text)
     except BadInput as err:
         return jsonify(message=pick(getattr(err, "message_vi", str(err)), str(err)), tone="bad")
     logger.info("copy verified", extra={"verdict": verdict.status})

@@ -1,0 +1,430 @@
+"""Flow A, the certified e-copy, as one citizen's session: identify → consent → face → pages →
+read → checks → quote → pay → issue; no web framework, the UI feeds it frames and answers."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import cv2
+import numpy as np
+
+from edge.errors import KioskError
+from edge.events import Event, EventBus
+from edge.fees import Fee
+from edge.identity.card import CardError, read_card
+from edge.ports.payment import Payment
+from edge.services.identify import State, VerificationSession
+from edge.vision.page import PageCapture, PageRejected, scan
+
+logger = logging.getLogger(__name__)
+
+MAX_PAGES = 20
+CHALLENGES_EN = {
+    "Vui lòng chớp mắt": "Please blink",
+    "Vui lòng quay đầu sang trái": "Please turn your head to your left",
+    "Vui lòng quay đầu sang phải": "Please turn your head to your right",
+}
+
+
+class Message(NamedTuple):
+    """A citizen-facing text in both languages; the UI picks one."""
+
+    vi: str
+    en: str
+
+
+NO_FRAME = Message("Đang chờ hình ảnh từ camera…", "Waiting for the camera…")
+NO_CAMERA = Message(
+    "Camera chưa sẵn sàng. Vui lòng thử lại.", "The camera is not ready. Try again."
+)
+LOOK_AT_CAMERA = Message("Vui lòng nhìn thẳng vào camera.", "Please look straight at the camera.")
+CARD_PHOTO_EN = "The photo on the card is not clear. Lay the whole card flat inside the frame."
+PAGES_FULL = Message("Đã đủ số trang tối đa.", "Maximum number of pages reached.")
+NO_PAGES = Message("Vui lòng đặt ít nhất một trang giấy tờ.", "Please place at least one page.")
+
+# Where the citizen belongs while identifying, by the identity session's state.
+IDENTITY_STEPS = {
+    State.WAITING_CARD: "identify",
+    State.CONSENT: "consent",
+    State.FACE: "face",
+    State.LIVENESS: "face",
+    State.STAFF: "staff",
+    State.DECLINED: "staff",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Poll:
+    """The answer to one camera frame: the next step when this one is over, else what to tell
+    the citizen. None means "not said"; quad is where the card, face or page was found, in
+    fractions of the frame. touch: the citizen made progress without touching the screen."""
+
+    next: str | None = None
+    message: Message | None = None
+    tone: str | None = None
+    quad: list[list[float]] | None = None
+    wait_ms: int | None = None
+    progress: bool | None = None
+    pages: int | None = None
+    touch: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PageRead:
+    """What was read on one page, shown for review before the fee."""
+
+    doc_type: str
+    label: Message
+    fields: dict[str, str]
+    name_check: str  # match, mismatch or not_found
+    name_message: Message | None
+    qr: list[str]
+    confidence: int
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    """The issued copy as the last screen shows it; the signed PDF is with the copy service."""
+
+    code: str
+    pages: int
+    fee: Fee
+    printed: bool
+    delivered: bool
+
+    @property
+    def fee_label(self) -> Message:
+        amount = self.fee.payable_vnd
+        return Message(self.fee.label_vi, "Free" if amount == 0 else f"{amount:,} VND")
+
+
+class Vision:
+    """Models shared by every session, loaded once on first use."""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self._verifier: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def verifier(self) -> Any:
+        with self._lock:
+            if self._verifier is None:
+                from edge.vision.face import FaceVerifier
+
+                self._verifier = FaceVerifier(models_dir=self.config.models.dir)
+            return self._verifier
+
+
+def frame_quad(points: Any, size: tuple[int, int]) -> list[list[float]]:
+    """Corner points in pixels as fractions of the frame, for drawing over any preview size."""
+    if points is None:
+        return []
+    w, h = size
+    return [[round(float(x) / w, 4), round(float(y) / h, 4)] for x, y in points]
+
+
+class EcopySession:
+    """One citizen's e-copy in progress. close() drops face data, card data and pages.
+
+    identity: the identification session (card, consent, face); copies: edge.copies.issue's
+    CopyService (quote, issue, receipt); payment: the Payment port.
+    """
+
+    def __init__(
+        self,
+        identity: VerificationSession,
+        *,
+        copies: Any,
+        payment: Payment,
+        bus: EventBus | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.identity = identity
+        self.copies = copies
+        self.payment = payment
+        self.bus = bus
+        self.clock = clock
+        self.staff_verified = False
+        self.capture = PageCapture()
+        self.pages: list[Any] = []  # ScannedPage, upright once read
+        self.reads: list[PageRead] = []
+        self.issued: Issued | None = None
+        self.contact = ""
+        self.reference = secrets.token_hex(4).upper()  # payment reference, no personal data
+        self.lock = threading.Lock()  # one poll at a time per citizen
+
+    @property
+    def verified(self) -> bool:
+        return self.identity.state == State.VERIFIED or self.staff_verified
+
+    def step(self) -> str:
+        """Where an identifying citizen belongs now ("home" once the session expired)."""
+        if self.verified:
+            return "pages"
+        return IDENTITY_STEPS.get(self.identity.state, "home")
+
+    # --- 1. identify ---------------------------------------------------------------------
+
+    def card(self, frame: np.ndarray | None) -> Poll:
+        """Look for the citizen's CCCD in a frame; its QR and portrait move the session on."""
+        if self.identity.state != State.WAITING_CARD:
+            return Poll(next=self.step())
+        if frame is None:
+            return Poll(message=NO_FRAME)
+        from edge.vision.face import find_faces
+
+        with self.lock:
+            size = (frame.shape[1], frame.shape[0])
+            try:
+                reading = read_card(frame, find_face=find_faces)
+            except CardError as err:
+                return Poll(message=Message(err.message_vi, str(err)), tone="bad")
+            step = self.identity.card_read(reading)
+        if step.state == State.CONSENT:
+            logger.info("card read for an e-copy")
+            return Poll(next="consent", touch=True)
+        return Poll(  # the card's portrait could not be used
+            message=Message(step.detail or step.message_vi, CARD_PHOTO_EN),
+            quad=frame_quad(reading.card_quad, size),
+            tone="bad",
+        )
+
+    # --- 2. consent and face -------------------------------------------------------------
+
+    def consent(self, agreed: bool) -> str:
+        """The citizen's answer to the consent text; the next step."""
+        step = self.identity.give_consent(agreed)
+        logger.info("face consent %s", "given" if agreed else "declined")
+        return "face" if step.state == State.FACE else self.step()
+
+    def face(self, frame: np.ndarray | None, t: float | None = None) -> Poll:
+        """One frame of the face check, then of the liveness challenge (t: the frame's time)."""
+        identity = self.identity
+        if identity.state not in (State.FACE, State.LIVENESS):
+            return Poll(next=self.step())
+        if frame is None:
+            return Poll(message=NO_FRAME)
+        from edge.vision.face import find_faces
+
+        with self.lock:
+            step = identity.tick()
+            if step.state == State.EXPIRED:
+                return Poll(next="expired")
+            face_quad: list[list[float]] = []
+            if identity.state == State.FACE:
+                faces = find_faces(frame)
+                if not faces:  # nobody in front yet: not a failed try
+                    return Poll(message=LOOK_AT_CAMERA, wait_ms=300)
+                x, y, w, h = faces[0]
+                size = (frame.shape[1], frame.shape[0])
+                face_quad = frame_quad([(x, y), (x + w, y), (x + w, y + h), (x, y + h)], size)
+                step = identity.submit_face(frame)
+            else:
+                step = identity.liveness_frame(frame, self.clock() if t is None else t)
+        if step.state == State.VERIFIED:
+            logger.info("citizen verified for an e-copy")
+            return Poll(next="pages")
+        if step.state == State.STAFF:
+            return Poll(next="staff")
+        if step.state == State.LIVENESS:
+            challenge = step.challenge_vi or ""
+            return Poll(
+                message=Message(challenge, CHALLENGES_EN.get(challenge, "")),
+                quad=face_quad,  # where the face was found, drawn over the preview
+                tone="good",
+                progress=True,
+                wait_ms=60,
+            )
+        # A failed try: back to FACE with fewer tries left.
+        message = Message(
+            f"Chưa xác minh được. Vui lòng thử lại (còn {step.tries_left} lần).",
+            f"Not verified yet. Please try again ({step.tries_left} tries left).",
+        )
+        return Poll(message=message, quad=face_quad, tone="bad", wait_ms=1500)
+
+    def confirm_by_staff(self) -> None:
+        """Staff checked the card by eye and confirmed with their PIN (checked by the caller)."""
+        self.staff_verified = True
+        if self.bus is not None:
+            self.bus.post(Event("identity.staff_verified", "identity", {"severity": "info"}))
+
+    # --- 3. pages ------------------------------------------------------------------------
+
+    def feed_page(self, frame: np.ndarray | None) -> Poll:
+        """One preview frame: guidance, and the page taken once it lies still and clear."""
+        if not self.verified:
+            return Poll(next="start")
+        if frame is None:
+            return Poll(message=NO_FRAME)
+        if len(self.pages) >= MAX_PAGES:
+            return Poll(message=PAGES_FULL, pages=len(self.pages))
+        captured = False
+        with self.lock:
+            state = self.capture.feed(frame)
+            check = state.check
+            size = (
+                tuple(check.frame_size) if check.frame_size[0] else (frame.shape[1], frame.shape[0])
+            )
+            quad = frame_quad(check.quad, size)
+            if state.capture:
+                try:
+                    self.pages.append(scan(frame, check=check))
+                except PageRejected as err:
+                    return Poll(message=Message(err.message_vi, str(err)), tone="bad", quad=quad)
+                captured = True
+                logger.info("page captured", extra={"pages": len(self.pages)})
+        tone = {"hold_still": "good", "capture": "good", "captured": "good"}.get(
+            state.status, "bad"
+        )
+        return Poll(
+            message=Message(state.message_vi, state.message_en),
+            tone=tone,
+            quad=quad,
+            pages=len(self.pages),
+            progress=state.status in ("hold_still", "capture"),
+            touch=captured,
+        )
+
+    def capture_page(self, frame: np.ndarray | None) -> Message | None:
+        """OK pressed: take the page as it is now (blur or glare only warn); the problem, if any."""
+        with self.lock:
+            try:
+                if frame is None:
+                    raise KioskError("no camera frame")
+                if len(self.pages) < MAX_PAGES:
+                    self.pages.append(self.capture.capture(frame))
+            except PageRejected as err:
+                return Message(err.message_vi, str(err))
+            except KioskError:
+                return NO_CAMERA
+        return None
+
+    def remove_page(self, n: int) -> None:
+        """Page n (from 1) goes; what was read goes too, as the pages changed."""
+        with self.lock:
+            if 1 <= n <= len(self.pages):
+                del self.pages[n - 1]
+                self.reads = []
+                self.capture.reset()
+
+    def thumbnail(self, n: int, *, height: int = 300) -> bytes | None:
+        """Page n (from 1) as a small JPEG, or None when there is no such page."""
+        if not 1 <= n <= len(self.pages):
+            return None
+        image = self.pages[n - 1].image
+        h, w = image.shape[:2]
+        small = cv2.resize(image, (round(w * height / h), height), interpolation=cv2.INTER_AREA)
+        _, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 75])
+        return data.tobytes()
+
+    # --- 4. read and check ---------------------------------------------------------------
+
+    def read_pages(self) -> Message | None:
+        """OCR every page, turn it upright, tell its type, compare names with the card."""
+        if not self.pages:
+            return NO_PAGES
+        from edge.documents.doctype import check_name, recognise
+        from edge.vision.ocr import shared_ocr
+
+        card = self.identity.card
+        with self.lock:
+            reads = []
+            for i, page in enumerate(self.pages):
+                upright, reading = shared_ocr().read_page(page)
+                self.pages[i] = upright
+                found = recognise(reading.text, lines=reading.lines, page_size_mm=upright.size_mm)
+                name = check_name(found, card.name, text=reading.text) if card is not None else None
+                reads.append(
+                    PageRead(
+                        doc_type=found.doc_type,
+                        label=Message(found.label_vi, found.label_en),
+                        fields=found.fields,
+                        name_check=name.result if name else "not_found",
+                        name_message=Message(name.message_vi, name.message_en) if name else None,
+                        qr=[code.text for code in upright.qr],
+                        confidence=round(reading.mean_confidence),
+                    )
+                )
+            self.reads = reads
+        logger.info("pages read", extra={"pages": len(reads)})
+        return None
+
+    @property
+    def read_done(self) -> bool:
+        """Every page as it is now has been read."""
+        return bool(self.reads) and len(self.reads) == len(self.pages)
+
+    # --- 5-7. fee, payment, issue, receipt -----------------------------------------------
+
+    def quote(self) -> Fee:
+        return self.copies.quote(len(self.pages))
+
+    def payment_request(self, fee: Fee) -> str | None:
+        """What the citizen scans to pay, or None when nothing is to be paid or scanned."""
+        return self.payment.request(fee, self.reference) if fee.payable_vnd else None
+
+    @property
+    def paid(self) -> bool:
+        return self.payment.paid(self.reference)
+
+    def may_issue(self, fee: Fee) -> bool:
+        return not fee.payable_vnd or self.paid
+
+    def issue(self) -> str:
+        """Sign and store the copy, print its receipt: "done", or "fee" while something is
+        missing (pages read, the payment). KioskError when the copy could not be made."""
+        if not self.pages or len(self.reads) != len(self.pages):
+            return "fee"
+        with self.lock:
+            if self.issued is None:
+                if not self.may_issue(self.quote()):
+                    return "fee"
+                contact = self.contact
+                delivery = None
+                if contact:
+                    delivery = {"email": contact} if "@" in contact else {"ewallet": contact}
+                try:
+                    copy = self.copies.issue(self.pages, self.identity.card, delivery=delivery)
+                except KioskError as err:
+                    logger.error("copy not issued: %s", err)
+                    raise
+                printed = False
+                try:
+                    outcome = self.copies.print_receipt(copy.code)
+                    printed = bool(outcome.printed)
+                except KioskError as err:
+                    logger.warning("receipt not printed: %s", err)
+                self.issued = Issued(copy.code, copy.pages, copy.fee, printed, bool(contact))
+                self.pages.clear()  # the copy is signed and stored sealed; the scans go
+        return "done"
+
+    @property
+    def consent_given(self) -> bool:
+        return self.identity.consent is not None
+
+    def print_consent(
+        self, printer: Any, *, paper_width_mm: int, profile: str, timezone: str
+    ) -> bool | None:
+        """The citizen may take the record of their consent (Decree 13/2023/ND-CP): whether it
+        printed, or None when there is no consent to print."""
+        record = self.identity.consent
+        if record is None:
+            return None
+        data = self.identity.consents.slip(
+            record, paper_width_mm=paper_width_mm, profile=profile, timezone=timezone
+        )
+        return bool(printer.submit("consent", "Xác nhận đồng ý", data).printed)
+
+    def close(self) -> None:
+        self.identity.close()
+        self.pages.clear()
+        self.reads.clear()
+        self.capture.reset()
+        self.payment.cancel(self.reference)

@@ -1,0 +1,180 @@
+"""The e-copy session without a web framework, on real parts: a photographed card with a real
+portrait, the face models and a liveness challenge, generated pages read by OCR, the copy
+service signing into a temp store, a simulated payment and printer."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.adapters.payment_sim import SimulatedPayment
+from edge.adapters.printer_sim import SimulatedPrinter
+from edge.events import EventBus
+from edge.printing import PrintQueue
+from edge.services.consent import ConsentStore
+from edge.services.ecopy import NO_PAGES, EcopySession
+from edge.services.identify import State, VerificationSession
+from edge.vision.face import FaceVerifier
+from edge.vision.liveness import LivenessChallenge
+from tests import cards
+from tests import pages as docs
+from tests.copies_helpers import copy_service
+from tests.test_face import card_photo, load
+from tests.test_liveness import turning_frames
+
+
+def card_scene(name: str | None = None, seed: int = 7) -> tuple[np.ndarray, cards.Person]:
+    """A photographed CCCD with a real portrait (Obama's); name replaces the invented one."""
+    rng = np.random.default_rng(seed)
+    person = cards.random_person(rng)
+    if name is not None:
+        person = dataclasses.replace(person, name=name)
+    card = np.array(cards.render_card(person, rng))[:, :, ::-1].copy()
+    x, y, w, h = cards.PORTRAIT_BOX
+    card[y : y + h, x : x + w] = cv2.resize(card_photo("obama.jpg"), (w, h))
+    frame, _ = cards._paste(cards.platen(rng), card, cards._placement(rng, 700, 4, 0.05))
+    return frame, person
+
+
+@pytest.fixture(scope="module")
+def verifier() -> FaceVerifier:
+    return FaceVerifier()
+
+
+@pytest.fixture
+def kiosk(tmp_path: Path, verifier: FaceVerifier):
+    """make() opens an e-copy session on a kiosk with its copy service, printer and payment."""
+    bus = EventBus()
+    bus.start()
+    vietqr = '[copies.vietqr]\nbank_bin = "970436"\naccount = "0011001234567"'
+    with copy_service(tmp_path, kiosk_id="TEST-01", extra=vietqr) as copies:  # fees not waived
+        printer = SimulatedPrinter(tmp_path / "printer")
+        printer.plug_in()
+        copies.printer = PrintQueue(printer, store=copies.store, key=copies.copies.key, bus=bus)
+        payment = SimulatedPayment(qr=copies.payment_qr)
+        consents = ConsentStore(copies.store, copies.copies.key, kiosk_id="TEST-01")
+        made: list[EcopySession] = []
+
+        def make() -> EcopySession:
+            identity = VerificationSession(
+                consents=consents,
+                verifier=verifier,
+                new_challenge=functools.partial(LivenessChallenge, "turn_right"),
+                bus=bus,
+            )
+            made.append(EcopySession(identity, copies=copies, payment=payment, bus=bus))
+            return made[-1]
+
+        try:
+            yield make, copies, payment, bus, tmp_path
+        finally:
+            for session in made:
+                session.close()
+            bus.stop()
+
+
+def place(session: EcopySession, frame: np.ndarray, tries: int = 10) -> None:
+    """Leave the page on the platen until the session takes it."""
+    before = len(session.pages)
+    for _ in range(tries):
+        poll = session.feed_page(frame)
+        if poll.pages and poll.pages > before:
+            assert poll.touch and poll.tone == "good"
+            return
+    raise AssertionError(f"the page was not taken: {poll}")
+
+
+def identify_by_staff(session: EcopySession, frame: np.ndarray) -> None:
+    assert session.card(frame).next == "consent"
+    assert session.consent(False) == "staff"  # declined: staff check the card instead
+    session.confirm_by_staff()
+    assert session.verified and session.step() == "pages"
+
+
+def test_a_whole_session_issues_a_copy_that_verifies(kiosk) -> None:
+    make, copies, payment, _, tmp_path = kiosk
+    shot = docs.photographed(2, "birth_certificate", size=docs.PREVIEW)
+    holder = shot.doc.fields["name"]
+    frame, person = card_scene(holder)
+    s = make()
+    assert s.step() == "identify"
+    assert s.card(None).message.vi == "Đang chờ hình ảnh từ camera…"
+    poll = s.card(frame)
+    assert poll.next == "consent" and poll.touch and s.identity.card.id_number == person.id_number
+    assert s.consent(True) == "face" and s.consent_given
+    assert s.feed_page(shot.image).next == "start"  # no pages before the face is checked
+    poll = s.face(load("obama2.jpg"))  # another photo of the man on the card
+    assert poll.message.vi == "Vui lòng quay đầu sang phải" and poll.tone == "good"
+    assert poll.message.en == "Please turn your head to your right" and len(poll.quad) == 4
+    for image, t in turning_frames("obama2.jpg", -5):
+        poll = s.face(image, t)
+        if poll.next:
+            break
+    assert poll.next == "pages" and s.identity.state == State.VERIFIED
+    place(s, shot.image)
+    assert s.read_pages() is None and s.read_done
+    (read,) = s.reads
+    assert (read.doc_type, read.label.vi, read.name_check) == (
+        "birth_certificate",
+        "Giấy khai sinh",
+        "match",
+    )
+    assert read.fields["name"] == holder
+    fee = s.quote()
+    assert (fee.pages, fee.payable_vnd) == (1, 2000)
+    assert s.payment_request(fee).startswith("000201")  # a VietQR payload to scan
+    s.contact = "nguoidan@example.vn"
+    assert not s.may_issue(fee) and s.issue() == "fee"  # not paid yet: nothing is issued
+    assert copies.list() == []
+    payment.confirm(s.reference)
+    assert s.paid and s.issue() == "done"
+    issued = s.issued
+    assert issued.printed and issued.delivered and issued.pages == 1
+    assert issued.fee_label == ("2.000 đ", "2,000 VND")
+    assert s.pages == []  # the scans go once the copy is sealed
+    assert s.issue() == "fee"  # a second press issues nothing more
+    [row] = copies.list()
+    assert row.code == issued.code
+    verdict = copies.verify_pdf(copies.pdf(issued.code))
+    assert (verdict.status, verdict.code, verdict.pages) == ("valid", issued.code, 1)
+    assert list((tmp_path / "printer").glob("*.bin"))  # the receipt
+    s.close()
+    assert s.identity.card is None and not s.paid
+
+
+def test_a_document_in_someone_elses_name_is_flagged(kiosk) -> None:
+    make, _, _, bus, _ = kiosk
+    frame, person = card_scene(seed=7)  # an invented citizen, not the diploma's holder
+    s = make()
+    identify_by_staff(s, frame)
+    bus.drain()
+    assert [e.kind for e in bus.recent("identity.")] == ["identity.staff_verified"]
+    shot = docs.photographed(3, "diploma", size=docs.PREVIEW)
+    assert shot.doc.fields["name"] != person.name
+    place(s, shot.image)
+    assert s.read_pages() is None
+    (read,) = s.reads
+    assert read.doc_type == "diploma" and read.name_check == "mismatch"
+    assert read.name_message.vi.startswith("Họ tên trên giấy tờ không khớp")
+
+
+def test_no_page_on_the_platen_is_told_plainly_and_nothing_is_read(kiosk) -> None:
+    make, _, _, _, _ = kiosk
+    s = make()
+    identify_by_staff(s, card_scene()[0])
+    empty = docs.photographed(4, size=docs.PREVIEW, problem="empty").image
+    poll = s.feed_page(empty)
+    assert poll.tone == "bad" and poll.pages == 0 and not poll.touch
+    problem = s.capture_page(empty)  # OK pressed anyway
+    assert problem is not None and problem.vi and s.pages == []
+    assert s.capture_page(None).vi == "Camera chưa sẵn sàng. Vui lòng thử lại."
+    assert s.read_pages() == NO_PAGES and not s.read_done
+    place(s, docs.photographed(5, "other", size=docs.PREVIEW).image)
+    assert s.thumbnail(1)[:2] == b"\xff\xd8" and s.thumbnail(2) is None
+    s.remove_page(1)
+    assert s.pages == [] and s.issue() == "fee"

@@ -1,0 +1,56 @@
+"""What the web UI may use of the daemon: the façade edge.app.App fills, and nothing else."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from edge import config as cfg
+from edge.camera import CameraFeed
+from edge.controls import SimulatedPins
+from edge.events import EventBus
+from edge.fleet.client import FleetClient
+from edge.printing import PrintOutcome, PrintQueue
+from edge.selftest import Check
+from edge.services.bundle import Services
+from edge.services.catalog import CatalogService
+from edge.services.dossier import DossierService
+from edge.services.post import PostService
+from edge.services.tickets import TicketService
+from edge.store import DataKey, Store
+from edge.store.outbox import Outbox
+
+if TYPE_CHECKING:  # the e-copy stack (pyHanko) loads only when the daemon starts it
+    from edge.copies.issue import CopyService
+
+
+@runtime_checkable
+class Kiosk(Protocol):
+    """The running kiosk as the screens, /api and /live see it. A part that is not running
+    (or not built yet) is None."""
+
+    config: cfg.Config
+    ready: bool
+    locked: bool
+    bus: EventBus
+    camera: CameraFeed | None
+    printer: PrintQueue | None
+    store: Store | None
+    key: DataKey | None
+    outbox: Outbox | None
+    fleet: FleetClient | None
+    sim_pins: SimulatedPins | None  # simulation only: the developer panel's buttons and door
+    # The citizen services (docs/services.md).
+    services: Services | None
+    copies: CopyService | None
+    tickets: TicketService | None
+    dossiers: DossierService | None
+    catalog: CatalogService | None
+    post: PostService | None
+
+    def status(self) -> dict[str, Any]: ...
+
+    def selftest(self, *, print_test: bool = False) -> list[Check]: ...
+
+    def print_test_page(self) -> PrintOutcome: ...
+
+    def set_locked(self, locked: bool) -> None: ...
