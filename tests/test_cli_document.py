@@ -19,6 +19,7 @@ import pytest
 
 from edge import cli_document
 from edge.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput, KioskError
+from edge.texts import vietnamese
 from edge.vision.page import DPI, MESSAGES
 from tests import pages
 
@@ -82,9 +83,13 @@ def test_doc_scan_refuses_with_the_citizen_message(
     exit_code, data, error = run("doc", "scan", str(files[name]), "--out", str(target), "--json")
     assert exit_code == EXIT_BAD_INPUT
     assert error is not None and error.code == "page_rejected"
-    assert error.message_vi == MESSAGES[code][0] and str(error) == MESSAGES[code][1]
+    assert error.message_vi == vietnamese(MESSAGES[code]) and str(error) == MESSAGES[code]
     assert data is not None and data["problems"][0] == code
-    assert data["messages"][0] == {"code": code, "vi": MESSAGES[code][0], "en": MESSAGES[code][1]}
+    assert data["messages"][0] == {
+        "code": code,
+        "vi": vietnamese(MESSAGES[code]),
+        "en": MESSAGES[code],
+    }
     assert not target.exists()
 
 
@@ -166,4 +171,4 @@ def test_the_kiosk_command_once_wired(files: dict[str, Path]) -> None:
         [sys.executable, "-m", "edge", *argv], capture_output=True, text=True, timeout=60
     )
     assert refused.returncode == 2
-    assert json.loads(refused.stderr)["error"]["message_vi"] == MESSAGES["no_page"][0]
+    assert json.loads(refused.stderr)["error"]["message_vi"] == vietnamese(MESSAGES["no_page"])

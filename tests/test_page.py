@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from edge.errors import BadInput
+from edge.texts import vietnamese
 from edge.vision.ocr import shared_ocr
 from edge.vision.page import (
     DPI,
@@ -69,7 +70,7 @@ def test_each_fault_gets_its_message(problem: str, code: str, vi: str) -> None:
         assert not check.usable
         message = check.messages()[0]
         assert message["vi"].startswith(vi)
-        assert message["en"] == MESSAGES[code][1]
+        assert message["en"] == MESSAGES[code]
         if problem == "glare":  # the UI draws the boxes: one holds the spot's centre
             cx, cy = shot.glare_centre
             assert any(x <= cx <= x + w and y <= cy <= y + h for x, y, w, h in check.glare_boxes)
@@ -83,7 +84,7 @@ def test_each_fault_gets_its_message(problem: str, code: str, vi: str) -> None:
             assert not check.capturable
             with pytest.raises(PageRejected) as refused:
                 scan(shot.image, check=check)
-            assert refused.value.message_vi == MESSAGES[code][0]
+            assert refused.value.message_vi == vietnamese(MESSAGES[code])
 
 
 def test_a_small_scrap_or_a_steeply_seen_sheet_is_refused() -> None:
@@ -91,7 +92,7 @@ def test_a_small_scrap_or_a_steeply_seen_sheet_is_refused() -> None:
     scrap = pages.place(sheet, np.float32([[600, 400], [700, 400], [700, 541], [600, 541]]))
     check = check_page(scrap)
     assert check.found and check.problems[0] == "too_small"
-    assert check.messages()[0]["vi"] == MESSAGES["too_small"][0]
+    assert check.messages()[0]["vi"] == vietnamese(MESSAGES["too_small"])
     # Seen from the side: the far edge half as long as the near one.
     steep = pages.place(sheet, np.float32([[460, 120], [820, 120], [1060, 860], [220, 860]]))
     check = check_page(steep)
@@ -229,7 +230,7 @@ def test_auto_capture_fires_once_when_found_still_and_sharp() -> None:
     capture = PageCapture(frames=3, still_px=4.0)
     statuses = [capture.feed(f).status for f in (empty, blurred)]
     assert statuses == ["no_page", "adjust"]
-    assert capture.feed(blurred).message_vi == MESSAGES["blurred"][0]
+    assert capture.feed(blurred).message_vi == vietnamese(MESSAGES["blurred"])
     # Held still (a pixel of jitter): the third steady frame is the one to take.
     states = [capture.feed(_shifted(good, dx)) for dx in (0, 1, 0, 1, 0)]
     assert [s.status for s in states] == [
@@ -263,7 +264,7 @@ def test_manual_capture_takes_what_it_can_and_refuses_what_it_cannot() -> None:
     assert "glare" in page.check.problems and page.paper == "ID-1"
     with pytest.raises(PageRejected) as refused:
         capture.capture(pages.cached_shot(1, size=pages.PREVIEW, problem="cut_off").image)
-    assert refused.value.message_vi == MESSAGES["cut_off"][0]
+    assert refused.value.message_vi == vietnamese(MESSAGES["cut_off"])
     assert refused.value.exit_code == 2
 
 

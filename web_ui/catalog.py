@@ -1,5 +1,6 @@
-"""Refresh the message catalogs: `python -m web_ui.catalog` extracts the strings, merges them
-into vi and en (translations kept), then compiles the .mo files the app loads."""
+"""Refresh the message catalogs: `python -m web_ui.catalog` extracts the strings (the web UI's,
+and the domain code's `N_(...)` marks in edge/, see edge/texts.py), merges them into vi and en
+(translations kept), then compiles the .mo files the app loads."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from babel.messages.frontend import CommandLineInterface
 
 HERE = Path(__file__).resolve().parent
+EDGE = HERE.parent / "edge"
 POT = HERE / "translations" / "messages.pot"
 
 
@@ -16,7 +18,7 @@ def main() -> int:
     cli = CommandLineInterface()
     base = ["pybabel", "-q"]
     cli.run([*base, "extract", "-F", str(HERE / "babel.cfg"), "-k", "_l", "--no-location",
-             "--sort-output", "--omit-header", "-o", str(POT), str(HERE)])  # fmt: skip
+             "--sort-output", "--omit-header", "-o", str(POT), str(HERE), str(EDGE)])  # fmt: skip
     for lang in ("vi", "en"):
         po = HERE / "translations" / lang / "LC_MESSAGES" / "messages.po"
         action = "update" if po.exists() else "init"

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from edge.errors import BadInput
+from edge.texts import N_, Text
 from edge.vision.qr import QrCode, decode_qr, to_gray
 from edge.vision.quad import intersect_sides, refit_sides
 
@@ -53,40 +54,20 @@ Problem = Literal[
 Box = tuple[int, int, int, int]  # x, y, w, h
 Point = tuple[float, float]
 
-# code -> (Vietnamese for the citizen, English for staff and logs)
-MESSAGES: dict[Problem, tuple[str, str]] = {
-    "no_page": (
-        "Không thấy trang giấy. Vui lòng đặt giấy tờ vào vùng chụp, mặt có chữ hướng lên.",
-        "No page found. Place the document in the capture area, printed side up.",
+# code -> what the citizen is told (English msgid; Vietnamese in the catalog, edge.texts)
+MESSAGES: dict[Problem, str] = {
+    "no_page": N_("No page found. Place the document in the capture area, printed side up."),
+    "too_dark": N_("The picture is too dark. Do not block the light above the capture area."),
+    "cut_off": N_(
+        "Part of the page is outside the picture. Move the page to the middle of the capture area."
     ),
-    "too_dark": (
-        "Ảnh quá tối. Vui lòng không che ánh sáng phía trên vùng chụp.",
-        "The picture is too dark. Do not block the light above the capture area.",
+    "too_small": N_(
+        "The document is too small in the picture. Place it in the middle of the capture area."
     ),
-    "cut_off": (
-        "Trang giấy bị lệch ra ngoài khung hình. Vui lòng đặt trang giấy vào giữa vùng chụp.",
-        "Part of the page is outside the picture. Move the page to the middle of the capture area.",
-    ),
-    "too_small": (
-        "Giấy tờ quá nhỏ trong khung hình. Vui lòng đặt giấy tờ vào giữa vùng chụp.",
-        "The document is too small in the picture. Place it in the middle of the capture area.",
-    ),
-    "too_skewed": (
-        "Trang giấy bị nghiêng hoặc cong vênh. Vui lòng đặt trang giấy nằm phẳng trên vùng chụp.",
-        "The page is tilted or bent. Lay it flat on the capture area.",
-    ),
-    "finger": (
-        "Có ngón tay hoặc bàn tay trên trang giấy. Vui lòng bỏ tay ra khỏi trang giấy.",
-        "A finger or hand is over the page. Take your hand off the page.",
-    ),
-    "glare": (
-        "Trang giấy bị lóa sáng. Vui lòng vuốt phẳng trang giấy hoặc dịch nhẹ trang giấy.",
-        "There is glare on the page. Smooth the page flat or move it slightly.",
-    ),
-    "blurred": (
-        "Ảnh bị mờ. Vui lòng giữ yên trang giấy và không di chuyển.",
-        "The picture is blurred. Keep the page still.",
-    ),
+    "too_skewed": N_("The page is tilted or bent. Lay it flat on the capture area."),
+    "finger": N_("A finger or hand is over the page. Take your hand off the page."),
+    "glare": N_("There is glare on the page. Smooth the page flat or move it slightly."),
+    "blurred": N_("The picture is blurred. Keep the page still."),
 }
 # Without these nothing usable can be cut out of the frame; the others still allow a manual shot.
 BLOCKING: frozenset[Problem] = frozenset(
@@ -95,16 +76,17 @@ BLOCKING: frozenset[Problem] = frozenset(
 
 
 class PageRejected(BadInput):
-    """No usable page in the frame. message_vi is for the citizen, message_en (also str())."""
+    """No usable page in the frame: `rule` is the problem's code, `text` what the citizen is
+    told (message_vi, message_en: the same in each language; message_en is also str())."""
 
     code = "page_rejected"
 
     def __init__(self, check: PageCheck) -> None:
-        vi, en = MESSAGES[check.problems[0]] if check.problems else MESSAGES["no_page"]
-        super().__init__(en)
-        self.message_vi = vi
-        self.message_en = en
-        self.rule = check.problems[0] if check.problems else "no_page"
+        self.rule: Problem = check.problems[0] if check.problems else "no_page"
+        self.text = Text(MESSAGES[self.rule])
+        super().__init__(self.text.en)
+        self.message_vi = self.text.vi
+        self.message_en = self.text.en
         self.check = check
 
 
@@ -162,7 +144,8 @@ class PageCheck:
         return self.found and not BLOCKING.intersection(self.problems)
 
     def messages(self) -> list[dict[str, str]]:
-        return [{"code": p, "vi": MESSAGES[p][0], "en": MESSAGES[p][1]} for p in self.problems]
+        texts = {p: Text(MESSAGES[p]) for p in self.problems}
+        return [{"code": p, "vi": t.vi, "en": t.en} for p, t in texts.items()]
 
     def as_dict(self) -> dict[str, Any]:
         """For the UI: the quad and boxes to draw, the measures, and what to tell the citizen."""
@@ -889,11 +872,8 @@ def _mapped(code: QrCode, matrix: np.ndarray) -> QrCode:
 # --- live capture -------------------------------------------------------------------------
 
 Status = Literal["no_page", "adjust", "hold_still", "capture", "captured"]
-HOLD_STILL = ("Vui lòng giữ yên trang giấy.", "Hold the page still.")
-CAPTURED = (
-    "Đã chụp trang. Vui lòng đặt trang tiếp theo hoặc bấm Tiếp tục.",
-    "Page captured. Place the next page or press Next.",
-)
+HOLD_STILL = N_("Hold the page still.")
+CAPTURED = N_("Page captured. Place the next page or press Next.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -903,12 +883,19 @@ class CaptureState:
     status: Status
     check: PageCheck
     steady_frames: int
-    message_vi: str
-    message_en: str
+    text: Text  # what the citizen is told
 
     @property
     def capture(self) -> bool:
         return self.status == "capture"
+
+    @property
+    def message_vi(self) -> str:
+        return self.text.vi
+
+    @property
+    def message_en(self) -> str:
+        return self.text.en
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -1000,9 +987,9 @@ class PageCapture:
 
     def _state(self, status: Status, check: PageCheck) -> CaptureState:
         if status in ("no_page", "adjust"):
-            vi, en = MESSAGES[check.problems[0]] if check.problems else MESSAGES["no_page"]
+            msgid = MESSAGES[check.problems[0] if check.problems else "no_page"]
         elif status == "captured":
-            vi, en = CAPTURED
+            msgid = CAPTURED
         else:
-            vi, en = HOLD_STILL
-        return CaptureState(status, check, self._steady, vi, en)
+            msgid = HOLD_STILL
+        return CaptureState(status, check, self._steady, Text(msgid))

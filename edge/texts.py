@@ -1,0 +1,70 @@
+"""Citizen-facing texts of the domain code: an English msgid (python-format) and parameters.
+
+The Vietnamese lives in the web UI's gettext catalog (`web_ui/translations`, refreshed by
+`python -m web_ui.catalog`, which extracts the `N_(...)` marks in `edge/`). The screens
+translate a Text with flask-babel in the citizen's language; logs, the CLI and the JSON
+answers use `.en` and `.vi`. No Flask here: vision and identity import this module."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from babel.messages.pofile import read_po
+from babel.support import Translations
+
+logger = logging.getLogger(__name__)
+
+# The one catalog; a file of the same distribution, read, never imported.
+TRANSLATIONS = Path(__file__).resolve().parent.parent / "web_ui" / "translations"
+
+
+def N_(msgid: str) -> str:
+    """Marks msgid for the catalog; translated later, where the language is known."""
+    return msgid
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A citizen-facing text in no language yet: the msgid and what fills its %(name)s."""
+
+    msgid: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def en(self) -> str:
+        return _fill(self.msgid, self.params)
+
+    @property
+    def vi(self) -> str:
+        return _fill(vietnamese(self.msgid), self.params)
+
+
+def _fill(text: str, params: Mapping[str, Any]) -> str:
+    # As flask-babel's gettext: a text without parameters is used as it is (a % stays a %).
+    return text % params if params else text
+
+
+def vietnamese(msgid: str) -> str:
+    """msgid in Vietnamese from the catalog (msgid itself if it has no translation)."""
+    return _vi().get(msgid, msgid)
+
+
+@functools.cache
+def _vi() -> dict[str, str]:
+    compiled = Translations.load(str(TRANSLATIONS), ["vi"])
+    if isinstance(compiled, Translations):
+        return {k: v for k, v in compiled._catalog.items() if isinstance(k, str) and v}
+    # A checkout without the compiled .mo (a build artefact): the .po says the same.
+    po = TRANSLATIONS / "vi" / "LC_MESSAGES" / "messages.po"
+    try:
+        with po.open("rb") as f:
+            catalog = read_po(f, locale="vi")
+    except OSError as err:
+        logger.error("no Vietnamese catalog (%s): texts stay in English", err)
+        return {}
+    return {m.id: m.string for m in catalog if isinstance(m.id, str) and m.string and not m.fuzzy}
