@@ -22,11 +22,12 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.texts import vietnamese
 from edge.vision.face import FaceDetector, FaceVerifier, find_faces
 from edge.vision.liveness import (
     EYE_LEFT,
     EYE_RIGHT,
-    INSTRUCTIONS_VI,
+    INSTRUCTIONS,
     ChallengeKind,
     FaceLandmarker,
     FaceReading,
@@ -114,9 +115,9 @@ def blink_sequence(challenge: LivenessChallenge, name: str, openness: list[float
 
 
 def test_instructions_are_vietnamese():
-    assert INSTRUCTIONS_VI[ChallengeKind.BLINK] == "Vui lòng chớp mắt"
-    assert INSTRUCTIONS_VI[ChallengeKind.TURN_LEFT] == "Vui lòng quay đầu sang trái"
-    assert INSTRUCTIONS_VI[ChallengeKind.TURN_RIGHT] == "Vui lòng quay đầu sang phải"
+    assert vietnamese(INSTRUCTIONS[ChallengeKind.BLINK]) == "Vui lòng chớp mắt"
+    assert vietnamese(INSTRUCTIONS[ChallengeKind.TURN_LEFT]) == "Vui lòng quay đầu sang trái"
+    assert vietnamese(INSTRUCTIONS[ChallengeKind.TURN_RIGHT]) == "Vui lòng quay đầu sang phải"
     challenge = LivenessChallenge("turn_right")
     assert challenge.kind is ChallengeKind.TURN_RIGHT
     assert challenge.instruction_vi == "Vui lòng quay đầu sang phải"

@@ -11,6 +11,8 @@ from babel.messages.pofile import read_po
 from flask import Flask, session
 from flask_babel import Babel
 
+from edge.texts import Text
+
 logger = logging.getLogger(__name__)
 
 TRANSLATIONS = Path(__file__).resolve().parent / "translations"
@@ -84,6 +86,13 @@ def init_app(app: Flask, *, default: str = "vi", folder: Path | None = None) -> 
             COMPILE_COMMAND,
         )
         app.extensions["babel"].translation_directories = []
+
+
+def translate(text: Text) -> str:
+    """A domain text (edge.texts.Text) in the citizen's language, from the catalogs."""
+    from flask_babel import gettext
+
+    return gettext(text.msgid, **text.params)
 
 
 def pick(vi: str, en: str) -> str:

@@ -20,33 +20,28 @@ from edge.fees import Fee
 from edge.identity.card import CardError, read_card
 from edge.ports.payment import Payment
 from edge.services.identify import State, VerificationSession
+from edge.texts import N_, Text
 from edge.vision.page import PageCapture, PageRejected, scan
 
 logger = logging.getLogger(__name__)
 
 MAX_PAGES = 20
-CHALLENGES_EN = {
-    "Vui lòng chớp mắt": "Please blink",
-    "Vui lòng quay đầu sang trái": "Please turn your head to your left",
-    "Vui lòng quay đầu sang phải": "Please turn your head to your right",
-}
 
 
 class Message(NamedTuple):
-    """A citizen-facing text in both languages; the UI picks one."""
+    """A citizen-facing text in both languages; the UI picks one. Texts not yet in the
+    catalog only: the others are edge.texts.Text, which the UI translates."""
 
     vi: str
     en: str
 
 
-NO_FRAME = Message("Đang chờ hình ảnh từ camera…", "Waiting for the camera…")
-NO_CAMERA = Message(
-    "Camera chưa sẵn sàng. Vui lòng thử lại.", "The camera is not ready. Try again."
-)
-LOOK_AT_CAMERA = Message("Vui lòng nhìn thẳng vào camera.", "Please look straight at the camera.")
+NO_FRAME = Text(N_("Waiting for the camera…"))
+NO_CAMERA = Text(N_("The camera is not ready. Try again."))
+LOOK_AT_CAMERA = Text(N_("Please look straight at the camera."))
 CARD_PHOTO_EN = "The photo on the card is not clear. Lay the whole card flat inside the frame."
-PAGES_FULL = Message("Đã đủ số trang tối đa.", "Maximum number of pages reached.")
-NO_PAGES = Message("Vui lòng đặt ít nhất một trang giấy tờ.", "Please place at least one page.")
+PAGES_FULL = Text(N_("Maximum number of pages reached."))
+NO_PAGES = Text(N_("Please place at least one page."))
 
 # Where the citizen belongs while identifying, by the identity session's state.
 IDENTITY_STEPS = {
@@ -66,7 +61,7 @@ class Poll:
     fractions of the frame. touch: the citizen made progress without touching the screen."""
 
     next: str | None = None
-    message: Message | None = None
+    message: Text | Message | None = None
     tone: str | None = None
     quad: list[list[float]] | None = None
     wait_ms: int | None = None
@@ -234,18 +229,16 @@ class EcopySession:
         if step.state == State.STAFF:
             return Poll(next="staff")
         if step.state == State.LIVENESS:
-            challenge = step.challenge_vi or ""
             return Poll(
-                message=Message(challenge, CHALLENGES_EN.get(challenge, "")),
+                message=step.challenge or Message("", ""),
                 quad=face_quad,  # where the face was found, drawn over the preview
                 tone="good",
                 progress=True,
                 wait_ms=60,
             )
         # A failed try: back to FACE with fewer tries left.
-        message = Message(
-            f"Chưa xác minh được. Vui lòng thử lại (còn {step.tries_left} lần).",
-            f"Not verified yet. Please try again ({step.tries_left} tries left).",
+        message = Text(
+            N_("Not verified yet. Please try again (%(n)d tries left)."), {"n": step.tries_left}
         )
         return Poll(message=message, quad=face_quad, tone="bad", wait_ms=1500)
 
@@ -277,14 +270,14 @@ class EcopySession:
                 try:
                     self.pages.append(scan(frame, check=check))
                 except PageRejected as err:
-                    return Poll(message=Message(err.message_vi, str(err)), tone="bad", quad=quad)
+                    return Poll(message=err.text, tone="bad", quad=quad)
                 captured = True
                 logger.info("page captured", extra={"pages": len(self.pages)})
         tone = {"hold_still": "good", "capture": "good", "captured": "good"}.get(
             state.status, "bad"
         )
         return Poll(
-            message=Message(state.message_vi, state.message_en),
+            message=state.text,
             tone=tone,
             quad=quad,
             pages=len(self.pages),
@@ -292,7 +285,7 @@ class EcopySession:
             touch=captured,
         )
 
-    def capture_page(self, frame: np.ndarray | None) -> Message | None:
+    def capture_page(self, frame: np.ndarray | None) -> Text | None:
         """OK pressed: take the page as it is now (blur or glare only warn); the problem, if any."""
         with self.lock:
             try:
@@ -301,7 +294,7 @@ class EcopySession:
                 if len(self.pages) < MAX_PAGES:
                     self.pages.append(self.capture.capture(frame))
             except PageRejected as err:
-                return Message(err.message_vi, str(err))
+                return err.text
             except KioskError:
                 return NO_CAMERA
         return None
@@ -326,7 +319,7 @@ class EcopySession:
 
     # --- 4. read and check ---------------------------------------------------------------
 
-    def read_pages(self) -> Message | None:
+    def read_pages(self) -> Text | Message | None:
         """OCR every page, turn it upright, tell its type, compare names with the card."""
         if not self.pages:
             return NO_PAGES

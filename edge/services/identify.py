@@ -15,6 +15,7 @@ import numpy as np
 from edge.errors import BadInput
 from edge.events import Event, EventBus
 from edge.services.consent import PURPOSE_FACE, ConsentRecord, ConsentStore
+from edge.texts import Text
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ class Step:
     tries_left: int
     detail: str = ""
     challenge_vi: str | None = None
+    challenge: Text | None = None  # the liveness instruction, in no language yet
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -221,13 +223,16 @@ class VerificationSession:
         return self._step(detail)
 
     def _step(self, detail: str = "") -> Step:
-        challenge = getattr(self._challenge, "instruction_vi", None)
+        challenge = getattr(self._challenge, "instruction", None)
+        if self.state != State.LIVENESS:
+            challenge = None
         return Step(
             self.state,
             MESSAGES_VI[self.state],
             max(0, self.max_tries - self.failures),
             detail,
-            challenge if self.state == State.LIVENESS else None,
+            challenge.vi if challenge else None,
+            challenge,
         )
 
     def _expect(self, state: State) -> None:

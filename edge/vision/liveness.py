@@ -22,11 +22,12 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edge.texts import N_, Text, vietnamese
 from edge.vision.face import Box, Face, FaceTemplate, FaceVerifier, box_iou, shared_verifier
 from edge.vision.models import FACE_LANDMARKS, Lazy, model_file, open_tflite
 
 __all__ = [
-    "INSTRUCTIONS_VI",
+    "INSTRUCTIONS",
     "ChallengeKind",
     "FaceLandmarker",
     "FaceReading",
@@ -62,21 +63,22 @@ class Status(enum.StrEnum):
     FAILED = "failed"
 
 
-INSTRUCTIONS_VI = {
-    ChallengeKind.BLINK: "Vui lòng chớp mắt",
-    ChallengeKind.TURN_LEFT: "Vui lòng quay đầu sang trái",
-    ChallengeKind.TURN_RIGHT: "Vui lòng quay đầu sang phải",
+# What the citizen is asked to do (English msgids; Vietnamese in the catalog, edge.texts).
+INSTRUCTIONS = {
+    ChallengeKind.BLINK: N_("Please blink"),
+    ChallengeKind.TURN_LEFT: N_("Please turn your head to your left"),
+    ChallengeKind.TURN_RIGHT: N_("Please turn your head to your right"),
 }
 
 # Why a challenge failed: reason code -> what the citizen reads.
-FAILURES_VI = {
-    "timeout": "Hết thời gian. Vui lòng thử lại.",
-    "no_face": "Không thấy khuôn mặt. Vui lòng nhìn thẳng vào camera.",
-    "no_motion": "Hình ảnh không chuyển động. Vui lòng dùng khuôn mặt thật trước camera.",
-    "framed": "Phát hiện khung hình giống điện thoại hoặc ảnh in. Vui lòng dùng khuôn mặt thật.",
-    "different_face": "Khuôn mặt không khớp với ảnh trên thẻ.",
+FAILURES = {
+    "timeout": N_("Time is up. Please try again."),
+    "no_face": N_("No face found. Please look straight at the camera."),
+    "no_motion": N_("The picture does not move. Please use your real face in front of the camera."),
+    "framed": N_("Something like a phone or a printed photo was seen. Please use your real face."),
+    "different_face": N_("The face does not match the photo on the card."),
 }
-PASSED_VI = "Đã kiểm tra xong."
+PASSED = N_("Check complete.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +184,7 @@ class FaceReading:
 class LivenessState:
     status: Status
     kind: ChallengeKind
-    reason: str = ""  # failure code (FAILURES_VI keys), "" unless failed
+    reason: str = ""  # failure code (FAILURES keys), "" unless failed
     message_vi: str = ""  # what the screen shows now
     elapsed_s: float = 0.0
     frames: int = 0
@@ -256,8 +258,12 @@ class LivenessChallenge:
         self._result: LivenessState | None = None
 
     @property
+    def instruction(self) -> Text:
+        return Text(INSTRUCTIONS[self.kind])
+
+    @property
     def instruction_vi(self) -> str:
-        return INSTRUCTIONS_VI[self.kind]
+        return self.instruction.vi
 
     def feed(self, frame: np.ndarray, t: float) -> LivenessState:
         """Look at one frame taken at time t (seconds); returns where the challenge stands."""
@@ -405,12 +411,14 @@ class LivenessChallenge:
 
     def _state(self, status: Status, elapsed: float, reason: str = "") -> LivenessState:
         if status is Status.PENDING:
-            message = self.instruction_vi
+            msgid = INSTRUCTIONS[self.kind]
         elif status is Status.PASSED:
-            message = PASSED_VI
+            msgid = PASSED
         else:
-            message = FAILURES_VI[reason]
-        return LivenessState(status, self.kind, reason, message, max(0.0, elapsed), self._frames)
+            msgid = FAILURES[reason]
+        return LivenessState(
+            status, self.kind, reason, vietnamese(msgid), max(0.0, elapsed), self._frames
+        )
 
 
 def face_in_rectangle(frame: np.ndarray, box: Box) -> bool:

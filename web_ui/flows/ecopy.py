@@ -16,8 +16,9 @@ from edge.errors import KioskError
 from edge.services.consent import CONSENT_TEXT, PURPOSE_FACE, ConsentStore
 from edge.services.ecopy import MAX_PAGES, EcopySession, Message, Poll, Vision
 from edge.services.identify import State, VerificationSession
+from edge.texts import Text
 from web_ui.forms import ContactForm, PinForm
-from web_ui.i18n import pick
+from web_ui.i18n import pick, translate
 from web_ui.kiosk import end_flow, guard, kiosk, screen, service_ready
 from web_ui.pin import PinGate
 from web_ui.visits import touch
@@ -81,7 +82,9 @@ def _url(step: str) -> str:
     return url_for("home.index") if step == "home" else url_for(f"ecopy.{step}")
 
 
-def _text(message: Message | None) -> str:
+def _text(message: Text | Message | None) -> str:
+    if isinstance(message, Text):
+        return translate(message)
     return pick(*message) if message else ""
 
 
