@@ -14,6 +14,7 @@ from edge.errors import BadInput
 from edge.identity.cccd import REASONS, CccdCard, CccdInvalid, parse_cccd
 from edge.identity.provinces import PROVINCES
 from edge.sim.make_scenes import SAMPLE_CCCD
+from edge.texts import vietnamese
 
 TODAY = dt.date(2026, 1, 15)
 # An invented citizen; the fields a rule test changes one at a time.
@@ -244,7 +245,7 @@ def test_each_broken_rule_is_refused_with_its_code(rule: str, text: str | bytes)
     assert isinstance(err, BadInput) and isinstance(err, ValueError)
     assert err.code == "cccd_invalid"
     assert err.message_vi.startswith("Mã QR trên thẻ không hợp lệ: ")
-    assert err.message_vi == f"Mã QR trên thẻ không hợp lệ: {REASONS[rule][0]}."
+    assert err.message_vi == f"Mã QR trên thẻ không hợp lệ: {vietnamese(REASONS[rule][0])}."
     assert rule in err.message_en and str(err) == err.message_en
 
 
@@ -254,9 +255,9 @@ def test_leap_day_birth_is_a_real_date() -> None:
 
 
 def test_vietnamese_messages_have_their_diacritics() -> None:
-    assert all(unicodedata.is_normalized("NFC", vi) for vi, _ in REASONS.values())
-    assert REASONS["sex_value"][0] == "giới tính phải là Nam hoặc Nữ"
-    assert REASONS["issue_in_future"][0] == "ngày cấp nằm trong tương lai"
+    assert all(unicodedata.is_normalized("NFC", vietnamese(m)) for m, _ in REASONS.values())
+    assert vietnamese(REASONS["sex_value"][0]) == "giới tính phải là Nam hoặc Nữ"
+    assert vietnamese(REASONS["issue_in_future"][0]) == "ngày cấp nằm trong tương lai"
 
 
 def _personal_values(text: str) -> list[str]:

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from edge.identity.cccd import CardError, CccdCard, CccdInvalid, parse_cccd
+from edge.texts import N_, Text
 from edge.vision.qr import QrCode, decode_qr, to_gray
 from edge.vision.quad import refit_sides
 
@@ -27,8 +28,6 @@ WORK_WIDTH = 640  # the outline search runs on a copy this wide
 Box = tuple[int, int, int, int]  # x, y, w, h
 FindFace = Callable[[np.ndarray], Sequence[Sequence[float]]]
 
-TRY_AGAIN_VI = "Vui lòng đặt thẻ ngay ngắn dưới camera"
-
 
 class CardNotFound(CardError):
     """No card (and no readable QR) in the image."""
@@ -37,7 +36,7 @@ class CardNotFound(CardError):
 
     def __init__(self) -> None:
         super().__init__(
-            f"Không tìm thấy thẻ Căn cước công dân. {TRY_AGAIN_VI}, mặt có mã QR hướng lên.",
+            Text(N_("No ID card found. Place the card straight under the camera, QR code up.")),
             "no ID card outline and no QR code found in the image",
         )
 
@@ -49,7 +48,11 @@ class QrNotFound(CardError):
 
     def __init__(self) -> None:
         super().__init__(
-            f"Không tìm thấy mã QR trên thẻ. {TRY_AGAIN_VI}, mặt có mã QR hướng lên.",
+            Text(
+                N_(
+                    "No QR code found on the card. Place the card straight under the camera, QR code up."
+                )
+            ),
             "ID card found but no QR code could be decoded",
         )
 

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from edge.errors import BadInput
 from edge.identity.provinces import PROVINCES
 from edge.text import invisible
+from edge.texts import N_, Text, vietnamese
 
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 SEPARATOR = "|"
@@ -31,66 +32,77 @@ _ID = re.compile(r"[0-9]{12}")
 _OLD_ID = re.compile(r"[0-9]{9}")
 _DATE = re.compile(r"[0-9]{8}")
 
-INVALID_QR_VI = "Mã QR trên thẻ không hợp lệ"
+INVALID_QR = N_("The QR code on the card is not valid: %(reason)s.")
 
-# rule -> (reason for the citizen, reason for the log). Neither may ever quote the payload.
+# rule -> (reason for the citizen: an English msgid, Vietnamese in the catalog; reason for the
+# log). Neither may ever quote the payload.
 REASONS: dict[str, tuple[str, str]] = {
-    "encoding": ("nội dung không đọc được", "payload bytes are not UTF-8"),
-    "too_long": ("nội dung quá dài", f"payload longer than {MAX_PAYLOAD_CHARS} characters"),
+    "encoding": (N_("the content cannot be read"), "payload bytes are not UTF-8"),
+    "too_long": (
+        N_("the content is too long"),
+        f"payload longer than {MAX_PAYLOAD_CHARS} characters",
+    ),
     "bad_characters": (
-        "nội dung chứa ký tự không hợp lệ",
+        N_("the content holds characters that are not allowed"),
         "payload contains control or surrogate characters",
     ),
     "invisible_characters": (
-        "nội dung chứa ký tự ẩn (ký tự đảo chiều chữ hoặc ký tự độ rộng bằng 0)",
+        N_("the content holds hidden characters (text direction or zero-width characters)"),
         "payload contains invisible format characters (Unicode Cf: bidi controls, zero-width)",
     ),
     "field_count": (
-        "nội dung thiếu trường thông tin",
+        N_("some fields are missing"),
         f"fewer than {BASIC_FIELDS} '|'-separated fields",
     ),
     "id_digits": (
-        "số định danh cá nhân phải gồm đúng 12 chữ số",
+        N_("the personal ID number must have exactly 12 digits"),
         "ID number is not exactly 12 ASCII digits",
     ),
     "province": (
-        "mã tỉnh trong số định danh cá nhân không tồn tại",
+        N_("the province code in the personal ID number does not exist"),
         "the ID number's first 3 digits are not a province code",
     ),
     "dob_date": (
-        "ngày sinh không phải là một ngày có thật",
+        N_("the date of birth is not a real date"),
         "date of birth is not a real ddmmyyyy date",
     ),
-    "sex_value": ("giới tính phải là Nam hoặc Nữ", "sex field is neither 'Nam' nor 'Nữ'"),
+    "sex_value": (N_("sex must be Nam or Nữ"), "sex field is neither 'Nam' nor 'Nữ'"),
     "century_sex": (
-        "số định danh cá nhân không khớp với giới tính hoặc thế kỷ sinh",
+        N_("the personal ID number does not match the sex or the century of birth"),
         "the ID number's 4th digit does not match the sex and century of birth",
     ),
     "birth_year": (
-        "số định danh cá nhân không khớp với năm sinh",
+        N_("the personal ID number does not match the year of birth"),
         "the ID number's digits 5-6 differ from the birth year",
     ),
     "issue_date": (
-        "ngày cấp không phải là một ngày có thật",
+        N_("the issue date is not a real date"),
         "issue date is not a real ddmmyyyy date",
     ),
-    "issue_before_birth": ("ngày cấp phải sau ngày sinh", "issue date is not after the birth date"),
-    "issue_in_future": ("ngày cấp nằm trong tương lai", "issue date is in the future"),
-    "old_id": ("số CMND cũ phải gồm đúng 9 chữ số", "old ID is neither empty nor 9 ASCII digits"),
-    "empty_name": ("thiếu họ và tên", "name is empty"),
-    "empty_address": ("thiếu nơi thường trú", "permanent address is empty"),
+    "issue_before_birth": (
+        N_("the issue date must be after the date of birth"),
+        "issue date is not after the birth date",
+    ),
+    "issue_in_future": (N_("the issue date is in the future"), "issue date is in the future"),
+    "old_id": (
+        N_("the old ID number must have exactly 9 digits"),
+        "old ID is neither empty nor 9 ASCII digits",
+    ),
+    "empty_name": (N_("the full name is missing"), "name is empty"),
+    "empty_address": (N_("the permanent address is missing"), "permanent address is empty"),
 }
 
 
 class CardError(BadInput):
-    """The card could not be used. message_vi is for the citizen, message_en (also str()) for
-    the log; neither carries personal data."""
+    """The card could not be used. `text` is for the citizen (message_vi: it in Vietnamese),
+    message_en (also str()) for the log; neither carries personal data."""
 
     code = "card_error"
 
-    def __init__(self, message_vi: str, message_en: str) -> None:
+    def __init__(self, text: Text, message_en: str) -> None:
         super().__init__(message_en)
-        self.message_vi = message_vi
+        self.text = text
+        self.message_vi = text.vi
         self.message_en = message_en
 
 
@@ -100,10 +112,11 @@ class CccdInvalid(CardError):
     code = "cccd_invalid"
 
     def __init__(self, rule: str) -> None:
-        reason_vi, reason_en = REASONS[rule]
-        super().__init__(
-            f"{INVALID_QR_VI}: {reason_vi}.", f"CCCD QR payload invalid ({rule}): {reason_en}"
-        )
+        reason, reason_en = REASONS[rule]
+        # The reason is part of the sentence: translated first, then filled in.
+        text = Text(INVALID_QR, {"reason": vietnamese(reason)})
+        super().__init__(text, f"CCCD QR payload invalid ({rule}): {reason_en}")
+        self.reason = Text(reason)
         self.rule = rule
 
 

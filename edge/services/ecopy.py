@@ -19,7 +19,7 @@ from edge.events import Event, EventBus
 from edge.fees import Fee
 from edge.identity.card import CardError, read_card
 from edge.ports.payment import Payment
-from edge.services.identify import State, VerificationSession
+from edge.services.identify import NO_PORTRAIT, State, VerificationSession
 from edge.texts import N_, Text
 from edge.vision.page import PageCapture, PageRejected, scan
 
@@ -39,7 +39,6 @@ class Message(NamedTuple):
 NO_FRAME = Text(N_("Waiting for the camera…"))
 NO_CAMERA = Text(N_("The camera is not ready. Try again."))
 LOOK_AT_CAMERA = Text(N_("Please look straight at the camera."))
-CARD_PHOTO_EN = "The photo on the card is not clear. Lay the whole card flat inside the frame."
 PAGES_FULL = Text(N_("Maximum number of pages reached."))
 NO_PAGES = Text(N_("Please place at least one page."))
 
@@ -186,7 +185,7 @@ class EcopySession:
             logger.info("card read for an e-copy")
             return Poll(next="consent", touch=True)
         return Poll(  # the card's portrait could not be used
-            message=Message(step.detail or step.message_vi, CARD_PHOTO_EN),
+            message=Text(NO_PORTRAIT),
             quad=frame_quad(reading.card_quad, size),
             tone="bad",
         )

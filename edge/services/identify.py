@@ -15,7 +15,7 @@ import numpy as np
 from edge.errors import BadInput
 from edge.events import Event, EventBus
 from edge.services.consent import PURPOSE_FACE, ConsentRecord, ConsentStore
-from edge.texts import Text
+from edge.texts import N_, Text, vietnamese
 
 logger = logging.getLogger(__name__)
 
@@ -45,21 +45,20 @@ TIMEOUTS = {
     State.LIVENESS: 30.0,
 }
 
-MESSAGES_VI = {
-    State.WAITING_CARD: "Vui lòng đặt thẻ Căn cước công dân, mặt có mã QR hướng lên, dưới camera.",
-    State.CONSENT: "Vui lòng đọc và xác nhận đồng ý xử lý ảnh khuôn mặt.",
-    State.FACE: "Vui lòng nhìn thẳng vào camera.",
-    State.LIVENESS: "Vui lòng làm theo hướng dẫn trên màn hình.",
-    State.VERIFIED: "Xác minh danh tính thành công.",
-    State.STAFF: "Chưa xác minh được khuôn mặt. Vui lòng chờ, nhân viên sẽ đến hỗ trợ.",
-    State.DECLINED: "Bạn đã không đồng ý. Nhân viên sẽ hỗ trợ xác minh danh tính.",
-    State.EXPIRED: "Phiên làm việc đã hết thời gian. Vui lòng bắt đầu lại.",
+# What the screen says in each state (English msgids; Vietnamese in the catalog, edge.texts).
+MESSAGES = {
+    State.WAITING_CARD: N_("Place your ID card under the camera, QR code up."),
+    State.CONSENT: N_("Please read and agree to the processing of your face picture."),
+    State.FACE: N_("Please look straight at the camera."),
+    State.LIVENESS: N_("Please follow the instructions on the screen."),
+    State.VERIFIED: N_("Identity verified."),
+    State.STAFF: N_(
+        "Your face could not be verified. Please wait, a member of staff will come to help."
+    ),
+    State.DECLINED: N_("You did not agree. A member of staff will help verify your identity."),
+    State.EXPIRED: N_("The session has timed out. Please start again."),
 }
-
-
-NO_PORTRAIT_VI = (
-    "Không nhìn rõ ảnh chân dung trên thẻ. Vui lòng đặt cả thẻ nằm phẳng, trọn trong khung hình."
-)
+NO_PORTRAIT = N_("The photo on the card is not clear. Lay the whole card flat inside the frame.")
 
 
 class ConsentRequired(BadInput):
@@ -136,10 +135,10 @@ class VerificationSession:
         self._expect(State.WAITING_CARD)
         portrait = _portrait(reading)
         if portrait is None:
-            return self._step(NO_PORTRAIT_VI)
+            return self._step(vietnamese(NO_PORTRAIT))
         template = self.verifier.template(portrait)
         if template.vector is None:
-            return self._step(NO_PORTRAIT_VI)
+            return self._step(vietnamese(NO_PORTRAIT))
         self.card = reading.card
         self._card_template = template
         return self._enter(State.CONSENT)
@@ -228,7 +227,7 @@ class VerificationSession:
             challenge = None
         return Step(
             self.state,
-            MESSAGES_VI[self.state],
+            vietnamese(MESSAGES[self.state]),
             max(0, self.max_tries - self.failures),
             detail,
             challenge.vi if challenge else None,
