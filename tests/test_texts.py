@@ -23,8 +23,9 @@ LEGITIMATE: dict[str, set[str] | None] = {
     "edge/identity/provinces.py": None,
     # The CCCD payload's own values for sex, and the texts that name them.
     "edge/identity/cccd.py": {"Nữ", "sex must be Nam or Nữ", "sex field is neither 'Nam' nor 'Nữ'"},
-    # Folding đ/Đ to d for search.
+    # Folding đ/Đ to d for search; the issuing authority as the card prints it (a field value).
     "edge/services/catalog.py": {"đ", "Đ"},
+    "edge/documents/doctype.py": {"đĐ", "Cục Cảnh sát quản lý hành chính về trật tự xã hội"},
     # Paper, the same whatever the screen's language: the e-copy PDF and its signature are a
     # legal document in Vietnamese; the receipt, ticket, checklist and post slips are printed
     # layouts staff read too (the ticket and post slips already carry their English lines).
@@ -44,11 +45,9 @@ NOT_YET = {
     "edge/services/tickets.py",  # ServiceError, ticket heading
     "edge/services/bundle.py",  # checklist heading
     "edge/services/ecopy.py",  # fee label
-    "edge/documents/doctype.py",  # type labels, name check (its OCR keywords are data)
     "edge/copies/issue.py",  # refusals
     "edge/copies/code.py",
     "edge/copies/store.py",
-    "edge/copies/verify.py",  # verdicts
     "edge/copies/qrpayload.py",
 }
 

@@ -23,16 +23,18 @@ from cryptography.x509.oid import NameOID
 
 from edge.copies import qrpayload
 from edge.errors import BadInput
+from edge.texts import N_, vietnamese
 
 logger = logging.getLogger(__name__)
 
 Status = Literal["valid", "invalid", "revoked", "unknown-issuer"]
 
-MESSAGES_VI: dict[str, str] = {
-    "valid": "Bản sao hợp lệ",
-    "invalid": "Bản sao KHÔNG hợp lệ",
-    "revoked": "Bản sao đã bị thu hồi",
-    "unknown-issuer": "Không xác định được nơi cấp bản sao",
+# status -> the verdict's headline (English msgids; Vietnamese in the catalog, edge.texts).
+MESSAGES: dict[str, str] = {
+    "valid": N_("The copy is valid"),
+    "invalid": N_("The copy is NOT valid"),
+    "revoked": N_("The copy has been revoked"),
+    "unknown-issuer": N_("Where the copy was issued cannot be established"),
 }
 
 
@@ -53,7 +55,7 @@ class Verdict:
 
     @property
     def message_vi(self) -> str:
-        return MESSAGES_VI[self.status] + (f" ({self.reason})" if self.reason else "")
+        return vietnamese(MESSAGES[self.status]) + (f" ({self.reason})" if self.reason else "")
 
     def as_dict(self) -> dict[str, Any]:
         return {

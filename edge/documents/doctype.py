@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from edge.identity.provinces import PROVINCES
+from edge.texts import N_, Text, vietnamese
 
 OTHER = "other"
 MIN_SCORE = 4.0  # below this nothing is recognised: "other" (a lone title phrase scores 4-6)
@@ -31,18 +32,24 @@ NameResult = Literal["match", "mismatch", "not_found"]
 @dataclass(frozen=True, slots=True)
 class DocType:
     code: str
-    label_vi: str
-    label_en: str
+    label: str  # English msgid (Vietnamese in the catalog, edge.texts)
     titles: tuple[str, ...]  # folded phrases of the printed title: weight 4, more when on top
     phrases: tuple[tuple[str, float], ...]  # folded phrases found in the body, with weights
     card: bool = False  # printed on an ID-1 card rather than a sheet
+
+    @property
+    def label_vi(self) -> str:
+        return vietnamese(self.label)
+
+    @property
+    def label_en(self) -> str:
+        return self.label
 
 
 TYPES: tuple[DocType, ...] = (
     DocType(
         "cccd_front",
-        "Căn cước công dân (mặt trước)",
-        "Citizen identity card (front)",
+        N_("Citizen identity card (front)"),
         ("can cuoc cong dan", "can cuoc"),
         (
             ("full name", 2),
@@ -56,8 +63,7 @@ TYPES: tuple[DocType, ...] = (
     ),
     DocType(
         "cccd_back",
-        "Căn cước công dân (mặt sau)",
-        "Citizen identity card (back)",
+        N_("Citizen identity card (back)"),
         ("dac diem nhan dang",),
         (
             ("personal identification", 2),
@@ -71,8 +77,7 @@ TYPES: tuple[DocType, ...] = (
     ),
     DocType(
         "birth_certificate",
-        "Giấy khai sinh",
-        "Birth certificate",
+        N_("Birth certificate"),
         ("giay khai sinh",),
         (
             ("nguoi di khai sinh", 2),
@@ -85,8 +90,7 @@ TYPES: tuple[DocType, ...] = (
     ),
     DocType(
         "diploma",
-        "Bằng tốt nghiệp / Chứng chỉ",
-        "Diploma / certificate of qualification",
+        N_("Diploma / certificate of qualification"),
         ("bang tot nghiep", "chung chi"),
         (
             ("hieu truong", 1.5),
@@ -100,8 +104,7 @@ TYPES: tuple[DocType, ...] = (
     ),
     DocType(
         "land_use_certificate",
-        "Giấy chứng nhận quyền sử dụng đất",
-        "Land-use right certificate",
+        N_("Land-use right certificate"),
         ("quyen su dung dat",),
         (
             ("tai san khac gan lien voi dat", 2),
@@ -115,15 +118,13 @@ TYPES: tuple[DocType, ...] = (
     ),
     DocType(
         "marriage_certificate",
-        "Giấy chứng nhận kết hôn",
-        "Marriage certificate",
+        N_("Marriage certificate"),
         ("giay chung nhan ket hon",),
         (("ket hon", 1.5), ("ten vo", 2), ("ten chong", 2)),
     ),
     DocType(
         "residence_confirmation",
-        "Giấy xác nhận thông tin về cư trú",
-        "Confirmation of residence information",
+        N_("Confirmation of residence information"),
         ("giay xac nhan thong tin ve cu tru", "thong tin ve cu tru"),
         (
             ("noi tam tru", 1.5),
@@ -135,7 +136,7 @@ TYPES: tuple[DocType, ...] = (
     ),
 )
 BY_CODE = {t.code: t for t in TYPES}
-OTHER_LABELS = ("Giấy tờ khác", "Other document")
+OTHER_LABEL = N_("Other document")
 
 
 class Line(Protocol):
@@ -162,6 +163,11 @@ class Recognition:
         keys = ("name", "mother_name", "father_name", "spouse_name")
         return [self.fields[k] for k in keys if self.fields.get(k)]
 
+    @property
+    def label(self) -> Text:
+        kind = BY_CODE.get(self.doc_type)
+        return Text(kind.label if kind else OTHER_LABEL)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "doc_type": self.doc_type,
@@ -186,6 +192,10 @@ class NameCheck:
     message_vi: str
     message_en: str
     document_name: str | None = None  # the name that matched, or the document's first name
+
+    @property
+    def text(self) -> Text:
+        return Text(_NAME_MESSAGES[self.result])
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -283,8 +293,8 @@ def recognise(
         scores[kind.code] = round(score, 3)
     best = max(scores, key=lambda k: scores[k])
     if scores[best] < MIN_SCORE:
-        label_vi, label_en = OTHER_LABELS
-        return Recognition(OTHER, label_vi, label_en, 0.0, scores, extract_fields(OTHER, text))
+        label = Text(OTHER_LABEL)
+        return Recognition(OTHER, label.vi, label.en, 0.0, scores, extract_fields(OTHER, text))
     kind = BY_CODE[best]
     return Recognition(
         best, kind.label_vi, kind.label_en, scores[best], scores, extract_fields(best, text)
@@ -536,23 +546,13 @@ def check_name(recognition: Recognition, citizen_name: str, *, text: str = "") -
     return _named("not_found", None)
 
 
-_NAME_MESSAGES: dict[str, tuple[str, str]] = {
-    "match": (
-        "Họ tên trên giấy tờ khớp với họ tên trên thẻ Căn cước công dân.",
-        "The name on the document matches the name on the citizen identity card.",
-    ),
-    "mismatch": (
-        "Họ tên trên giấy tờ không khớp với họ tên trên thẻ Căn cước công dân. "
-        "Vui lòng kiểm tra lại giấy tờ hoặc gọi nhân viên hỗ trợ.",
-        "The name on the document differs from the name on the citizen identity card.",
-    ),
-    "not_found": (
-        "Không đọc được họ tên trên giấy tờ để đối chiếu với thẻ Căn cước công dân.",
-        "No name could be read on the document to compare with the identity card.",
-    ),
+_NAME_MESSAGES: dict[str, str] = {
+    "match": N_("The name on the document matches the name on the citizen identity card."),
+    "mismatch": N_("The name on the document differs from the name on the citizen identity card."),
+    "not_found": N_("No name could be read on the document to compare with the identity card."),
 }
 
 
 def _named(result: NameResult, document_name: str | None) -> NameCheck:
-    vi, en = _NAME_MESSAGES[result]
-    return NameCheck(result, vi, en, document_name)
+    text = Text(_NAME_MESSAGES[result])
+    return NameCheck(result, text.vi, text.en, document_name)

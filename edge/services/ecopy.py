@@ -74,10 +74,10 @@ class PageRead:
     """What was read on one page, shown for review before the fee."""
 
     doc_type: str
-    label: Message
+    label: Text
     fields: dict[str, str]
     name_check: str  # match, mismatch or not_found
-    name_message: Message | None
+    name_message: Text | None
     qr: list[str]
     confidence: int
 
@@ -336,10 +336,10 @@ class EcopySession:
                 reads.append(
                     PageRead(
                         doc_type=found.doc_type,
-                        label=Message(found.label_vi, found.label_en),
+                        label=found.label,
                         fields=found.fields,
                         name_check=name.result if name else "not_found",
-                        name_message=Message(name.message_vi, name.message_en) if name else None,
+                        name_message=name.text if name else None,
                         qr=[code.text for code in upright.qr],
                         confidence=round(reading.mean_confidence),
                     )
