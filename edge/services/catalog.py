@@ -17,6 +17,7 @@ from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA
 
 from edge.services.errors import ServiceError
+from edge.texts import N_, Text
 from protocol.files import fsync_dir, write_atomic
 from protocol.schemas import load_schema
 
@@ -63,7 +64,7 @@ class CatalogInvalid(ServiceError):
     def __init__(self, problems: list[str]) -> None:
         summary = "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else "")
         super().__init__(
-            "Danh mục thủ tục không hợp lệ.",
+            Text(N_("The procedure catalog is not valid.")),
             f"catalog refused: {summary}",
         )
         self.problems = problems
@@ -74,7 +75,7 @@ class ProcedureNotFound(ServiceError):
 
     def __init__(self, procedure_id: str) -> None:
         super().__init__(
-            "Không tìm thấy thủ tục này trong danh mục.",
+            Text(N_("This procedure was not found in the catalog.")),
             f"no procedure {procedure_id!r} in the catalog",
         )
 

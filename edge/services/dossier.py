@@ -27,6 +27,7 @@ from edge.config import ServicesSection
 from edge.errors import EXIT_FAILED
 from edge.services.errors import ServiceError
 from edge.store import DataKey, Store
+from edge.texts import N_, Text
 from protocol.messages import iso_time
 from protocol.schemas import load_schema
 
@@ -86,8 +87,13 @@ class InvalidDossierCode(ServiceError):
 
     def __init__(self, why: str) -> None:
         super().__init__(
-            "Mã hồ sơ không đúng định dạng. Mã hồ sơ in trên giấy tiếp nhận, "
-            "ví dụ 000.00.13.H26-241120-0007. Vui lòng kiểm tra và nhập lại.",
+            Text(
+                N_(
+                    "The dossier code is not in the right format. The dossier code is printed on "
+                    "the receipt, for example 000.00.13.H26-241120-0007. Please check it and "
+                    "type it again."
+                )
+            ),
             f"dossier code refused: {why}",
         )
 
@@ -100,7 +106,11 @@ class DossierUnavailable(ServiceError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(
-            "Hiện không kết nối được với hệ thống. Vui lòng thử lại sau hoặc hỏi cán bộ tại quầy.",
+            Text(
+                N_(
+                    "The system cannot be reached right now. Please try again later or ask the staff at the counter."
+                )
+            ),
             f"dossier status unavailable ({reason}) and no cached answer",
             reason=reason,
         )
@@ -111,7 +121,12 @@ class RateLimited(ServiceError):
 
     def __init__(self, retry_after_s: int) -> None:
         super().__init__(
-            f"Bạn đã tra cứu nhiều lần liên tiếp. Vui lòng chờ {retry_after_s} giây rồi thử lại.",
+            Text(
+                N_(
+                    "You have looked up many times in a row. Please wait %(seconds)d seconds and try again."
+                ),
+                {"seconds": retry_after_s},
+            ),
             f"dossier lookups rate-limited; retry after {retry_after_s} s",
             retry_after_s=retry_after_s,
         )

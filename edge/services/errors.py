@@ -1,23 +1,26 @@
-"""Errors of the citizen services: a Vietnamese message for the person, English for the log."""
+"""Errors of the citizen services: a text for the person (edge.texts), English for the log."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from edge.errors import BadInput
+from edge.texts import Text
 
 
 class ServiceError(BadInput):
-    """A request the service cannot fulfil. message_vi is shown to the citizen (Vietnamese,
-    with diacritics); message_en (also str()) goes to logs and technicians. Both are free of
-    personal data. `code` is stable for the UI to branch on.
+    """A request the service cannot fulfil. `text` is what the citizen is told (an English
+    msgid, Vietnamese in the catalog; message_vi is it in Vietnamese); message_en (also str())
+    goes to logs and technicians. All are free of personal data. `code` is stable for the UI
+    to branch on.
     """
 
     code = "service_error"
 
-    def __init__(self, message_vi: str, message_en: str, **detail: Any) -> None:
+    def __init__(self, text: Text, message_en: str, **detail: Any) -> None:
         super().__init__(message_en)
-        self.message_vi = message_vi
+        self.text = text
+        self.message_vi = text.vi
         self.message_en = message_en
         self.detail = detail
 

@@ -22,6 +22,7 @@ from edge.services.errors import ServiceError
 from edge.store import DataKey, Store
 from edge.store.outbox import Outbox
 from edge.text import clean_typed
+from edge.texts import N_, Text
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +93,10 @@ class AddressInvalid(ServiceError):
 
     def __init__(self, fields: dict[str, str]) -> None:
         super().__init__(
-            "Thông tin nhận kết quả chưa đúng: " + "; ".join(fields.values()),
+            Text(
+                N_("The delivery details are not right: %(problems)s"),
+                {"problems": "; ".join(fields.values())},
+            ),
             f"delivery address refused: {', '.join(sorted(fields))}",
             fields=fields,
         )

@@ -21,6 +21,7 @@ from edge.printing import PrintOutcome, PrintQueue
 from edge.services.errors import ServiceError
 from edge.store import Store
 from edge.store.outbox import Outbox
+from edge.texts import N_, Text
 from protocol.schemas import load_schema
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class UnknownArea(ServiceError):
 
     def __init__(self, area: str, known: list[str]) -> None:
         super().__init__(
-            "Khu vực dịch vụ này không có tại điểm phục vụ. Vui lòng chọn lại.",
+            Text(N_("This service area is not available here. Please choose again.")),
             f"no service area {area!r} (configured: {', '.join(known)})",
             areas=known,
         )
