@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app, render_template, session
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from web_ui.ports import Kiosk
@@ -202,18 +203,15 @@ def end_flow(flow_key: str) -> None:
     logger.info("flow ended", extra={"flow": flow_key})
 
 
-def scan_qr(place_vi: str, place_en: str) -> tuple[str | None, dict[str, str]]:
+def scan_qr(no_qr: str) -> tuple[str | None, dict[str, str]]:
     """One look for a QR code in the camera's latest frame: (its text, {}) or (None, the
-    message the scan screen shows: waiting for the camera, or where to put the paper)."""
+    message the scan screen shows: waiting for the camera, or no_qr, where to put the paper)."""
     from edge.vision.qr import decode_qr
-    from web_ui.i18n import pick
 
     frame = kiosk().camera.latest()
     if frame is None:
-        return None, {"message": pick("Đang chờ hình ảnh từ camera…", "Waiting for the camera…")}
+        return None, {"message": _("Waiting for the camera…")}
     codes = decode_qr(frame, thorough=False)
     if not codes:
-        return None, {
-            "message": pick(f"Chưa thấy mã QR. Vui lòng {place_vi}", f"No QR code yet. {place_en}")
-        }
+        return None, {"message": no_qr}
     return codes[0].text, {}

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from flask import Blueprint, jsonify, redirect, session, url_for
+from flask_babel import gettext as _
 
 from edge.errors import BadInput
 from web_ui.forms import DossierForm
@@ -57,9 +58,7 @@ def scan() -> Any:
 @bp.post("/scan/poll")
 @guard("dossier")
 def scan_poll() -> Any:
-    text, waiting = scan_qr(
-        "đặt biên nhận hồ sơ dưới camera.", "Place the dossier receipt under the camera."
-    )
+    text, waiting = scan_qr(_("No QR code yet. Place the dossier receipt under the camera."))
     if text is None:
         return jsonify(**waiting)
     problem = _lookup(text)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import segno
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, session, url_for
+from flask_babel import lazy_gettext as _l
 
 from edge.adapters.payment_sim import SimulatedPayment
 from edge.errors import KioskError
@@ -26,14 +27,14 @@ from web_ui.visits import touch
 bp = Blueprint("ecopy", __name__, url_prefix="/a")
 KEY = "ecopy"
 FIELD_LABELS = {
-    "name": ("Họ và tên", "Full name"),
-    "date_of_birth": ("Ngày sinh", "Date of birth"),
-    "number": ("Số", "Number"),
-    "issuer": ("Nơi cấp", "Issued by"),
-    "issue_date": ("Ngày cấp", "Issue date"),
-    "mother_name": ("Họ tên mẹ", "Mother's name"),
-    "father_name": ("Họ tên cha", "Father's name"),
-    "spouse_name": ("Họ tên vợ/chồng", "Spouse's name"),
+    "name": _l("Full name"),
+    "date_of_birth": _l("Date of birth"),
+    "number": _l("Number"),
+    "issuer": _l("Issued by"),
+    "issue_date": _l("Issue date"),
+    "mother_name": _l("Mother's name"),
+    "father_name": _l("Father's name"),
+    "spouse_name": _l("Spouse's name"),
 }
 
 
@@ -304,7 +305,7 @@ def review() -> Any:
         | {"label": _text(read.label), "name_message": _text(read.name_message)}
         for read in work.reads
     ]
-    labels = {k: pick(*v) for k, v in FIELD_LABELS.items()}
+    labels = {k: str(v) for k, v in FIELD_LABELS.items()}
     return screen("ecopy/review.html", flow="ecopy", step=4, reads=reads, labels=labels)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, jsonify, redirect, session, url_for
+from flask_babel import gettext as _
 
 from edge.errors import BadInput
 from web_ui.i18n import pick
@@ -27,9 +28,7 @@ def start() -> Any:
 @bp.post("/poll")
 @guard("verify")
 def poll() -> Any:
-    text, waiting = scan_qr(
-        "đặt mã QR của bản sao dưới camera.", "Place the copy's QR code under the camera."
-    )
+    text, waiting = scan_qr(_("No QR code yet. Place the copy's QR code under the camera."))
     if text is None:
         return jsonify(**waiting)
     try:
