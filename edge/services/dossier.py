@@ -27,7 +27,7 @@ from edge.config import ServicesSection
 from edge.errors import EXIT_FAILED
 from edge.services.errors import ServiceError
 from edge.store import DataKey, Store
-from edge.texts import N_, Text
+from edge.texts import N_, Text, vietnamese
 from protocol.messages import iso_time
 from protocol.schemas import load_schema
 
@@ -44,14 +44,15 @@ _CODE = re.compile(rf"^{CODE_PATTERN}$")
 _CODE_IN_TEXT = re.compile(rf"(?<![0-9A-Z.])({CODE_PATTERN})(?![0-9])")
 _DASHES = str.maketrans({"–": "-", "—": "-", "‐": "-", "‑": "-", "_": "-", "/": "-"})
 
-STATUS_VI = {
-    "received": "Đã tiếp nhận",
-    "in_process": "Đang giải quyết",
-    "additional_required": "Cần bổ sung hồ sơ",
-    "ready": "Đã có kết quả, chờ trả",
-    "returned": "Đã trả kết quả",
-    "rejected": "Bị từ chối",
-    "withdrawn": "Đã rút hồ sơ",
+# central's status -> what the citizen reads (English msgids; Vietnamese in the catalog).
+STATUSES = {
+    "received": N_("Received"),
+    "in_process": N_("Being processed"),
+    "additional_required": N_("More documents needed"),
+    "ready": N_("Result ready for pickup"),
+    "returned": N_("Result handed over"),
+    "rejected": N_("Rejected"),
+    "withdrawn": N_("Withdrawn"),
 }
 
 Clock = Callable[[], dt.datetime]
@@ -184,7 +185,7 @@ class TimelineStep:
 
     @property
     def status_vi(self) -> str:
-        return STATUS_VI[self.status]
+        return vietnamese(STATUSES[self.status])
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -222,11 +223,13 @@ class DossierStatus:
 
     @property
     def status_vi(self) -> str | None:
-        return STATUS_VI.get(self.status) if self.status else None
+        return vietnamese(STATUSES[self.status]) if self.status in STATUSES else None
 
     @property
     def on_time_vi(self) -> str | None:
-        return None if self.on_time is None else ("Đúng hạn" if self.on_time else "Trễ hạn")
+        if self.on_time is None:
+            return None
+        return vietnamese(N_("On time") if self.on_time else N_("Late"))
 
     @property
     def age_vi(self) -> str | None:
