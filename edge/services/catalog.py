@@ -17,7 +17,7 @@ from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA
 
 from edge.services.errors import ServiceError
-from edge.texts import N_, Text
+from edge.texts import N_, Text, vietnamese
 from protocol.files import fsync_dir, write_atomic
 from protocol.schemas import load_schema
 
@@ -119,7 +119,7 @@ class Procedure:
 
     @property
     def online_vi(self) -> str:
-        return "Toàn trình" if self.online == "full" else "Một phần"
+        return vietnamese(N_("Fully online") if self.online == "full" else N_("Partly online"))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Procedure:

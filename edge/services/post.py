@@ -87,11 +87,14 @@ Clock = Callable[[], dt.datetime]
 
 
 class AddressInvalid(ServiceError):
-    """One or more fields are wrong; `fields` maps each to its Vietnamese message."""
+    """One or more fields are wrong: `texts` maps each to what the citizen is told (an English
+    msgid, see edge.texts), `fields` to the same in Vietnamese."""
 
     code = "address_invalid"
 
-    def __init__(self, fields: dict[str, str]) -> None:
+    def __init__(self, problems: dict[str, str]) -> None:
+        self.texts = {name: Text(msgid) for name, msgid in problems.items()}
+        fields = {name: text.vi for name, text in self.texts.items()}
         super().__init__(
             Text(
                 N_("The delivery details are not right: %(problems)s"),
@@ -242,38 +245,38 @@ class PostService:
         note: str = "",
     ) -> PostRequest:
         """A checked, normalised request (not stored); AddressInvalid lists every bad field."""
-        problems: dict[str, str] = {}
+        problems: dict[str, str] = {}  # field -> msgid
         code = _clean(subject_code, 80).upper()
         if subject_type == "dossier":
             try:
                 code = normalize_code(code, today=self.clock().astimezone(self.tz).date())
             except InvalidDossierCode:
-                problems["subject_code"] = "Mã hồ sơ không đúng định dạng"
+                problems["subject_code"] = N_("The dossier code is not in the right format")
         elif subject_type == "copy":
             code = code.replace(" ", "")
             if not _COPY_CODE.match(code):
-                problems["subject_code"] = "Mã bản sao không đúng định dạng"
+                problems["subject_code"] = N_("The copy code is not in the right format")
         else:
-            problems["subject_type"] = "Chọn gửi kết quả hồ sơ hoặc bản sao"
+            problems["subject_type"] = N_("Choose to send a dossier result or a copy")
         name = _clean(recipient_name, 100)
         if len(name) < 2:
-            problems["recipient_name"] = "Vui lòng nhập họ tên người nhận"
+            problems["recipient_name"] = N_("Please enter the recipient's full name")
         elif not _NAME.match(name):
-            problems["recipient_name"] = "Họ tên chỉ gồm chữ cái và dấu cách"
+            problems["recipient_name"] = N_("A name has only letters and spaces")
         try:
             phone_norm = normalize_phone(_clean(phone, 30))
         except ValueError:
             phone_norm = ""
-            problems["phone"] = "Số điện thoại không đúng (ví dụ 0912 345 678)"
+            problems["phone"] = N_("The phone number is not right (for example 0912 345 678)")
         province_name = match_province(_clean(province, 60))
         if province_name is None:
-            problems["province"] = "Vui lòng chọn tỉnh, thành phố trong danh sách"
+            problems["province"] = N_("Please choose a province or city from the list")
         ward_text = _clean(ward, 100)
         if len(ward_text) < 2:
-            problems["ward"] = "Vui lòng nhập xã, phường"
+            problems["ward"] = N_("Please enter the commune or ward")
         street_text = _clean(street, 200)
         if len(street_text) < 2:
-            problems["street"] = "Vui lòng nhập số nhà, đường, thôn hoặc tổ"
+            problems["street"] = N_("Please enter the house number, street, village or group")
         if problems:
             logger.info("delivery address refused", extra={"fields": sorted(problems)})
             raise AddressInvalid(problems)
