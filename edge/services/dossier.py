@@ -234,7 +234,9 @@ class DossierStatus:
     @property
     def age_vi(self) -> str | None:
         """ "cập nhật 2 giờ trước" for a cached answer; None for a fresh one."""
-        return None if self.source == "central" else f"cập nhật {age_text_vi(self.age_s)}"
+        if self.source == "central":
+            return None
+        return vietnamese(N_("updated %(age)s")) % {"age": age_text_vi(self.age_s)}
 
     def as_dict(self) -> dict[str, Any]:
         def when(v: dt.datetime | None) -> str | None:
@@ -265,13 +267,14 @@ class DossierStatus:
 
 def age_text_vi(seconds: float) -> str:
     seconds = max(0, int(seconds))
+    # Abbreviated in English: a msgid without plural forms (Vietnamese has none).
     if seconds < 60:
-        return "vừa xong"
+        return vietnamese(N_("just now"))
     if seconds < 3600:
-        return f"{seconds // 60} phút trước"
+        return vietnamese(N_("%(n)d min ago")) % {"n": seconds // 60}
     if seconds < 86400:
-        return f"{seconds // 3600} giờ trước"
-    return f"{seconds // 86400} ngày trước"
+        return vietnamese(N_("%(n)d h ago")) % {"n": seconds // 3600}
+    return vietnamese(N_("%(n)d d ago")) % {"n": seconds // 86400}
 
 
 def _parse_time(value: str | None, tz: ZoneInfo) -> dt.datetime | None:
