@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,14 +51,14 @@ def _fill(text: str, params: Mapping[str, Any]) -> str:
 
 def vietnamese(msgid: str) -> str:
     """msgid in Vietnamese from the catalog (msgid itself if it has no translation)."""
-    return _vi().get(msgid, msgid)
+    return _vi()(msgid)
 
 
 @functools.cache
-def _vi() -> dict[str, str]:
+def _vi() -> Callable[[str], str]:
     compiled = Translations.load(str(TRANSLATIONS), ["vi"])
     if isinstance(compiled, Translations):
-        return {k: v for k, v in compiled._catalog.items() if isinstance(k, str) and v}
+        return compiled.gettext
     # A checkout without the compiled .mo (a build artefact): the .po says the same.
     po = TRANSLATIONS / "vi" / "LC_MESSAGES" / "messages.po"
     try:
@@ -66,5 +66,6 @@ def _vi() -> dict[str, str]:
             catalog = read_po(f, locale="vi")
     except OSError as err:
         logger.error("no Vietnamese catalog (%s): texts stay in English", err)
-        return {}
-    return {m.id: m.string for m in catalog if isinstance(m.id, str) and m.string and not m.fuzzy}
+        return str
+    table = {m.id: m.string for m in catalog if isinstance(m.id, str) and m.string and not m.fuzzy}
+    return lambda msgid: table.get(msgid, msgid)

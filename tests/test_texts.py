@@ -6,6 +6,7 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
 from babel.messages.pofile import read_po
 
 from edge.services.post import PROVINCES
@@ -135,3 +136,24 @@ def test_text_in_both_languages() -> None:
     assert text.vi == "Chưa xác minh được. Vui lòng thử lại (còn 2 lần)."
     assert vietnamese("Please blink") == "Vui lòng chớp mắt"
     assert vietnamese("no such msgid") == "no such msgid"
+
+
+def test_vietnamese_from_the_po_without_a_compiled_catalog(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkout where nobody ran pybabel compile: the CLI still says it in Vietnamese."""
+    import shutil
+
+    from edge import texts
+
+    po = tmp_path / "vi" / "LC_MESSAGES" / "messages.po"
+    po.parent.mkdir(parents=True)
+    shutil.copy(TRANSLATIONS / "vi" / "LC_MESSAGES" / "messages.po", po)
+    monkeypatch.setattr(texts, "TRANSLATIONS", tmp_path)
+    texts._vi.cache_clear()
+    try:
+        assert vietnamese("Please blink") == "Vui lòng chớp mắt"
+        assert not po.with_suffix(".mo").exists()
+    finally:
+        monkeypatch.undo()
+        texts._vi.cache_clear()
