@@ -145,7 +145,7 @@ def _env_value(raw: str) -> Any:
 
 def _blocks(model: type[BaseModel]) -> dict[str, list[type[BaseModel]]]:
     """Each top-level block with the model(s) it may hold (several for a tagged union)."""
-    blocks = {}
+    blocks: dict[str, list[type[BaseModel]]] = {}
     for name, field in model.model_fields.items():
         members = [t for t in _types(field.annotation) if _is_model(t)]
         if members:
