@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from fleet import migrations
 from protocol.crypto import DataKey
 
 logger = logging.getLogger(__name__)
@@ -337,10 +338,11 @@ class FleetStore:
         )
 
     def create(self) -> FleetStore:
-        """Open for use: the data key loaded (made on first use), the tables created."""
+        """Open for use: the data key loaded (made on first use), the schema migrated to the
+        newest revision (fleet/migrations/)."""
         if isinstance(self._data_key, Path):
             self._data_key = DataKey.load_or_create(self._data_key)
-        metadata.create_all(self.engine)
+        migrations.upgrade(self.engine)
         return self
 
     @property
