@@ -345,6 +345,11 @@ class FleetStore:
         migrations.upgrade(self.engine)
         return self
 
+    def revision(self) -> str | None:
+        """The schema's migration revision (fleet/migrations/versions/)."""
+        with self.engine.connect() as conn:
+            return migrations.current(conn)
+
     @property
     def data_key(self) -> DataKey:
         if not isinstance(self._data_key, DataKey):

@@ -94,3 +94,20 @@ def test_a_database_with_only_some_of_the_tables_is_refused(tmp_path: Path) -> N
         migrations.upgrade(engine)
     assert tables(engine) == {"kiosks"}  # nothing stamped, nothing made
     engine.dispose()
+
+
+def test_init_db_migrates_and_says_to_which_revision(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fleet.cli import main as fleet_cli
+
+    config = tmp_path / "fleet.toml"
+    config.write_text(
+        f'[store]\nurl = "sqlite:///{tmp_path / "fleet.db"}"\n'
+        f'data_key_file = "{tmp_path / "fleet-data.key"}"\n'
+        f'[provisioning]\nsecrets_key_file = "{tmp_path / "claims.key"}"\n'
+    )
+    for _ in range(2):  # a second run finds the database at head
+        assert fleet_cli(["-c", str(config), "init-db"]) == 0
+        out = capsys.readouterr().out
+        assert f"schema revision {migrations.head()}" in out
