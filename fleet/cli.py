@@ -106,7 +106,7 @@ def _missing_central_packages() -> list[str]:
 
     return [
         name
-        for name in ("sqlalchemy", "psycopg", "prometheus_client")
+        for name in ("sqlalchemy", "alembic", "psycopg", "prometheus_client")
         if importlib.util.find_spec(name) is None
     ]
 
