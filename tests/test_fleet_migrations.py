@@ -49,7 +49,7 @@ def tables(engine: sa.Engine) -> set[str]:
 
 def test_head_is_the_models(engine: sa.Engine) -> None:
     # This is also the check that every change to the models has a revision: a column, table
-    # or index changed in fleet/store.py without a new file in fleet/migrations/versions/
+    # or index changed in fleet/store/schema.py without a new file in fleet/migrations/versions/
     # shows up here as a difference (docs/fleet-console.md, "Schema migrations").
     assert migrations.upgrade(engine) == migrations.head()
     assert differences(engine) == []

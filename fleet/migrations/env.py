@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from fleet.store import metadata
+from fleet.store.schema import metadata
 
 config = context.config
 
