@@ -28,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="web port (overrides web.port)")
     serve.add_argument("--no-mqtt", action="store_true", help="dashboard only, no broker")
 
-    sub.add_parser("init-db", help="create the tables (serve does it too)")
+    sub.add_parser(
+        "init-db", help="create the tables or migrate them to this version (serve does it too)"
+    )
 
     op = sub.add_parser("operator", help="operators who log in and sign commands")
     op_sub = op.add_subparsers(dest="action", required=True)
@@ -104,7 +106,7 @@ def _missing_central_packages() -> list[str]:
 
     return [
         name
-        for name in ("sqlalchemy", "psycopg", "prometheus_client")
+        for name in ("sqlalchemy", "alembic", "psycopg", "prometheus_client")
         if importlib.util.find_spec(name) is None
     ]
 
@@ -118,7 +120,7 @@ def _run(args: argparse.Namespace, config: Any) -> int:
     try:
         match args.command:
             case "init-db":
-                print(f"tables ready in {store.dialect}")
+                print(f"tables ready in {store.dialect}, schema revision {store.revision()}")
             case "operator":
                 return _operator(store, args)
             case "site":
