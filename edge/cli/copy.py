@@ -99,44 +99,41 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from edge.copies.issue import CopyService
 
     emit = ctx.emit
-    parts = ctx.parts
-    try:
-        service = CopyService(
-            ctx.config,
-            store=parts.store,
-            key=parts.key,
-            outbox=parts.outbox,
-            printer=parts.printer,
-            # One copy per run: reserving a block would burn the other numbers at exit.
-            sequence_block=1,
-        )
-        if args.copy_command in ("issue", "verify", "receipt"):
+    parts = ctx.parts  # closed when the command ends
+    service = CopyService(
+        ctx.config,
+        store=parts.store,
+        key=parts.key,
+        outbox=parts.outbox,
+        printer=parts.printer,
+        # One copy per run: reserving a block would burn the other numbers at exit.
+        sequence_block=1,
+    )
+    if args.copy_command in ("issue", "verify", "receipt"):
+        try:
+            service.open()
+        except Exception:
+            if args.copy_command == "issue":
+                raise
+            # Verifying needs only the trust store; this kiosk's own key may be missing.
+    match args.copy_command:
+        case "issue":
+            return _issue(args, service, emit)
+        case "verify":
+            return _verify(args, service, emit)
+        case "list":
+            return _list(args, service, emit)
+        case "receipt":
+            return _receipt(args, service, emit)
+        case "get":
+            data = service.pdf(args.code)
+            _remove_leftovers(args.out)
             try:
-                service.open()
-            except Exception:
-                if args.copy_command == "issue":
-                    raise
-                # Verifying needs only the trust store; this kiosk's own key may be missing.
-        match args.copy_command:
-            case "issue":
-                return _issue(args, service, emit)
-            case "verify":
-                return _verify(args, service, emit)
-            case "list":
-                return _list(args, service, emit)
-            case "receipt":
-                return _receipt(args, service, emit)
-            case "get":
-                data = service.pdf(args.code)
-                _remove_leftovers(args.out)
-                try:
-                    _write_pdf(args.out, data)
-                except OSError as err:
-                    raise BadInput(f"cannot write {args.out}: {err.strerror or err}") from err
-                emit({"code": args.code, "pdf": str(args.out)}, f"copy written to {args.out}")
-                return EXIT_OK
-    finally:
-        ctx.close()
+                _write_pdf(args.out, data)
+            except OSError as err:
+                raise BadInput(f"cannot write {args.out}: {err.strerror or err}") from err
+            emit({"code": args.code, "pdf": str(args.out)}, f"copy written to {args.out}")
+            return EXIT_OK
     raise BadInput(f"unknown copy command {args.copy_command!r}")
 
 
