@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from protocol.cli import run_command
 from protocol.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput, KioskError
 
 logger = logging.getLogger("fleet")
@@ -77,28 +78,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    return run_command("kiosk-fleet", lambda: _configured(args))
+
+
+def _configured(args: argparse.Namespace) -> int:
     missing = _missing_central_packages()
     if missing:
         # A kiosk's install has no central extra: say what to install, not a traceback.
-        print(
-            f"kiosk-fleet: {', '.join(missing)} not installed; the fleet console needs the "
-            "central extra: pip install 'kiosk-edge[central]'",
-            file=sys.stderr,
+        raise KioskError(
+            f"{', '.join(missing)} not installed; the fleet console needs the "
+            "central extra: pip install 'kiosk-edge[central]'"
         )
-        return 1
     from fleet.config import load_config
 
-    try:
-        config = load_config(args.config)
-        logging.basicConfig(
-            level=config.logging.level,
-            format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-            stream=sys.stderr,
-        )
-        return _run(args, config)
-    except KioskError as err:
-        print(f"kiosk-fleet: {err}", file=sys.stderr)
-        return err.exit_code
+    config = load_config(args.config)
+    logging.basicConfig(
+        level=config.logging.level,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return _run(args, config)
 
 
 def _missing_central_packages() -> list[str]:
