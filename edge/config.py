@@ -6,15 +6,13 @@ import hashlib
 import ipaddress
 import json
 import os
-import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from edge.errors import ConfigError, ConfigProblem
+from protocol.config import load_tree
 
 DEFAULT_PATH = Path("/etc/kiosk-edge/config.toml")
 ENV_PREFIX = "KIOSK_"
@@ -514,135 +512,4 @@ class Config(Section):
 def load(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
     """Read, override from the environment, and validate; ConfigError names each bad key."""
     env = os.environ if env is None else env
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as err:
-        raise ConfigError(f"config file not found: {path}") from err
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"config file unreadable: {path}: {err}") from err
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        line = _line_of_decode_error(str(err))
-        problem = ConfigProblem("(syntax)", str(err), line)
-        raise ConfigError(f"{path}: {problem}", problems=[problem]) from err
-    from_env = _apply_env(data, env)
-    data = _resolve_relative_paths(data, path.parent)
-    try:
-        return Config.model_validate(data)
-    except ValidationError as err:
-        lines = _key_lines(text)
-        problems = [_problem(e, lines, from_env) for e in err.errors()]
-        summary = "; ".join(str(p) for p in problems)
-        raise ConfigError(f"{path}: {summary}", problems=problems) from err
-
-
-def _problem(
-    error: Mapping[str, Any], lines: dict[str, int], from_env: dict[str, str]
-) -> ConfigProblem:
-    # Drop the discriminator tag pydantic inserts for tagged unions ("camera.files.fps").
-    loc = [str(p) for p in error["loc"]]
-    parts: list[str] = []
-    for i, part in enumerate(loc):
-        if i == 1 and loc[0] in ("camera", "printer") and len(loc) > 2:
-            continue
-        parts.append(part)
-    key = ".".join(parts) or "(top)"
-    message = error["msg"]
-    if error["type"] == "extra_forbidden":
-        message = "unknown key (not part of this block; check spelling and the block's type)"
-    elif error["type"] == "missing":
-        message = "required key is missing"
-    if key in from_env:
-        return ConfigProblem(key, f"{message} (from environment {from_env[key]})")
-    line = None
-    probe = parts[:]
-    while probe and line is None:
-        line = lines.get(".".join(probe))
-        probe.pop()
-    return ConfigProblem(key, message, line)
-
-
-def _line_of_decode_error(message: str) -> int | None:
-    match = re.search(r"line (\d+)", message)
-    return int(match.group(1)) if match else None
-
-
-_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\.\"' ]+?)\s*=")
-
-
-def _key_lines(text: str) -> dict[str, int]:
-    """Map every dotted key and table header to its line number (1-based)."""
-    lines: dict[str, int] = {}
-    table: list[str] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        header = _HEADER.match(raw)
-        if header:
-            table = [p.strip().strip("\"'") for p in header.group(1).split(".")]
-            lines.setdefault(".".join(table), number)
-            continue
-        key = _KEY.match(raw)
-        if key:
-            parts = table + [p.strip().strip("\"'") for p in key.group(1).split(".")]
-            for depth in range(len(table) + 1, len(parts) + 1):
-                lines.setdefault(".".join(parts[:depth]), number)
-    return lines
-
-
-def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
-    """KIOSK_WEB__PORT=9000 sets web.port; values are read as TOML when they parse as such."""
-    applied: dict[str, str] = {}
-    for name, raw in sorted(env.items()):
-        if not name.startswith(ENV_PREFIX) or "__" not in name or name == "KIOSK_CONFIG":
-            continue
-        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
-        node = data
-        for part in path[:-1]:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = node[part] = {}
-            node = child
-        node[path[-1]] = _env_value(raw)
-        applied[".".join(path)] = name
-    return applied
-
-
-def _env_value(raw: str) -> Any:
-    try:
-        return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        return raw
-
-
-_PATH_KEYS = {
-    ("storage", "state_dir"),
-    ("camera", "path"),
-    ("printer", "output_dir"),
-    ("printer", "path"),
-    ("mqtt", "ca_file"),
-    ("mqtt", "cert_file"),
-    ("mqtt", "key_file"),
-    ("mqtt", "trust_dir"),
-    ("models", "dir"),
-    ("copies", "signing_key"),
-    ("copies", "signing_cert"),
-    ("copies", "chain"),
-    ("copies", "trust_dir"),
-    ("copies", "revocation_file"),
-    ("copies", "sequence_floor"),
-    ("update", "root"),
-    ("update", "keys_dir"),
-    ("update", "incoming_dir"),
-}
-
-
-def _resolve_relative_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Relative paths in a config file are relative to that file, not to the cwd."""
-    for section, key in _PATH_KEYS:
-        block = data.get(section)
-        if isinstance(block, dict) and isinstance(block.get(key), str):
-            value = Path(block[key]).expanduser()
-            if not value.is_absolute():
-                block[key] = str((base / value).resolve())
-    return data
+    return load_tree(Config, path, env_prefix=ENV_PREFIX, env=env)

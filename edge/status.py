@@ -49,6 +49,8 @@ class StatusSource(Protocol):
 
 def kiosk_status(app: StatusSource) -> dict[str, Any]:
     """What the UI, technicians and telemetry see. No personal data in here."""
+    if app.camera is None or app.printer is None or app.controls is None or app.outbox is None:
+        raise RuntimeError("no status before the daemon has started its parts")
     camera = app.camera.state()
     printer = app.printer.status()
     disk = shutil.disk_usage(app.config.storage.state_dir)

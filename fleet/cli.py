@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from protocol.cli import run_command
 from protocol.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput, KioskError
 
 logger = logging.getLogger("fleet")
@@ -28,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="web port (overrides web.port)")
     serve.add_argument("--no-mqtt", action="store_true", help="dashboard only, no broker")
 
-    sub.add_parser("init-db", help="create the tables (serve does it too)")
+    sub.add_parser(
+        "init-db", help="create the tables or migrate them to this version (serve does it too)"
+    )
 
     op = sub.add_parser("operator", help="operators who log in and sign commands")
     op_sub = op.add_subparsers(dest="action", required=True)
@@ -75,28 +78,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    return run_command("kiosk-fleet", lambda: _configured(args))
+
+
+def _configured(args: argparse.Namespace) -> int:
     missing = _missing_central_packages()
     if missing:
         # A kiosk's install has no central extra: say what to install, not a traceback.
-        print(
-            f"kiosk-fleet: {', '.join(missing)} not installed; the fleet console needs the "
-            "central extra: pip install 'kiosk-edge[central]'",
-            file=sys.stderr,
+        raise KioskError(
+            f"{', '.join(missing)} not installed; the fleet console needs the "
+            "central extra: pip install 'kiosk-edge[central]'"
         )
-        return 1
     from fleet.config import load_config
 
-    try:
-        config = load_config(args.config)
-        logging.basicConfig(
-            level=config.logging.level,
-            format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-            stream=sys.stderr,
-        )
-        return _run(args, config)
-    except KioskError as err:
-        print(f"kiosk-fleet: {err}", file=sys.stderr)
-        return err.exit_code
+    config = load_config(args.config)
+    logging.basicConfig(
+        level=config.logging.level,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return _run(args, config)
 
 
 def _missing_central_packages() -> list[str]:
@@ -104,7 +105,7 @@ def _missing_central_packages() -> list[str]:
 
     return [
         name
-        for name in ("sqlalchemy", "psycopg", "prometheus_client")
+        for name in ("sqlalchemy", "alembic", "psycopg", "prometheus_client")
         if importlib.util.find_spec(name) is None
     ]
 
@@ -118,7 +119,7 @@ def _run(args: argparse.Namespace, config: Any) -> int:
     try:
         match args.command:
             case "init-db":
-                print(f"tables ready in {store.dialect}")
+                print(f"tables ready in {store.dialect}, schema revision {store.revision()}")
             case "operator":
                 return _operator(store, args)
             case "site":

@@ -1,14 +1,17 @@
-"""The console's configuration: one typed tree from TOML (unknown keys refused)."""
+"""The console's configuration: one typed tree from TOML with FLEET_* environment overrides."""
 
 from __future__ import annotations
 
-import tomllib
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from protocol.errors import ConfigError
+from protocol.config import load_tree
+
+ENV_PREFIX = "FLEET_"
 
 
 class Section(BaseModel):
@@ -166,18 +169,29 @@ class FleetConfig(Section):
     logging: LoggingSection = LoggingSection()
 
 
-def load_config(path: Path | None) -> FleetConfig:
-    """The config file (or defaults without one); relative paths stay relative to the cwd."""
-    if path is None:
-        return FleetConfig()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as err:
-        raise ConfigError(f"cannot read {path}: {err}") from err
-    try:
-        return FleetConfig.model_validate(data)
-    except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors(include_url=False)
-        )
-        raise ConfigError(f"{path} is not valid: {problems}") from err
+def load_config(path: Path | None, *, env: Mapping[str, str] | None = None) -> FleetConfig:
+    """The config file (or defaults without one) with FLEET_<BLOCK>__<KEY> environment
+    overrides; relative paths in the file, the store's SQLite file too, are relative to it."""
+    env = os.environ if env is None else env
+    config = load_tree(
+        FleetConfig,
+        path,
+        env_prefix=ENV_PREFIX,
+        env=env,
+        message="{source} is not valid: {problems}",
+    )
+    if path is None or "url" not in config.store.model_fields_set:
+        return config
+    store = config.store.model_copy(update={"url": _sqlite_url(config.store.url, path.parent)})
+    return config.model_copy(update={"store": store})
+
+
+def _sqlite_url(url: str, base: Path) -> str:
+    """sqlite:///fleet.db names a file relative to `base`; absolute, :memory: and file: stay."""
+    prefix, _, rest = url.partition(":///")
+    if not prefix.startswith("sqlite") or not rest or rest.startswith((":memory:", "file:")):
+        return url
+    name, sep, query = rest.partition("?")
+    if Path(name).is_absolute():
+        return url
+    return f"{prefix}:///{(base / Path(name).expanduser()).resolve()}{sep}{query}"

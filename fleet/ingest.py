@@ -17,7 +17,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from enum import Enum
+from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -101,7 +102,7 @@ class FleetIngest:
         client = new_client(c.client_id, tls=tls)
         client.manual_ack_set(True)  # PUBACK only once stored
         client.max_inflight_messages_set(100)
-        client.reconnect_delay_set(0.1, self.reconnect_max_s)
+        client.reconnect_delay_set(0.1, self.reconnect_max_s)  # type: ignore[arg-type]  # paho takes float seconds
         client.will_set(self.status_topic, json.dumps({"state": "offline"}), qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -170,7 +171,7 @@ class FleetIngest:
 
     # --- paho callbacks (enqueue only) ----------------------------------------------------
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             logger.error("broker refused the console", extra={"reason": str(reason_code)})
             return
@@ -197,12 +198,12 @@ class FleetIngest:
                 logger.exception("on-connect hook failed")
         logger.info("console connected to the broker", extra={"session": flags.session_present})
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected.clear()
         if not self._stop.is_set():
             logger.warning("console lost the broker", extra={"reason": str(reason_code)})
 
-    def _on_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+    def _on_message(self, client, userdata, message) -> None:
         self._inbox.put(
             (
                 message.mid,
@@ -300,7 +301,9 @@ class FleetIngest:
             except Exception:
                 logger.exception("batch listener failed")
 
-    def _parse(self, topic: str, payload: bytes, received_at: float) -> Incoming | object | None:
+    def _parse(
+        self, topic: str, payload: bytes, received_at: float
+    ) -> Incoming | Literal[_Ignored.IGNORED] | None:
         head = self.prefix + "/"
         if not topic.startswith(head):
             return _IGNORED
@@ -385,4 +388,10 @@ class FleetIngest:
                 logger.exception("request handler failed", extra={"topic": topic})
 
 
-_IGNORED = object()
+class _Ignored(Enum):
+    """A message that is no error and no data (ours, or outside the fleet's topics)."""
+
+    IGNORED = "ignored"
+
+
+_IGNORED = _Ignored.IGNORED

@@ -318,7 +318,7 @@ class ProvisioningService:
         client = new_client(
             "fleet-provisioning", tls=tls_context(self.ca_file, self.cert_file, self.key_file)
         )
-        client.reconnect_delay_set(0.1, 30)
+        client.reconnect_delay_set(0.1, 30)  # type: ignore[arg-type]  # paho takes float seconds
         client.on_connect = self._on_connect
         client.on_disconnect = lambda *a: self._connected.clear()
         client.on_message = self._on_message
@@ -346,7 +346,7 @@ class ProvisioningService:
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             logger.error(
                 "broker refused the provisioning service", extra={"reason": str(reason_code)}
@@ -355,7 +355,7 @@ class ProvisioningService:
         client.subscribe(REQUEST_TOPIC, qos=1)
         self._connected.set()
 
-    def _on_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+    def _on_message(self, client, userdata, message) -> None:
         try:
             self._queue.put_nowait((message.topic, bytes(message.payload)))
         except queue.Full:

@@ -19,14 +19,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from edge.pki import self_signed_ca
+from protocol.cli import run_command
+from protocol.errors import EXIT_OK, BadInput
 from protocol.files import write_atomic
 
 KIOSK_ID = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,31}$")
 DEFAULT_DAYS = 365
 
 
-class CaError(Exception):
-    """A refusal of the CA tool, said in one line."""
+class CaError(BadInput):
+    """A refusal of the CA tool, said in one line (exit code 2)."""
 
 
 def _now() -> dt.datetime:
@@ -273,44 +275,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    return run_command("kiosk-ca", lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     ca = CertificateAuthority(args.ca_dir)
-    try:
-        if args.command == "init":
-            cert = ca.init(args.name, days=args.days)
-            print(
-                f"CA created in {args.ca_dir} (serial {cert.serial_number:x}); ca.crt goes to kiosks"
-            )
-        elif args.command == "sign":
-            if not args.csr.exists():
-                raise CaError(f"{args.csr} does not exist")
-            pem = ca.sign_csr(args.csr.read_bytes(), days=args.days, kiosk_id=args.kiosk_id)
-            out = args.out or args.csr.with_suffix(".crt")
-            _write(out, pem.encode(), 0o644)
-            cert = x509.load_pem_x509_certificate(pem.encode())
-            cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
-            print(
-                f"signed {cn}: serial {cert.serial_number:x}, until "
-                f"{cert.not_valid_after_utc:%Y-%m-%d}, written to {out}"
-            )
-        elif args.command == "server":
-            cert_pem, key_pem = ca.issue_server(args.name, sans=args.san or [args.name])
-            _write(args.out_dir / f"{args.name}.crt", cert_pem.encode(), 0o644)
-            _write(args.out_dir / f"{args.name}.key", key_pem.encode(), 0o600)
-            print(f"server certificate for {args.name} written to {args.out_dir}")
-        elif args.command == "revoke":
-            what = args.what
-            if Path(what).is_file():
-                what = Path(what).read_text()
-            print(f"revoked {ca.revoke(what)}; now publish the CRL (kiosk-ca crl --out ...)")
-        elif args.command == "crl":
-            _write(args.out, ca.crl_pem(days=args.days).encode(), 0o644)
-            print(f"CRL written to {args.out}")
-        elif args.command == "list":
-            print(json.dumps(ca.issued(), indent=2, sort_keys=True))
-    except CaError as err:
-        print(f"kiosk-ca: {err}", file=sys.stderr)
-        return 2
-    return 0
+    if args.command == "init":
+        cert = ca.init(args.name, days=args.days)
+        print(f"CA created in {args.ca_dir} (serial {cert.serial_number:x}); ca.crt goes to kiosks")
+    elif args.command == "sign":
+        if not args.csr.exists():
+            raise CaError(f"{args.csr} does not exist")
+        pem = ca.sign_csr(args.csr.read_bytes(), days=args.days, kiosk_id=args.kiosk_id)
+        out = args.out or args.csr.with_suffix(".crt")
+        _write(out, pem.encode(), 0o644)
+        cert = x509.load_pem_x509_certificate(pem.encode())
+        cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+        print(
+            f"signed {cn}: serial {cert.serial_number:x}, until "
+            f"{cert.not_valid_after_utc:%Y-%m-%d}, written to {out}"
+        )
+    elif args.command == "server":
+        cert_pem, key_pem = ca.issue_server(args.name, sans=args.san or [args.name])
+        _write(args.out_dir / f"{args.name}.crt", cert_pem.encode(), 0o644)
+        _write(args.out_dir / f"{args.name}.key", key_pem.encode(), 0o600)
+        print(f"server certificate for {args.name} written to {args.out_dir}")
+    elif args.command == "revoke":
+        what = args.what
+        if Path(what).is_file():
+            what = Path(what).read_text()
+        print(f"revoked {ca.revoke(what)}; now publish the CRL (kiosk-ca crl --out ...)")
+    elif args.command == "crl":
+        _write(args.out, ca.crl_pem(days=args.days).encode(), 0o644)
+        print(f"CRL written to {args.out}")
+    elif args.command == "list":
+        print(json.dumps(ca.issued(), indent=2, sort_keys=True))
+    return EXIT_OK
 
 
 if __name__ == "__main__":

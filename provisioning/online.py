@@ -105,16 +105,16 @@ def enrol(
     client = new_client(token.claim_id, tls=context, suppress_exceptions=False)
     client.username_pw_set(token.claim_id, token.secret)
 
-    def on_connect(c, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+    def on_connect(c, userdata, flags, reason_code, properties) -> None:
         answers.put(("connack", reason_code))
 
-    def on_subscribe(c, userdata, mid, reason_codes, properties) -> None:  # type: ignore[no-untyped-def]
+    def on_subscribe(c, userdata, mid, reason_codes, properties) -> None:
         answers.put(("suback", reason_codes))
 
-    def on_message(c, userdata, message) -> None:  # type: ignore[no-untyped-def]
+    def on_message(c, userdata, message) -> None:
         answers.put(("message", bytes(message.payload)))
 
-    def on_connect_fail(c, userdata) -> None:  # type: ignore[no-untyped-def]
+    def on_connect_fail(c, userdata) -> None:
         answers.put(("connect_fail", None))
 
     client.on_connect = on_connect

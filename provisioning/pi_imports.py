@@ -41,7 +41,7 @@ def check(module: str) -> ImportResult:
 def check_picamera2_class() -> ImportResult:
     """The exact line setup-pi.sh promises works: `from picamera2 import Picamera2`."""
     try:
-        from picamera2 import Picamera2  # type: ignore[import-not-found]  # noqa: F401
+        from picamera2 import Picamera2  # noqa: F401
     except Exception as err:
         return ImportResult("picamera2.Picamera2", False, "-", "-", f"{type(err).__name__}: {err}")
     return ImportResult("picamera2.Picamera2", True, "apt", "-")

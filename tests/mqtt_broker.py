@@ -377,20 +377,20 @@ class Peer:
         with self._lock:
             self.messages.clear()
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connack = reason_code
 
-    def _on_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+    def _on_message(self, client, userdata, message) -> None:
         received = Received(
             message.topic, bytes(message.payload), bool(message.retain), message.properties
         )
         with self._lock:
             self.messages.append(received)
 
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         self.subacks[mid] = list(reason_codes)
 
-    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self.pubacks[mid] = reason_code
 
 

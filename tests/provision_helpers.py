@@ -94,7 +94,7 @@ class ProvisioningStub:
     def close(self) -> None:
         self.peer.close()
 
-    def _on_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+    def _on_message(self, client, userdata, message) -> None:
         claim_id = message.topic.split("/")[2]
         answer = self.answer(claim_id, bytes(message.payload))
         self.responses.append(answer)

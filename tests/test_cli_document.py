@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import pytest
 
-from edge import cli_document
+from edge.cli import document as cli_document
 from edge.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput, KioskError
 from edge.texts import vietnamese
 from edge.vision.page import DPI, MESSAGES

@@ -168,3 +168,29 @@ def test_qr_with_another_code_fails_its_signature() -> None:
         qrpayload.parse(text.replace("HN-TAYHO-01:", "HN-TAYHO-02:"))
     with pytest.raises(qrpayload.QrInvalid):
         qrpayload.parse("hello")
+
+
+def test_signer_with_an_unreadable_chain_file_is_unavailable_not_a_crash_later(tmp_path):
+    # pyHanko's SimpleSigner.load() returns None (and only logs) when the chain file is
+    # unreadable; the signer used to keep that None and fail deep inside the first PDF signing.
+    from edge.copies.sign import (
+        KioskSigner,
+        SigningUnavailable,
+        issue_signing_cert,
+        make_ca,
+        pem_cert,
+        pem_key,
+    )
+
+    ca_key, ca_cert = make_ca("Test CA")
+    key = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "sign.key").write_bytes(pem_key(key))
+    cert = issue_signing_cert("TEST-01", key.public_key(), ca_key, ca_cert)
+    (tmp_path / "sign.crt").write_bytes(pem_cert(cert))
+    signer = KioskSigner(
+        tmp_path / "sign.key", tmp_path / "sign.crt", chain_path=tmp_path / "missing-chain.pem"
+    )
+
+    with pytest.raises(SigningUnavailable, match="chain"):
+        signer.sign_pdf(b"%PDF-1.7", code="X", location="here")
+    assert KioskSigner(tmp_path / "sign.key", tmp_path / "sign.crt").certificate == cert

@@ -8,9 +8,10 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
 
 from edge.errors import PrinterError
-from edge.ports.printer import PrinterStatus, PrinterTransport
+from edge.ports.printer import Paper, PrinterStatus, PrinterTransport
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class SimulatedPrinter(PrinterTransport):
         sensors = self._sensors()
         return PrinterStatus(
             online=True,
-            paper=sensors.get("paper", "ok"),
+            paper=cast(Paper, sensors.get("paper", "ok")),  # _sensors() keeps only valid ones
             cover_open=bool(sensors.get("cover_open", False)),
         )
 

@@ -12,6 +12,7 @@ import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -22,6 +23,9 @@ from edge import config as cfg
 from edge.errors import KioskError
 from edge.pki import self_signed_ca
 from protocol.files import write_atomic
+
+if TYPE_CHECKING:
+    from pyhanko.sign.signers import SimpleSigner
 
 logger = logging.getLogger(__name__)
 
@@ -191,7 +195,7 @@ class KioskSigner:
         self.cert_path = cert_path
         self.chain_path = chain_path
         self.tsa_url = tsa_url
-        self._signer = None
+        self._signer: SimpleSigner | None = None
         self._key: ec.EllipticCurvePrivateKey | None = None
         self._cert: x509.Certificate | None = None
 
@@ -207,19 +211,30 @@ class KioskSigner:
             ) from err
         if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
             raise SigningUnavailable("the signing key must be ECDSA P-256")
-        if key.public_key().public_numbers() != cert.public_key().public_numbers():
+        cert_key = cert.public_key()
+        if (
+            not isinstance(cert_key, ec.EllipticCurvePublicKey)
+            or key.public_key().public_numbers() != cert_key.public_numbers()
+        ):
             raise SigningUnavailable("the signing certificate is not for the signing key")
         chain = (str(self.chain_path),) if self.chain_path else ()
-        self._signer = signers.SimpleSigner.load(
+        signer = signers.SimpleSigner.load(
             str(self.key_path), str(self.cert_path), ca_chain_files=chain
         )
-        self._key, self._cert = key, cert
+        if signer is None:  # pyHanko logs why and returns None (e.g. an unreadable chain file)
+            raise SigningUnavailable(f"signing material unusable (chain: {self.chain_path})")
+        self._signer, self._key, self._cert = signer, key, cert
+
+    def _loaded(self) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate, SimpleSigner]:
+        if self._key is None or self._cert is None or self._signer is None:
+            self.load()
+        # load() sets all three or raises
+        assert self._key is not None and self._cert is not None and self._signer is not None
+        return self._key, self._cert, self._signer
 
     @property
     def certificate(self) -> x509.Certificate:
-        if self._cert is None:
-            self.load()
-        return self._cert
+        return self._loaded()[1]
 
     @property
     def development(self) -> bool:
@@ -231,17 +246,14 @@ class KioskSigner:
 
     def sign_bytes(self, data: bytes) -> bytes:
         """ECDSA P-256 / SHA-256, DER signature (the QR turns it into r||s)."""
-        if self._key is None:
-            self.load()
-        return self._key.sign(data, ec.ECDSA(hashes.SHA256()))
+        return self._loaded()[0].sign(data, ec.ECDSA(hashes.SHA256()))
 
     def sign_pdf(self, pdf: bytes, *, code: str, location: str) -> bytes:
         from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
         from pyhanko.sign import fields, signers
         from pyhanko.sign.fields import SigSeedSubFilter
 
-        if self._signer is None:
-            self.load()
+        signer = self._loaded()[2]
         timestamper = None
         if self.tsa_url:
             from pyhanko.sign.timestamps import HTTPTimeStamper
@@ -258,7 +270,7 @@ class KioskSigner:
         out = io.BytesIO()
         signers.PdfSigner(
             meta,
-            signer=self._signer,
+            signer=signer,
             timestamper=timestamper,
             new_field_spec=fields.SigFieldSpec(SIGNATURE_FIELD),
         ).sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf)), output=out)

@@ -175,7 +175,7 @@ def verify_qr(text: str, trust: TrustStore) -> Verdict:
         payload = qrpayload.parse(text)
     except BadInput as err:
         return Verdict("invalid", getattr(err, "reason", str(err)))
-    base = {
+    base: dict[str, Any] = {
         "code": payload.code.text,
         "issued_at": payload.issued_at,
         "kiosk_id": payload.kiosk_id,
@@ -270,7 +270,7 @@ def verify_pdf(data: bytes, trust: TrustStore) -> Verdict:
         payload = qrpayload.parse(keywords)
     except Exception:  # no Info, no Keywords, or not a KC1 payload
         return Verdict("invalid", "no copy QR payload in the document")
-    base = {
+    base: dict[str, Any] = {
         "code": payload.code.text,
         "issued_at": payload.issued_at,
         "kiosk_id": payload.kiosk_id,
@@ -399,7 +399,7 @@ def install_revocation_list(path: Path, document: dict[str, Any]) -> dict[str, A
         key = _code_entry(entry)
         assert key is not None  # the schema requires a code
         reason = (entry.get("reason") or "").strip() if isinstance(entry, dict) else ""
-        item: Any = {"code": key, "reason": reason} if reason else key
+        item = {"code": key, "reason": reason} if reason else key
         if key not in code_index:
             code_index[key] = len(codes)
             codes.append(item)

@@ -12,6 +12,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import NameOID
 
 from protocol.files import fsync_dir, write_atomic
@@ -61,7 +62,7 @@ def start_rotation(state_dir: Path, kiosk_id: str) -> str:
     """Make (or reuse) the pending key and return a CSR (PEM) naming this kiosk."""
     path = state_dir / "pki" / PENDING_KEY
     if path.exists():
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        key = _load_pending_key(path)
     else:
         key = ec.generate_private_key(ec.SECP256R1())
         _write_secret(path, _pem_key(key))
@@ -72,6 +73,21 @@ def start_rotation(state_dir: Path, kiosk_id: str) -> str:
         .sign(key, hashes.SHA256())
     )
     return csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _load_pending_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    """The pending key start_rotation made: always an EC key, anything else is not ours."""
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise CertificateRefused(f"{path} is not an EC key (not one this kiosk made)")
+    return key
+
+
+def _spki(key: PublicKeyTypes) -> bytes:
+    """A public key as DER SubjectPublicKeyInfo: comparable whatever its algorithm."""
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def install_certificate(
@@ -93,8 +109,8 @@ def install_certificate(
         cert = x509.load_pem_x509_certificate(certificate_pem.encode())
     except ValueError as err:
         raise CertificateRefused(f"not a PEM certificate: {err}") from err
-    key = serialization.load_pem_private_key(pending.read_bytes(), password=None)
-    if cert.public_key().public_numbers() != key.public_key().public_numbers():
+    key = _load_pending_key(pending)
+    if _spki(cert.public_key()) != _spki(key.public_key()):
         raise CertificateRefused("the certificate is not for this kiosk's pending key")
     names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     if not names or names[0].value != kiosk_id:

@@ -15,6 +15,7 @@ from edge.printing import PrintOutcome
 from edge.remote_config import apply_config_change
 from edge.services.catalog import CatalogService
 from edge.store.outbox import Outbox
+from protocol.messages import Severity
 
 logger = logging.getLogger(__name__)
 
@@ -190,9 +191,9 @@ def fleet_commands(app: CommandTarget) -> dict[str, Any]:
     }
 
 
-def _report(app: CommandTarget, kind: str, severity: str, detail: dict[str, Any]) -> None:
+def _report(app: CommandTarget, kind: str, severity: Severity, detail: dict[str, Any]) -> None:
     """An event for central from a background job (the fleet client's outbox path)."""
     if app.fleet is not None:
         app.fleet.report_event(kind, severity, detail)
     elif app.outbox is not None:
-        queue_event(app.outbox, app.config.kiosk.id, kind, severity, detail)  # type: ignore[arg-type]
+        queue_event(app.outbox, app.config.kiosk.id, kind, severity, detail)

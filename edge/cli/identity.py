@@ -10,6 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edge.cli.context import Context
 from edge.errors import EXIT_FAILED, EXIT_OK, BadInput
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -17,6 +18,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -> None:
     ident = sub.add_parser("id", parents=[common], help="read and validate a CCCD")
+    ident.set_defaults(handler=run)
     id_sub = ident.add_subparsers(dest="id_command", required=True, parser_class=parser_class)
     parse = id_sub.add_parser("parse", parents=[common], help="validate a CCCD QR payload")
     parse.add_argument("payload", help="the QR text, fields separated by |")
@@ -24,6 +26,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -
     read.add_argument("image", type=Path)
 
     face = sub.add_parser("face", parents=[common], help="face verification and liveness")
+    face.set_defaults(handler=run)
     face_sub = face.add_subparsers(dest="face_command", required=True, parser_class=parser_class)
     verify = face_sub.add_parser(
         "verify", parents=[common], help="is the card's face the live face? (exit 1 if not)"
@@ -41,7 +44,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -
     live.add_argument("--mirrored", action="store_true", help="frames are mirrored (selfie view)")
 
 
-def run(args: argparse.Namespace, emit: Any) -> int:
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    """Works on files; no kiosk config needed."""
+    emit = ctx.emit
     if args.command == "id":
         return _id_parse(args, emit) if args.id_command == "parse" else _id_read(args, emit)
     if args.face_command == "verify":

@@ -7,11 +7,13 @@ import getpass
 import sys
 from typing import Any
 
+from edge.cli.context import Context
 from edge.errors import EXIT_OK, BadInput
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -> None:
     ui = sub.add_parser("ui", parents=[common], help="touchscreen UI settings")
+    ui.set_defaults(handler=run)
     ui_sub = ui.add_subparsers(dest="ui_command", required=True, parser_class=parser_class)
     ui_sub.add_parser(
         "pin-hash",
@@ -20,7 +22,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -
     )
 
 
-def run(args: argparse.Namespace, emit: Any) -> int:
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    """Hashes a PIN; no kiosk config needed."""
     from werkzeug.security import generate_password_hash
 
     if sys.stdin.isatty():
@@ -32,5 +35,5 @@ def run(args: argparse.Namespace, emit: Any) -> int:
     if not (pin.isascii() and pin.isdigit() and 4 <= len(pin) <= 12):
         raise BadInput("a technician PIN is 4 to 12 digits")
     hashed = generate_password_hash(pin)
-    emit({"technician_pin_hash": hashed}, f'[ui]\ntechnician_pin_hash = "{hashed}"')
+    ctx.emit({"technician_pin_hash": hashed}, f'[ui]\ntechnician_pin_hash = "{hashed}"')
     return EXIT_OK

@@ -4,16 +4,14 @@ commands (the work is in provisioning/)."""
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
 from edge import config as cfg
+from edge.cli.context import Context, config_path
 from edge.errors import EXIT_FAILED, EXIT_OK, BadInput
-
-COMMANDS = ("provision", "factory-reset", "update")
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -> None:
@@ -24,6 +22,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -
         description="Interactive on a terminal; every answer can also be given as a flag or "
         "in --answers FILE (TOML/JSON with the same names). Run it again to resume.",
     )
+    # A blank kiosk has no valid config yet: these commands read it themselves, if at all.
+    p.set_defaults(handler=run)
     p.add_argument("--status", action="store_true", help="show what is done and the certificate")
     p.add_argument("--answers", type=Path, help="answers file (TOML or JSON)")
     p.add_argument("--yes", "-y", action="store_true", help="never prompt (defaults or fail)")
@@ -69,9 +69,11 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -
         parents=[common],
         help="securely remove keys, personal data and the database (asks to confirm)",
     )
+    r.set_defaults(handler=run)
     r.add_argument("--confirm", metavar="KIOSK_ID", help="confirm without a prompt")
 
     u = sub.add_parser("update", parents=[common], help="signed A/B software updates")
+    u.set_defaults(handler=run)
     u_sub = u.add_subparsers(dest="update_command", required=True, parser_class=parser_class)
     apply = u_sub.add_parser("apply", parents=[common], help="verify, switch, check, or roll back")
     apply.add_argument("bundle", type=Path)
@@ -101,11 +103,6 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -
     make.add_argument("--notes", default="")
 
 
-def _config_path(args: argparse.Namespace) -> Path:
-    env = os.environ.get("KIOSK_CONFIG")
-    return args.config or (Path(env) if env else cfg.DEFAULT_PATH)
-
-
 class ConsoleTechnician:
     """Prompts on the terminal (stderr), answers from stdin; --yes or no TTY: never asks."""
 
@@ -132,7 +129,8 @@ class ConsoleTechnician:
         return answer[:1] in ("c", "y")
 
 
-def run(args: argparse.Namespace, emit: Any) -> int:
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    emit = ctx.emit
     if args.command == "provision":
         return _provision(args, emit)
     if args.command == "factory-reset":
@@ -162,7 +160,7 @@ def _provision(args: argparse.Namespace, emit: Any) -> int:
     from provisioning.provision import Provisioner, Waiting
 
     ui = ConsoleTechnician(sys.stdin.isatty() and not args.yes and not args.json)
-    path = _config_path(args)
+    path = config_path(args)
     if args.status and not path.exists():
         emit(
             {"provisioned": False, "config": str(path), "next_step": "identity"},
@@ -201,7 +199,7 @@ def _provision(args: argparse.Namespace, emit: Any) -> int:
 def _factory_reset(args: argparse.Namespace, emit: Any) -> int:
     from provisioning.provision import factory_reset
 
-    path = _config_path(args)
+    path = config_path(args)
     config = cfg.load(path)
     kiosk_id = config.kiosk.id
     confirm = args.confirm
@@ -245,7 +243,7 @@ def _update(args: argparse.Namespace, emit: Any) -> int:
             f"bundle {args.out}: {manifest['version']} ({manifest['payload_sha256'][:12]})",
         )
         return EXIT_OK
-    config = cfg.load(_config_path(args))
+    config = cfg.load(config_path(args))
     restart = getattr(args, "restart_command", None)
     installer = update.Installer.from_config(
         config,

@@ -8,16 +8,15 @@ import getpass
 import sys
 from typing import Any
 
-from edge import config as cfg
+from edge.cli.context import Context
 from edge.errors import EXIT_FAILED, EXIT_OK, BadInput
-
-COMMANDS = ("staff",)
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -> None:
     staff = sub.add_parser(
         "staff", parents=[common], help="named logins for the technician screen, and the audit"
     )
+    staff.set_defaults(handler=run)
     staff_sub = staff.add_subparsers(dest="staff_command", required=True, parser_class=parser_class)
     add = staff_sub.add_parser(
         "add",
@@ -35,10 +34,11 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -
     audit.add_argument("--limit", type=int, default=50)
 
 
-def run(args: argparse.Namespace, emit: Any, config: cfg.Config) -> int:
+def run(args: argparse.Namespace, ctx: Context) -> int:
     from edge.store import Store
     from edge.store import staff as accounts
 
+    emit, config = ctx.emit, ctx.config
     config.storage.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     store = Store(config.storage.db_path)
     store.open()

@@ -9,19 +9,16 @@ a cached answer.
 from __future__ import annotations
 
 import argparse
-import json
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any
 
-from edge.errors import EXIT_FAILED, EXIT_OK, KioskError
-
-COMMANDS = ("ticket", "dossier", "guide")
+from edge.cli.context import Context, LocalParts
+from edge.errors import EXIT_FAILED, EXIT_OK
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -> None:
     ticket = sub.add_parser("ticket", parents=[common], help="queue tickets")
+    ticket.set_defaults(handler=run)
     ticket_sub = ticket.add_subparsers(
         dest="ticket_command", required=True, parser_class=parser_class
     )
@@ -31,6 +28,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -
     ticket_sub.add_parser("areas", parents=[common], help="areas, today's numbers, waiting")
 
     dossier = sub.add_parser("dossier", parents=[common], help="dossier status from central")
+    dossier.set_defaults(handler=run)
     dossier_sub = dossier.add_subparsers(
         dest="dossier_command", required=True, parser_class=parser_class
     )
@@ -38,6 +36,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -
     status.add_argument("code", help="dossier code, e.g. 000.00.13.H26-241120-0007, or QR text")
 
     guide = sub.add_parser("guide", parents=[common], help="the procedure catalog")
+    guide.set_defaults(handler=run)
     guide_sub = guide.add_subparsers(dest="guide_command", required=True, parser_class=parser_class)
     search = guide_sub.add_parser("search", parents=[common], help="search procedures")
     search.add_argument("query", nargs="+", help="words, with or without diacritics")
@@ -48,50 +47,32 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -
     guide_sub.add_parser("info", parents=[common], help="catalog version and files")
 
 
-def run(args: argparse.Namespace, emit: Any, config: Any) -> int:
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    emit, config = ctx.emit, ctx.config
     if args.command == "guide" and not (args.guide_command == "show" and args.print_it):
         return _guide(args, emit, config, _catalog_only(config))
     if args.command == "dossier":
-        answer = _ask_daemon(config, args.code)
+        answer = _ask_daemon(ctx, args.code)
         if answer is not None:
             return _show_dossier(answer, emit)
-    parts = _Parts(config)
-    try:
-        if args.command == "ticket":
-            return _ticket(args, emit, parts)
-        if args.command == "dossier":
-            status = parts.services.dossiers.lookup(args.code, session_id="cli")
-            return _show_dossier(status.as_dict(), emit)
-        return _guide(args, emit, config, parts.services.catalog, parts.services)
-    finally:
-        parts.close()
+    parts = ctx.parts
+    if args.command == "ticket":
+        return _ticket(args, emit, parts)
+    if args.command == "dossier":
+        status = parts.services.dossiers.lookup(args.code, session_id="cli")
+        return _show_dossier(status.as_dict(), emit)
+    return _guide(args, emit, config, parts.services.catalog, parts.services)
 
 
-class _Parts:
-    """Store, key, outbox and printer opened by the CLI, and the services over them."""
-
-    def __init__(self, config: Any) -> None:
-        from edge.adapters import build_printer
-        from edge.events import EventBus
-        from edge.printing import PrintQueue
-        from edge.services.bundle import build_services
-        from edge.store import DataKey, Store
-        from edge.store.outbox import Outbox
-
-        config.storage.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        key = DataKey.load_or_create(config.storage.data_key_path)
-        self.store = Store(config.storage.db_path)
-        self.store.open()
-        printer = PrintQueue.from_config(
-            build_printer(config), config, store=self.store, key=key, bus=EventBus()
-        )
-        self.services = build_services(
-            config, store=self.store, key=key, outbox=Outbox(self.store, key), printer=printer
-        )
-        self.services.tickets.requeue_unreported()
-
-    def close(self) -> None:
-        self.store.close()
+def _ask_daemon(ctx: Context, code: str) -> dict[str, Any] | None:
+    """The running daemon's answer (it holds the MQTT connection), or None without a daemon."""
+    if not ctx.daemon.running():
+        return None
+    query = urllib.parse.urlencode({"code": code, "session": "cli"})
+    timeout = ctx.config.services.dossier_timeout_s + 5
+    return ctx.daemon.request(
+        "GET", f"/api/services/dossier?{query}", timeout=timeout, refusal_raises=True
+    )
 
 
 def _catalog_only(config: Any) -> Any:
@@ -100,7 +81,7 @@ def _catalog_only(config: Any) -> Any:
     return CatalogService(config.storage.state_dir / "catalog")
 
 
-def _ticket(args: argparse.Namespace, emit: Any, parts: _Parts) -> int:
+def _ticket(args: argparse.Namespace, emit: Any, parts: LocalParts) -> int:
     tickets = parts.services.tickets
     if args.ticket_command == "areas":
         areas = tickets.areas()
@@ -129,35 +110,6 @@ def _ticket(args: argparse.Namespace, emit: Any, parts: _Parts) -> int:
         f"{wait})  {printed}",
     )
     return EXIT_OK if ticket.printed is None or ticket.printed.printed else 3
-
-
-def _ask_daemon(config: Any, code: str) -> dict[str, Any] | None:
-    """The running daemon's answer (it holds the MQTT connection), or None without a daemon."""
-    base = f"http://{config.web.host}:{config.web.port}"
-    try:
-        with urllib.request.urlopen(f"{base}/api/health", timeout=1.0) as response:
-            if json.loads(response.read()).get("kiosk_id") != config.kiosk.id:
-                return None
-    except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
-        return None
-    query = urllib.parse.urlencode({"code": code, "session": "cli"})
-    timeout = config.services.dossier_timeout_s + 5
-    try:
-        with urllib.request.urlopen(f"{base}/api/services/dossier?{query}", timeout=timeout) as r:
-            return json.loads(r.read())
-    except urllib.error.HTTPError as err:
-        body = json.loads(err.read() or b"{}").get("error", {})
-        raise _DaemonRefused(body) from None
-    except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
-        return None
-
-
-class _DaemonRefused(KioskError):
-    def __init__(self, body: dict[str, Any]) -> None:
-        super().__init__(body.get("message_en") or body.get("message") or "the daemon refused")
-        self.code = body.get("code", "error")
-        self.message_vi = body.get("message_vi")
-        self.exit_code = 2 if self.code in ("invalid_dossier_code", "rate_limited") else 1
 
 
 def _show_dossier(data: dict[str, Any], emit: Any) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 
 import cv2
 
+from edge.cli.context import Context
 from edge.errors import EXIT_OK, BadInput
 
 logger = logging.getLogger(__name__)
@@ -18,6 +19,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -
     from edge.vision.page import DPI
 
     doc = sub.add_parser("doc", parents=[common], help="scan document pages")
+    doc.set_defaults(handler=handle)
     doc_sub = doc.add_subparsers(dest="doc_command", required=True, parser_class=parser_class)
     scan = doc_sub.add_parser(
         "scan",
@@ -36,8 +38,13 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -
     ocr = sub.add_parser(
         "ocr", parents=[common], help="read a document (Vietnamese): text, type, key fields"
     )
+    ocr.set_defaults(handler=handle)
     ocr.add_argument("image", type=Path, help="a camera frame of the platen, or a flat scan")
     ocr.add_argument("--name", help="the identified citizen's name, to compare with the document's")
+
+
+def handle(args: argparse.Namespace, ctx: Context) -> int:
+    return run(args, ctx.emit)  # works on files; no kiosk config needed
 
 
 def run(args: argparse.Namespace, emit: Any) -> int:

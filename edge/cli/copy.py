@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edge import config as cfg
+from edge.cli.context import Context
 from edge.errors import EXIT_FAILED, EXIT_OK, BadInput, KioskError
 from protocol.files import fsync_dir, write_atomic
 
@@ -34,6 +35,7 @@ class CopyNotWritten(KioskError):
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -> None:
     copy = sub.add_parser("copy", parents=[common], help="electronic certified copies")
+    copy.set_defaults(handler=run)
     copy_sub = copy.add_subparsers(dest="copy_command", required=True, parser_class=parser_class)
     issue = copy_sub.add_parser(
         "issue", parents=[common], help="issue a signed copy from page images (as the screen does)"
@@ -66,6 +68,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -
     receipt.add_argument("--out", type=Path, help="write the ESC/POS job here instead of printing")
 
     receipts = sub.add_parser("receipt", parents=[common], help="receipt layouts")
+    receipts.set_defaults(handler=receipt_demo)  # a sample job to a file; no kiosk config needed
     receipts_sub = receipts.add_subparsers(
         dest="receipt_command", required=True, parser_class=parser_class
     )
@@ -88,52 +91,49 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -
     )
 
 
-def run(args: argparse.Namespace, config: cfg.Config | None, emit: Any) -> int:
-    if args.command == "receipt":
-        return _demo(args, emit)
-    from edge.cli import _LocalParts
-    from edge.copies.issue import CopyService
-    from edge.store.outbox import Outbox
+def receipt_demo(args: argparse.Namespace, ctx: Context) -> int:
+    return _demo(args, ctx.emit)
 
-    assert config is not None
-    parts = _LocalParts(config)
-    try:
-        service = CopyService(
-            config,
-            store=parts.store,
-            key=parts.key,
-            outbox=Outbox(parts.store, parts.key),
-            printer=parts.printer,
-            # One copy per run: reserving a block would burn the other numbers at exit.
-            sequence_block=1,
-        )
-        if args.copy_command in ("issue", "verify", "receipt"):
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    from edge.copies.issue import CopyService
+
+    emit = ctx.emit
+    parts = ctx.parts  # closed when the command ends
+    service = CopyService(
+        ctx.config,
+        store=parts.store,
+        key=parts.key,
+        outbox=parts.outbox,
+        printer=parts.printer,
+        # One copy per run: reserving a block would burn the other numbers at exit.
+        sequence_block=1,
+    )
+    if args.copy_command in ("issue", "verify", "receipt"):
+        try:
+            service.open()
+        except Exception:
+            if args.copy_command == "issue":
+                raise
+            # Verifying needs only the trust store; this kiosk's own key may be missing.
+    match args.copy_command:
+        case "issue":
+            return _issue(args, service, emit)
+        case "verify":
+            return _verify(args, service, emit)
+        case "list":
+            return _list(args, service, emit)
+        case "receipt":
+            return _receipt(args, service, emit)
+        case "get":
+            data = service.pdf(args.code)
+            _remove_leftovers(args.out)
             try:
-                service.open()
-            except Exception:
-                if args.copy_command == "issue":
-                    raise
-                # Verifying needs only the trust store; this kiosk's own key may be missing.
-        match args.copy_command:
-            case "issue":
-                return _issue(args, service, emit)
-            case "verify":
-                return _verify(args, service, emit)
-            case "list":
-                return _list(args, service, emit)
-            case "receipt":
-                return _receipt(args, service, emit)
-            case "get":
-                data = service.pdf(args.code)
-                _remove_leftovers(args.out)
-                try:
-                    _write_pdf(args.out, data)
-                except OSError as err:
-                    raise BadInput(f"cannot write {args.out}: {err.strerror or err}") from err
-                emit({"code": args.code, "pdf": str(args.out)}, f"copy written to {args.out}")
-                return EXIT_OK
-    finally:
-        parts.close()
+                _write_pdf(args.out, data)
+            except OSError as err:
+                raise BadInput(f"cannot write {args.out}: {err.strerror or err}") from err
+            emit({"code": args.code, "pdf": str(args.out)}, f"copy written to {args.out}")
+            return EXIT_OK
     raise BadInput(f"unknown copy command {args.copy_command!r}")
 
 

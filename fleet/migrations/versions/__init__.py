@@ -1,0 +1,1 @@
+"""The revisions, one file each, oldest first (Alembic loads them by path, not by import)."""

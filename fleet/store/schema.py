@@ -1,0 +1,205 @@
+"""The console's tables (SQLAlchemy Core): the models the migrations in fleet/migrations/ follow.
+
+Times are POSIX seconds (float) everywhere; JSON columns hold what the kiosks sent.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+kiosks = sa.Table(
+    "kiosks",
+    metadata,
+    sa.Column("kiosk_id", sa.String(64), primary_key=True),
+    sa.Column("site", sa.String(128), nullable=False, default=""),
+    sa.Column("site_fixed", sa.Boolean, nullable=False, default=False),  # set by an operator
+    sa.Column("state", sa.String(16), nullable=False, default="unknown"),
+    sa.Column("state_since", sa.Float, nullable=False),
+    sa.Column("offline_reason", sa.String(32)),
+    sa.Column("last_seen", sa.Float, nullable=False),
+    sa.Column("version", sa.String(64), nullable=False, default=""),
+    sa.Column("protocol", sa.String(8), nullable=False, default=""),
+    sa.Column("capabilities", sa.JSON, nullable=False, default=list),
+    sa.Column("status", sa.JSON, nullable=False, default=dict),
+    sa.Column("telemetry", sa.JSON),  # the last sample, as sent
+    sa.Column("telemetry_at", sa.Float),
+    sa.Column("cpu_temp_c", sa.Float),
+    sa.Column("disk_used_pct", sa.Float),
+    sa.Column("outbox_depth", sa.Integer),
+    sa.Column("paper", sa.String(16)),  # ok | near-end | out | unknown
+    sa.Column("printer_online", sa.Boolean),
+    sa.Column("camera_ok", sa.Boolean),
+    sa.Column("door", sa.String(16)),  # open | closed
+    sa.Column("locked", sa.Boolean),
+    sa.Column("last_error", sa.String(200)),
+    sa.Column("last_error_at", sa.Float),
+    sa.Column("cert_not_after", sa.Float),
+    sa.Column("max_seq", sa.BigInteger, nullable=False, default=0),
+    # Sequence numbers skipped (first arrivals come in seq order: docs/fleet.md), e.g.
+    # telemetry shed on a full disk or a row refused by the broker.
+    sa.Column("seq_gaps", sa.BigInteger, nullable=False, default=0),
+    sa.Column("messages", sa.BigInteger, nullable=False, default=0),
+)
+
+telemetry = sa.Table(
+    "telemetry",
+    metadata,
+    sa.Column("row", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("kiosk_id", sa.String(64), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("cpu_temp_c", sa.Float),
+    sa.Column("disk_used_pct", sa.Float),
+    sa.Column("outbox_depth", sa.Integer),
+    sa.Column("load1", sa.Float),
+    sa.Column("memory_used_pct", sa.Float),
+    sa.Index("telemetry_kiosk_at", "kiosk_id", "at"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.String(160), primary_key=True),  # the kiosk's message id
+    sa.Column("kiosk_id", sa.String(64), nullable=False),
+    sa.Column("seq", sa.BigInteger),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),  # kiosk wall clock
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("detail", sa.JSON, nullable=False, default=dict),
+    sa.Index("events_kiosk_at", "kiosk_id", "at"),
+)
+
+records = sa.Table(
+    "records",
+    metadata,
+    sa.Column("id", sa.String(160), primary_key=True),  # the kiosk's message id
+    sa.Column("kiosk_id", sa.String(64), nullable=False),
+    sa.Column("seq", sa.BigInteger),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("deliveries", sa.Integer, nullable=False, default=1),
+    # The record's data (a copy's citizen and PDF, a delivery address ...): personal data,
+    # sealed with the console's data key (AES-GCM, the record id as associated data).
+    sa.Column("sealed", sa.Text, nullable=False),
+    sa.Index("records_kiosk_seq", "kiosk_id", "seq"),
+)
+
+commands = sa.Table(
+    "commands",
+    metadata,
+    sa.Column("id", sa.String(160), primary_key=True),
+    sa.Column("kiosk_id", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("args", sa.JSON, nullable=False, default=dict),
+    sa.Column("operator", sa.String(64), nullable=False),
+    sa.Column("sent_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, default="sent"),  # sent|ok|refused|error
+    sa.Column("reason", sa.String(32)),
+    sa.Column("message", sa.Text),
+    sa.Column("result", sa.JSON),
+    sa.Column("result_at", sa.Float),
+    sa.Index("commands_sent", "sent_at"),
+)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("row", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("kiosk_id", sa.String(64), nullable=False),
+    sa.Column("rule", sa.String(32), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("raised_at", sa.Float, nullable=False),
+    sa.Column("cleared_at", sa.Float),
+    sa.Index("alerts_open", "kiosk_id", "rule", "cleared_at"),
+)
+
+operators = sa.Table(
+    "operators",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("password_hash", sa.String(256), nullable=False),
+    sa.Column("private_key", sa.Text, nullable=False),  # PEM, encrypted with the password
+    sa.Column("public_key", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False, default=False),
+)
+
+# Login throttling (fleet.operators.KeyRing): attempts counted per (operator, address) and
+# per address, in a window that starts with the first attempt. Keys are sha256 hex digests,
+# so the table holds no operator ids or addresses.
+login_throttle = sa.Table(
+    "login_throttle",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("since", sa.Float, nullable=False),
+    sa.Index("login_throttle_since", "since"),
+)
+
+dossiers = sa.Table(
+    "dossiers",
+    metadata,
+    sa.Column("code", sa.String(64), primary_key=True),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+claims = sa.Table(
+    "claims",
+    metadata,
+    sa.Column("claim_id", sa.String(16), primary_key=True),  # c + 12 base32 (docs/provisioning.md)
+    sa.Column("secret", sa.Text, nullable=False),  # sealed (AES-GCM): the HMAC key of the proofs
+    sa.Column("kiosk_id", sa.String(64), nullable=False),
+    sa.Column("site", sa.String(128), nullable=False, default=""),
+    sa.Column("serial", sa.String(64), nullable=False, default=""),  # device allowlist, "" = any
+    sa.Column("created_by", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("used_at", sa.Float),
+    sa.Column("used_by", sa.String(64)),  # sha256 of the CSR's public key (DER) it was used for
+    sa.Column("certificate", sa.Text),  # PEM, sent again to a repeat with the same key
+    sa.Column("cert_serial", sa.String(64)),
+    sa.Column("account_removed", sa.Boolean, nullable=False, default=False),
+)
+
+certificates = sa.Table(
+    "certificates",
+    metadata,
+    sa.Column("serial", sa.String(64), primary_key=True),  # hex
+    sa.Column("kiosk_id", sa.String(64), nullable=False),
+    sa.Column("not_after", sa.Float, nullable=False),
+    sa.Column("issued_at", sa.Float, nullable=False),
+    sa.Column("revoked_at", sa.Float),
+)
+
+queue_stats = sa.Table(
+    "queue_stats",
+    metadata,
+    sa.Column("site", sa.String(128), primary_key=True),
+    sa.Column("area", sa.String(1), primary_key=True),
+    sa.Column("day", sa.String(10), nullable=False),  # Asia/Ho_Chi_Minh date
+    sa.Column("serving", sa.Integer, nullable=False),
+    sa.Column("avg_service_s", sa.Float),
+    sa.Column("counters_open", sa.Integer),
+    sa.Column("updated_by", sa.String(64), nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+revocations = sa.Table(
+    "revocations",
+    metadata,
+    # An e-copy code, or (kind "certificate") a signing certificate's serial in hex.
+    sa.Column("code", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False, default="code"),
+    sa.Column("reason", sa.String(200), nullable=False, default=""),
+    sa.Column("operator", sa.String(64), nullable=False),
+    sa.Column("revoked_at", sa.Float, nullable=False),
+    # certificate: copies it signed from this time on are revoked (null: all of them)
+    sa.Column("effective_from", sa.Float),
+)

@@ -1,0 +1,60 @@
+"""The console's forms (Flask-WTF: every POST carries the session's CSRF token)."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import IntegerField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
+
+from fleet.console import COMMANDS
+
+
+class LoginForm(FlaskForm):
+    operator = StringField("Tên đăng nhập / operator", [DataRequired(), Length(max=64)])
+    password = PasswordField("Mật khẩu / password", [DataRequired(), Length(max=256)])
+
+
+class CommandForm(FlaskForm):
+    name = SelectField(
+        "Lệnh / command", choices=[SelectChoice(k, v[0]) for k, v in COMMANDS.items()]
+    )
+    site = SelectField("Cả điểm / whole site", choices=[], validate_choice=False)
+    args = TextAreaField("Tham số JSON / args (JSON)", [Optional(), Length(max=60000)])
+    ttl = IntegerField(
+        "Hiệu lực (giây) / valid for (s)", [Optional(), NumberRange(min=10, max=86400)]
+    )
+
+
+class RevokeForm(FlaskForm):
+    kind = SelectField(
+        "Thu hồi / revoke",
+        choices=[
+            SelectChoice("code", "Một bản sao (mã) / one copy (code)"),
+            SelectChoice("certificate", "Chứng thư ký của kiosk (sê-ri) / a signing certificate"),
+        ],
+    )
+    code = StringField("Mã hoặc sê-ri / code or serial", [Optional(), Length(max=64)])
+    reason = StringField("Lý do / reason", [Optional(), Length(max=200)])
+
+
+class TokenForm(FlaskForm):
+    kiosk_id = StringField("Mã kiosk / kiosk id", [DataRequired(), Length(max=32)])
+    site = StringField("Điểm / site", [Optional(), Length(max=128)])
+    serial = StringField("Số sê-ri thiết bị / device serial", [Optional(), Length(max=64)])
+
+
+class QueueForm(FlaskForm):
+    site = SelectField("Điểm / site", choices=[], validate_choice=False)
+    area = StringField("Khu vực / area", [DataRequired(), Length(min=1, max=1)])
+    serving = IntegerField("Đang phục vụ số / now serving", [NumberRange(min=0, max=9999)])
+    avg_service_s = IntegerField(
+        "Thời gian TB (giây) / avg service (s)", [Optional(), NumberRange(min=0, max=36000)]
+    )
+    counters_open = IntegerField(
+        "Quầy mở / counters open", [Optional(), NumberRange(min=0, max=100)]
+    )
+
+
+class SiteForm(FlaskForm):
+    site = StringField("Điểm / site", [DataRequired(), Length(max=128)])
