@@ -67,5 +67,9 @@ def _vi() -> Callable[[str], str]:
     except OSError as err:
         logger.error("no Vietnamese catalog (%s): texts stay in English", err)
         return str
-    table = {m.id: m.string for m in catalog if isinstance(m.id, str) and m.string and not m.fuzzy}
+    table = {
+        m.id: m.string
+        for m in catalog
+        if isinstance(m.id, str) and isinstance(m.string, str) and m.string and not m.fuzzy
+    }
     return lambda msgid: table.get(msgid, msgid)
