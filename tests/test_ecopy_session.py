@@ -17,7 +17,7 @@ from edge.adapters.printer_sim import SimulatedPrinter
 from edge.events import EventBus
 from edge.printing import PrintQueue
 from edge.services.consent import ConsentStore
-from edge.services.ecopy import NO_PAGES, EcopySession
+from edge.services.ecopy import FIELD_LABELS, NO_PAGES, EcopySession
 from edge.services.identify import State, VerificationSession
 from edge.vision.face import FaceVerifier
 from edge.vision.liveness import LivenessChallenge
@@ -103,6 +103,9 @@ def test_a_whole_session_issues_a_copy_that_verifies(kiosk) -> None:
     frame, person = card_scene(holder)
     s = make()
     assert s.step() == "identify"
+    assert s.detour(verified=True) == "identify"  # a bookmark to a later step
+    assert s.detour(states=(State.CONSENT,)) == "identify"
+    assert s.detour(states=(State.WAITING_CARD,)) is None
     assert s.card(None).message.vi == "Đang chờ hình ảnh từ camera…"
     poll = s.card(frame)
     assert poll.next == "consent" and poll.touch and s.identity.card.id_number == person.id_number
@@ -116,8 +119,11 @@ def test_a_whole_session_issues_a_copy_that_verifies(kiosk) -> None:
         if poll.next:
             break
     assert poll.next == "pages" and s.identity.state == State.VERIFIED
+    assert s.detour(states=(State.FACE, State.LIVENESS)) == "pages"  # Back after the face check
+    assert s.detour(verified=True) is None and s.detour(verified=True, read=True) == "pages"
     place(s, shot.image)
     assert s.read_pages() is None and s.read_done
+    assert s.detour(verified=True, read=True) is None
     (read,) = s.reads
     assert (read.doc_type, read.label.vi, read.name_check) == (
         "birth_certificate",
@@ -125,17 +131,32 @@ def test_a_whole_session_issues_a_copy_that_verifies(kiosk) -> None:
         "match",
     )
     assert read.fields["name"] == holder
+    shown = read.screen()
+    assert shown["label"] == read.label and shown["fields"] == read.fields
+    assert shown["name_check"] == "match" and shown["name_message"] == read.name_message
     fee = s.quote()
     assert (fee.pages, fee.payable_vnd) == (1, 2000)
     assert s.payment_request(fee).startswith("000201")  # a VietQR payload to scan
-    s.contact = "nguoidan@example.vn"
+    screen = s.fee_screen()
+    assert (screen["quote"], screen["pages"], screen["paid"]) == (fee, 1, False)
+    assert screen["qr_image"].startswith("data:image/svg+xml")
+    assert s.give_contact("nguoidan@example.vn") == "fee"  # not paid yet: back to the fee
+    assert s.contact == "nguoidan@example.vn"
     assert not s.may_issue(fee) and s.issue() == "fee"  # not paid yet: nothing is issued
     assert copies.list() == []
     payment.confirm(s.reference)
+    assert s.fee_screen()["paid"] and s.give_contact("nguoidan@example.vn") == "issue"
     assert s.paid and s.issue() == "done"
     issued = s.issued
     assert issued.printed and issued.delivered and issued.pages == 1
     assert issued.fee_label == ("2.000 đ", "2,000 VND")
+    assert issued.screen() == {
+        "code": issued.code,
+        "pages": 1,
+        "fee": issued.fee_label,  # the fee as the last screen says it
+        "printed": True,
+        "delivered": True,
+    }
     assert s.pages == []  # the scans go once the copy is sealed
     assert s.issue() == "fee"  # a second press issues nothing more
     [row] = copies.list()
@@ -178,3 +199,8 @@ def test_no_page_on_the_platen_is_told_plainly_and_nothing_is_read(kiosk) -> Non
     assert s.thumbnail(1)[:2] == b"\xff\xd8" and s.thumbnail(2) is None
     s.remove_page(1)
     assert s.pages == [] and s.issue() == "fee"
+
+
+def test_the_fields_read_are_labelled_in_both_languages() -> None:
+    assert (FIELD_LABELS["name"].vi, FIELD_LABELS["name"].en) == ("Họ và tên", "Full name")
+    assert all(label.vi != label.en for label in FIELD_LABELS.values())  # all in the catalog

@@ -8,11 +8,12 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
+import segno
 
 from edge.errors import KioskError
 from edge.events import Event, EventBus
@@ -41,6 +42,18 @@ NO_CAMERA = Text(N_("The camera is not ready. Try again."))
 LOOK_AT_CAMERA = Text(N_("Please look straight at the camera."))
 PAGES_FULL = Text(N_("Maximum number of pages reached."))
 NO_PAGES = Text(N_("Please place at least one page."))
+
+# What the fields read on a page are called on the review screen.
+FIELD_LABELS = {
+    "name": Text(N_("Full name")),
+    "date_of_birth": Text(N_("Date of birth")),
+    "number": Text(N_("Number")),
+    "issuer": Text(N_("Issued by")),
+    "issue_date": Text(N_("Issue date")),
+    "mother_name": Text(N_("Mother's name")),
+    "father_name": Text(N_("Father's name")),
+    "spouse_name": Text(N_("Spouse's name")),
+}
 
 # Where the citizen belongs while identifying, by the identity session's state.
 IDENTITY_STEPS = {
@@ -81,6 +94,10 @@ class PageRead:
     qr: list[str]
     confidence: int
 
+    def screen(self) -> dict[str, Any]:
+        """What the review screen shows of this page (its texts still to translate)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
 
 @dataclass(frozen=True, slots=True)
 class Issued:
@@ -96,6 +113,11 @@ class Issued:
     def fee_label(self) -> Message:
         amount = self.fee.payable_vnd
         return Message(self.fee.label_vi, "Free" if amount == 0 else f"{amount:,} VND")
+
+    def screen(self) -> dict[str, Any]:
+        """What the last screen shows: the fee as its label (still to translate)."""
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        return shown | {"fee": self.fee_label}
 
 
 class Vision:
@@ -163,6 +185,19 @@ class EcopySession:
         if self.verified:
             return "pages"
         return IDENTITY_STEPS.get(self.identity.state, "home")
+
+    def detour(
+        self, *, states: tuple[State, ...] = (), verified: bool = False, read: bool = False
+    ) -> str | None:
+        """Where to send a citizen who skipped a step (a bookmark, the Back button), or None
+        when they may be here: identifying at one of states, verified, their pages read."""
+        if states and self.identity.state not in states:
+            return self.step()
+        if verified and not self.verified:
+            return "identify"
+        if read and not self.read_done:
+            return "pages"
+        return None
 
     # --- 1. identify ---------------------------------------------------------------------
 
@@ -362,12 +397,33 @@ class EcopySession:
         """What the citizen scans to pay, or None when nothing is to be paid or scanned."""
         return self.payment.request(fee, self.reference) if fee.payable_vnd else None
 
+    def payment_qr(self, fee: Fee) -> str | None:
+        """The payment request as a QR image (an SVG data URI), or None as payment_request."""
+        request = self.payment_request(fee)
+        return segno.make(request, error="m").svg_data_uri(scale=5) if request else None
+
     @property
     def paid(self) -> bool:
         return self.payment.paid(self.reference)
 
     def may_issue(self, fee: Fee) -> bool:
         return not fee.payable_vnd or self.paid
+
+    def give_contact(self, contact: str) -> str:
+        """Where the copy is also sent (an e-mail or an e-wallet; "" for none), given on the fee
+        screen: the next step, "issue" once nothing is left to pay, else "fee"."""
+        self.contact = contact
+        return "issue" if self.may_issue(self.quote()) else "fee"
+
+    def fee_screen(self) -> dict[str, Any]:
+        """What the fee screen shows: the quote, the pages, the QR to pay with, paid or not."""
+        quote = self.quote()
+        return {
+            "quote": quote,
+            "pages": len(self.pages),
+            "qr_image": self.payment_qr(quote),
+            "paid": self.paid,
+        }
 
     def issue(self) -> str:
         """Sign and store the copy, print its receipt: "done", or "fee" while something is

@@ -5,37 +5,27 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Concatenate, ParamSpec
 
 import numpy as np
-import segno
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, session, url_for
-from flask_babel import lazy_gettext as _l
 
 from edge.adapters.payment_sim import SimulatedPayment
 from edge.errors import KioskError
 from edge.services.consent import CONSENT_TEXT, PURPOSE_FACE, ConsentStore
-from edge.services.ecopy import MAX_PAGES, EcopySession, Message, Poll, Vision
+from edge.services.ecopy import FIELD_LABELS, MAX_PAGES, EcopySession, Message, Poll, Vision
 from edge.services.identify import State, VerificationSession
 from edge.texts import Text
 from web_ui.forms import ContactForm, PinForm
 from web_ui.i18n import pick, translate
 from web_ui.kiosk import end_flow, guard, kiosk, screen, service_ready
-from web_ui.pin import PinGate
+from web_ui.pin import PinGate, PinResult
 from web_ui.visits import touch
 
 bp = Blueprint("ecopy", __name__, url_prefix="/a")
 KEY = "ecopy"
-FIELD_LABELS = {
-    "name": _l("Full name"),
-    "date_of_birth": _l("Date of birth"),
-    "number": _l("Number"),
-    "issuer": _l("Issued by"),
-    "issue_date": _l("Issue date"),
-    "mother_name": _l("Mother's name"),
-    "father_name": _l("Father's name"),
-    "spouse_name": _l("Spouse's name"),
-}
+P = ParamSpec("P")
 
 
 def _shared(name: str, make: Any) -> Any:
@@ -67,9 +57,14 @@ def _payment() -> SimulatedPayment:
     return _shared("kiosk_payment", lambda: SimulatedPayment(qr=kiosk().copies.payment_qr))
 
 
-def _work(*, create: bool = False) -> EcopySession | None:
-    work = session.get(KEY)
-    if work is None and create:
+def _work() -> EcopySession | None:
+    return session.get(KEY)
+
+
+def _started() -> EcopySession:
+    """The citizen's session, made when identification starts."""
+    work = _work()
+    if work is None:
         work = session[KEY] = _new_work()
     return work
 
@@ -89,6 +84,11 @@ def _text(message: Text | Message | None) -> str:
     return pick(*message) if message else ""
 
 
+def _shown(model: dict[str, Any]) -> dict[str, Any]:
+    """A view model from the session with its texts in the citizen's language."""
+    return {k: _text(v) if isinstance(v, Text | Message) else v for k, v in model.items()}
+
+
 def _answer(poll: Poll) -> Response:
     """A poll's answer as the screen's script reads it: only what was said."""
     if poll.touch:
@@ -102,22 +102,25 @@ def _answer(poll: Poll) -> Response:
     return jsonify(**out)
 
 
-def _need(work: EcopySession | None, *, verified: bool = False) -> Any:
-    """Where to send a citizen who skipped a step (a bookmark, the Back button)."""
-    if work is None:
-        return redirect(url_for("ecopy.start"))
-    if verified and not work.verified:
-        return redirect(url_for("ecopy.identify"))
-    return None
+def _needs(
+    *, states: tuple[State, ...] = (), verified: bool = False, read: bool = False
+) -> Callable[[Callable[Concatenate[EcopySession, P], Any]], Callable[P, Any]]:
+    """The view gets the citizen's session; a citizen without one, or who skipped a step (see
+    EcopySession.detour), is sent where they belong instead."""
 
+    def wrap(view: Callable[Concatenate[EcopySession, P], Any]) -> Callable[P, Any]:
+        @functools.wraps(view)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+            work = _work()
+            if work is None:
+                return redirect(url_for("ecopy.start"))
+            if (step := work.detour(states=states, verified=verified, read=read)) is not None:
+                return redirect(_url(step))
+            return view(work, *args, **kwargs)
 
-def _identifying(work: EcopySession | None, *states: State) -> Any:
-    """Send a citizen whose identification is not at one of states where it is."""
-    if work is None:
-        return redirect(url_for("ecopy.start"))
-    if work.identity.state not in states:
-        return redirect(_url(work.step()))
-    return None
+        return wrapper
+
+    return wrap
 
 
 # --- 0. what you need ------------------------------------------------------------------
@@ -135,7 +138,7 @@ def start() -> Any:
 @bp.get("/identify")
 @guard("ecopy")
 def identify() -> Any:
-    work = _work(create=True)
+    work = _started()
     if work.identity.state != State.WAITING_CARD:
         return redirect(_url(work.step()))
     return screen("ecopy/identify.html", flow="ecopy", step=1)
@@ -144,7 +147,7 @@ def identify() -> Any:
 @bp.post("/identify/poll")
 @guard("ecopy")
 def identify_poll() -> Any:
-    work = _work(create=True)
+    work = _started()
     return _answer(work.card(_frame() if work.identity.state == State.WAITING_CARD else None))
 
 
@@ -153,9 +156,8 @@ def identify_poll() -> Any:
 
 @bp.get("/consent")
 @guard("ecopy")
-def consent() -> Any:
-    if (r := _identifying(_work(), State.CONSENT)) is not None:
-        return r
+@_needs(states=(State.CONSENT,))
+def consent(work: EcopySession) -> Any:
     texts = CONSENT_TEXT[PURPOSE_FACE]
     return screen("ecopy/consent.html", flow="ecopy", step=2, text=pick(texts["vi"], texts["en"]))
 
@@ -171,10 +173,8 @@ def give_consent(answer: str) -> Any:
 
 @bp.get("/face")
 @guard("ecopy")
-def face() -> Any:
-    work = _work()
-    if (r := _identifying(work, State.FACE, State.LIVENESS)) is not None:
-        return r
+@_needs(states=(State.FACE, State.LIVENESS))
+def face(work: EcopySession) -> Any:
     return screen("ecopy/face.html", flow="ecopy", step=2, tries=work.identity.max_tries)
 
 
@@ -196,13 +196,11 @@ def expired() -> Any:
 
 @bp.route("/staff", methods=["GET", "POST"])
 @guard("ecopy")
-def staff() -> Any:
+@_needs(states=(State.STAFF, State.DECLINED))
+def staff(work: EcopySession) -> Any:
     """Face check declined or failed 3 times: staff check the card and confirm with their PIN."""
-    work = _work()
-    if (r := _identifying(work, State.STAFF, State.DECLINED)) is not None:
-        return r
     form = PinForm()
-    problem = None
+    problem: PinResult | str | None = None
     if form.validate_on_submit():
         result = PinGate(kiosk()).check(form.pin.data)
         if result.verdict == "ok":
@@ -222,10 +220,8 @@ def staff() -> Any:
 
 @bp.get("/pages")
 @guard("ecopy")
-def pages() -> Any:
-    work = _work()
-    if (r := _need(work, verified=True)) is not None:
-        return r
+@_needs(verified=True)
+def pages(work: EcopySession) -> Any:
     problem = session.pop("ecopy_problem", None)
     return screen(
         "ecopy/pages.html",
@@ -248,11 +244,9 @@ def pages_poll() -> Any:
 
 @bp.post("/pages/capture")
 @guard("ecopy")
-def capture_now() -> Any:
+@_needs(verified=True)
+def capture_now(work: EcopySession) -> Any:
     """OK pressed: take the page as it is now (blur or glare only warn)."""
-    work = _work()
-    if (r := _need(work, verified=True)) is not None:
-        return r
     if (problem := work.capture_page(_frame())) is not None:
         session["ecopy_problem"] = _text(problem)
     return redirect(url_for("ecopy.pages"))
@@ -260,10 +254,8 @@ def capture_now() -> Any:
 
 @bp.post("/pages/<int:n>/delete")
 @guard("ecopy")
-def retake(n: int) -> Any:
-    work = _work()
-    if (r := _need(work, verified=True)) is not None:
-        return r
+@_needs(verified=True)
+def retake(work: EcopySession, n: int) -> Any:
     work.remove_page(n)
     return redirect(url_for("ecopy.pages"))
 
@@ -282,10 +274,8 @@ def page_image(n: int) -> Any:
 
 @bp.post("/pages/done")
 @guard("ecopy")
-def read_pages() -> Any:
-    work = _work()
-    if (r := _need(work, verified=True)) is not None:
-        return r
+@_needs(verified=True)
+def read_pages(work: EcopySession) -> Any:
     if (problem := work.read_pages()) is not None:
         session["ecopy_problem"] = _text(problem)
         return redirect(url_for("ecopy.pages"))
@@ -294,18 +284,10 @@ def read_pages() -> Any:
 
 @bp.get("/review")
 @guard("ecopy")
-def review() -> Any:
-    work = _work()
-    if (r := _need(work, verified=True)) is not None:
-        return r
-    if not work.read_done:
-        return redirect(url_for("ecopy.pages"))
-    reads = [
-        dataclasses.asdict(read)
-        | {"label": _text(read.label), "name_message": _text(read.name_message)}
-        for read in work.reads
-    ]
-    labels = {k: str(v) for k, v in FIELD_LABELS.items()}
+@_needs(verified=True, read=True)
+def review(work: EcopySession) -> Any:
+    reads = [_shown(read.screen()) for read in work.reads]
+    labels = _shown(FIELD_LABELS)
     return screen("ecopy/review.html", flow="ecopy", step=4, reads=reads, labels=labels)
 
 
@@ -314,43 +296,26 @@ def review() -> Any:
 
 @bp.route("/fee", methods=["GET", "POST"])
 @guard("ecopy")
-def fee() -> Any:
-    work = _work()
-    if (r := _need(work, verified=True)) is not None:
-        return r
-    if not work.read_done:
-        return redirect(url_for("ecopy.pages"))
+@_needs(verified=True, read=True)
+def fee(work: EcopySession) -> Any:
     if not service_ready("copies"):
         return screen("unavailable.html", flow="ecopy", step=5), 503
-    quote = work.quote()
     form = ContactForm()
     if form.validate_on_submit():
-        work.contact = form.contact.data or ""
-        if not work.may_issue(quote):
-            return redirect(url_for("ecopy.fee"))
-        return redirect(url_for("ecopy.issue"), code=307)
-    payment = work.payment_request(quote)
-    qr_image = segno.make(payment, error="m").svg_data_uri(scale=5) if payment else None
+        step = work.give_contact(form.contact.data or "")
+        # 307 keeps the POST: issue is POST only.
+        return redirect(_url(step), code=307 if step == "issue" else 302)
+    simulated = kiosk().config.daemon.developer_panel
     return screen(
-        "ecopy/fee.html",
-        flow="ecopy",
-        step=5,
-        quote=quote,
-        pages=len(work.pages),
-        qr_image=qr_image,
-        paid=work.paid,
-        form=form,
-        simulated=kiosk().config.daemon.developer_panel,
+        "ecopy/fee.html", flow="ecopy", step=5, form=form, simulated=simulated, **work.fee_screen()
     )
 
 
 @bp.post("/fee/paid")
 @guard("ecopy")
-def paid() -> Any:
+@_needs(verified=True)
+def paid(work: EcopySession) -> Any:
     """Simulation only: stands for central's payment confirmation."""
-    work = _work()
-    if (r := _need(work, verified=True)) is not None:
-        return r
     if not kiosk().config.daemon.developer_panel:
         abort(404)
     _payment().confirm(work.reference)
@@ -359,10 +324,8 @@ def paid() -> Any:
 
 @bp.post("/issue")
 @guard("ecopy")
-def issue() -> Any:
-    work = _work()
-    if (r := _need(work, verified=True)) is not None:
-        return r
+@_needs(verified=True)
+def issue(work: EcopySession) -> Any:
     if not service_ready("copies"):
         return redirect(url_for("ecopy.fee"))
     try:
@@ -376,12 +339,11 @@ def done() -> Any:
     work = _work()
     if work is None or work.issued is None:
         return redirect(url_for("home.index"))
-    issued = dataclasses.asdict(work.issued) | {"fee": _text(work.issued.fee_label)}
     return screen(
         "ecopy/done.html",
         flow="ecopy",
         step=6,
-        issued=issued,
+        issued=_shown(work.issued.screen()),
         consent=work.consent_given,
         consent_printed=session.pop("consent_printed", None),
     )
