@@ -20,6 +20,7 @@ from edge.events import Event, EventBus
 from edge.fees import Fee
 from edge.identity.card import CardError, read_card
 from edge.ports.payment import Payment
+from edge.services.consent import CONSENT_TEXT, PURPOSE_FACE
 from edge.services.identify import NO_PORTRAIT, State, VerificationSession
 from edge.texts import N_, Text
 from edge.vision.page import PageCapture, PageRejected, scan
@@ -469,6 +470,12 @@ class EcopySession:
             record, paper_width_mm=paper_width_mm, profile=profile, timezone=timezone
         )
         return bool(printer.submit("consent", "Xác nhận đồng ý", data).printed)
+
+    @property
+    def consent_text(self) -> Message:
+        """What the citizen agrees to before the face check."""
+        texts = CONSENT_TEXT[PURPOSE_FACE]
+        return Message(texts["vi"], texts["en"])
 
     def close(self) -> None:
         self.identity.close()

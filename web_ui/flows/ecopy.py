@@ -13,7 +13,7 @@ from flask import Blueprint, Response, abort, current_app, jsonify, redirect, se
 
 from edge.adapters.payment_sim import SimulatedPayment
 from edge.errors import KioskError
-from edge.services.consent import CONSENT_TEXT, PURPOSE_FACE, ConsentStore
+from edge.services.consent import ConsentStore
 from edge.services.ecopy import FIELD_LABELS, MAX_PAGES, EcopySession, Message, Poll, Vision
 from edge.services.identify import State, VerificationSession
 from edge.texts import Text
@@ -158,8 +158,7 @@ def identify_poll() -> Any:
 @guard("ecopy")
 @_needs(states=(State.CONSENT,))
 def consent(work: EcopySession) -> Any:
-    texts = CONSENT_TEXT[PURPOSE_FACE]
-    return screen("ecopy/consent.html", flow="ecopy", step=2, text=pick(texts["vi"], texts["en"]))
+    return screen("ecopy/consent.html", flow="ecopy", step=2, text=_text(work.consent_text))
 
 
 @bp.post("/consent/<answer>")
