@@ -37,11 +37,15 @@ class Text:
 
     @property
     def en(self) -> str:
-        return _fill(self.msgid, self.params)
+        return _fill(
+            self.msgid, {k: v.en if isinstance(v, Text) else v for k, v in self.params.items()}
+        )
 
     @property
     def vi(self) -> str:
-        return _fill(vietnamese(self.msgid), self.params)
+        # A parameter that is a Text itself is said in the same language.
+        params = {k: v.vi if isinstance(v, Text) else v for k, v in self.params.items()}
+        return _fill(vietnamese(self.msgid), params)
 
 
 def _fill(text: str, params: Mapping[str, Any]) -> str:

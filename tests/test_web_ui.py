@@ -3,6 +3,8 @@ sessions and their wipe, the technician PIN lock, button events, heartbeat, form
 
 from __future__ import annotations
 
+import datetime as dt
+import html
 import re
 import subprocess
 import sys
@@ -19,9 +21,13 @@ from flask import Blueprint, Flask, session
 from werkzeug.security import check_password_hash
 
 from edge.app import App
+from edge.copies.verify import Verdict
+from edge.services.dossier import DossierStatus, InvalidDossierCode, TimelineStep
+from edge.texts import vietnamese
 from tests.conftest import REPO
 from tests.web_ui_helpers import TECH_PIN, LoopbackClient, in_process_kiosk
 from web_ui.i18n import COMPILE_COMMAND
+from web_ui.kiosk import screen
 from web_ui.pin import PinGate
 from web_ui.visits import COOKIE, VisitStore
 
@@ -308,3 +314,51 @@ def test_back_at_the_start_screen_the_abandoned_flow_is_wiped(client) -> None:
     assert client.get("/a/consent").headers["Location"] == "/a/identify"
     client.get("/")
     assert client.get("/a/consent").headers["Location"] == "/a/"  # nothing left of it
+
+
+# --- refusals and answers in the screen's language ---------------------------------------------
+
+
+@pytest.mark.parametrize("lang", ["vi", "en"])
+def test_a_refusal_is_said_in_the_screens_language_never_as_its_log_line(client, lang) -> None:
+    """Issue 15: the English screens showed a ServiceError's log text ("no service area 'ZZ'
+    (configured: …)"); now its Text, translated. The Vietnamese is what it always was."""
+    say = vietnamese if lang == "vi" else str
+    client.post("/lang", data={"lang": lang, "back": "/", "csrf_token": csrf_token(client)})
+    client.post("/b/take/ZZ", data={"csrf_token": csrf_token(client)})
+    areas = html.unescape(client.get("/b/").get_data(as_text=True))
+    assert say("This service area is not available here. Please choose again.") in areas
+    assert "no service area" not in areas
+    looked_up = client.post("/c/", data={"code": "ABC", "csrf_token": csrf_token(client)})
+    page = html.unescape(looked_up.get_data(as_text=True))
+    assert say(InvalidDossierCode("x").text.msgid) in page
+    assert "dossier code refused" not in page
+
+
+def test_dossier_status_and_copy_verdict_are_english_on_the_english_screen(app: App) -> None:
+    now = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+    found = DossierStatus(
+        code="000.00.13.H26-241120-0007",
+        found=True,
+        source="cache",
+        fetched_at=now,
+        age_s=7200,
+        status="ready",
+        on_time=True,
+        timeline=(TimelineStep(now, "received"),),
+    )
+    verdict = Verdict("invalid", reason="signature does not verify")
+    flask_app = app.web.app
+    for lang in ("en", "vi"):
+        with flask_app.test_request_context("/"):
+            session["lang"] = lang
+            status = html.unescape(screen("dossier/status.html", flow="dossier", s=found))
+            result = html.unescape(screen("verify/result.html", flow="verify", v=verdict, tz=None))
+        if lang == "en":
+            assert "Result ready for pickup" in status and "On time" in status
+            assert "updated 2 h ago" in status and "Received" in status
+            assert "The copy is NOT valid (signature does not verify)" in result
+        else:  # as before: the service's Vietnamese
+            assert found.status_vi in status and found.on_time_vi in status
+            assert f"({found.age_vi})" in status and found.timeline[0].status_vi in status
+            assert verdict.message_vi in result

@@ -76,6 +76,7 @@ def init_app(app: Flask, *, default: str = "vi", folder: Path | None = None) -> 
         return lang if lang in LANGUAGES else default
 
     Babel(app, locale_selector=select)
+    app.jinja_env.globals["translate"] = translate
     problems = catalog_problems(folder)
     if problems:
         # A half-translated screen is worse than a whole one in the source language.
@@ -92,7 +93,16 @@ def translate(text: Text) -> str:
     """A domain text (edge.texts.Text) in the citizen's language, from the catalogs."""
     from flask_babel import gettext
 
-    return gettext(text.msgid, **text.params)
+    # A parameter that is a Text itself ("updated %(age)s") is said in the same language.
+    params = {k: translate(v) if isinstance(v, Text) else v for k, v in text.params.items()}
+    return gettext(text.msgid, **params)
+
+
+def refusal(err: BaseException) -> str:
+    """What the citizen is told about a refused request: the error's Text in the screen's
+    language, never its log line; an error without a Text shows as it always has."""
+    text = getattr(err, "text", None)
+    return translate(text) if isinstance(text, Text) else str(err)
 
 
 def pick(vi: str, en: str) -> str:

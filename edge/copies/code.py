@@ -23,6 +23,7 @@ from pathlib import Path
 
 from edge.errors import BadInput, StoreError
 from edge.store.db import Store
+from edge.texts import N_, Text
 from protocol.files import fsync_dir
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,20 @@ BLOCK = 10
 _CODE = re.compile(
     r"^(?P<kiosk>[A-Z0-9][A-Z0-9-]{1,31})-(?P<date>[0-9]{6})-(?P<seq>[0-9]{6,})-(?P<check>[0-9A-Z])$"
 )
-BAD_CODE_VI = "Mã bản sao không đúng"
+
+
+class CopyRefused(BadInput):
+    """A copy request refused. `text` is for the citizen (message_vi: it in Vietnamese, the
+    screens translate `text`), message_en for the log; str() is "Vietnamese (English)", as the
+    CLI has always shown these refusals. None carries personal data."""
+
+    code = "copy_refused"
+
+    def __init__(self, text: Text, message_en: str) -> None:
+        super().__init__(f"{text.vi} ({message_en})")
+        self.text = text
+        self.message_vi = text.vi
+        self.message_en = message_en
 
 
 def check_char(text: str) -> str:
@@ -78,14 +92,22 @@ def parse_code(text: str) -> CopyCode:
     cleaned = re.sub(r"\s+", "", text).upper()
     match = _CODE.match(cleaned)
     if not match:
-        raise BadInput(f"{BAD_CODE_VI}: dạng mã là KIOSK-yyMMdd-số-kiểm tra (malformed copy code)")
+        raise CopyRefused(
+            Text(N_("Wrong copy code: it is written KIOSK-yyMMdd-number-check")),
+            "malformed copy code",
+        )
     body = cleaned[:-2]
     if check_char(body) != match["check"]:
-        raise BadInput(f"{BAD_CODE_VI}: ký tự kiểm tra sai, xin kiểm tra lại (check character)")
+        raise CopyRefused(
+            Text(N_("Wrong copy code: the check character is wrong, please check it")),
+            "check character",
+        )
     try:
         day = dt.datetime.strptime(match["date"], "%y%m%d").date()
     except ValueError as err:
-        raise BadInput(f"{BAD_CODE_VI}: ngày không có thật (no such date)") from err
+        raise CopyRefused(
+            Text(N_("Wrong copy code: there is no such date")), "no such date"
+        ) from err
     return CopyCode(match["kiosk"], day, int(match["seq"]))
 
 

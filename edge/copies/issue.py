@@ -25,7 +25,7 @@ import numpy as np
 from edge import config as cfg
 from edge.copies import pdf as pdfmod
 from edge.copies import qrpayload
-from edge.copies.code import BLOCK, CopySequence, make_code, parse_code
+from edge.copies.code import BLOCK, CopyRefused, CopySequence, make_code, parse_code
 from edge.copies.sign import (
     CopyPaths,
     KioskSigner,
@@ -40,10 +40,10 @@ from edge.copies.verify import (
     verify_pdf,
     verify_qr,
 )
-from edge.errors import BadInput
 from edge.fees import Fee, quote
 from edge.store import DataKey, Store
 from edge.store.outbox import Outbox
+from edge.texts import N_, Text
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,9 @@ def citizen_record(citizen: Any) -> dict[str, Any]:
         return citizen.as_dict()
     if isinstance(citizen, dict) and citizen.get("id_number"):
         return dict(citizen)
-    raise BadInput("thiếu thông tin công dân (a copy needs the identified citizen)")
+    raise CopyRefused(
+        Text(N_("The citizen's details are missing")), "a copy needs the identified citizen"
+    )
 
 
 class CopyService:
@@ -171,13 +173,15 @@ class CopyService:
     ) -> IssuedCopy:
         report = progress or (lambda step: None)
         if self.unavailable is not None:
-            raise SigningUnavailable(
-                f"không cấp được bản sao lúc này, xin mời gọi nhân viên (signing: {self.unavailable})"
-            )
+            text = Text(N_("Copies cannot be issued right now, please ask the staff"))
+            raise SigningUnavailable(f"{text.vi} (signing: {self.unavailable})", text=text)
         if not pages:
-            raise BadInput("bản sao phải có ít nhất một trang (a copy needs a page)")
+            raise CopyRefused(Text(N_("A copy must have at least one page")), "a copy needs a page")
         if len(pages) > MAX_PAGES:
-            raise BadInput(f"tối đa {MAX_PAGES} trang mỗi bản sao (at most {MAX_PAGES} pages)")
+            raise CopyRefused(
+                Text(N_("At most %(n)d pages per copy"), {"n": MAX_PAGES}),
+                f"at most {MAX_PAGES} pages",
+            )
         prepared = [self._prepare(p) for p in pages]  # bad input fails before a number is used
         person = citizen_record(citizen)
         fee = self.quote(len(prepared))
@@ -272,7 +276,7 @@ class CopyService:
 
         if isinstance(page, Image.Image):
             return pdfmod.prepare_page(page)
-        raise BadInput("trang không phải là ảnh (a page must be an image)")
+        raise CopyRefused(Text(N_("The page is not a picture")), "a page must be an image")
 
     # --- after issuing ----------------------------------------------------------------
 
@@ -314,7 +318,7 @@ class CopyService:
     def print_receipt(self, code: str) -> Any:
         """Through the print queue: a failed print is kept for reprint (PrintOutcome)."""
         if self.printer is None:
-            raise BadInput("không có máy in (no printer)")
+            raise CopyRefused(Text(N_("There is no printer")), "no printer")
         data = self.receipt(code)
         outcome = self.printer.submit("receipt", f"Biên nhận bản sao {code}", data)
         self.copies.set_receipt_job(code, outcome.job_id)

@@ -25,8 +25,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-from edge.copies.code import CopyCode, parse_code
+from edge.copies.code import CopyCode, CopyRefused, parse_code
 from edge.errors import BadInput
+from edge.texts import N_, Text
 
 VERSION = "KC1"
 _PAYLOAD = re.compile(
@@ -48,13 +49,20 @@ def content_hash(page_streams: Sequence[bytes]) -> bytes:
     return hashlib.sha256(b"".join(hashlib.sha256(s).digest() for s in page_streams)).digest()
 
 
-class QrInvalid(BadInput):
+class QrInvalid(CopyRefused):
     """A QR text that is not a copy's payload, or whose parts disagree."""
 
     code = "qr_invalid"
 
     def __init__(self, reason: str) -> None:
-        super().__init__(f"Mã QR không phải của bản sao chứng thực hợp lệ ({reason})")
+        # The reason stays on the screen, as it always has (it says which check failed).
+        super().__init__(
+            Text(
+                N_("The QR code is not that of a valid certified copy (%(reason)s)"),
+                {"reason": reason},
+            ),
+            reason,
+        )
         self.reason = reason
 
 

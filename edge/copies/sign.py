@@ -22,6 +22,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from edge import config as cfg
 from edge.errors import KioskError
 from edge.pki import self_signed_ca
+from edge.texts import Text
 from protocol.files import write_atomic
 
 if TYPE_CHECKING:
@@ -38,6 +39,12 @@ class SigningUnavailable(KioskError):
     """No usable signing key or certificate: copies cannot be issued."""
 
     code = "signing_unavailable"
+
+    def __init__(self, message: str, *, text: Text | None = None) -> None:
+        # `text`, when given, is what the citizen is told (message_vi: it in Vietnamese).
+        super().__init__(message)
+        self.text = text
+        self.message_vi = text.vi if text else None
 
 
 @dataclass(frozen=True, slots=True)

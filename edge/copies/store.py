@@ -15,8 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from edge.errors import BadInput
+from edge.copies.code import CopyRefused
 from edge.store import DataKey, Store
+from edge.texts import N_, Text
 
 logger = logging.getLogger(__name__)
 
@@ -103,19 +104,19 @@ class CopyStore:
     def get(self, code: str) -> CopyRow:
         rows = self.store.query(f"SELECT {_COLUMNS} FROM copies WHERE code = ?", (code,))
         if not rows:
-            raise BadInput(f"không có bản sao {code} trên ki-ốt này (no such copy here)")
+            raise _no_such_copy(code)
         return CopyRow(**dict(rows[0]))
 
     def pdf(self, code: str) -> bytes:
         rows = self.store.query("SELECT pdf FROM copies WHERE code = ?", (code,))
         if not rows:
-            raise BadInput(f"không có bản sao {code} trên ki-ốt này (no such copy here)")
+            raise _no_such_copy(code)
         return self.key.decrypt(rows[0][0], aad=b"pdf:" + code.encode())
 
     def citizen(self, code: str) -> dict[str, Any]:
         rows = self.store.query("SELECT citizen FROM copies WHERE code = ?", (code,))
         if not rows:
-            raise BadInput(f"không có bản sao {code} trên ki-ốt này (no such copy here)")
+            raise _no_such_copy(code)
         return json.loads(self.key.decrypt(rows[0][0], aad=b"cit:" + code.encode()))
 
     def set_receipt_job(self, code: str, job_id: str) -> None:
@@ -153,3 +154,9 @@ class CopyStore:
         if purged:
             logger.info("purged issued copies past retention", extra={"count": purged})
         return purged
+
+
+def _no_such_copy(code: str) -> CopyRefused:
+    return CopyRefused(
+        Text(N_("There is no copy %(code)s on this kiosk"), {"code": code}), "no such copy here"
+    )

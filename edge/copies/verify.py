@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 
 from edge.copies import qrpayload
 from edge.errors import BadInput
-from edge.texts import N_, vietnamese
+from edge.texts import N_, Text, vietnamese
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,11 @@ class Verdict:
     @property
     def ok(self) -> bool:
         return self.status == "valid"
+
+    @property
+    def text(self) -> Text:
+        """The headline for the citizen (the reason, if any, follows it in parentheses)."""
+        return Text(MESSAGES[self.status])
 
     @property
     def message_vi(self) -> str:

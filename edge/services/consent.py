@@ -17,7 +17,11 @@ from edge.store import DataKey, Store
 PURPOSE_FACE = "face_verification"
 
 # The exact text shown before the citizen taps "Tôi đồng ý". Its hash is stored with the record,
-# so a later change of wording cannot be passed off as what this citizen agreed to.
+# so a later change of wording cannot be passed off as what this citizen agreed to. It is
+# versioned legal data, deliberately not in the gettext catalogs (issue 15): a catalog that is
+# missing, stale or re-worded by a translator would change what the screen shows while the
+# stored hash still named this text. Both languages live here, and text_hash() is its version
+# id: any change of a word is a new version, and old records keep naming the old one.
 CONSENT_TEXT = {
     PURPOSE_FACE: {
         "vi": (

@@ -187,6 +187,10 @@ class TimelineStep:
     def status_vi(self) -> str:
         return vietnamese(STATUSES[self.status])
 
+    @property
+    def status_text(self) -> Text:
+        return Text(STATUSES[self.status])
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "at": self.at.isoformat(),
@@ -226,6 +230,23 @@ class DossierStatus:
         return vietnamese(STATUSES[self.status]) if self.status in STATUSES else None
 
     @property
+    def status_text(self) -> Text | None:
+        return Text(STATUSES[self.status]) if self.status in STATUSES else None
+
+    @property
+    def on_time_text(self) -> Text | None:
+        if self.on_time is None:
+            return None
+        return Text(N_("On time") if self.on_time else N_("Late"))
+
+    @property
+    def age_text(self) -> Text | None:
+        """ "updated 2 h ago" for a cached answer (its age a Text too); None for a fresh one."""
+        if self.source == "central":
+            return None
+        return Text(N_("updated %(age)s"), {"age": age_text(self.age_s)})
+
+    @property
     def on_time_vi(self) -> str | None:
         if self.on_time is None:
             return None
@@ -263,6 +284,18 @@ class DossierStatus:
             "pickup": self.pickup,
             "timeline": [s.as_dict() for s in self.timeline],
         }
+
+
+def age_text(seconds: float) -> Text:
+    """How old an answer is, in no language yet (as age_text_vi)."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return Text(N_("just now"))
+    if seconds < 3600:
+        return Text(N_("%(n)d min ago"), {"n": seconds // 60})
+    if seconds < 86400:
+        return Text(N_("%(n)d h ago"), {"n": seconds // 3600})
+    return Text(N_("%(n)d d ago"), {"n": seconds // 86400})
 
 
 def age_text_vi(seconds: float) -> str:

@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 
 from edge.errors import BadInput
 from web_ui.forms import DossierForm
-from web_ui.i18n import pick
+from web_ui.i18n import refusal
 from web_ui.kiosk import end_flow, guard, kiosk, part_ok, scan_qr, screen
 
 logger = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ def _lookup(text: str) -> str | None:
         status = kiosk().dossiers.lookup(text, session_id=session.sid)
     except BadInput as err:  # bad code, too many tries, no answer and nothing cached
         logger.info("dossier lookup refused: %s", getattr(err, "code", "bad_input"))
-        return pick(getattr(err, "message_vi", str(err)), str(err))
+        return refusal(err)
     session[KEY] = status
     return None
 

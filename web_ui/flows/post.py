@@ -10,7 +10,7 @@ from flask import Blueprint, redirect, request, session, url_for
 
 from edge.errors import BadInput
 from web_ui.forms import AddressForm, SubjectForm
-from web_ui.i18n import pick
+from web_ui.i18n import refusal, translate
 from web_ui.kiosk import end_flow, guard, kiosk, screen
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,12 @@ def address() -> Any:
                 **fields,
             )
         except BadInput as err:
-            problems = dict(getattr(err, "fields", {}) or {"form": err.message_vi})
+            texts = getattr(err, "texts", None)  # field -> Text (AddressInvalid)
+            problems = (
+                {name: translate(text) for name, text in texts.items()}
+                if texts
+                else {"form": refusal(err)}
+            )
             logger.info("delivery address refused", extra={"fields": sorted(problems)})
         else:
             draft["address"] = {
@@ -100,7 +105,7 @@ def confirm() -> Any:
                 street=a["street"],
             )
         except BadInput as err:
-            session["post_problem"] = pick(getattr(err, "message_vi", str(err)), str(err))
+            session["post_problem"] = refusal(err)
             return redirect(url_for("post.address"))
         end_flow("post")
         session["post_done"] = {

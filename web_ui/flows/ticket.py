@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, redirect, session, url_for
 
 from edge.errors import BadInput
-from web_ui.i18n import pick
+from web_ui.i18n import refusal
 from web_ui.kiosk import end_flow, guard, kiosk, part_ok, screen
 
 logger = logging.getLogger(__name__)
@@ -21,7 +21,12 @@ KEY = "ticket"
 def start() -> Any:
     areas = kiosk().tickets.areas()
     return screen(
-        "ticket/areas.html", flow="ticket", step=1, areas=areas, printer_ok=part_ok("printer")
+        "ticket/areas.html",
+        flow="ticket",
+        step=1,
+        areas=areas,
+        printer_ok=part_ok("printer"),
+        problem=session.pop("ticket_problem", None),  # why the last tap gave no number
     )
 
 
@@ -34,7 +39,7 @@ def take(area: str) -> Any:
         ticket = kiosk().tickets.take(area)
     except BadInput as err:
         logger.warning("ticket refused: %s", err)
-        session["ticket_problem"] = pick(getattr(err, "message_vi", str(err)), str(err))
+        session["ticket_problem"] = refusal(err)
         return redirect(url_for("ticket.start"))
     printed = ticket.printed
     session[KEY] = {

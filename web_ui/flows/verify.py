@@ -11,7 +11,7 @@ from flask import Blueprint, jsonify, redirect, session, url_for
 from flask_babel import gettext as _
 
 from edge.errors import BadInput
-from web_ui.i18n import pick
+from web_ui.i18n import refusal
 from web_ui.kiosk import end_flow, guard, kiosk, scan_qr, screen
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def poll() -> Any:
     try:
         verdict = kiosk().copies.verify_qr(text)
     except BadInput as err:
-        return jsonify(message=pick(getattr(err, "message_vi", str(err)), str(err)), tone="bad")
+        return jsonify(message=refusal(err), tone="bad")
     logger.info("copy verified", extra={"verdict": verdict.status})
     session[KEY] = verdict
     return jsonify(next=url_for("verify.result"))
