@@ -10,7 +10,7 @@ from typing import Any, Literal
 from edge.adapters.gpio import factory_for
 from edge.config import ButtonsSection, LedSection, TamperSection
 from edge.errors import BadInput, HardwareUnavailable
-from edge.events import Event, EventBus
+from edge.events import Event, Poster
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class Controls:
         buttons: ButtonsSection,
         tamper: TamperSection,
         led: LedSection,
-        bus: EventBus,
+        bus: Poster,
     ) -> None:
         self.buttons_config = buttons
         self.tamper_config = tamper

@@ -10,7 +10,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,12 @@ class Event:
 
 
 Handler = Callable[[Event], None]
+
+
+class Poster(Protocol):
+    """What a part that only reports needs of the bus (EventBus, or a stand-in that drops)."""
+
+    def post(self, event: Event) -> None: ...
 
 
 class EventBus:

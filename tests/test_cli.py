@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import write_sim_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -66,3 +68,19 @@ def test_missing_hardware_exits_3_without_traceback(tmp_path: Path) -> None:
     result = kiosk("print", "test", "--json", "--config", str(config))
     assert result.returncode == 3
     assert json.loads(result.stdout)["printed"] is False
+
+
+def test_daemon_that_stops_answering_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # running() saw the daemon, then it went away before the next request: one line, exit 1,
+    # not a TypeError traceback from indexing None.
+    from edge.cli import main
+    from edge.cli.context import Daemon
+
+    config = write_sim_config(tmp_path)
+    monkeypatch.setattr(Daemon, "running", lambda self: True)
+    monkeypatch.setattr(Daemon, "request", lambda self, *a, **kw: None)
+    for command in (["fleet", "status"], ["print", "jobs"]):
+        assert main([*command, "--config", str(config)]) == 1
+        assert "the daemon stopped answering" in capsys.readouterr().err

@@ -862,3 +862,15 @@ def test_without_the_central_extra_the_console_says_what_to_install() -> None:
     assert "Traceback" not in result.stderr
     assert "sqlalchemy not installed" in result.stderr
     assert "pip install 'kiosk-edge[central]'" in result.stderr
+
+
+def test_queue_figures_without_a_site_are_refused(make_console: Callable[..., Console]) -> None:
+    console = make_console()
+    client, _ = login(console)
+    token = csrf_of(client, "/queues")
+    for site in ({}, {"site": ""}):  # no site field (no site to choose yet), or an empty one
+        response = client.post(
+            "/queues", data={"csrf_token": token, "area": "A", "serving": "3", **site}
+        )
+        assert response.status_code == 400, response.get_data(as_text=True)
+    assert console.store.queue_stats() == []

@@ -42,11 +42,11 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    def options(suppress: bool) -> argparse.ArgumentParser:
+    def options(suppress: bool) -> Parser:
         # The same options before or after the subcommand; the subcommand's copies must not
         # reset what was given before it, hence SUPPRESS there.
-        common = argparse.ArgumentParser(add_help=False)
-        default = {"default": argparse.SUPPRESS} if suppress else {}
+        common = Parser(add_help=False)  # a parent only: its options are copied, it never parses
+        default: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
         common.add_argument(
             "--config",
             type=Path,

@@ -23,15 +23,18 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if ctx.daemon.running():
         if args.fleet_command == "status":
             status = ctx.daemon.request("GET", "/api/status")
-            data = {
+            if status is None:  # it stopped between the two requests
+                raise KioskError("the daemon stopped answering")
+            data: dict[str, Any] = {
                 "daemon": True,
                 "fleet": status["fleet"],
                 "outbox": status["parts"]["storage"]["outbox"],
             }
         else:
-            data = ctx.daemon.request("POST", "/api/fleet/test-event")
-            if data is None or isinstance(data.get("error"), dict):
+            queued = ctx.daemon.request("POST", "/api/fleet/test-event")
+            if queued is None or isinstance(queued.get("error"), dict):
                 raise KioskError("the daemon did not queue the test event")
+            data = queued
     else:
         from edge.fleet import queue_event
 

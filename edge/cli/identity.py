@@ -82,7 +82,7 @@ def _face_verify(args: argparse.Namespace, emit: Any) -> int:
     source = "image"
     try:  # a whole card: take its portrait; a portrait photo: use it as it is
         reading = read_card(card_image, find_face=find_faces)
-        if reading.portrait() is not None:
+        if reading.flat is not None and reading.portrait_box is not None:  # a portrait()
             card_image, source = _with_margin(reading.flat, reading.portrait_box), "card portrait"
     except CardError:
         pass

@@ -29,7 +29,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.print_command == "jobs":
         query = f"?status={args.status}" if args.status else ""
         if daemon:
-            jobs = ctx.daemon.request("GET", f"/api/printer/jobs{query}")["jobs"]
+            answer = ctx.daemon.request("GET", f"/api/printer/jobs{query}")
+            if answer is None:  # it stopped between the two requests
+                raise KioskError("the daemon stopped answering")
+            jobs = answer["jobs"]
         else:
             jobs = ctx.parts.printer.jobs(status=args.status)
         text = "\n".join(

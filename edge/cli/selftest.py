@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.cli.context import Context
 from edge.errors import KioskError
+
+if TYPE_CHECKING:
+    from edge.events import Event
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -> None:
@@ -88,5 +91,5 @@ def _local_selftest(ctx: Context, *, print_test: bool) -> list[Any]:
 
 
 class _NullBus:
-    def post(self, event: Any) -> None:
+    def post(self, event: Event) -> None:
         pass

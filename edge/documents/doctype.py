@@ -142,8 +142,11 @@ OTHER_LABEL = N_("Other document")
 class Line(Protocol):
     """An OCR line as edge.vision.ocr gives it (only what the layout cues use)."""
 
-    text: str
-    box: tuple[int, int, int, int]  # x, y, w, h
+    # Read-only, so a frozen OcrLine fits.
+    @property
+    def text(self) -> str: ...
+    @property
+    def box(self) -> tuple[int, int, int, int]: ...  # x, y, w, h
 
 
 @dataclass(frozen=True, slots=True)

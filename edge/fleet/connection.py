@@ -170,8 +170,7 @@ class Connection:
         client.max_inflight_messages_set(self.max_inflight)
         client.max_queued_messages_set(0)  # bounded by the drain's window, not by paho
         client.connect_timeout = self.connect_timeout_s
-        delay = self.backoff.next()
-        client.reconnect_delay_set(delay, delay)
+        _reconnect_after(client, self.backoff.next())
         try:
             if self.tls:
                 client.tls_set_context(tls_context(self.ca_file, self.cert_file, self.key_file))
@@ -258,7 +257,7 @@ class Connection:
         self.wake.put(("connect", generation, reason_code, flags.session_present, receive_maximum))
 
     def _on_connect_fail(self, client: mqtt.Client, generation: int) -> None:
-        client.reconnect_delay_set(*[self.backoff.next()] * 2)
+        _reconnect_after(client, self.backoff.next())
         self.wake.put(("connect_fail", generation))
 
     def _on_disconnect(
@@ -269,7 +268,7 @@ class Connection:
         reason_code: ReasonCode,
         properties: Properties | None,
     ) -> None:
-        client.reconnect_delay_set(*[self.backoff.next()] * 2)
+        _reconnect_after(client, self.backoff.next())
         self.wake.put(("disconnect", generation, reason_code))
 
     def _on_publish(
@@ -371,3 +370,10 @@ class Connection:
 
 def dumps(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _reconnect_after(client: mqtt.Client, delay_s: float) -> None:
+    """paho's next reconnect after delay_s: min = max, so our Backoff decides, not paho's."""
+    # paho annotates whole seconds but computes with them as floats (time arithmetic and
+    # sleep); sub-second delays are what a quick retry (and the tests) need.
+    client.reconnect_delay_set(delay_s, delay_s)  # type: ignore[arg-type]

@@ -40,8 +40,9 @@ class BatchOutcome:
     results: int = 0
     command_results: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     rejected: int = 0
-    acked: dict[str, list[str]] | None = None  # kiosk id -> record ids stored (new or before)
-    touched: set[str] | None = None  # kiosks whose state changed
+    # kiosk id -> record ids stored (new or before)
+    acked: dict[str, list[str]] = field(default_factory=dict)
+    touched: set[str] = field(default_factory=set)  # kiosks whose state changed
 
 
 def parse_time(value: Any, default: float) -> float:
@@ -54,6 +55,11 @@ def parse_time(value: Any, default: float) -> float:
             parsed = parsed.replace(tzinfo=dt.UTC)
         return parsed.timestamp()
     return default
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """A payload member that should be an object: itself, or {} when it is anything else."""
+    return value if isinstance(value, dict) else {}
 
 
 def _number(value: Any) -> float | None:
@@ -116,7 +122,7 @@ class Ingest(StoreBase):
             if self._event(conn, msg):
                 out.new_events += 1
                 changes.update(_EVENT_EFFECTS.get(str(p.get("kind")), {}))
-                detail = p.get("detail") if isinstance(p.get("detail"), dict) else {}
+                detail = _dict(p.get("detail"))
                 if p.get("kind") == "certificate.expiring" and isinstance(
                     detail.get("not_after"), str
                 ):
@@ -152,7 +158,7 @@ class Ingest(StoreBase):
         if row.state != state:
             changes["state_since"] = msg.received_at
         if state == "online":
-            status = p.get("status") if isinstance(p.get("status"), dict) else {}
+            status = _dict(p.get("status"))
             changes.update(
                 offline_reason=None,
                 version=str(p.get("version", ""))[:64],
@@ -172,11 +178,11 @@ class Ingest(StoreBase):
     def _telemetry(self, conn: Connection, msg: Incoming) -> dict[str, Any]:
         p = msg.payload
         at = parse_time(p.get("time"), msg.received_at)
-        system = p.get("system") if isinstance(p.get("system"), dict) else {}
-        disk = system.get("disk") if isinstance(system.get("disk"), dict) else {}
-        memory = system.get("memory") if isinstance(system.get("memory"), dict) else {}
+        system = _dict(p.get("system"))
+        disk = _dict(system.get("disk"))
+        memory = _dict(system.get("memory"))
         load = system.get("load")
-        outbox = p.get("outbox") if isinstance(p.get("outbox"), dict) else {}
+        outbox = _dict(p.get("outbox"))
         depth = sum(int(v) for v in outbox.values() if isinstance(v, int))
         cpu = _number(system.get("cpu_temp_c"))
         disk_pct = _number(disk.get("used_pct"))
@@ -199,22 +205,22 @@ class Ingest(StoreBase):
             "disk_used_pct": disk_pct,
             "outbox_depth": depth,
         }
-        printer = p.get("printer") if isinstance(p.get("printer"), dict) else {}
+        printer = _dict(p.get("printer"))
         if isinstance(printer.get("paper"), str):
             changes["paper"] = printer["paper"][:16]
         if isinstance(printer.get("online"), bool):
             changes["printer_online"] = printer["online"]
-        camera = p.get("camera") if isinstance(p.get("camera"), dict) else {}
+        camera = _dict(p.get("camera"))
         if isinstance(camera.get("ok"), bool):
             changes["camera_ok"] = camera["ok"]
         if isinstance(p.get("door"), str):
             changes["door"] = p["door"][:16]
         if isinstance(p.get("locked"), bool):
             changes["locked"] = p["locked"]
-        versions = p.get("versions") if isinstance(p.get("versions"), dict) else {}
+        versions = _dict(p.get("versions"))
         if isinstance(versions.get("software"), str):
             changes["version"] = versions["software"][:64]
-        certificate = p.get("certificate") if isinstance(p.get("certificate"), dict) else {}
+        certificate = _dict(p.get("certificate"))
         if isinstance(certificate.get("not_after"), str):
             changes["cert_not_after"] = parse_time(certificate["not_after"], 0.0) or None
         site = p.get("site")
@@ -246,7 +252,7 @@ class Ingest(StoreBase):
 
     def _event(self, conn: Connection, msg: Incoming) -> bool:
         p = msg.payload
-        row = dict(
+        row: dict[str, Any] = dict(
             id=str(p["id"]),
             kiosk_id=msg.kiosk_id,
             seq=p.get("seq") if isinstance(p.get("seq"), int) else None,
@@ -254,7 +260,7 @@ class Ingest(StoreBase):
             severity=str(p.get("severity", "info"))[:16],
             at=parse_time(p.get("time"), msg.received_at),
             received_at=msg.received_at,
-            detail=p.get("detail") if isinstance(p.get("detail"), dict) else {},
+            detail=_dict(p.get("detail")),
         )
         return conn.execute(self._event_new, row).first() is not None
 
@@ -268,9 +274,7 @@ class Ingest(StoreBase):
             at=parse_time(p.get("time"), msg.received_at),
             received_at=msg.received_at,
             deliveries=1,
-            sealed=self._seal(
-                str(p["id"]), p.get("data") if isinstance(p.get("data"), dict) else {}
-            ),
+            sealed=self._seal(str(p["id"]), _dict(p.get("data"))),
         )
         if conn.execute(self._record_new, row).first() is not None:
             return True
@@ -283,7 +287,7 @@ class Ingest(StoreBase):
         if not isinstance(command_id, str):
             return {}
         status = p.get("status") if p.get("status") in ("ok", "refused", "error") else "error"
-        result = p.get("result") if isinstance(p.get("result"), dict) else {}
+        result = _dict(p.get("result"))
         conn.execute(
             commands.update()
             .where(commands.c.id == command_id, commands.c.kiosk_id == msg.kiosk_id)

@@ -63,8 +63,8 @@ def login() -> Any:
         try:
             handle, op = console().keys.login(
                 console().store,
-                form.operator.data.strip(),
-                form.password.data,
+                (form.operator.data or "").strip(),  # validated: not empty
+                form.password.data or "",
                 address=request.remote_addr or "-",
             )
         except BadInput as err:

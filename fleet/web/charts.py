@@ -47,10 +47,10 @@ def line_chart(
         f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" class="chart-frame"/>',
     ]
     for frac in (0.0, 0.5, 1.0):
-        v = lo + (hi - lo) * frac
+        tick = lo + (hi - lo) * frac
         parts.append(
-            f'<text x="{left - 4}" y="{y(v) + 4:.1f}" text-anchor="end" class="chart-axis">'
-            f"{v:.0f}</text>"
+            f'<text x="{left - 4}" y="{y(tick) + 4:.1f}" text-anchor="end" class="chart-axis">'
+            f"{tick:.0f}</text>"
         )
     for hours in range(0, 25, 6):
         t = start + span_t * hours / 24

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, PasswordField, SelectField, StringField, TextAreaField
-from wtforms.fields.choices import SelectChoice
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # WTForms 3.3; types-WTForms 3.2.1, the newest, lacks it
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from fleet.console import COMMANDS
@@ -45,7 +45,8 @@ class TokenForm(FlaskForm):
 
 
 class QueueForm(FlaskForm):
-    site = SelectField("Điểm / site", choices=[], validate_choice=False)
+    # Required: without a site (none to choose yet) the figures have nowhere to go.
+    site = SelectField("Điểm / site", [DataRequired()], choices=[], validate_choice=False)
     area = StringField("Khu vực / area", [DataRequired(), Length(min=1, max=1)])
     serving = IntegerField("Đang phục vụ số / now serving", [NumberRange(min=0, max=9999)])
     avg_service_s = IntegerField(

@@ -24,7 +24,7 @@ from flask import (
     session,
     url_for,
 )
-from wtforms.fields.choices import SelectChoice
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # WTForms 3.3; types-WTForms 3.2.1, the newest, lacks it
 
 from fleet.console import COMMANDS
 from fleet.metrics import CONTENT_TYPE, exposition
@@ -142,7 +142,7 @@ def kiosk(kiosk_id: str) -> Any:
 def set_site(kiosk_id: str) -> Any:
     form = SiteForm()
     if form.validate_on_submit() and console().store.kiosk(kiosk_id):
-        console().store.set_site(kiosk_id, form.site.data.strip())
+        console().store.set_site(kiosk_id, (form.site.data or "").strip())  # validated: not empty
         logger.info("site set", extra={"kiosk": kiosk_id, "operator": g.operator})
     return redirect(url_for("views.kiosk", kiosk_id=kiosk_id))
 
@@ -169,10 +169,11 @@ def commands() -> Any:
                     for k in store.kiosks(site=form.site.data)
                     if k["kiosk_id"] not in kiosk_ids
                 ]
+            args_text = form.args.data or ""
             try:
                 args = (
-                    _json_object(form.args.data)
-                    if (form.args.data or "").strip()
+                    _json_object(args_text)
+                    if args_text.strip()
                     else (dict(COMMANDS[form.name.data][1]))
                 )
             except ValueError:
@@ -302,7 +303,7 @@ def provisioning() -> Any:
     if form.validate_on_submit():
         try:
             token = console().create_claim(
-                form.kiosk_id.data.strip().upper(),
+                (form.kiosk_id.data or "").strip().upper(),
                 site=(form.site.data or "").strip(),
                 serial=(form.serial.data or "").strip().lower(),
                 created_by=g.operator,
@@ -333,12 +334,14 @@ def queues() -> Any:
     form.site.choices = [SelectChoice(s, s) for s in store.sites()]
     error = None
     if form.validate_on_submit():
+        site, serving = form.site.data, form.serving.data
+        assert site is not None and serving is not None  # DataRequired; NumberRange refuses None
         try:
             n = report(
                 console(),
-                form.site.data,
-                form.area.data,
-                serving=form.serving.data,
+                site,
+                form.area.data or "",  # DataRequired
+                serving=serving,
                 avg_service_s=form.avg_service_s.data,
                 counters_open=form.counters_open.data,
                 by=g.operator,

@@ -6,7 +6,6 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -25,15 +24,6 @@ def device_serial(explicit: str | None = None) -> str:
         if value:
             return value[:64]
     return platform.node()[:64] or "unknown"
-
-
-def _same_public_key(cert_file: Path, key_file: Path) -> bool:
-    try:
-        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
-        key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
-    except (OSError, ValueError):
-        return False
-    return cert.public_key().public_numbers() == key.public_key().public_numbers()
 
 
 def _load_public_key(path: Path) -> bytes:

@@ -92,7 +92,7 @@ class PageCapture:
         quad = (
             None
             if check.quad is None
-            else np.float32(check.quad) * (QUALITY_WIDTH / check.frame_size[0])
+            else np.array(check.quad, dtype=np.float32) * (QUALITY_WIDTH / check.frame_size[0])
         )
         moved = self._moved(self._last_quad, quad)
         self._last_quad = quad
@@ -124,7 +124,10 @@ class PageCapture:
         else:
             check = None
         page = scan(frame, dpi=dpi, check=check)
-        quad = np.float32(page.check.quad) * (QUALITY_WIDTH / page.check.frame_size[0])
+        assert page.check.quad is not None  # scan() raises PageRejected without one
+        quad = np.array(page.check.quad, dtype=np.float32) * (
+            QUALITY_WIDTH / page.check.frame_size[0]
+        )
         self._captured_quad = quad
         self._steady = 0
         return page

@@ -57,7 +57,9 @@ def _skin(bgr: np.ndarray) -> np.ndarray:
     warm lamp falls in the box too, but is nearly grey)."""
     ycrcb = cv2.inRange(cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb), (50, 138, 80), (255, 178, 128))
     low, high = _channels_min_max(bgr)
-    saturated = cv2.compare(cv2.subtract(high, low), cv2.multiply(high, 0.2), cv2.CMP_GT)
+    saturated = cv2.compare(
+        cv2.subtract(high, low), cv2.convertScaleAbs(high, alpha=0.2), cv2.CMP_GT
+    )
     return cv2.bitwise_and(ycrcb, saturated)
 
 
@@ -71,7 +73,7 @@ def _paper_mask(small: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     platen = float(np.percentile(border, 30))
     bright = float(np.percentile(gray, 99.5))  # a card covers only a few % of the frame
     threshold = platen + 0.35 * (bright - platen)
-    mask = (gray > threshold).astype(np.uint8) * 255
+    mask: np.ndarray = (gray > threshold).astype(np.uint8) * 255
     low, high = _channels_min_max(small)
     mask[(cv2.subtract(high, low) > 70) & (gray < 200)] = 0  # a coloured object is not paper
     mask[_skin(small) > 0] = 0

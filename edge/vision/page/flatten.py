@@ -34,7 +34,11 @@ def paper_size(
     aspect = long_side / short_side
     small = True
     if frame_size is not None:
-        small = float(cv2.contourArea(np.float32(quad))) / (frame_size[0] * frame_size[1]) < 0.2
+        small = (
+            float(cv2.contourArea(np.array(quad, dtype=np.float32)))
+            / (frame_size[0] * frame_size[1])
+            < 0.2
+        )
     if abs(aspect / (ID1_MM[0] / ID1_MM[1]) - 1) < 0.1 and small:
         return "ID-1", (ID1_MM[1], ID1_MM[0])
     if abs(aspect / (A4_MM[1] / A4_MM[0]) - 1) < 0.1:
@@ -53,7 +57,7 @@ def rectify(
     no enhancement). Sheets come out upright (portrait), cards lying (landscape); which end
     is up is decided later (OCR)."""
     bgr = _bgr(frame)
-    quad = np.float32(quad).reshape(4, 2)
+    quad = np.array(quad, dtype=np.float32).reshape(4, 2)
     if size_mm is None:
         _, size_mm = paper_size(quad, (bgr.shape[1], bgr.shape[0]))
     matrix, size = _homography(quad, dpi, size_mm)
@@ -73,8 +77,8 @@ def _homography(
         quad = np.roll(quad, -1, axis=0)
     w_mm, h_mm = (long_mm, short_mm) if card else (short_mm, long_mm)
     w, h = round(w_mm / 25.4 * dpi), round(h_mm / 25.4 * dpi)
-    target = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-    return cv2.getPerspectiveTransform(np.float32(quad), target), (w, h)
+    target = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
+    return cv2.getPerspectiveTransform(np.array(quad, dtype=np.float32), target), (w, h)
 
 
 def _warp(bgr: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -239,7 +243,7 @@ def scan(
     if not check.capturable or check.quad is None:
         raise PageRejected(check)
     bgr = _bgr(frame)
-    quad = np.float32(check.quad)
+    quad = np.array(check.quad, dtype=np.float32)
     paper, size_mm = paper_size(quad, check.frame_size)
     matrix, (w, h) = _homography(quad, dpi, size_mm)
     # The print's skew, measured on a half-size cut; then one warp with the turn folded in.
@@ -260,7 +264,7 @@ def flat_page(image: np.ndarray, *, dpi: int | None = None, qr: bool = True) -> 
     h, w = bgr.shape[:2]
     corners = ((0.0, 0.0), (float(w), 0.0), (float(w), float(h)), (0.0, float(h)))
     check = PageCheck(True, corners, Quality(area=1.0), (), (w, h))
-    paper, size_mm = paper_size(np.float32(corners), None)
+    paper, size_mm = paper_size(np.array(corners, dtype=np.float32), None)
     dpi = dpi or int(np.clip(round(max(h, w) / (size_mm[1] / 25.4)), 50, 600))
     small, factor = _resized(bgr, max(64, w // 2))
     skew = _print_skew(small, max(1, round(dpi * factor)))
@@ -297,9 +301,11 @@ def _finish(
     if qr:
         back = np.linalg.inv(matrix)
         for code in decode_qr(flat, thorough=False):
-            corners = np.float32(code.corners)
+            corners = np.array(code.corners, dtype=np.float32)
             centre = corners.mean(axis=0)
-            cv2.fillConvexPoly(gray, np.int32(np.rint(centre + 1.12 * (corners - centre))), 255)
+            cv2.fillConvexPoly(
+                gray, np.rint(centre + 1.12 * (corners - centre)).astype(np.int32), 255
+            )
             codes.append(_mapped(code, back))
     # The sheet's own edge (and any platen left along it) reads as a row of bars and dashes.
     rim = max(2, round(2 / 25.4 * dpi))
@@ -317,5 +323,5 @@ def _finish(
 
 
 def _mapped(code: QrCode, matrix: np.ndarray) -> QrCode:
-    pts = cv2.perspectiveTransform(np.float32([code.corners]), matrix)[0]
+    pts = cv2.perspectiveTransform(np.array([code.corners], dtype=np.float32), matrix)[0]
     return QrCode(code.text, tuple((float(x), float(y)) for x, y in pts), code.decoder)

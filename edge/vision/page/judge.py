@@ -49,7 +49,7 @@ def check_page(frame: np.ndarray) -> PageCheck:
     tilt, side_ratio = _geometry(quad)
 
     inside_small = np.zeros_like(sheet_small)
-    cv2.fillConvexPoly(inside_small, np.int32(np.rint(quad_small)), 255)
+    cv2.fillConvexPoly(inside_small, np.rint(quad_small).astype(np.int32), 255)
     glare, glare_boxes = _glare(small, inside_small)
     finger_box = _finger(small, inside_small)
     # Blur needs the finer copy: at 640 px a sharp and a slightly soft page look alike.
@@ -174,8 +174,9 @@ def _finger(view: np.ndarray, inside: np.ndarray) -> Box | None:
     count, labels, stats, _ = cv2.connectedComponentsWithStats(skin, connectivity=8)
     frame_area = skin.shape[0] * skin.shape[1]
     page_area = max(1, int(np.count_nonzero(inside)))
-    ring = cv2.dilate(inside, np.ones((9, 9), np.uint8)) & ~cv2.erode(
-        inside, np.ones((9, 9), np.uint8)
+    ring = cv2.bitwise_and(
+        cv2.dilate(inside, np.ones((9, 9), np.uint8)),
+        cv2.bitwise_not(cv2.erode(inside, np.ones((9, 9), np.uint8))),
     )
     best: Box | None = None
     best_area = 0
