@@ -33,14 +33,23 @@ class StatusSource(Protocol):
     locked: bool
     started_at: float
     bus: EventBus
-    fleet: FleetClient | None
-    camera: CameraFeed | None
-    printer: PrintQueue | None
-    controls: Controls | None
-    outbox: Outbox | None
-    copies: Any  # edge.copies.issue.CopyService
-    catalog: CatalogService | None
-    tickets: TicketService | None
+
+    @property
+    def fleet(self) -> FleetClient | None: ...
+    @property
+    def camera(self) -> CameraFeed | None: ...
+    @property
+    def printer(self) -> PrintQueue | None: ...
+    @property
+    def controls(self) -> Controls | None: ...
+    @property
+    def outbox(self) -> Outbox | None: ...
+    @property
+    def copies(self) -> Any: ...  # edge.copies.issue.CopyService
+    @property
+    def catalog(self) -> CatalogService | None: ...
+    @property
+    def tickets(self) -> TicketService | None: ...
 
     def counts_today(self) -> dict[str, int]: ...
 

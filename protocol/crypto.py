@@ -23,15 +23,31 @@ KEY_MODE = 0o600
 class DataKey:
     """A 256-bit AES-GCM key. Ciphertext layout: version(1) | nonce(12) | ciphertext+tag."""
 
-    def __init__(self, key: bytes, *, path: Path | None = None) -> None:
+    def __init__(self, key: bytes | None = None, *, path: Path | None = None) -> None:
+        """key None: the key file at path, read by load() (constructors do no I/O)."""
+        self._aead: AESGCM | None = None
+        self.path = path
+        if key is not None:
+            self._use(key)
+
+    def _use(self, key: bytes) -> None:
         if len(key) != 32:
             raise StoreError("data key must be 32 bytes")
         self._aead = AESGCM(key)
-        self.path = path
 
     @classmethod
     def load_or_create(cls, path: Path) -> DataKey:
         """Read the key file, creating it (mode 0600) on first run; refuse a readable one."""
+        key = cls(path=path)
+        key.load()
+        return key
+
+    def load(self) -> None:
+        """Read the key file at path, creating it (mode 0600) on first run; refuse a readable
+        one."""
+        path = self.path
+        if path is None:
+            raise StoreError("data key has no key file to load")
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEY_MODE)
@@ -47,18 +63,24 @@ class DataKey:
         problem = key_file_problem(path)
         if problem:
             raise StoreError(problem)
-        return cls(path.read_bytes(), path=path)
+        self._use(path.read_bytes())
+
+    @property
+    def _cipher(self) -> AESGCM:
+        if self._aead is None:
+            raise StoreError("data key is not loaded")
+        return self._aead
 
     def encrypt(self, plaintext: bytes, *, aad: bytes = b"") -> bytes:
         nonce = os.urandom(_NONCE_BYTES)
-        return _VERSION + nonce + self._aead.encrypt(nonce, plaintext, aad)
+        return _VERSION + nonce + self._cipher.encrypt(nonce, plaintext, aad)
 
     def decrypt(self, blob: bytes, *, aad: bytes = b"") -> bytes:
         if len(blob) < 1 + _NONCE_BYTES + 16 or blob[:1] != _VERSION:
             raise StoreError("encrypted record is truncated or of an unknown version")
         nonce, body = blob[1 : 1 + _NONCE_BYTES], blob[1 + _NONCE_BYTES :]
         try:
-            return self._aead.decrypt(nonce, body, aad)
+            return self._cipher.decrypt(nonce, body, aad)
         except InvalidTag as err:
             raise StoreError(
                 "encrypted record failed authentication (wrong key or altered)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -53,7 +54,7 @@ def test_update_revocations_command_installs_central_list(tmp_path: Path) -> Non
     with copy_service(tmp_path) as service:
         issued = service.issue([page_image(1)], {"id_number": "001099012345", "name": "An"})
         app = App(cfg.load(tmp_path / "config.toml"))
-        app.copies = service
+        app.parts = dataclasses.replace(app.parts, copies=service)
         command = fleet_commands(app)["update-revocations"]
         assert command({"revocations": {"codes": [issued.code]}}) == {"codes": 1, "certificates": 0}
         assert service.verify_qr(issued.qr).status == "revoked"

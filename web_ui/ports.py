@@ -25,27 +25,43 @@ if TYPE_CHECKING:  # the e-copy stack (pyHanko) loads only when the daemon start
 
 @runtime_checkable
 class Kiosk(Protocol):
-    """The running kiosk as the screens, /api and /live see it. A part that is not running
-    (or not built yet) is None."""
+    """The running kiosk as the screens, /api and /live see it. Parts are read-only (edge.app
+    builds them all at once); None is allowed here so test doubles can leave a part out."""
 
     config: cfg.Config
     ready: bool
     locked: bool
     bus: EventBus
-    camera: CameraFeed | None
-    printer: PrintQueue | None
-    store: Store | None
-    key: DataKey | None
-    outbox: Outbox | None
-    fleet: FleetClient | None
-    sim_pins: SimulatedPins | None  # simulation only: the developer panel's buttons and door
+
+    @property
+    def camera(self) -> CameraFeed | None: ...
+    @property
+    def printer(self) -> PrintQueue | None: ...
+    @property
+    def store(self) -> Store | None: ...
+    @property
+    def key(self) -> DataKey | None: ...
+    @property
+    def outbox(self) -> Outbox | None: ...
+    @property
+    def fleet(self) -> FleetClient | None: ...
+    @property
+    def sim_pins(
+        self,
+    ) -> SimulatedPins | None: ...  # simulation only: the developer panel's buttons and door
     # The citizen services (docs/services.md).
-    services: Services | None
-    copies: CopyService | None
-    tickets: TicketService | None
-    dossiers: DossierService | None
-    catalog: CatalogService | None
-    post: PostService | None
+    @property
+    def services(self) -> Services | None: ...
+    @property
+    def copies(self) -> CopyService | None: ...
+    @property
+    def tickets(self) -> TicketService | None: ...
+    @property
+    def dossiers(self) -> DossierService | None: ...
+    @property
+    def catalog(self) -> CatalogService | None: ...
+    @property
+    def post(self) -> PostService | None: ...
 
     def status(self) -> dict[str, Any]: ...
 

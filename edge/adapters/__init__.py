@@ -28,12 +28,14 @@ def build_camera(camera: cfg.CameraSection) -> Camera:
     raise AssertionError(f"unhandled camera type {camera!r}")
 
 
-def build_printer(config: cfg.Config) -> PrinterTransport:
+def build_printer(config: cfg.Config, *, plug_in: bool = True) -> PrinterTransport:
+    """plug_in=False: no I/O; the caller plugs a simulated printer in (App.start)."""
     printer = config.printer
     match printer:
         case cfg.SimulatedPrinter():
             simulated = SimulatedPrinter(printer.output_dir or config.storage.state_dir / "printer")
-            simulated.plug_in()  # creates its output folder, as connecting a printer would
+            if plug_in:
+                simulated.plug_in()  # creates its output folder, as connecting a printer would
             return simulated
         case cfg.UsbPrinter():
             return printer_escpos.usb(printer.vendor_id, printer.product_id, printer.profile)

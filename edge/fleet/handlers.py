@@ -27,10 +27,15 @@ class CommandTarget(Protocol):
 
     config: cfg.Config
     config_path: Any
-    fleet: FleetClient | None
-    outbox: Outbox | None
-    copies: Any  # edge.copies.issue.CopyService
-    catalog: CatalogService | None
+
+    @property
+    def fleet(self) -> FleetClient | None: ...
+    @property
+    def outbox(self) -> Outbox | None: ...
+    @property
+    def copies(self) -> Any: ...  # edge.copies.issue.CopyService
+    @property
+    def catalog(self) -> CatalogService | None: ...
 
     def request_restart(self, delay_s: float = 1.0) -> None: ...
 
