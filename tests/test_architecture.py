@@ -197,3 +197,24 @@ def test_the_daemon_is_the_web_uis_kiosk(tmp_path: Path) -> None:
     app: Kiosk = App(cfg.load(path), config_path=path)  # what a type checker verifies, too
     assert isinstance(app, Kiosk)
     assert {name for flow in FLOWS.values() for name in flow.services} <= set(SERVICES)
+
+
+def test_app_builds_all_its_parts_at_once_without_io(tmp_path: Path) -> None:
+    """Issue 15: no part is None until start(); building touches no file; stop() of an App
+    that never started stops nothing but the event bus."""
+    from dataclasses import fields
+
+    from edge import config as cfg
+    from edge.app import App
+    from tests.conftest import write_sim_config
+
+    path = write_sim_config(tmp_path, sample_scenes=False)
+    config = cfg.load(path)
+    app = App(config, config_path=path)
+    optional = {"sim_pins", "fleet", "watchdog"}  # left out by the config or by systemd only
+    assert {f.name for f in fields(app.parts) if getattr(app.parts, f.name) is None} <= optional
+    assert app.sim_pins is not None  # the simulation config simulates buttons and the door
+    assert app.store is app.parts.store and app.catalog is app.parts.services.catalog
+    assert not config.storage.state_dir.exists()
+    app.stop()
+    assert not config.storage.state_dir.exists()
