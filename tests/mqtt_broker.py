@@ -7,6 +7,7 @@ import datetime as dt
 import getpass
 import ipaddress
 import json
+import random
 import shutil
 import signal
 import socket
@@ -42,6 +43,25 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def restartable_port() -> int:
+    """A free loopback port below the kernel's ephemeral range, for a server a test stops and
+    starts again on the same port. A port from the ephemeral range (what bind(0) gives) can be
+    taken while the server is down: by any process's outgoing connection, or by the kiosk's own
+    reconnect to it (a TCP self-connect), and the restart then fails with "Address already in
+    use" (seen once in a fresh-machine CI run)."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return free_port()
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
@@ -206,8 +226,10 @@ class Broker:
     def __init__(self, root: Path, pki: FleetPki, *, crl: Path | None = None) -> None:
         self.root = root
         self.pki = pki
-        self.port = free_port()
-        self.provision_port = free_port()  # the enrolment listener (password, no client cert)
+        self.port = restartable_port()  # tests stop and restart the broker on it
+        self.provision_port = (
+            restartable_port()
+        )  # the enrolment listener (password, no client cert)
         self.passwd = root / "provision.passwd"
         self.conf = render_broker_config(
             root, self.port, pki, provision_port=self.provision_port, crl=crl
