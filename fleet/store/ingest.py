@@ -223,13 +223,7 @@ class Ingest(StoreBase):
         certificate = _dict(p.get("certificate"))
         if isinstance(certificate.get("not_after"), str):
             changes["cert_not_after"] = parse_time(certificate["not_after"], 0.0) or None
-        site = p.get("site")
-        if (
-            isinstance(site, str)
-            and site
-            and not conn.execute(self._kiosk_row, {"_kid": msg.kiosk_id}).one().site_fixed
-        ):
-            changes["site"] = site[:128]
+        changes.update(self._site_change(conn, msg.kiosk_id, p.get("site")))
         return changes
 
     def _provisioning_facts(self, conn: Connection, msg: Incoming) -> dict[str, Any]:
@@ -241,14 +235,16 @@ class Ingest(StoreBase):
         changes: dict[str, Any] = {}
         if isinstance(data.get("certificate_not_after"), str):
             changes["cert_not_after"] = parse_time(data["certificate_not_after"], 0.0) or None
-        site = data.get("site")
-        if (
-            isinstance(site, str)
-            and site
-            and not conn.execute(self._kiosk_row, {"_kid": msg.kiosk_id}).one().site_fixed
-        ):
-            changes["site"] = site[:128]
+        changes.update(self._site_change(conn, msg.kiosk_id, data.get("site")))
         return changes
+
+    def _site_change(self, conn: Connection, kiosk_id: str, site: Any) -> dict[str, Any]:
+        """The site a kiosk reports, unless an operator has fixed it at central."""
+        if not isinstance(site, str) or not site:
+            return {}
+        if conn.execute(self._kiosk_row, {"_kid": kiosk_id}).one().site_fixed:
+            return {}
+        return {"site": site[:128]}
 
     def _event(self, conn: Connection, msg: Incoming) -> bool:
         p = msg.payload
