@@ -15,8 +15,10 @@ basis of a certified copy) and three of the workstation's own.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
+from collections.abc import Collection
 from typing import Any
 
 from cryptography import x509
@@ -64,6 +66,32 @@ REFUSAL_REASONS: dict[str, tuple[str, str]] = {
     ),
     "other": ("Lý do khác", "Another reason"),
 }
+
+
+# Decree 23/2015/ND-CP Art. 7: a copy from an original is certified the day the request is
+# received, or the next working day when it is received after 15:00.
+LATE_AFTER = dt.time(15, 0)
+OFFICE_CLOSES = dt.time(17, 0)
+
+
+def working_day(day: dt.date, holidays: Collection[dt.date] = ()) -> bool:
+    return day.weekday() < 5 and day not in holidays
+
+
+def deadline(
+    received: dt.datetime,
+    *,
+    holidays: Collection[dt.date] = (),
+    closes: dt.time = OFFICE_CLOSES,
+) -> dt.datetime:
+    """When the certified copy is due (Art. 7), in `received`'s time zone: the close of office on
+    the day received, or of the next working day if received after 15:00 or on a day off."""
+    day = received.date()
+    if not working_day(day, holidays) or received.timetz().replace(tzinfo=None) >= LATE_AFTER:
+        day += dt.timedelta(days=1)
+        while not working_day(day, holidays):
+            day += dt.timedelta(days=1)
+    return dt.datetime.combine(day, closes, tzinfo=received.tzinfo)
 
 
 def result_topic(prefix: str, kiosk_id: str) -> str:

@@ -203,3 +203,94 @@ revocations = sa.Table(
     # certificate: copies it signed from this time on are revoked (null: all of them)
     sa.Column("effective_from", sa.Float),
 )
+
+# --- Certification (issue 16; docs/ecopy.md). One row per original a citizen brought.
+cert_requests = sa.Table(
+    "cert_requests",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # the kiosk's request code
+    sa.Column("kiosk_id", sa.String(64), nullable=False),
+    sa.Column("agency", sa.String(64), nullable=False),  # whose officers certify it
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("deadline", sa.Float, nullable=False),  # Decree 23/2015 Art. 7
+    sa.Column("status", sa.String(16), nullable=False),  # queued approved refused see_staff
+    sa.Column("doc_type", sa.String(64), nullable=False, default=""),
+    sa.Column("pages", sa.Integer, nullable=False),
+    sa.Column("flags", sa.JSON, nullable=False, default=list),  # the kiosk's checks that fired
+    sa.Column("package", sa.LargeBinary, nullable=False),  # the signed package, sealed
+    sa.Column("package_sha256", sa.String(64), nullable=False),
+    sa.Column("decided_at", sa.Float),
+    sa.Column("officer", sa.String(64)),
+    sa.Column("reason_code", sa.String(32)),
+    sa.Column("reason_text", sa.String(500)),
+    sa.Column("copy_code", sa.String(64), unique=True),  # set at approval
+    sa.Index("cert_requests_queue", "agency", "status", "received_at"),
+)
+
+# The certification book's counter: the last number given per agency and year. Approval takes
+# number last+1 in the same transaction as the decision and the book row: no gap, no repeat.
+cert_counters = sa.Table(
+    "cert_counters",
+    metadata,
+    sa.Column("agency", sa.String(64), primary_key=True),
+    sa.Column("year", sa.Integer, primary_key=True),
+    sa.Column("last_number", sa.Integer, nullable=False),
+)
+
+cert_book = sa.Table(
+    "cert_book",
+    metadata,
+    sa.Column("agency", sa.String(64), primary_key=True),
+    sa.Column("year", sa.Integer, primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True),
+    sa.Column("book", sa.String(64), nullable=False),  # as printed, e.g. 01/2026-SCTĐT/BS
+    sa.Column("request_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("copy_code", sa.String(64), nullable=False, unique=True),
+    sa.Column("certified_at", sa.Float, nullable=False),
+    sa.Column("officer", sa.String(64), nullable=False),
+    sa.Column("officer_name", sa.String(128), nullable=False),
+    sa.Column("officer_title", sa.String(128), nullable=False),
+    sa.Column("doc_type", sa.String(64), nullable=False, default=""),
+    sa.Column("pages", sa.Integer, nullable=False),
+    sa.Column("requester", sa.LargeBinary),  # the citizen's name, sealed (the register lists it)
+    sa.Column("fee_vnd", sa.Integer, nullable=False, default=0),
+    sa.Column("pdf", sa.LargeBinary, nullable=False),  # the signed copy, sealed
+    sa.Column("pdf_sha256", sa.String(64), nullable=False),
+    sa.Column("thumbnail", sa.LargeBinary),  # page 1 at low resolution (JPEG), for /v/<code>
+    sa.Column("revoked_at", sa.Float),
+    sa.Column("revoked_reason", sa.String(200)),
+)
+
+# Named certifying officers and centre admins of the workstation (password + TOTP).
+officers = sa.Table(
+    "officers",
+    metadata,
+    sa.Column("username", sa.String(64), primary_key=True),
+    sa.Column("full_name", sa.String(128), nullable=False),
+    sa.Column("title", sa.String(128), nullable=False),  # as printed under the statement
+    sa.Column("agency", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),  # officer | admin
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("totp_secret", sa.LargeBinary, nullable=False),  # sealed
+    sa.Column("token_label", sa.String(64), nullable=False, default=""),  # PKCS#11 token
+    sa.Column("key_label", sa.String(64), nullable=False, default=""),
+    sa.Column("active", sa.Boolean, nullable=False, default=True),
+    sa.Column("failed_logins", sa.Integer, nullable=False, default=0),
+    sa.Column("locked_until", sa.Float),
+    sa.Column("last_totp_step", sa.BigInteger),  # a code is good once (RFC 6238 5.2)
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+# Every login and decision on the workstation: who, when, what, from where.
+cert_audit = sa.Table(
+    "cert_audit",
+    metadata,
+    sa.Column("row", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("officer", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("request_id", sa.String(64)),
+    sa.Column("remote_addr", sa.String(64), nullable=False, default=""),
+    sa.Column("detail", sa.JSON, nullable=False, default=dict),
+    sa.Index("cert_audit_at", "at"),
+)
