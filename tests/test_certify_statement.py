@@ -59,7 +59,7 @@ QUOTED_MODEL = [
     "Chứng thực bản sao đúng với bản chính",
     "Tại <place>, ngày <dd> tháng <mm> năm <yyyy>",
     "Số chứng thực: <number>",
-    "Quyển số: <volume>/<yyyy>-SCT/BS",
+    "Quyển số: <volume>/<yyyy>-SCTĐT/BS",
 ]
 
 
@@ -97,7 +97,7 @@ def test_one_statement_in_full() -> None:
         "Tại Trung tâm Phục vụ hành chính công phường Tây Hồ, thành phố Hà Nội, "
         "ngày 05 tháng 12 năm 2026",
         "Số chứng thực: 123",
-        "Quyển số: 01/2026-SCT/BS",
+        "Quyển số: 01/2026-SCTĐT/BS",
     ]
     assert signature_block(_cert()) == ["KT. CHỦ TỊCH", "PHÓ CHỦ TỊCH", "Nguyễn Thị Hằng"]
 
@@ -148,15 +148,15 @@ def test_numbers_run_from_01() -> None:
 def test_books_across_years() -> None:
     last = _cert(on=dt.date(2026, 12, 31), number=70_000, year=2026)
     first = _cert(on=dt.date(2027, 1, 1), number=1, year=2027)
-    assert last.book_label() == "Quyển số: 01/2026-SCT/BS"
-    assert first.book_label() == "Quyển số: 01/2027-SCT/BS"
+    assert last.book_label() == "Quyển số: 01/2026-SCTĐT/BS"
+    assert first.book_label() == "Quyển số: 01/2027-SCTĐT/BS"
     assert (last.number_label(), first.number_label()) == (
         "Số chứng thực: 70000",
         "Số chứng thực: 01",
     )
-    assert _cert(volume=12).book_label() == "Quyển số: 12/2026-SCT/BS"
-    assert _cert().book_ref() == book_ref(1, 2026) == "01/2026-SCT/BS"
-    assert BOOK_SYMBOL == "SCT/BS"
+    assert _cert(volume=12).book_label() == "Quyển số: 12/2026-SCTĐT/BS"
+    assert _cert().book_ref() == book_ref(1, 2026) == "01/2026-SCTĐT/BS"
+    assert BOOK_SYMBOL == "SCTĐT/BS"
 
 
 def test_a_book_year_other_than_the_year_certified_is_refused() -> None:
@@ -227,6 +227,7 @@ def test_module_text_is_nfc_with_the_expected_letters() -> None:
     # "ứ" (U+1EE9), "ự" (U+1EF1), "đ" (U+0111), "ố" (U+1ED1), "ể" (U+1EC3): precomposed letters.
     assert "\u1ee9" in STATEMENT and "\u1ef1" in STATEMENT and "\u0111" in STATEMENT
     assert "\u1ed1" in _cert().number_label() and "\u1ec3" in _cert().book_label()
+    assert "\u0110" in _cert().book_label()  # "Đ" of SCTĐT, one code point
     assert "\u00e1" in date_in_words(dt.date(2026, 1, 1))  # "tháng"
 
 

@@ -16,10 +16,12 @@ from dataclasses import dataclass, fields
 # separate wording for an electronic copy (none was found in the texts at hand).
 STATEMENT = "Chứng thực bản sao đúng với bản chính"
 
-# Decree 23/2015 Art. 13(4): the book of copies certified from originals is "SCT/BS". A separate
-# symbol for an electronic book (e.g. "SCTĐT/BS") is in no text we could find; the electronic
-# copies get their own volume ("Quyển số") of the SCT/BS book instead (docs/certification-law.md).
-BOOK_SYMBOL = "SCT/BS"
+# The electronic book of copies from originals. Decree 23/2015 Art. 13(4) names the paper book
+# "SCT/BS"; no legal text found names an electronic one, but public one-stop software keeps a
+# separate electronic book "-SCTĐT/BS" beside the paper "-SCT/BS", and a book of its own keeps
+# Art. 13(2) whole (one 01-based sequence per book and year, the paper book's untouched). Why,
+# and what is unconfirmed: docs/certification-law.md §4.
+BOOK_SYMBOL = "SCTĐT/BS"
 
 _ONE_LINE = ("agency", "place", "officer_name")
 
@@ -65,11 +67,11 @@ class Certification:
         return f"Số chứng thực: {self.number:02d}"
 
     def book_ref(self) -> str:
-        """The book without its label, as the book table keeps it: "01/2026-SCT/BS"."""
+        """The book without its label, as the book table keeps it: "01/2026-SCTĐT/BS"."""
         return book_ref(self.volume, self.year)
 
     def book_label(self) -> str:
-        """The book as printed: "Quyển số: 01/2026-SCT/BS" (volume/year-symbol)."""
+        """The book as printed: "Quyển số: 01/2026-SCTĐT/BS" (volume/year-symbol)."""
         return f"Quyển số: {self.book_ref()}"
 
     def title_lines(self) -> list[str]:
@@ -77,7 +79,7 @@ class Certification:
 
 
 def book_ref(volume: int, year: int) -> str:
-    """Volume (2 digits at least), year and the book's symbol: "01/2026-SCT/BS"."""
+    """Volume (2 digits at least), year and the book's symbol: "01/2026-SCTĐT/BS"."""
     return f"{volume:02d}/{year}-{BOOK_SYMBOL}"
 
 
