@@ -134,6 +134,15 @@
   document.addEventListener("DOMContentLoaded", function () {
     const req = document.getElementById("request");
     if (req) { requestScreen(req); }
+    // The next request's pages into the HTTP cache once this one is shown (the <link
+    // rel=prefetch> alone is skipped by some browsers and modes).
+    window.addEventListener("load", function () {
+      document.querySelectorAll('link[rel="prefetch"][as="image"]').forEach(function (l) {
+        const img = new Image();
+        img.decoding = "async";
+        img.src = l.href;
+      });
+    });
     const queue = document.getElementById("queue");
     if (queue) { queuePage(queue); }
   });
