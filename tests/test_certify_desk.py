@@ -657,3 +657,66 @@ def test_cli_officer_add_list_disable(
             Accounts(store).login("hoa", PASSWORD, pyotp.TOTP(secret.group(1)).now(), address="a")
     finally:
         store.close()
+
+
+# -- the same accounts on PostgreSQL, at the same instant -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Any]:
+    from tests.fleet_console_helpers import running_postgres
+
+    with running_postgres() as pg:
+        yield pg
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_simultaneous_logins_with_one_code_let_one_in(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Two logins with the same code at once (a shoulder-surfed code replayed in a race): the
+    store takes the time step in one statement, so exactly one gets in; and five failures at
+    once lock the account however they interleave."""
+    import threading
+
+    if engine == "sqlite":
+        url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    else:
+        pg = request.getfixturevalue("postgres")
+        pg.reset()
+        url = pg.url
+    store = FleetStore(url, data_key=DataKey.load_or_create(tmp_path / "dk")).create()
+    try:
+        secret = add_officer(store, "hoa")
+        accounts = Accounts(store)
+        code = pyotp.TOTP(secret).now()
+        barrier = threading.Barrier(4)
+        outcomes: list[str] = []
+
+        def attempt(password: str) -> None:
+            barrier.wait()
+            try:
+                accounts.login("hoa", password, code, address="10.1.1.1")
+            except LoginRefused:
+                outcomes.append("refused")
+            else:
+                outcomes.append("in")
+
+        threads = [threading.Thread(target=attempt, args=(PASSWORD,)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert sorted(outcomes) == ["in", "refused", "refused", "refused"]
+
+        barrier = threading.Barrier(5)
+        threads = [threading.Thread(target=attempt, args=("sai-mật-khẩu-x",)) for _ in range(5)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        row = store.officer("hoa") or {}
+        # The three replays above count as failures too: 3 + 5 = 8, the 5th locked it.
+        assert row["locked_until"] is not None and row["locked_until"] > time.time()
+    finally:
+        store.close()
