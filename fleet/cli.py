@@ -265,13 +265,13 @@ def certify_serve(config: Any, *, host: str, port: int, mqtt: bool = True) -> in
     from fleet.console import build_console
     from web_ui.server import WebServer
 
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     console = build_console(config)
     certifier = getattr(console, "certifier", None)
     if certifier is None:
         raise KioskError("this build's console has no Certifier (fleet/certify/service.py)")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     desk = DeskConfig(
         secret_key_file=config.web.secret_key_file.with_name("certify-secret.key"),
         cookie_secure=config.web.cookie_secure,

@@ -720,3 +720,32 @@ def test_simultaneous_logins_with_one_code_let_one_in(
         assert row["locked_until"] is not None and row["locked_until"] > time.time()
     finally:
         store.close()
+
+
+def test_an_idle_session_ends_and_forgets_the_pin(desk: Desk) -> None:
+    sessions = desk.app.extensions["certify_desk"].sessions
+    now = [1000.0]
+    sessions.clock = lambda: now[0]
+    client = desk.app.test_client()
+    log_in(desk, client, "hoa")
+    handle = next(iter(sessions._by_handle))
+    assert sessions.pin(handle) == PIN
+    now[0] += 14 * 60
+    assert client.get("/queue").status_code == 200  # a request keeps it alive
+    now[0] += 15 * 60 + 1
+    assert client.get("/queue").headers["Location"].endswith("/login")
+    assert sessions.pin(handle) is None and len(sessions) == 0
+
+
+def test_cli_certify_serve_says_when_no_certifier_is_wired(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fleet.cli import main
+
+    config = tmp_path / "fleet.toml"
+    config.write_text(
+        f'[store]\nurl = "sqlite:///{tmp_path / "f.db"}"\ndata_key_file = "{tmp_path / "dk"}"\n'
+        f'[web]\nsecret_key_file = "{tmp_path / "s.key"}"\n'
+    )
+    assert main(["-c", str(config), "certify", "serve", "--no-mqtt", "--port", "0"]) == 1
+    assert "no Certifier" in capsys.readouterr().err
