@@ -546,7 +546,12 @@ def test_roles_an_admin_manages_officers_and_reads_the_audit_and_book(desk: Desk
     officer = desk.app.test_client()
     log_in(desk, officer, "hoa")
     assert officer.get("/admin").status_code == 403
-    assert officer.get("/queue").status_code == 200
+    officer_token = csrf(officer.get("/queue").text)
+    officer.post("/requests/REQ-0001/approve", data={"csrf_token": officer_token})
+    book_page = admin.get("/admin/book?year=2026")
+    assert book_page.status_code == 200 and "01/2026-SCT/BS" in book_page.text
+    assert "Lê Thị Hoa" in book_page.text
+    assert admin.get("/admin/book?year=x").status_code == 400
     token = csrf(admin.get("/admin").text)
     assert admin.post("/admin/officers/minh/disable", data={"csrf_token": token}).status_code == 404
     admin.post("/admin/officers/hoa/disable", data={"csrf_token": token})
