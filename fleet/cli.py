@@ -73,7 +73,33 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("--certificate", action="store_true", help="CODE is a hex serial")
     revoke.add_argument("--reason", default="")
     revoke.add_argument("--by", default="cli")
+    _certify_desk_parser(sub)
     return parser
+
+
+def _certify_desk_parser(sub: Any) -> None:
+    """`certify serve` and `certify officer add|list|disable` (the workstation, issue 16)."""
+    certify = sub.add_parser("certify", help="certification of copies: the officers' desk")
+    c_sub = certify.add_subparsers(dest="action", required=True)
+    c_serve = c_sub.add_parser("serve", help="the officers' workstation and /v/<code>")
+    c_serve.add_argument("--host", default="127.0.0.1")
+    c_serve.add_argument("--port", type=int, default=8091)
+    c_serve.add_argument("--no-mqtt", action="store_true", help="no broker (decisions queue)")
+    officer = c_sub.add_parser("officer", help="certifying officers and centre admins")
+    o_sub = officer.add_subparsers(dest="officer_action", required=True)
+    o_add = o_sub.add_parser("add", help="new account; prints its TOTP URI and QR once")
+    o_add.add_argument("username")
+    o_add.add_argument("--full-name", required=True, help="as printed under the statement")
+    o_add.add_argument("--title", required=True, help="e.g. Phó Chủ tịch UBND phường")
+    o_add.add_argument("--agency", required=True)
+    o_add.add_argument("--role", choices=("officer", "admin"), default="officer")
+    o_add.add_argument("--token-label", default="", help="the officer's PKCS#11 token")
+    o_add.add_argument("--key-label", default="", help="the signing key on that token")
+    o_add.add_argument("--password-stdin", action="store_true")
+    o_list = o_sub.add_parser("list", help="accounts")
+    o_list.add_argument("--agency")
+    o_dis = o_sub.add_parser("disable", help="no more logins")
+    o_dis.add_argument("username")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,6 +141,8 @@ def _run(args: argparse.Namespace, config: Any) -> int:
 
     if args.command == "serve":
         return serve(config, port=args.port, mqtt=not args.no_mqtt)
+    if args.command == "certify" and args.action == "serve":
+        return certify_serve(config, host=args.host, port=args.port, mqtt=not args.no_mqtt)
     store = open_store(config).create()
     try:
         match args.command:
@@ -122,6 +150,8 @@ def _run(args: argparse.Namespace, config: Any) -> int:
                 print(f"tables ready in {store.dialect}, schema revision {store.revision()}")
             case "operator":
                 return _operator(store, args)
+            case "certify" if args.action == "officer":
+                return _certify_officer(store, args)
             case "site":
                 store.set_site(args.kiosk_id, args.site)
             case "token":
@@ -187,6 +217,76 @@ def _operator(store: Any, args: argparse.Namespace) -> int:
             print(f"no operator {args.operator_id}", file=sys.stderr)
             return EXIT_BAD_INPUT
         print(row["public_key"], end="")
+    return EXIT_OK
+
+
+def _certify_officer(store: Any, args: argparse.Namespace) -> int:
+    if args.officer_action == "add":
+        import segno
+
+        from fleet.certify.accounts import create_officer
+
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = getpass.getpass("Mật khẩu / password: ")
+            if getpass.getpass("Nhập lại / again: ") != password:
+                raise BadInput("the two passwords differ")
+        uri = create_officer(
+            store,
+            args.username,
+            full_name=args.full_name,
+            title=args.title,
+            agency=args.agency,
+            role=args.role,
+            password=password,
+            token_label=args.token_label,
+            key_label=args.key_label,
+        )
+        print("Quét mã này bằng ứng dụng xác thực / scan with the authenticator app:")
+        segno.make(uri, error="m").terminal(out=sys.stdout, compact=True)
+        print(uri)
+    elif args.officer_action == "list":
+        for row in store.officers(args.agency):
+            state = "active" if row["active"] else "disabled"
+            print(f"{row['username']}\t{row['agency']}\t{row['role']}\t{row['full_name']}\t{state}")
+    elif args.officer_action == "disable":
+        if not store.update_officer(args.username, active=False):
+            print(f"no officer {args.username}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        store.audit("cli", "officer_disable", at=time.time(), detail={"target": args.username})
+        print(f"{args.username} disabled")
+    return EXIT_OK
+
+
+def certify_serve(config: Any, *, host: str, port: int, mqtt: bool = True) -> int:
+    """The workstation beside the console's ingest (which hands it the Certifier)."""
+    from fleet.certify.web import DeskConfig, create_app
+    from fleet.console import build_console
+    from web_ui.server import WebServer
+
+    console = build_console(config)
+    certifier = getattr(console, "certifier", None)
+    if certifier is None:
+        raise KioskError("this build's console has no Certifier (fleet/certify/service.py)")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    desk = DeskConfig(
+        secret_key_file=config.web.secret_key_file.with_name("certify-secret.key"),
+        cookie_secure=config.web.cookie_secure,
+        proxy_hops=config.web.proxy_hops,
+    )
+    web = WebServer(create_app(certifier, console.store, desk), host=host, port=port, threads=8)
+    try:
+        console.start(mqtt=mqtt)
+        web.start()
+        logger.info("certification desk on http://%s:%s/", host, web.port)
+        while not stop.wait(3600):
+            pass
+    finally:
+        web.stop()
+        console.stop()
     return EXIT_OK
 
 

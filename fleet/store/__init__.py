@@ -12,6 +12,7 @@ from fleet.store.commands import Commands
 from fleet.store.dossiers import Dossiers
 from fleet.store.ingest import BatchOutcome, Incoming, Ingest, parse_time
 from fleet.store.kiosks import Kiosks
+from fleet.store.officers import Officers
 from fleet.store.operators import Operators
 from fleet.store.provisioning import Provisioning
 from fleet.store.queues import Queues
@@ -35,7 +36,16 @@ from fleet.store.schema import (
 
 
 class FleetStore(
-    Ingest, Kiosks, Commands, Alerts, Operators, Dossiers, Provisioning, Queues, Revocations
+    Ingest,
+    Kiosks,
+    Commands,
+    Alerts,
+    Operators,
+    Dossiers,
+    Provisioning,
+    Queues,
+    Revocations,
+    Officers,
 ):
     """One engine; every method is a short transaction; safe from several threads."""
 
