@@ -258,3 +258,14 @@ def make_pki(folder: Path) -> SoftPki:
         key_label=key_label,
         root_pem=root_pem,
     )
+
+
+_SHARED: dict[str, SoftPki] = {}
+
+
+def shared_pki(folder: Path) -> SoftPki:
+    """One set of tokens per test process (SoftHSM2 reads its configuration once): the first
+    caller's folder holds them."""
+    if "pki" not in _SHARED:
+        _SHARED["pki"] = make_pki(folder)
+    return _SHARED["pki"]

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from fleet.certify.copy import CopyError, CopyPage, MadeCopy, TokenKey, make_copy
 from protocol import copyqr
 from tests.copies_helpers import nss_db, page_image, pdfsig
-from tests.softhsm import SoftPki, make_pki
+from tests.softhsm import SoftPki, shared_pki
 
 # --- a stand-in for fleet.certify.statement (helper LAW writes the real one) ----------------
 # The same names; make_copy renders through statement_lines() and signature_block() of the
@@ -82,7 +82,7 @@ def jpeg_page(number: int) -> CopyPage:
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> SoftPki:
-    return make_pki(tmp_path_factory.mktemp("softhsm"))
+    return shared_pki(tmp_path_factory.mktemp("softhsm"))
 
 
 def keys(pki: SoftPki, *, with_chain: bool = False) -> tuple[TokenKey, TokenKey]:
