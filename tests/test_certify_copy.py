@@ -143,7 +143,7 @@ def test_pdfsig_reports_both_signatures_valid_and_trusted(
     assert "Nguyễn Văn An" in blocks[0] and "Ủy ban nhân dân phường Tây Hồ" in blocks[1]
     assert "Field Name: OfficerSignature" in blocks[0] and "Field Name: AgencySeal" in blocks[1]
     # pdfsig says "Not total document signed" of the seal too: B-LT puts the revocation data (DSS)
-    # in an update after it. pyHanko's check of what that update holds is in test_copies_verify.
+    # in an update after it. pyHanko checks that update in tests/test_certified_verify.py.
     # Without the test root trusted, pdfsig does not call them trusted (the check can fail).
     (tmp_path / "nss-empty").mkdir()
     subprocess.run(
