@@ -295,11 +295,11 @@ def verify_kc2_qr(text: str, trust: TrustStore) -> Verdict:
         if not agencies or other is not None:
             return Verdict("unknown-issuer", "no trusted agency certificate for this QR", **base)
         return Verdict("invalid", "QR signature does not match", **base)
-    details = {"details": _cert_facts(None, signer) | {"kind": "certified"}}
+    facts = _cert_facts(None, signer) | {"kind": "certified"}
     revoked = _revoked(trust, payload.code, signer.serial_number, payload.issued_at)
     if revoked:
-        return Verdict("revoked", revoked, **base, **details)
-    return Verdict("valid", None, **base, **details)
+        return Verdict("revoked", revoked, **base, details=facts)
+    return Verdict("valid", None, **base, details=facts)
 
 
 def _untrusted_agency_certs(trust: TrustStore) -> list[x509.Certificate]:
@@ -471,9 +471,9 @@ def verify_certified_pdf(reader: Any, signatures: list[Any], trust: TrustStore) 
     base: dict[str, Any] = {"code": payload.code, "issued_at": payload.issued_at}
     subject = _info(reader, "/Subject")
     facts: dict[str, Any] = {"kind": "certified"}
-    for key, label in (("number", "Số chứng thực"), ("book", "Quyển số")):
+    for fact, label in (("number", "Số chứng thực"), ("book", "Quyển số")):
         match = re.search(rf"{label}: ([^|]+)", subject)
-        facts[key] = match[1].strip() if match else None
+        facts[fact] = match[1].strip() if match else None
     officer_sig, agency_sig = signatures
     certs = [
         x509.load_der_x509_certificate(sig.signer_cert.dump()) for sig in (officer_sig, agency_sig)
