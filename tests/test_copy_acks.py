@@ -165,7 +165,8 @@ def test_retained_revocation_list_from_central_makes_the_kiosk_say_revoked(
     code, pdf = issue_copy(tmp_path, config)  # before the daemon: the CLI alone
     revoked_file = tmp_path / "state" / "copies" / "revoked.json"
     verdict = kiosk("copy", "verify", "--code", code, "--json", config=config)
-    assert verdict.returncode == 0 and json.loads(verdict.stdout)["status"] == "valid"
+    # Signed with the development key: sound and not revoked, but never valid.
+    assert verdict.returncode == 1 and json.loads(verdict.stdout)["status"] == "development"
     # Central published its list (retained) while the kiosk was off; first a broken one (a
     # serial that is not hex): refused whole, its code is not taken either.
     broken = copy_revocations([code], [{"serial": "not-hex"}])
@@ -224,7 +225,7 @@ def test_certificate_serial_in_the_retained_list_revokes_the_copies_it_signed(
         central.publish("fleet/v1/revocations", json.dumps(listing), retain=True)
         wait_for(lambda: log_lines(daemon, "central's revocation list merged"), 10)
         verdict = kiosk("copy", "verify", issued["pdf"], "--json", config=config)
-        assert json.loads(verdict.stdout)["status"] == "valid" and verdict.returncode == 0
+        assert json.loads(verdict.stdout)["status"] == "development" and verdict.returncode == 1
         # Then every copy it signed (no revoked_at; the serial in upper case): revoked.
         listing = copy_revocations([], [{"serial": f"{serial:X}"}])
         central.publish("fleet/v1/revocations", json.dumps(listing), retain=True)

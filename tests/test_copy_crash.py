@@ -84,7 +84,7 @@ def test_kill_minus_9_across_issuing_steps(tmp_path: Path) -> None:
         for row in rows:
             record = outbox[row["outbox_id"]].payload["data"]
             assert record["code"] == row["code"] and record["copy_seq"] == row["seq"]
-            assert service.verify_pdf(service.pdf(row["code"])).status == "valid"
+            assert service.verify_pdf(service.pdf(row["code"])).status == "development"
         # Burnt numbers are gaps, never repeats: the floor is past every number used.
         floor = CopySequence(store, service.paths.sequence_floor).high()
         assert floor >= max(seqs)
@@ -160,7 +160,7 @@ def test_kill_minus_9_of_kiosk_copy_issue_after_the_commit(tmp_path: Path) -> No
     assert got.returncode == 0, got.stderr
     with copy_service(tmp_path) as service:
         assert recovered.read_bytes() == service.pdf(announced[-1])
-        assert service.verify_pdf(recovered.read_bytes()).status == "valid"
+        assert service.verify_pdf(recovered.read_bytes()).status == "development"
     # A clean run removes whatever the killed runs left and numbers on.
     done = subprocess.run(
         [*issue, "--out", str(out), "--json"],

@@ -61,7 +61,7 @@ def test_update_revocations_command_installs_central_list(tmp_path: Path) -> Non
         with pytest.raises(BadArgs):
             command({"revocations": {"codes": [5]}})
         assert command({"revocations": {"codes": []}})["codes"] == 0
-        assert service.verify_qr(issued.qr).status == "valid"
+        assert service.verify_qr(issued.qr).status == "development"
 
 
 def test_issued_copy_reaches_central_and_central_can_revoke_it(
@@ -99,7 +99,7 @@ def test_issued_copy_reaches_central_and_central_can_revoke_it(
         assert pdf == out.read_bytes()
         # Central checks it with the kiosk's CA, as anyone can.
         trust = TrustStore(tmp_path / "state" / "copies" / "trust")
-        assert verify_pdf(pdf, trust).status == "valid"
+        assert verify_pdf(pdf, trust).status == "development"
         # Central revokes it; the kiosk's verifier says so from then on.
         reply = command(
             central, operator_key, "update-revocations", {"revocations": {"codes": [code]}}
@@ -122,7 +122,7 @@ def test_app_copies_is_what_the_web_ui_calls(tmp_path: Path) -> None:
     try:
         app.start()
         issued = app.copies.issue([page_image(1)], {"id_number": "001099012345", "name": "An"})
-        assert app.copies.verify_qr(issued.qr).ok
+        assert app.copies.verify_qr(issued.qr).status == "development"
         wait_for(lambda: app.counts_today().get("copy.issued") == 1)
         assert app.status()["copies"]["stored"] == 1
         outcome = app.copies.print_receipt(issued.code)

@@ -61,7 +61,7 @@ def test_issued_pdf_is_valid_for_pdfsig_and_for_us(kiosk, tmp_path: Path) -> Non
     assert "ETSI.CAdES.detached" in report  # PAdES
     assert "HN-TEST-01" in report  # the signer is the kiosk
     verdict = service.verify_pdf(issued.pdf)
-    assert verdict.status == "valid", verdict
+    assert verdict.status == "development", verdict
     assert (verdict.code, verdict.kiosk_id, verdict.pages) == (issued.code, "HN-TEST-01", 2)
     assert verdict.development and verdict.details["level"] == "PAdES-B-B"
 
@@ -124,7 +124,7 @@ def test_one_byte_tamper_is_caught(kiosk, tmp_path: Path, where: str) -> None:
 
 def test_changed_qr_code_is_caught(kiosk) -> None:
     service, issued, _, _ = kiosk
-    assert service.verify_qr(issued.qr).status == "valid"
+    assert service.verify_qr(issued.qr).status == "development"
     original = parse_code(issued.code)
     other = make_code(original.kiosk_id, original.day, original.seq + 1).text
     forged = issued.qr.replace(issued.code, other)
@@ -141,7 +141,7 @@ def test_untrusted_signer_is_unknown_issuer(kiosk, tmp_path: Path) -> None:
     service, _, _, _ = kiosk
     with copy_service(tmp_path / "other", kiosk_id="HN-OTHER-01") as stranger:  # own dev CA
         foreign = stranger.issue([page_image(9)], CITIZEN)
-        assert stranger.verify_pdf(foreign.pdf).status == "valid"
+        assert stranger.verify_pdf(foreign.pdf).status == "development"
     assert service.verify_pdf(foreign.pdf).status == "unknown-issuer"
     assert service.verify_qr(foreign.qr).status == "unknown-issuer"
     # An impostor using this kiosk's id: its PDF has no trusted chain, its QR a wrong key.
@@ -167,11 +167,11 @@ def test_other_kiosks_qr_verifies_offline_once_its_certificate_is_known(tmp_path
         shutil.copy(b_ca, a.paths.trust_dir / "center-b.pem")
         verdict = a.verify_qr(copy_b.qr)
         assert (verdict.status, verdict.kiosk_id, verdict.code) == (
-            "valid",
+            "development",
             "HN-TEST-02",
             copy_b.code,
         )
-        assert a.verify_pdf(copy_b.pdf).status == "valid"
+        assert a.verify_pdf(copy_b.pdf).status == "development"
 
 
 def test_revocation_list_is_honoured(tmp_path: Path) -> None:
@@ -183,14 +183,16 @@ def test_revocation_list_is_honoured(tmp_path: Path) -> None:
         )
         assert service.verify_pdf(first.pdf).status == "revoked"
         assert service.verify_qr(first.qr).status == "revoked"
-        assert service.verify_qr(second.qr).status == "valid"
+        assert service.verify_qr(second.qr).status == "development"
         serial = f"{service.signer.certificate.serial_number:x}"
         later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).replace(tzinfo=None).isoformat()
         write_revocations(
             service.paths.revocation_file,
             {"certificates": [{"serial": serial, "revoked_at": later}]},
         )
-        assert service.verify_pdf(second.pdf).status == "valid"  # issued before the revocation
+        assert (
+            service.verify_pdf(second.pdf).status == "development"
+        )  # issued before the revocation
         write_revocations(service.paths.revocation_file, {"certificates": [{"serial": serial}]})
         assert service.verify_pdf(second.pdf).status == "revoked"
         assert service.verify_qr(second.qr).reason == "signing certificate revoked"
@@ -297,7 +299,7 @@ def test_receipt_qr_read_back_from_the_printed_job_verifies(tmp_path: Path) -> N
         assert outcome.printed
         job = next((tmp_path / "printer").glob("*.bin")).read_bytes()
         [native] = native_qr_payloads(job)
-        assert service.verify_qr(native).status == "valid"
+        assert service.verify_qr(native).status == "development"
         # The Vietnamese text comes out right: Tesseract (vie) reads the printed raster back.
         from edge.vision.ocr import shared_ocr
 
@@ -318,7 +320,7 @@ def test_receipt_qr_read_back_from_the_printed_job_verifies(tmp_path: Path) -> N
         found = [c.data.decode() for c in decode(sheet)]
         assert found == [issued.qr]
         verdict = service.verify_qr(found[0])
-        assert (verdict.status, verdict.code) == ("valid", issued.code)
+        assert (verdict.status, verdict.code) == ("development", issued.code)
 
 
 def test_failed_receipt_print_is_kept_for_reprint(tmp_path: Path) -> None:
@@ -370,8 +372,10 @@ def test_cli_issue_verify_list_and_receipt_demo(tmp_path: Path) -> None:
     )
     assert "Nguyễn" not in result.stderr and "001099012345" not in result.stderr
     ok = kiosk_cli("copy", "verify", "--config", config, str(out), "--json")
-    assert ok.returncode == 0 and json.loads(ok.stdout)["status"] == "valid"
-    assert kiosk_cli("copy", "verify", "--config", config, "--qr", body["qr"]).returncode == 0
+    # Signed with the development key: sound, but never valid (exit 1, "development").
+    assert ok.returncode == 1 and json.loads(ok.stdout)["status"] == "development"
+    by_qr = kiosk_cli("copy", "verify", "--config", config, "--qr", body["qr"])
+    assert by_qr.returncode == 1 and "development: Bản sao KHÔNG hợp lệ" in by_qr.stdout
     data = bytearray(out.read_bytes())
     data[len(data) // 2] ^= 0x20
     out.write_bytes(bytes(data))
@@ -382,7 +386,8 @@ def test_cli_issue_verify_list_and_receipt_demo(tmp_path: Path) -> None:
         kiosk_cli("copy", "get", body["code"], "--config", config, "--out", str(again)).returncode
         == 0
     )
-    assert kiosk_cli("copy", "verify", "--config", config, str(again)).returncode == 0
+    again_verdict = kiosk_cli("copy", "verify", "--config", config, str(again), "--json")
+    assert json.loads(again_verdict.stdout)["status"] == "development"
     missing = kiosk_cli(
         "copy", "get", "HN-TEST-01-261123-000099-Q", "--config", config, "--out", str(again)
     )
@@ -435,7 +440,7 @@ def test_scanned_pages_from_the_vision_pipeline_and_a_card_kept_at_its_size(tmp_
     assert pages[1].dpi == 300
     with copy_service(tmp_path) as service:
         issued = service.issue(pages, CITIZEN)
-        assert service.verify_pdf(issued.pdf).status == "valid"
+        assert service.verify_pdf(issued.pdf).status == "development"
     path = tmp_path / "copy.pdf"
     path.write_bytes(issued.pdf)
     listing = subprocess.run(["pdfimages", "-list", str(path)], capture_output=True, text=True)
@@ -463,7 +468,7 @@ def test_with_a_timestamp_authority_the_signature_is_pades_b_t(tmp_path: Path) -
         assert service.verify_pdf(issued.pdf).status == "unknown-issuer"  # TSA not trusted
         shutil.copy(tmp_path / "tsa-root.pem", service.paths.trust_dir / "tsa-root.pem")
         verdict = service.verify_pdf(issued.pdf)
-        assert verdict.status == "valid" and verdict.details["level"] == "PAdES-B-T"
+        assert verdict.status == "development" and verdict.details["level"] == "PAdES-B-T"
         assert service.list()[0].code == issued.code
         path = tmp_path / "stamped.pdf"
         path.write_bytes(issued.pdf)
@@ -569,7 +574,8 @@ def test_cli_issue_that_cannot_write_its_file_names_the_issued_copy(tmp_path: Pa
     recovered = tmp_path / "recovered.pdf"
     got = kiosk_cli("copy", "get", code, "--config", config, "--out", str(recovered))
     assert got.returncode == 0, got.stderr
-    assert kiosk_cli("copy", "verify", "--config", config, str(recovered)).returncode == 0
+    verdict = kiosk_cli("copy", "verify", "--config", config, str(recovered), "--json")
+    assert json.loads(verdict.stdout)["status"] == "development"  # sound, development key
     # A target that is a folder is refused before a number is used.
     (tmp_path / "folder.pdf").mkdir()
     refused = issue_cli(config, page, tmp_path / "folder.pdf")

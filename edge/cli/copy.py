@@ -282,7 +282,17 @@ def _verify(args: argparse.Namespace, service: Any, emit: Any) -> int:
         verdict = service.verify_code(args.code)
     body = verdict.as_dict()
     text = f"{verdict.status}: {verdict.message_vi}"
-    if verdict.code:
+    if verdict.code and body.get("kind") == "certified":
+        # A certified copy (issue 16): who certified it, and its place in the book.
+        text += f"\nMã bản sao: {verdict.code}, chứng thực lúc {body['issued_at']}"
+        if body.get("officer"):
+            title = f"{body['officer_title']} " if body.get("officer_title") else ""
+            text += f"\nNgười chứng thực: {title}{body['officer']}"
+        if body.get("agency"):
+            text += f"\nCơ quan: {body['agency']}"
+        if body.get("number") or body.get("book"):
+            text += f"\nSố chứng thực: {body.get('number')}, Quyển số: {body.get('book')}"
+    elif verdict.code:
         text += f"\ncode {verdict.code}, kiosk {verdict.kiosk_id}, issued {body['issued_at']}"
     emit(body, text)
     return EXIT_OK if verdict.ok else EXIT_FAILED

@@ -1,8 +1,18 @@
 """Verify a copy offline: the PDF's PAdES signature and chain, its QR, and the revocation list.
 
 Verdicts: `valid`, `invalid` (with a reason), `revoked`, `unknown-issuer` (a sound signature by a
-key this kiosk's trust store does not know). Trust comes from `trust_dir`: CA certificates
-(`*.pem`) and, under `kiosks/`, other kiosks' signing certificates, needed to check a QR alone.
+key this kiosk's trust store does not know), `development` (sound, but signed with a development
+or simulation key: not valid) and `not-certified` (a copy signed by a kiosk only, KC1).
+
+Only a *certified copy* (issue 16: the officer's and the agency's PAdES signatures, the KC2 QR,
+protocol.copyqr) can be `valid`: both signatures sound, chaining to a certification root (the
+official-use CA, Decree 68/2024) in `trust_dir/certification/*.pem`, never to the kiosk's own or
+development CAs, and the QR's content hash matching the pages. The agency seal certificates a
+kiosk knows, to check a KC2 QR alone, are in `trust_dir/certification/agencies/*.pem`.
+
+Copies the kiosk signed itself (KC1, edge.copies.sign) are checked as before (signature, chain to
+`trust_dir/*.pem`, QR, revocations) but end as `development` when the key is a development one and
+`not-certified` otherwise: no competent person certified them (Decree 23/2015 Art. 5, 20).
 """
 
 from __future__ import annotations
@@ -24,10 +34,11 @@ from cryptography.x509.oid import NameOID
 from edge.copies import qrpayload
 from edge.errors import BadInput
 from edge.texts import N_, Text, vietnamese
+from protocol import copyqr
 
 logger = logging.getLogger(__name__)
 
-Status = Literal["valid", "invalid", "revoked", "unknown-issuer"]
+Status = Literal["valid", "invalid", "revoked", "unknown-issuer", "development", "not-certified"]
 
 # status -> the verdict's headline (English msgids; Vietnamese in the catalog, edge.texts).
 MESSAGES: dict[str, str] = {
@@ -35,7 +46,16 @@ MESSAGES: dict[str, str] = {
     "invalid": N_("The copy is NOT valid"),
     "revoked": N_("The copy has been revoked"),
     "unknown-issuer": N_("Where the copy was issued cannot be established"),
+    "development": N_(
+        "The copy is NOT valid: it was signed with a development or test key and has no legal value"
+    ),
+    "not-certified": N_(
+        "The copy is NOT a certified copy: it was signed by a kiosk only, not by a certifying "
+        "officer and agency"
+    ),
 }
+CERTIFICATION_DIR = "certification"  # under trust_dir: the official-use roots
+AGENCIES_DIR = "agencies"  # under trust_dir/certification: agency seal certificates (KC2 QRs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +134,29 @@ class TrustStore:
             return []
         return [c for p in sorted(self.trust_dir.glob("*.pem")) for c in _load_pems(p)]
 
+    def certification_roots(self) -> list[x509.Certificate]:
+        """The official-use CA roots certified copies must chain to (never development ones)."""
+        folder = self.trust_dir / CERTIFICATION_DIR
+        if not folder.is_dir():
+            return []
+        found = [c for p in sorted(folder.glob("*.pem")) for c in _load_pems(p)]
+        dev = [c for c in found if _dev(c)]
+        if dev:
+            logger.error("development certificates in the certification roots, ignored")
+        return [c for c in found if not _dev(c)]
+
+    def agency_certs(self) -> list[x509.Certificate]:
+        """Agency seal certificates (for KC2 QRs) issued by a certification root."""
+        folder = self.trust_dir / CERTIFICATION_DIR / AGENCIES_DIR
+        if not folder.is_dir():
+            return []
+        roots = self.certification_roots()
+        found = []
+        for cert in (c for p in sorted(folder.glob("*.pem")) for c in _load_pems(p)):
+            if any(_issued_by(cert, root) for root in roots) and cert not in found:
+                found.append(cert)
+        return found
+
     def kiosk_certs(self, kiosk_id: str) -> list[x509.Certificate]:
         """Signing certificates for that kiosk that chain directly to a trusted root."""
         candidates = [self.own_cert] if self.own_cert is not None else []
@@ -158,6 +201,14 @@ class TrustStore:
             return {}, {}
 
 
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
+
+
 def _aware(when: dt.datetime) -> dt.datetime:
     """A time without a zone is taken as UTC."""
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
@@ -174,8 +225,18 @@ def _revoked(trust: TrustStore, code: str, serial: int, issued_at: dt.datetime) 
     return None
 
 
+def _kiosk_signed(cert: x509.Certificate, **base: Any) -> Verdict:
+    """What a sound, trusted, unrevoked copy signed by a kiosk key (KC1) is now: never valid."""
+    if _dev(cert):
+        return Verdict("development", "signed with a development key", **base)
+    return Verdict("not-certified", "signed by a kiosk key only", **base)
+
+
 def verify_qr(text: str, trust: TrustStore) -> Verdict:
-    """A scanned QR alone: its signature by a kiosk key this kiosk trusts, and revocations."""
+    """A scanned QR alone: KC2 (a certified copy: the agency seal's signature), or KC1 (a
+    kiosk-signed copy: its signature by a kiosk key this kiosk trusts), and revocations."""
+    if copyqr.is_kc2(text):
+        return verify_kc2_qr(text, trust)
     try:
         payload = qrpayload.parse(text)
     except BadInput as err:
@@ -198,8 +259,54 @@ def verify_qr(text: str, trust: TrustStore) -> Verdict:
             revoked = _revoked(trust, payload.code.text, cert.serial_number, payload.issued_at)
             if revoked:
                 return Verdict("revoked", revoked, development=_dev(cert), **base)
-            return Verdict("valid", None, development=_dev(cert), **base)
+            return _kiosk_signed(cert, development=_dev(cert), **base)
     return Verdict("invalid", "QR signature does not match", **base)
+
+
+def _cert_facts(
+    officer: x509.Certificate | None, agency: x509.Certificate | None
+) -> dict[str, Any]:
+    facts: dict[str, Any] = {}
+    if officer is not None:
+        facts["officer"] = common_name(officer)
+        titles = officer.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+        facts["officer_title"] = str(titles[0].value) if titles else None
+    if agency is not None:
+        facts["agency"] = common_name(agency)
+    return facts
+
+
+def verify_kc2_qr(text: str, trust: TrustStore) -> Verdict:
+    """A certified copy's QR alone: signed by an agency seal key issued by a certification
+    root, at a time that certificate was valid; then revocations (by code and serial)."""
+    try:
+        payload = copyqr.parse(text)
+    except copyqr.CopyQrInvalid as err:
+        return Verdict("invalid", str(err))
+    base: dict[str, Any] = {"code": payload.code, "issued_at": payload.issued_at}
+    agencies = trust.agency_certs()
+    signer = payload.signer(agencies)
+    if signer is None:
+        # A sound signature by a certificate we hold but that is not trusted (development)?
+        untrusted = _untrusted_agency_certs(trust)
+        other = payload.signer(untrusted)
+        if other is not None and _dev(other):
+            return Verdict("development", "signed with a development key", development=True, **base)
+        if not agencies or other is not None:
+            return Verdict("unknown-issuer", "no trusted agency certificate for this QR", **base)
+        return Verdict("invalid", "QR signature does not match", **base)
+    facts = _cert_facts(None, signer) | {"kind": "certified"}
+    revoked = _revoked(trust, payload.code, signer.serial_number, payload.issued_at)
+    if revoked:
+        return Verdict("revoked", revoked, **base, details=facts)
+    return Verdict("valid", None, **base, details=facts)
+
+
+def _untrusted_agency_certs(trust: TrustStore) -> list[x509.Certificate]:
+    folder = trust.trust_dir / CERTIFICATION_DIR / AGENCIES_DIR
+    if not folder.is_dir():
+        return []
+    return [c for p in sorted(folder.glob("*.pem")) for c in _load_pems(p)]
 
 
 def page_image_streams(reader: Any) -> list[bytes]:
@@ -251,11 +358,13 @@ def verify_pdf(data: bytes, trust: TrustStore) -> Verdict:
     except Exception as err:  # pyHanko raises many types on damaged files
         logger.info("copy PDF unreadable: %s", err)
         return Verdict("invalid", "not a readable PDF")
-    if len(signatures) != 1:
-        return Verdict("invalid", "no signature" if not signatures else "more than one signature")
-    signature = signatures[0]
     # pyHanko logs a traceback for every signer it cannot chain; the verdict says it once.
     logging.getLogger("pyhanko.sign.validation.generic_cms").setLevel(logging.ERROR)
+    if len(signatures) == 2:
+        return verify_certified_pdf(reader, signatures, trust)
+    if len(signatures) != 1:
+        return Verdict("invalid", "no signature" if not signatures else "too many signatures")
+    signature = signatures[0]
     roots = trust.roots()
     context = ValidationContext(
         trust_roots=[_asn1(c) for c in roots], allow_fetching=False, revocation_mode="soft-fail"
@@ -303,7 +412,137 @@ def verify_pdf(data: bytes, trust: TrustStore) -> Verdict:
     revoked = _revoked(trust, payload.code.text, signer.serial_number, payload.issued_at)
     if revoked:
         return Verdict("revoked", revoked, pages=len(streams), **base)
-    return Verdict("valid", None, pages=len(streams), **base)
+    return _kiosk_signed(signer, pages=len(streams), **base)
+
+
+def _info(reader: Any, key: str) -> str:
+    try:
+        return str(reader.trailer["/Info"].get_object()[key])
+    except Exception:  # no Info dictionary or no such entry
+        return ""
+
+
+def certified_page_streams(reader: Any) -> list[bytes]:
+    """The JPEG bytes of the pages as captured (each holds one image); the certification page,
+    the last, has none (its QR is drawn as vectors)."""
+    from pyhanko.pdf_utils import generic
+
+    kids = reader.root["/Pages"]["/Kids"]
+    streams = []
+    for number, kid in enumerate(kids):
+        page = kid.get_object()
+        resources = page.get("/Resources", generic.DictionaryObject()).get_object()
+        xobjects = resources.get("/XObject", generic.DictionaryObject()).get_object()
+        contents = page["/Contents"].get_object()
+        parts = contents if isinstance(contents, generic.ArrayObject) else [contents]
+        text = b"".join(part.get_object().data for part in parts)
+        images = []
+        for name in re.findall(rb"/([^\s/\[\]()<>{}%]+)\s+Do\b", text):
+            obj = xobjects.get("/" + name.decode("latin-1"))
+            obj = obj.get_object() if obj is not None else None
+            if obj is not None and obj.get("/Subtype") == "/Image":
+                images.append(obj)
+        if number == len(kids) - 1:
+            if images:
+                raise ValueError("the certification page holds an image")
+            break
+        if len(images) != 1:
+            raise ValueError("a page does not hold exactly one page image")
+        filters = images[0].get("/Filter")
+        filters = list(filters) if isinstance(filters, generic.ArrayObject) else [filters]
+        if filters != ["/DCTDecode"]:
+            raise ValueError("page image is not a plain JPEG stream")
+        streams.append(images[0].encoded_data)
+    return streams
+
+
+def verify_certified_pdf(reader: Any, signatures: list[Any], trust: TrustStore) -> Verdict:
+    """A certified copy: the officer's signature, then the agency seal's (the last); both sound
+    and chaining to a certification root; the seal covers the file (B-LT: only validation data
+    after it); the KC2 QR signed by the seal's key and matching the pages; revocations."""
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko.sign.validation.status import SignatureCoverageLevel
+    from pyhanko_certvalidator import ValidationContext
+
+    try:
+        payload = copyqr.parse(_info(reader, "/Keywords"))
+    except copyqr.CopyQrInvalid:
+        return Verdict("invalid", "no certified-copy QR (KC2) in the document")
+    base: dict[str, Any] = {"code": payload.code, "issued_at": payload.issued_at}
+    subject = _info(reader, "/Subject")
+    facts: dict[str, Any] = {"kind": "certified"}
+    for fact, label in (("number", "Số chứng thực"), ("book", "Quyển số")):
+        match = re.search(rf"{label}: ([^|]+)", subject)
+        facts[fact] = match[1].strip() if match else None
+    officer_sig, agency_sig = signatures
+    certs = [
+        x509.load_der_x509_certificate(sig.signer_cert.dump()) for sig in (officer_sig, agency_sig)
+    ]
+    facts |= _cert_facts(certs[0], certs[1])
+    development = any(_dev(c) for c in certs)
+    base["development"] = development
+    roots = trust.certification_roots()
+    context = ValidationContext(
+        trust_roots=[_asn1(c) for c in roots], allow_fetching=False, revocation_mode="soft-fail"
+    )
+    # Timestamp authorities are trusted from the kiosk's general store (and the roots above).
+    ts_context = ValidationContext(
+        trust_roots=[_asn1(c) for c in [*roots, *trust.roots()]],
+        allow_fetching=False,
+        revocation_mode="soft-fail",
+    )
+    levels = []
+    for which, sig in (("officer", officer_sig), ("agency", agency_sig)):
+        try:
+            status = validate_pdf_signature(sig, context, ts_validation_context=ts_context)
+        except Exception as err:
+            logger.info("certified copy: %s signature unreadable: %s", which, err)
+            return Verdict("invalid", f"{which} signature unreadable", **base, details=facts)
+        if not (status.intact and status.valid):
+            return Verdict("invalid", f"document altered after the {which} signature", **base)
+        if (
+            status.coverage
+            not in (
+                SignatureCoverageLevel.ENTIRE_FILE,
+                SignatureCoverageLevel.ENTIRE_REVISION,
+            )
+            or not status.docmdp_ok
+        ):
+            return Verdict("invalid", f"document changed after the {which} signature", **base)
+        if not status.trusted:
+            if development:
+                return Verdict(
+                    "development", "signed with a development key", **base, details=facts
+                )
+            return Verdict(
+                "unknown-issuer",
+                f"{which} certificate not issued by a certification root",
+                **base,
+                details=facts,
+            )
+        stamp = status.timestamp_validity
+        if stamp is not None and not (stamp.intact and stamp.valid and stamp.trusted):
+            return Verdict("invalid", f"{which} signature timestamp not valid", **base)
+        levels.append("PAdES-B-T" if stamp is not None else "PAdES-B-B")
+    if reader.embedded_signatures[-1].field_name != agency_sig.field_name:
+        return Verdict("invalid", "the agency seal is not the last signature", **base)
+    if development:  # a development cert that chains to a configured root: still not valid
+        return Verdict("development", "signed with a development key", **base, details=facts)
+    facts["levels"] = levels
+    key = certs[1].public_key()
+    if not (isinstance(key, ec.EllipticCurvePublicKey) and payload.verify(key)):
+        return Verdict("invalid", "QR not signed by the agency seal", **base, details=facts)
+    try:
+        streams = certified_page_streams(reader)
+    except (ValueError, KeyError, AttributeError) as err:
+        return Verdict("invalid", f"page content unreadable: {err}", **base, details=facts)
+    if copyqr.content_hash(streams) != payload.content_hash:
+        return Verdict("invalid", "QR does not match the document's pages", **base, details=facts)
+    for cert in certs:
+        revoked = _revoked(trust, payload.code, cert.serial_number, payload.issued_at)
+        if revoked:
+            return Verdict("revoked", revoked, pages=len(streams), **base, details=facts)
+    return Verdict("valid", None, pages=len(streams), **base, details=facts)
 
 
 def _asn1(cert: x509.Certificate) -> Any:
