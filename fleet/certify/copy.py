@@ -3,8 +3,7 @@
 make_copy() renders the PDF (reportlab; each page image embedded as its JPEG bytes, untouched, so
 a verifier can hash what it finds in the file), with the TTPVHCC watermark on every page and a
 last page carrying the certification (Circular 01/2020/TT-BTP's statement, rendered through
-fleet.certify.statement: statement_lines() and signature_block(), see _statement()), the copy's code and its KC2 QR
-(protocol.copyqr, signed by the agency seal key). Then two signatures made through PKCS#11
+fleet.certify.statement), the copy's code and its KC2 QR (protocol.copyqr, signed by the agency seal key). Then two signatures made through PKCS#11
 (pyHanko's PKCS11Signer on python-pkcs11): the officer's first (PAdES B-B, B-T with a TSA), then
 the agency seal, the last signature covering the whole file (B-T with a TSA; B-LT when CRLs are
 given: the revocation data goes into the file's DSS).
@@ -22,38 +21,17 @@ import hashlib
 import io
 import math
 import os
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from fleet.certify.statement import Certification, signature_block, statement_lines
 from protocol import copyqr
-
-
-class Certification(Protocol):
-    """What the copy needs of fleet.certify.statement.Certification (written apart)."""
-
-    agency: str
-    place: str
-    officer_name: str
-    officer_title: str
-
-    def number_label(self) -> str: ...
-
-    def book_label(self) -> str: ...
-
-
-def _statement(certification: Certification) -> tuple[list[str], list[str]]:
-    """statement_lines(c) and signature_block(c) of the module that defines c's class
-    (fleet.certify.statement; a test's stand-in until that lands)."""
-    module = sys.modules[type(certification).__module__]
-    return module.statement_lines(certification), module.signature_block(certification)
-
 
 WATERMARK = "TTPVHCC"
 MM = 72 / 25.4
@@ -205,11 +183,10 @@ def render(
     if not pages:
         raise CopyError("a copy needs at least one page")
     _fonts()
-    statement_lines, signature_block = _statement(certification)
     out = io.BytesIO()
     c = Canvas(out, pagesize=A4_PT, pageCompression=1)
     c.setFont("DejaVuSans", 10)
-    number, book = certification.number_label(), certification.book_label()
+    number, book = f"{certification.number:02d}", certification.book_ref()
     c.setTitle(f"Bản sao chứng thực {code}" + (f" – {doc_type}" if doc_type else ""))
     c.setAuthor(certification.agency)
     c.setSubject(f"{WATERMARK} | Mã: {code} | Số chứng thực: {number} | Quyển số: {book}")
@@ -246,7 +223,7 @@ def render(
     c.drawCentredString(width / 2, y, "LỜI CHỨNG CHỨNG THỰC BẢN SAO TỪ BẢN CHÍNH")
     y -= 28
     text_w = width - 2 * MARGIN
-    for line in statement_lines:
+    for line in statement_lines(certification):
         for part in _wrap(line, "DejaVuSans", 11.5, text_w):
             c.setFont("DejaVuSans", 11.5)
             c.drawString(MARGIN, y, part)
@@ -254,7 +231,7 @@ def render(
     y -= 10
     qr_top = y
     block_x = width / 2 + 10 * MM
-    for i, line in enumerate(signature_block):
+    for i, line in enumerate(signature_block(certification)):
         font = "DejaVuSans-Bold" if line.isupper() else "DejaVuSans"
         c.setFont(font, 11)
         for part in _wrap(line, font, 11, width - MARGIN - block_x + 30 * MM):
@@ -438,7 +415,8 @@ def make_copy(
                 pdf,
                 _signer(officer_session, officer),
                 field=OFFICER_FIELD,
-                reason=f"Chứng thực bản sao từ bản chính, số {certification.number_label()}",
+                reason=f"Chứng thực bản sao từ bản chính, số {certification.number:02d}, "
+                f"quyển số {certification.book_ref()}",
                 location=place,
                 tsa_url=tsa_url,
             )
