@@ -33,6 +33,9 @@ RESULT_SUFFIX = "cert"  # <prefix>/<kiosk_id>/cert
 
 STATUSES = ("queued", "approved", "refused", "see_staff")
 
+# In a certificate's subject or issuer: made for development or a demo, never valid for a citizen.
+DEVELOPMENT_MARK = "DEVELOPMENT"
+
 # code -> (Vietnamese, English). Art. 22 clauses 1-6 of Decree 23/2015/ND-CP, then ours.
 REFUSAL_REASONS: dict[str, tuple[str, str]] = {
     "altered": (

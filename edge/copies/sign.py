@@ -23,6 +23,7 @@ from edge import config as cfg
 from edge.errors import KioskError
 from edge.pki import self_signed_ca
 from edge.texts import Text
+from protocol.certify import DEVELOPMENT_MARK
 from protocol.files import write_atomic
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DEV_MARK = "DEVELOPMENT"
+DEV_MARK = DEVELOPMENT_MARK
 DEV_CA_NAME = "kiosk-edge DEVELOPMENT e-copy CA (not for production)"
 SIGNATURE_FIELD = "KioskSignature"
 
