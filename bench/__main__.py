@@ -8,6 +8,7 @@ import sys
 import time
 
 from bench import (  # noqa: F401  (registers the figures)
+    certify,
     copies,
     document,
     figures,
