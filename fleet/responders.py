@@ -258,7 +258,12 @@ class CertifyResponder:
         from protocol.certify import REQUEST_KIND
 
         c, m = console.config.certify, console.config.mqtt
-        ca_file = c.fleet_ca_file or m.ca_file
+        center_ca = console.config.provisioning.ca_dir
+        ca_file = (
+            c.fleet_ca_file
+            or (center_ca / "ca.crt" if center_ca and (center_ca / "ca.crt").is_file() else None)
+            or m.ca_file
+        )
         self.console = console
         self.certifier = Certifier(
             console.store,

@@ -305,11 +305,15 @@ def test_only_an_officer_of_the_agency_decides(
 ) -> None:
     add_officer(store, "other.agency", agency="HCM-Q1")
     add_officer(store, "gone", active=False)
+    add_officer(store, "centre.admin", role="admin")
     certifier = certifier_for_tests(store, signer)
     (code,) = seed_requests(store, 1, start=time.time() - 60, jpeg=jpeg)
-    for who in ("other.agency", "gone", "nobody"):
+    for who in ("other.agency", "gone", "centre.admin", "nobody"):
         with pytest.raises(CertifyRefused):
             certifier.approve(code, who, pin="1", remote_addr="")
+        with pytest.raises(CertifyRefused):
+            certifier.refuse(code, who, reason_code="damaged", remote_addr="")
+    assert [i.id for i in certifier.queue(AGENCY)] == [code]
     assert store.cert_counter(AGENCY, dt.datetime.now(TZ).year) == 0
 
 

@@ -64,7 +64,7 @@ class CertifyConfig(BaseModel):
     fleet_ca_file: Path | None = Field(
         None,
         description="The CA that issued the kiosks' certificates (checks the capture packages' "
-        "signatures); default: [mqtt] ca_file.",
+        "signatures); default: [provisioning] ca_dir's ca.crt, else [mqtt] ca_file.",
     )
     font_file: Path | None = Field(
         None, description="A TTF with Vietnamese glyphs for the PDF register (default: DejaVu)."

@@ -448,8 +448,9 @@ class Certifier:
 
     def _officer(self, username: str) -> dict[str, Any]:
         who = self.store.cert_officer(username)
-        if who is None or not who["active"] or who["role"] not in ("officer", "admin"):
-            raise CertifyRefused("cán bộ không có quyền / not an active officer")
+        # Only a certifying officer decides: a centre admin manages accounts, not copies.
+        if who is None or not who["active"] or who["role"] != "officer":
+            raise CertifyRefused("cán bộ không có quyền / not an active certifying officer")
         return who
 
     def _page(self, page: dict[str, Any]) -> Any:
