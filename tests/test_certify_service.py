@@ -39,7 +39,7 @@ from tests.certify_helpers import (
     page_jpeg,
 )
 from tests.fleet_console_helpers import Postgres, SimKiosk, running_postgres
-from tests.mqtt_broker import CENTRAL, Broker, FleetPki, assert_valid
+from tests.mqtt_broker import CENTRAL, Broker, FleetPki, assert_valid, wait_until
 
 TZ = zoneinfo.ZoneInfo("Asia/Ho_Chi_Minh")
 KIOSK = "HN-BADINH-01"
@@ -166,8 +166,9 @@ def test_a_bad_signature_or_a_foreign_certificate_is_refused(
     not_ours = signed(foreign, KIOSK, f"{KIOSK}-261207-000005-3", jpeg)
     unsigned = package(f"{KIOSK}-261207-000006-4", jpeg)
     bad_code = signed(fleet_pki, KIOSK, "not a code", jpeg)
+    squatting = signed(fleet_pki, KIOSK, "HN-OTHER-02-261207-000001-1", jpeg)
     with caplog.at_level(logging.WARNING, logger="fleet.certify.service"):
-        for pkg in (tampered, other_kiosk, not_ours, unsigned, bad_code):
+        for pkg in (tampered, other_kiosk, not_ours, unsigned, bad_code, squatting):
             assert certifier.receive(KIOSK, record(pkg)) is False
     assert published == []
     assert certifier.queue(AGENCY) == []
@@ -178,6 +179,7 @@ def test_a_bad_signature_or_a_foreign_certificate_is_refused(
         "certificate not issued by the fleet CA",
         "no ES256 signature",
         "no valid request code",
+        "request code of another kiosk",
     ]
     assert not any("Nguy" in r.getMessage() + str(r.__dict__) for r in caplog.records)
 
@@ -342,6 +344,13 @@ def test_intake_over_mosquitto_queues_and_answers_the_kiosk(
         ).json()
         assert staff["request_id"] == codes[2]
         assert len(answers("approved")) == 1 and console.certifier.queue(AGENCY) == []
+        # The kiosk sends a request again (it lost the answer): it hears the decision again.
+        sim.resend("records/cert-request", sent[0])
+        wait_until(lambda: len(answers("approved")) == 2, 10, "the approval sent again")
+        again = answers("approved")[1]
+        assert_valid(again, "cert-result")
+        assert (again["number"], again["sha256"]) == (1, approved["sha256"])
+        assert again["pdf"] == approved["pdf"]
         v = console.certifier.verification(codes[0])
         assert v is not None and (v.status, v.number, v.officer_name) == (
             "valid",

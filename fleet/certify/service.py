@@ -175,7 +175,7 @@ class Certifier:
                 "certification request queued",
                 extra={"kiosk": kiosk_id, "request": code, "pages": row["pages"]},
             )
-        self._publish_queued(kiosk_id, code)
+        self._publish_status(kiosk_id, code)
         return fresh
 
     def _request_row(
@@ -184,6 +184,8 @@ class Certifier:
         code = package.get("code") or package.get("request_id")
         if not isinstance(code, str) or not _CODE.match(code):
             raise ValueError("no valid request code")
+        if not code.startswith(f"{kiosk_id}-"):  # <kiosk>-<yyMMdd>-<seq>-<check>
+            raise ValueError("request code of another kiosk")
         pages = package.get("pages")
         if not isinstance(pages, list) or not pages:
             raise ValueError("no pages")
@@ -463,10 +465,13 @@ class Certifier:
 
     # --- answers to the kiosk -------------------------------------------------------------
 
-    def _publish_queued(self, kiosk_id: str, request_id: str) -> None:
+    def _publish_status(self, kiosk_id: str, request_id: str) -> None:
+        """Where the request is: "queued" with its place, or the decision again (a kiosk that
+        sends a request again, e.g. after losing the answer, hears it again)."""
         position = self.store.cert_position(request_id)
         if position == 0:
-            return  # decided already: that answer went out (and the broker keeps it for QoS 1)
+            self._resend_decision(kiosk_id, request_id)
+            return
         row = self.store.cert_request(request_id)
         assert row is not None
         now = self.clock()
@@ -478,6 +483,38 @@ class Certifier:
             expected_wait_s=round(self.expected_wait_s(position, now), 1),
             deadline=iso_time(row["deadline"]),
         )
+
+    def _resend_decision(self, kiosk_id: str, request_id: str) -> None:
+        found = self.store.cert_copy(request_id)
+        req = (found or {}).get("request")
+        if found is None or req is None or req["kiosk_id"] != kiosk_id:
+            return  # only ever to the kiosk that asked
+        extra: dict[str, Any] = {}
+        if req["status"] == "approved" and found.get("book") is not None:
+            b = found["book"]
+            extra = dict(
+                number=b["number"],
+                book=b["book"],
+                copy_code=b["copy_code"],
+                certified_at=iso_time(b["certified_at"]),
+                officer_name=b["officer_name"],
+                officer_title=b["officer_title"],
+                agency_name=self.config.agency_name,
+                pdf=base64.b64encode(b["pdf"]).decode("ascii"),
+                sha256=b["pdf_sha256"],
+                fee_vnd=b["fee_vnd"],
+            )
+        elif req["status"] == "refused":
+            code = req["reason_code"] or "other"
+            vi, en = contract.REFUSAL_REASONS.get(code, contract.REFUSAL_REASONS["other"])
+            extra = {"reason_code": code, "reason_vi": vi, "reason_en": en}
+            if req["reason_text"]:
+                extra["reason_text"] = req["reason_text"]
+        elif req["status"] == "see_staff":
+            extra = {"reason_text": req["reason_text"]} if req["reason_text"] else {}
+        else:
+            return
+        self._send(kiosk_id, request_id, req["status"], **extra)
 
     def _send(self, kiosk_id: str, request_id: str, status: str, **extra: Any) -> None:
         message = {
