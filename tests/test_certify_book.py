@@ -103,6 +103,8 @@ def _check_book(store: FleetStore, year: int) -> int:
     approved = {k for k, v in statuses.items() if v == "approved"}
     assert approved == set(booked), "approved without a book row, or a row not approved"
     assert store.cert_counter(AGENCY, year) == len(numbers)
+    audited = [a["request_id"] for a in store.cert_audit() if a["action"] == "approve"]
+    assert sorted(audited) == sorted(booked), "an approval audited but not booked, or not audited"
     for r in rows:
         copy = store.cert_copy(r.request_id)
         assert copy is not None
@@ -138,6 +140,7 @@ def test_kill_9_while_approving_leaves_no_gap_and_no_repeat(
     ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     kills_mid_run = 0
+    done_at_kills: list[int] = []
     for _ in range(8):
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
         lines: queue.Queue[str] = queue.Queue()
@@ -157,7 +160,8 @@ def test_kill_9_while_approving_leaves_no_gap_and_no_repeat(
         reader.join(5)
         if proc.stdout is not None:
             proc.stdout.close()
-        _check_book(store, dt.datetime.now(TZ).year)
+        done_at_kills.append(_check_book(store, dt.datetime.now(TZ).year))
+    print(f"\n[kill -9, {store.dialect}] book size after each kill: {done_at_kills} ({seed_note})")
     assert kills_mid_run == 8, f"the loop ended before every kill ({seed_note})"
     done = _check_book(store, dt.datetime.now(TZ).year)
     assert 0 < done < n, f"kills should land mid-run ({done} of {n}, {seed_note})"
