@@ -160,14 +160,13 @@ class Certifier:
             return False
         try:
             contract.verify_package(package, self.issuers, kiosk_id)
-            code, row, name = self._request_row(kiosk_id, package)
+            code, row = self._request_row(kiosk_id, package)
         except (contract.PackageInvalid, ValueError, TypeError, KeyError) as err:
             logger.warning(
                 "cert-request refused",
                 extra={"kiosk": kiosk_id, "record": str(record.get("id"))[:64], "error": str(err)},
             )
             return False
-        del name
         blob = json.dumps(package, ensure_ascii=False, separators=(",", ":")).encode()
         fresh = self.store.cert_add_request(row, package=blob)
         if fresh:
@@ -178,9 +177,7 @@ class Certifier:
         self._publish_status(kiosk_id, code)
         return fresh
 
-    def _request_row(
-        self, kiosk_id: str, package: dict[str, Any]
-    ) -> tuple[str, dict[str, Any], str]:
+    def _request_row(self, kiosk_id: str, package: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         code = package.get("code") or package.get("request_id")
         if not isinstance(code, str) or not _CODE.match(code):
             raise ValueError("no valid request code")
@@ -212,7 +209,7 @@ class Certifier:
             flags=[str(f)[:64] for f in flags],
             package_sha256=contract.package_digest(package),
         )
-        return code, row, str(package.get("citizen_name") or "")
+        return code, row
 
     # --- the officer's queue --------------------------------------------------------------
 
