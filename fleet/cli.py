@@ -73,14 +73,22 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("--certificate", action="store_true", help="CODE is a hex serial")
     revoke.add_argument("--reason", default="")
     revoke.add_argument("--by", default="cli")
-    _certify_desk_parser(sub)
+    _certify_parser(sub)
     return parser
 
 
-def _certify_desk_parser(sub: Any) -> None:
-    """`certify serve` and `certify officer add|list|disable` (the workstation, issue 16)."""
-    certify = sub.add_parser("certify", help="certification of copies: the officers' desk")
+def _certify_parser(sub: Any) -> None:
+    """`certify serve`, `certify officer add|list|disable` (the workstation) and `certify book`
+    (the register), issue 16."""
+    certify = sub.add_parser("certify", help="certification of copies: desk, officers, book")
     c_sub = certify.add_subparsers(dest="action", required=True)
+    book = c_sub.add_parser("book", help="export the certification book as the register")
+    book.add_argument("--agency", help="agency id (default: [certify] agency_id)")
+    book.add_argument("--year", type=int, required=True)
+    book.add_argument("--month", type=int, choices=range(1, 13), metavar="M")
+    book.add_argument("--day", type=int, choices=range(1, 32), metavar="D")
+    book.add_argument("--format", choices=("csv", "pdf"), required=True)
+    book.add_argument("--out", type=Path, required=True)
     c_serve = c_sub.add_parser("serve", help="the officers' workstation and /v/<code>")
     c_serve.add_argument("--host", default="127.0.0.1")
     c_serve.add_argument("--port", type=int, default=8091)
@@ -181,8 +189,26 @@ def _run(args: argparse.Namespace, config: Any) -> int:
                     code, reason=args.reason, operator=args.by, now=time.time(), kind=kind
                 )
                 print("revoked" if fresh else "already revoked")
+            case "certify":
+                return _certify_book(store, config, args)
     finally:
         store.close()
+    return EXIT_OK
+
+
+def _certify_book(store: Any, config: Any, args: argparse.Namespace) -> int:
+    from fleet.certify.service import Certifier
+
+    agency = args.agency or config.certify.agency_id
+    if not agency:
+        raise BadInput("--agency, or [certify] agency_id, is needed")
+    if args.day is not None and args.month is None:
+        raise BadInput("--day needs --month")
+    certifier = Certifier(store, config=config.certify, publish=lambda _t, _m: None)
+    data = certifier.export(agency, year=args.year, month=args.month, day=args.day, fmt=args.format)
+    args.out.write_bytes(data)
+    entries = certifier.book(agency, year=args.year, month=args.month, day=args.day)
+    print(f"{len(entries)} entries -> {args.out}")
     return EXIT_OK
 
 

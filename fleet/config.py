@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fleet.certify.config import CertifyConfig
 from protocol.config import load_tree
 
 ENV_PREFIX = "FLEET_"
@@ -166,6 +167,7 @@ class FleetConfig(Section):
     web: WebSection = WebSection()
     provisioning: ProvisioningSection = ProvisioningSection()
     dossiers: DossiersSection = DossiersSection()
+    certify: CertifyConfig = CertifyConfig()
     logging: LoggingSection = LoggingSection()
 
 

@@ -11,7 +11,13 @@ from fleet.alerts import AlertEngine
 from fleet.config import FleetConfig
 from fleet.ingest import FleetIngest
 from fleet.operators import KeyRing
-from fleet.responders import DossierResponder, EnrolmentResponder, Housekeeping, Revocations
+from fleet.responders import (
+    CertifyResponder,
+    DossierResponder,
+    EnrolmentResponder,
+    Housekeeping,
+    Revocations,
+)
 from fleet.store import FleetStore
 from protocol.errors import BadInput
 from protocol.messages import KIOSK_ID_PATTERN
@@ -62,6 +68,7 @@ class Console:
         self.services: list[Any] = []  # responders: attach(console), optional stop()
         self.revocations: Any = None  # fleet.responders.Revocations once attached
         self.provisioning: Any = None  # fleet.provisioning.ProvisioningService when enabled
+        self.certifier: Any = None  # fleet.certify.service.Certifier when [certify] has an agency
         self._started = False
         self._mqtt = False  # serve --no-mqtt: a dashboard that cannot send commands
 
@@ -226,4 +233,6 @@ def build_console(config: FleetConfig, *, store: FleetStore | None = None) -> Co
     console.services += [DossierResponder(), Revocations(), Housekeeping()]
     if config.provisioning.service_enabled:
         console.services.append(EnrolmentResponder())
+    if config.certify.enabled:
+        console.services.append(CertifyResponder())
     return console

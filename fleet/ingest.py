@@ -39,6 +39,9 @@ MAX_PAYLOAD = 16 * 1024 * 1024  # a signed PDF in a record can be large; anythin
 # the payload was not one, MQTT properties) -> None.
 RequestHandler = Callable[[str | None, str, dict[str, Any] | None, Any], None]
 BatchListener = Callable[[BatchOutcome], None]
+# Takes the records of one kind once their batch is committed, before the broker's PUBACK:
+# (kiosk id, the record) -> None. An exception has the batch stored and handed again.
+RecordHook = Callable[[str, dict[str, Any]], object]
 
 
 @dataclass
@@ -73,6 +76,7 @@ class FleetIngest:
         self.stats = IngestStats()
         self._handlers: list[tuple[str, RequestHandler]] = []
         self.connected_hooks: list[Callable[[], None]] = []  # run on paho's thread
+        self.record_hooks: dict[str, RecordHook] = {}  # record kind -> hook
         self._inbox: queue.Queue[Any] = queue.Queue()
         self._requests: queue.Queue[Any] = queue.Queue(maxsize=10000)
         self._stop = threading.Event()
@@ -270,6 +274,7 @@ class FleetIngest:
     ) -> None:
         """Store, then acknowledge to the broker, then to the kiosks; then tell listeners."""
         outcome = self.store.apply(batch) if batch else BatchOutcome(acked={}, touched=set())
+        self._run_hooks(batch)
         client = self._client
         if client is not None:
             for mid, qos in to_ack:
@@ -300,6 +305,25 @@ class FleetIngest:
                 listener(outcome)
             except Exception:
                 logger.exception("batch listener failed")
+
+    def _run_hooks(self, batch: list[Incoming]) -> None:
+        """Each record of a hooked kind to its hook, after the commit and before the PUBACK
+        (nothing acknowledged is lost). A hook failing (its database) is tried again, not the
+        batch; if the console stops meanwhile, the broker hands the batch again."""
+        for m in batch:
+            hook = self.record_hooks.get(m.record_kind) if m.kind == "record" else None
+            if hook is None:
+                continue
+            delay = 1.0
+            while True:
+                try:
+                    hook(m.kiosk_id, m.payload)
+                    break
+                except Exception:
+                    logger.exception("record hook failed; retrying", extra={"topic": m.topic})
+                    if self._stop.wait(delay):
+                        raise
+                    delay = min(delay * 2, 30.0)
 
     def _parse(
         self, topic: str, payload: bytes, received_at: float

@@ -36,6 +36,7 @@ class Host(Protocol):
     accounts: Any
     provisioning: Any
     revocations: Any
+    certifier: Any
 
     @property
     def sealer(self) -> Any: ...
@@ -246,6 +247,38 @@ class Revocations:
             ttl_s=86400,  # kiosks away for up to a day still get it from their session
         )
         return len(sent)
+
+
+class CertifyResponder:
+    """The certifier's intake (issue 16): each cert-request record, once its batch is stored,
+    goes to Certifier.receive; its answers go out on <prefix>/<kiosk_id>/cert at QoS 1."""
+
+    def attach(self, console: Host) -> None:
+        from fleet.certify.service import Certifier, load_issuers
+        from protocol.certify import REQUEST_KIND
+
+        c, m = console.config.certify, console.config.mqtt
+        center_ca = console.config.provisioning.ca_dir
+        ca_file = (
+            c.fleet_ca_file
+            or (center_ca / "ca.crt" if center_ca and (center_ca / "ca.crt").is_file() else None)
+            or m.ca_file
+        )
+        self.console = console
+        self.certifier = Certifier(
+            console.store,
+            config=c,
+            publish=self.publish,
+            prefix=m.topic_prefix,
+            issuers=load_issuers(ca_file) if ca_file else [],
+        )
+        if not ca_file:
+            logger.warning("[certify] has no fleet CA: every certification request is refused")
+        console.certifier = self.certifier
+        console.ingest.record_hooks[REQUEST_KIND] = self.certifier.receive
+
+    def publish(self, topic: str, message: dict[str, Any]) -> None:
+        self.console.ingest.publish(topic, message, qos=1)
 
 
 class Housekeeping:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from fleet.store.alerts import Alerts
 from fleet.store.base import default_site
+from fleet.store.certify import Certify, DecisionError, Signed
 from fleet.store.commands import Commands
 from fleet.store.dossiers import Dossiers
 from fleet.store.ingest import BatchOutcome, Incoming, Ingest, parse_time
@@ -46,14 +47,17 @@ class FleetStore(
     Queues,
     Revocations,
     Officers,
+    Certify,
 ):
     """One engine; every method is a short transaction; safe from several threads."""
 
 
 __all__ = [
     "BatchOutcome",
+    "DecisionError",
     "FleetStore",
     "Incoming",
+    "Signed",
     "alerts",
     "certificates",
     "claims",
