@@ -14,6 +14,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -567,3 +568,130 @@ def test_no_answer_in_time_gives_a_request_slip(
     (slip,) = sorted((tmp_path / "printer").glob("*.bin"))  # printed once
     assert slip.stat().st_size > 1000
     assert all(st.printed for st in kiosk_side.certify.states(s.codes))
+
+
+# --- the screens, through the kiosk's Flask app (in process, simulated kiosk) --------------------
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, dict[str, Any]]]:
+    """The daemon in process; a test-only route hands the client an e-copy session that has
+    sent two originals (as /a/issue leaves it), so the screens after it can be driven."""
+    from flask import Blueprint, session
+
+    from edge.services.consent import ConsentStore
+    from edge.services.ecopy import EcopySession
+    from edge.services.identify import VerificationSession
+    from tests.copies_helpers import page_image
+    from tests.web_ui_helpers import in_process_kiosk
+
+    planted: dict[str, Any] = {"central": True}
+    with in_process_kiosk(tmp_path_factory.mktemp("ui")) as app:
+        app.certify.clock = Clock()  # a Monday, 10:00: the officers are at work
+        flask_app = app.web.app
+        plant = Blueprint("plant", __name__)
+
+        @plant.post("/test/plant")
+        def plant_session() -> str:
+            identity = VerificationSession(
+                consents=ConsentStore(app.store, app.key, kiosk_id=app.config.kiosk.id),
+                verifier=None,
+                new_challenge=lambda: None,
+            )
+            work = EcopySession(
+                identity,
+                copies=app.copies,
+                payment=SimpleNamespace(cancel=lambda ref: None),
+                bus=app.bus,
+                certify=app.certify,
+                wait_s=planted.get("wait_s", 180),
+                central_up=lambda: planted["central"],
+                printer=app.printer,
+                slip_options={"site": "UBND Phường Bến Nghé"},
+            )
+            page = SimpleNamespace(image=page_image(1, width=827, height=1170), dpi=100)
+            work.codes = app.certify.submit(
+                [Original([page]), Original([page, page])],
+                CITIZEN,
+                fees=[fee(1), fee(2)],
+                delivery={"channel": "kiosk"},
+            )
+            work.submitted_at = work.clock()
+            session["ecopy"] = work
+            planted["codes"] = work.codes
+            return "ok"
+
+        flask_app.register_blueprint(plant)
+        yield app, flask_app, planted
+
+
+def ui_client(ui: tuple[Any, Any, dict[str, Any]]) -> Any:
+    import re
+
+    from tests.web_ui_helpers import LoopbackClient
+
+    _, flask_app, _ = ui
+    flask_app.config["TESTING"] = False
+    client = LoopbackClient(flask_app, flask_app.response_class, use_cookies=True)
+    page = client.get("/help").get_data(as_text=True)
+    token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+    client.environ_base["HTTP_X_CSRFTOKEN"] = token
+    assert client.post("/test/plant", data={"csrf_token": token}).status_code == 200
+    client.token = token  # type: ignore[attr-defined]
+    return client
+
+
+def text_of(response: Any) -> str:
+    import html
+    import re
+
+    return html.unescape(re.sub(r"<[^>]+>", " ", response.get_data(as_text=True)))
+
+
+def test_waiting_screen_shows_each_original_then_the_refusal(ui: Any) -> None:
+    app, _, planted = ui
+    planted["central"] = True
+    client = ui_client(ui)
+    a, b = planted["codes"]
+    page = client.get("/a/wait")
+    assert page.status_code == 200
+    shown = " ".join(text_of(page).split())
+    assert "Đang chờ cán bộ chứng thực…" in shown
+    assert "Bản gốc 1" in shown and "Bản gốc 2" in shown and a in shown and b in shown
+    app.certify.apply(result(a, "queued", position=2, wait_min=5))
+    poll = client.post("/a/wait/poll").get_json()
+    assert "next" not in poll and f"{a}:queued:2:5" in poll["version"]
+    assert poll["message"].startswith("Còn khoảng")
+    shown = " ".join(text_of(client.get("/a/wait")).split())
+    assert "Đang xếp hàng" in shown and "khoảng 5 phút" in shown
+    app.certify.apply(result(a, "refused", reason="not_legalised"))
+    app.certify.apply(result(b, "see_staff"))
+    poll = client.post("/a/wait/poll").get_json()
+    assert poll["next"].endswith("/a/result")
+    assert client.get("/a/wait").headers["Location"].endswith("/a/result")
+    shown = " ".join(text_of(client.get("/a/result")).split())
+    assert "Giấy tờ do nước ngoài cấp chưa được hợp pháp hóa lãnh sự" in shown
+    assert "Vui lòng mang bản gốc đến quầy tiếp nhận" in shown
+    assert "Cán bộ đề nghị bạn gặp nhân viên" in shown
+    app.bus.drain()
+    assert app.bus.recent("help.requested")  # staff called for the see_staff original
+
+
+def test_no_answer_in_time_leaves_with_the_slip_and_its_due_time(ui: Any) -> None:
+    app, _, planted = ui
+    planted["central"] = False  # central unreachable
+    client = ui_client(ui)
+    a, b = planted["codes"]
+    assert client.get("/a/wait").headers["Location"].endswith("/a/slip")
+    page = client.get("/a/slip")
+    assert page.status_code == 200
+    shown = " ".join(text_of(page).split())
+    assert "Yêu cầu của bạn đã được tiếp nhận" in shown
+    assert a in shown and b in shown and "17:00 23/11/2026" in shown  # Art. 7, same day
+    assert "Nhận tại ki-ốt này" in shown
+    assert "Vui lòng lấy phiếu hẹn ở máy in" in shown
+    slips = [j for j in app.printer.jobs() if j["kind"] == "slip"]
+    assert len(slips) == 1 and slips[0]["status"] == "printed"
+    assert all(s.printed for s in app.certify.states([a, b]))
+    client.get("/a/slip")  # a reload prints nothing more
+    assert len([j for j in app.printer.jobs() if j["kind"] == "slip"]) == 1

@@ -387,7 +387,7 @@ class EcopySession:
         """Each original's pages, as page numbers from 1 (the last may still be empty)."""
         bounds = [*self.starts, len(self.pages)]
         groups = [list(range(a + 1, b + 1)) for a, b in itertools.pairwise(bounds)]
-        return [g for g in groups if g] or [[]]
+        return [g for g in groups[:-1] if g] + groups[-1:]
 
     def thumbnail(self, n: int, *, height: int = 300) -> bytes | None:
         """Page n (from 1) as a small JPEG, or None when there is no such page."""
