@@ -25,11 +25,14 @@ from edge.adapters.a4printer_sim import FolderA4Printer
 from edge.adapters.printer_sim import SimulatedPrinter
 from edge.certify.requests import (
     MAX_PACKAGE_BYTES,
+    PICKUP_TRIES,
     RECORD_TOPIC,
     CertRequests,
+    CollectRefused,
     Original,
     RequestRefused,
     device_signer,
+    pickup_code,
 )
 from edge.copies.code import CopySequence, parse_code
 from edge.events import EventBus
@@ -610,12 +613,15 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, dic
                 slip_options={"site": "UBND Phường Bến Nghé"},
             )
             page = SimpleNamespace(image=page_image(1, width=827, height=1170), dpi=100)
+            work.pickup = pickup_code()
             work.codes = app.certify.submit(
                 [Original([page]), Original([page, page])],
                 CITIZEN,
                 fees=[fee(1), fee(2)],
                 delivery={"channel": "kiosk"},
+                pickup=work.pickup,
             )
+            planted["pickup"] = work.pickup
             work.submitted_at = work.clock()
             session["ecopy"] = work
             planted["codes"] = work.codes
@@ -695,3 +701,78 @@ def test_no_answer_in_time_leaves_with_the_slip_and_its_due_time(ui: Any) -> Non
     assert all(s.printed for s in app.certify.states([a, b]))
     client.get("/a/slip")  # a reload prints nothing more
     assert len([j for j in app.printer.jobs() if j["kind"] == "slip"]) == 1
+
+
+def test_collect_later_with_the_code_and_the_one_time_code(
+    kiosk_side: KioskSide, pages3: list[Any]
+) -> None:
+    c = kiosk_side.certify
+    a, b = c.submit(
+        [Original(pages3[:1]), Original(pages3[1:2])],
+        CITIZEN,
+        fees=[fee(1), fee(1)],
+        delivery={"channel": "kiosk"},
+        pickup="246810",
+    )
+    raw = kiosk_side.store.query("SELECT pickup_hash FROM cert_requests WHERE code = ?", (a,))
+    assert raw[0][0] and "246810" not in raw[0][0]  # only its hash is kept
+    with pytest.raises(CollectRefused) as refused:
+        c.collect(a, "246810")
+    assert refused.value.why == "waiting"  # right codes, not certified yet
+    c.apply(approved(a))
+    c.apply(result(b, "refused", reason="secret"))
+    with pytest.raises(CollectRefused) as refused:
+        c.collect(b, "246810")
+    assert refused.value.why == "refused"
+    for wrong in ("000000", "24681", ""):
+        with pytest.raises(CollectRefused) as refused:
+            c.collect(a, wrong)
+        assert refused.value.why == "unknown"
+    with pytest.raises(CollectRefused) as refused:
+        c.collect("HCM-Q1-007-261123-424242-Z", "246810")
+    assert refused.value.why == "unknown"  # an unknown code says the same as a wrong one
+    state = c.collect(a.lower(), " 246810 ")  # typed in lower case, with spaces
+    assert state.code == a and state.number == "123/2026"
+    with pytest.raises(CollectRefused) as refused:
+        c.collect(a, "246810")  # one time only
+    assert refused.value.why == "unknown"
+
+
+def test_collect_locks_after_wrong_codes(kiosk_side: KioskSide, pages3: list[Any]) -> None:
+    c = kiosk_side.certify
+    (a,) = c.submit(
+        [Original(pages3[:1])], CITIZEN, fees=[fee(1)], delivery={"channel": "kiosk"},
+        pickup="135790",
+    )  # fmt: skip
+    c.apply(approved(a))
+    for _ in range(PICKUP_TRIES):
+        with pytest.raises(CollectRefused):
+            c.collect(a, "000000")
+    with pytest.raises(CollectRefused) as refused:
+        c.collect(a, "135790")  # even the right code, while locked
+    assert refused.value.why == "locked"
+    kiosk_side.clock.at += 15 * 60 + 1
+    assert c.collect(a, "135790").code == a
+
+
+def test_collect_screen_hands_over_the_approved_copy(ui: Any) -> None:
+    app, _, planted = ui
+    planted["central"] = True
+    client = ui_client(ui)
+    a, _ = planted["codes"]
+    page = client.get("/a/collect")
+    assert "Nhập mã yêu cầu và mã nhận một lần in trên phiếu hẹn." in text_of(page)
+    shown = text_of(client.post("/a/collect", data={"code": a, "pickup": "999999x"}))
+    assert "Mã yêu cầu hoặc mã nhận một lần không đúng." in shown
+    shown = text_of(client.post("/a/collect", data={"code": a, "pickup": planted["pickup"]}))
+    assert "Cán bộ chưa chứng thực bản sao này." in shown
+    app.certify.apply(approved(a))
+    before = len(app.printer.jobs())
+    shown = " ".join(text_of(
+        client.post("/a/collect", data={"code": a, "pickup": planted["pickup"]})
+    ).split())  # fmt: skip
+    assert "Bản sao chứng thực của bạn" in shown and a in shown and "123/2026" in shown
+    jobs = app.printer.jobs()
+    assert len(jobs) == before + 1 and jobs[0]["kind"] == "receipt"
+    shown = text_of(client.post("/a/collect", data={"code": a, "pickup": planted["pickup"]}))
+    assert "Mã yêu cầu hoặc mã nhận một lần không đúng." in shown  # used

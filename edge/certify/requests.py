@@ -53,6 +53,31 @@ MAX_PACKAGE_BYTES = 16 << 20
 CheckOriginal = Callable[[Sequence[Any], str], list[dict[str, Any]]]
 
 
+PICKUP_DIGITS = 6
+PICKUP_TRIES = 5  # wrong one-time codes for a request before it is locked
+PICKUP_LOCK_S = 15 * 60
+
+
+class CollectRefused(KioskError):
+    """A copy not handed over at the kiosk: `why` is unknown (no such code, or a wrong or used
+    one-time code: one answer for both), locked, waiting, refused or see_staff."""
+
+    code = "collect_refused"
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+def pickup_code() -> str:
+    """A one-time code to collect the certified copies at the kiosk (printed on the slip)."""
+    return f"{secrets.randbelow(10**PICKUP_DIGITS):0{PICKUP_DIGITS}d}"
+
+
+def _pickup_hash(code: str, pickup: str) -> str:
+    return hashlib.sha256(f"{code}:{pickup}".encode()).hexdigest()
+
+
 class RequestRefused(KioskError):
     """The request could not be made (no signing identity, a package too big, bad input)."""
 
@@ -199,6 +224,7 @@ class CertRequests:
         self.clock = clock
         self.listeners: list[Callable[[RequestState], None]] = []
         self._validator = validator(certify.REQUEST_KIND)
+        self._tries: dict[str, tuple[int, float]] = {}  # wrong one-time codes per request
         self._lock = threading.Lock()
 
     # --- making requests --------------------------------------------------------------
@@ -275,10 +301,12 @@ class CertRequests:
         paid: bool = False,
         reference: str = "",
         visit: str | None = None,
+        pickup: str | None = None,
     ) -> list[str]:
         """One request per original, each signed and queued with its row in one transaction:
         the codes, in the order of the originals. RequestRefused before anything is stored
-        when a package cannot be made."""
+        when a package cannot be made. pickup: the one-time code to collect the copies at
+        this kiosk (only its hash is kept)."""
         if not originals or len(fees) != len(originals):
             raise RequestRefused("one fee per original, at least one original")
         if delivery.get("channel") not in CHANNELS:
@@ -324,8 +352,8 @@ class CertRequests:
             with self.store.transaction() as conn:
                 conn.execute(
                     "INSERT INTO cert_requests(code, visit, original, created_at, due_at, pages, "
-                    "fee_vnd, payable_vnd, channel, detail, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "fee_vnd, payable_vnd, channel, detail, updated_at, pickup_hash) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         code,
                         visit,
@@ -338,6 +366,7 @@ class CertRequests:
                         delivery["channel"],
                         sealed,
                         now,
+                        _pickup_hash(code, pickup) if pickup else None,
                     ),
                 )
                 self.outbox.add_in(conn, "record", RECORD_TOPIC, record, message_id=f"cert-{code}")
@@ -423,6 +452,43 @@ class CertRequests:
             except Exception:
                 logger.exception("certification listener failed")
         return state
+
+    # --- collecting at the kiosk ---------------------------------------------------------
+
+    def collect(self, code: str, pickup: str) -> RequestState:
+        """The request code and the slip's one-time code: the approved request, its one-time
+        code spent (the caller prints the receipt and the copy). CollectRefused otherwise."""
+        code = code.strip().upper()
+        now = self.clock()
+        with self._lock:
+            tries, since = self._tries.get(code, (0, now))
+            if tries >= PICKUP_TRIES and now - since < PICKUP_LOCK_S:
+                raise CollectRefused("locked")
+        rows = self.store.query(
+            "SELECT status, pickup_hash FROM cert_requests WHERE code = ?", (code,)
+        )
+        expected = rows[0]["pickup_hash"] if rows else None
+        given = _pickup_hash(code, pickup.strip())
+        if expected is None or not secrets.compare_digest(expected, given):
+            with self._lock:
+                tries, since = self._tries.get(code, (0, now))
+                self._tries[code] = (tries + 1, since if tries else now)
+            logger.warning("collect refused: unknown code or wrong one-time code")
+            raise CollectRefused("unknown")
+        status = rows[0]["status"]
+        if status != "approved":
+            raise CollectRefused("waiting" if status in ("sent", "queued") else status)
+        with self.store.transaction() as conn:
+            spent = conn.execute(
+                "UPDATE cert_requests SET pickup_hash = NULL WHERE code = ? AND pickup_hash = ?",
+                (code, expected),
+            ).rowcount
+        if spent != 1:
+            raise CollectRefused("unknown")
+        with self._lock:
+            self._tries.pop(code, None)
+        logger.info("certified copy collected at the kiosk", extra={"code": code})
+        return self.get(code)
 
     # --- reading ----------------------------------------------------------------------
 

@@ -128,6 +128,32 @@ def channel_of(contact: str, channel: str = "") -> dict[str, str]:
     return {"channel": "kiosk"}
 
 
+def print_certified(
+    state: Any, certify: Any, *, printer: Any, a4printer: Any, options: dict[str, Any]
+) -> tuple[bool, bool]:
+    """An approved request's receipt (code, number, book, the copy's QR as central made it)
+    and, given an A4 printer, the certified copy: whether each printed."""
+    from edge.ports.a4printer import A4PrintFailed
+    from edge.services.printouts import cert_receipt
+
+    receipt = copy = False
+    if printer is not None:
+        try:
+            data = cert_receipt(state, **options)
+            outcome = printer.submit("receipt", f"Biên nhận chứng thực {state.code}", data)
+            receipt = bool(outcome.printed)
+        except KioskError as err:
+            logger.warning("certification receipt not printed: %s", err)
+    pdf = certify.pdf(state.code) if a4printer is not None else None
+    if pdf is not None:
+        try:
+            a4printer.print_pdf(f"Bản sao {state.code}", pdf)
+            copy = True
+        except A4PrintFailed as err:
+            logger.warning("certified copy not printed on A4: %s", err)
+    return receipt, copy
+
+
 class Vision:
     """Models shared by every session, loaded once on first use."""
 
@@ -190,6 +216,7 @@ class EcopySession:
         self.starts: list[int] = [0]  # index of each original's first page
         self.codes: list[str] = []  # the certification requests made, one per original
         self.submitted_at: float | None = None
+        self.pickup = ""  # the one-time code to collect the copies here, printed on the slip
         self.slip_printed: bool | None = None
         self._announced: set[str] = set()
         self.identity = identity
@@ -529,6 +556,9 @@ class EcopySession:
                 if card is None or self.certify is None:
                     raise KioskError("no identified citizen or no certification service")
                 citizen = {"id_number": card.id_number, "name": card.name}
+                from edge.certify.requests import pickup_code
+
+                self.pickup = pickup_code()
                 try:
                     self.codes = self.certify.submit(
                         self.originals_read(),
@@ -537,6 +567,7 @@ class EcopySession:
                         delivery=channel_of(self.contact, self.channel),
                         paid=self.paid,
                         reference=self.reference,
+                        pickup=self.pickup,
                     )
                 except KioskError as err:
                     logger.error("certification requests not made: %s", err)
@@ -604,23 +635,14 @@ class EcopySession:
             self._print_receipt(state)
 
     def _print_receipt(self, state: Any) -> None:
-        from edge.services.printouts import cert_receipt
-
-        if self.printer is not None and self.certify.mark_printed(state.code):
-            try:
-                data = cert_receipt(state, **self.slip_options)
-                self.printer.submit("receipt", f"Biên nhận chứng thực {state.code}", data)
-            except KioskError as err:
-                logger.warning("certification receipt not printed: %s", err)
-        if self.print_copy and self.a4printer is not None:
-            from edge.ports.a4printer import A4PrintFailed
-
-            pdf = self.certify.pdf(state.code)
-            try:
-                if pdf is not None:
-                    self.a4printer.print_pdf(f"Bản sao {state.code}", pdf)
-            except A4PrintFailed as err:
-                logger.warning("certified copy not printed on A4: %s", err)
+        if self.certify.mark_printed(state.code):
+            print_certified(
+                state,
+                self.certify,
+                printer=self.printer,
+                a4printer=self.a4printer if self.print_copy else None,
+                options=self.slip_options,
+            )
 
     def print_slip(self) -> bool:
         """The request slip for the originals still unanswered (printed once): whether it
@@ -634,7 +656,7 @@ class EcopySession:
             self.slip_printed = False
             return False
         try:
-            data = cert_slip(waiting, **self.slip_options)
+            data = cert_slip(waiting, pickup=self.pickup, **self.slip_options)
             outcome = self.printer.submit("slip", "Phiếu hẹn chứng thực", data)
             self.slip_printed = bool(outcome.printed)
         except KioskError as err:

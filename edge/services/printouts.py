@@ -205,6 +205,7 @@ def cert_slip(
     requests: list[RequestState],
     *,
     site: str,
+    pickup: str = "",
     paper_width_mm: int = 80,
     profile: str = "TM-T88V",
 ) -> bytes:
@@ -228,6 +229,9 @@ def cert_slip(
         )
         r.qr(request.code, size=s["qr"])
     r.rule()
+    if pickup:
+        r.text("Mã nhận bản sao tại ki-ốt (dùng một lần):", size=s["body"], center=True)
+        r.text(pickup, size=s["title"], bold=True, center=True)
     r.text(
         "Giữ phiếu này để tra cứu hoặc nhận bản sao.\nKeep this slip to follow or collect your copy.",
         size=s["small"],

@@ -479,6 +479,7 @@ def slip() -> Any:
         pending=pending,
         answered=answered,
         printed=printed,
+        pickup=work.pickup,
         consent=work.consent_given,
         consent_printed=session.pop("consent_printed", None),
     )
@@ -490,6 +491,54 @@ def done() -> Any:
     if work is None or not work.codes:
         return redirect(url_for("home.index"))
     return redirect(url_for("ecopy.result"))
+
+
+# --- collect later: the request code and the slip's one-time code -----------------------
+
+COLLECT_PROBLEMS = {
+    "unknown": N_("The request code or the one-time code is not right."),
+    "locked": N_("Too many wrong codes. Please try again later or ask staff."),
+    "waiting": N_("The officer has not certified this copy yet. Please come back later."),
+    "refused": N_("The officer refused this request. Please ask staff for the reason."),
+    "see_staff": N_("Please see the staff about this request."),
+}
+
+
+@bp.route("/collect", methods=["GET", "POST"])
+@guard("ecopy")
+def collect() -> Any:
+    """A citizen back with their slip takes the certified copy at the kiosk."""
+    from edge.certify.requests import CollectRefused
+    from edge.services.ecopy import print_certified
+
+    k = kiosk()
+    requests = getattr(k, "certify", None)  # edge.certify.requests.CertRequests
+    if requests is None:
+        return screen("unavailable.html", flow="ecopy", step=1), 503
+    problem = collected = None
+    printed: tuple[bool, bool] | None = None
+    if request.method == "POST":
+        code = request.form.get("code", "")[:64]
+        pickup = request.form.get("pickup", "")[:16]
+        try:
+            state = requests.collect(code, pickup)
+        except CollectRefused as err:
+            problem = translate(Text(COLLECT_PROBLEMS.get(err.why, COLLECT_PROBLEMS["unknown"])))
+        else:
+            c = k.config
+            printed = print_certified(
+                state,
+                requests,
+                printer=k.printer,
+                a4printer=getattr(k, "a4printer", None),
+                options={
+                    "site": c.kiosk.site,
+                    "paper_width_mm": c.printer.paper_width_mm,
+                    "profile": c.printer.profile,
+                },
+            )
+            collected = state
+    return screen("ecopy/collect.html", problem=problem, collected=collected, printed=printed)
 
 
 @bp.post("/consent/print")
