@@ -776,3 +776,37 @@ def test_collect_screen_hands_over_the_approved_copy(ui: Any) -> None:
     assert len(jobs) == before + 1 and jobs[0]["kind"] == "receipt"
     shown = text_of(client.post("/a/collect", data={"code": a, "pickup": planted["pickup"]}))
     assert "Mã yêu cầu hoặc mã nhận một lần không đúng." in shown  # used
+
+
+# --- the printouts, read back from the printer's own language --------------------------------
+
+
+def test_the_slip_and_the_receipt_carry_the_codes_as_qr(
+    kiosk_side: KioskSide, pages3: list[Any], tmp_path: Path
+) -> None:
+    from edge.services.printouts import cert_receipt, cert_slip
+    from tests.escpos_readback import native_qr_payloads, paper
+
+    c = kiosk_side.certify
+    a, b = c.submit(
+        [Original(pages3[:1]), Original(pages3[1:])],
+        CITIZEN,
+        fees=[fee(1), fee(2)],
+        delivery={"channel": "ewallet", "address": "MoMo:0912345678"},
+    )
+    slip = cert_slip(c.states([a, b]), site="UBND Phường Bến Nghé", pickup="246810")
+    assert native_qr_payloads(slip) == [a, b]
+    sheet = paper(slip)
+    sheet.save(tmp_path / "slip.png")
+    assert sheet.height > 500  # two requests with their texts (the QR codes are native)
+    c.apply(approved(a))
+    receipt = cert_receipt(c.get(a), site="UBND Phường Bến Nghé")
+    assert native_qr_payloads(receipt) == [f"https://chungthuc.example.vn/v/{a}"]
+    paper(receipt).save(tmp_path / "receipt.png")
+    # 58 mm paper and a printer without native QR: the QR is drawn, and zbar reads it.
+    from pyzbar.pyzbar import decode
+
+    small = cert_slip(c.states([b]), site="", paper_width_mm=58, native_qr=False)
+    drawn = paper(small)
+    assert native_qr_payloads(small) == []
+    assert [q.data.decode() for q in decode(drawn)] == [b]

@@ -188,7 +188,7 @@ def cert_receipt(
     r.text(
         f"Mã yêu cầu: {request.code}\n"
         f"Số chứng thực: {request.number}\n"
-        f"Sổ chứng thực: {request.book}\n"
+        f"Quyển số: {request.book}\n"
         f"Số trang: {request.pages}\n"
         f"Lệ phí: {_fee(request.payable_vnd)}",
         size=s["body"],
@@ -208,11 +208,12 @@ def cert_slip(
     pickup: str = "",
     paper_width_mm: int = 80,
     profile: str = "TM-T88V",
+    native_qr: bool | None = None,
 ) -> bytes:
     """No answer while the citizen waited: what was asked, when it is due (Decree 23/2015
     Art. 7), how the copy will come, and each request's code as text and QR."""
     s = _sizes(paper_width_mm)
-    r = Receipt(paper_width_mm=paper_width_mm, profile=profile)
+    r = Receipt(paper_width_mm=paper_width_mm, profile=profile, native_qr=native_qr)
     if site:
         r.text(site, size=s["small"], center=True)
     r.text("Phiếu hẹn chứng thực bản sao", size=s["title"], bold=True, center=True)
