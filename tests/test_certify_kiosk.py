@@ -364,12 +364,15 @@ def test_another_kiosk_cannot_answer_for_central(
     answers = certify.result_topic("kiosk/v1", KIOSK)
     rogue = Peer(broker, fleet_pki.client("HCM-Q1-008")).connect()
     try:
-        rogue.publish(answers, json.dumps(result(code, "refused", reason="other")))
+        rogue.subscribe(answers)  # granted, but every delivery is filtered
+        reason = rogue.publish(answers, json.dumps(result(code, "refused", reason="other")))
+        assert str(reason) == "Not authorized"
+        central.publish(answers, json.dumps(result(code, "queued", position=1, wait_min=2)))
+        wait_until(lambda: kiosk_side.certify.get(code).status != "sent", 10, "central's answer")
+        assert kiosk_side.certify.get(code).status == "queued"  # the forged refusal never came
+        assert [m.topic for m in rogue.received()] == []  # nor does the rogue hear the answer
     finally:
         rogue.close()
-    central.publish(answers, json.dumps(result(code, "queued", position=1, wait_min=2)))
-    wait_until(lambda: kiosk_side.certify.get(code).status != "sent", 10, "central's answer")
-    assert kiosk_side.certify.get(code).status == "queued"  # the rogue's refusal never came
 
 
 def test_results_are_checked_before_use() -> None:
@@ -810,3 +813,38 @@ def test_the_slip_and_the_receipt_carry_the_codes_as_qr(
     drawn = paper(small)
     assert native_qr_payloads(small) == []
     assert [q.data.decode() for q in decode(drawn)] == [b]
+
+
+# --- the daemon: its own device identity signs, its fleet client hears the answers -----------
+
+
+def test_the_daemon_signs_with_its_fleet_identity_and_hears_central(
+    tmp_path: Path, broker: Broker, fleet_pki: FleetPki, central: Peer, pages3: list[Any]
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from edge import config as cfg
+    from edge.app import App
+    from tests.test_daemon_fleet import BASE, fleet_config
+    from tests.test_daemon_fleet import KIOSK as DAEMON_KIOSK
+
+    path = fleet_config(tmp_path, broker, fleet_pki, ec.generate_private_key(ec.SECP256R1()))
+    app = App(cfg.load(path), config_path=path)
+    app.start()
+    try:
+        wait_until(lambda: app.fleet is not None and app.fleet.subscribed, 30, "daemon online")
+        (code,) = app.certify.submit(
+            [Original(pages3[:1], "birth_certificate")],
+            CITIZEN,
+            fees=[fee(1)],
+            delivery={"channel": "kiosk"},
+        )
+        got = central.wait_for(f"{BASE}/{RECORD_TOPIC}", timeout=20).json()
+        issuers = [x509.load_pem_x509_certificate(fleet_pki.ca_file.read_bytes())]
+        certify.verify_package(got["data"], issuers, DAEMON_KIOSK)  # the mTLS device key
+        answer = approved(code) | {"kiosk_id": DAEMON_KIOSK}
+        central.publish(certify.result_topic("kiosk/v1", DAEMON_KIOSK), json.dumps(answer))
+        wait_until(lambda: app.certify.get(code).status == "approved", 10, "approved")
+        assert app.certify.pdf(code) == certified_pdf(code)
+    finally:
+        app.stop()
