@@ -46,7 +46,7 @@ from edge.vision.page import scan
 from protocol import certify
 from protocol.schemas import validator
 from tests import pages as docs
-from tests.mqtt_broker import Broker, FleetPki, Peer, wait_until
+from tests.mqtt_broker import Broker, FleetPki, Peer, assert_valid, wait_until
 
 KIOSK = "HCM-Q1-007"
 CITIZEN = {"id_number": "079123456789", "name": "Nguyễn Thị Hoa"}
@@ -840,6 +840,8 @@ def test_the_daemon_signs_with_its_fleet_identity_and_hears_central(
             delivery={"channel": "kiosk"},
         )
         got = central.wait_for(f"{BASE}/{RECORD_TOPIC}", timeout=20).json()
+        assert_valid(got, "record")  # the envelope central checks, then the package
+        assert_valid(got["data"], "cert-request")
         issuers = [x509.load_pem_x509_certificate(fleet_pki.ca_file.read_bytes())]
         certify.verify_package(got["data"], issuers, DAEMON_KIOSK)  # the mTLS device key
         answer = approved(code) | {"kiosk_id": DAEMON_KIOSK}
