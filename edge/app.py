@@ -44,6 +44,7 @@ from edge.systemd import Watchdog, notify, watchdog_interval
 from protocol.messages import Severity
 
 if TYPE_CHECKING:
+    from edge.certify.requests import CertRequests
     from edge.copies.issue import CopyService
     from web_ui.server import WebServer
 
@@ -86,6 +87,8 @@ class Parts:
     printer: PrintQueue
     printer_watch: threading.Thread
     copies: CopyService
+    certify: CertRequests  # certification requests to central's officers (issue 16)
+    a4printer: Any  # edge.ports.a4printer.A4Printer; None: [certify.a4printer] type = "none"
     services: Services
     web: WebServer
     sim_pins: SimulatedPins | None  # simulated buttons or tamper switch only
@@ -113,7 +116,10 @@ class App:
 
     def _build(self) -> Parts:
         """Picks real or simulated adapters from config and wires them; no I/O."""
+        from edge.certify.requests import a4printer_from_config
+        from edge.certify.requests import from_config as certify_from_config
         from edge.copies.issue import CopyService
+        from protocol.certify import RESULT_SUFFIX as certify_result_suffix
         from web_ui import create_app, services_api
         from web_ui.server import WebServer
 
@@ -129,6 +135,10 @@ class App:
         copies = CopyService(
             c, store=store, key=key, outbox=outbox, printer=printer, on_issued=self._copy_issued
         )
+        certify = certify_from_config(
+            c, store=store, key=key, outbox=outbox, reserve=copies.sequence.reserve,
+            on_queued=self._kick_fleet,
+        )  # fmt: skip
         services = build_services(
             c,
             store=store,
@@ -162,6 +172,7 @@ class App:
             )
             services.dossiers.attach(fleet)
             fleet.listen("res/queue-stats", services.tickets.on_queue_stats)
+            fleet.listen(certify_result_suffix, certify.on_result)
         interval = watchdog_interval()
         return Parts(
             key=key,
@@ -175,6 +186,8 @@ class App:
                 target=self._watch_printer, name="printer-watch", daemon=True
             ),
             copies=copies,
+            certify=certify,
+            a4printer=a4printer_from_config(c),
             services=services,
             web=web,
             sim_pins=SimulatedPins(controls) if simulated else None,
@@ -216,6 +229,15 @@ class App:
     def copies(self) -> CopyService:
         """E-copies for the web UI (docs/ecopy.md)."""
         return self.parts.copies
+
+    @property
+    def certify(self) -> CertRequests:
+        """Certification requests (edge/certify)."""
+        return self.parts.certify
+
+    @property
+    def a4printer(self) -> Any:
+        return self.parts.a4printer
 
     @property
     def web(self) -> WebServer:

@@ -408,6 +408,31 @@ class CopiesSection(Section):
     vietqr: VietQRSection = VietQRSection()
 
 
+class A4PrinterSection(Section):
+    type: Literal["none", "cups", "simulated"] = Field(
+        "none", description="The A4 printer for certified copies: none, CUPS (`lp`) or simulated."
+    )
+    queue: str = Field("", description="CUPS: the destination (lp -d); empty: the default one.")
+    folder: Path | None = Field(
+        None, description="Simulated: PDFs are written here; default <state_dir>/a4printer."
+    )
+
+
+class CertifySection(Section):
+    wait_s: float = Field(
+        180.0,
+        ge=5,
+        le=3600,
+        description="How long a citizen waits for the officer before taking a request slip.",
+    )
+    office_open: str = Field("07:30", description="Officers answer from (local time, HH:MM).")
+    office_close: str = Field("17:00", description="Officers answer until (local time, HH:MM).")
+    print_copy: bool = Field(
+        False, description="Print an approved copy on the A4 printer as well as its receipt."
+    )
+    a4printer: A4PrinterSection = A4PrinterSection()
+
+
 class UpdateSection(Section):
     """Atomic (A/B) software updates: `kiosk update apply` (provisioning/update.py)."""
 
@@ -479,6 +504,7 @@ class Config(Section):
     daemon: DaemonSection = DaemonSection()
     services: ServicesSection = ServicesSection()
     copies: CopiesSection = CopiesSection()
+    certify: CertifySection = CertifySection()
     update: UpdateSection = UpdateSection()
     ui: UiSection = UiSection()
 

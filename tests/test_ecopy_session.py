@@ -14,6 +14,7 @@ import pytest
 
 from edge.adapters.payment_sim import SimulatedPayment
 from edge.adapters.printer_sim import SimulatedPrinter
+from edge.certify.requests import CertRequests, development_signer
 from edge.events import EventBus
 from edge.printing import PrintQueue
 from edge.services.consent import ConsentStore
@@ -58,6 +59,14 @@ def kiosk(tmp_path: Path, verifier: FaceVerifier):
         copies.printer = PrintQueue(printer, store=copies.store, key=copies.copies.key, bus=bus)
         payment = SimulatedPayment(qr=copies.payment_qr)
         consents = ConsentStore(copies.store, copies.copies.key, kiosk_id="TEST-01")
+        certify = CertRequests(
+            store=copies.store,
+            key=copies.copies.key,
+            outbox=copies.outbox,
+            kiosk_id="TEST-01",
+            reserve=copies.sequence.reserve,
+            signer=lambda: development_signer(tmp_path / "certify", "TEST-01"),
+        )
         made: list[EcopySession] = []
 
         def make() -> EcopySession:
@@ -67,7 +76,16 @@ def kiosk(tmp_path: Path, verifier: FaceVerifier):
                 new_challenge=functools.partial(LivenessChallenge, "turn_right"),
                 bus=bus,
             )
-            made.append(EcopySession(identity, copies=copies, payment=payment, bus=bus))
+            made.append(
+                EcopySession(
+                    identity,
+                    copies=copies,
+                    payment=payment,
+                    bus=bus,
+                    certify=certify,
+                    printer=copies.printer,
+                )
+            )
             return made[-1]
 
         try:
@@ -96,8 +114,8 @@ def identify_by_staff(session: EcopySession, frame: np.ndarray) -> None:
     assert session.verified and session.step() == "pages"
 
 
-def test_a_whole_session_issues_a_copy_that_verifies(kiosk) -> None:
-    make, copies, payment, _, tmp_path = kiosk
+def test_a_whole_session_ends_in_a_certification_request(kiosk) -> None:
+    make, copies, payment, _, _ = kiosk
     shot = docs.photographed(2, "birth_certificate", size=docs.PREVIEW)
     holder = shot.doc.fields["name"]
     frame, person = card_scene(holder)
@@ -147,24 +165,22 @@ def test_a_whole_session_issues_a_copy_that_verifies(kiosk) -> None:
     assert copies.list() == []
     payment.confirm(s.reference)
     assert s.fee_screen()["paid"] and s.give_contact("nguoidan@example.vn") == "issue"
-    assert s.paid and s.issue() == "done"
-    issued = s.issued
-    assert issued.printed and issued.delivered and issued.pages == 1
-    assert issued.fee_label == ("2.000 đ", "2,000 VND")
-    assert issued.screen() == {
-        "code": issued.code,
-        "pages": 1,
-        "fee": issued.fee_label,  # the fee as the last screen says it
-        "printed": True,
-        "delivered": True,
-    }
-    assert s.pages == []  # the scans go once the copy is sealed
-    assert s.issue() == "fee"  # a second press issues nothing more
-    [row] = copies.list()
-    assert row.code == issued.code
-    verdict = copies.verify_pdf(copies.pdf(issued.code))
-    assert (verdict.status, verdict.code, verdict.pages) == ("valid", issued.code, 1)
-    assert list((tmp_path / "printer").glob("*.bin"))  # the receipt
+    assert s.paid and s.issue() == "wait"  # the officer certifies: the kiosk signs nothing
+    assert copies.list() == []
+    (code,) = s.codes
+    (message,) = copies.outbox.pending()
+    assert message.id == f"cert-{code}" and message.payload["kind"] == "cert-request"
+    package = message.payload["data"]
+    assert package["citizen"]["id_number"] == person.id_number
+    assert package["delivery"] == {"channel": "email", "address": "nguoidan@example.vn"}
+    assert package["doc_type"] == "birth_certificate" and "GIẤY KHAI SINH" in package["ocr_text"]
+    assert package["fields"]["name"] == holder
+    assert s.pages == []  # the scans go once the request is sealed in the outbox
+    assert s.issue() == "wait" and len(copies.outbox.pending()) == 1  # a second press: nothing
+    state = s.wait_state()
+    # Outside office hours (this test runs at any hour) the citizen takes a slip at once.
+    expected = "wait" if s.certify.office_open() else "slip"
+    assert state["next"] == expected and state["requests"][0]["code"] == code
     s.close()
     assert s.identity.card is None and not s.paid
 
@@ -199,7 +215,7 @@ def test_no_page_on_the_platen_is_told_plainly_and_nothing_is_read(kiosk) -> Non
     place(s, docs.photographed(5, "other", size=docs.PREVIEW).image)
     assert s.thumbnail(1)[:2] == b"\xff\xd8" and s.thumbnail(2) is None
     s.remove_page(1)
-    assert s.pages == [] and s.issue() == "fee"
+    assert s.pages == [] and s.issue() == "fee" and s.codes == []
 
 
 def test_the_fields_read_are_labelled_in_both_languages() -> None:

@@ -40,7 +40,12 @@ LEGITIMATE: dict[str, set[str] | None] = {
     # Print job titles (the print queue, the technician's screen), named after their slip.
     "edge/services/tickets.py": {"Số thứ tự "},
     "edge/services/bundle.py": {"Giấy tờ cần chuẩn bị: "},
-    "edge/services/ecopy.py": {"Xác nhận đồng ý"},
+    "edge/services/ecopy.py": {
+        "Xác nhận đồng ý",
+        "Biên nhận chứng thực ",
+        "Phiếu hẹn chứng thực",
+        "Bản sao ",
+    },
     "edge/copies/issue.py": {"Biên nhận bản sao "},
     # The consent text is evidence, not a translation: its hash is stored with every consent,
     # so it is versioned data in consent.py (CONSENT_TEXT, both languages, the hash is its

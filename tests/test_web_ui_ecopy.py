@@ -67,6 +67,10 @@ def test_ecopy_by_touch_identify_face_pages_review(page, kiosk) -> None:
         "() => document.getElementById('page-count').textContent === '1'", timeout=30000
     )
     assert page.locator(".pages figure").count() == 1
+    assert page.inner_text("#original-1") == "Bản gốc 1"
+    page.click("#next-original")  # "Thêm bản gốc khác": the next pages are another original
+    assert page.inner_text("#original-2") == "Bản gốc 2"
+    assert page.locator(".empty-original").count() == 1
     shoot(page, "14-ecopy-pages")
     page.click("#pages-done")
     page.wait_for_url("**/a/review", timeout=60000)
@@ -95,18 +99,23 @@ def test_ecopy_by_touch_identify_face_pages_review(page, kiosk) -> None:
     shoot(page, "17-ecopy-fee-bad-input")
     page.fill("#contact", "nguoidan@example.vn")
     page.click("#issue")
-    page.wait_for_url("**/a/done", timeout=30000)
-    code = page.inner_text("#copy-code")
+    # One certification request; the simulated kiosk has no central to answer: the slip.
+    page.wait_for_url("**/a/slip", timeout=30000)
+    assert headline(page) == "Yêu cầu của bạn đã được tiếp nhận"
+    code = page.inner_text("#pending-1 .code")
     assert re.fullmatch(r"[A-Z0-9-]+", code) and "TEST-UI" in code
-    assert page.inner_text("#print-note").startswith("Vui lòng nhận biên nhận ở máy in.")
+    assert page.locator("tr.pending").count() == 1  # the empty second original sent nothing
+    assert page.inner_text("#pending-1 .channel") == "Thư điện tử"
+    assert re.fullmatch(r"17:00 \d\d/\d\d/20\d\d", page.inner_text("#pending-1 .due"))
+    assert page.inner_text("#print-note").startswith("Vui lòng lấy phiếu hẹn ở máy in")
     jobs = daemon.get("/api/printer/jobs")[1]["jobs"]
-    assert jobs[0]["kind"] == "receipt" and jobs[0]["status"] == "printed"
-    shoot(page, "18-ecopy-done")
+    assert jobs[0]["kind"] == "slip" and jobs[0]["status"] == "printed"
+    shoot(page, "18-ecopy-slip")
     page.click("#print-consent")
     assert "Đã in xác nhận đồng ý của bạn." in page.inner_text("main")
     page.click("#done")
     page.wait_for_url(HOME)
-    page.goto("/a/done")  # the finished copy's session is gone
+    page.goto("/a/slip")  # the finished visit's session is gone
     page.wait_for_url(HOME)
     log = daemon.log_path.read_text(encoding="utf-8")
     assert card()[1].id_number not in log and card()[1].name not in log
@@ -150,13 +159,13 @@ def test_ecopy_by_buttons_declined_consent_staff_confirms(page, kiosk) -> None:
         wait_buttons(page)
         assert focused_id(page) == "issue"
         press(daemon, "ok")
-        page.wait_for_url("**/a/done", timeout=30000)
-        # The copy is issued and kept; the receipt waits for a reprint; the citizen is told.
-        assert page.inner_text("#copy-code")
-        assert "Máy in đang gặp sự cố" in page.inner_text("#print-note")
-        shoot(page, "21-ecopy-done-printer-out")
+        page.wait_for_url("**/a/slip", timeout=30000)
+        # The request is sent and kept; the slip waits for a reprint; the citizen is told.
+        assert page.inner_text("#pending-1 .code")
+        assert "Không in được phiếu hẹn" in page.inner_text("#print-note")
+        shoot(page, "21-ecopy-slip-printer-out")
         failed = daemon.get("/api/printer/jobs?status=failed")[1]["jobs"]
-        assert failed and failed[0]["kind"] == "receipt"
+        assert failed and failed[0]["kind"] == "slip"
     finally:
         set_paper(daemon.config.parent, "ok")
 

@@ -1,10 +1,13 @@
-"""What central sends a kiosk besides commands: record acknowledgements and the e-copy
-revocation list. Each is checked here against its JSON Schema (schemas/record-ack.json,
-schemas/copy-revocations.json, shipped in protocol/schemas/); anything else is `Malformed`.
+"""What central sends a kiosk besides commands: record acknowledgements, the e-copy
+revocation list and the officers' answers to certification requests. Each is checked here
+against its JSON Schema (schemas/record-ack.json, schemas/copy-revocations.json,
+schemas/cert-result.json, shipped in protocol/schemas/); anything else is `Malformed`.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import json
 from functools import lru_cache
@@ -67,3 +70,21 @@ def parse_revocation_list(payload: bytes) -> dict[str, Any]:
     """Central's retained copy-revocations/1 (fleet/v1/revocations), checked: codes and
     signing-certificate serials, ready for edge.copies.verify.install_revocation_list."""
     return _decode(payload, MAX_REVOCATIONS_BYTES, "copy-revocations")
+
+
+MAX_CERT_RESULT_BYTES = 32 << 20  # an approved result carries the certified copy's PDF
+
+
+def parse_cert_result(payload: bytes, kiosk_id: str) -> dict[str, Any]:
+    """Central's cert-result/1 on <prefix>/<kiosk_id>/cert, checked and meant for this kiosk."""
+    data = _decode(payload, MAX_CERT_RESULT_BYTES, "cert-result")
+    if data["kiosk_id"] != kiosk_id:
+        raise Malformed(f"cert-result: for kiosk {data['kiosk_id']}, not this one")
+    if data["status"] == "approved":
+        try:
+            pdf = base64.b64decode(data["pdf_base64"], validate=True)
+        except (binascii.Error, ValueError):
+            raise Malformed("cert-result: pdf_base64 is not base64") from None
+        if not pdf.startswith(b"%PDF"):
+            raise Malformed("cert-result: pdf_base64 is not a PDF")
+    return data

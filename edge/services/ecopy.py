@@ -1,8 +1,11 @@
-"""Flow A, the certified e-copy, as one citizen's session: identify → consent → face → pages →
-read → checks → quote → pay → issue; no web framework, the UI feeds it frames and answers."""
+"""Flow A, the certified e-copy, as one citizen's session: identify → consent → face → pages
+(grouped into originals) → read → quote → pay → one certification request per original →
+wait for central's officer → receipt, refusal, staff, or a request slip; no web framework, the
+UI feeds it frames and answers. The kiosk never signs the copy itself (issue 16)."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets
 import threading
@@ -94,31 +97,61 @@ class PageRead:
     name_message: Text | None
     qr: list[str]
     confidence: int
+    text: str = ""  # the OCR text, for the officer (sent in the capture package, never shown)
 
     def screen(self) -> dict[str, Any]:
         """What the review screen shows of this page (its texts still to translate)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "text"}
 
 
-@dataclass(frozen=True, slots=True)
-class Issued:
-    """The issued copy as the last screen shows it; the signed PDF is with the copy service."""
+NO_ANSWER = Text(N_("The officer has not answered yet"))
+WAITING = Text(N_("Waiting for the certifying officer…"))
+STATUS_TEXTS = {
+    "sent": Text(N_("Sent, waiting for its place in the queue")),
+    "queued": Text(N_("In the queue")),
+    "approved": Text(N_("Certified")),
+    "refused": Text(N_("Refused")),
+    "see_staff": Text(N_("Please see the staff")),
+}
+REFUSED_ADVICE = Text(
+    N_("Bring the original to the counter, or capture it again if the pages were unclear.")
+)
+CHANNELS = ("email", "ewallet", "post", "kiosk")
 
-    code: str
-    pages: int
-    fee: Fee
-    printed: bool
-    delivered: bool
 
-    @property
-    def fee_label(self) -> Message:
-        amount = self.fee.payable_vnd
-        return Message(self.fee.label_vi, "Free" if amount == 0 else f"{amount:,} VND")
+def channel_of(contact: str, channel: str = "") -> dict[str, str]:
+    """The delivery the citizen chose: an e-mail or e-wallet typed, post, or collect here."""
+    if channel in ("post", "kiosk"):
+        return {"channel": channel}
+    if contact:
+        return {"channel": "email" if "@" in contact else "ewallet", "address": contact}
+    return {"channel": "kiosk"}
 
-    def screen(self) -> dict[str, Any]:
-        """What the last screen shows: the fee as its label (still to translate)."""
-        shown = {f.name: getattr(self, f.name) for f in fields(self)}
-        return shown | {"fee": self.fee_label}
+
+def print_certified(
+    state: Any, certify: Any, *, printer: Any, a4printer: Any, options: dict[str, Any]
+) -> tuple[bool, bool]:
+    """An approved request's receipt (code, number, book, the copy's QR as central made it)
+    and, given an A4 printer, the certified copy: whether each printed."""
+    from edge.ports.a4printer import A4PrintFailed
+    from edge.services.printouts import cert_receipt
+
+    receipt = copy = False
+    if printer is not None:
+        try:
+            data = cert_receipt(state, **options)
+            outcome = printer.submit("receipt", f"Biên nhận chứng thực {state.code}", data)
+            receipt = bool(outcome.printed)
+        except KioskError as err:
+            logger.warning("certification receipt not printed: %s", err)
+    pdf = certify.pdf(state.code) if a4printer is not None else None
+    if pdf is not None:
+        try:
+            a4printer.print_pdf(f"Bản sao {state.code}", pdf)
+            copy = True
+        except A4PrintFailed as err:
+            logger.warning("certified copy not printed on A4: %s", err)
+    return receipt, copy
 
 
 class Vision:
@@ -162,7 +195,30 @@ class EcopySession:
         payment: Payment,
         bus: EventBus | None = None,
         clock: Callable[[], float] = time.monotonic,
+        certify: Any = None,
+        wait_s: float = 180.0,
+        central_up: Callable[[], bool] = lambda: True,
+        printer: Any = None,
+        a4printer: Any = None,
+        print_copy: bool = False,
+        slip_options: dict[str, Any] | None = None,
     ) -> None:
+        """certify: edge.certify.requests.CertRequests; wait_s: how long the citizen waits
+        for the officer; central_up: the fleet link is up; printer: the receipt PrintQueue;
+        a4printer: the A4 printer port (print_copy: print approved copies on it)."""
+        self.certify = certify
+        self.wait_s = wait_s
+        self.central_up = central_up
+        self.printer = printer
+        self.a4printer = a4printer
+        self.print_copy = print_copy
+        self.slip_options = slip_options or {}
+        self.starts: list[int] = [0]  # index of each original's first page
+        self.codes: list[str] = []  # the certification requests made, one per original
+        self.submitted_at: float | None = None
+        self.pickup = ""  # the one-time code to collect the copies here, printed on the slip
+        self.slip_printed: bool | None = None
+        self._announced: set[str] = set()
         self.identity = identity
         self.copies = copies
         self.payment = payment
@@ -172,8 +228,8 @@ class EcopySession:
         self.capture = PageCapture()
         self.pages: list[Any] = []  # ScannedPage, upright once read
         self.reads: list[PageRead] = []
-        self.issued: Issued | None = None
         self.contact = ""
+        self.channel = ""
         self.reference = secrets.token_hex(4).upper()  # payment reference, no personal data
         self.lock = threading.Lock()  # one poll at a time per citizen
 
@@ -339,8 +395,26 @@ class EcopySession:
         with self.lock:
             if 1 <= n <= len(self.pages):
                 del self.pages[n - 1]
+                self.starts = sorted({0, *(i - (i > n - 1) for i in self.starts[1:])})
+                self.starts = [i for i in self.starts if i == 0 or i < len(self.pages)]
                 self.reads = []
                 self.capture.reset()
+
+    # --- originals: "Thêm bản gốc khác" ------------------------------------------------
+
+    def new_original(self) -> bool:
+        """The next pages belong to another original; False while this one has no page yet."""
+        with self.lock:
+            if len(self.pages) <= self.starts[-1]:
+                return False
+            self.starts.append(len(self.pages))
+            return True
+
+    def originals(self) -> list[list[int]]:
+        """Each original's pages, as page numbers from 1 (the last may still be empty)."""
+        bounds = [*self.starts, len(self.pages)]
+        groups = [list(range(a + 1, b + 1)) for a, b in itertools.pairwise(bounds)]
+        return [g for g in groups[:-1] if g] + groups[-1:]
 
     def thumbnail(self, n: int, *, height: int = 300) -> bytes | None:
         """Page n (from 1) as a small JPEG, or None when there is no such page."""
@@ -378,6 +452,7 @@ class EcopySession:
                         name_message=name.text if name else None,
                         qr=[code.text for code in upright.qr],
                         confidence=round(reading.mean_confidence),
+                        text=reading.text,
                     )
                 )
             self.reads = reads
@@ -391,8 +466,19 @@ class EcopySession:
 
     # --- 5-7. fee, payment, issue, receipt -----------------------------------------------
 
+    def quotes(self) -> list[Fee]:
+        """One fee per original (Circular 226/2016: per page, the cap per copy)."""
+        return [self.copies.quote(len(pages)) for pages in self.originals() if pages]
+
     def quote(self) -> Fee:
-        return self.copies.quote(len(self.pages))
+        """The whole visit's fee: the originals' fees added up."""
+        fees = self.quotes() or [self.copies.quote(max(1, len(self.pages)))]
+        return Fee(
+            sum(f.pages for f in fees),
+            sum(f.fee_vnd for f in fees),
+            sum(f.payable_vnd for f in fees),
+            all(f.exempt for f in fees),
+        )
 
     def payment_request(self, fee: Fee) -> str | None:
         """What the citizen scans to pay, or None when nothing is to be paid or scanned."""
@@ -410,49 +496,175 @@ class EcopySession:
     def may_issue(self, fee: Fee) -> bool:
         return not fee.payable_vnd or self.paid
 
-    def give_contact(self, contact: str) -> str:
-        """Where the copy is also sent (an e-mail or an e-wallet; "" for none), given on the fee
-        screen: the next step, "issue" once nothing is left to pay, else "fee"."""
+    def give_contact(self, contact: str, channel: str = "") -> str:
+        """Where the certified copy goes (an e-mail or an e-wallet typed, or channel "post" or
+        "kiosk"; nothing: collect here), given on the fee screen: the next step, "issue" once
+        nothing is left to pay, else "fee"."""
         self.contact = contact
+        self.channel = channel
         return "issue" if self.may_issue(self.quote()) else "fee"
 
     def fee_screen(self) -> dict[str, Any]:
         """What the fee screen shows: the quote, the pages, the QR to pay with, paid or not."""
         quote = self.quote()
+        fees = self.quotes()
         return {
             "quote": quote,
             "pages": len(self.pages),
+            "originals": [
+                {"n": n, "pages": pages, "fee": fee.label_vi}
+                for n, (pages, fee) in enumerate(zip(self.originals(), fees, strict=False), 1)
+            ],
             "qr_image": self.payment_qr(quote),
             "paid": self.paid,
         }
 
+    def originals_read(self) -> list[Any]:
+        """Each original as edge.certify.requests.Original: pages, type, text, fields."""
+        from edge.certify.requests import Original
+
+        out = []
+        for numbers in self.originals():
+            if not numbers:
+                continue
+            reads = [self.reads[n - 1] for n in numbers]
+            fields_read: dict[str, str] = {}
+            for read in reads:
+                fields_read = read.fields | fields_read
+            out.append(
+                Original(
+                    pages=[self.pages[n - 1] for n in numbers],
+                    doc_type=reads[0].doc_type,
+                    ocr_text="\n\f".join(read.text for read in reads),
+                    fields=fields_read,
+                    confidence=[read.confidence for read in reads],
+                )
+            )
+        return out
+
     def issue(self) -> str:
-        """Sign and store the copy, print its receipt: "done", or "fee" while something is
-        missing (pages read, the payment). KioskError when the copy could not be made."""
+        """Send one certification request per original to central's officers: "wait", or
+        "fee" while something is missing (pages read, the payment). KioskError when the
+        requests could not be made. The kiosk does not sign the copy: the officer does."""
         if not self.pages or len(self.reads) != len(self.pages):
-            return "fee"
+            return "wait" if self.codes else "fee"
         with self.lock:
-            if self.issued is None:
+            if not self.codes:
                 if not self.may_issue(self.quote()):
                     return "fee"
-                contact = self.contact
-                delivery = None
-                if contact:
-                    delivery = {"email": contact} if "@" in contact else {"ewallet": contact}
+                card = self.identity.card
+                if card is None or self.certify is None:
+                    raise KioskError("no identified citizen or no certification service")
+                citizen = {"id_number": card.id_number, "name": card.name}
+                from edge.certify.requests import pickup_code
+
+                self.pickup = pickup_code()
                 try:
-                    copy = self.copies.issue(self.pages, self.identity.card, delivery=delivery)
+                    self.codes = self.certify.submit(
+                        self.originals_read(),
+                        citizen,
+                        fees=self.quotes(),
+                        delivery=channel_of(self.contact, self.channel),
+                        paid=self.paid,
+                        reference=self.reference,
+                        pickup=self.pickup,
+                    )
                 except KioskError as err:
-                    logger.error("copy not issued: %s", err)
+                    logger.error("certification requests not made: %s", err)
                     raise
-                printed = False
-                try:
-                    outcome = self.copies.print_receipt(copy.code)
-                    printed = bool(outcome.printed)
-                except KioskError as err:
-                    logger.warning("receipt not printed: %s", err)
-                self.issued = Issued(copy.code, copy.pages, copy.fee, printed, bool(contact))
-                self.pages.clear()  # the copy is signed and stored sealed; the scans go
-        return "done"
+                self.submitted_at = self.clock()
+                self.pages.clear()  # sent sealed through the outbox; the scans go
+                self.reads.clear()
+                self.starts = [0]
+        return "wait"
+
+    # --- 8. waiting for the officer ------------------------------------------------------
+
+    def requests(self) -> list[Any]:
+        return self.certify.states(self.codes) if self.codes else []
+
+    def wait_state(self) -> dict[str, Any]:
+        """What the waiting screen shows, and where to go next: "wait" while the officer may
+        still answer, "result" once every original is answered, "slip" when the wait is over
+        (too long, central unreachable, outside office hours)."""
+        states = self.requests()
+        if not states:
+            return {"next": "home", "requests": []}
+        for state in states:
+            self._announce(state)
+        waited = self.clock() - (self.submitted_at or self.clock())
+        if all(state.answered for state in states):
+            step = "result"
+        elif waited >= self.wait_s or not self.central_up() or not self.certify.office_open():
+            step = "slip"
+        else:
+            step = "wait"
+        return {
+            "next": step,
+            "waited_s": round(waited),
+            "left_s": max(0, round(self.wait_s - waited)),
+            "requests": [self._shown(state) for state in states],
+        }
+
+    def _shown(self, state: Any) -> dict[str, Any]:
+        reason = state.reason_text
+        return {
+            "code": state.code,
+            "original": state.original,
+            "pages": state.pages,
+            "status": state.status,
+            "status_text": STATUS_TEXTS.get(state.status, STATUS_TEXTS["sent"]),
+            "position": state.position,
+            "wait_min": None if state.wait_min is None else round(state.wait_min),
+            "reason": Message(*reason) if reason else None,
+            "advice": REFUSED_ADVICE if state.status == "refused" else None,
+            "number": state.number,
+            "book": state.book,
+            "due_at": state.due_at,
+            "channel": state.channel,
+        }
+
+    def _announce(self, state: Any) -> None:
+        """Once per answered request: print the receipt (and the copy on A4), or call staff."""
+        if state.code in self._announced or not state.answered:
+            return
+        self._announced.add(state.code)
+        if state.status == "see_staff" and self.bus is not None:
+            self.bus.post(Event("help.requested", "certify", {"severity": "info"}))
+        if state.status == "approved":
+            self._print_receipt(state)
+
+    def _print_receipt(self, state: Any) -> None:
+        if self.certify.mark_printed(state.code):
+            print_certified(
+                state,
+                self.certify,
+                printer=self.printer,
+                a4printer=self.a4printer if self.print_copy else None,
+                options=self.slip_options,
+            )
+
+    def print_slip(self) -> bool:
+        """The request slip for the originals still unanswered (printed once): whether it
+        printed."""
+        from edge.services.printouts import cert_slip
+
+        if self.slip_printed is not None:
+            return self.slip_printed
+        waiting = [state for state in self.requests() if not state.answered]
+        if not waiting or self.printer is None:
+            self.slip_printed = False
+            return False
+        try:
+            data = cert_slip(waiting, pickup=self.pickup, **self.slip_options)
+            outcome = self.printer.submit("slip", "Phiếu hẹn chứng thực", data)
+            self.slip_printed = bool(outcome.printed)
+        except KioskError as err:
+            logger.warning("request slip not printed: %s", err)
+            self.slip_printed = False
+        for state in waiting:
+            self.certify.mark_printed(state.code)
+        return self.slip_printed
 
     @property
     def consent_given(self) -> bool:

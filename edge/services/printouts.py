@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from edge.receipts import Receipt
 
 if TYPE_CHECKING:
+    from edge.certify.requests import RequestState
     from edge.services.catalog import Procedure
     from edge.services.post import PostRequest
     from edge.services.tickets import Ticket
@@ -155,3 +156,93 @@ def post_confirmation_slip(
     )
     r.feed(2)
     return r.build()
+
+
+def _when(at: dt.datetime) -> str:
+    return at.strftime("%H:%M %d/%m/%Y")
+
+
+CHANNEL_VI = {
+    "email": "Thư điện tử (email)",
+    "ewallet": "Ví điện tử",
+    "post": "Bưu điện",
+    "kiosk": "Nhận tại ki-ốt này",
+}
+
+
+def cert_receipt(
+    request: RequestState,
+    *,
+    site: str,
+    paper_width_mm: int = 80,
+    profile: str = "TM-T88V",
+) -> bytes:
+    """An approved certification: code, number and book, and the copy's QR as central made it."""
+    s = _sizes(paper_width_mm)
+    r = Receipt(paper_width_mm=paper_width_mm, profile=profile)
+    if site:
+        r.text(site, size=s["small"], center=True)
+    r.text("Biên nhận chứng thực bản sao", size=s["title"], bold=True, center=True)
+    r.text("Certified copy receipt", size=s["small"], center=True)
+    r.rule()
+    r.text(
+        f"Mã yêu cầu: {request.code}\n"
+        f"Số chứng thực: {request.number}\n"
+        f"Quyển số: {request.book}\n"
+        f"Số trang: {request.pages}\n"
+        f"Lệ phí: {_fee(request.payable_vnd)}",
+        size=s["body"],
+    )
+    if request.qr:
+        r.feed()
+        r.qr(request.qr, size=s["qr"])
+        r.text("Quét mã QR để kiểm tra bản sao", size=s["small"], center=True)
+    r.feed(2)
+    return r.build()
+
+
+def cert_slip(
+    requests: list[RequestState],
+    *,
+    site: str,
+    pickup: str = "",
+    paper_width_mm: int = 80,
+    profile: str = "TM-T88V",
+    native_qr: bool | None = None,
+) -> bytes:
+    """No answer while the citizen waited: what was asked, when it is due (Decree 23/2015
+    Art. 7), how the copy will come, and each request's code as text and QR."""
+    s = _sizes(paper_width_mm)
+    r = Receipt(paper_width_mm=paper_width_mm, profile=profile, native_qr=native_qr)
+    if site:
+        r.text(site, size=s["small"], center=True)
+    r.text("Phiếu hẹn chứng thực bản sao", size=s["title"], bold=True, center=True)
+    r.text("Certification request slip", size=s["small"], center=True)
+    for request in requests:
+        r.rule()
+        r.text(
+            f"Bản gốc {request.original} ({request.pages} trang)\n"
+            f"Mã yêu cầu: {request.code}\n"
+            f"Gửi lúc: {_when(request.created_at)}\n"
+            f"Hẹn trả kết quả: trước {_when(request.due_at)}\n"
+            f"Nhận kết quả qua: {CHANNEL_VI.get(request.channel, request.channel)}",
+            size=s["body"],
+        )
+        r.qr(request.code, size=s["qr"])
+    r.rule()
+    if pickup:
+        r.text("Mã nhận bản sao tại ki-ốt (dùng một lần):", size=s["body"], center=True)
+        r.text(pickup, size=s["title"], bold=True, center=True)
+    r.text(
+        "Giữ phiếu này để tra cứu hoặc nhận bản sao.\nKeep this slip to follow or collect your copy.",
+        size=s["small"],
+        center=True,
+    )
+    r.feed(2)
+    return r.build()
+
+
+def _fee(amount: int) -> str:
+    from edge.fees import FREE_VI, format_vnd
+
+    return FREE_VI if amount == 0 else format_vnd(amount)

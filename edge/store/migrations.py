@@ -110,4 +110,31 @@ MIGRATIONS: list[str] = [
     );
     ALTER TABLE print_jobs ADD COLUMN purged_at REAL;  -- its sealed bytes were erased then
     """,
+    # 7: certification requests (issue 16): one per original, answered by central's officer.
+    """
+    CREATE TABLE cert_requests (
+        code        TEXT PRIMARY KEY,                  -- <kiosk>-<yyMMdd>-<seq>-<check>
+        visit       TEXT NOT NULL,                     -- the citizen's visit (several originals)
+        original    INTEGER NOT NULL,                  -- which original of the visit, from 1
+        created_at  REAL NOT NULL,
+        due_at      REAL NOT NULL,                     -- Decree 23/2015 Art. 7
+        pages       INTEGER NOT NULL,
+        fee_vnd     INTEGER NOT NULL,
+        payable_vnd INTEGER NOT NULL,
+        channel     TEXT NOT NULL,                     -- email | ewallet | post | kiosk
+        status      TEXT NOT NULL DEFAULT 'sent',      -- sent | queued | approved | refused | see_staff
+        position    INTEGER,                           -- in the officers' queue (queued)
+        wait_min    REAL,
+        reason      TEXT,                              -- refused: protocol.certify.REFUSAL_REASONS
+        number      TEXT,                              -- approved: the number in the book
+        book        TEXT,
+        qr          TEXT,                              -- approved: the copy's QR, from central
+        detail      BLOB NOT NULL,                     -- AES-GCM sealed {citizen, delivery}
+        pdf         BLOB,                              -- AES-GCM sealed certified copy
+        updated_at  REAL NOT NULL,
+        printed     INTEGER NOT NULL DEFAULT 0,        -- 1 once its receipt or slip printed
+        pickup_hash TEXT                               -- sha256 of the one-time pickup code
+    );
+    CREATE INDEX cert_requests_visit ON cert_requests(visit);
+    """,
 ]

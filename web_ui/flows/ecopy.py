@@ -1,27 +1,47 @@
 """Flow A, the certified e-copy, as screens: the views parse forms, feed the session
-(edge.services.ecopy) camera frames and answers, and render what it says."""
+(edge.services.ecopy) camera frames and answers, and render what it says. It ends in one
+certification request per original, answered by central's officer (issue 16): the waiting
+screen, then the result or, with no answer in time, a request slip."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
 from collections.abc import Callable
-from typing import Any, Concatenate, ParamSpec
+from typing import Any, Concatenate, ParamSpec, cast
 
 import numpy as np
-from flask import Blueprint, Response, abort, current_app, jsonify, redirect, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    redirect,
+    request,
+    session,
+    url_for,
+)
 
 from edge.adapters.payment_sim import SimulatedPayment
 from edge.errors import KioskError
 from edge.services.consent import ConsentStore
-from edge.services.ecopy import FIELD_LABELS, MAX_PAGES, EcopySession, Message, Poll, Vision
+from edge.services.ecopy import (
+    FIELD_LABELS,
+    MAX_PAGES,
+    NO_PAGES,
+    EcopySession,
+    Message,
+    Poll,
+    Vision,
+)
 from edge.services.identify import State, VerificationSession
-from edge.texts import Text
+from edge.texts import N_, Text
 from web_ui.forms import ContactForm, PinForm
 from web_ui.i18n import pick, translate
 from web_ui.kiosk import end_flow, guard, kiosk, screen, service_ready
 from web_ui.pin import PinGate, PinResult
-from web_ui.visits import touch
+from web_ui.visits import Visit, touch
 
 bp = Blueprint("ecopy", __name__, url_prefix="/a")
 KEY = "ecopy"
@@ -49,7 +69,25 @@ def _new_work() -> EcopySession:
         ),
         bus=k.bus,
     )
-    return EcopySession(identity, copies=k.copies, payment=_payment(), bus=k.bus)
+    c = k.config
+    fleet = k.fleet
+    return EcopySession(
+        identity,
+        copies=k.copies,
+        payment=_payment(),
+        bus=k.bus,
+        certify=getattr(k, "certify", None),
+        wait_s=c.certify.wait_s,
+        central_up=(lambda: fleet.connected) if fleet is not None else (lambda: False),
+        printer=k.printer,
+        a4printer=getattr(k, "a4printer", None),
+        print_copy=c.certify.print_copy,
+        slip_options={
+            "site": c.kiosk.site,
+            "paper_width_mm": c.printer.paper_width_mm,
+            "profile": c.printer.profile,
+        },
+    )
 
 
 def _payment() -> SimulatedPayment:
@@ -227,9 +265,20 @@ def pages(work: EcopySession) -> Any:
         flow="ecopy",
         step=3,
         pages=len(work.pages),
+        originals=work.originals(),
         max_pages=MAX_PAGES,
         problem=problem,
     )
+
+
+@bp.post("/pages/next-original")
+@guard("ecopy")
+@_needs(verified=True)
+def next_original(work: EcopySession) -> Any:
+    """ "Thêm bản gốc khác": the next pages are another original (its own request and fee)."""
+    if not work.new_original():
+        session["ecopy_problem"] = _text(NO_PAGES)
+    return redirect(url_for("ecopy.pages"))
 
 
 @bp.post("/pages/poll")
@@ -287,7 +336,8 @@ def read_pages(work: EcopySession) -> Any:
 def review(work: EcopySession) -> Any:
     reads = [_shown(read.screen()) for read in work.reads]
     labels = _shown(FIELD_LABELS)
-    return screen("ecopy/review.html", flow="ecopy", step=4, reads=reads, labels=labels)
+    originals = [[(n, reads[n - 1]) for n in pages] for pages in work.originals() if pages]
+    return screen("ecopy/review.html", flow="ecopy", step=4, originals=originals, labels=labels)
 
 
 # --- 5-7. fee, issue, receipt (issue 5's App.copies) -------------------------------------
@@ -301,7 +351,7 @@ def fee(work: EcopySession) -> Any:
         return screen("unavailable.html", flow="ecopy", step=5), 503
     form = ContactForm()
     if form.validate_on_submit():
-        step = work.give_contact(form.contact.data or "")
+        step = work.give_contact(form.contact.data or "", request.form.get("channel", ""))
         # 307 keeps the POST: issue is POST only.
         return redirect(_url(step), code=307 if step == "issue" else 302)
     simulated = kiosk().config.daemon.developer_panel
@@ -333,19 +383,162 @@ def issue(work: EcopySession) -> Any:
         return screen("error.html", code="part_down"), 503
 
 
-@bp.get("/done")
-def done() -> Any:
+# --- 8. waiting for the officer, the result, the request slip ---------------------------
+
+
+def _keep_alive() -> None:
+    touch(cast(Visit, session))
+
+
+def _requests(state: dict[str, Any]) -> list[dict[str, Any]]:
+    return [_shown(r) for r in state["requests"]]
+
+
+@bp.get("/wait")
+def wait() -> Any:
+    """ "Đang chờ cán bộ chứng thực…": each original's state, place and expected wait; the page
+    reloads itself until every original is answered or the wait is over."""
     work = _work()
-    if work is None or work.issued is None:
+    if work is None or not work.codes:
         return redirect(url_for("home.index"))
+    state = work.wait_state()
+    if state["next"] != "wait":
+        return redirect(_url(state["next"]))
+    _keep_alive()  # waiting for the officer is not idling
     return screen(
-        "ecopy/done.html",
+        "ecopy/wait.html",
         flow="ecopy",
         step=6,
-        issued=_shown(work.issued.screen()),
+        requests=_requests(state),
+        left_s=state["left_s"],
+        version=_version(state),
+    )
+
+
+@bp.post("/wait/poll")
+def wait_poll() -> Any:
+    """The waiting screen's poll (kiosk.js): reload when a request's state changed."""
+    work = _work()
+    if work is None or not work.codes:
+        return jsonify(next=url_for("home.index"))
+    state = work.wait_state()
+    _keep_alive()
+    if state["next"] != "wait":
+        return jsonify(next=_url(state["next"]))
+    message = Text(N_("About %(n)d seconds left to wait"), {"n": state["left_s"]})
+    return jsonify(
+        message=_text(message),
+        tone="good",
+        progress=True,  # waiting for the officer is not idling
+        wait_ms=2000,
+        version=_version(state),
+    )
+
+
+def _version(state: dict[str, Any]) -> str:
+    """What the waiting screen shows of the requests, as one short string."""
+    return ";".join(
+        f"{r['code']}:{r['status']}:{r['position']}:{r['wait_min']}" for r in state["requests"]
+    )
+
+
+@bp.get("/result")
+def result() -> Any:
+    work = _work()
+    if work is None or not work.codes:
+        return redirect(url_for("home.index"))
+    state = work.wait_state()
+    return screen(
+        "ecopy/result.html",
+        flow="ecopy",
+        step=6,
+        requests=_requests(state),
+        printed=work.printer is not None,
+        consent=work.consent_given,
+        consent_printed=session.pop("consent_printed", None),
+        waiting=state["next"] == "wait",
+    )
+
+
+@bp.get("/slip")
+def slip() -> Any:
+    """No answer in time: the citizen leaves with a printed request slip."""
+    work = _work()
+    if work is None or not work.codes:
+        return redirect(url_for("home.index"))
+    printed = work.print_slip()
+    state = work.wait_state()
+    pending = [
+        r for r in _requests(state) if r["status"] not in ("approved", "refused", "see_staff")
+    ]
+    answered = [r for r in _requests(state) if r not in pending]
+    return screen(
+        "ecopy/slip.html",
+        flow="ecopy",
+        step=6,
+        pending=pending,
+        answered=answered,
+        printed=printed,
+        pickup=work.pickup,
         consent=work.consent_given,
         consent_printed=session.pop("consent_printed", None),
     )
+
+
+@bp.get("/done")
+def done() -> Any:
+    work = _work()
+    if work is None or not work.codes:
+        return redirect(url_for("home.index"))
+    return redirect(url_for("ecopy.result"))
+
+
+# --- collect later: the request code and the slip's one-time code -----------------------
+
+COLLECT_PROBLEMS = {
+    "unknown": N_("The request code or the one-time code is not right."),
+    "locked": N_("Too many wrong codes. Please try again later or ask staff."),
+    "waiting": N_("The officer has not certified this copy yet. Please come back later."),
+    "refused": N_("The officer refused this request. Please ask staff for the reason."),
+    "see_staff": N_("Please see the staff about this request."),
+}
+
+
+@bp.route("/collect", methods=["GET", "POST"])
+@guard("ecopy")
+def collect() -> Any:
+    """A citizen back with their slip takes the certified copy at the kiosk."""
+    from edge.certify.requests import CollectRefused
+    from edge.services.ecopy import print_certified
+
+    k = kiosk()
+    requests = getattr(k, "certify", None)  # edge.certify.requests.CertRequests
+    if requests is None:
+        return screen("unavailable.html", flow="ecopy", step=1), 503
+    problem = collected = None
+    printed: tuple[bool, bool] | None = None
+    if request.method == "POST":
+        code = request.form.get("code", "")[:64]
+        pickup = request.form.get("pickup", "")[:16]
+        try:
+            state = requests.collect(code, pickup)
+        except CollectRefused as err:
+            problem = translate(Text(COLLECT_PROBLEMS.get(err.why, COLLECT_PROBLEMS["unknown"])))
+        else:
+            c = k.config
+            printed = print_certified(
+                state,
+                requests,
+                printer=k.printer,
+                a4printer=getattr(k, "a4printer", None),
+                options={
+                    "site": c.kiosk.site,
+                    "paper_width_mm": c.printer.paper_width_mm,
+                    "profile": c.printer.profile,
+                },
+            )
+            collected = state
+    return screen("ecopy/collect.html", problem=problem, collected=collected, printed=printed)
 
 
 @bp.post("/consent/print")
@@ -362,7 +555,8 @@ def print_consent() -> Any:
         timezone=k.config.kiosk.timezone,
     )
     session["consent_printed"] = "ok" if printed else "failed"
-    return redirect(url_for("ecopy.done"))
+    back = request.form.get("back", "")
+    return redirect(url_for(f"ecopy.{back}" if back in ("result", "slip") else "ecopy.done"))
 
 
 @bp.post("/finish")

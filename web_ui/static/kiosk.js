@@ -150,6 +150,10 @@
         outline.setAttribute("points", (data.quad || []).map((p) => p[0] * 1000 + "," + p[1] * 750).join(" "));
         outline.setAttribute("class", data.tone === "good" ? "" : "adjust");
       }
+      if (data.version !== undefined && el.dataset.version !== String(data.version)) {
+        window.location.reload();  // what the screen lists changed (certification requests)
+        return;
+      }
       if (data.pages !== undefined) {
         const counter = document.getElementById("page-count");
         if (counter && counter.textContent !== String(data.pages)) window.location.reload();
