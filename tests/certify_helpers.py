@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import datetime as dt
+import hashlib
 import io
 import json
 import os
@@ -89,16 +91,35 @@ def request_row(code: str, *, received_at: float, pages: int = 1, kiosk_id: str 
 
 
 def package(code: str, jpeg: bytes, *, pages: int = 1, name: str = "Nguyễn Văn An") -> dict:
+    """A cert-request/1 package as the kiosk builds it (protocol/schemas/cert-request.json),
+    before its signature; the page is `jpeg` (size read from it)."""
+    from PIL import Image
+
+    width, height = Image.open(io.BytesIO(jpeg)).size
+    page = {
+        "jpeg_base64": base64.b64encode(jpeg).decode(),
+        "dpi": 150,
+        "width": width,
+        "height": height,
+        "sha256": hashlib.sha256(jpeg).hexdigest(),
+    }
     return {
         "schema": "cert-request/1",
+        "request_id": f"cert-{code}",
         "code": code,
+        "kiosk_id": code.rsplit("-", 3)[0],
+        "created_at": dt.datetime.now(dt.UTC).isoformat(),
+        "original": 1,
+        "originals": 1,
         "doc_type": "birth_certificate",
-        "pages": [{"jpeg": base64.b64encode(jpeg).decode(), "dpi": 150.0}] * pages,
-        "fields": {"full_name": name},
+        "pages": [{"n": n, **page} for n in range(1, pages + 1)],
+        "fields": {"name": name},
         "ocr_text": "GIẤY KHAI SINH",
-        "citizen_name": name,
-        "flags": [],
-        "capture": {"camera": "sim"},
+        "citizen": {"id_number": "001190012345", "name": name},
+        "delivery": {"channel": "kiosk"},
+        "fee": {"pages": pages, "fee_vnd": 2000 * pages, "payable_vnd": 0, "exempt": True},
+        "checks": [],
+        "capture": {"camera": {"source": "test"}},
     }
 
 

@@ -143,13 +143,22 @@ def fee(pages: int) -> Fee:
 
 
 def result(code: str, status: str, **extra: Any) -> dict[str, Any]:
+    """A cert-result/1 as central's Certifier sends it (protocol/schemas/cert-result.json)."""
+    now = dt.datetime.now(dt.UTC)
+    if status == "queued":
+        extra = {
+            "expected_wait_s": 0,
+            "deadline": (now + dt.timedelta(hours=4)).isoformat(),
+        } | extra
+    if status == "refused" and extra.get("reason_code") in certify.REFUSAL_REASONS:
+        vi, en = certify.REFUSAL_REASONS[extra["reason_code"]]
+        extra = {"reason_vi": vi, "reason_en": en} | extra
     return {
         "schema": certify.CERT_RESULT,
         "kiosk_id": KIOSK,
-        "request_id": f"cert-{code}",
-        "code": code,
+        "request_id": code,
         "status": status,
-        "time": dt.datetime.now(dt.UTC).isoformat(),
+        "time": now.isoformat(),
         **extra,
     }
 
@@ -168,12 +177,14 @@ def approved(code: str) -> dict[str, Any]:
     return result(
         code,
         "approved",
-        number="123/2026",
-        book="01/2026-SCT/BS",
-        qr=f"https://chungthuc.example.vn/v/{code}",
-        officer="can-bo-01",
-        pdf_base64=base64.b64encode(pdf).decode(),
-        pdf_sha256=hashlib.sha256(pdf).hexdigest(),
+        number=123,
+        book="01/2026-SCTĐT/BS",
+        copy_code=code,
+        certified_at=dt.datetime.now(dt.UTC).isoformat(),
+        qr=f"HTTPS://CHUNGTHUC.EXAMPLE.VN/V/{code}",
+        officer_name="Nguyễn Văn An",
+        pdf=base64.b64encode(pdf).decode(),
+        sha256=hashlib.sha256(pdf).hexdigest(),
     )
 
 
@@ -320,26 +331,26 @@ def test_the_package_reaches_central_and_answers_come_back(
 
     answers = certify.result_topic("kiosk/v1", KIOSK)
     a, r, s = codes
-    central.publish(answers, json.dumps(result(a, "queued", position=3, wait_min=4)))
+    central.publish(answers, json.dumps(result(a, "queued", position=3, expected_wait_s=240)))
     wait_until(lambda: kiosk_side.certify.get(a).status == "queued", 10, "queued")
     assert (kiosk_side.certify.get(a).position, kiosk_side.certify.get(a).wait_min) == (3, 4)
 
     caplog.set_level(logging.INFO)
     central.publish(answers, b"{not json")
     central.publish(answers, json.dumps(result(b"x".decode(), "approved")))  # no PDF: malformed
-    central.publish(answers, json.dumps(result("HCM-Q1-007-261123-999999-X", "queued")))
+    central.publish(answers, json.dumps(result("HCM-Q1-007-261123-999999-X", "queued", position=1)))
     central.publish(answers, json.dumps(approved(a)))
     wait_until(lambda: kiosk_side.certify.get(a).status == "approved", 10, "approved")
     state = kiosk_side.certify.get(a)
-    assert (state.number, state.book) == ("123/2026", "01/2026-SCT/BS")
-    assert state.qr == f"https://chungthuc.example.vn/v/{a}"
+    assert (state.number, state.book) == ("123", "01/2026-SCTĐT/BS")
+    assert state.qr == f"HTTPS://CHUNGTHUC.EXAMPLE.VN/V/{a}"
     assert kiosk_side.certify.pdf(a) == certified_pdf(a)
     logged = caplog.text
     assert "certification result ignored" in logged and "unknown request" in logged
     assert CITIZEN["name"] not in logged and CITIZEN["id_number"] not in logged
 
-    central.publish(answers, json.dumps(result(r, "refused", reason="not_original")))
-    central.publish(answers, json.dumps(result(s, "see_staff", note="Mời gặp cán bộ")))
+    central.publish(answers, json.dumps(result(r, "refused", reason_code="not_original")))
+    central.publish(answers, json.dumps(result(s, "see_staff", reason_text="Mời gặp cán bộ")))
     wait_until(lambda: kiosk_side.certify.get(s).status == "see_staff", 10, "see_staff")
     refused = kiosk_side.certify.get(r)
     assert (
@@ -348,7 +359,7 @@ def test_the_package_reaches_central_and_answers_come_back(
     )
     # A late or repeated answer does not undo the officer's decision.
     central.publish(answers, json.dumps(result(a, "queued", position=1)))
-    central.publish(answers, json.dumps(result(r, "refused", reason="not_original")))
+    central.publish(answers, json.dumps(result(r, "refused", reason_code="not_original")))
     wait_until(lambda: "after the answer" in caplog.text, 10, "late answer logged")
     assert kiosk_side.certify.get(a).status == "approved"
 
@@ -365,9 +376,11 @@ def test_another_kiosk_cannot_answer_for_central(
     rogue = Peer(broker, fleet_pki.client("HCM-Q1-008")).connect()
     try:
         rogue.subscribe(answers)  # granted, but every delivery is filtered
-        reason = rogue.publish(answers, json.dumps(result(code, "refused", reason="other")))
+        reason = rogue.publish(answers, json.dumps(result(code, "refused", reason_code="other")))
         assert str(reason) == "Not authorized"
-        central.publish(answers, json.dumps(result(code, "queued", position=1, wait_min=2)))
+        central.publish(
+            answers, json.dumps(result(code, "queued", position=1, expected_wait_s=120))
+        )
         wait_until(lambda: kiosk_side.certify.get(code).status != "sent", 10, "central's answer")
         assert kiosk_side.certify.get(code).status == "queued"  # the forged refusal never came
         assert [m.topic for m in rogue.received()] == []  # nor does the rogue hear the answer
@@ -381,10 +394,10 @@ def test_results_are_checked_before_use() -> None:
     for bad in (
         {**good, "kiosk_id": "HN-01"},
         {**good, "status": "maybe"},
-        {**good, "pdf_base64": base64.b64encode(b"not a pdf").decode()},
+        {**good, "pdf": base64.b64encode(b"not a pdf").decode()},
         {k: v for k, v in good.items() if k != "number"},
         result("C", "refused"),  # no reason
-        result("C", "refused", reason="i-do-not-like-it"),
+        result("C", "refused", reason_code="i-do-not-like-it"),
     ):
         with pytest.raises(Malformed):
             parse_cert_result(json.dumps(bad).encode(), KIOSK)
@@ -525,7 +538,7 @@ def test_a_session_sends_one_request_per_original_and_prints_the_receipt(
     assert list((tmp_path / "a4").glob("*.pdf"))  # and its copy on the A4 printer
     s.wait_state()
     assert len(sorted((tmp_path / "printer").glob("*.bin"))) == 1
-    kiosk_side.certify.apply(result(b, "refused", reason="damaged"))
+    kiosk_side.certify.apply(result(b, "refused", reason_code="damaged"))
     state = s.wait_state()
     assert state["next"] == "result"
     refused = state["requests"][1]
@@ -667,13 +680,13 @@ def test_waiting_screen_shows_each_original_then_the_refusal(ui: Any) -> None:
     shown = " ".join(text_of(page).split())
     assert "Đang chờ cán bộ chứng thực…" in shown
     assert "Bản gốc 1" in shown and "Bản gốc 2" in shown and a in shown and b in shown
-    app.certify.apply(result(a, "queued", position=2, wait_min=5))
+    app.certify.apply(result(a, "queued", position=2, expected_wait_s=300))
     poll = client.post("/a/wait/poll").get_json()
     assert "next" not in poll and f"{a}:queued:2:5" in poll["version"]
     assert poll["message"].startswith("Còn khoảng")
     shown = " ".join(text_of(client.get("/a/wait")).split())
     assert "Đang xếp hàng" in shown and "khoảng 5 phút" in shown
-    app.certify.apply(result(a, "refused", reason="not_legalised"))
+    app.certify.apply(result(a, "refused", reason_code="not_legalised"))
     app.certify.apply(result(b, "see_staff"))
     poll = client.post("/a/wait/poll").get_json()
     assert poll["next"].endswith("/a/result")
@@ -723,7 +736,7 @@ def test_collect_later_with_the_code_and_the_one_time_code(
         c.collect(a, "246810")
     assert refused.value.why == "waiting"  # right codes, not certified yet
     c.apply(approved(a))
-    c.apply(result(b, "refused", reason="secret"))
+    c.apply(result(b, "refused", reason_code="secret"))
     with pytest.raises(CollectRefused) as refused:
         c.collect(b, "246810")
     assert refused.value.why == "refused"
@@ -735,7 +748,7 @@ def test_collect_later_with_the_code_and_the_one_time_code(
         c.collect("HCM-Q1-007-261123-424242-Z", "246810")
     assert refused.value.why == "unknown"  # an unknown code says the same as a wrong one
     state = c.collect(a.lower(), " 246810 ")  # typed in lower case, with spaces
-    assert state.code == a and state.number == "123/2026"
+    assert state.code == a and state.number == "123"
     with pytest.raises(CollectRefused) as refused:
         c.collect(a, "246810")  # one time only
     assert refused.value.why == "unknown"
@@ -774,7 +787,7 @@ def test_collect_screen_hands_over_the_approved_copy(ui: Any) -> None:
     shown = " ".join(text_of(
         client.post("/a/collect", data={"code": a, "pickup": planted["pickup"]})
     ).split())  # fmt: skip
-    assert "Bản sao chứng thực của bạn" in shown and a in shown and "123/2026" in shown
+    assert "Bản sao chứng thực của bạn" in shown and a in shown and "123" in shown
     jobs = app.printer.jobs()
     assert len(jobs) == before + 1 and jobs[0]["kind"] == "receipt"
     shown = text_of(client.post("/a/collect", data={"code": a, "pickup": planted["pickup"]}))
@@ -804,7 +817,7 @@ def test_the_slip_and_the_receipt_carry_the_codes_as_qr(
     assert sheet.height > 500  # two requests with their texts (the QR codes are native)
     c.apply(approved(a))
     receipt = cert_receipt(c.get(a), site="UBND Phường Bến Nghé")
-    assert native_qr_payloads(receipt) == [f"https://chungthuc.example.vn/v/{a}"]
+    assert native_qr_payloads(receipt) == [f"HTTPS://CHUNGTHUC.EXAMPLE.VN/V/{a}"]
     paper(receipt).save(tmp_path / "receipt.png")
     # 58 mm paper and a printer without native QR: the QR is drawn, and zbar reads it.
     from pyzbar.pyzbar import decode

@@ -144,8 +144,8 @@ def test_a_signed_request_is_stored_once_sealed_and_queued(
     view = certifier.request(code)
     assert view is not None
     assert view.page_jpegs == [jpeg, jpeg] and view.pages == 2
-    assert view.citizen_name == "Nguyễn Văn An" and view.fields == {"full_name": "Nguyễn Văn An"}
-    assert view.ocr_text == "GIẤY KHAI SINH" and view.capture == {"camera": "sim"}
+    assert view.citizen_name == "Nguyễn Văn An" and view.fields == {"name": "Nguyễn Văn An"}
+    assert view.ocr_text == "GIẤY KHAI SINH" and view.capture == {"camera": {"source": "test"}}
     assert certifier.request("HN-NOPE-000000-0") is None
 
 
@@ -178,7 +178,7 @@ def test_a_bad_signature_or_a_foreign_certificate_is_refused(
         "signed by another kiosk's certificate",
         "certificate not issued by the fleet CA",
         "no ES256 signature",
-        "no valid request code",
+        "not a cert-request/1: request_id: 'cert-not a code' does not match '^cert-[A-Z0-9-]+$'",
         "request code of another kiosk",
     ]
     assert not any("Nguy" in r.getMessage() + str(r.__dict__) for r in caplog.records)

@@ -398,8 +398,7 @@ class CertRequests:
 
     def apply(self, result: dict[str, Any]) -> RequestState | None:
         """Store one checked cert-result/1; None (and a log line) for a request not made here."""
-        request_id = str(result["request_id"])
-        code = request_id.removeprefix("cert-")
+        code = str(result["request_id"])  # the request code the kiosk gave
         status = result["status"]
         with self.store.transaction() as conn:
             row = conn.execute(
@@ -417,16 +416,15 @@ class CertRequests:
                 return self.get(code)
             pdf = None
             if status == "approved":
-                data = base64.b64decode(result["pdf_base64"])
-                if (
-                    "pdf_sha256" in result
-                    and hashlib.sha256(data).hexdigest() != result["pdf_sha256"]
-                ):
+                data = base64.b64decode(result["pdf"])
+                if hashlib.sha256(data).hexdigest() != result["sha256"]:
                     logger.warning(
                         "certified copy ignored: its hash does not match", extra={"code": code}
                     )
                     return None
                 pdf = self.key.encrypt(data, aad=f"pdf:{code}".encode())
+            wait_s = result.get("expected_wait_s")
+            wait_min = None if wait_s is None else wait_s / 60
             conn.execute(
                 "UPDATE cert_requests SET status = ?, position = ?, wait_min = ?, reason = ?, "
                 "number = ?, book = ?, qr = ?, pdf = COALESCE(?, pdf), updated_at = ? "
@@ -434,9 +432,9 @@ class CertRequests:
                 (
                     status,
                     result.get("position"),
-                    result.get("wait_min"),
-                    result.get("reason"),
-                    result.get("number"),
+                    wait_min,
+                    result.get("reason_code"),
+                    None if result.get("number") is None else str(result["number"]),
                     result.get("book"),
                     result.get("qr"),
                     pdf,

@@ -82,9 +82,9 @@ def parse_cert_result(payload: bytes, kiosk_id: str) -> dict[str, Any]:
         raise Malformed(f"cert-result: for kiosk {data['kiosk_id']}, not this one")
     if data["status"] == "approved":
         try:
-            pdf = base64.b64decode(data["pdf_base64"], validate=True)
+            pdf = base64.b64decode(data["pdf"], validate=True)
         except (binascii.Error, ValueError):
-            raise Malformed("cert-result: pdf_base64 is not base64") from None
+            raise Malformed("cert-result: pdf is not base64") from None
         if not pdf.startswith(b"%PDF"):
-            raise Malformed("cert-result: pdf_base64 is not a PDF")
+            raise Malformed("cert-result: pdf is not a PDF")
     return data

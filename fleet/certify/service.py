@@ -118,6 +118,7 @@ class Certifier:
         self.issuers = list(issuers or [])
         self.tz = zoneinfo.ZoneInfo(config.timezone)
         self._result_schema = validator("cert-result")
+        self._request_schema = validator("cert-request")
 
     # --- intake ---------------------------------------------------------------------------
 
@@ -149,20 +150,19 @@ class Certifier:
         return fresh
 
     def _request_row(self, kiosk_id: str, package: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        code = package.get("code") or package.get("request_id")
-        if not isinstance(code, str) or not _CODE.match(code):
+        """The queue's row of a package that follows protocol/schemas/cert-request.json."""
+        problem = next(iter(self._request_schema.iter_errors(package)), None)
+        if problem is not None:
+            where = "/".join(map(str, problem.absolute_path)) or "(top)"
+            raise ValueError(f"not a cert-request/1: {where}: {problem.message[:160]}")
+        code = package["code"]
+        if not _CODE.match(code):
             raise ValueError("no valid request code")
-        if not code.startswith(f"{kiosk_id}-"):  # <kiosk>-<yyMMdd>-<seq>-<check>
-            raise ValueError("request code of another kiosk")
-        pages = package.get("pages")
-        if not isinstance(pages, list) or not pages:
-            raise ValueError("no pages")
-        for page in pages:
-            if not isinstance(page, dict) or not isinstance(page.get("jpeg"), str):
-                raise ValueError("a page without its JPEG")
-        flags = package.get("flags") or []
-        if not isinstance(flags, list):
-            raise ValueError("flags is not a list")
+        if not code.startswith(f"{kiosk_id}-") or package["kiosk_id"] != kiosk_id:
+            raise ValueError("request code of another kiosk")  # <kiosk>-<yyMMdd>-<seq>-<check>
+        pages = package["pages"]
+        # The kiosk's checks that fired (edge/vision/checks Flag.as_dict()), for the officer.
+        flags = [_flag(f) for f in package["checks"]]
         now = self.clock()
         due = contract.deadline(
             dt.datetime.fromtimestamp(now, self.tz),
@@ -177,7 +177,7 @@ class Certifier:
             deadline=due.timestamp(),
             doc_type=str(package.get("doc_type") or "")[:64],
             pages=len(pages),
-            flags=[str(f)[:64] for f in flags],
+            flags=flags,
             package_sha256=contract.package_digest(package),
         )
         return code, row
@@ -199,8 +199,9 @@ class Certifier:
             page_jpegs=_jpegs(package),
             fields=package.get("fields") if isinstance(package.get("fields"), dict) else {},
             ocr_text=str(package.get("ocr_text") or ""),
-            citizen_name=str(package.get("citizen_name") or ""),
-            qr_on_original=package.get("qr_on_original"),
+            citizen_name=str((package.get("citizen") or {}).get("name") or ""),
+            qr_on_original=[c for c in package.get("checks") or [] if c.get("check") == "qr"]
+            or None,
             capture=package.get("capture") if isinstance(package.get("capture"), dict) else {},
         )
 
@@ -314,7 +315,7 @@ class Certifier:
                 book=lambda _n: book_ref(c.book_number, local.year),
                 officer=who,
                 fee_vnd=c.fee(row["pages"]),
-                requester=str(package.get("citizen_name") or ""),
+                requester=str((package.get("citizen") or {}).get("name") or ""),
                 now=now,
                 remote_addr=remote_addr,
                 sign=sign,
@@ -420,7 +421,7 @@ class Certifier:
         return who
 
     def _page(self, page: dict[str, Any]) -> CopyPage:
-        return CopyPage(jpeg=base64.b64decode(page["jpeg"]), dpi=float(page.get("dpi") or 300))
+        return CopyPage(jpeg=base64.b64decode(page["jpeg_base64"]), dpi=float(page["dpi"]))
 
     # --- answers to the kiosk -------------------------------------------------------------
 
@@ -585,11 +586,19 @@ def _period_label(year: int, month: int | None, day: int | None) -> str:
     return f"Ngày {day:02d}/{month:02d}/{year}"
 
 
+def _flag(check: dict[str, Any]) -> dict[str, Any]:
+    """What the queue keeps of one of the kiosk's flags: no free text beyond 200 characters."""
+    keep = {k: check[k] for k in ("check", "page", "score", "text", "status") if k in check}
+    if isinstance(check.get("detail"), dict):
+        keep["detail"] = check["detail"]
+    return {k: v[:200] if isinstance(v, str) else v for k, v in keep.items()}
+
+
 def _jpegs(package: dict[str, Any]) -> list[bytes]:
     out = []
     for page in package.get("pages") or []:
         try:
-            out.append(base64.b64decode(page["jpeg"]))
+            out.append(base64.b64decode(page["jpeg_base64"]))
         except (KeyError, TypeError, binascii.Error):
             continue
     return out
