@@ -238,3 +238,18 @@ def test_check_original_gathers_every_page() -> None:
         data = json.loads(json.dumps(f.as_dict()))
         assert data["text"] == f.text.msgid and f.text.vi != f.text.en
     assert check_original([image("orig-4.jpg")], ocr_text("orig-4.jpg"), dpi=DPI) == []
+
+
+def test_clear_camera_shots_raise_no_flag() -> None:
+    """False positives on the page pipeline's own camera corpus (tests/pages.py: uneven light,
+    shadow, colour cast, lens blur, JPEG), scanned as the kiosk scans: pages as scan() gives
+    them (ScannedPage.flat), their OCR text, each original's seal and signature."""
+    from edge.vision.ocr import shared_ocr
+    from edge.vision.page import scan
+    from tests import pages as docs
+
+    for seed, kind in ((1, "marriage_certificate"), (4, "other"), (7, "birth_certificate")):
+        page = scan(docs.photographed(seed, kind).image)
+        assert capture_quality(page.flat, dpi=page.dpi).readable
+        _, reading = shared_ocr().read_page(page)
+        assert check_original([page.flat], reading.text, dpi=page.dpi) == [], (seed, kind)

@@ -78,8 +78,10 @@ def check_original(
     dpi: float = DPI,
     read_stamps: bool = True,
 ) -> list[Flag]:
-    """Everything but capture_quality for one original (its flattened pages, BGR, at dpi, and
-    the OCR text of all of them): forbidden marks, photocopy and screen cues, damage, QR.
+    """Everything but capture_quality for one original: its pages as scan() flattened them,
+    before enhancement (ScannedPage.flat, BGR, at dpi: enhancement whitens correction fluid
+    into the paper and smooths a screen's colour pattern away), and the OCR text of all of
+    them. Forbidden marks, photocopy and screen cues, damage, printed QR.
     read_stamps: also read each page's coloured ink alone (stamp_text), as the page's OCR text
     leaves red stamps out."""
     stamps = [stamp_text(page, dpi=dpi) for page in pages] if read_stamps else []

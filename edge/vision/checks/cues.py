@@ -16,12 +16,18 @@ from edge.vision.checks.common import DAMAGE_KINDS, DPI, MESSAGES, WORK_DPI, Fla
 MIN_COLOUR_SHARE = 0.0002  # originals 0.0048-0.0092, blurred 0.00047+, copies 0
 MIN_INK_SHARE = 0.002  # a page with less print than this says nothing either way
 # Screen: strongest periodic peak in the chroma's fine texture, over the spectrum's median.
-MAX_PERIODIC_PEAK = 250.0  # screens 472-538; slightly blurred pages up to 141, others 51
+MAX_PERIODIC_PEAK = 250.0  # screens 472-538; slightly blurred pages up to 141, camera shots 128
 MIN_CHROMA_TEXTURE = 1.0  # std of the high-passed chroma; blurred pages 0.2, paper 2.8-4
 # Damage: areas in mm^2 (measured)
-MIN_PATCH_MM2 = 40.0  # correction patches 88-116; others 22 at most (a heavy blur)
-MIN_HOLE_MM2 = 20.0  # hole 91, tear 537; others 0
+MIN_PATCH_MM2 = (
+    70.0  # correction patches 88-116; others 34 at most, 53 on a page too blurred to read
+)
+MIN_HOLE_MM2 = 20.0  # hole 88, tear 329; others 0 (also 0 on 11 camera shots, see the docs)
 _MM = WORK_DPI / 25.4  # px per mm at the working scale
+PATCH_STEP = 6.0  # grey levels brighter than the paper around it
+PATCH_GRAIN = 1.6  # local standard deviation (7x7 px): flatter than paper grain
+HOLE_LEVEL = 0.55  # darker than this share of the paper: the platen (about 0.4) shows through
+RIM_MM = 3.0
 
 
 def colour_share(work: np.ndarray) -> tuple[float, float]:
@@ -90,22 +96,40 @@ def original_cues(page: np.ndarray, *, page_no: int, dpi: float = DPI) -> list[F
     return flags
 
 
+def paper_level(gray: np.ndarray) -> np.ndarray:
+    """The paper's own level around each pixel (float32): print taken off, then the median over
+    about 40 mm, so that a patch of fluid or a hole (smaller) does not move it, while the
+    light's slow changes over the page (shading, a shadow) do."""
+    # Print taken off first (a grey dilation wider than strokes), so the median is the paper's.
+    unprinted = cv2.dilate(gray, cv2.getStructuringElement(cv2.MORPH_RECT, (9, 9)))
+    small = cv2.resize(unprinted, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
+    k = max(3, round(40 * _MM / 4)) | 1
+    level = cv2.medianBlur(small, k)
+    h, w = gray.shape
+    return cv2.resize(level, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+
+
 def damage_areas(work: np.ndarray) -> tuple[float, float]:
     """Largest correction-like patch and largest hole-like blob, in mm^2."""
     gray = cv2.cvtColor(work, cv2.COLOR_BGR2GRAY)
     sat = cv2.cvtColor(work, cv2.COLOR_BGR2HSV)[:, :, 1]
     g = gray.astype(np.float32)
-    paper = float(np.median(g[g > np.percentile(g, 40)]))
+    local = paper_level(gray)
+    overall = float(np.percentile(g, 75))
     mean = cv2.blur(g, (7, 7))
     std = np.sqrt(np.maximum(cv2.blur(g * g, (7, 7)) - mean * mean, 0))
-    # Correction fluid / erasure: brighter than the paper and flatter than its grain.
-    flat_bright = ((mean >= paper + 6) & (std < 1.6)).astype(np.uint8)
+    # Correction fluid / erasure: brighter than the paper around it and flatter than its grain.
+    flat_bright = ((mean >= local + PATCH_STEP) & (std < PATCH_GRAIN)).astype(np.uint8)
     patch = cv2.morphologyEx(
         flat_bright, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
     )
-    # Hole or tear: the platen (mid grey, unsaturated) through the page, wider than any stroke.
+    # Hole or tear: the platen (much darker, unsaturated) through the page, wider than any
+    # stroke; not in the outer rim, where a sliver of platen is left by the page's cut-out.
+    ref = np.maximum(local, 0.8 * overall)
+    grey = ((g < HOLE_LEVEL * ref) & (g > 35) & (sat < 60)).astype(np.uint8)
+    rim = max(1, round(RIM_MM * _MM))
+    grey[:rim], grey[-rim:], grey[:, :rim], grey[:, -rim:] = 0, 0, 0, 0
     k = max(3, round(4 * _MM)) | 1
-    grey = ((g < 0.7 * paper) & (g > 35) & (sat < 60)).astype(np.uint8)
     hole = cv2.morphologyEx(
         grey, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     )
