@@ -22,6 +22,7 @@ from edge.services.ecopy import FIELD_LABELS, NO_PAGES, EcopySession
 from edge.services.identify import State, VerificationSession
 from edge.vision.face import FaceVerifier
 from edge.vision.liveness import LivenessChallenge
+from edge.vision.page import PageCapture, PageCheck, check_page
 from tests import cards
 from tests import pages as docs
 from tests.copies_helpers import copy_service
@@ -221,3 +222,42 @@ def test_no_page_on_the_platen_is_told_plainly_and_nothing_is_read(kiosk) -> Non
 def test_the_fields_read_are_labelled_in_both_languages() -> None:
     assert (FIELD_LABELS["name"].vi, FIELD_LABELS["name"].en) == ("Họ và tên", "Full name")
     assert all(label.vi != label.en for label in FIELD_LABELS.values())  # all in the catalog
+
+
+def test_an_unreadable_page_is_refused_with_what_to_do(kiosk) -> None:
+    """OK on a blurred or dark page used to take it "as it is" and certify an illegible copy:
+    now it is refused (not kept) with the guidance; a readable page is still taken."""
+    make, _, _, _, _ = kiosk
+    s = make()
+    identify_by_staff(s, card_scene()[0])
+    blurred = docs.photographed(2, "birth_certificate", problem="blurred").image  # a capture
+    problem = s.capture_page(blurred)  # OK pressed on a blurred shot
+    assert problem is not None and s.pages == []
+    assert problem.vi == "Ảnh bị mờ. Giữ yên tờ giấy rồi chụp lại."
+    sharp = docs.photographed(2, "birth_certificate").image
+    assert s.capture_page(sharp) is None and len(s.pages) == 1
+
+
+def test_the_auto_capture_does_not_take_an_unreadable_page(kiosk) -> None:
+    """The live check (check_page) already holds back a blurred page; should it let one pass
+    (here: its blur verdict dropped, so only the capture gate is left), the page is still
+    refused at capture and the citizen told what to do."""
+    make, _, _, _, _ = kiosk
+    s = make()
+    identify_by_staff(s, card_scene()[0])
+
+    def blind_to_blur(frame: np.ndarray) -> PageCheck:
+        check = check_page(frame)
+        return dataclasses.replace(
+            check, problems=tuple(p for p in check.problems if p != "blurred")
+        )
+
+    s.capture = PageCapture(checker=blind_to_blur)
+    blurred = docs.photographed(3, "birth_certificate", size=docs.PREVIEW, problem="blurred").image
+    polls = [s.feed_page(blurred) for _ in range(6)]
+    refused = [p for p in polls if p.message is not None and "blurred" in p.message.msgid]
+    assert refused and all(p.tone == "bad" and not p.touch for p in refused)
+    assert refused[0].message.vi == "Ảnh bị mờ. Giữ yên tờ giấy rồi chụp lại."
+    assert s.pages == []
+    place(s, docs.photographed(3, "birth_certificate", size=docs.PREVIEW).image)
+    assert len(s.pages) == 1

@@ -26,6 +26,7 @@ from edge.ports.payment import Payment
 from edge.services.consent import CONSENT_TEXT, PURPOSE_FACE
 from edge.services.identify import NO_PORTRAIT, State, VerificationSession
 from edge.texts import N_, Text
+from edge.vision.checks import capture_quality
 from edge.vision.page import PageCapture, PageRejected, scan
 
 logger = logging.getLogger(__name__)
@@ -359,9 +360,14 @@ class EcopySession:
             quad = frame_quad(check.quad, size)
             if state.capture:
                 try:
-                    self.pages.append(scan(frame, check=check))
+                    page = scan(frame, check=check)
                 except PageRejected as err:
                     return Poll(message=err.text, tone="bad", quad=quad)
+                quality = capture_quality(page.flat, dpi=page.dpi)
+                if quality.problem is not None:  # too blurred or dark to read: not taken
+                    self.capture.reset()
+                    return Poll(message=quality.problem, tone="bad", quad=quad)
+                self.pages.append(page)
                 captured = True
                 logger.info("page captured", extra={"pages": len(self.pages)})
         tone = {"hold_still": "good", "capture": "good", "captured": "good"}.get(
@@ -377,13 +383,19 @@ class EcopySession:
         )
 
     def capture_page(self, frame: np.ndarray | None) -> Text | None:
-        """OK pressed: take the page as it is now (blur or glare only warn); the problem, if any."""
+        """OK pressed: take the page as it is now (glare only warns); the problem, if any. A page
+        too blurred or dark to read is refused with what to do (edge.vision.checks)."""
         with self.lock:
             try:
                 if frame is None:
                     raise KioskError("no camera frame")
                 if len(self.pages) < MAX_PAGES:
-                    self.pages.append(self.capture.capture(frame))
+                    page = self.capture.capture(frame)
+                    quality = capture_quality(page.flat, dpi=page.dpi)
+                    if quality.problem is not None:
+                        self.capture.reset()
+                        return quality.problem
+                    self.pages.append(page)
             except PageRejected as err:
                 return err.text
             except KioskError:
