@@ -137,7 +137,7 @@ class App:
         )
         certify = certify_from_config(
             c, store=store, key=key, outbox=outbox, reserve=copies.sequence.reserve,
-            on_queued=self._kick_fleet,
+            on_queued=self._kick_fleet, verify_qr=copies.verify_qr,
         )  # fmt: skip
         services = build_services(
             c,

@@ -36,6 +36,8 @@ LEGITIMATE: dict[str, set[str] | None] = {
     "edge/copies/pdf.py": None,
     "edge/copies/sign.py": None,
     "edge/copies/receipt.py": None,
+    # The labels central writes in a certified copy's PDF Subject, read back (a format).
+    "edge/copies/verify.py": {"Số chứng thực", "Quyển số"},
     "edge/services/printouts.py": None,
     # Print job titles (the print queue, the technician's screen), named after their slip.
     "edge/services/tickets.py": {"Số thứ tự "},

@@ -141,14 +141,22 @@ def device_signer(key_file: Path, cert_file: Path) -> tuple[ec.EllipticCurvePriv
     return key, cert_pem
 
 
-def default_check_original() -> CheckOriginal | None:
-    """edge.vision.checks.check_original when this build has it (written in parallel)."""
-    try:
-        from edge.vision import checks  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    found = getattr(checks, "check_original", None)
-    return found if callable(found) else None
+def page_checks(verify_qr: Callable[[str], Any] | None = None) -> CheckOriginal:
+    """edge.vision.checks.check_original on one original's pages as scan() flattened them,
+    before enhancement (ScannedPage.flat: enhancement hides correction fluid and a screen's
+    pattern; docs/page-checks.md), at their dpi; the flags as JSON for the package.
+    verify_qr checks a QR printed on the original in a signed format we know (our copies')."""
+    from edge.vision.checks import check_original
+
+    def run(pages: Sequence[Any], ocr_text: str) -> list[dict[str, Any]]:
+        if not pages:
+            return []
+        flags = check_original(
+            [page.flat for page in pages], ocr_text, verify_qr=verify_qr, dpi=pages[0].dpi
+        )
+        return [flag.as_dict() for flag in flags]
+
+    return run
 
 
 def encode_page(page: Any) -> tuple[bytes, int, int]:
@@ -597,6 +605,7 @@ def from_config(
     outbox: Outbox,
     reserve: Callable[[], int],
     on_queued: Callable[[], None] | None = None,
+    verify_qr: Callable[[str], Any] | None = None,
 ) -> CertRequests:
     """The daemon's certification requests: signed with [mqtt] key_file/cert_file, or, in
     simulation without them, a development device key under <state_dir>/certify."""
@@ -623,7 +632,7 @@ def from_config(
         signer=signer,
         timezone=config.kiosk.timezone,
         camera=config.camera.model_dump(mode="json"),
-        check_original=default_check_original(),
+        check_original=page_checks(verify_qr),
         office=(c.office_open, c.office_close),
         on_queued=on_queued,
     )
