@@ -51,17 +51,29 @@ SLA_LABELS = {
 }
 # The kiosk's checks (fleet shows unknown ones by their code): label, what the officer should
 # look at.
+# The kiosk's checks (edge/vision/checks, docs/page-checks.md): a label and what to look at.
 FLAG_TEXTS: dict[str, tuple[str, str]] = {
-    "blur": ("Ảnh mờ", "Some text may be unreadable: check every page is legible."),
-    "glare": ("Lóa sáng", "A reflection hides part of a page."),
-    "cropped": ("Mất mép", "A page's edge is outside the picture: check nothing is cut."),
-    "photocopy": ("Nghi bản photo", "The paper looks like a photocopy, not an original."),
-    "screen": ("Nghi ảnh màn hình", "The page may be a picture on a screen (moiré)."),
-    "no_seal": ("Không thấy dấu", "No red seal found where the document type has one."),
-    "altered": ("Nghi tẩy xóa", "Local differences suggest erasing or overwriting."),
-    "qr_mismatch": ("QR không khớp", "The original's QR code does not match its text."),
-    "pages_missing": ("Thiếu trang", "Fewer pages than the document type usually has."),
-    "foreign": ("Giấy tờ nước ngoài", "Foreign document: it needs consular legalisation."),
+    "forbidden_mark": (
+        "Dấu cấm sao",
+        "Bản chính có dấu mật hoặc ghi không được sao (Điều 22 NĐ 23/2015) / "
+        "a secrecy or do-not-copy mark.",
+    ),
+    "photocopy": (
+        "Nghi bản photo",
+        "Không thấy mực màu như dấu đỏ / no coloured ink: maybe a photocopy.",
+    ),
+    "screen": ("Nghi ảnh màn hình", "Vân moiré, lưới điểm ảnh / moiré: maybe a screen."),
+    "damage": (
+        "Nghi tẩy xóa, hư hỏng",
+        "Vết tẩy xóa, lỗ hoặc rách: xem kỹ bản chính / erasure, hole or tear.",
+    ),
+    "qr": ("QR trên bản chính", "Mã QR in trên giấy tờ / a QR code printed on the original."),
+    "blur": ("Ảnh mờ", "Kiểm tra từng trang đọc được / check every page is legible."),
+    "dark": ("Ảnh tối", "Kiểm tra từng trang đọc được / check every page is legible."),
+    "checks": (
+        "Kiểm tra tự động lỗi",
+        "Ki-ốt không kiểm tra được bản chính này: xem kỹ / the kiosk's checks failed.",
+    ),
 }
 STATUS_TEXTS = {
     "valid": ("Bản sao hợp lệ", "Valid certified copy"),
@@ -87,9 +99,17 @@ def _when(value: float | None, fmt: str = "%H:%M %d/%m/%Y") -> str:
 
 
 def _flag(flag: Any) -> dict[str, str]:
-    """A kiosk flag ("blur", or {"code": .., "detail": ..}) as code, label, explanation."""
+    """A kiosk flag (edge.vision.checks Flag.as_dict(): check, page, score, detail) as code,
+    label, explanation."""
     if isinstance(flag, dict):
-        code, detail = str(flag.get("code", "?")), str(flag.get("detail", ""))
+        code = str(flag.get("check") or flag.get("code") or "?")
+        facts = [f"trang/page {flag['page']}"] if flag.get("page") else []
+        found = flag.get("detail")
+        if isinstance(found, dict):
+            facts += [f"{k}: {v}" for k, v in found.items() if isinstance(v, str | int | float)]
+        elif found:
+            facts.append(str(found))
+        detail = "; ".join(facts)
     else:
         code, detail = str(flag), ""
     label, why = FLAG_TEXTS.get(code, (code, ""))
