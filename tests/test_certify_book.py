@@ -399,3 +399,30 @@ def test_register_export_csv_pdf_and_cli(
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert bad.returncode != 0 and "--day needs --month" in bad.stderr
+
+
+def test_configured_revocation_data_makes_the_agency_seal_b_lt(
+    store: FleetStore, signer: TestSigner, jpeg: bytes, tmp_path: Path
+) -> None:
+    """[certify] crl_files + trust_root_files: the seal carries the CRL in the document's DSS
+    (PAdES B-LT), checked by reading the signed copy back with pyHanko."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    crl, root = tmp_path / "root.crl", tmp_path / "root.pem"
+    crl.write_bytes(signer.pki.crl.public_bytes(Encoding.PEM))  # PEM here, DER also read
+    root.write_bytes(signer.pki.root.public_bytes(Encoding.PEM))
+    config = signer.config(crl_files=[crl], trust_root_files=[root])
+    assert [len(x) for x in config.revocation_data()] == [1, 1]
+    code = seed_requests(store, 1, start=time.time() - 60, jpeg=jpeg)[0]
+    certifier = certifier_for_tests(store, signer, config=config)
+    entry = certifier.approve(code, OFFICER, pin=PIN, remote_addr="")
+    found = store.cert_copy(entry.copy_code)
+    assert found is not None and found["book"] is not None
+    reader = PdfFileReader(io.BytesIO(found["book"]["pdf"]))
+    dss = reader.root.get("/DSS")
+    dss = dss.get_object() if dss is not None else None
+    assert dss is not None and len(dss["/CRLs"]) >= 1
+    assert [s.field_name for s in reader.embedded_signatures] == ["OfficerSignature", "AgencySeal"]
+    # Without both settings the seal stays B-B/B-T: no DSS.
+    assert signer.config(crl_files=[crl]).revocation_data() == ([], [])

@@ -62,6 +62,16 @@ class CertifyConfig(BaseModel):
     fee_max_vnd: int = Field(200000, ge=0, description="Fee ceiling per copy.")
     seal: SealKey = SealKey()
     tsa_url: str | None = Field(None, description="RFC 3161 timestamp authority (PAdES B-T).")
+    crl_files: list[Path] = Field(
+        default_factory=list,
+        description="CRLs (DER or PEM) of the official-use CA, embedded in the agency seal's "
+        "signature for PAdES B-LT; needs trust_root_files. Fetch them fresh (a cron job).",
+    )
+    trust_root_files: list[Path] = Field(
+        default_factory=list,
+        description="Root certificates (PEM) the B-LT validation chains to: the official-use "
+        "CA's and the TSA's.",
+    )
     fleet_ca_file: Path | None = Field(
         None,
         description="The CA that issued the kiosks' certificates (checks the capture packages' "
@@ -70,6 +80,29 @@ class CertifyConfig(BaseModel):
     font_file: Path | None = Field(
         None, description="A TTF with Vietnamese glyphs for the PDF register (default: DejaVu)."
     )
+
+    def revocation_data(self) -> tuple[list[bytes], list[bytes]]:
+        """(CRLs, roots) as DER for make_copy's B-LT; both empty unless both are configured."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        if not self.crl_files or not self.trust_root_files:
+            return [], []
+        crls = []
+        for path in self.crl_files:
+            data = path.read_bytes()
+            crl = (
+                x509.load_pem_x509_crl(data)
+                if data.lstrip().startswith(b"-----")
+                else x509.load_der_x509_crl(data)
+            )
+            crls.append(crl.public_bytes(Encoding.DER))
+        roots = [
+            cert.public_bytes(Encoding.DER)
+            for path in self.trust_root_files
+            for cert in x509.load_pem_x509_certificates(path.read_bytes())
+        ]
+        return crls, roots
 
     @property
     def enabled(self) -> bool:

@@ -281,6 +281,7 @@ class Certifier:
             pin=c.seal.pin(),
         )
         made: list[Any] = []
+        crls, roots = c.revocation_data()
 
         def sign(number: int, book: str) -> Signed:
             certification = Certification(
@@ -303,6 +304,8 @@ class Certifier:
                 verify_base=c.verify_base,
                 tsa_url=c.tsa_url,
                 doc_type=row["doc_type"],
+                crls=crls,
+                trust_roots=roots,
             )
             made.append(copy)
             return Signed(pdf=copy.pdf, sha256=copy.sha256, thumbnail=copy.thumbnail)
