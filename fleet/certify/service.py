@@ -591,7 +591,9 @@ def _period_label(year: int, month: int | None, day: int | None) -> str:
 
 def _flag(check: dict[str, Any]) -> dict[str, Any]:
     """What the queue keeps of one of the kiosk's flags: no free text beyond 200 characters."""
-    keep = {k: check[k] for k in ("check", "page", "score", "text", "status") if k in check}
+    keep: dict[str, Any] = {
+        k: check[k] for k in ("check", "page", "score", "text", "status") if k in check
+    }
     if isinstance(check.get("detail"), dict):
         keep["detail"] = check["detail"]
     return {k: v[:200] if isinstance(v, str) else v for k, v in keep.items()}
