@@ -74,6 +74,23 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("--reason", default="")
     revoke.add_argument("--by", default="cli")
     _certify_parser(sub)
+    demo = sub.add_parser("demo", help="demonstrations that run on one PC")
+    demo_sub = demo.add_subparsers(dest="demo", required=True)
+    d_cert = demo_sub.add_parser(
+        "certify",
+        help="the whole certification loop on the loopback: a simulated kiosk, Mosquitto, the "
+        "console, a scripted officer signing with SoftHSM2 development tokens",
+    )
+    d_cert.add_argument(
+        "--original",
+        action="append",
+        required=True,
+        metavar="P1.png[,P2.png...]",
+        help="one original (repeatable); a comma-separated list is one multi-page original",
+    )
+    d_cert.add_argument("--out", type=Path, required=True, help="folder for <code>.pdf")
+    d_cert.add_argument("--json", action="store_true", help='print {"copies": [...]} only')
+    d_cert.add_argument("--timeout", type=float, default=120.0, help="overall limit, seconds")
     return parser
 
 
@@ -123,6 +140,17 @@ def _configured(args: argparse.Namespace) -> int:
             f"{', '.join(missing)} not installed; the fleet console needs the "
             "central extra: pip install 'kiosk-edge[central]'"
         )
+    if args.command == "demo":
+        # Makes its own broker, store, tokens and config in a temp dir: -c is not read.
+        from fleet.certify import demo
+
+        logging.basicConfig(
+            level=logging.WARNING,
+            format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+        logging.getLogger(demo.__name__).setLevel(logging.INFO)
+        return demo.main(args.original, args.out, as_json=args.json, timeout_s=args.timeout)
     from fleet.config import load_config
 
     config = load_config(args.config)
