@@ -217,6 +217,25 @@ def test_a_missing_image_is_refused_before_anything_starts(
     assert not out.exists()
 
 
+def test_without_mosquitto_it_says_what_to_install(
+    originals: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from fleet import cli
+    from fleet.certify import demo
+
+    monkeypatch.setattr(demo.shutil, "which", lambda name: None)
+    monkeypatch.setattr(demo, "MOSQUITTO_PATHS", ())
+    out = tmp_path / "copies"
+    code = cli.main(["demo", "certify", "--original", originals[0], "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "mosquitto and SoftHSM2" in err and "sudo apt install mosquitto softhsm2" in err
+    assert not out.exists()
+
+
 def test_ctrl_c_stops_the_broker_and_removes_the_temp_dir(
     originals: list[str], tmp_path: Path
 ) -> None:

@@ -73,6 +73,7 @@ MAX_PAGES = 20  # protocol/schemas/cert-request.json
 MAX_PACKAGE_BYTES = 16 << 20  # the kiosk's own limit for one package
 A4_WIDTH_IN = 210 / 25.4
 INSTALL_HINT = "sudo apt install mosquitto softhsm2"
+MOSQUITTO_PATHS = ("/usr/sbin/mosquitto",)  # Debian's, not on a user's PATH
 REPO = Path(__file__).resolve().parents[2]
 ACL_FILE = REPO / "config" / "mosquitto" / "kiosk-fleet.acl"
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -242,8 +243,8 @@ def check_tools() -> tuple[str, str]:
     """mosquitto and the SoftHSM2 library, or DemoFailed naming the packages to install."""
     from fleet.certify.devpki import MODULE
 
-    mosquitto = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    mosquitto = shutil.which("mosquitto") or next(
+        (p for p in MOSQUITTO_PATHS if Path(p).exists()), None
     )
     missing = []
     if mosquitto is None:
