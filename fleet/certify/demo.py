@@ -479,7 +479,7 @@ class ScriptedOfficer(threading.Thread):
         self.codes = set(codes)
         self.pin = pin
         self.stop_event = threading.Event()
-        self.error: BaseException | None = None
+        self.error: Exception | None = None
         self.approved: list[str] = []
 
     def run(self) -> None:
@@ -502,7 +502,7 @@ class ScriptedOfficer(threading.Thread):
                     entry.book,
                     time.monotonic() - started,
                 )
-        except BaseException as err:  # handed to the main thread
+        except Exception as err:  # handed to the main thread
             self.error = err
 
 
@@ -657,10 +657,12 @@ def _run(
         officer.start()
         copies = _collect(kiosk, officer, codes, out, deadline, timeout_s, on_copy, contract)
         logger.info(
-            "%d certified copies back %.1f s after the last request was sent (%.1f s in all)",
+            "%d certified copies back %.1f s after the last request was sent (%.1f s in all); "
+            "central acknowledged %d of the kiosk's records",
             len(copies),
             time.monotonic() - sent_at,
             time.monotonic() - started,
+            len(kiosk.acked & {f"cert-{c}" for c in codes}),
         )
         return copies
     finally:
