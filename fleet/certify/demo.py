@@ -41,7 +41,6 @@ import secrets
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -412,23 +411,14 @@ class SimKiosk:
     on <prefix>/<kiosk>/records/cert-request and hears central on <prefix>/<kiosk>/cert."""
 
     def __init__(self, port: int, ca_file: Path, me: Identity) -> None:
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+        from protocol.mqtt import new_client, tls_context
 
         self.answers: queue.Queue[dict[str, Any]] = queue.Queue()
         self.acked: set[str] = set()
         self._connected = threading.Event()
         self._subscribed = threading.Event()
         self.port = port
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=KIOSK_ID, protocol=MQTTProtocolVersion.MQTTv5
-        )
-        self.client.tls_set(
-            ca_certs=str(ca_file),
-            certfile=str(me.cert),
-            keyfile=str(me.key),
-            tls_version=ssl.PROTOCOL_TLS_CLIENT,
-        )
+        self.client = new_client(KIOSK_ID, tls=tls_context(ca_file, me.cert, me.key))
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = lambda *_a: self._subscribed.set()
         self.client.on_message = self._on_message
