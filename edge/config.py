@@ -418,6 +418,9 @@ class A4PrinterSection(Section):
     )
 
 
+HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
 class CertifySection(Section):
     wait_s: float = Field(
         180.0,
@@ -425,8 +428,12 @@ class CertifySection(Section):
         le=3600,
         description="How long a citizen waits for the officer before taking a request slip.",
     )
-    office_open: str = Field("07:30", description="Officers answer from (local time, HH:MM).")
-    office_close: str = Field("17:00", description="Officers answer until (local time, HH:MM).")
+    office_open: str = Field(
+        "07:30", pattern=HHMM, description="Officers answer from (local time, HH:MM)."
+    )
+    office_close: str = Field(
+        "17:00", pattern=HHMM, description="Officers answer until (local time, HH:MM)."
+    )
     print_copy: bool = Field(
         False, description="Print an approved copy on the A4 printer as well as its receipt."
     )

@@ -50,6 +50,9 @@ ALLOWED: dict[str, str] = {
     "ui.idle_timeout_s": "screen timeout; a session's data is wiped at the timeout",
     "ui.idle_warning_s": "how long the countdown shows before the timeout",
     "ui.default_language": "language of a new session, vi or en",
+    "certify.wait_s": "how long a citizen waits for the officer before the request slip",
+    "certify.office_open": "when the centre's officers start answering (HH:MM)",
+    "certify.office_close": "when the centre's officers stop answering (HH:MM)",
 }
 
 _ON_DEVICE = "a technician sets it on the device"
@@ -105,6 +108,8 @@ _REFUSALS: tuple[tuple[str, str], ...] = (
     ("logging.format", LOG_FORMAT),
     ("ui.technician_", ACCESS),
     ("ui.liveness_", IDENTITY_CHECK),
+    ("certify.print_copy", HARDWARE),
+    ("certify.a4printer.", HARDWARE),
     ("camera.", HARDWARE),
     ("buttons.", HARDWARE),
     ("tamper.", HARDWARE),
