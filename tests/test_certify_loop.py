@@ -9,6 +9,7 @@ signed PDF (pdfsig, pdftotext, the kiosk's own verifier) and shows the refusal i
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import subprocess
@@ -115,7 +116,10 @@ def desk(console: Console, tmp_path: Path) -> Iterator[dict[str, Any]]:
     web = WebServer(app, host="127.0.0.1", port=0, threads=4)
     web.start()
     try:
-        yield {"url": f"http://127.0.0.1:{web.port}", "totp": pyotp.parse_uri(uri)}
+        yield {
+            "url": f"http://127.0.0.1:{web.port}",
+            "totp": pyotp.TOTP(pyotp.parse_uri(uri).secret),
+        }
     finally:
         web.stop()
 
@@ -127,13 +131,21 @@ def verifier() -> Any:
     return FaceVerifier()
 
 
-@pytest.fixture
-def kiosk(
-    tmp_path: Path, broker: Broker, fleet_pki: FleetPki, verifier: Any
+TWO_ORIGINALS = (((2, "birth_certificate"), (3, "birth_certificate")), ((5, "other"),))
+
+
+@contextlib.contextmanager
+def ecopy_kiosk(
+    root: Path,
+    broker: Broker,
+    pki: FleetPki,
+    verifier: Any,
+    originals: tuple[tuple[tuple[int, str], ...], ...] = TWO_ORIGINALS,
 ) -> Iterator[dict[str, Any]]:
     """The kiosk: its store, outbox, fleet client and certification requests (with the real
-    page checks), and an e-copy session whose identified citizen has placed two originals
-    (two pages, then one); the receipt printer faked at its port (ESC/POS bytes to files)."""
+    page checks), and an e-copy session whose identified citizen has placed `originals` (each
+    its pages' (seed, kind) from tests/pages.py) and whose pages are read; the receipt printer
+    faked at its port (ESC/POS bytes to files). Also bench/certify.py's kiosk."""
     from edge.config import CopiesSection
     from edge.fees import Fee, quote
     from edge.services.consent import ConsentStore
@@ -141,13 +153,13 @@ def kiosk(
     from edge.services.identify import VerificationSession
     from tests.test_ecopy_session import card_scene, identify_by_staff, place
 
-    side = KioskSide(tmp_path / "kiosk", fleet_pki, check=page_checks())
+    side = KioskSide(root / "kiosk", pki, check=page_checks())
     bus = EventBus()
     bus.start()
     session = None
     try:
-        side.connect(broker, fleet_pki)
-        transport = SimulatedPrinter(tmp_path / "printer")
+        side.connect(broker, pki)
+        transport = SimulatedPrinter(root / "printer")
         transport.plug_in()
         printer = PrintQueue(transport, store=side.store, key=side.key, bus=bus)
 
@@ -155,8 +167,13 @@ def kiosk(
             def quote(self, pages: int) -> Fee:
                 return quote(pages, CopiesSection(fee_exempt=False), KIOSK)
 
-        first = docs.photographed(2, "birth_certificate", size=docs.PREVIEW)
-        frame, _ = card_scene(first.doc.fields["name"])
+        shots = [
+            [docs.photographed(seed, kind, size=docs.PREVIEW) for seed, kind in o]
+            for o in originals
+        ]
+        holder = shots[0][0].doc
+        assert holder is not None
+        frame, _ = card_scene(holder.fields["name"])
         identity = VerificationSession(
             consents=ConsentStore(side.store, side.key, kiosk_id=KIOSK),
             verifier=verifier,
@@ -173,23 +190,33 @@ def kiosk(
             wait_s=180,
             central_up=lambda: True,
             printer=printer,
-            a4printer=FolderA4Printer(tmp_path / "a4"),
+            a4printer=FolderA4Printer(root / "a4"),
             print_copy=False,
             slip_options={"site": SITE},
         )
         identify_by_staff(session, frame)
-        place(session, first.image)
-        place(session, docs.photographed(3, "birth_certificate", size=docs.PREVIEW).image)
-        assert session.new_original()
-        place(session, docs.photographed(5, "other", size=docs.PREVIEW).image)
-        assert session.originals() == [[1, 2], [3]]
+        for i, original in enumerate(shots):
+            if i:
+                assert session.new_original()
+            for shot in original:
+                place(session, shot.image)
+        assert [len(o) for o in session.originals()] == [len(o) for o in originals]
         assert session.read_pages() is None  # OCR, upright, the document type
-        yield {"side": side, "session": session, "printed": tmp_path / "printer"}
+        yield {"side": side, "session": session, "printed": root / "printer"}
     finally:
         if session is not None:
             session.close()
         bus.stop()
         side.close()
+
+
+@pytest.fixture
+def kiosk(
+    tmp_path: Path, broker: Broker, fleet_pki: FleetPki, verifier: Any
+) -> Iterator[dict[str, Any]]:
+    with ecopy_kiosk(tmp_path, broker, fleet_pki, verifier) as k:
+        assert k["session"].originals() == [[1, 2], [3]]
+        yield k
 
 
 def _pdf_text(pdf: Path) -> str:
@@ -205,7 +232,7 @@ def _pdf_text(pdf: Path) -> str:
 
 def _zbar_on_last_page(pdf: Path, folder: Path) -> list[str]:
     from PIL import Image
-    from pyzbar.pyzbar import decode
+    from pyzbar.pyzbar import decode  # type: ignore[import-untyped]
 
     subprocess.run(
         ["pdftoppm", "-r", "150", "-png", str(pdf), str(folder / "page")],
@@ -238,6 +265,7 @@ def test_the_full_loop_from_the_kiosk_to_the_officer_and_back(
     assert s.give_contact("", "kiosk") == "issue"
     assert s.issue() == "wait"
     approve_code, refuse_code = s.codes
+    assert side.fleet is not None
     side.fleet.kick()
     assert s.wait_state()["next"] == "wait"
     wait_until(
@@ -320,6 +348,7 @@ def test_the_full_loop_from_the_kiosk_to_the_officer_and_back(
     (receipt_file,) = sorted(kiosk["printed"].glob("*.bin"))
     receipt = receipt_file.read_bytes()
     kept = side.certify.get(approve_code)
+    assert kept.qr
     assert native_qr_payloads(receipt) == [kept.qr]
     printed = shared_ocr().read(np.asarray(paper(receipt))).text
     lines = [" ".join(x.split()) for x in printed.splitlines()]
