@@ -3,7 +3,7 @@ e-copy session, sent signed through its outbox and fleet client over a real Mosq
 shipped ACL) to the real console and its Certifier (SQLite and PostgreSQL); an officer logs in to
 the real desk app in headless Chromium (password, TOTP, token PIN), sees the request with its
 pages and flags, approves one original (two PAdES signatures through PKCS#11 on SoftHSM2) and
-refuses the other (R then a digit); the kiosk hears both, prints the receipt (read back from the
+refuses the other, whose "MẬT" stamp the kiosk's page checks flagged (R then 3: secret); the kiosk hears both, prints the receipt (read back from the
 ESC/POS bytes: Tesseract for the text, the native QR's data, zbar on the copy's own QR), holds the
 signed PDF (pdfsig, pdftotext, the kiosk's own verifier) and shows the refusal in Vietnamese."""
 
@@ -13,7 +13,7 @@ import contextlib
 import datetime as dt
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -57,7 +57,7 @@ OFFICER = "nguyen.van.an"
 OFFICER_NAME = "Nguyễn Văn An"  # as on the officer's token certificate (fleet/certify/devpki.py)
 PASSWORD = "mật-khẩu-dài-đủ-2026"
 SITE = "UBND Phường Bến Nghé"
-REFUSE_DIGIT, REFUSE_CODE = "2", "damaged"  # the desk's R then 2
+REFUSE_DIGIT, REFUSE_CODE = "3", "secret"  # the desk's R then 3
 WAIT_S = 60.0  # every wait is bounded
 
 
@@ -131,7 +131,26 @@ def verifier() -> Any:
     return FaceVerifier()
 
 
-TWO_ORIGINALS = (((2, "birth_certificate"), (3, "birth_certificate")), ((5, "other"),))
+def marked_page() -> np.ndarray:
+    """A page stamped "MẬT" (secret: Decree 23/2015 Art. 22), from the page-checks set
+    (tests/page_checks_set.py, mark-0), laid on the platen as the camera takes a still."""
+    from tests.page_checks_set import image
+
+    page = image("mark-0.jpg")
+    h, w = page.shape[:2]
+    width, height = docs.CAPTURE
+    ph = height * 0.9
+    pw = ph * w / h
+    x0, y0 = (width - pw) / 2, (height - ph) / 2
+    quad = [[x0 + 10, y0], [x0 + pw, y0 + 15], [x0 + pw - 8, y0 + ph], [x0, y0 + ph - 12]]
+    return docs.place(page, np.array(quad), size=docs.CAPTURE, seed=4)
+
+
+Shot = tuple[int, str] | Callable[[], np.ndarray]  # tests/pages.py (seed, kind), or a frame
+TWO_ORIGINALS: tuple[tuple[Shot, ...], ...] = (
+    ((2, "birth_certificate"), (3, "birth_certificate")),
+    (marked_page,),
+)
 
 
 @contextlib.contextmanager
@@ -140,11 +159,12 @@ def ecopy_kiosk(
     broker: Broker,
     pki: FleetPki,
     verifier: Any,
-    originals: tuple[tuple[tuple[int, str], ...], ...] = TWO_ORIGINALS,
+    originals: tuple[tuple[Shot, ...], ...] = TWO_ORIGINALS,
 ) -> Iterator[dict[str, Any]]:
     """The kiosk: its store, outbox, fleet client and certification requests (with the real
     page checks), and an e-copy session whose identified citizen has placed `originals` (each
-    its pages' (seed, kind) from tests/pages.py) and whose pages are read; the receipt printer
+    its pages: a (seed, kind) photographed by tests/pages.py, or a frame maker) and whose pages
+    are read; the receipt printer
     faked at its port (ESC/POS bytes to files). Also bench/certify.py's kiosk."""
     from edge.config import CopiesSection
     from edge.fees import Fee, quote
@@ -167,13 +187,9 @@ def ecopy_kiosk(
             def quote(self, pages: int) -> Fee:
                 return quote(pages, CopiesSection(fee_exempt=False), KIOSK)
 
-        shots = [
-            [docs.photographed(seed, kind, size=docs.PREVIEW) for seed, kind in o]
-            for o in originals
-        ]
-        holder = shots[0][0].doc
-        assert holder is not None
-        frame, _ = card_scene(holder.fields["name"])
+        card_holder = docs.photographed(2, "birth_certificate", size=docs.PREVIEW).doc
+        assert card_holder is not None
+        frame, _ = card_scene(card_holder.fields["name"])
         identity = VerificationSession(
             consents=ConsentStore(side.store, side.key, kiosk_id=KIOSK),
             verifier=verifier,
@@ -195,11 +211,14 @@ def ecopy_kiosk(
             slip_options={"site": SITE},
         )
         identify_by_staff(session, frame)
-        for i, original in enumerate(shots):
+        for i, original in enumerate(originals):
             if i:
                 assert session.new_original()
             for shot in original:
-                place(session, shot.image)
+                if callable(shot):
+                    place(session, shot())
+                else:
+                    place(session, docs.photographed(*shot, size=docs.PREVIEW).image)
         assert [len(o) for o in session.originals()] == [len(o) for o in originals]
         assert session.read_pages() is None  # OCR, upright, the document type
         yield {"side": side, "session": session, "printed": root / "printer"}
@@ -278,8 +297,8 @@ def test_the_full_loop_from_the_kiosk_to_the_officer_and_back(
         WAIT_S,
         "the kiosk told 'queued'",
     )
-    expected_flags = console.certifier.request(approve_code).flags
-    print(f"\nflags the kiosk's page checks raised: {expected_flags}")
+    flags = {code: console.certifier.request(code).flags for code in s.codes}
+    assert [f["check"] for f in flags[refuse_code]] == ["forbidden_mark"], flags
 
     # The officer at the desk, in Chromium.
     with playwright_api.sync_playwright() as p:
@@ -307,12 +326,14 @@ def test_the_full_loop_from_the_kiosk_to_the_officer_and_back(
                 ".every(i => i.complete && i.naturalWidth > 0)"
             )
             assert page.locator("#pages img").count() == 2  # the first original's two pages
-            shown = page.locator("#flags li")
-            if expected_flags:
-                codes = [shown.nth(i).get_attribute("data-flag") for i in range(shown.count())]
-                assert codes == [str(f.get("check") or f.get("code")) for f in expected_flags]
-            else:
-                assert shown.inner_text() == "Không có / none"
+
+            def flags_shown() -> list[str | None]:
+                shown = page.locator("#flags li[data-flag]")
+                return [shown.nth(i).get_attribute("data-flag") for i in range(shown.count())]
+
+            assert flags_shown() == [f["check"] for f in flags[approve_code]]
+            if not flags[approve_code]:
+                assert page.inner_text("#flags") == "Không có / none"
             assert KIOSK in page.inner_text("#fields")
             page.screenshot(path=str(tmp_path / "desk-request.png"))
 
@@ -321,6 +342,11 @@ def test_the_full_loop_from_the_kiosk_to_the_officer_and_back(
             page.wait_for_url(f"**/requests/{refuse_code}")
             assert "Đã chứng thực, số 1" in page.inner_text(".flash.ok")
             assert page.locator("#pages img").count() == 1
+            # The kiosk's check saw the "MẬT" stamp: the officer sees it, labelled, with its page.
+            assert flags_shown() == ["forbidden_mark"]
+            flag = page.inner_text('#flags li[data-flag="forbidden_mark"]')
+            print(f"\nthe desk shows: {flag}")
+            page.screenshot(path=str(tmp_path / "desk-flagged.png"))
             # R then a digit: refused for that reason, the queue now empty.
             page.keyboard.press("r")
             assert page.locator("#refuse-panel").is_visible()
