@@ -3,9 +3,10 @@ e-copy session, sent signed through its outbox and fleet client over a real Mosq
 shipped ACL) to the real console and its Certifier (SQLite and PostgreSQL); an officer logs in to
 the real desk app in headless Chromium (password, TOTP, token PIN), sees the request with its
 pages and flags, approves one original (two PAdES signatures through PKCS#11 on SoftHSM2) and
-refuses the other, whose "MẬT" stamp the kiosk's page checks flagged (R then 3: secret); the kiosk hears both, prints the receipt (read back from the
-ESC/POS bytes: Tesseract for the text, the native QR's data, zbar on the copy's own QR), holds the
-signed PDF (pdfsig, pdftotext, the kiosk's own verifier) and shows the refusal in Vietnamese."""
+refuses the other, whose "MẬT" stamp the kiosk's page checks flagged (R then 3: secret); the
+kiosk hears both, prints the receipt (read back from the ESC/POS bytes: Tesseract for the text,
+the native QR's data, zbar on the copy's own QR), holds the signed PDF (pdfsig, pdftotext, the
+kiosk's own verifier) and shows the refusal in Vietnamese."""
 
 from __future__ import annotations
 
