@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import re
 import subprocess
 from collections.abc import Callable, Iterator
@@ -269,8 +270,10 @@ def test_the_full_loop_from_the_kiosk_to_the_officer_and_back(
     desk: dict[str, Any],
     signer: TestSigner,
     tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     from cryptography.hazmat.primitives import serialization
+    from cryptography.x509.oid import NameOID
 
     from edge.copies.verify import TrustStore, verify_pdf, verify_qr
     from edge.vision.ocr import shared_ocr
@@ -279,6 +282,9 @@ def test_the_full_loop_from_the_kiosk_to_the_officer_and_back(
     side: KioskSide = kiosk["side"]
     s = kiosk["session"]
 
+    caplog.set_level(logging.INFO)
+    card = s.identity.card
+    assert card is not None and card.name and card.id_number
     # The citizen's last page is in: pay, choose to collect here, send.
     assert s.issue() == "fee"  # not paid yet
     s.payment.confirm(s.reference)
@@ -426,8 +432,13 @@ def test_the_full_loop_from_the_kiosk_to_the_officer_and_back(
     assert verdict.status == "valid", verdict
     facts = verdict.as_dict()
     assert (facts["code"], facts["number"], facts["book"]) == (approve_code, "01", book)
-    assert facts["officer"] == OFFICER_NAME and facts["agency"]
+    agency_cn = signer.pki.agency_cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    assert facts["officer"] == OFFICER_NAME and facts["agency"] == agency_cn[0].value
     assert verify_qr(kept.qr, trust).status == "valid"
     # The register agrees: number 1 in this year's book, by this officer.
     v = console.certifier.verification(approve_code)
     assert v is not None and (v.status, v.number, v.officer_name) == ("valid", 1, OFFICER_NAME)
+    # The citizen's name and ID number reached no log, the kiosk's nor central's.
+    logged = caplog.text
+    assert "certified copy approved" in logged  # the loop's logs were captured
+    assert card.name not in logged and card.id_number not in logged
