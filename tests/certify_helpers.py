@@ -33,7 +33,7 @@ OFFICER_TOKEN, AGENCY_TOKEN, KEY_LABEL = "officer-nva", "agency-seal", "signing"
 def certify_config(**kw: Any) -> CertifyConfig:
     base: dict[str, Any] = dict(
         agency_id=AGENCY,
-        agency_name="UBND phường Ba Đình",
+        agency_name="Ủy ban nhân dân phường Tây Hồ",  # as the test seal certificate names it
         place="Hà Nội",
         verify_base="https://chungthuc.example.vn",
     )

@@ -353,6 +353,7 @@ def test_the_full_loop_from_the_kiosk_to_the_officer_and_back(
             assert flags_shown() == ["forbidden_mark"]
             flag = page.inner_text('#flags li[data-flag="forbidden_mark"]')
             print(f"\nthe desk shows: {flag}")
+            assert "Dấu cấm sao" in flag and "MẬT" in flag  # the mark as read, with diacritics
             page.screenshot(path=str(tmp_path / "desk-flagged.png"))
             # R then a digit: refused for that reason, the queue now empty.
             page.keyboard.press("r")

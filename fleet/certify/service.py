@@ -594,8 +594,9 @@ def _flag(check: dict[str, Any]) -> dict[str, Any]:
     keep: dict[str, Any] = {
         k: check[k] for k in ("check", "page", "score", "text", "status") if k in check
     }
-    if isinstance(check.get("detail"), dict):
-        keep["detail"] = check["detail"]
+    for part in ("detail", "params"):  # params: what the message names, e.g. the mark read
+        if isinstance(check.get(part), dict):
+            keep[part] = check[part]
     return {k: v[:200] if isinstance(v, str) else v for k, v in keep.items()}
 
 

@@ -104,10 +104,13 @@ def _flag(flag: Any) -> dict[str, str]:
     if isinstance(flag, dict):
         code = str(flag.get("check") or flag.get("code") or "?")
         facts = [f"trang/page {flag['page']}"] if flag.get("page") else []
+        # params: the values the kiosk's message names, as found ("MẬT", not the rule "mat").
+        params = flag.get("params") if isinstance(flag.get("params"), dict) else {}
         found = flag.get("detail")
-        if isinstance(found, dict):
-            facts += [f"{k}: {v}" for k, v in found.items() if isinstance(v, str | int | float)]
-        elif found:
+        shown = {**found, **params} if isinstance(found, dict) else dict(params)
+        if shown:
+            facts += [f"{k}: {v}" for k, v in shown.items() if isinstance(v, str | int | float)]
+        elif found and not isinstance(found, dict):
             facts.append(str(found))
         detail = "; ".join(facts)
     else:
