@@ -105,7 +105,8 @@ def _flag(flag: Any) -> dict[str, str]:
         code = str(flag.get("check") or flag.get("code") or "?")
         facts = [f"trang/page {flag['page']}"] if flag.get("page") else []
         # params: the values the kiosk's message names, as found ("MẬT", not the rule "mat").
-        params = flag.get("params") if isinstance(flag.get("params"), dict) else {}
+        given = flag.get("params")
+        params: dict[str, Any] = given if isinstance(given, dict) else {}
         found = flag.get("detail")
         shown = {**found, **params} if isinstance(found, dict) else dict(params)
         if shown:
