@@ -35,6 +35,7 @@ from fleet.certify.web import DeskConfig, create_app
 from fleet.console import Console, build_console
 from protocol.certify import REFUSAL_REASONS
 from tests import pages as docs
+from tests.browser import chromium
 from tests.certify_helpers import AGENCY, KEY_LABEL, OFFICER_TOKEN, TestSigner
 from tests.copies_helpers import nss_db, pdfsig
 from tests.fleet_console_helpers import Postgres, running_postgres
@@ -44,17 +45,8 @@ from tests.test_certify_kiosk import KIOSK, KioskSide
 from tests.test_certify_service import console_config
 from web_ui.server import WebServer
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 OFFICER = "nguyen.van.an"
 OFFICER_NAME = "Nguyễn Văn An"  # as on the officer's token certificate (fleet/certify/devpki.py)
 PASSWORD = "mật-khẩu-dài-đủ-2026"
@@ -308,61 +300,57 @@ def test_the_full_loop_from_the_kiosk_to_the_officer_and_back(
     assert [f["check"] for f in flags[refuse_code]] == ["forbidden_mark"], flags
 
     # The officer at the desk, in Chromium.
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 900}, locale="vi-VN")
-            page.set_default_timeout(WAIT_S * 1000)
-            page.goto(f"{desk['url']}/queue")
-            page.wait_for_url("**/login")
-            page.fill("#username", OFFICER)
-            page.fill("#password", PASSWORD)
-            page.fill("#code", desk["totp"].now())
-            page.fill("#pin", PIN)
-            page.click("#login")
-            page.wait_for_url("**/queue")
-            assert page.inner_text("#count") == "2"
-            rows = page.locator("#requests tbody tr")
-            assert [rows.nth(i).get_attribute("data-id") for i in range(2)] == s.codes
-            page.keyboard.press("j")  # the first (oldest) request selected
-            assert page.locator("tr.selected").get_attribute("data-id") == approve_code
-            page.keyboard.press("Enter")
-            page.wait_for_url(f"**/requests/{approve_code}")
-            page.wait_for_function(
-                "() => Array.from(document.querySelectorAll('#pages img'))"
-                ".every(i => i.complete && i.naturalWidth > 0)"
-            )
-            assert page.locator("#pages img").count() == 2  # the first original's two pages
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1440, "height": 900}, locale="vi-VN")
+        page.set_default_timeout(WAIT_S * 1000)
+        page.goto(f"{desk['url']}/queue")
+        page.wait_for_url("**/login")
+        page.fill("#username", OFFICER)
+        page.fill("#password", PASSWORD)
+        page.fill("#code", desk["totp"].now())
+        page.fill("#pin", PIN)
+        page.click("#login")
+        page.wait_for_url("**/queue")
+        assert page.inner_text("#count") == "2"
+        rows = page.locator("#requests tbody tr")
+        assert [rows.nth(i).get_attribute("data-id") for i in range(2)] == s.codes
+        page.keyboard.press("j")  # the first (oldest) request selected
+        assert page.locator("tr.selected").get_attribute("data-id") == approve_code
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"**/requests/{approve_code}")
+        page.wait_for_function(
+            "() => Array.from(document.querySelectorAll('#pages img'))"
+            ".every(i => i.complete && i.naturalWidth > 0)"
+        )
+        assert page.locator("#pages img").count() == 2  # the first original's two pages
 
-            def flags_shown() -> list[str | None]:
-                shown = page.locator("#flags li[data-flag]")
-                return [shown.nth(i).get_attribute("data-flag") for i in range(shown.count())]
+        def flags_shown() -> list[str | None]:
+            shown = page.locator("#flags li[data-flag]")
+            return [shown.nth(i).get_attribute("data-flag") for i in range(shown.count())]
 
-            assert flags_shown() == [f["check"] for f in flags[approve_code]]
-            if not flags[approve_code]:
-                assert page.inner_text("#flags") == "Không có / none"
-            assert KIOSK in page.inner_text("#fields")
-            page.screenshot(path=str(tmp_path / "desk-request.png"))
+        assert flags_shown() == [f["check"] for f in flags[approve_code]]
+        if not flags[approve_code]:
+            assert page.inner_text("#flags") == "Không có / none"
+        assert KIOSK in page.inner_text("#fields")
+        page.screenshot(path=str(tmp_path / "desk-request.png"))
 
-            # A: both signatures through PKCS#11, then on to the next request.
-            page.keyboard.press("a")
-            page.wait_for_url(f"**/requests/{refuse_code}")
-            assert "Đã chứng thực, số 1" in page.inner_text(".flash.ok")
-            assert page.locator("#pages img").count() == 1
-            # The kiosk's check saw the "MẬT" stamp: the officer sees it, labelled, with its page.
-            assert flags_shown() == ["forbidden_mark"]
-            flag = page.inner_text('#flags li[data-flag="forbidden_mark"]')
-            print(f"\nthe desk shows: {flag}")
-            assert "Dấu cấm sao" in flag and "MẬT" in flag  # the mark as read, with diacritics
-            page.screenshot(path=str(tmp_path / "desk-flagged.png"))
-            # R then a digit: refused for that reason, the queue now empty.
-            page.keyboard.press("r")
-            assert page.locator("#refuse-panel").is_visible()
-            page.keyboard.press(REFUSE_DIGIT)
-            page.wait_for_url("**/queue")
-            assert page.inner_text("#count") == "0"
-        finally:
-            browser.close()
+        # A: both signatures through PKCS#11, then on to the next request.
+        page.keyboard.press("a")
+        page.wait_for_url(f"**/requests/{refuse_code}")
+        assert "Đã chứng thực, số 1" in page.inner_text(".flash.ok")
+        assert page.locator("#pages img").count() == 1
+        # The kiosk's check saw the "MẬT" stamp: the officer sees it, labelled, with its page.
+        assert flags_shown() == ["forbidden_mark"]
+        flag = page.inner_text('#flags li[data-flag="forbidden_mark"]')
+        print(f"\nthe desk shows: {flag}")
+        assert "Dấu cấm sao" in flag and "MẬT" in flag  # the mark as read, with diacritics
+        page.screenshot(path=str(tmp_path / "desk-flagged.png"))
+        # R then a digit: refused for that reason, the queue now empty.
+        page.keyboard.press("r")
+        assert page.locator("#refuse-panel").is_visible()
+        page.keyboard.press(REFUSE_DIGIT)
+        page.wait_for_url("**/queue")
+        assert page.inner_text("#count") == "0"
 
     # Back at the kiosk: the answers over Mosquitto, the receipt printed once.
     wait_until(

@@ -15,22 +15,14 @@ import pytest
 from fleet.console import Console, build_console
 from fleet.operators import create_operator
 from fleet.web import create_app
+from tests.browser import chromium
 from tests.fleet_console_helpers import SimKiosk
 from tests.mqtt_broker import Broker, FleetPki, wait_until
 from tests.test_fleet_console import RealKiosk, console_config
 from web_ui.server import WebServer
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 OPERATOR, PASSWORD = "le.thi.hoa", "mật-khẩu-dài-2"
 
 
@@ -116,75 +108,71 @@ def site(tmp_path: Path, broker: Broker, fleet_pki: FleetPki) -> Iterator[dict]:
 def test_login_dashboard_kiosk_page_and_a_command_in_chromium(site: dict, screens: Path) -> None:
     url = site["url"]
     console: Console = site["console"]
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1360, "height": 820}, locale="vi-VN")
-            page.goto(f"{url}/")
-            assert page.url.startswith(f"{url}/login")  # not logged in: sent to the login
-            page.fill("#operator", OPERATOR)
-            page.fill("#password", "sai mật khẩu")
-            page.click("#login")
-            assert "Sai tên đăng nhập hoặc mật khẩu" in page.inner_text("#login-error")
-            page.screenshot(path=str(screens / "fleet-login.png"))
-            page.fill("#operator", OPERATOR)
-            page.fill("#password", PASSWORD)
-            page.click("#login")
-            page.wait_for_selector("#kiosks")
-            rows = page.locator("#kiosks tbody tr")
-            assert rows.count() == 7
-            assert "Lê Thị Hoa" in page.inner_text("#operator")
-            assert page.inner_text("#count-offline").startswith("1")
-            offline = page.locator('tr[data-kiosk="HN-BADINH-02"]')
-            assert "Mất kết nối" in offline.locator("td.state").inner_text()
-            assert offline.locator('.tag[data-rule="offline"]').count() == 1
-            assert "Hết" in page.locator('tr[data-kiosk="HN-QUANGAN-01"] td.paper').inner_text()
-            page.screenshot(path=str(screens / "fleet-dashboard.png"), full_page=True)
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1360, "height": 820}, locale="vi-VN")
+        page.goto(f"{url}/")
+        assert page.url.startswith(f"{url}/login")  # not logged in: sent to the login
+        page.fill("#operator", OPERATOR)
+        page.fill("#password", "sai mật khẩu")
+        page.click("#login")
+        assert "Sai tên đăng nhập hoặc mật khẩu" in page.inner_text("#login-error")
+        page.screenshot(path=str(screens / "fleet-login.png"))
+        page.fill("#operator", OPERATOR)
+        page.fill("#password", PASSWORD)
+        page.click("#login")
+        page.wait_for_selector("#kiosks")
+        rows = page.locator("#kiosks tbody tr")
+        assert rows.count() == 7
+        assert "Lê Thị Hoa" in page.inner_text("#operator")
+        assert page.inner_text("#count-offline").startswith("1")
+        offline = page.locator('tr[data-kiosk="HN-BADINH-02"]')
+        assert "Mất kết nối" in offline.locator("td.state").inner_text()
+        assert offline.locator('.tag[data-rule="offline"]').count() == 1
+        assert "Hết" in page.locator('tr[data-kiosk="HN-QUANGAN-01"] td.paper').inner_text()
+        page.screenshot(path=str(screens / "fleet-dashboard.png"), full_page=True)
 
-            # Sorted by temperature, hottest first; filtered to one site.
-            page.click("th >> text=CPU °C")
-            assert page.locator("#kiosks tbody tr").first.get_attribute("data-kiosk") == (
-                "HN-QUANGAN-02"
-            )
-            page.select_option("#site-filter", "HN-QUANGAN")
-            page.click("#apply-filter")
-            kept = page.locator("#kiosks tbody tr")
-            assert sorted(kept.nth(i).get_attribute("data-kiosk") for i in range(kept.count())) == [
-                "HN-QUANGAN-01",
-                "HN-QUANGAN-02",
-            ]
+        # Sorted by temperature, hottest first; filtered to one site.
+        page.click("th >> text=CPU °C")
+        assert page.locator("#kiosks tbody tr").first.get_attribute("data-kiosk") == (
+            "HN-QUANGAN-02"
+        )
+        page.select_option("#site-filter", "HN-QUANGAN")
+        page.click("#apply-filter")
+        kept = page.locator("#kiosks tbody tr")
+        assert sorted(kept.nth(i).get_attribute("data-kiosk") for i in range(kept.count())) == [
+            "HN-QUANGAN-01",
+            "HN-QUANGAN-02",
+        ]
 
-            # A kiosk's page: the charts are inline SVG with a line over the day.
-            page.goto(f"{url}/kiosks/HN-TAYHO-03")
-            assert page.locator("svg.chart").count() == 3
-            assert page.locator("svg.chart polyline").count() >= 3
-            assert "Sắp hết giấy in" in page.inner_text(".alerts-box")
-            page.screenshot(path=str(screens / "fleet-kiosk.png"), full_page=True)
+        # A kiosk's page: the charts are inline SVG with a line over the day.
+        page.goto(f"{url}/kiosks/HN-TAYHO-03")
+        assert page.locator("svg.chart").count() == 3
+        assert page.locator("svg.chart polyline").count() >= 3
+        assert "Sắp hết giấy in" in page.inner_text(".alerts-box")
+        page.screenshot(path=str(screens / "fleet-kiosk.png"), full_page=True)
 
-            # A command to the real kiosk, signed with this operator's key, and its result.
-            page.goto(f"{url}/kiosks/HN-TAYHO-01")
-            page.select_option("#command-name", "lock")
-            page.click("#send-command")
-            page.wait_for_selector(".flash.ok")
-            wait_until(
-                lambda: any(c["status"] == "ok" for c in console.store.commands()),
-                10,
-                "lock result",
-            )
-            page.goto(f"{url}/commands")
-            row = page.locator("#command-log tbody tr").first
-            assert "Thành công" in row.inner_text() and OPERATOR in row.inner_text()
-            assert site["real"].locked
-            page.screenshot(path=str(screens / "fleet-commands.png"), full_page=True)
+        # A command to the real kiosk, signed with this operator's key, and its result.
+        page.goto(f"{url}/kiosks/HN-TAYHO-01")
+        page.select_option("#command-name", "lock")
+        page.click("#send-command")
+        page.wait_for_selector(".flash.ok")
+        wait_until(
+            lambda: any(c["status"] == "ok" for c in console.store.commands()),
+            10,
+            "lock result",
+        )
+        page.goto(f"{url}/commands")
+        row = page.locator("#command-log tbody tr").first
+        assert "Thành công" in row.inner_text() and OPERATOR in row.inner_text()
+        assert site["real"].locked
+        page.screenshot(path=str(screens / "fleet-commands.png"), full_page=True)
 
-            # A claim token for a new kiosk, shown once.
-            page.goto(f"{url}/provisioning")
-            page.fill("#kiosk_id", "HN-TAYHO-08")
-            page.fill("#site", "Phường Tây Hồ")
-            page.click("#make-token")
-            shown = page.inner_text("#claim-token")
-            assert re.search(r"c[a-z2-7]{12}\.[a-z2-7]{32}", shown), shown
-            assert "HN-TAYHO-08" in page.inner_text("#claims")
-            page.screenshot(path=str(screens / "fleet-provisioning.png"), full_page=True)
-        finally:
-            browser.close()
+        # A claim token for a new kiosk, shown once.
+        page.goto(f"{url}/provisioning")
+        page.fill("#kiosk_id", "HN-TAYHO-08")
+        page.fill("#site", "Phường Tây Hồ")
+        page.click("#make-token")
+        shown = page.inner_text("#claim-token")
+        assert re.search(r"c[a-z2-7]{12}\.[a-z2-7]{32}", shown), shown
+        assert "HN-TAYHO-08" in page.inner_text("#claims")
+        page.screenshot(path=str(screens / "fleet-provisioning.png"), full_page=True)
