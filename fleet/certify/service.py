@@ -18,7 +18,7 @@ from typing import Any, Literal
 from cryptography import x509
 
 from fleet.certify.config import CertifyConfig
-from fleet.certify.copy import CopyPage, MadeCopy, TokenKey, make_copy
+from fleet.certify.copy import CopyError, CopyPage, MadeCopy, TokenKey, make_copy
 from fleet.certify.statement import Certification, book_ref
 from fleet.store import DecisionError, FleetStore, Signed
 from protocol import certify as contract
@@ -323,7 +323,7 @@ class Certifier:
                 remote_addr=remote_addr,
                 sign=sign,
             )
-        except DecisionError as err:
+        except (DecisionError, CopyError) as err:  # CopyError: e.g. the token refused the PIN
             raise CertifyRefused(f"không duyệt được / not approved: {err}") from err
         logger.info(
             "certified copy approved",
