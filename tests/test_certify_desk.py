@@ -2,220 +2,56 @@
 good once), sessions holding the token PIN in memory only, the queue, a request's screen and
 its decisions, the admin's pages, the audit log, the CLI, and the public page /v/<code>.
 
-The Certifier (fleet/certify/service.py) is written in parallel: until it lands these tests
-drive the app through `DoubleCertifier`, a small stand-in with the Certifier's API shapes that
-keeps requests in memory and audits decisions in the real store, as the Certifier does.
+The desk drives the real Certifier (fleet/certify/service.py) over a real FleetStore; an
+approval signs the copy with the officer's and the agency's SoftHSM2 tokens
+(tests/certify_helpers.TestSigner), with the PIN the officer gave at login.
 """
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import hashlib
 import io
+import json
 import re
 import time
-import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyotp
 import pytest
 from flask.testing import FlaskClient
-from PIL import Image, ImageDraw
 
 from fleet.certify.accounts import Accounts, LoginRefused, Sessions, create_officer
+from fleet.certify.service import Certifier
+from fleet.certify.statement import book_ref
 from fleet.certify.web import DeskConfig, create_app
 from fleet.store import FleetStore
 from protocol.certify import REFUSAL_REASONS
 from protocol.crypto import DataKey
 from protocol.errors import BadInput
+from tests.certify_helpers import (
+    KEY_LABEL,
+    OFFICER_TOKEN,
+    TestSigner,
+    certifier_for_tests,
+    package,
+    page_jpeg,
+)
+from tests.mqtt_broker import FleetPki
+from tests.softhsm import PIN
+from tests.test_certify_service import KIOSK, fleet_ca, record, signed
 
 AGENCY, OTHER_AGENCY = "UBND-TAYHO", "UBND-BADINH"
 PASSWORD = "mật-khẩu-dài-đủ"
-PIN = "246810"
-
-
-# -- the Certifier's stand-in -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class QueueItem:
-    id: str
-    kiosk_id: str
-    received_at: float
-    deadline: float
-    doc_type: str
-    pages: int
-    flags: list[Any]
-    status: str
-    sla: str
-
-
-@dataclass(frozen=True)
-class RequestView(QueueItem):
-    page_jpegs: list[bytes] = field(default_factory=list)
-    fields: dict[str, str] = field(default_factory=dict)
-    ocr_text: str = ""
-    citizen_name: str = ""
-    qr_on_original: str = ""
-    capture: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class BookEntry:
-    agency: str
-    year: int
-    number: int
-    book: str
-    request_id: str
-    copy_code: str
-    certified_at: float
-    officer: str
-    officer_name: str
-    officer_title: str
-    doc_type: str
-    pages: int
-
-
-@dataclass(frozen=True)
-class Verification:
-    status: str
-    doc_type: str
-    pages: int
-    agency: str
-    officer_name: str
-    certified_at: float | None
-    number: int | None
-    book: str
-    thumbnail: bytes | None
-
-
-def page_jpeg(text: str, size: tuple[int, int] = (620, 877)) -> bytes:
-    img = Image.new("RGB", size, "white")
-    draw = ImageDraw.Draw(img)
-    draw.rectangle((20, 20, size[0] - 20, size[1] - 20), outline="black", width=3)
-    draw.text((60, 60), text, fill="black")
-    for y in range(140, size[1] - 80, 28):
-        draw.line((60, y, size[0] - 60, y), fill=(90, 90, 90), width=2)
-    out = io.BytesIO()
-    img.save(out, "JPEG", quality=80)
-    return out.getvalue()
-
-
-class DoubleCertifier:
-    """The Certifier's API over requests in memory. Decisions are audited in the real store's
-    cert_audit, as the Certifier's are; `approve` needs the PIN the officer logged in with."""
-
-    def __init__(self, store: FleetStore, *, token_pin: str = PIN) -> None:
-        self.store = store
-        self.token_pin = token_pin
-        self.requests: dict[str, tuple[str, RequestView]] = {}  # id -> (agency, view)
-        self.decisions: list[tuple[str, str, dict[str, Any]]] = []
-        self.book_entries: list[BookEntry] = []
-        self.verifications: dict[str, Verification] = {}
-
-    def add(self, agency: str, request_id: str, *, age_s: float, sla: str, **kw: Any) -> None:
-        now = time.time()
-        pages = kw.pop("pages", 2)
-        view = RequestView(
-            id=request_id,
-            kiosk_id=kw.pop("kiosk_id", "HN-TAYHO-01"),
-            received_at=now - age_s,
-            deadline=now + {"ok": 6 * 3600, "soon": 1200, "late": -600}[sla],
-            doc_type=kw.pop("doc_type", "Giấy khai sinh"),
-            pages=pages,
-            flags=kw.pop("flags", []),
-            status="queued",
-            sla=sla,
-            page_jpegs=[page_jpeg(f"{request_id} trang {n}") for n in range(1, pages + 1)],
-            fields=kw.pop("fields", {"Số": "123/2019", "Nơi cấp": "UBND phường Tây Hồ"}),
-            ocr_text=kw.pop("ocr_text", "GIẤY KHAI SINH\nHọ, chữ đệm, tên: Nguyễn Văn An"),
-            citizen_name=kw.pop("citizen_name", "Nguyễn Văn An"),
-        )
-        self.requests[request_id] = (agency, view)
-
-    def queue(self, agency: str) -> list[QueueItem]:
-        views = [v for a, v in self.requests.values() if a == agency and v.status == "queued"]
-        return sorted(views, key=lambda v: v.received_at)
-
-    def request(self, request_id: str) -> RequestView | None:
-        found = self.requests.get(request_id)
-        return found[1] if found else None
-
-    def _decided(self, request_id: str, status: str, officer: str, addr: str, **d: Any) -> None:
-        agency, view = self.requests[request_id]
-        if view.status != "queued":
-            raise BadInput("already decided")
-        self.requests[request_id] = (agency, replace(view, status=status))
-        self.decisions.append((request_id, status, d))
-        self.store.audit(
-            officer, status, at=time.time(), remote_addr=addr, request_id=request_id, detail=d
-        )
-
-    def approve(self, request_id: str, officer: str, *, pin: str, remote_addr: str) -> BookEntry:
-        if pin != self.token_pin:
-            raise BadInput("the token refused the PIN")
-        row = self.store.officer(officer)
-        assert row is not None
-        agency, view = self.requests[request_id]
-        self._decided(request_id, "approved", officer, remote_addr)
-        number = len(self.book_entries) + 1
-        entry = BookEntry(
-            agency=agency,
-            year=2026,
-            number=number,
-            book="01/2026-SCT/BS",
-            request_id=request_id,
-            copy_code=f"C{zlib.crc32(request_id.encode()):08X}",
-            certified_at=time.time(),
-            officer=officer,
-            officer_name=row["full_name"],
-            officer_title=row["title"],
-            doc_type=view.doc_type,
-            pages=view.pages,
-        )
-        self.book_entries.append(entry)
-        self.verifications[entry.copy_code] = Verification(
-            "valid",
-            view.doc_type,
-            view.pages,
-            agency,
-            row["full_name"],
-            entry.certified_at,
-            number,
-            entry.book,
-            page_jpeg("thumb", (62, 88)),
-        )
-        return entry
-
-    def refuse(
-        self,
-        request_id: str,
-        officer: str,
-        *,
-        reason_code: str,
-        reason_text: str = "",
-        remote_addr: str,
-    ) -> None:
-        assert reason_code in REFUSAL_REASONS
-        self._decided(
-            request_id, "refused", officer, remote_addr, reason=reason_code, text=reason_text
-        )
-
-    def see_staff(self, request_id: str, officer: str, *, note: str = "", remote_addr: str) -> None:
-        self._decided(request_id, "see_staff", officer, remote_addr, note=note)
-
-    def verification(self, code: str) -> Verification | None:
-        return self.verifications.get(code)
-
-    def book(self, agency: str, *, year: int, month: int | None = None, day: int | None = None):  # type: ignore[no-untyped-def]
-        return [e for e in self.book_entries if e.agency == agency and e.year == year]
-
-    def export(
-        self, agency: str, *, year: int, month: int | None, day: int | None, fmt: str
-    ) -> bytes:
-        rows = self.book(agency, year=year, month=month, day=day)
-        return ("number,book\n" + "".join(f"{e.number},{e.book}\n" for e in rows)).encode()
+TZ = dt.timezone(dt.timedelta(hours=7))  # Asia/Ho_Chi_Minh, the config's default
+# The Certifier's clock: a Tuesday at 10:00, in office hours (its SLA is 3 minutes, "soon" in
+# the last one).
+NOW = dt.datetime(2026, 12, 1, 10, 0, tzinfo=TZ).timestamp()
+BOOK = book_ref(1, 2026)
 
 
 # -- fixtures ---------------------------------------------------------------------------------
@@ -230,10 +66,16 @@ def store(tmp_path: Path) -> Iterator[FleetStore]:
     s.close()
 
 
+@pytest.fixture(scope="module")
+def signer(tmp_path_factory: pytest.TempPathFactory) -> TestSigner:
+    return TestSigner(tmp_path_factory.mktemp("signer"))
+
+
 def add_officer(
     store: FleetStore, username: str, *, agency: str = AGENCY, role: str = "officer"
 ) -> str:
-    """The officer's TOTP secret, read back from the provisioning URI the admin is shown."""
+    """The officer's TOTP secret, read back from the provisioning URI the admin is shown. Every
+    officer signs with the tests' officer token (tests/softhsm.py), PIN tests.softhsm.PIN."""
     uri = create_officer(
         store,
         username,
@@ -242,12 +84,45 @@ def add_officer(
         agency=agency,
         role=role,
         password=PASSWORD,
-        token_label="officer-token",
-        key_label=f"{username}-sign",
+        token_label=OFFICER_TOKEN,
+        key_label=KEY_LABEL,
     )
     secret = re.search(r"secret=([A-Z2-7]+)", uri)
     assert secret is not None and uri.startswith("otpauth://totp/")
     return secret.group(1)
+
+
+def add_request(
+    store: FleetStore,
+    code: str,
+    *,
+    agency: str = AGENCY,
+    received_at: float,
+    pages: int = 2,
+    flags: list[dict[str, Any]] | None = None,
+) -> None:
+    """A request as the Certifier's intake stores it: a cert-request/1 package (the citizen's
+    fields and OCR text in it) and its queue row."""
+    jpegs = [page_jpeg((620, 877), f"{code} trang {n}") for n in range(1, pages + 1)]
+    pkg = package(code, jpegs[0], pages=pages)
+    for page, jpeg in zip(pkg["pages"], jpegs, strict=True):
+        page.update(
+            jpeg_base64=base64.b64encode(jpeg).decode(), sha256=hashlib.sha256(jpeg).hexdigest()
+        )
+    pkg["fields"] = {"Số": "123/2019", "Nơi cấp": "UBND phường Tây Hồ"}
+    pkg["ocr_text"] = "GIẤY KHAI SINH\nHọ, chữ đệm, tên: Nguyễn Văn An"
+    row = dict(
+        id=code,
+        kiosk_id="HN-TAYHO-01",
+        agency=agency,
+        received_at=received_at,
+        deadline=received_at + 8 * 3600,
+        doc_type="birth_certificate",
+        pages=pages,
+        flags=flags or [],
+        package_sha256="0" * 64,
+    )
+    assert store.cert_add_request(row, package=json.dumps(pkg).encode())
 
 
 class Codes:
@@ -268,32 +143,49 @@ class Codes:
 @dataclass
 class Desk:
     store: FleetStore
-    certifier: DoubleCertifier
+    certifier: Certifier
     app: Any
     codes: dict[str, Codes]
+    published: list[tuple[str, dict[str, Any]]]
+
+    def status(self, request_id: str) -> str:
+        row = self.store.cert_request(request_id)
+        assert row is not None
+        return str(row["status"])
+
+    def book(self) -> list[Any]:
+        return self.certifier.book(AGENCY, year=2026)
 
 
 @pytest.fixture
-def desk(tmp_path: Path, store: FleetStore) -> Desk:
-    certifier = DoubleCertifier(store)
+def desk(tmp_path: Path, store: FleetStore, signer: TestSigner, fleet_pki: FleetPki) -> Desk:
+    published: list[tuple[str, dict[str, Any]]] = []
+    certifier = certifier_for_tests(
+        store,
+        signer,
+        published=published,
+        clock=lambda: NOW,
+        config=signer.config(agency_id=AGENCY),
+        issuers=fleet_ca(fleet_pki),  # a kiosk's package is checked against the fleet CA
+    )
     codes = {
         "hoa": Codes(add_officer(store, "hoa")),
         "minh": Codes(add_officer(store, "minh", agency=OTHER_AGENCY)),
         "quan.tri": Codes(add_officer(store, "quan.tri", role="admin")),
     }
-    certifier.add(AGENCY, "REQ-0003", age_s=60, sla="ok", flags=["glare"])
-    certifier.add(
-        AGENCY,
+    # SLA 3 minutes, "soon" in its last minute: 60 s old is ok, 150 s soon, an hour late.
+    add_request(store, "REQ-0003", received_at=NOW - 60, flags=[{"check": "glare"}])
+    add_request(
+        store,
         "REQ-0001",
-        age_s=3600,
-        sla="late",
-        flags=["photocopy", {"code": "blur", "detail": "trang 2"}],
+        received_at=NOW - 3600,
+        flags=[{"check": "photocopy"}, {"check": "blur", "page": 2}],
     )
-    certifier.add(AGENCY, "REQ-0002", age_s=600, sla="soon", pages=1)
-    certifier.add(OTHER_AGENCY, "REQ-9001", age_s=100, sla="ok")
+    add_request(store, "REQ-0002", received_at=NOW - 150, pages=1)
+    add_request(store, "REQ-9001", agency=OTHER_AGENCY, received_at=NOW - 100)
     config = DeskConfig(secret_key_file=tmp_path / "secret", cookie_secure=False, idle_minutes=15)
     app = create_app(certifier, store, config, testing=True)
-    return Desk(store, certifier, app, codes)
+    return Desk(store, certifier, app, codes, published)
 
 
 def csrf(html: str) -> str:
@@ -428,7 +320,7 @@ def test_a_post_without_the_csrf_token_is_refused(desk: Desk) -> None:
     log_in(desk, client, "hoa")
     answer = client.post("/requests/REQ-0001/approve")
     assert answer.status_code == 400
-    assert desk.certifier.decisions == []
+    assert desk.status("REQ-0001") == "queued" and desk.book() == []
 
 
 def test_the_queue_is_oldest_first_with_sla_and_flags(desk: Desk) -> None:
@@ -457,7 +349,7 @@ def test_request_screen_shows_pages_fields_flags_and_preloads_the_next(desk: Des
     html = page.text
     assert html.count('<figure class="page"') == 2
     assert "Nguyễn Văn An" in html and "123/2019" in html and "GIẤY KHAI SINH" in html
-    assert "Nghi bản photo" in html and "trang 2" in html  # a flag's explanation and detail
+    assert "Nghi bản photo" in html and "trang/page 2" in html  # a flag's explanation and detail
     assert re.search(r'rel="preload" as="image" href="/requests/REQ-0001/pages/1.jpg"', html)
     assert re.search(r'rel="prefetch" as="image" href="/requests/REQ-0002/pages/1.jpg"', html)
     assert 'data-next="/requests/REQ-0002"' in html and 'data-previous=""' in html
@@ -492,21 +384,74 @@ def test_decisions_reach_the_certifier_with_the_login_pin_and_go_to_the_next(des
         "/requests/REQ-0003/see-staff", data={"csrf_token": token, "note": "Mang bản chính"}
     )
     assert done.headers["Location"].endswith("/queue")
-    assert desk.certifier.decisions == [
-        ("REQ-0001", "approved", {}),
-        ("REQ-0002", "refused", {"reason": "other", "text": "Thiếu trang 3"}),
-        ("REQ-0003", "see_staff", {"note": "Mang bản chính"}),
-    ]
-    assert desk.certifier.book_entries[0].officer == "hoa"
+    decided = {
+        code: {k: desk.store.cert_request(code)[k] for k in ("status", "officer", "reason_code")}
+        | {"text": desk.store.cert_request(code)["reason_text"]}
+        for code in ("REQ-0001", "REQ-0002", "REQ-0003")
+    }
+    assert decided == {
+        "REQ-0001": {"status": "approved", "officer": "hoa", "reason_code": None, "text": None},
+        "REQ-0002": {
+            "status": "refused",
+            "officer": "hoa",
+            "reason_code": "other",
+            "text": "Thiếu trang 3",
+        },
+        "REQ-0003": {
+            "status": "see_staff",
+            "officer": "hoa",
+            "reason_code": None,
+            "text": "Mang bản chính",
+        },
+    }
+    [entry] = desk.book()
+    assert (entry.number, entry.book, entry.officer, entry.request_id) == (
+        1,
+        BOOK,
+        "hoa",
+        "REQ-0001",
+    )
+    # The kiosk heard each decision; the approval carries the copy, signed on the tokens.
+    answers = [(m["request_id"], m["status"]) for _, m in desk.published]
+    assert answers == [("REQ-0001", "approved"), ("REQ-0002", "refused"), ("REQ-0003", "see_staff")]
+    pdf = base64.b64decode(desk.published[0][1]["pdf"])
+    assert pdf.startswith(b"%PDF") and pdf.count(b"/ByteRange") == 2
     # A decided request is not decided twice.
     client.post("/requests/REQ-0001/approve", data={"csrf_token": token})
-    assert len(desk.certifier.book_entries) == 1
-    assert [a for _, a in audit_actions(desk.store)] == [
-        "login",
-        "approved",
-        "refused",
-        "see_staff",
-    ]
+    assert len(desk.book()) == 1 and len(desk.published) == 3
+    # The decisions are audited at the Certifier's clock (a fixed day), the login at the desk's.
+    actions = [a for _, a in audit_actions(desk.store)]
+    assert sorted(actions) == ["approve", "login", "refuse", "see_staff"]
+    assert [a for a in actions if a != "login"] == ["approve", "refuse", "see_staff"]
+
+
+def test_a_kiosks_signed_request_reaches_the_desk_and_is_approved(
+    desk: Desk, fleet_pki: FleetPki
+) -> None:
+    """From the kiosk's outbox record (its package signed with the kiosk's fleet key) through
+    Certifier.receive to the officer's queue, request screen and approval."""
+    code = f"{KIOSK}-261201-000001-7"
+    jpeg = page_jpeg((620, 877), "GIẤY KHAI SINH")
+    assert desk.certifier.receive(KIOSK, record(signed(fleet_pki, KIOSK, code, jpeg, pages=2)))
+    assert desk.published[-1][1]["status"] == "queued"
+    assert desk.published[-1][1]["position"] == 4  # behind the three waiting already
+    client = desk.app.test_client()
+    log_in(desk, client, "hoa")
+    queue = client.get("/queue").text
+    ids = re.findall(r'<tr data-id="([^"]+)" class="sla-(\w+)"', queue)
+    assert ids[-1] == (code, "ok")  # received just now by the Certifier's clock
+    screen = client.get(f"/requests/{code}")
+    assert screen.status_code == 200 and screen.text.count('<figure class="page"') == 2
+    assert "Nguyễn Văn An" in screen.text
+    image = client.get(f"/requests/{code}/pages/1.jpg")
+    assert image.data == jpeg
+    client.post(f"/requests/{code}/approve", data={"csrf_token": csrf(screen.text)})
+    assert desk.status(code) == "approved"
+    topic, approved = desk.published[-1]
+    assert topic == f"kiosk/v1/{KIOSK}/cert" and approved["status"] == "approved"
+    assert approved["number"] == 1 and approved["book"] == BOOK
+    page = desk.app.test_client().get(f"/v/{code}")
+    assert 'data-status="valid"' in page.text and "Lê Thị Hoa" in page.text
 
 
 def test_a_wrong_pin_shows_the_error_and_keeps_the_request(desk: Desk) -> None:
@@ -516,7 +461,7 @@ def test_a_wrong_pin_shows_the_error_and_keeps_the_request(desk: Desk) -> None:
     answer = client.post("/requests/REQ-0001/approve", data={"csrf_token": token})
     assert answer.headers["Location"].endswith("/requests/REQ-0001")
     assert "Không thực hiện được" in client.get("/requests/REQ-0001").text
-    assert desk.certifier.book_entries == []
+    assert desk.book() == [] and desk.status("REQ-0001") == "queued" and desk.published == []
 
 
 def test_roles_an_admin_manages_officers_and_reads_the_audit_and_book(desk: Desk) -> None:
@@ -549,7 +494,7 @@ def test_roles_an_admin_manages_officers_and_reads_the_audit_and_book(desk: Desk
     officer_token = csrf(officer.get("/queue").text)
     officer.post("/requests/REQ-0001/approve", data={"csrf_token": officer_token})
     book_page = admin.get("/admin/book?year=2026")
-    assert book_page.status_code == 200 and "01/2026-SCT/BS" in book_page.text
+    assert book_page.status_code == 200 and BOOK in book_page.text
     assert "Lê Thị Hoa" in book_page.text
     assert admin.get("/admin/book?year=x").status_code == 400
     token = csrf(admin.get("/admin").text)
@@ -563,7 +508,8 @@ def test_roles_an_admin_manages_officers_and_reads_the_audit_and_book(desk: Desk
         assert f'data-action="{action}"' in audit
     assert "minh" not in audit
     book = admin.get("/admin/book?year=2026&fmt=csv")
-    assert book.status_code == 200 and book.data.startswith(b"number,book")
+    assert book.status_code == 200 and book.data.decode("utf-8-sig").startswith("Số chứng thực")
+    assert BOOK in book.data.decode("utf-8-sig") and "REQ-0001" in book.data.decode("utf-8-sig")
     assert "attachment" in book.headers["Content-Disposition"]
     assert ("quan.tri", "book_export") in audit_actions(desk.store)
 
@@ -586,21 +532,27 @@ def test_public_verification_page(desk: Desk) -> None:
     client = desk.app.test_client()
     log_in(desk, client, "hoa")
     client.post("/requests/REQ-0001/approve", data={"csrf_token": csrf(client.get("/queue").text)})
-    code = desk.certifier.book_entries[0].copy_code
+    code = desk.book()[0].copy_code
     anyone = desk.app.test_client()
     for path in (f"/v/{code}", f"/v/{code.lower()}", f"/V/{code}/ban-sao.pdf?x=1"):
         page = anyone.get(path)
         assert page.status_code == 200, path
         assert 'data-status="valid"' in page.text and "Bản sao hợp lệ" in page.text
-        assert "Giấy khai sinh" in page.text and "Lê Thị Hoa" in page.text
-        assert 'id="number">1<' in page.text and "01/2026-SCT/BS" in page.text
+        assert 'id="doc-type">birth_certificate<' in page.text and "Lê Thị Hoa" in page.text
+        assert 'id="number">1<' in page.text and BOOK in page.text
         assert 'id="thumbnail"' in page.text
         # Nothing else personal: not the citizen's name, the fields or the OCR text.
         assert "Nguyễn Văn An" not in page.text and "123/2019" not in page.text
         assert page.text.index("Bản sao hợp lệ") < page.text.index("Valid certified copy")
-    desk.certifier.verifications[code] = replace(
-        desk.certifier.verifications[code], status="revoked"
+    # A refused request's code says so, and nothing more.
+    client.post(
+        "/requests/REQ-0002/refuse",
+        data={"csrf_token": csrf(client.get("/queue").text), "reason": "damaged"},
     )
+    refused = anyone.get("/v/REQ-0002")
+    assert 'data-status="refused"' in refused.text and 'id="thumbnail"' not in refused.text
+    assert "Nguyễn Văn An" not in refused.text
+    assert desk.store.revoke_copy(code, reason="cấp nhầm", operator="quan.tri", now=NOW + 60)
     revoked = anyone.get(f"/v/{code}")
     assert "Bản sao đã bị thu hồi" in revoked.text and 'id="thumbnail"' not in revoked.text
     unknown = anyone.get("/v/ZZZZ9999")
