@@ -112,6 +112,7 @@ def package(code: str, jpeg: bytes, *, pages: int = 1, name: str = "Nguyễn Vă
         "original": 1,
         "originals": 1,
         "doc_type": "birth_certificate",
+        "doc_label": {"vi": "Giấy khai sinh", "en": "Birth certificate"},
         "pages": [{"n": n, **page} for n in range(1, pages + 1)],
         "fields": {"name": name},
         "ocr_text": "GIẤY KHAI SINH",

@@ -117,7 +117,7 @@ def add_request(
         agency=agency,
         received_at=received_at,
         deadline=received_at + 8 * 3600,
-        doc_type="birth_certificate",
+        doc_type="Giấy khai sinh",  # what Certifier.receive keeps: the kiosk's doc_label
         pages=pages,
         flags=flags or [],
         package_sha256="0" * 64,
@@ -538,7 +538,7 @@ def test_public_verification_page(desk: Desk) -> None:
         page = anyone.get(path)
         assert page.status_code == 200, path
         assert 'data-status="valid"' in page.text and "Bản sao hợp lệ" in page.text
-        assert 'id="doc-type">birth_certificate<' in page.text and "Lê Thị Hoa" in page.text
+        assert 'id="doc-type">Giấy khai sinh<' in page.text and "Lê Thị Hoa" in page.text
         assert 'id="number">1<' in page.text and BOOK in page.text
         assert 'id="thumbnail"' in page.text
         # Nothing else personal: not the citizen's name, the fields or the OCR text.

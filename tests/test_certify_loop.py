@@ -427,6 +427,7 @@ def test_the_full_loop_from_the_kiosk_to_the_officer_and_back(
     # The register agrees: number 1 in this year's book, by this officer.
     v = console.certifier.verification(approve_code)
     assert v is not None and (v.status, v.number, v.officer_name) == ("valid", 1, OFFICER_NAME)
+    assert v.doc_type == "Giấy khai sinh"  # named as the kiosk recognised it, not as a code
     # The citizen's name and ID number reached no log, the kiosk's nor central's.
     logged = caplog.text
     assert "certified copy approved" in logged  # the loop's logs were captured

@@ -143,6 +143,7 @@ def test_a_signed_request_is_stored_once_sealed_and_queued(
 
     view = certifier.request(code)
     assert view is not None
+    assert view.doc_type == "Giấy khai sinh"  # the kiosk's doc_label, not its code
     assert view.page_jpegs == [jpeg, jpeg] and view.pages == 2
     assert view.citizen_name == "Nguyễn Văn An" and view.fields == {"name": "Nguyễn Văn An"}
     assert view.ocr_text == "GIẤY KHAI SINH" and view.capture == {"camera": {"source": "test"}}

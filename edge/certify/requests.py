@@ -94,6 +94,7 @@ class Original:
     ocr_text: str = ""
     fields: dict[str, str] = field(default_factory=dict)
     confidence: Sequence[int | None] = ()
+    doc_label: tuple[str, str] = ("", "")  # the document type as people name it (vi, en)
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +283,7 @@ class CertRequests:
             "original": number,
             "originals": of,
             "doc_type": original.doc_type,
+            "doc_label": {"vi": original.doc_label[0], "en": original.doc_label[1]},
             "pages": pages,
             "ocr_text": original.ocr_text,
             "fields": dict(original.fields),

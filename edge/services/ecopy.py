@@ -547,6 +547,7 @@ class EcopySession:
                 Original(
                     pages=[self.pages[n - 1] for n in numbers],
                     doc_type=reads[0].doc_type,
+                    doc_label=(reads[0].label.vi, reads[0].label.en),
                     ocr_text="\n\f".join(read.text for read in reads),
                     fields=fields_read,
                     confidence=[read.confidence for read in reads],

@@ -175,7 +175,8 @@ class Certifier:
             agency=self.config.agency_id,
             received_at=now,
             deadline=due.timestamp(),
-            doc_type=str(package.get("doc_type") or "")[:64],
+            # The Vietnamese name the kiosk read ("Giấy khai sinh"), else its code.
+            doc_type=str((package.get("doc_label") or {}).get("vi") or package["doc_type"])[:64],
             pages=len(pages),
             flags=flags,
             package_sha256=contract.package_digest(package),
