@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import ipaddress
 import json
@@ -433,6 +434,11 @@ class CertifySection(Section):
     )
     office_close: str = Field(
         "17:00", pattern=HHMM, description="Officers answer until (local time, HH:MM)."
+    )
+    holidays: list[dt.date] = Field(
+        default_factory=list,
+        description="Days off besides weekends (e.g. 2026-09-02): no officer answers, and the "
+        "Art. 7 due time moves to the next working day.",
     )
     print_copy: bool = Field(
         False, description="Print an approved copy on the A4 printer as well as its receipt."

@@ -53,6 +53,7 @@ ALLOWED: dict[str, str] = {
     "certify.wait_s": "how long a citizen waits for the officer before the request slip",
     "certify.office_open": "when the centre's officers start answering (HH:MM)",
     "certify.office_close": "when the centre's officers stop answering (HH:MM)",
+    "certify.holidays": "the centre's days off besides weekends (ISO dates)",
 }
 
 _ON_DEVICE = "a technician sets it on the device"

@@ -46,6 +46,7 @@ from edge.vision.page import scan
 from protocol import certify
 from protocol.schemas import validator
 from tests import pages as docs
+from tests.copies_helpers import write_config
 from tests.mqtt_broker import Broker, FleetPki, Peer, assert_valid, wait_until
 
 KIOSK = "HCM-Q1-007"
@@ -301,6 +302,28 @@ def test_art7_due_time_and_office_hours(kiosk_side: KioskSide) -> None:
     assert c.office_open(dt.datetime(2026, 11, 23, 10, 0, tzinfo=ZONE))
     assert not c.office_open(dt.datetime(2026, 11, 23, 18, 0, tzinfo=ZONE))
     assert not c.office_open(dt.datetime(2026, 11, 29, 10, 0, tzinfo=ZONE))  # Sunday
+
+
+def test_configured_holidays_move_the_due_time_and_close_the_office(tmp_path: Path) -> None:
+    """[certify] holidays reach the kiosk's requests (from_config): Art. 7 skips them."""
+    from edge import config as cfg
+    from edge.certify.requests import from_config
+
+    path = write_config(tmp_path)
+    with path.open("a", encoding="utf-8") as f:
+        f.write("\n[certify]\nholidays = [2026-11-30]\n")  # a Monday off
+    config = cfg.load(path)
+    config.storage.state_dir.mkdir(parents=True, mode=0o700)
+    store = Store(config.storage.db_path)
+    store.open()
+    try:
+        key = DataKey.load_or_create(config.storage.data_key_path)
+        c = from_config(config, store=store, key=key, outbox=Outbox(store, key), reserve=lambda: 1)
+        friday_16 = dt.datetime(2026, 11, 27, 16, 0, tzinfo=ZONE)
+        assert c.due(friday_16) == dt.datetime(2026, 12, 1, 17, 0, tzinfo=ZONE)  # Tuesday
+        assert not c.office_open(dt.datetime(2026, 11, 30, 10, 0, tzinfo=ZONE))
+    finally:
+        store.close()
 
 
 # --- central's answers over a real Mosquitto ----------------------------------------------

@@ -636,6 +636,7 @@ def from_config(
         camera=config.camera.model_dump(mode="json"),
         check_original=page_checks(verify_qr),
         office=(c.office_open, c.office_close),
+        holidays=frozenset(c.holidays),
         on_queued=on_queued,
     )
 
