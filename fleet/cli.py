@@ -319,10 +319,9 @@ def certify_serve(config: Any, *, host: str, port: int, mqtt: bool = True) -> in
     from fleet.console import build_console
     from web_ui.server import WebServer
 
+    if not config.certify.enabled:
+        raise BadInput("[certify] agency_id is empty: the desk has no agency to certify for")
     console = build_console(config)
-    certifier = getattr(console, "certifier", None)
-    if certifier is None:
-        raise KioskError("this build's console has no Certifier (fleet/certify/service.py)")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -331,15 +330,19 @@ def certify_serve(config: Any, *, host: str, port: int, mqtt: bool = True) -> in
         cookie_secure=config.web.cookie_secure,
         proxy_hops=config.web.proxy_hops,
     )
-    web = WebServer(create_app(certifier, console.store, desk), host=host, port=port, threads=8)
+    web = None
     try:
-        console.start(mqtt=mqtt)
+        console.start(mqtt=mqtt)  # attaches the responders: the Certifier among them
+        web = WebServer(
+            create_app(console.certifier, console.store, desk), host=host, port=port, threads=8
+        )
         web.start()
         logger.info("certification desk on http://%s:%s/", host, web.port)
         while not stop.wait(3600):
             pass
     finally:
-        web.stop()
+        if web is not None:
+            web.stop()
         console.stop()
     return EXIT_OK
 

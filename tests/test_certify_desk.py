@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -41,6 +42,7 @@ from tests.certify_helpers import (
     package,
     page_jpeg,
 )
+from tests.conftest import REPO, free_port
 from tests.mqtt_broker import FleetPki
 from tests.softhsm import PIN
 from tests.test_certify_service import KIOSK, fleet_ca, record, signed
@@ -694,15 +696,48 @@ def test_an_idle_session_ends_and_forgets_the_pin(desk: Desk) -> None:
     assert sessions.pin(handle) is None and len(sessions) == 0
 
 
-def test_cli_certify_serve_says_when_no_certifier_is_wired(
+def test_cli_certify_serve_needs_an_agency_then_serves_the_desk(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
     from fleet.cli import main
 
     config = tmp_path / "fleet.toml"
-    config.write_text(
+    base = (
         f'[store]\nurl = "sqlite:///{tmp_path / "f.db"}"\ndata_key_file = "{tmp_path / "dk"}"\n'
         f'[web]\nsecret_key_file = "{tmp_path / "s.key"}"\n'
     )
-    assert main(["-c", str(config), "certify", "serve", "--no-mqtt", "--port", "0"]) == 1
-    assert "no Certifier" in capsys.readouterr().err
+    config.write_text(base)
+    assert main(["-c", str(config), "certify", "serve", "--no-mqtt", "--port", "0"]) == 2
+    assert "agency_id is empty" in capsys.readouterr().err
+    # With an agency: the real process serves the login page and /v/<code>, and stops on TERM.
+    config.write_text(base + '[certify]\nagency_id = "HN-TAYHO"\nagency_name = "UBND"\n')
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fleet.cli", "-c", str(config), "certify", "serve", "--no-mqtt",
+         "--port", str(port)],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2) as r:
+                    assert r.status == 200 and "Đăng nhập" in r.read().decode()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "desk did not start"
+                time.sleep(0.2)
+        with pytest.raises(urllib.error.HTTPError) as unknown:  # an unknown code: 404 and a page
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v/HN-X-261205-000001-A")
+        assert unknown.value.code == 404
+        assert 'data-status="unknown"' in unknown.value.read().decode()
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out[-2000:]
