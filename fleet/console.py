@@ -12,6 +12,7 @@ from fleet.config import FleetConfig
 from fleet.ingest import FleetIngest
 from fleet.operators import KeyRing
 from fleet.responders import (
+    CertifyMail,
     CertifyResponder,
     DossierResponder,
     EnrolmentResponder,
@@ -235,4 +236,6 @@ def build_console(config: FleetConfig, *, store: FleetStore | None = None) -> Co
         console.services.append(EnrolmentResponder())
     if config.certify.enabled:
         console.services.append(CertifyResponder())
+        if config.certify.mail.host:
+            console.services.append(CertifyMail())
     return console

@@ -281,6 +281,20 @@ class CertifyResponder:
         self.console.ingest.publish(topic, message, qos=1)
 
 
+class CertifyMail:
+    """Sends approved copies to the citizens who chose e-mail (fleet.certify.delivery); only
+    attached when [certify.mail] host is set."""
+
+    def attach(self, console: Host) -> None:
+        from fleet.certify.delivery import MailSender
+
+        self.sender = MailSender(console.store, console.config.certify.mail)
+        self.sender.start()
+
+    def stop(self) -> None:
+        self.sender.stop()
+
+
 class Housekeeping:
     """Prunes telemetry and events past their keep time, hourly."""
 

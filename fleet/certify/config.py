@@ -28,6 +28,26 @@ class SealKey(BaseModel):
         return self.pin_file.read_text(encoding="utf-8").strip()
 
 
+class MailConfig(BaseModel):
+    """[certify.mail]: e-mail delivery of approved copies (docs/ecopy.md, "Delivery"); off
+    while host is empty."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = Field("", description="SMTP server; empty: no e-mail is sent.")
+    port: int = Field(25, ge=1, le=65535)
+    sender: str = Field("", description="The From address, e.g. 'chungthuc@badinh.gov.vn'.")
+    starttls: bool = Field(False, description="STARTTLS before authenticating and sending.")
+    username: str = Field("", description="SMTP login (none when empty).")
+    password_file: Path | None = Field(None, description="A file holding the SMTP password.")
+    timeout_s: float = Field(30.0, gt=0, description="Connect and each SMTP command.")
+
+    def password(self) -> str:
+        if self.password_file is None:
+            return ""
+        return self.password_file.read_text(encoding="utf-8").strip()
+
+
 class CertifyConfig(BaseModel):
     """[certify]: off while agency_id is empty."""
 
@@ -61,6 +81,7 @@ class CertifyConfig(BaseModel):
     fee_next_pages_vnd: int = Field(1000, ge=0, description="Fee per page from page 3 on.")
     fee_max_vnd: int = Field(200000, ge=0, description="Fee ceiling per copy.")
     seal: SealKey = SealKey()
+    mail: MailConfig = MailConfig()
     tsa_url: str | None = Field(None, description="RFC 3161 timestamp authority (PAdES B-T).")
     crl_files: list[Path] = Field(
         default_factory=list,

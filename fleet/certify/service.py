@@ -323,6 +323,7 @@ class Certifier:
                 now=now,
                 remote_addr=remote_addr,
                 sign=sign,
+                delivery=package.get("delivery"),
             )
         except (DecisionError, CopyError) as err:  # CopyError: e.g. the token refused the PIN
             raise CertifyRefused(f"không duyệt được / not approved: {err}") from err
@@ -336,6 +337,12 @@ class Certifier:
                 "seconds": round(time.monotonic() - started, 3),
             },
         )
+        channel = (package.get("delivery") or {}).get("channel")
+        if channel in ("ewallet", "post"):  # cert_deliveries says "unsupported": staff send it
+            logger.warning(
+                "certified copy not sent: channel not supported, staff must deliver it",
+                extra={"request": request_id, "channel": channel},
+            )
         copy = made[-1]
         self._send(
             row["kiosk_id"],

@@ -14,6 +14,7 @@ from fleet.store.schema import (
     cert_audit,
     cert_book,
     cert_counters,
+    cert_deliveries,
     cert_requests,
     officers,
     revocations,
@@ -22,6 +23,10 @@ from fleet.store.schema import (
 # Every column of a request but its (large, sealed) package: what queues and views read.
 _REQUEST_HEAD = [c for c in cert_requests.c if c.name != "package"]
 _BOOK_HEAD = [c for c in cert_book.c if c.name not in ("pdf", "thumbnail", "requester")]
+
+
+# Channels that get a cert_deliveries row at approval ("kiosk": the kiosk prints the copy).
+DELIVERY_CHANNELS = ("email", "ewallet", "post")
 
 
 class DecisionError(ValueError):
@@ -111,9 +116,12 @@ class Certify(StoreBase):
         now: float,
         remote_addr: str,
         sign: Callable[[int, str], Signed],
+        delivery: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Approve: the next number of the agency's book for `year`, the signed copy, the book
-        row, the request's status and the audit line, in one transaction. `sign(number, book)`
+        row, the request's status, the audit line and the delivery (the package's
+        {channel, address}: email is queued "pending", ewallet and post "unsupported", kiosk
+        nothing) in one transaction. `sign(number, book)`
         runs inside it: if it raises, or the process dies, nothing of this is committed.
 
         The counter row is locked first (its INSERT .. ON CONFLICT DO NOTHING is the first
@@ -193,7 +201,81 @@ class Certify(StoreBase):
                 remote_addr=remote_addr,
                 detail={"number": number, "book": label, "year": year},
             )
+            channel = (delivery or {}).get("channel")
+            if channel in DELIVERY_CHANNELS:
+                address = str((delivery or {}).get("address") or "")
+                conn.execute(
+                    cert_deliveries.insert().values(
+                        request_id=request_id,
+                        channel=channel,
+                        address=self.data_key.encrypt(
+                            address.encode(), aad=_aad("address", request_id)
+                        ),
+                        status="pending" if channel == "email" else "unsupported",
+                        tries=0,
+                        next_try_at=now,
+                    )
+                )
         return entry
+
+    # --- deliveries -----------------------------------------------------------------------
+
+    def cert_deliveries_due(self, now: float, limit: int = 20) -> list[dict[str, Any]]:
+        """Pending deliveries whose time has come, oldest first, with the address unsealed."""
+        with self.engine.connect() as conn:
+            rows = [
+                dict(r._mapping)
+                for r in conn.execute(
+                    sa.select(cert_deliveries)
+                    .where(
+                        cert_deliveries.c.status == "pending",
+                        cert_deliveries.c.next_try_at <= now,
+                    )
+                    .order_by(cert_deliveries.c.next_try_at)
+                    .limit(limit)
+                )
+            ]
+        for r in rows:
+            r["address"] = self.data_key.decrypt(
+                r["address"], aad=_aad("address", r["request_id"])
+            ).decode()
+        return rows
+
+    def cert_delivery(self, request_id: str) -> dict[str, Any] | None:
+        """A delivery's row without its address (staff lists, tests)."""
+        cols = [c for c in cert_deliveries.c if c.name != "address"]
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(*cols).where(cert_deliveries.c.request_id == request_id)
+            ).first()
+        return dict(row._mapping) if row is not None else None
+
+    def cert_delivery_done(
+        self,
+        request_id: str,
+        *,
+        status: str,
+        tries: int,
+        next_try_at: float,
+        error: str | None = None,
+        sent_at: float | None = None,
+    ) -> None:
+        """Record one try of a pending delivery: sent, retried later (pending) or failed."""
+        with self.begin() as conn:
+            conn.execute(
+                cert_deliveries.update()
+                .where(
+                    cert_deliveries.c.request_id == request_id,
+                    cert_deliveries.c.status == "pending",
+                )
+                .values(
+                    status=status,
+                    tries=tries,
+                    next_try_at=next_try_at,
+                    last_error=error and error[:200],
+                    sent_at=sent_at,
+                )
+            )
 
     def cert_decide(
         self,

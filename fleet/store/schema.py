@@ -294,3 +294,19 @@ cert_audit = sa.Table(
     sa.Column("detail", sa.JSON, nullable=False, default=dict),
     sa.Index("cert_audit_at", "at"),
 )
+
+# Sending an approved copy where the citizen chose (docs/ecopy.md, "Delivery"): written with
+# the approval, in its transaction; the sender (fleet/certify/delivery.py) works through it.
+cert_deliveries = sa.Table(
+    "cert_deliveries",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("channel", sa.String(16), nullable=False),  # email ewallet post
+    sa.Column("address", sa.LargeBinary, nullable=False),  # sealed with the data key
+    sa.Column("status", sa.String(16), nullable=False),  # pending sent failed unsupported
+    sa.Column("tries", sa.Integer, nullable=False, default=0),
+    sa.Column("next_try_at", sa.Float, nullable=False),
+    sa.Column("last_error", sa.String(200)),  # an error class only: no personal data
+    sa.Column("sent_at", sa.Float),
+    sa.Index("cert_deliveries_due", "status", "next_try_at"),
+)
