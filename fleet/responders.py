@@ -289,6 +289,8 @@ class CertifyMail:
         from fleet.certify.delivery import MailSender
 
         self.sender = MailSender(console.store, console.config.certify.mail)
+        if console.certifier is not None:  # attached before: an approval sends at once
+            console.certifier.approved_hook = self.sender.wake
         self.sender.start()
 
     def stop(self) -> None:

@@ -58,7 +58,7 @@ def message(*, sender: str, to: str, code: str, book: dict[str, Any]) -> EmailMe
 
 
 class MailSender:
-    """Sends the due e-mail deliveries every `interval_s` (and at once after start)."""
+    """Sends the due e-mail deliveries every `interval_s`, at start and when woken."""
 
     def __init__(
         self,
@@ -73,6 +73,7 @@ class MailSender:
         self.clock = clock
         self.interval_s = interval_s
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -80,8 +81,13 @@ class MailSender:
         self._thread = threading.Thread(target=self._run, name="certify-mail", daemon=True)
         self._thread.start()
 
+    def wake(self) -> None:
+        """Send now rather than at the next round (called after an approval)."""
+        self._wake.set()
+
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(self.config.timeout_s + 5)
 
@@ -93,7 +99,8 @@ class MailSender:
                 logger.error(
                     "certified copy delivery round failed", extra={"error": type(err).__name__}
                 )
-            self._stop.wait(self.interval_s)
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
 
     def send_due(self) -> int:
         """One round: try every due pending delivery once; returns how many were sent."""

@@ -117,6 +117,7 @@ class Certifier:
         self.prefix = prefix
         self.issuers = list(issuers or [])
         self.tz = zoneinfo.ZoneInfo(config.timezone)
+        self.approved_hook: Callable[[], None] | None = None  # e.g. wakes the mail sender
         self._result_schema = validator("cert-result")
         self._request_schema = validator("cert-request")
 
@@ -360,6 +361,8 @@ class Certifier:
             qr=copy.qr,
             fee_vnd=entry["fee_vnd"],
         )
+        if self.approved_hook is not None:
+            self.approved_hook()
         return BookEntry(**_entry(entry))
 
     def refuse(
