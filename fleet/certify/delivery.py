@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import logging
 import smtplib
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from typing import Any
 
 from fleet.certify.config import MailConfig
 from fleet.store import FleetStore
+from protocol.mqtt import tls_context
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +148,8 @@ class MailSender:
         c = self.config
         with smtplib.SMTP(c.host, c.port, timeout=c.timeout_s) as smtp:
             if c.starttls:
-                smtp.starttls(context=ssl.create_default_context())
+                # The project's one TLS policy (system CAs, TLS 1.2 at least), as for MQTT.
+                smtp.starttls(context=tls_context(None))
             if c.username:
                 smtp.login(c.username, c.password())
             smtp.send_message(msg)
