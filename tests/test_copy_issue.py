@@ -96,7 +96,9 @@ def test_pdf_pages_footer_watermark_fonts_and_qr(kiosk, tmp_path: Path) -> None:
         a, b = (float(v) for v in found[2].split()[:2])
         assert 50 < np.degrees(np.arctan2(b, a)) < 60  # A4's diagonal: 54.7 degrees
         assert float(page["/Resources"]["/ExtGState"]["/" + found[1].decode()]["/ca"]) < 0.5
-    subprocess.run(["pdftoppm", "-r", "110", "-png", str(pdf), str(tmp_path / "p")], check=True)
+    # 200 dpi: the 30 mm QR's 0.6 mm modules are ~4.8 px. At 110 dpi (~2.6 px a module) zbar
+    # missed one payload in a full CI run (each copy's signature makes a different pattern).
+    subprocess.run(["pdftoppm", "-r", "200", "-png", str(pdf), str(tmp_path / "p")], check=True)
     pages = sorted(tmp_path.glob("p-*.png"))
     assert len(pages) == 2
     for page in pages:
