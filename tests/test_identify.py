@@ -103,14 +103,18 @@ def test_card_holder_is_verified(world) -> None:
 
 
 def test_someone_else_gets_three_tries_then_staff(world) -> None:
-    make, _, bus, _, _ = world
+    make, _, bus, clock, _ = world
     frame, _ = card_scene_with_portrait("obama.jpg")
     s = make()
     s.card_read(read_card(frame, find_face=find_faces))
     s.give_consent(True)
-    tries = [s.submit_face(load(name)) for name in ("biden.jpg", "grace_hopper.jpg")]
+    tries = []
+    for name in ("biden.jpg", "grace_hopper.jpg"):
+        tries.append(s.submit_face(load(name)))
+        clock.now += 3.0  # the reason stays on screen 3 s before the next try
     assert [t.state for t in tries] == [State.FACE, State.FACE]
     assert [t.tries_left for t in tries] == [2, 1]
+    assert {t.reason for t in tries} == {"no_match"}
     last = s.submit_face(load("astronaut.jpg"))
     assert last.state == State.STAFF and "nhân viên" in last.message_vi
     bus.drain()

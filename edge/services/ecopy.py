@@ -45,6 +45,8 @@ class Message(NamedTuple):
 NO_FRAME = Text(N_("Waiting for the camera…"))
 NO_CAMERA = Text(N_("The camera is not ready. Try again."))
 LOOK_AT_CAMERA = Text(N_("Please look straight at the camera."))
+# A face was compared and did not match (or the liveness challenge failed): the reason first.
+FAILED_TRY = N_("%(reason)s Not verified yet: %(n)d tries left.")
 PAGES_FULL = Text(N_("Maximum number of pages reached."))
 NO_PAGES = Text(N_("Please place at least one page."))
 
@@ -85,6 +87,9 @@ class Poll:
     progress: bool | None = None
     pages: int | None = None
     touch: bool = False
+    seconds_left: float | None = None  # the countdown the screen shows (liveness, next try)
+    tries_left: int | None = None
+    reason: str | None = None  # why the face step asks again (identify.FACE_REASONS key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,23 +303,21 @@ class EcopySession:
             return Poll(next=self.step())
         if frame is None:
             return Poll(message=NO_FRAME)
-        from edge.vision.face import find_faces
-
         with self.lock:
             step = identity.tick()
             if step.state == State.EXPIRED:
                 return Poll(next="expired")
-            face_quad: list[list[float]] = []
+            box: tuple[int, int, int, int] | None = None
             if identity.state == State.FACE:
-                faces = find_faces(frame)
-                if not faces:  # nobody in front yet: not a failed try
-                    return Poll(message=LOOK_AT_CAMERA, wait_ms=300)
-                x, y, w, h = faces[0]
-                size = (frame.shape[1], frame.shape[0])
-                face_quad = frame_quad([(x, y), (x + w, y), (x + w, y + h), (x, y + h)], size)
                 step = identity.submit_face(frame)
+                box = identity.face_box  # where the face was found, drawn over the preview
             else:
                 step = identity.liveness_frame(frame, self.clock() if t is None else t)
+        face_quad: list[list[float]] = []
+        if box is not None:
+            x, y, w, h = box
+            size = (frame.shape[1], frame.shape[0])
+            face_quad = frame_quad([(x, y), (x + w, y), (x + w, y + h), (x, y + h)], size)
         if step.state == State.VERIFIED:
             logger.info("citizen verified for an e-copy")
             return Poll(next="pages")
@@ -323,16 +326,30 @@ class EcopySession:
         if step.state == State.LIVENESS:
             return Poll(
                 message=step.challenge or Message("", ""),
-                quad=face_quad,  # where the face was found, drawn over the preview
+                quad=face_quad,
                 tone="good",
                 progress=True,
                 wait_ms=60,
+                seconds_left=step.seconds_left,
+                tries_left=step.tries_left,
             )
-        # A failed try: back to FACE with fewer tries left.
-        message = Text(
-            N_("Not verified yet. Please try again (%(n)d tries left)."), {"n": step.tries_left}
+        reason = step.reason_text or LOOK_AT_CAMERA
+        if step.reason in ("", "no_face", "card_in_view"):  # nobody in front yet, or the card
+            return Poll(message=reason, quad=face_quad, wait_ms=300, reason=step.reason or None)
+        message: Text = reason
+        if step.reason == "no_match" or step.reason.startswith("liveness_"):  # a try was used
+            message = Text(FAILED_TRY, {"reason": reason, "n": step.tries_left})
+        wait_s = step.seconds_left if step.seconds_left is not None else 1.0
+        return Poll(
+            message=message,
+            quad=face_quad,
+            tone="bad",
+            wait_ms=max(300, min(1000, round(wait_s * 1000))),  # the count goes down each second
+            seconds_left=step.seconds_left,
+            tries_left=step.tries_left,
+            reason=step.reason,
+            progress=True,  # being told why is not idling
         )
-        return Poll(message=message, quad=face_quad, tone="bad", wait_ms=1500)
 
     def confirm_by_staff(self) -> None:
         """Staff checked the card by eye and confirmed with their PIN (checked by the caller)."""

@@ -20,6 +20,10 @@ from edge.texts import N_, Text, vietnamese
 logger = logging.getLogger(__name__)
 
 MAX_TRIES = 3
+# A failed comparison is shown with its reason for at least this long before the next try.
+RETRY_GAP_S = 3.0
+# A quality problem (dark, turned, far) asks again after this long, without using a try.
+QUALITY_GAP_S = 1.0
 
 
 class State(enum.StrEnum):
@@ -58,6 +62,24 @@ MESSAGES = {
     State.DECLINED: N_("You did not agree. A member of staff will help verify your identity."),
     State.EXPIRED: N_("The session has timed out. Please start again."),
 }
+# Why the face step asks again: reason code -> what the screen says. Only "no_match" (a face
+# seen and compared, and not the card's) and the liveness failures use up a try.
+FACE_REASONS = {
+    "card_in_view": N_("Put the card away and look at the camera."),
+    "no_face": N_("Please look straight at the camera."),
+    "too_dark": N_("The light is too dark. Please move into the light."),
+    "not_frontal": N_("Turn your face straight to the camera."),
+    "too_small": N_("Please come closer to the camera."),
+    "no_match": N_("The face does not match the photo on the card."),
+    "wait": N_("Please wait a moment, then look at the camera again."),
+}
+# Quality limits on the live face (see docs/face.md, "The face step").
+MIN_FACE_BRIGHTNESS = 60.0  # mean grey (0..255) of the face box
+MAX_YAW = 0.35  # nose-tip offset from the eyes' midpoint, share of the eye distance
+MAX_ROLL_DEG = 20.0  # tilt of the line through the eyes
+MIN_FACE_PX = 80  # face box width in pixels (dlib's embedding wants at least this)
+MIN_FACE_SHARE = 0.1  # and this share of the frame's width
+
 NO_PORTRAIT = N_("The photo on the card is not clear. Lay the whole card flat inside the frame.")
 
 
@@ -83,6 +105,14 @@ class Step:
     detail: str = ""
     challenge_vi: str | None = None
     challenge: Text | None = None  # the liveness instruction, in no language yet
+    reason: str = ""  # why the face step asks again (FACE_REASONS key), "" otherwise
+    reason_text: Text | None = None  # what the screen says about it, in no language yet
+    retry_at: float | None = None  # session clock time of the next try (FACE, after a reason)
+    seconds_left: float | None = None  # until retry_at, or of the liveness challenge
+
+    @property
+    def reason_vi(self) -> str:
+        return self.reason_text.vi if self.reason_text is not None else ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -91,6 +121,10 @@ class Step:
             "tries_left": self.tries_left,
             "detail": self.detail,
             "challenge_vi": self.challenge_vi,
+            "reason": self.reason,
+            "reason_vi": self.reason_vi,
+            "retry_at": self.retry_at,
+            "seconds_left": None if self.seconds_left is None else round(self.seconds_left, 1),
         }
 
 
@@ -127,6 +161,11 @@ class VerificationSession:
         self._challenge: Any = None
         self.consent: ConsentRecord | None = None
         self.last_score: float | None = None
+        self.retry_at: float | None = None  # no try before this (session clock)
+        self.reason = ""  # the last reason the face step gave (FACE_REASONS key)
+        self.staff_reason = ""  # why staff were called
+        self._liveness_t: float | None = None  # time of the last liveness frame fed
+        self.face_box: tuple[int, int, int, int] | None = None  # the face last looked at
 
     # --- transitions ---------------------------------------------------------------------
 
@@ -157,34 +196,64 @@ class VerificationSession:
         return self._enter(State.FACE)
 
     def submit_face(self, frame: np.ndarray) -> Step:
+        """One camera frame of the face step. A try is used only when a face was seen, was good
+        enough to compare, and did not match; anything else says why and asks again."""
         self._expect(State.FACE)
         self._require_consent()
-        live = self.verifier.template(frame)
+        now = self.clock()
+        self.face_box = None
+        if self.retry_at is not None and now < self.retry_at:
+            return self._step(reason=self.reason or "wait")
+        if card_in_view(frame, self.verifier.detector):
+            return self._ask_again("card_in_view", hold=False)
+        faces = self.verifier.detector.detect(frame)
+        self.face_box = faces[0].box if faces else None
+        if not faces:
+            return self._ask_again("no_face", hold=False)
+        face = faces[0]
+        problem = face_quality(frame, face)
+        if problem:
+            return self._ask_again(problem, hold=True)
+        from edge.vision.face import FaceInfo, FaceTemplate
+
+        info = FaceInfo(True, face.box, round(face.score, 4), len(faces))
+        live = FaceTemplate(info, self.verifier.embedder.embed(frame, face))
         try:
             result = self.verifier.compare(self._card_template, live)
         finally:
             live.drop()
         self.last_score = result.score
         if not result.match:
-            return self._failed_try(f"face check: {result.reason}")
+            return self._failed_try(f"face check: {result.reason}", "no_match")
+        self.reason, self.retry_at = "", None
         self._challenge = self._new_challenge(reference=self._card_template, verifier=self.verifier)
+        self._liveness_t = None
         return self._enter(State.LIVENESS)
 
     def liveness_frame(self, frame: np.ndarray, t: float) -> Step:
         self._expect(State.LIVENESS)
         self._require_consent()
         outcome = self._challenge.feed(frame, t)
+        self._liveness_t = t
         if outcome.status == "pending":
             return self._step()
         if outcome.status == "passed":
             self._wipe_face_data()
             self._post("identity.verified", "info")
             return self._enter(State.VERIFIED)
-        return self._failed_try(f"liveness: {outcome.reason}")
+        if outcome.reason == "no_face":  # nobody did the challenge: not a try
+            self._drop_challenge()
+            self._enter(State.FACE)
+            return self._ask_again("no_face", hold=True)
+        return self._failed_try(f"liveness: {outcome.reason}", f"liveness_{outcome.reason}")
 
     def tick(self) -> Step:
-        """Call periodically: a state held too long expires the session and wipes it."""
+        """Call periodically: a state held too long expires the session and wipes it. STAFF
+        has no limit: it waits for staff, or for the citizen to cancel."""
         limit = TIMEOUTS.get(self.state)
+        if self.state == State.FACE and self.retry_at is not None:
+            # The time spent being told a reason is not the citizen's idling.
+            limit = None if limit is None else limit + max(0.0, self.retry_at - self.entered_at)
         if limit is not None and self.clock() - self.entered_at > limit:
             logger.info("identification session expired", extra={"state": self.state.value})
             self.close()
@@ -202,29 +271,54 @@ class VerificationSession:
         if self.consent is None or self.consents.find(self.id, PURPOSE_FACE) is None:
             raise ConsentRequired("face verification needs the citizen's recorded consent first")
 
-    def _failed_try(self, why: str) -> Step:
-        self.failures += 1
+    def _ask_again(self, reason: str, *, hold: bool) -> Step:
+        """The face step says why and looks again; no try is used."""
+        self.reason = reason
+        self.retry_at = self.clock() + QUALITY_GAP_S if hold else None
+        return self._step(reason=reason)
+
+    def _drop_challenge(self) -> None:
         if self._challenge is not None and hasattr(self._challenge, "close"):
             self._challenge.close()
         self._challenge = None
+        self._liveness_t = None
+
+    def _failed_try(self, why: str, reason: str) -> Step:
+        self.failures += 1
+        self._drop_challenge()
         logger.info(
             "identification try failed: %s", why, extra={"try": self.failures, "session": self.id}
         )
+        self.reason = reason
         if self.failures >= self.max_tries:
             self._wipe_face_data()
+            self.retry_at = None
+            self.staff_reason = reason
             self._post("identity.face_failures", "warning", tries=self.failures)
+            # Staff are called; the event carries the reason code only, no personal data.
+            self._post("help.requested", "info", reason=reason, tries=self.failures)
             return self._enter(State.STAFF, why)
-        return self._enter(State.FACE, why)
+        self.state = State.FACE
+        self.retry_at = self.clock() + RETRY_GAP_S
+        self.entered_at = self.clock()
+        return self._step(why, reason=reason)
 
     def _enter(self, state: State, detail: str = "") -> Step:
         self.state = state
         self.entered_at = self.clock()
         return self._step(detail)
 
-    def _step(self, detail: str = "") -> Step:
+    def _step(self, detail: str = "", *, reason: str = "") -> Step:
         challenge = getattr(self._challenge, "instruction", None)
+        seconds_left: float | None = None
+        retry_at: float | None = None
         if self.state != State.LIVENESS:
             challenge = None
+        else:
+            seconds_left = self._challenge_left()
+        if self.state == State.FACE and self.retry_at is not None:
+            retry_at = self.retry_at
+            seconds_left = max(0.0, self.retry_at - self.clock())
         return Step(
             self.state,
             vietnamese(MESSAGES[self.state]),
@@ -232,7 +326,20 @@ class VerificationSession:
             detail,
             challenge.vi if challenge else None,
             challenge,
+            reason,
+            reason_text(reason),
+            retry_at,
+            seconds_left,
         )
+
+    def _challenge_left(self) -> float | None:
+        """Seconds the liveness challenge has left, as of the last frame fed."""
+        limit = getattr(self._challenge, "time_limit_s", None)
+        if limit is None:
+            return None
+        if self._liveness_t is None or not hasattr(self._challenge, "seconds_left"):
+            return float(limit)
+        return float(self._challenge.seconds_left(self._liveness_t))
 
     def _expect(self, state: State) -> None:
         if self.state != state:
@@ -242,9 +349,7 @@ class VerificationSession:
         if self._card_template is not None:
             self._card_template.drop()
             self._card_template = None
-        if self._challenge is not None and hasattr(self._challenge, "close"):
-            self._challenge.close()
-        self._challenge = None
+        self._drop_challenge()
 
     def _post(self, kind: str, severity: str, **detail: Any) -> None:
         if self.bus is not None:
@@ -258,3 +363,62 @@ def _portrait(reading: Any) -> np.ndarray | None:
     x, y, w, h = reading.portrait_box
     pad_w, pad_h = w // 2, h // 2
     return reading.flat[max(0, y - pad_h) : y + h + pad_h, max(0, x - pad_w) : x + w + pad_w]
+
+
+def reason_text(reason: str) -> Text | None:
+    """What the screen says for a reason code (face step or liveness failure), or None."""
+    if reason in FACE_REASONS:
+        return Text(FACE_REASONS[reason])
+    if reason.startswith("liveness_"):
+        from edge.vision.liveness import FAILURES
+
+        msgid = FAILURES.get(reason.removeprefix("liveness_"))
+        return Text(msgid) if msgid else None
+    return None
+
+
+def card_in_view(frame: np.ndarray, detector: Any) -> bool:
+    """Is an ID card still in the camera's view? The card finder's outline search (a few ms);
+    a card-like outline counts unless a face is seen outside it (a door or a picture frame
+    behind the citizen can look like a card, the card's own portrait lies inside it)."""
+    import cv2
+
+    from edge.identity.card import find_card
+
+    grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
+    quad = find_card(grey)
+    if quad is None:
+        return False
+    faces = detector.detect(frame)
+    if not faces:
+        return True
+    x, y, w, h = faces[0].box
+    centre = (float(x + w / 2), float(y + h / 2))
+    return cv2.pointPolygonTest(quad.reshape(-1, 1, 2), centre, False) >= 0
+
+
+def face_quality(frame: np.ndarray, face: Any) -> str:
+    """Why a detected face is not good enough to compare ("" when it is): too small (too far),
+    too dark (mean grey of the face box), not frontal (roll of the eye line, or the nose tip off
+    the eyes' midpoint, from the detector's keypoints)."""
+    import math
+
+    import cv2
+
+    x, y, w, h = face.box
+    if w < max(MIN_FACE_PX, MIN_FACE_SHARE * frame.shape[1]):
+        return "too_small"
+    region = frame[y : y + h, x : x + w]
+    grey = cv2.cvtColor(region, cv2.COLOR_BGR2GRAY) if region.ndim == 3 else region
+    if float(grey.mean()) < MIN_FACE_BRIGHTNESS:
+        return "too_dark"
+    (rx, ry), (lx, ly), (nx, _ny) = face.keypoints[0], face.keypoints[1], face.keypoints[2]
+    eyes = math.hypot(lx - rx, ly - ry)
+    if eyes < 1.0:
+        return "not_frontal"
+    roll = abs(math.degrees(math.atan2(ly - ry, lx - rx)))
+    roll = min(roll, 180.0 - roll) if roll > 90.0 else roll
+    yaw = abs(nx - (lx + rx) / 2) / eyes
+    if roll > MAX_ROLL_DEG or yaw > MAX_YAW or lx <= rx:
+        return "not_frontal"
+    return ""

@@ -265,6 +265,17 @@ class LivenessChallenge:
     def instruction_vi(self) -> str:
         return self.instruction.vi
 
+    @property
+    def started(self) -> float | None:
+        """Time of the first frame fed (the countdown runs from it), None before."""
+        return self._started
+
+    def seconds_left(self, t: float) -> float:
+        """Seconds the challenge has left at time t (the whole limit before the first frame)."""
+        if self._started is None:
+            return self.time_limit_s
+        return max(0.0, self.time_limit_s - (t - self._started))
+
     def feed(self, frame: np.ndarray, t: float) -> LivenessState:
         """Look at one frame taken at time t (seconds); returns where the challenge stands."""
         if self._result is not None:

@@ -44,6 +44,7 @@ from web_ui.pin import PinGate, PinResult
 from web_ui.visits import Visit, touch
 
 bp = Blueprint("ecopy", __name__, url_prefix="/a")
+STAFF_CALLED = Text(N_("Staff have been called. Please stay at the kiosk."))
 KEY = "ecopy"
 P = ParamSpec("P")
 
@@ -247,9 +248,31 @@ def staff(work: EcopySession) -> Any:
     elif form.is_submitted():
         problem = "form"
     declined = work.identity.state == State.DECLINED
+    if not declined:
+        _keep_alive()  # the face check failed and staff were called: the screen waits for them
     return screen(
-        "ecopy/staff.html", flow="ecopy", step=2, form=form, problem=problem, declined=declined
+        "ecopy/staff.html",
+        flow="ecopy",
+        step=2,
+        form=form,
+        problem=problem,
+        declined=declined,
+        idle_free=not declined,  # no idle wipe: staff or the citizen's Cancel end it
     )
+
+
+@bp.post("/staff/poll")
+@guard("ecopy")
+def staff_poll() -> Any:
+    """The staff screen's poll after failed face tries: keeps the citizen's session while staff
+    come (no timeout wipes it), until staff confirm or the citizen presses Cancel."""
+    work = _work()
+    if work is None:
+        return jsonify(next=url_for("ecopy.start"))
+    if work.identity.state != State.STAFF or work.verified:
+        return jsonify(next=_url(work.step()))
+    _keep_alive()
+    return jsonify(message=_text(STAFF_CALLED), tone="good", wait_ms=5000)
 
 
 # --- 3. pages --------------------------------------------------------------------------

@@ -144,7 +144,14 @@
       }
       if (data.next) { stopped = true; window.location.href = data.next; return; }
       if (data.message) el.textContent = data.message;
-      el.className = "guidance " + (data.tone || "");
+      el.className = "guidance " + (data.tone || "") + (data.seconds_left !== undefined ? " big" : "");
+      const countdown = document.getElementById("countdown");
+      if (countdown) {  // the liveness challenge's time, or the wait before the next try
+        countdown.hidden = data.seconds_left === undefined;
+        if (!countdown.hidden) {
+          document.getElementById("countdown-n").textContent = String(Math.ceil(data.seconds_left));
+        }
+      }
       if (data.progress) resetIdle();
       if (outline) {
         outline.setAttribute("points", (data.quad || []).map((p) => p[0] * 1000 + "," + p[1] * 750).join(" "));
