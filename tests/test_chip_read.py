@@ -4,6 +4,7 @@ failure the issue names. The PC/SC path (pcscd + vpcd) is tests/test_chip_pcsc.p
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -134,7 +135,7 @@ def test_a_card_pulled_mid_read_raises_card_removed_and_keeps_nothing(after: int
 
 def test_no_card_on_the_reader() -> None:
     with pytest.raises(NoCard) as caught:
-        read_chip(SimCardReader(None), MrzKey("1", "000101", "300101"), TrustList())
+        read_chip(SimCardReader(empty=True), MrzKey("1", "000101", "300101"), TrustList())
     assert "No card was found" in error_text(caught.value).en
 
 
@@ -142,3 +143,20 @@ def test_secure_messaging_is_required_for_the_data_groups(card: IcaoCard) -> Non
     card.power_on()
     assert card.process(bytes.fromhex("00A4040C07A0000002471001")) == b"\x90\x00"
     assert card.process(bytes.fromhex("00A4020C020101")) == b"\x69\x82"
+
+
+def test_the_simulation_config_wires_the_emulated_card_and_its_development_anchor(
+    tmp_path: Path,
+) -> None:
+    from edge import config as cfg
+    from edge.identity.chip.wiring import chip_reader_from_config
+    from edge.sim.icao_card import sample_holder
+    from tests.conftest import write_sim_config
+
+    config = cfg.load(write_sim_config(tmp_path, sample_scenes=False))
+    assert chip_reader_from_config(config) is None  # [card_reader] adapter = "none"
+    chip = chip_reader_from_config(config.simulated())
+    assert chip is not None and chip.development
+    reading = read_chip(chip.reader, sample_holder().mrz_key(), chip.trust)
+    assert (reading.passive_auth, reading.development) == ("valid", True)
+    assert not any(tmp_path.rglob("*.jp*g"))  # no portrait written anywhere

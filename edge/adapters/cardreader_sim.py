@@ -36,13 +36,19 @@ class SimSession:
 
 
 class SimCardReader:
-    def __init__(self, card: IcaoCard | None = None) -> None:
+    """SimCardReader(): the default emulated card, made at the first connect; SimCardReader(card):
+    that card; lay(None) takes it away (NoCard)."""
+
+    def __init__(self, card: IcaoCard | None = None, *, empty: bool = False) -> None:
         self.card = card
+        self._default = card is None and not empty
 
     def lay(self, card: IcaoCard | None) -> None:
-        self.card = card
+        self.card, self._default = card, False
 
     def connect(self, timeout: float) -> SimSession:
+        if self.card is None and self._default:
+            self.card = IcaoCard()
         if self.card is None:
             raise NoCard("no card on the simulated reader")
         self.card.power_on()
