@@ -69,4 +69,3 @@ def _sim_card() -> Any:
 
 register_reader("sim, short Le", _sim_factory)
 register_reader("sim, extended Le", _sim_factory, extended=True)
-
