@@ -160,3 +160,19 @@ def test_the_simulation_config_wires_the_emulated_card_and_its_development_ancho
     reading = read_chip(chip.reader, sample_holder().mrz_key(), chip.trust)
     assert (reading.passive_auth, reading.development) == ("valid", True)
     assert not any(tmp_path.rglob("*.jp*g"))  # no portrait written anywhere
+
+
+def test_a_card_made_from_a_cccd_qr_reads_back_the_same_fields() -> None:
+    from edge.identity.cccd import parse_cccd
+    from edge.sim.icao_card import CardHolder
+
+    qr = parse_cccd(
+        "001099012345|012345678|Đặng Văn Mẫu|01011999|Nam|Số 1 Phố Mẫu, Hà Nội|15062021"
+    )
+    holder = CardHolder.from_cccd(qr, expiry_date=dt.date(2039, 1, 1), ethnicity="Tày")
+    card = IcaoCard(holder)
+    reading = read_chip(SimCardReader(card), holder.mrz_key(), _trust(card))
+    assert reading.passive_auth == "valid"
+    assert {k: reading.fields[k] for k in qr.as_dict()} == qr.as_dict()
+    assert reading.fields["ethnicity"] == "Tày"
+    assert card.holder.mrz().splitlines()[2].startswith("DANG<<VAN<MAU<")

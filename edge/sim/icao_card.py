@@ -20,6 +20,7 @@ import os
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -152,6 +153,21 @@ class CardHolder:
 
     def __repr__(self) -> str:
         return "CardHolder(<personal data hidden>)"
+
+    @classmethod
+    def from_cccd(cls, card: Any, *, expiry_date: dt.date, **chip_only: str) -> CardHolder:
+        """The chip of the card whose QR is `card` (an edge.identity.cccd.CccdCard)."""
+        return cls(
+            id_number=card.id_number,
+            name=card.name,
+            date_of_birth=card.date_of_birth,
+            sex=card.sex,
+            address=card.address,
+            issue_date=card.issue_date,
+            expiry_date=expiry_date,
+            old_id=card.old_id or "",
+            **chip_only,
+        )
 
     def mrz(self) -> str:
         """The TD1 MRZ printed on the back (and stored in DG1)."""
