@@ -9,6 +9,7 @@ import time
 
 from bench import (  # noqa: F401  (registers the figures)
     certify,
+    chip,
     copies,
     document,
     figures,

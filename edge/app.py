@@ -89,6 +89,7 @@ class Parts:
     copies: CopyService
     certify: CertRequests  # certification requests to central's officers (issue 16)
     a4printer: Any  # edge.ports.a4printer.A4Printer; None: [certify.a4printer] type = "none"
+    chip_reader: Any  # edge.identity.chip.wiring.ChipReader; None: [card_reader] adapter = "none"
     services: Services
     web: WebServer
     sim_pins: SimulatedPins | None  # simulated buttons or tamper switch only
@@ -119,6 +120,7 @@ class App:
         from edge.certify.requests import a4printer_from_config
         from edge.certify.requests import from_config as certify_from_config
         from edge.copies.issue import CopyService
+        from edge.identity.chip.wiring import chip_reader_from_config
         from protocol.certify import RESULT_SUFFIX as certify_result_suffix
         from web_ui import create_app, services_api
         from web_ui.server import WebServer
@@ -188,6 +190,7 @@ class App:
             copies=copies,
             certify=certify,
             a4printer=a4printer_from_config(c),
+            chip_reader=chip_reader_from_config(c),
             services=services,
             web=web,
             sim_pins=SimulatedPins(controls) if simulated else None,
@@ -238,6 +241,10 @@ class App:
     @property
     def a4printer(self) -> Any:
         return self.parts.a4printer
+
+    @property
+    def chip_reader(self) -> Any:
+        return self.parts.chip_reader
 
     @property
     def web(self) -> WebServer:

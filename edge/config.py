@@ -419,6 +419,27 @@ class A4PrinterSection(Section):
     )
 
 
+class CardReaderSection(Section):
+    """The contactless reader of the card's chip (edge.ports.cardreader; docs/chip.md)."""
+
+    adapter: Literal["none", "pcsc", "sim"] = Field(
+        "none",
+        description="none: no chip reading; pcsc: a PC/SC reader through pcscd; sim: an "
+        "emulated card (development trust list, readings marked development).",
+    )
+    reader: str = Field(
+        "", description="PC/SC: part of the reader's name to pick it; empty: the first reader."
+    )
+    trust_dir: Path | None = Field(
+        None,
+        description="Directory of CSCA certificates (PEM or DER) passive authentication trusts; "
+        "none: no chip reading is ever valid (sim: the emulator's development CSCA).",
+    )
+    timeout_s: float = Field(
+        10.0, ge=1, le=60, description="How long to wait for a card to be laid on the reader."
+    )
+
+
 HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 
 
@@ -518,6 +539,7 @@ class Config(Section):
     services: ServicesSection = ServicesSection()
     copies: CopiesSection = CopiesSection()
     certify: CertifySection = CertifySection()
+    card_reader: CardReaderSection = CardReaderSection()
     update: UpdateSection = UpdateSection()
     ui: UiSection = UiSection()
 
@@ -541,6 +563,7 @@ class Config(Section):
                 "led": self.led.model_copy(update={"type": "simulated"}),
                 "daemon": self.daemon.model_copy(update={"developer_panel": True}),
                 "copies": self.copies.model_copy(update={"development_ca": True}),
+                "card_reader": self.card_reader.model_copy(update={"adapter": "sim"}),
             }
         )
 

@@ -54,6 +54,7 @@ ALLOWED: dict[str, str] = {
     "certify.office_open": "when the centre's officers start answering (HH:MM)",
     "certify.office_close": "when the centre's officers stop answering (HH:MM)",
     "certify.holidays": "the centre's days off besides weekends (ISO dates)",
+    "card_reader.timeout_s": "how long the chip reader waits for a card to be laid on it",
 }
 
 _ON_DEVICE = "a technician sets it on the device"
@@ -111,6 +112,8 @@ _REFUSALS: tuple[tuple[str, str], ...] = (
     ("ui.liveness_", IDENTITY_CHECK),
     ("certify.print_copy", HARDWARE),
     ("certify.a4printer.", HARDWARE),
+    ("card_reader.trust_dir", TRUST),
+    ("card_reader.", HARDWARE),
     ("camera.", HARDWARE),
     ("buttons.", HARDWARE),
     ("tamper.", HARDWARE),

@@ -24,6 +24,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -
     parse.add_argument("payload", help="the QR text, fields separated by |")
     read = id_sub.add_parser("read", parents=[common], help="find a CCCD in a photo and read it")
     read.add_argument("image", type=Path)
+    add_chip_parser(id_sub, common)
 
     face = sub.add_parser("face", parents=[common], help="face verification and liveness")
     face.set_defaults(handler=run)
@@ -47,6 +48,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -
 def run(args: argparse.Namespace, ctx: Context) -> int:
     """Works on files; no kiosk config needed."""
     emit = ctx.emit
+    if args.command == "id" and args.id_command == "chip":
+        return _id_chip(args, ctx)
     if args.command == "id":
         return _id_parse(args, emit) if args.id_command == "parse" else _id_read(args, emit)
     if args.face_command == "verify":
@@ -71,6 +74,48 @@ def _id_read(args: argparse.Namespace, emit: Any) -> int:
     data = {**reading.card.as_dict(), "face_found": reading.face_found}
     emit(data, "\n".join(f"{k}: {v if v is not None else '-'}" for k, v in data.items()))
     return EXIT_OK
+
+
+def add_chip_parser(id_sub: Any, common: argparse.ArgumentParser) -> None:
+    chip = id_sub.add_parser(
+        "chip",
+        parents=[common],
+        help="read the card's chip (ICAO 9303, BAC) and check it (passive authentication)",
+        description="Reader and trust list from [card_reader]; --simulate: the emulated card. "
+        "Exit 1 when passive authentication fails. No portrait is written anywhere.",
+    )
+    chip.add_argument(
+        "--mrz",
+        help="the 3 MRZ lines of the card's back (newlines, \\n or spaces between them); "
+        "default with --simulate: the emulated card's",
+    )
+
+
+def _id_chip(args: argparse.Namespace, ctx: Context) -> int:
+    from edge.identity.chip import read_chip
+    from edge.identity.chip.wiring import chip_reader_from_config
+    from edge.identity.mrz import parse_td1
+
+    chip = chip_reader_from_config(ctx.config)
+    if chip is None:
+        raise BadInput('no chip reader: [card_reader] adapter = "none" (try --simulate)')
+    if args.mrz:
+        text = args.mrz.replace("\\n", "\n")
+        key = parse_td1(text if "\n" in text else "\n".join(text.split())).key
+    elif chip.development:
+        from edge.sim.icao_card import sample_holder
+
+        key = sample_holder().mrz_key()
+    else:
+        raise BadInput("--mrz is needed: the 3 lines of the MRZ on the card's back")
+    reading = read_chip(chip.reader, key, chip.trust, timeout=chip.timeout_s)
+    data = reading.as_dict()
+    verdict = f"passive_auth: {reading.passive_auth} ({reading.reason})"
+    if reading.development:
+        verdict += " [development CSCA: not a real card]"
+    lines = [f"{k}: {v if v is not None else '-'}" for k, v in data.items() if k != "timings_ms"]
+    ctx.emit(data, "\n".join([*lines, verdict]))
+    return EXIT_OK if reading.passive_auth == "valid" else EXIT_FAILED
 
 
 def _face_verify(args: argparse.Namespace, emit: Any) -> int:
