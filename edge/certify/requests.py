@@ -287,7 +287,7 @@ class CertRequests:
             "pages": pages,
             "ocr_text": original.ocr_text,
             "fields": dict(original.fields),
-            "citizen": {"id_number": citizen["id_number"], "name": citizen["name"]},
+            "citizen": _citizen(citizen),
             "delivery": delivery,
             "fee": fee.as_dict() | {"paid": paid, "reference": reference},
             "checks": checks,
@@ -325,7 +325,7 @@ class CertRequests:
         visit = visit or secrets.token_hex(8)
         created_at = dt.datetime.fromtimestamp(self.clock(), dt.UTC).replace(microsecond=0)
         detail = {
-            "citizen": {"id_number": citizen["id_number"], "name": citizen["name"]},
+            "citizen": _citizen(citizen),
             "delivery": delivery,
         }
         codes: list[str] = []
@@ -653,3 +653,11 @@ def a4printer_from_config(config: Any) -> Any:
 
         return FolderA4Printer(a4.folder or Path(config.storage.state_dir) / "a4printer")
     return None
+
+
+def _citizen(citizen: dict[str, Any]) -> dict[str, Any]:
+    """The requester as the package carries them: who, and how the kiosk knew (verified_by)."""
+    out = {"id_number": citizen["id_number"], "name": citizen["name"]}
+    if citizen.get("verified_by"):
+        out["verified_by"] = citizen["verified_by"]
+    return out

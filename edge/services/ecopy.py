@@ -24,7 +24,7 @@ from edge.fees import Fee
 from edge.identity.card import CardError, read_card
 from edge.ports.payment import Payment
 from edge.services.consent import CONSENT_TEXT, PURPOSE_FACE
-from edge.services.identify import NO_PORTRAIT, State, VerificationSession
+from edge.services.identify import MESSAGES, NO_PORTRAIT, State, VerificationSession
 from edge.texts import N_, Text
 from edge.vision.checks import capture_quality
 from edge.vision.page import PageCapture, PageRejected, scan
@@ -66,6 +66,7 @@ FIELD_LABELS = {
 IDENTITY_STEPS = {
     State.WAITING_CARD: "identify",
     State.CONSENT: "consent",
+    State.CHIP: "chip",
     State.FACE: "face",
     State.LIVENESS: "face",
     State.STAFF: "staff",
@@ -90,6 +91,7 @@ class Poll:
     seconds_left: float | None = None  # the countdown the screen shows (liveness, next try)
     tries_left: int | None = None
     reason: str | None = None  # why the face step asks again (identify.FACE_REASONS key)
+    skip: bool | None = None  # the chip step: offer "use the printed photo" now
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +242,13 @@ class EcopySession:
         self.lock = threading.Lock()  # one poll at a time per citizen
 
     @property
+    def verified_by(self) -> str:
+        """How the citizen was identified (cert-request's citizen.verified_by)."""
+        if self.identity.state != State.VERIFIED:
+            return "staff"
+        return "face_chip" if self.identity.portrait_source == "chip" else "face_card"
+
+    @property
     def verified(self) -> bool:
         return self.identity.state == State.VERIFIED or self.staff_verified
 
@@ -295,6 +304,34 @@ class EcopySession:
         step = self.identity.give_consent(agreed)
         logger.info("face consent %s", "given" if agreed else "declined")
         return "face" if step.state == State.FACE else self.step()
+
+    def chip(self) -> Poll:
+        """One look at the card reader: the chip read and authenticated moves on to the face."""
+        identity = self.identity
+        if identity.state != State.CHIP:
+            return Poll(next=self.step())
+        with self.lock:
+            step = identity.tick()
+            if step.state == State.EXPIRED:
+                return Poll(next="expired")
+            step = identity.chip_poll()
+        if step.state != State.CHIP:
+            if step.state == State.FACE:
+                logger.info("chip step done (portrait from the %s)", identity.portrait_source)
+            return Poll(next=self.step())
+        message = step.reason_text or Text(MESSAGES[State.CHIP])
+        return Poll(
+            message=message,
+            tone="bad" if step.reason_text is not None else None,
+            wait_ms=500,
+            skip=identity.chip_skippable,
+        )
+
+    def skip_chip(self) -> str:
+        """Go on with the printed photo (a card whose chip will not read); the next step."""
+        if self.identity.state == State.CHIP:
+            self.identity.skip_chip()
+        return self.step()
 
     def face(self, frame: np.ndarray | None, t: float | None = None) -> Poll:
         """One frame of the face check, then of the liveness challenge (t: the frame's time)."""
@@ -585,7 +622,11 @@ class EcopySession:
                 card = self.identity.card
                 if card is None or self.certify is None:
                     raise KioskError("no identified citizen or no certification service")
-                citizen = {"id_number": card.id_number, "name": card.name}
+                citizen = {
+                    "id_number": card.id_number,
+                    "name": card.name,
+                    "verified_by": self.verified_by,
+                }
                 from edge.certify.requests import pickup_code
 
                 self.pickup = pickup_code()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import time
@@ -29,6 +30,7 @@ QUALITY_GAP_S = 1.0
 class State(enum.StrEnum):
     WAITING_CARD = "waiting_card"
     CONSENT = "consent"
+    CHIP = "chip"  # the card on the reader: its chip's portrait, passively authenticated
     FACE = "face"
     LIVENESS = "liveness"
     VERIFIED = "verified"
@@ -45,6 +47,7 @@ class State(enum.StrEnum):
 TIMEOUTS = {
     State.WAITING_CARD: 120.0,
     State.CONSENT: 120.0,
+    State.CHIP: 120.0,
     State.FACE: 60.0,
     State.LIVENESS: 30.0,
 }
@@ -53,6 +56,7 @@ TIMEOUTS = {
 MESSAGES = {
     State.WAITING_CARD: N_("Place your ID card under the camera, QR code up."),
     State.CONSENT: N_("Please read and agree to the processing of your face picture."),
+    State.CHIP: N_("Lay your card flat on the card reader and keep it still."),
     State.FACE: N_("Please look straight at the camera."),
     State.LIVENESS: N_("Please follow the instructions on the screen."),
     State.VERIFIED: N_("Identity verified."),
@@ -79,6 +83,14 @@ MAX_YAW = 0.35  # nose-tip offset from the eyes' midpoint, share of the eye dist
 MAX_ROLL_DEG = 20.0  # tilt of the line through the eyes
 MIN_FACE_PX = 80  # face box width in pixels (dlib's embedding wants at least this)
 MIN_FACE_SHARE = 0.1  # and this share of the frame's width
+
+# The chip step (docs/chip.md, "On the kiosk"): what the screen says besides the port's errors.
+CHIP_MISMATCH = N_("The chip and the printed card do not belong to one card.")
+CHIP_NOT_AUTHENTIC = N_("The card's chip could not be confirmed as genuine.")
+# A card not found this long on the reader may be offered the printed photo instead.
+CHIP_SKIP_AFTER_S = 20.0
+# Refusals of the MRZ key before the printed photo is used instead (the back was misread).
+CHIP_MAX_KEY_REFUSALS = 2
 
 NO_PORTRAIT = N_("The photo on the card is not clear. Lay the whole card flat inside the frame.")
 
@@ -145,6 +157,7 @@ class VerificationSession:
         bus: EventBus | None = None,
         clock: Callable[[], float] = time.monotonic,
         max_tries: int = MAX_TRIES,
+        chip: Any = None,
     ) -> None:
         self.id = uuid.uuid4().hex
         self.consents = consents
@@ -166,6 +179,14 @@ class VerificationSession:
         self.staff_reason = ""  # why staff were called
         self._liveness_t: float | None = None  # time of the last liveness frame fed
         self.face_box: tuple[int, int, int, int] | None = None  # the face last looked at
+        # The chip (edge.identity.chip.wiring.ChipReader, None: no reader configured) and the
+        # key the back's MRZ gave; which portrait the face is compared with, and the chip's
+        # passive authentication ("valid", "invalid", or "" when the chip was not read).
+        self.chip = chip
+        self.chip_key: Any = None  # edge.identity.mrz.MrzKey, set by card_read when read
+        self.portrait_source = "card"
+        self.passive_auth = ""
+        self._key_refusals = 0
 
     # --- transitions ---------------------------------------------------------------------
 
@@ -180,6 +201,10 @@ class VerificationSession:
             return self._step(vietnamese(NO_PORTRAIT))
         self.card = reading.card
         self._card_template = template
+        mrz = getattr(reading, "mrz", None)  # read from the back: the key to the chip
+        self.chip_key = mrz.key if mrz is not None else None
+        if self.chip is not None and self.chip_key is not None:
+            self.chip.simulate(self.card, portrait, self.chip_key)  # the PC simulation only
         return self._enter(State.CONSENT)
 
     def give_consent(self, agreed: bool) -> Step:
@@ -193,7 +218,93 @@ class VerificationSession:
             id_number=self.card.id_number,
             name=self.card.name,
         )
+        if self.chip is not None and self.chip_key is not None:
+            return self._enter(State.CHIP)
         return self._enter(State.FACE)
+
+    def chip_poll(self, *, timeout: float = 0.3) -> Step:
+        """Try to read the chip of the card on the reader (a short wait for it to be laid).
+
+        A valid read replaces the printed portrait with the chip's (DG2) and says so in
+        portrait_source; a chip that fails passive authentication, or that belongs to another
+        card, sends the citizen to staff. A card not laid, or pulled, is asked for again.
+        """
+        self._expect(State.CHIP)
+        self._require_consent()
+        from edge.identity.chip import ChipError, error_text, read_chip
+        from edge.ports.cardreader import CardRemoved, NoCard, NoReader
+
+        chip = self.chip
+        try:
+            reading = read_chip(chip.reader, self.chip_key, chip.trust, timeout=timeout)
+        except NoCard:
+            return self._step()
+        except CardRemoved as err:
+            logger.info("chip read interrupted: %s", err)
+            return self._chip_says(error_text(err))
+        except NoReader as err:
+            logger.warning("chip reader not available, the printed photo is used: %s", err)
+            return self._use_printed_portrait("no_reader")
+        except ChipError as err:
+            logger.info("chip refused: %s", err.message_en)
+            if err.rule == "bac_refused":
+                self._key_refusals += 1
+                if self._key_refusals >= CHIP_MAX_KEY_REFUSALS:
+                    return self._use_printed_portrait("key_refused")
+            return self._chip_says(error_text(err))
+        try:
+            return self._chip_read(reading)
+        finally:
+            reading.portrait = None  # the session keeps only the template
+
+    def skip_chip(self) -> Step:
+        """The citizen (or staff) goes on with the printed photo: a card that will not read."""
+        self._expect(State.CHIP)
+        return self._use_printed_portrait("skipped")
+
+    @property
+    def chip_skippable(self) -> bool:
+        return self.state == State.CHIP and self.clock() - self.entered_at >= CHIP_SKIP_AFTER_S
+
+    def _chip_read(self, reading: Any) -> Step:
+        self.passive_auth = reading.passive_auth
+        if reading.passive_auth != "valid":
+            logger.warning("chip failed passive authentication: %s", reading.reason)
+            self._post("identity.chip_invalid", "warning", reason=reading.reason)
+            return self._to_staff("chip_not_authentic", Text(CHIP_NOT_AUTHENTIC))
+        if reading.fields.get("id_number") != self.card.id_number:
+            logger.warning("chip's ID number differs from the printed card's")
+            self._post("identity.chip_mismatch", "warning")
+            return self._to_staff("chip_mismatch", Text(CHIP_MISMATCH))
+        template = None if reading.portrait is None else self.verifier.template(reading.portrait)
+        if template is None or template.vector is None:
+            logger.warning("chip portrait has no usable face; the printed photo is used")
+            return self._use_printed_portrait("chip_portrait_unusable")
+        if self._card_template is not None:
+            self._card_template.drop()
+        self._card_template = template
+        self.portrait_source = "chip"
+        logger.info(
+            "chip read and authenticated%s",
+            " (development trust list)" if reading.development else "",
+        )
+        return self._enter(State.FACE)
+
+    def _use_printed_portrait(self, why: str) -> Step:
+        self.portrait_source = "card"
+        self._post("identity.chip_skipped", "info", reason=why)
+        return self._enter(State.FACE)
+
+    def _chip_says(self, text: Text) -> Step:
+        step = self._step()
+        return dataclasses.replace(step, reason_text=text)
+
+    def _to_staff(self, reason: str, text: Text) -> Step:
+        self._wipe_face_data()
+        self.staff_reason = reason
+        self._post("help.requested", "info", reason=reason)
+        step = self._enter(State.STAFF)
+        return dataclasses.replace(step, reason=reason, reason_text=text)
 
     def submit_face(self, frame: np.ndarray) -> Step:
         """One camera frame of the face step. A try is used only when a face was seen, was good
@@ -239,7 +350,12 @@ class VerificationSession:
             return self._step()
         if outcome.status == "passed":
             self._wipe_face_data()
-            self._post("identity.verified", "info")
+            self._post(
+                "identity.verified",
+                "info",
+                portrait_source=self.portrait_source,
+                passive_auth=self.passive_auth or None,
+            )
             return self._enter(State.VERIFIED)
         if outcome.reason == "no_face":  # nobody did the challenge: not a try
             self._drop_challenge()

@@ -69,6 +69,7 @@ def _new_work() -> EcopySession:
             new_challenge, time_limit_s=k.config.ui.liveness_time_limit_s
         ),
         bus=k.bus,
+        chip=getattr(k, "chip_reader", None),
     )
     c = k.config
     fleet = k.fleet
@@ -209,6 +210,32 @@ def give_consent(answer: str) -> Any:
     return redirect(_url(work.consent(answer == "yes")))
 
 
+@bp.get("/chip")
+@guard("ecopy")
+@_needs(states=(State.CHIP,))
+def chip(work: EcopySession) -> Any:
+    """The card on the reader: its chip's portrait, passively authenticated (docs/chip.md)."""
+    return screen("ecopy/chip.html", flow="ecopy", step=2)
+
+
+@bp.post("/chip/poll")
+@guard("ecopy")
+def chip_poll() -> Any:
+    work = _work()
+    if work is None:
+        return jsonify(next=url_for("ecopy.start"))
+    return _answer(work.chip())
+
+
+@bp.post("/chip/skip")
+@guard("ecopy")
+def chip_skip() -> Any:
+    work = _work()
+    if work is None:
+        return redirect(url_for("ecopy.start"))
+    return redirect(_url(work.skip_chip()))
+
+
 @bp.get("/face")
 @guard("ecopy")
 @_needs(states=(State.FACE, State.LIVENESS))
@@ -257,6 +284,7 @@ def staff(work: EcopySession) -> Any:
         form=form,
         problem=problem,
         declined=declined,
+        chip_problem=work.identity.staff_reason in ("chip_not_authentic", "chip_mismatch"),
         idle_free=not declined,  # no idle wipe: staff or the citizen's Cancel end it
     )
 

@@ -153,6 +153,8 @@
         }
       }
       if (data.progress) resetIdle();
+      const skip = document.getElementById("chip-skip");
+      if (skip && data.skip !== undefined) skip.hidden = !data.skip;  // the chip step's way out
       if (outline) {
         outline.setAttribute("points", (data.quad || []).map((p) => p[0] * 1000 + "," + p[1] * 750).join(" "));
         outline.setAttribute("class", data.tone === "good" ? "" : "adjust");
