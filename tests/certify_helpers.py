@@ -116,7 +116,7 @@ def package(code: str, jpeg: bytes, *, pages: int = 1, name: str = "Nguyễn Vă
         "pages": [{"n": n, **page} for n in range(1, pages + 1)],
         "fields": {"name": name},
         "ocr_text": "GIẤY KHAI SINH",
-        "citizen": {"id_number": "001190012345", "name": name},
+        "citizen": {"id_number": "001190012345", "name": name, "verified_by": "face_chip"},
         "delivery": {"channel": "kiosk"},
         "fee": {"pages": pages, "fee_vnd": 2000 * pages, "payable_vnd": 0, "exempt": True},
         "checks": [],

@@ -352,6 +352,7 @@ def test_request_screen_shows_pages_fields_flags_and_preloads_the_next(desk: Des
     assert html.count('<figure class="page"') == 2
     assert "Nguyễn Văn An" in html and "123/2019" in html and "GIẤY KHAI SINH" in html
     assert "Nghi bản photo" in html and "trang/page 2" in html  # a flag's explanation and detail
+    assert "ảnh trong chip (đã xác thực chip)" in html  # how the kiosk identified the requester
     assert re.search(r'rel="preload" as="image" href="/requests/REQ-0001/pages/1.jpg"', html)
     assert re.search(r'rel="prefetch" as="image" href="/requests/REQ-0002/pages/1.jpg"', html)
     assert 'data-next="/requests/REQ-0002"' in html and 'data-previous=""' in html

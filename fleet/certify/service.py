@@ -56,6 +56,7 @@ class RequestView(QueueItem):
     fields: dict[str, Any] = field(default_factory=dict)
     ocr_text: str = ""
     citizen_name: str = ""
+    verified_by: str = ""  # face_chip | face_card | staff ("" from kiosks before issue 17)
     qr_on_original: Any = None
     capture: dict[str, Any] = field(default_factory=dict)  # the kiosk's capture metadata
 
@@ -202,6 +203,7 @@ class Certifier:
             fields=package.get("fields") if isinstance(package.get("fields"), dict) else {},
             ocr_text=str(package.get("ocr_text") or ""),
             citizen_name=str((package.get("citizen") or {}).get("name") or ""),
+            verified_by=str((package.get("citizen") or {}).get("verified_by") or ""),
             qr_on_original=[c for c in package.get("checks") or [] if c.get("check") == "qr"]
             or None,
             capture=package.get("capture") if isinstance(package.get("capture"), dict) else {},
