@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import time
@@ -59,6 +60,9 @@ MESSAGES = {
     State.EXPIRED: N_("The session has timed out. Please start again."),
 }
 NO_PORTRAIT = N_("The photo on the card is not clear. Lay the whole card flat inside the frame.")
+CHILD_CARD = N_(
+    "This card has no photo (a child's card). A member of staff will come to verify your identity."
+)
 
 
 class ConsentRequired(BadInput):
@@ -131,9 +135,19 @@ class VerificationSession:
     # --- transitions ---------------------------------------------------------------------
 
     def card_read(self, reading: Any) -> Step:
-        """A validated card (edge.identity.card.CardReading) whose portrait was located."""
+        """A validated card whose portrait was located: edge.identity.card.CardReading (a CCCD
+        front), TwoSided (both sides of a 2024 card) or any reading with `.card` and
+        `.portrait()` (the face, with margin, as the embedder wants it: the one method this
+        session takes a face from). A child's card without a portrait (`no_portrait`) goes to
+        staff, said plainly."""
         self._expect(State.WAITING_CARD)
-        portrait = _portrait(reading)
+        if getattr(reading, "no_portrait", False):
+            self.card = reading.card
+            logger.info("card without a portrait (a child's): staff verify")
+            self._post("identity.no_portrait", "info")
+            step = self._enter(State.STAFF, "card without a portrait")
+            return dataclasses.replace(step, message_vi=vietnamese(CHILD_CARD))
+        portrait = reading.portrait()
         if portrait is None:
             return self._step(vietnamese(NO_PORTRAIT))
         template = self.verifier.template(portrait)
@@ -249,12 +263,3 @@ class VerificationSession:
     def _post(self, kind: str, severity: str, **detail: Any) -> None:
         if self.bus is not None:
             self.bus.post(Event(kind, "identity", {"severity": severity, **detail}))
-
-
-def _portrait(reading: Any) -> np.ndarray | None:
-    """The card's portrait with some margin (the embedder aligns on the whole face)."""
-    if reading.flat is None or reading.portrait_box is None:
-        return None
-    x, y, w, h = reading.portrait_box
-    pad_w, pad_h = w // 2, h // 2
-    return reading.flat[max(0, y - pad_h) : y + h + pad_h, max(0, x - pad_w) : x + w + pad_w]
