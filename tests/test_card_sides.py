@@ -21,7 +21,7 @@ from edge.identity.cccd import CccdInvalid, parse_card, parse_cccd
 from edge.sim import make_scenes as ms
 from edge.texts import vietnamese
 from edge.vision.face import find_faces
-from tests import cards
+from tests import cards, test_identify
 from tests.test_face import card_photo
 
 TODAY = dt.date(2026, 1, 15)
@@ -203,3 +203,56 @@ def test_kiosk_id_read_takes_both_sides_in_either_order(tmp_path: Path) -> None:
     error = json.loads(alone.stderr.strip().splitlines()[-1])["error"]
     assert error["code"] == "card_side_needed" and "front" in error["message"]
     assert "001099012345" not in alone.stderr
+
+
+# --- the identification session ----------------------------------------------------------------
+
+# The session's fixtures (real face model, consent store), shared with tests/test_identify.py.
+verifier = test_identify.verifier
+world = test_identify.world
+
+
+def two_sided(payload: str, face: str | None, seed: int):
+    front_img, back_img = sides(payload, face=face, seed=seed)
+    collected = CardSides(today=TODAY)
+    for image in (back_img, front_img):
+        collected.add(read_side(image, find_face=find_faces, today=TODAY))
+    return collected.reading()
+
+
+def test_the_session_takes_the_front_portrait_and_the_back_qr(world) -> None:
+    from edge.services.identify import State
+
+    make, _, _, _, _ = world
+    session = make()
+    step = session.card_read(two_sided(ms.SAMPLE_CAN_CUOC, "obama.jpg", 1))
+    assert step.state == State.CONSENT
+    assert session.card.card_generation == "can_cuoc_2024"
+    assert session.give_consent(True).state == State.FACE
+    from tests.test_face import load
+
+    assert session.submit_face(load("obama2.jpg")).state == State.LIVENESS  # the same man
+
+
+def test_a_childs_card_goes_to_staff_said_plainly(world) -> None:
+    from edge.services.identify import State
+
+    make, _, _, _, _ = world
+    session = make()
+    step = session.card_read(two_sided(ms.SAMPLE_CHILD, None, 11))
+    assert step.state == State.STAFF
+    assert (
+        step.message_vi
+        == "Thẻ không có ảnh (thẻ của trẻ em). Nhân viên sẽ đến xác minh danh tính cho bạn."
+    )
+
+
+def test_an_empty_platen_asks_for_either_side() -> None:
+    from edge.identity.card import CardNotFound
+
+    with pytest.raises(CardNotFound) as caught:
+        read_side(cards.empty_platen(2), find_face=find_faces, today=TODAY)
+    assert caught.value.message_vi == (
+        "Không tìm thấy thẻ căn cước. Vui lòng đặt thẻ ngay ngắn dưới camera, "
+        "mặt nào hướng lên cũng được."
+    )

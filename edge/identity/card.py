@@ -310,6 +310,29 @@ class CardMismatch(CardError):
         )
 
 
+class SideNotFound(CardNotFound):
+    """read_side: no card in the image (either side may be up)."""
+
+    def __init__(self) -> None:
+        CardError.__init__(
+            self,
+            Text(N_("No ID card found. Place the card straight under the camera, either side up.")),
+            "no ID card outline and no QR code found in the image",
+        )
+
+
+class SideUnreadable(QrNotFound):
+    """read_side: a card is there, but neither a QR, a portrait, a printed number nor an MRZ
+    could be read on it (glare, blur, moving)."""
+
+    def __init__(self) -> None:
+        CardError.__init__(
+            self,
+            Text(N_("The card cannot be read. Hold it still and straight under the camera.")),
+            "ID card found but no side could be read (no QR, portrait, printed number or MRZ)",
+        )
+
+
 @dataclass(frozen=True, slots=True, repr=False, eq=False)
 class SideReading:
     """What one photo shows of a card. `flat` is upright (portrait on the left for a front)."""
@@ -349,8 +372,8 @@ def read_side(
     today: dt.date | None = None,
 ) -> SideReading:
     """Read one side of either card generation: its QR (if any), its portrait (if any), the ID
-    number printed on a front, the MRZ on a back. Raises CardNotFound, QrNotFound (a card whose
-    side cannot be told: no QR, no face, no printed number, no MRZ) or CccdInvalid.
+    number printed on a front, the MRZ on a back. Raises SideNotFound (a CardNotFound),
+    SideUnreadable (a QrNotFound: no QR, no face, no printed number, no MRZ) or CccdInvalid.
 
     ocr: an edge.vision.ocr.Ocr (default: the shared one)."""
     if ocr is None:
@@ -378,7 +401,7 @@ def read_side(
                 flat = cv2.rotate(flat, cv2.ROTATE_180)
     if flat is None:
         if card is None:
-            raise CardNotFound()
+            raise SideNotFound()
         side: Side = "back" if card.card_generation == "can_cuoc_2024" else "front"
         return SideReading(side, card, None, None, None, None, None)
     box = _portrait_box(flat, find_face) if find_face is not None else None
@@ -400,7 +423,7 @@ def read_side(
     printed = _printed_id(flat, ocr, both_ways=True)
     if printed is not None:  # a front without a portrait: a child's card
         return SideReading("front", None, card_quad, flat, None, printed, None)
-    raise QrNotFound()
+    raise SideUnreadable()
 
 
 def _ocr_text(ocr: Any, image: np.ndarray, *, psm: int = 6) -> str:
