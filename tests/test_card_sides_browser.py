@@ -69,4 +69,6 @@ def test_a_childs_card_goes_to_staff(page, kiosk) -> None:
     guidance_says(page, "Lật mặt sau có mã QR")
     scenes.show(back)
     page.wait_for_url("**/a/staff", timeout=20000)
+    assert page.inner_text("h1").strip() == "Thẻ không có ảnh"
+    assert "Nhân viên sẽ đến xác minh danh tính cho bạn" in page.inner_text("main")
     shoot(page, "11c-ecopy-child-card-staff")

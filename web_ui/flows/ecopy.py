@@ -247,8 +247,15 @@ def staff(work: EcopySession) -> Any:
     elif form.is_submitted():
         problem = "form"
     declined = work.identity.state == State.DECLINED
+    no_photo = work.sides.child_without_portrait  # a child's card: nothing to compare a face to
     return screen(
-        "ecopy/staff.html", flow="ecopy", step=2, form=form, problem=problem, declined=declined
+        "ecopy/staff.html",
+        flow="ecopy",
+        step=2,
+        form=form,
+        problem=problem,
+        declined=declined,
+        no_photo=no_photo,
     )
 
 
