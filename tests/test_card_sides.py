@@ -292,3 +292,18 @@ def test_read_rates_on_varied_photos_and_nothing_misread() -> None:
     print(f"\nread_side on 20 backs and 20 fronts: {counts}")
     assert counts["qr"] == 20 and counts["face"] >= 19 and counts["printed"] >= 18
     assert counts["mrz"] >= 13
+
+
+def test_reading_both_sides_logs_no_personal_data(caplog) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    front_img, back_img = sides()
+    collected = CardSides(today=TODAY)
+    for image in (front_img, back_img):
+        collected.add(read_side(image, find_face=find_faces, today=TODAY))
+    assert collected.needed is None
+    assert collected.reading().mrz is not None
+    for secret in ("001099012345", "099012345", "Mẫu", "MAU", "012345678"):
+        assert secret not in caplog.text
+    assert "001099012345" not in repr(collected.reading())
