@@ -11,7 +11,7 @@ import pytest
 
 from edge.errors import BadInput
 from edge.identity.card import CARD_SIZE, CardNotFound, QrNotFound, find_card, read_card
-from edge.identity.cccd import CccdInvalid
+from edge.identity.cccd import CAN_CUOC_FROM, CccdInvalid
 from edge.vision.qr import decode_qr
 from tests.cards import (
     PORTRAIT_BOX,
@@ -62,6 +62,11 @@ def test_moderate_scenes_give_the_right_card_outline_orientation_and_portrait() 
             "address": person.address,
             "issue_date": person.issue_date.isoformat(),
             "old_id": person.old_id or None,
+            # a card issued from 1 July 2024 is a "thẻ Căn cước" (docs/identity-qr.md)
+            "card_generation": "cccd" if person.issue_date < CAN_CUOC_FROM else "can_cuoc_2024",
+            "cancelled_id": None,
+            "father_name": None,
+            "mother_name": None,
         }, seed
         assert reading.card_quad is not None, seed
         error = np.abs(np.array(reading.card_quad) - s.card_quad).max()

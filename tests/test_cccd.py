@@ -67,7 +67,12 @@ def test_as_dict_has_exactly_the_agreed_keys_and_iso_dates() -> None:
         "address",
         "issue_date",
         "old_id",
+        "card_generation",
+        "cancelled_id",
+        "father_name",
+        "mother_name",
     ]
+    assert data["card_generation"] == "cccd"
     assert data["date_of_birth"] == "2001-02-28"
     assert data["issue_date"] == "2021-08-10"
     assert data["old_id"] == "025467891"
@@ -222,8 +227,13 @@ RULE_CASES = {
     "issue_in_future": [payload(issued="16012026"), payload(issued="01012030")],
     "old_id": [
         payload(old_id="02546789"),
-        payload(old_id="079301004217"),
+        payload(old_id="0793010042"),
         payload(old_id="A25467891"),
+    ],
+    "cancelled_id": [
+        # the order Circular 16/2024/TT-BCA lists: id|name|dob|sex|residence|issue|cmnd|cancelled
+        "079301004217|Trần Thị Ngọc Hạnh|28022001|Nữ|Số 12 Đường Lê Lợi|10082024||07930100421",
+        "079301004217|Trần Thị Ngọc Hạnh|28022001|Nữ|Số 12 Đường Lê Lợi|10082024||079301004217",
     ],
     "empty_name": [payload(name=""), payload(name="   ")],
     "empty_address": [payload(address=""), payload(address=" \t ")],

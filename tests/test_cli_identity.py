@@ -34,6 +34,10 @@ def test_id_parse_valid_and_invalid() -> None:
         "address": "Số 1 Phố Mẫu, Hoàn Kiếm, Hà Nội",
         "issue_date": "2021-06-15",
         "old_id": None,
+        "card_generation": "cccd",
+        "cancelled_id": None,
+        "father_name": None,
+        "mother_name": None,
     }
     bad = kiosk("id", "parse", VALID.replace("|Nam|", "|Nữ|"), "--json")
     assert bad.returncode == 2

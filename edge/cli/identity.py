@@ -22,8 +22,11 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -
     id_sub = ident.add_subparsers(dest="id_command", required=True, parser_class=parser_class)
     parse = id_sub.add_parser("parse", parents=[common], help="validate a CCCD QR payload")
     parse.add_argument("payload", help="the QR text, fields separated by |")
-    read = id_sub.add_parser("read", parents=[common], help="find a CCCD in a photo and read it")
-    read.add_argument("image", type=Path)
+    read = id_sub.add_parser(
+        "read", parents=[common], help="read a card (CCCD or 2024 Căn cước) from one or two photos"
+    )
+    read.add_argument("image", type=Path, help="a photo of one side (front or back)")
+    read.add_argument("other", type=Path, nargs="?", help="a photo of the other side")
     add_chip_parser(id_sub, common)
 
     face = sub.add_parser("face", parents=[common], help="face verification and liveness")
@@ -67,11 +70,24 @@ def _id_parse(args: argparse.Namespace, emit: Any) -> int:
 
 
 def _id_read(args: argparse.Namespace, emit: Any) -> int:
-    from edge.identity.card import read_card
+    from edge.identity.card import CardSides, read_side
     from edge.vision.face import find_faces
 
-    reading = read_card(load_image(args.image), find_face=find_faces)
-    data = {**reading.card.as_dict(), "face_found": reading.face_found}
+    sides = CardSides()
+    for path in (args.image, args.other):
+        if path is not None:
+            sides.add(read_side(load_image(path), find_face=find_faces))
+    needed = sides.needed
+    if needed is not None:
+        raise NeedMoreInput(needed)
+    reading = sides.reading()
+    data = {
+        **reading.card.as_dict(),
+        "face_found": reading.face_found,
+        "no_portrait": reading.no_portrait,
+        "sides": reading.sides,
+        "mrz_found": reading.mrz is not None,
+    }
     emit(data, "\n".join(f"{k}: {v if v is not None else '-'}" for k, v in data.items()))
     return EXIT_OK
 
@@ -116,6 +132,16 @@ def _id_chip(args: argparse.Namespace, ctx: Context) -> int:
     lines = [f"{k}: {v if v is not None else '-'}" for k, v in data.items() if k != "timings_ms"]
     ctx.emit(data, "\n".join([*lines, verdict]))
     return EXIT_OK if reading.passive_auth == "valid" else EXIT_FAILED
+
+
+class NeedMoreInput(BadInput):
+    """One side of the card is not enough (a 2024 card's back alone, or a front alone)."""
+
+    code = "card_side_needed"
+
+    def __init__(self, side: str) -> None:
+        super().__init__(f"the {side} of the card is needed too: give a photo of it")
+        self.side = side
 
 
 def _face_verify(args: argparse.Namespace, emit: Any) -> int:

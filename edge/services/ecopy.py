@@ -21,10 +21,16 @@ import segno
 from edge.errors import KioskError
 from edge.events import Event, EventBus
 from edge.fees import Fee
-from edge.identity.card import CardError, read_card
+from edge.identity.card import CardError, CardSides, read_side
 from edge.ports.payment import Payment
 from edge.services.consent import CONSENT_TEXT, PURPOSE_FACE
-from edge.services.identify import MESSAGES, NO_PORTRAIT, State, VerificationSession
+from edge.services.identify import (
+    CHILD_CARD,
+    MESSAGES,
+    NO_PORTRAIT,
+    State,
+    VerificationSession,
+)
 from edge.texts import N_, Text
 from edge.vision.checks import capture_quality
 from edge.vision.page import PageCapture, PageRejected, scan
@@ -47,6 +53,11 @@ NO_CAMERA = Text(N_("The camera is not ready. Try again."))
 LOOK_AT_CAMERA = Text(N_("Please look straight at the camera."))
 # A face was compared and did not match (or the liveness challenge failed): the reason first.
 FAILED_TRY = N_("%(reason)s Not verified yet: %(n)d tries left.")
+# Which side of the card to show next (a 2024 card: portrait on the front, QR on the back).
+SHOW_SIDE = {
+    "back": Text(N_("Turn the card over: the back, with the QR code")),
+    "front": Text(N_("Turn the card over: the front, with the photo")),
+}
 PAGES_FULL = Text(N_("Maximum number of pages reached."))
 NO_PAGES = Text(N_("Please place at least one page."))
 
@@ -228,6 +239,7 @@ class EcopySession:
         self.slip_printed: bool | None = None
         self._announced: set[str] = set()
         self.identity = identity
+        self.sides = CardSides()  # the card's sides shown so far, in any order
         self.copies = copies
         self.payment = payment
         self.bus = bus
@@ -274,7 +286,8 @@ class EcopySession:
     # --- 1. identify ---------------------------------------------------------------------
 
     def card(self, frame: np.ndarray | None) -> Poll:
-        """Look for the citizen's CCCD in a frame; its QR and portrait move the session on."""
+        """Look for a side of the citizen's card in a frame: a CCCD front (QR and portrait) is
+        enough; a 2024 card needs its front (portrait) and back (QR), in any order."""
         if self.identity.state != State.WAITING_CARD:
             return Poll(next=self.step())
         if frame is None:
@@ -284,14 +297,22 @@ class EcopySession:
         with self.lock:
             size = (frame.shape[1], frame.shape[0])
             try:
-                reading = read_card(frame, find_face=find_faces)
+                side = read_side(frame, find_face=find_faces)
+                self.sides.add(side)
             except CardError as err:
                 return Poll(message=Message(err.message_vi, str(err)), tone="bad")
+            needed = self.sides.needed
+            if needed is not None:
+                return Poll(message=SHOW_SIDE[needed], quad=frame_quad(side.card_quad, size))
+            reading = self.sides.reading()
             step = self.identity.card_read(reading)
         if step.state == State.CONSENT:
-            logger.info("card read for an e-copy")
+            logger.info("card read for an e-copy (%s)", "+".join(reading.sides))
             return Poll(next="consent", touch=True)
-        return Poll(  # the card's portrait could not be used
+        if step.state == State.STAFF:
+            return Poll(next="staff", message=Text(CHILD_CARD))
+        self.sides.front = None  # the portrait could not be used: show the front again
+        return Poll(
             message=Text(NO_PORTRAIT),
             quad=frame_quad(reading.card_quad, size),
             tone="bad",

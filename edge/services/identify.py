@@ -54,7 +54,7 @@ TIMEOUTS = {
 
 # What the screen says in each state (English msgids; Vietnamese in the catalog, edge.texts).
 MESSAGES = {
-    State.WAITING_CARD: N_("Place your ID card under the camera, QR code up."),
+    State.WAITING_CARD: N_("Place your ID card under the camera, either side up."),
     State.CONSENT: N_("Please read and agree to the processing of your face picture."),
     State.CHIP: N_("Lay your card flat on the card reader and keep it still."),
     State.FACE: N_("Please look straight at the camera."),
@@ -93,6 +93,9 @@ CHIP_SKIP_AFTER_S = 20.0
 CHIP_MAX_KEY_REFUSALS = 2
 
 NO_PORTRAIT = N_("The photo on the card is not clear. Lay the whole card flat inside the frame.")
+CHILD_CARD = N_(
+    "This card has no photo (a child's card). A member of staff will come to verify your identity."
+)
 
 
 class ConsentRequired(BadInput):
@@ -191,9 +194,21 @@ class VerificationSession:
     # --- transitions ---------------------------------------------------------------------
 
     def card_read(self, reading: Any) -> Step:
-        """A validated card (edge.identity.card.CardReading) whose portrait was located."""
+        """A validated card whose portrait was located: edge.identity.card.CardReading (a CCCD
+        front), TwoSided (both sides of a 2024 card) or any reading with `.card` and
+        `.portrait()` (the face, with margin, as the embedder wants it: the one method this
+        session takes a face from). A child's card without a portrait (`no_portrait`) goes to
+        staff, said plainly."""
         self._expect(State.WAITING_CARD)
-        portrait = _portrait(reading)
+        if getattr(reading, "no_portrait", False):
+            self.card = reading.card
+            logger.info("card without a portrait (a child's): staff verify")
+            self._post("identity.no_portrait", "info")
+            self.staff_reason = "no_portrait"
+            self._post("help.requested", "info", reason="no_portrait")  # staff must come
+            step = self._enter(State.STAFF, "card without a portrait")
+            return dataclasses.replace(step, message_vi=vietnamese(CHILD_CARD))
+        portrait = reading.portrait()
         if portrait is None:
             return self._step(vietnamese(NO_PORTRAIT))
         template = self.verifier.template(portrait)
@@ -470,15 +485,6 @@ class VerificationSession:
     def _post(self, kind: str, severity: str, **detail: Any) -> None:
         if self.bus is not None:
             self.bus.post(Event(kind, "identity", {"severity": severity, **detail}))
-
-
-def _portrait(reading: Any) -> np.ndarray | None:
-    """The card's portrait with some margin (the embedder aligns on the whole face)."""
-    if reading.flat is None or reading.portrait_box is None:
-        return None
-    x, y, w, h = reading.portrait_box
-    pad_w, pad_h = w // 2, h // 2
-    return reading.flat[max(0, y - pad_h) : y + h + pad_h, max(0, x - pad_w) : x + w + pad_w]
 
 
 def reason_text(reason: str) -> Text | None:

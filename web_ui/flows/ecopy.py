@@ -277,6 +277,7 @@ def staff(work: EcopySession) -> Any:
     declined = work.identity.state == State.DECLINED
     if not declined:
         _keep_alive()  # the face check failed and staff were called: the screen waits for them
+    no_photo = work.sides.child_without_portrait  # a child's card: nothing to compare a face to
     return screen(
         "ecopy/staff.html",
         flow="ecopy",
@@ -286,6 +287,7 @@ def staff(work: EcopySession) -> Any:
         declined=declined,
         chip_problem=work.identity.staff_reason in ("chip_not_authentic", "chip_mismatch"),
         idle_free=not declined,  # no idle wipe: staff or the citizen's Cancel end it
+        no_photo=no_photo,
     )
 
 
