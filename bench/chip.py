@@ -99,6 +99,8 @@ def _pcsc_factory() -> tuple[Any, Any, Any]:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-pcsc-")))
         running = stack.enter_context(virtual_reader(root))
         anchor = running.insert(IcaoCard)  # built in the bridge's process, kept on the reader
+        if anchor is None:
+            raise BenchError("the virtual card gave no trust anchor")
         _PCSC.append(TrustList.of(anchor))
     return PcscCardReader("Virtual PCD"), sample_holder().mrz_key(), _PCSC[0]
 
