@@ -310,7 +310,7 @@ class VirtualReader:
     def insert(self, factory: Callable[..., VirtualCard], **kwargs: object) -> bytes | None:
         """Lay a card on the reader: `factory(**kwargs)`, built in the bridge's process. Returns
         the card's trust anchor (IcaoCard.trust_anchor(): the CSCA made in that process)."""
-        return self._call("insert", factory, kwargs)  # type: ignore[no-any-return]
+        return self._call("insert", factory, kwargs)
 
     def pull(self) -> None:
         """Take the card away (its connection to vpcd closes)."""
@@ -322,7 +322,7 @@ class VirtualReader:
         return int(self._call("apdus"))
 
     def pcscd_exit(self) -> int | None:
-        return self._call("pcscd")  # type: ignore[no-any-return]
+        return self._call("pcscd")
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
