@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -160,3 +161,66 @@ def test_the_simulation_config_wires_the_emulated_card_and_its_development_ancho
     reading = read_chip(chip.reader, sample_holder().mrz_key(), chip.trust)
     assert (reading.passive_auth, reading.development) == ("valid", True)
     assert not any(tmp_path.rglob("*.jp*g"))  # no portrait written anywhere
+
+
+def test_a_card_made_from_a_cccd_qr_reads_back_the_same_fields() -> None:
+    from edge.identity.cccd import parse_cccd
+    from edge.sim.icao_card import CardHolder
+
+    qr = parse_cccd(
+        "001099012345|012345678|Đặng Văn Mẫu|01011999|Nam|Số 1 Phố Mẫu, Hà Nội|15062021"
+    )
+    holder = CardHolder.from_cccd(qr, expiry_date=dt.date(2039, 1, 1), ethnicity="Tày")
+    card = IcaoCard(holder)
+    reading = read_chip(SimCardReader(card), holder.mrz_key(), _trust(card))
+    assert reading.passive_auth == "valid"
+    assert {k: reading.fields[k] for k in qr.as_dict()} == qr.as_dict()
+    assert reading.fields["ethnicity"] == "Tày"
+    assert card.holder.mrz().splitlines()[2].startswith("DANG<<VAN<MAU<")
+
+
+def test_a_jpeg2000_portrait_is_decoded_too() -> None:
+    import cv2
+
+    face = cv2.imdecode(np.frombuffer(synthetic_portrait(), np.uint8), cv2.IMREAD_COLOR)
+    ok, jp2 = cv2.imencode(".jp2", face)
+    assert ok
+    card = IcaoCard(portrait_jpeg=jp2.tobytes())
+    reading = read_chip(SimCardReader(card), card.holder.mrz_key(), _trust(card))
+    assert (reading.passive_auth, reading.portrait_kind) == ("valid", "jpeg2000")
+    assert reading.portrait is not None and reading.portrait.shape == face.shape
+
+
+class _FlippingSession:
+    """The port's session with one response byte flipped on the way (a radio error or an
+    attacker between card and reader): the lowest level, faked."""
+
+    def __init__(self, inner: Any, at: int) -> None:
+        self.inner, self.at, self.count = inner, at, 0
+
+    @property
+    def atr(self) -> bytes:
+        return self.inner.atr
+
+    def transmit(self, apdu: bytes) -> tuple[bytes, int]:
+        data, sw = self.inner.transmit(apdu)
+        self.count += 1
+        if self.count == self.at and data:
+            data = data[:-1] + bytes([data[-1] ^ 0x01])
+        return data, sw
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_response_changed_in_transit_fails_its_mac_and_nothing_is_returned(
+    card: IcaoCard,
+) -> None:
+    class Reader:
+        def connect(self, timeout: float) -> _FlippingSession:
+            return _FlippingSession(SimCardReader(card).connect(timeout), at=12)
+
+    with pytest.raises(ChipError) as caught:
+        read_chip(Reader(), card.holder.mrz_key(), _trust(card))
+    assert caught.value.rule == "secure_messaging"
+    assert "could not be read" in caught.value.text.en

@@ -20,6 +20,7 @@ import os
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -46,6 +47,7 @@ EMRTD_AID = bytes.fromhex("A0000002471001")
 ATR = bytes.fromhex("3B8880014241545320414D7D")  # a contactless-style synthesised ATR
 PACE_GM_3DES = "0.4.0.127.0.7.2.2.4.1.1"  # id-PACE-DH-GM-3DES-CBC-CBC (advertised only)
 SW_OK = 0x9000
+JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
 
 
 class CardGone(Exception):
@@ -153,6 +155,21 @@ class CardHolder:
     def __repr__(self) -> str:
         return "CardHolder(<personal data hidden>)"
 
+    @classmethod
+    def from_cccd(cls, card: Any, *, expiry_date: dt.date, **chip_only: str) -> CardHolder:
+        """The chip of the card whose QR is `card` (an edge.identity.cccd.CccdCard)."""
+        return cls(
+            id_number=card.id_number,
+            name=card.name,
+            date_of_birth=card.date_of_birth,
+            sex=card.sex,
+            address=card.address,
+            issue_date=card.issue_date,
+            expiry_date=expiry_date,
+            old_id=card.old_id or "",
+            **chip_only,
+        )
+
     def mrz(self) -> str:
         """The TD1 MRZ printed on the back (and stored in DG1)."""
         number = self.id_number[-9:]
@@ -209,7 +226,8 @@ def synthetic_portrait(width: int = 240, height: int = 320, quality: int = 80) -
 
 
 def _face_record(jpeg: bytes) -> bytes:
-    """ISO/IEC 19794-5:2005 face record: header, one facial record, no feature points."""
+    """ISO/IEC 19794-5:2005 face record: header, one facial record, no feature points; the
+    image a JPEG or a JPEG 2000 (JP2) file."""
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError("the portrait is not a decodable JPEG")
@@ -221,7 +239,8 @@ def _face_record(jpeg: bytes) -> bytes:
         + b"\x00\x00\x00"
         + b"\x00\x00"
         + bytes(6)
-        + b"\x01\x00"  # full frontal, JPEG
+        + b"\x01"  # full frontal
+        + (b"\x01" if jpeg.startswith(JP2_SIGNATURE) else b"\x00")  # JPEG 2000 or JPEG
         + size[1].to_bytes(2, "big")
         + size[0].to_bytes(2, "big")
         + b"\x01\x00"
