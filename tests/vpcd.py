@@ -69,6 +69,9 @@ def unavailable() -> str | None:
         return "vsmartcard-vpcd is not installed (apt-packages.txt [test])"
     if shutil.which("unshare") is None or shutil.which("ip") is None:
         return "unshare (util-linux) or ip (iproute2) is missing"
+    if os.geteuid() != 0 and not os.path.isdir(RUN_DIR):
+        # as a user, the namespace can bind a directory on /run/pcscd but not create it there
+        return f"not root and no {RUN_DIR} (apt install pcscd creates it)"
     try:
         import smartcard  # noqa: F401
     except ImportError:
