@@ -69,3 +69,41 @@ def _sim_card() -> Any:
 
 register_reader("sim, short Le", _sim_factory)
 register_reader("sim, extended Le", _sim_factory, extended=True)
+
+
+# --- pcscd + vpcd: the same read through the real PC/SC stack (tests/vpcd.py) ----------------
+# pyscard -> libpcsclite -> our own pcscd -> vsmartcard's vpcd -> the bridge -> IcaoCard, the
+# bridge and pcscd in their own namespaces; started at the first sample, stopped at exit.
+
+_PCSC: list[Any] = []
+
+
+def _pcsc_factory() -> tuple[Any, Any, Any]:
+    from edge.adapters.cardreader_pcsc import PcscCardReader
+    from edge.identity.chip import TrustList
+    from edge.sim.icao_card import IcaoCard, sample_holder
+
+    if not _PCSC:
+        import atexit
+        import contextlib
+        import tempfile
+        from pathlib import Path
+
+        from tests.vpcd import unavailable, virtual_reader
+
+        why = unavailable()
+        if why:
+            raise BenchError(why)
+        stack = contextlib.ExitStack()
+        atexit.register(stack.close)
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-pcsc-")))
+        running = stack.enter_context(virtual_reader(root))
+        anchor = running.insert(IcaoCard)  # built in the bridge's process, kept on the reader
+        if anchor is None:
+            raise BenchError("the virtual card gave no trust anchor")
+        _PCSC.append(TrustList.of(anchor))
+    return PcscCardReader("Virtual PCD"), sample_holder().mrz_key(), _PCSC[0]
+
+
+register_reader("pcscd+vpcd, short Le", _pcsc_factory)
+register_reader("pcscd+vpcd, extended Le", _pcsc_factory, extended=True)

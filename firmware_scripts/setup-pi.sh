@@ -157,7 +157,7 @@ if [ ! -L "$app_root/current" ]; then
   rm -rf "$staging/.git" "$staging/.venv"
   python3 -m venv --system-site-packages "$staging/.venv"
   "$staging/.venv/bin/python" -m pip install -q --upgrade pip
-  "$staging/.venv/bin/python" -m pip install -q "${staging}[pi]"
+  "$staging/.venv/bin/python" -m pip install -q "${staging}[pi,chip]"
   mv "$staging" "$release"
   ln -sfn "releases/${version}-initial" "$app_root/.current.tmp"
   mv -T "$app_root/.current.tmp" "$app_root/current"
