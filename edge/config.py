@@ -428,7 +428,8 @@ class CardReaderSection(Section):
         "emulated card (development trust list, readings marked development).",
     )
     reader: str = Field(
-        "", description="PC/SC: part of the reader's name to pick it; empty: the first reader."
+        "",
+        description="PC/SC: part of the reader's name to pick it; empty: the first contactless (PICC) reader, else the first.",
     )
     trust_dir: Path | None = Field(
         None,
