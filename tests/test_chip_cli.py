@@ -55,3 +55,21 @@ def test_chip_with_the_mrz_of_another_card_is_refused_as_bac(tmp_path: Path) -> 
     assert done.returncode != 0
     error = json.loads(done.stderr)["error"]
     assert error["code"] == "chip_error" and error.get("rule") == "bac_refused", error
+
+
+def test_chip_opened_with_the_mrz_read_from_a_photo_of_the_back(tmp_path: Path) -> None:
+    """--back: the MRZ taken by OCR off a photographed back (the emulated card's own MRZ,
+    printed on an invented card back) opens the chip."""
+    from edge.sim.make_scenes import _paste_warped, _platen, can_cuoc_back
+
+    holder = sample_holder()
+    back = can_cuoc_back("sample", holder.mrz(), holder.address)
+    photo = _paste_warped(_platen(7), back, [(300, 230), (980, 250), (970, 690), (290, 670)])
+    photo.save(tmp_path / "back.jpg", quality=92)
+    done = kiosk(tmp_path, "id", "chip", "--simulate", "--json", "--back", "back.jpg")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["passive_auth"] == "valid" and data["id_number"] == holder.id_number
+    _platen(8).save(tmp_path / "nothing.jpg")  # an empty platen: no card, no MRZ
+    blank = kiosk(tmp_path, "id", "chip", "--simulate", "--json", "--back", "nothing.jpg")
+    assert blank.returncode == 2

@@ -105,6 +105,11 @@ def add_chip_parser(id_sub: Any, common: argparse.ArgumentParser) -> None:
         help="the 3 MRZ lines of the card's back (newlines, \\n or spaces between them); "
         "default with --simulate: the emulated card's",
     )
+    chip.add_argument(
+        "--back",
+        type=Path,
+        help="a photo of the card's back: its MRZ is read by OCR (every check digit verified)",
+    )
 
 
 def _id_chip(args: argparse.Namespace, ctx: Context) -> int:
@@ -118,12 +123,19 @@ def _id_chip(args: argparse.Namespace, ctx: Context) -> int:
     if args.mrz:
         text = args.mrz.replace("\\n", "\n")
         key = parse_td1(text if "\n" in text else "\n".join(text.split())).key
+    elif args.back:
+        from edge.identity.card import read_mrz
+
+        mrz = read_mrz(load_image(args.back))
+        if mrz is None:
+            raise BadInput(f"no MRZ with valid check digits found on {args.back}")
+        key = mrz.key
     elif chip.development:
         from edge.sim.icao_card import sample_holder
 
         key = sample_holder().mrz_key()
     else:
-        raise BadInput("--mrz is needed: the 3 lines of the MRZ on the card's back")
+        raise BadInput("--mrz or --back is needed: the MRZ on the card's back")
     reading = read_chip(chip.reader, key, chip.trust, timeout=chip.timeout_s)
     data = reading.as_dict()
     verdict = f"passive_auth: {reading.passive_auth} ({reading.reason})"
