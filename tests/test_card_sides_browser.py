@@ -72,3 +72,36 @@ def test_a_childs_card_goes_to_staff(page, kiosk) -> None:
     assert page.inner_text("h1").strip() == "Thẻ không có ảnh"
     assert "Nhân viên sẽ đến xác minh danh tính cho bạn" in page.inner_text("main")
     shoot(page, "11c-ecopy-child-card-staff")
+
+
+@pytest.fixture(scope="module")
+def chip_kiosk(tmp_path_factory):
+    """A kiosk with the simulated card reader, as the PC simulation runs (simulate.toml)."""
+    root = tmp_path_factory.mktemp("chip-kiosk")
+    with web.running_kiosk(root, extra='[card_reader]\nadapter = "sim"\n') as running:
+        yield running
+
+
+def test_2024_card_then_the_chip_then_the_face(browser, chip_kiosk) -> None:
+    """With a card reader (the simulated one: the chip of the card the camera read, signed by
+    the development CSCA), consent leads to the chip screen, and the chip read to the face."""
+    daemon, scenes = chip_kiosk
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 800}, base_url=daemon.base, locale="vi-VN"
+    )
+    page = context.new_page()
+    front, back = sides(seed=31)
+    seen: list[str] = []
+    page.on("framenavigated", lambda frame: seen.append(frame.url))
+    scenes.show(back)
+    page.goto("/a/")
+    page.click("#begin")
+    page.wait_for_url("**/a/identify")
+    guidance_says(page, "Lật mặt trước có ảnh")
+    scenes.show(front)
+    page.wait_for_url("**/a/consent", timeout=20000)
+    page.click("#agree")
+    page.wait_for_url("**/a/face", timeout=20000)
+    assert any(url.endswith("/a/chip") for url in seen), seen
+    assert seen.index(next(u for u in seen if u.endswith("/a/chip"))) < len(seen) - 1
+    context.close()
