@@ -45,6 +45,8 @@ class FilesCamera(Camera):
         self._index += 1
         frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if frame is None:
+            if not self.path.exists():  # the whole source went away, not one bad file
+                raise HardwareUnavailable(f"camera source {self.path} is not there")
             raise HardwareUnavailable(f"cannot read frame {path.name} (missing or not an image)")
         return frame
 
