@@ -43,7 +43,7 @@ def test_ecopy_by_touch_identify_face_pages_review(page, kiosk) -> None:
     page.goto("/a/")
     page.click("#begin")
     page.wait_for_url("**/a/identify")
-    assert headline(page) == "Đặt thẻ Căn cước công dân dưới camera"
+    assert headline(page) == "Đặt thẻ Căn cước hoặc Căn cước công dân dưới camera"
     page.wait_for_function(
         "() => document.getElementById('guidance').textContent.includes('Không tìm thấy')"
     )
