@@ -395,6 +395,11 @@ def virtual_reader(workdir: Path, *, with_reader: bool = True) -> Iterator[Virtu
     log = workdir / "pcscd.log"
     ours, theirs = socket.socketpair()
     unshare = ["unshare", "--mount", "--net"]
+    if not _any_shared_mount():
+        # Nothing can propagate out of the namespace anyway; and in a chroot (whose "/" is no
+        # mount point) unshare's default "make / private" fails: "cannot change root filesystem
+        # propagation". Found running .ci/run in a Debian chroot.
+        unshare.append("--propagation=unchanged")
     if os.geteuid() != 0:
         unshare.insert(1, "--map-root-user")
     process = subprocess.Popen(
@@ -427,6 +432,15 @@ def virtual_reader(workdir: Path, *, with_reader: bool = True) -> Iterator[Virtu
         yield reader
     finally:
         reader.stop()
+
+
+def _any_shared_mount() -> bool:
+    """Does any mount of this namespace propagate to peers (mountinfo's optional "shared:N")?"""
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return True
+    return any("shared:" in line.split(" - ")[0] for line in lines)
 
 
 if __name__ == "__main__":
