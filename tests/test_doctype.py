@@ -164,7 +164,7 @@ def test_name_check_ignores_accents_case_and_spacing() -> None:
         verdict = check_name(found, typed)
         assert verdict.result == "match", typed
         assert (
-            verdict.message_vi == "Họ tên trên giấy tờ khớp với họ tên trên thẻ Căn cước công dân."
+            verdict.message_vi == "Họ tên trên giấy tờ khớp với họ tên trên thẻ căn cước."
         )
     other = check_name(found, "Hoàng Thị Mẫu Khác")
     assert other.result == "mismatch"
@@ -189,7 +189,7 @@ def test_name_check_not_found_and_text_fallback() -> None:
     verdict = check_name(nothing, "Nguyễn Văn An")
     assert verdict.result == "not_found"
     assert verdict.message_vi == (
-        "Không đọc được họ tên trên giấy tờ để đối chiếu với thẻ Căn cước công dân."
+        "Không đọc được họ tên trên giấy tờ để đối chiếu với thẻ căn cước."
     )
     # No name field, but the name is written in the text: that is a match.
     letter = "Kính gửi ban quản lý. Người viết: NGUYỄN VĂN AN, phòng 12."
