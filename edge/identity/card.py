@@ -92,27 +92,9 @@ def read_card(
     whole frame. find_face(bgr) -> [(x, y, w, h), ...] runs on the flattened card; the largest
     box is the portrait. Raises CardNotFound, QrNotFound or CccdInvalid.
     """
-    gray = to_gray(image)
-    bgr = _bgr(image, gray)
-    quad = find_card(gray)
-    flat = homography = None
-    codes: list[QrCode] = []
-    if quad is not None:
-        flat, homography = _flatten(bgr, quad)
-        back = np.linalg.inv(homography)
-        codes = [_mapped(code, back) for code in decode_qr(flat)]
-    if not codes:
-        codes = decode_qr(bgr)
-    if not codes:
+    _, quad, flat, card, qr = _locate(image, today, thorough=True)
+    if card is None or qr is None:
         raise CardNotFound() if quad is None else QrNotFound()
-    card, qr = _first_valid(codes, today)
-    if quad is not None and homography is not None and flat is not None:
-        if cv2.pointPolygonTest(quad.reshape(-1, 1, 2), qr.center, False) < 0:
-            # The QR lies outside the outline we found, so that outline is something else.
-            quad = flat = None
-        elif _upside_down(_mapped_point(qr.center, homography)):
-            quad = np.roll(quad, 2, axis=0)
-            flat = cv2.rotate(flat, cv2.ROTATE_180)
     box = _portrait_box(flat, find_face) if flat is not None and find_face is not None else None
     return CardReading(
         card=card,
@@ -122,6 +104,36 @@ def read_card(
         face_found=box is not None,
         qr=qr,
     )
+
+
+def _locate(
+    image: np.ndarray, today: dt.date | None, *, thorough: bool | None
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, CccdCard | None, QrCode | None]:
+    """The card's outline, the card flattened and turned upright by its QR, and the QR's card:
+    (bgr, quad, flat, card, qr). The QR is searched on the flattened card first (straight,
+    upsampled: easier), then in the whole frame (thorough: decode_qr's; None: only when an
+    outline was found). A QR outside the outline means the outline was something else: quad
+    and flat are then None. card and qr are None when no QR was read."""
+    gray = to_gray(image)
+    bgr = _bgr(image, gray)
+    quad = find_card(gray)
+    flat = homography = None
+    codes: list[QrCode] = []
+    if quad is not None:
+        flat, homography = _flatten(bgr, quad)
+        codes = [_mapped(code, np.linalg.inv(homography)) for code in decode_qr(flat)]
+    if not codes:
+        codes = decode_qr(bgr, thorough=quad is not None if thorough is None else thorough)
+    if not codes:
+        return bgr, quad, flat, None, None
+    card, qr = _first_valid(codes, today)
+    if quad is not None and homography is not None and flat is not None:
+        if cv2.pointPolygonTest(quad.reshape(-1, 1, 2), qr.center, False) < 0:
+            quad = flat = None
+        elif _upside_down(_mapped_point(qr.center, homography)):
+            quad = np.roll(quad, 2, axis=0)
+            flat = cv2.rotate(flat, cv2.ROTATE_180)
+    return bgr, quad, flat, card, qr
 
 
 def _bgr(image: np.ndarray, gray: np.ndarray) -> np.ndarray:
@@ -380,25 +392,7 @@ def read_side(
         from edge.vision.ocr import shared_ocr
 
         ocr = shared_ocr()
-    gray = to_gray(image)
-    bgr = _bgr(image, gray)
-    quad = find_card(gray)
-    flat = homography = None
-    codes: list[QrCode] = []
-    if quad is not None:
-        flat, homography = _flatten(bgr, quad)
-        codes = [_mapped(code, np.linalg.inv(homography)) for code in decode_qr(flat)]
-    if not codes:
-        codes = decode_qr(bgr, thorough=quad is not None)
-    card: CccdCard | None = None
-    if codes:
-        card, qr = _first_valid(codes, today)
-        if quad is not None and homography is not None and flat is not None:
-            if cv2.pointPolygonTest(quad.reshape(-1, 1, 2), qr.center, False) < 0:
-                quad = flat = None
-            elif _upside_down(_mapped_point(qr.center, homography)):
-                quad = np.roll(quad, 2, axis=0)
-                flat = cv2.rotate(flat, cv2.ROTATE_180)
+    _, quad, flat, card, _ = _locate(image, today, thorough=None)
     if flat is None:
         if card is None:
             raise SideNotFound()
