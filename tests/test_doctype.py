@@ -163,9 +163,7 @@ def test_name_check_ignores_accents_case_and_spacing() -> None:
     ):
         verdict = check_name(found, typed)
         assert verdict.result == "match", typed
-        assert (
-            verdict.message_vi == "Họ tên trên giấy tờ khớp với họ tên trên thẻ căn cước."
-        )
+        assert verdict.message_vi == "Họ tên trên giấy tờ khớp với họ tên trên thẻ căn cước."
     other = check_name(found, "Hoàng Thị Mẫu Khác")
     assert other.result == "mismatch"
     assert other.message_vi.startswith("Họ tên trên giấy tờ không khớp")

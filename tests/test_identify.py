@@ -140,12 +140,15 @@ def test_a_still_photo_fails_the_liveness_try(world) -> None:
 
 
 def test_declining_consent_ends_with_staff_help_and_no_face_processing(world) -> None:
-    make, store, _, _, _ = world
+    make, store, bus, _, _ = world
     frame, _ = card_scene_with_portrait("grace_hopper.jpg", seed=3)
     s = make()
     s.card_read(read_card(frame, find_face=find_faces))
     assert s.give_consent(False).state == State.DECLINED
     assert store.query("SELECT COUNT(*) FROM consents")[0][0] == 0
+    bus.drain()  # staff are called, not only promised; the event names no one
+    (called,) = bus.recent("help.requested")
+    assert called.detail == {"severity": "info", "reason": "consent_declined"}
     with pytest.raises(WrongStep):
         s.submit_face(load("grace_hopper.jpg"))
 

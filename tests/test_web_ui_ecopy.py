@@ -135,6 +135,9 @@ def test_ecopy_by_buttons_declined_consent_staff_confirms(page, kiosk) -> None:
     press(daemon, "ok")
     page.wait_for_url("**/a/staff")
     assert headline(page) == "Nhân viên sẽ kiểm tra danh tính của bạn"
+    # Staff are called, and the screen says so and waits for them (no idle wipe).
+    assert page.inner_text("#staff-called") == "Đã gọi nhân viên. Vui lòng ở lại ki-ốt."
+    assert page.get_attribute("body", "data-idle-free") == "true"
     shoot(page, "19-ecopy-staff")
     page.fill("#pin", "12ab<b>")
     page.click("#confirm-staff")

@@ -226,6 +226,9 @@ class VerificationSession:
         self._expect(State.CONSENT)
         if not agreed:
             self._wipe_face_data()
+            self.staff_reason = "consent_declined"
+            # Staff check the card by eye instead: they are called, not just promised.
+            self._post("help.requested", "info", reason="consent_declined")
             return self._enter(State.DECLINED)
         self.consent = self.consents.record(
             session_id=self.id,

@@ -275,8 +275,7 @@ def staff(work: EcopySession) -> Any:
     elif form.is_submitted():
         problem = "form"
     declined = work.identity.state == State.DECLINED
-    if not declined:
-        _keep_alive()  # the face check failed and staff were called: the screen waits for them
+    _keep_alive()  # staff were called (help.requested): the screen waits for them
     no_photo = work.sides.child_without_portrait  # a child's card: nothing to compare a face to
     return screen(
         "ecopy/staff.html",
@@ -286,7 +285,7 @@ def staff(work: EcopySession) -> Any:
         problem=problem,
         declined=declined,
         chip_problem=work.identity.staff_reason in ("chip_not_authentic", "chip_mismatch"),
-        idle_free=not declined,  # no idle wipe: staff or the citizen's Cancel end it
+        idle_free=True,  # no idle wipe: staff or the citizen's Cancel end it
         no_photo=no_photo,
     )
 
@@ -294,12 +293,13 @@ def staff(work: EcopySession) -> Any:
 @bp.post("/staff/poll")
 @guard("ecopy")
 def staff_poll() -> Any:
-    """The staff screen's poll after failed face tries: keeps the citizen's session while staff
-    come (no timeout wipes it), until staff confirm or the citizen presses Cancel."""
+    """The staff screen's poll (face tries failed, consent declined, a chip or card staff must
+    check): keeps the citizen's session while staff come (no timeout wipes it), until staff
+    confirm or the citizen presses Cancel."""
     work = _work()
     if work is None:
         return jsonify(next=url_for("ecopy.start"))
-    if work.identity.state != State.STAFF or work.verified:
+    if work.identity.state not in (State.STAFF, State.DECLINED) or work.verified:
         return jsonify(next=_url(work.step()))
     _keep_alive()
     return jsonify(message=_text(STAFF_CALLED), tone="good", wait_ms=5000)
