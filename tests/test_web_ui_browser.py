@@ -73,7 +73,8 @@ def test_start_screen_vietnamese_then_english_then_help(page, kiosk) -> None:
     shoot(page, "03-help-called")
     wait_for(
         lambda: any(
-            e["kind"] == "help.requested" for e in daemon.get("/api/status")[1]["recent_events"]
+            e["kind"] == "help.requested" and e["source"] == "ui"
+            for e in daemon.get("/api/status")[1]["recent_events"]
         )
     )
 
