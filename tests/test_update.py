@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from edge.cli import main as _kiosk
 from provisioning.update import Installer, UpdateRefused, make_bundle, verify_bundle
 from tests.conftest import free_port, write_sim_config
-from tests.update_helpers import make_release, stop_server
+from tests.update_helpers import make_release, stop_server, stop_strays
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -130,6 +130,7 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
         yield s
     finally:
         stop_server(s.root)
+        stop_strays(s.root)
 
 
 def health(site: Site) -> dict[str, Any] | None:

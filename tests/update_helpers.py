@@ -79,6 +79,22 @@ def stop_server(root: Path) -> None:
     pidfile.unlink(missing_ok=True)
 
 
+def stop_strays(root: Path) -> None:
+    """Kill every process still running a release under root. A SIGKILLed apply can leave a
+    server behind whose pid never reached server.pid (its restart helper raced recovery's):
+    found as an orphan server.py after a run of .ci/run."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(arg.startswith(str(root).encode() + b"/") for arg in argv):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(proc.name), signal.SIGKILL)
+
+
 def restart(root: Path, port: int) -> None:
     stop_server(root)
     server = root / "current" / "server.py"
