@@ -61,3 +61,27 @@ def test_a_tampered_dg2_no_longer_matches_the_signed_hash(tmp_path: Path) -> Non
     lso = (tmp_path / "lso.der").read_bytes()
     assert hashlib.sha256(card.files[0x0101]).digest() in lso
     assert hashlib.sha256(card.files[0x0102]).digest() not in lso
+
+
+def test_building_a_card_leaves_pyhanko_able_to_name_its_attributes() -> None:
+    """In a fresh process (import order matters): an emulated card built before pyHanko is
+    imported must not freeze asn1crypto's name caches (found running the chip tests before the
+    certification tests: pyHanko could no longer make signing_certificate_v2)."""
+    import sys
+
+    code = (
+        "from edge.sim.icao_card import IcaoCard\n"
+        "IcaoCard()\n"
+        "import pyhanko.sign.ades.cades_asn1\n"
+        "from asn1crypto import cms\n"
+        "print(cms.CMSAttributeType('signing_certificate_v2').dotted)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1.2.840.113549.1.9.16.2.47"

@@ -339,7 +339,29 @@ def build_sod(groups: dict[int, bytes], signer: DocumentSigner) -> bytes:
         }
     )
     info = cms.ContentInfo({"content_type": "signed_data", "content": signed})
-    return tlv(0x77, info.dump())
+    sod = tlv(0x77, info.dump())
+    _forget_asn1_names()
+    return sod
+
+
+def _forget_asn1_names() -> None:
+    """Drop asn1crypto's name -> OID caches that building by name filled in.
+
+    asn1crypto builds each OID class's reverse map once, on first use by name; pyHanko adds
+    names to the maps later (cades' signing_certificate_v2 ...) without refreshing that cache.
+    A card built in the process before pyHanko was imported (the PC simulation's chip step,
+    then a copy verified) left pyHanko unable to name its own attributes. The caches are pure
+    derivations of the maps: rebuilt on next use, with every name registered by then (asn1crypto
+    rebuilds a class's cache when the class is not in core._SETUP_CLASSES: both are private, so
+    tests/test_chip_sod.py checks this in a fresh process)."""
+    for oid_class in (
+        cms.CMSAttributeType,
+        cms.ContentType,
+        algos.DigestAlgorithmId,
+        algos.SignedDigestAlgorithmId,
+    ):
+        oid_class._reverse_map = None
+        core._SETUP_CLASSES.pop(oid_class, None)
 
 
 def _card_access() -> bytes:
