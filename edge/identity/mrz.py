@@ -64,6 +64,11 @@ class MrzKey:
             for field in (number, self.date_of_birth, self.date_of_expiry)
         ).encode("ascii")
 
+    def expiry_date(self) -> dt.date:
+        """The card's expiry (YYMMDD, this century: the cards in circulation expire after 2000)."""
+        yy, mm, dd = (int(self.date_of_expiry[i : i + 2]) for i in (0, 2, 4))
+        return dt.date(2000 + yy, mm, dd)
+
     def __repr__(self) -> str:
         return "MrzKey(<personal data hidden>)"
 
@@ -99,8 +104,7 @@ class Mrz:
         return _date(self.date_of_birth, past_of=today)
 
     def expiry_date(self) -> dt.date:
-        yy, mm, dd = (int(self.date_of_expiry[i : i + 2]) for i in (0, 2, 4))
-        return dt.date(2000 + yy, mm, dd)
+        return self.key.expiry_date()
 
     def __repr__(self) -> str:
         return "Mrz(<personal data hidden>)"

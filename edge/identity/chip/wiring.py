@@ -7,7 +7,6 @@ emulator's development CSCA; its readings say development=True.
 
 from __future__ import annotations
 
-import datetime as dt
 import importlib
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +14,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.adapters.cardreader_sim import SimCardReader
 from edge.identity.chip.pa import TrustList
 from edge.identity.mrz import MrzKey
 from edge.ports.cardreader import CardReader
@@ -34,15 +32,15 @@ class ChipReader:
         """The simulated reader only: lay the chip of the card just read (its QR's fields, the
         printed portrait as DG2, the back's MRZ dates), as a real card would carry them, so the
         PC simulation's chip step reads the citizen the camera saw. No-op for a real reader."""
-        if not self.simulate_from_card or not isinstance(self.reader, SimCardReader):
+        if not self.simulate_from_card:
             return
+        from edge.adapters.cardreader_sim import SimCardReader
         from edge.sim.icao_card import CardHolder, IcaoCard
 
-        expiry = dt.date(
-            2000 + int(key.date_of_expiry[:2]),
-            int(key.date_of_expiry[2:4]),
-            int(key.date_of_expiry[4:6]),
-        )
+        if not isinstance(self.reader, SimCardReader):
+            return
+
+        expiry = key.expiry_date()
         ok, jpeg = cv2.imencode(".jpg", portrait, [cv2.IMWRITE_JPEG_QUALITY, 85])
         if ok:
             self.reader.lay(
@@ -54,6 +52,7 @@ def chip_reader_from_config(config: Any) -> ChipReader | None:
     """[card_reader] as a ChipReader, or None (adapter = "none")."""
     section = config.card_reader
     if section.adapter == "sim":
+        from edge.adapters.cardreader_sim import SimCardReader
         from edge.sim.icao_card import development_csca
 
         # The card is made when first laid on the reader; the anchor is the emulator's CSCA.
