@@ -166,6 +166,16 @@ def running_postgres() -> Iterator[Postgres]:
         pg.stop()
 
 
+def database_url(request: Any, tmp_path: Path, kind: str | None = None) -> str:
+    """The URL of an empty fleet database of `kind` (default: the fixture's param), "sqlite" (a
+    file in tmp_path) or "postgresql" (the module's `postgres` fixture, reset)."""
+    if (kind or request.param) == "sqlite":
+        return f"sqlite:///{tmp_path / 'fleet.db'}"
+    pg: Postgres = request.getfixturevalue("postgres")
+    pg.reset()
+    return pg.url
+
+
 # --- a load generator speaking the kiosk side of the contract -----------------------------
 
 

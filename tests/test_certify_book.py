@@ -36,7 +36,7 @@ from tests.certify_helpers import (
     page_jpeg,
     seed_requests,
 )
-from tests.fleet_console_helpers import Postgres, running_postgres
+from tests.fleet_console_helpers import Postgres, database_url, running_postgres
 from tests.softhsm import PIN
 
 REPO = Path(__file__).resolve().parent.parent
@@ -61,11 +61,7 @@ def jpeg() -> bytes:
 
 
 def _url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'fleet.db'}"
-    pg: Postgres = request.getfixturevalue("postgres")
-    pg.reset()
-    return pg.url
+    return database_url(request, tmp_path)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

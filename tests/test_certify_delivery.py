@@ -29,7 +29,7 @@ from tests.certify_helpers import (
     page_jpeg,
     request_row,
 )
-from tests.fleet_console_helpers import Postgres, running_postgres
+from tests.fleet_console_helpers import Postgres, database_url, running_postgres
 from tests.mqtt_broker import wait_until
 from tests.softhsm import PIN
 
@@ -79,12 +79,7 @@ def postgres() -> Iterator[Postgres]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FleetStore]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'fleet.db'}"
-    else:
-        pg: Postgres = request.getfixturevalue("postgres")
-        pg.reset()
-        url = pg.url
+    url = database_url(request, tmp_path)
     s = FleetStore(url, data_key=DataKey.load_or_create(tmp_path / "k")).create()
     add_officer(s)
     yield s

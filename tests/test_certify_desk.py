@@ -639,12 +639,9 @@ def test_simultaneous_logins_with_one_code_let_one_in(
     once lock the account however they interleave."""
     import threading
 
-    if engine == "sqlite":
-        url = f"sqlite:///{tmp_path / 'fleet.db'}"
-    else:
-        pg = request.getfixturevalue("postgres")
-        pg.reset()
-        url = pg.url
+    from tests.fleet_console_helpers import database_url
+
+    url = database_url(request, tmp_path, engine)
     store = FleetStore(url, data_key=DataKey.load_or_create(tmp_path / "dk")).create()
     try:
         secret = add_officer(store, "hoa")

@@ -38,7 +38,7 @@ from tests import pages as docs
 from tests.browser import chromium
 from tests.certify_helpers import AGENCY, KEY_LABEL, OFFICER_TOKEN, TestSigner
 from tests.copies_helpers import nss_db, pdfsig
-from tests.fleet_console_helpers import Postgres, running_postgres
+from tests.fleet_console_helpers import Postgres, database_url, running_postgres
 from tests.mqtt_broker import Broker, FleetPki, wait_until
 from tests.softhsm import PIN
 from tests.test_certify_kiosk import KIOSK, KioskSide
@@ -63,11 +63,7 @@ def postgres() -> Iterator[Postgres]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'fleet.db'}"
-    pg: Postgres = request.getfixturevalue("postgres")
-    pg.reset()
-    return pg.url
+    return database_url(request, tmp_path)
 
 
 @pytest.fixture(scope="module")

@@ -37,7 +37,7 @@ from tests.certify_helpers import (
     package,
     page_jpeg,
 )
-from tests.fleet_console_helpers import Postgres, SimKiosk, running_postgres
+from tests.fleet_console_helpers import Postgres, SimKiosk, database_url, running_postgres
 from tests.mqtt_broker import CENTRAL, Broker, FleetPki, assert_valid, wait_until
 from tests.softhsm import PIN
 
@@ -54,11 +54,7 @@ def postgres() -> Iterator[Postgres]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'fleet.db'}"
-    pg: Postgres = request.getfixturevalue("postgres")
-    pg.reset()
-    return pg.url
+    return database_url(request, tmp_path)
 
 
 @pytest.fixture

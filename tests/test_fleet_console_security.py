@@ -20,7 +20,7 @@ from fleet.config import FleetConfig, StoreSection, WebSection
 from fleet.console import Console, build_console
 from fleet.operators import KeyRing, create_operator
 from fleet.web import create_app
-from tests.fleet_console_helpers import Postgres, running_postgres
+from tests.fleet_console_helpers import Postgres, database_url, running_postgres
 from tests.mqtt_broker import Broker, FleetPki
 
 OPERATOR, PASSWORD = "an", "mật-khẩu-đúng-1"
@@ -36,11 +36,7 @@ def postgres() -> Iterator[Postgres]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'fleet.db'}"
-    pg: Postgres = request.getfixturevalue("postgres")
-    pg.reset()
-    return pg.url
+    return database_url(request, tmp_path)
 
 
 @pytest.fixture

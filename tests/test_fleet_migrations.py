@@ -15,7 +15,7 @@ from fleet import migrations
 from fleet.store import FleetStore, kiosks, metadata
 from protocol.crypto import DataKey
 from protocol.errors import StoreError
-from tests.fleet_console_helpers import Postgres, running_postgres
+from tests.fleet_console_helpers import Postgres, database_url, running_postgres
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +27,7 @@ def postgres() -> Iterator[Postgres]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
     """An empty database."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'fleet.db'}"
-    else:
-        pg: Postgres = request.getfixturevalue("postgres")
-        pg.reset()
-        url = pg.url
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(database_url(request, tmp_path))
     yield engine
     engine.dispose()
 

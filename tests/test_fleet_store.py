@@ -13,7 +13,7 @@ import pytest
 
 from fleet.store import FleetStore, Incoming
 from protocol.crypto import DataKey
-from tests.fleet_console_helpers import Postgres, running_postgres
+from tests.fleet_console_helpers import Postgres, database_url, running_postgres
 
 KIOSK = "HN-TAYHO-01"
 
@@ -26,13 +26,9 @@ def postgres() -> Iterator[Postgres]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FleetStore]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'fleet.db'}"
-    else:
-        pg: Postgres = request.getfixturevalue("postgres")
-        pg.reset()
-        url = pg.url
-    s = FleetStore(url, data_key=DataKey.load_or_create(tmp_path / "data.key")).create()
+    s = FleetStore(
+        database_url(request, tmp_path), data_key=DataKey.load_or_create(tmp_path / "data.key")
+    ).create()
     assert s.dialect == request.param
     yield s
     s.close()
