@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,14 +60,20 @@ def verifier() -> FaceVerifier:
 
 
 @pytest.fixture
-def world(tmp_path: Path, verifier: FaceVerifier):
+def consents(tmp_path: Path) -> Iterator[ConsentStore]:
     store = Store(tmp_path / "kiosk.db")
     store.open()
-    key = DataKey.load_or_create(tmp_path / "keys" / "data.key")
+    try:
+        yield ConsentStore(store, DataKey.load_or_create(tmp_path / "data.key"), kiosk_id="T")
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def world(consents: ConsentStore, verifier: FaceVerifier):
     bus = EventBus()
     bus.start()
     clock = Clock()
-    consents = ConsentStore(store, key, kiosk_id="TEST-01")
     reader = SimCardReader(empty=True)
     chip = ChipReader(reader, TrustList.of(development_csca().der()), 1.0, True)
 
@@ -95,7 +102,6 @@ def world(tmp_path: Path, verifier: FaceVerifier):
         yield session, bus, clock, reader
     finally:
         bus.stop()
-        store.close()
 
 
 def test_a_swapped_printed_photo_is_caught_by_the_chip(world) -> None:
@@ -205,23 +211,15 @@ def test_a_misread_back_falls_back_to_the_printed_photo_after_two_refusals(world
     assert second.state == State.FACE and s.portrait_source == "card"
 
 
-def test_without_a_reader_or_an_mrz_the_step_is_not_asked(world, verifier, tmp_path) -> None:
+def test_without_a_reader_or_an_mrz_the_step_is_not_asked(consents, verifier) -> None:
     frame, _ = card_scene_with_portrait("obama.jpg")
     reading = read_card(frame, find_face=find_faces)
-    store = Store(tmp_path / "k2.db")
-    store.open()
-    try:
-        consents = ConsentStore(store, DataKey.load_or_create(tmp_path / "k2.key"), kiosk_id="T")
-        s = VerificationSession(
-            consents=consents, verifier=verifier, new_challenge=lambda **_: None
-        )
-        s.card_read(reading)
-        assert s.give_consent(True).state == State.FACE and s.portrait_source == "card"
-    finally:
-        store.close()
+    s = VerificationSession(consents=consents, verifier=verifier, new_challenge=lambda **_: None)
+    s.card_read(reading)
+    assert s.give_consent(True).state == State.FACE and s.portrait_source == "card"
 
 
-def test_the_pc_simulation_lays_the_chip_of_the_card_it_saw(world, verifier, tmp_path) -> None:
+def test_the_pc_simulation_lays_the_chip_of_the_card_it_saw(consents, verifier) -> None:
     """[card_reader] adapter = "sim": the emulated chip carries the card just read (its QR's
     fields, its printed portrait, the back's dates), so the whole flow runs on a PC."""
     from types import SimpleNamespace
@@ -235,16 +233,10 @@ def test_the_pc_simulation_lays_the_chip_of_the_card_it_saw(world, verifier, tmp
     frame, _ = card_scene_with_portrait("obama.jpg")
     reading = read_card(frame, find_face=find_faces)
     holder = CardHolder.from_cccd(reading.card, expiry_date=EXPIRY)
-    store = Store(tmp_path / "k3.db")
-    store.open()
-    try:
-        consents = ConsentStore(store, DataKey.load_or_create(tmp_path / "k3.key"), kiosk_id="T")
-        s = VerificationSession(
-            consents=consents, verifier=verifier, new_challenge=lambda **_: None, chip=chip
-        )
-        s.card_read(BackRead(reading, parse_td1(holder.mrz())))
-        assert s.give_consent(True).state == State.CHIP
-        assert s.chip_poll().state == State.FACE
-        assert s.portrait_source == "chip" and s.passive_auth == "valid"
-    finally:
-        store.close()
+    s = VerificationSession(
+        consents=consents, verifier=verifier, new_challenge=lambda **_: None, chip=chip
+    )
+    s.card_read(BackRead(reading, parse_td1(holder.mrz())))
+    assert s.give_consent(True).state == State.CHIP
+    assert s.chip_poll().state == State.FACE
+    assert s.portrait_source == "chip" and s.passive_auth == "valid"
