@@ -385,6 +385,8 @@ class App:
         s.tickets.requeue_unreported()
         s.post.requeue_unreported()
         s.dossiers.purge_cache()
+        if s.ratings is not None:
+            s.ratings.purge()
 
     def _report_service_problem(self, kind: str, detail: dict[str, Any]) -> None:
         """A service's trouble that central's operators must see (e.g. no dossier answers)."""
@@ -534,7 +536,10 @@ class App:
 
     def telemetry(self) -> dict[str, Any]:
         """The daemon's part of each telemetry message (the fleet client adds system figures)."""
-        return kiosk_telemetry(self)
+        sample = kiosk_telemetry(self)
+        if self.services.ratings is not None:  # counters of the hours over, nothing per visit
+            sample["ratings"] = self.services.ratings.telemetry()
+        return sample
 
     def set_locked(self, locked: bool) -> None:
         self.store.set_kv("locked", "1" if locked else "0")

@@ -284,6 +284,16 @@ DEFAULT_AREAS = (
 )
 
 
+PriorityGroup = Literal["elderly", "disabled", "pregnant", "child", "merit"]
+PRIORITY_GROUP_CODES: tuple[PriorityGroup, ...] = (
+    "elderly",
+    "disabled",
+    "pregnant",
+    "child",
+    "merit",
+)
+
+
 class ServicesSection(Section):
     """Citizen services: queue tickets, dossier status, procedure guide, results by post."""
 
@@ -293,6 +303,11 @@ class ServicesSection(Section):
     ticket_follow_url: str = Field(
         "",
         description="QR on a ticket: URL with {kiosk_id}, {day}, {number}; empty: a text code.",
+    )
+    priority_groups: tuple[PriorityGroup, ...] = Field(
+        PRIORITY_GROUP_CODES,
+        description="Groups offered a priority ticket (B-UT001 ..., served first), in the order "
+        "shown; empty: no priority tickets. docs/services.md cites the law behind each.",
     )
     queue_stats_max_age_s: int = Field(
         1800, ge=60, description="Central's queue figures older than this give no wait estimate."

@@ -37,6 +37,7 @@ ALLOWED: dict[str, str] = {
     "logging.level": "verbosity; logs carry no personal data at any level",
     "services.areas": "the service areas tickets are taken for (letter and names)",
     "services.ticket_follow_url": "the http(s) link in a ticket's QR code",
+    "services.priority_groups": "which self-declared groups get a priority ticket (site rule)",
     "services.queue_stats_max_age_s": "age past which central's queue figures are not shown",
     "services.dossier_timeout_s": "how long to wait for central's dossier answer",
     "services.dossier_per_session_per_minute": "rate limit of dossier questions",

@@ -9,7 +9,7 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
 from edge.localapi import new_token
-from web_ui import api, guard, i18n, live, pages, technician
+from web_ui import api, guard, i18n, live, pages, rating, technician
 from web_ui.flows import dossier, ecopy, guide, home, post, ticket, verify
 from web_ui.kiosk import SCREEN_BLUEPRINTS
 from web_ui.ports import Kiosk
@@ -55,6 +55,10 @@ def create_app(*, services: Kiosk, test_config: dict[str, Any] | None = None) ->
     for flow in (ecopy, ticket, dossier, guide, verify, post):
         app.register_blueprint(flow.bp)
     app.register_blueprint(technician.bp)
+    app.register_blueprint(rating.bp)  # the one-tap satisfaction rating at a flow's end
+    app.jinja_env.globals.update(
+        rating_open=rating.rating_open, rating_choices=rating.rating_choices
+    )
     api.register_error_handlers(app)
     home.register_error_pages(app)
 

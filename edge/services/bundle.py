@@ -15,6 +15,7 @@ from edge.services.catalog import CatalogService
 from edge.services.dossier import DossierService
 from edge.services.post import PostService
 from edge.services.printouts import checklist_slip, post_confirmation_slip, ticket_slip
+from edge.services.ratings import RatingService
 from edge.services.tickets import TicketService
 from edge.store import DataKey, Store
 from edge.store.outbox import Outbox
@@ -22,7 +23,7 @@ from edge.store.outbox import Outbox
 
 @dataclass
 class Services:
-    """The four services the web UI calls (docs/services.md)."""
+    """The services the web UI calls (docs/services.md)."""
 
     tickets: TicketService
     dossiers: DossierService
@@ -30,6 +31,7 @@ class Services:
     post: PostService
     config: Config
     printer: PrintQueue | None
+    ratings: RatingService | None = None  # satisfaction counters (docs/fleet.md)
 
     def print_checklist(self, procedure_id: str):  # -> PrintOutcome
         """Print the papers-to-bring checklist of one procedure (kept for reprint on failure).
@@ -94,4 +96,5 @@ def build_services(
         slip=lambda r: post_confirmation_slip(r, site=c.kiosk.site, **paper),
         on_queued=on_queued,
     )
-    return Services(tickets, dossiers, catalog, post, c, printer)
+    ratings = RatingService(store=store, timezone=c.kiosk.timezone)
+    return Services(tickets, dossiers, catalog, post, c, printer, ratings)

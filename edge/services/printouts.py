@@ -41,8 +41,12 @@ def ticket_slip(
     r.text("Phiếu số thứ tự", size=s["title"], bold=True, center=True)
     r.text("Queue ticket", size=s["small"], center=True)
     r.rule()
+    if ticket.priority_label is not None:  # served first: say it where staff look first
+        r.text("ƯU TIÊN", size=s["title"], bold=True, center=True)
     r.text(ticket.number, size=s["huge"], bold=True, center=True)
     r.text(f"{ticket.area_name}", size=s["title"], bold=True, center=True)
+    if ticket.priority_label is not None:
+        r.text(f"Ưu tiên: {ticket.priority_label.vi}", size=s["body"], center=True)
     r.rule()
     ahead = "chưa rõ" if ticket.waiting_ahead is None else f"{ticket.waiting_ahead} người"
     wait = (

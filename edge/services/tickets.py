@@ -1,4 +1,7 @@
-"""Queue tickets: a number per area per local day, durable (no duplicate, no gap), printed, reported."""
+"""Queue tickets: a number per area per local day, durable (no duplicate, no gap), printed, reported.
+
+Priority tickets (docs/services.md, "Priority tickets"): a separate series per area and day
+(B-UT001 ...), self-declared by one group code, served first. Nothing personal is asked."""
 
 from __future__ import annotations
 
@@ -44,6 +47,28 @@ class UnknownArea(ServiceError):
         )
 
 
+# The groups served first at the one-stop counters (docs/services.md cites the law): the code
+# that goes to central and the words the citizen taps and the slip prints.
+PRIORITY_GROUPS: dict[str, str] = {
+    "elderly": N_("Older person (60 or over)"),
+    "disabled": N_("Person with a disability"),
+    "pregnant": N_("Pregnant woman"),
+    "child": N_("With a small child"),
+    "merit": N_("War invalid or person with meritorious services"),
+}
+PRIORITY_SERIES = "UT"  # "ưu tiên": B-UT001, ASCII so that QR readers and counters agree
+
+
+class UnknownPriorityGroup(ServiceError):
+    code = "unknown_priority_group"
+
+    def __init__(self, group: str) -> None:
+        super().__init__(
+            Text(N_("This priority group is not available here. Please choose again.")),
+            f"no priority group {group!r} here",
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Ticket:
     """One issued ticket; `number` is what the citizen sees (e.g. B-027)."""
@@ -58,6 +83,11 @@ class Ticket:
     estimated_wait_min: int | None
     follow: str  # the QR's content
     printed: PrintOutcome | None = None
+    priority: str | None = None  # a PRIORITY_GROUPS code: the priority series, served first
+
+    @property
+    def priority_label(self) -> Text | None:
+        return Text(PRIORITY_GROUPS[self.priority]) if self.priority else None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +101,7 @@ class Ticket:
             "estimated_wait_min": self.estimated_wait_min,
             "follow": self.follow,
             "printed": self.printed.as_dict() if self.printed else None,
+            "priority": self.priority,
         }
 
 
@@ -114,48 +145,55 @@ class TicketService:
     def areas(self) -> list[dict[str, Any]]:
         """The areas to choose from, with today's last number and people waiting."""
         day = self._today()
-        last = {
-            r["area"]: r["last"]
-            for r in self.store.query(
-                "SELECT area, MAX(seq) AS last FROM tickets WHERE day = ? GROUP BY area", (day,)
-            )
-        }
+        last = self._last(self.store.query, day)
         return [
             {
                 "code": a.code,
                 "name": a.name,
                 "name_en": a.name_en,
-                "issued_today": last.get(a.code, 0),
-                "waiting": self._ahead(a.code, last.get(a.code, 0) + 1, day),
+                "issued_today": last.get((a.code, ""), 0),
+                "waiting": self._ahead(a.code, last.get((a.code, ""), 0) + 1, day, last),
+                "priority_waiting": self._ahead(
+                    a.code, last.get((a.code, PRIORITY_SERIES), 0) + 1, day, last, priority=True
+                ),
             }
             for a in self.settings.areas
         ]
 
-    def take(self, area: str, *, print_ticket: bool = True) -> Ticket:
+    def priority_groups(self) -> list[dict[str, Any]]:
+        """The groups this site gives priority to (services.priority_groups), in order."""
+        return [
+            {"code": g, "label": Text(PRIORITY_GROUPS[g])} for g in self.settings.priority_groups
+        ]
+
+    def take(self, area: str, *, print_ticket: bool = True, priority: str | None = None) -> Ticket:
         """Issue the next number of `area` today; print it (if asked) and report it.
 
-        Raises UnknownArea. A failed print does not undo the ticket: `printed` says so and
-        the job waits in the print queue for a reprint.
+        priority: a group code of services.priority_groups (self-declared by the citizen):
+        the number comes from the area's priority series (B-UT001 ...), served first.
+        Raises UnknownArea, UnknownPriorityGroup. A failed print does not undo the ticket:
+        `printed` says so and the job waits in the print queue for a reprint.
         """
         code = area.strip().upper()
         spec = self.settings.area(code)
         if spec is None:
             raise UnknownArea(area[:8], [a.code for a in self.settings.areas])
+        if priority is not None and priority not in self.settings.priority_groups:
+            raise UnknownPriorityGroup(priority[:16])
+        series = PRIORITY_SERIES if priority else ""
         now = self.clock().astimezone(self.tz)
         day = now.date().isoformat()
         with self.store.transaction() as conn:
             self._persist_stats(conn)
-            seq = conn.execute(
-                "SELECT COALESCE(MAX(seq), 0) + 1 FROM tickets WHERE day = ? AND area = ?",
-                (day, code),
-            ).fetchone()[0]
-            ahead = self._ahead(code, seq, day)
+            last = self._last(conn.execute, day)
+            seq = last.get((code, series), 0) + 1
+            ahead = self._ahead(code, seq, day, last, priority=bool(priority))
             wait = self._wait_minutes(code, ahead, now)
-            number = f"{code}-{seq:03d}"
+            number = f"{code}-{series}{seq:03d}"
             conn.execute(
-                "INSERT INTO tickets(day, area, seq, number, issued_at, waiting_ahead, "
-                "estimated_wait_min) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (day, code, seq, number, now.timestamp(), ahead, wait),
+                "INSERT INTO tickets(day, area, series, seq, number, priority, issued_at, "
+                "waiting_ahead, estimated_wait_min) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (day, code, series, seq, number, priority, now.timestamp(), ahead, wait),
             )
         ticket = Ticket(
             number=number,
@@ -167,6 +205,7 @@ class TicketService:
             waiting_ahead=ahead,
             estimated_wait_min=wait,
             follow=self._follow(day, number),
+            priority=priority,
         )
         logger.info("ticket issued", extra={"ticket": number, "day": day})
         self._queue(ticket)
@@ -231,12 +270,42 @@ class TicketService:
             return None
         return stats
 
-    def _ahead(self, area: str, seq: int, day: str) -> int:
+    @staticmethod
+    def _last(execute: Callable[..., Any], day: str) -> dict[tuple[str, str], int]:
+        """Today's last number per (area, series); series "" or PRIORITY_SERIES."""
+        rows = execute(
+            "SELECT area, series, MAX(seq) AS last FROM tickets WHERE day = ? "
+            "GROUP BY area, series",
+            (day,),
+        )
+        return {(r[0], r[1]): r[2] for r in rows}
+
+    def _ahead(
+        self,
+        area: str,
+        seq: int,
+        day: str,
+        last: dict[tuple[str, str], int],
+        *,
+        priority: bool = False,
+    ) -> int:
+        """Tickets of the area called before number `seq` of its series: priority tickets are
+        served first, so a priority ticket waits only for earlier priority tickets, and an
+        ordinary one also for the priority tickets not yet called. Central's figures say
+        which numbers are called ("serving", "priority_serving"); without them, all of
+        today's earlier tickets count."""
         stats = self._current_stats(day)
-        serving = 0
-        if stats is not None:
-            serving = stats[0]["areas"].get(area, {}).get("serving", 0)
-        return max(0, seq - 1 - serving)
+        figures = stats[0]["areas"].get(area, {}) if stats is not None else {}
+        issued_priority = last.get((area, PRIORITY_SERIES), 0)
+        # Central's figures without "priority_serving": it does not count the priority
+        # series apart, so its "serving" already covers the priority tickets called.
+        priority_serving = figures.get(
+            "priority_serving", issued_priority if stats is not None else 0
+        )
+        if priority:
+            return max(0, seq - 1 - priority_serving)
+        serving = figures.get("serving", 0)
+        return max(0, seq - 1 - serving) + max(0, issued_priority - priority_serving)
 
     def _wait_minutes(self, area: str, ahead: int, now: dt.datetime) -> int | None:
         stats = self._current_stats(now.date().isoformat())
@@ -269,8 +338,12 @@ class TicketService:
             "issued_at": ticket.issued_at.isoformat(),
             "waiting_ahead": ticket.waiting_ahead,
             "estimated_wait_min": ticket.estimated_wait_min,
+            # Only the self-declared group: nothing that says who the citizen is.
+            "priority": ticket.priority is not None,
+            **({"priority_group": ticket.priority} if ticket.priority else {}),
         }
-        message_id = f"ticket-{self.kiosk_id}-{ticket.day}-{ticket.area}-{ticket.seq}"
+        series = PRIORITY_SERIES if ticket.priority else ""
+        message_id = f"ticket-{self.kiosk_id}-{ticket.day}-{ticket.area}{series}-{ticket.seq}"
         try:
             queue_record(self.outbox, self.kiosk_id, "ticket", data, message_id=message_id)
         except sqlite3.IntegrityError:
@@ -281,8 +354,9 @@ class TicketService:
             return
         with self.store.transaction() as conn:
             conn.execute(
-                "UPDATE tickets SET queued = 1 WHERE day = ? AND area = ? AND seq = ?",
-                (ticket.day, ticket.area, ticket.seq),
+                "UPDATE tickets SET queued = 1 WHERE day = ? AND area = ? AND series = ? "
+                "AND seq = ?",
+                (ticket.day, ticket.area, series, ticket.seq),
             )
         if self.on_queued is not None:
             self.on_queued()
@@ -291,8 +365,8 @@ class TicketService:
         """Tickets committed but not yet in the outbox (a power cut in between): queue them.
         Called once at start; returns how many."""
         rows = self.store.query(
-            "SELECT day, area, seq, number, issued_at, waiting_ahead, estimated_wait_min "
-            "FROM tickets WHERE queued = 0 ORDER BY issued_at"
+            "SELECT day, area, seq, number, priority, issued_at, waiting_ahead, "
+            "estimated_wait_min FROM tickets WHERE queued = 0 ORDER BY issued_at"
         )
         for r in rows:
             spec = self.settings.area(r["area"])
@@ -306,6 +380,7 @@ class TicketService:
                 waiting_ahead=r["waiting_ahead"],
                 estimated_wait_min=r["estimated_wait_min"],
                 follow=self._follow(r["day"], r["number"]),
+                priority=r["priority"],
             )
             self._queue(ticket)
         if rows:

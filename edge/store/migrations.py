@@ -137,4 +137,35 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX cert_requests_visit ON cert_requests(visit);
     """,
+    # 8: priority queue tickets (their own series per area and day) and satisfaction ratings,
+    # kept as counters per hour only (no row per visit, nothing tied to a ticket or session).
+    """
+    CREATE TABLE tickets_v8 (
+        day                TEXT NOT NULL,
+        area               TEXT NOT NULL,
+        series             TEXT NOT NULL DEFAULT '',   -- '' ordinary | 'UT' priority (served first)
+        seq                INTEGER NOT NULL,           -- 1, 2, 3 ... per area, series and day
+        number             TEXT NOT NULL,              -- B-027 | B-UT003
+        priority           TEXT,                       -- self-declared group code, or NULL
+        issued_at          REAL NOT NULL,
+        waiting_ahead      INTEGER,
+        estimated_wait_min INTEGER,
+        queued             INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (day, area, series, seq)
+    );
+    INSERT INTO tickets_v8(day, area, seq, number, issued_at, waiting_ahead,
+                           estimated_wait_min, queued)
+        SELECT day, area, seq, number, issued_at, waiting_ahead, estimated_wait_min, queued
+        FROM tickets;
+    DROP TABLE tickets;
+    ALTER TABLE tickets_v8 RENAME TO tickets;
+    CREATE INDEX tickets_unqueued ON tickets(queued) WHERE queued = 0;
+    CREATE TABLE rating_counts (
+        hour   TEXT NOT NULL,                          -- local hour, YYYY-MM-DDTHH
+        flow   TEXT NOT NULL,                          -- ticket | ecopy | dossier | post | verify | guide
+        rating TEXT NOT NULL,                          -- very_satisfied | satisfied | not_satisfied
+        n      INTEGER NOT NULL,
+        PRIMARY KEY (hour, flow, rating)
+    );
+    """,
 ]
