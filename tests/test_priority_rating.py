@@ -288,3 +288,60 @@ def test_rating_counters_reach_the_fleet_console_through_mosquitto(
     finally:
         client.stop()
         store.close()
+
+
+def test_a_technician_takes_a_priority_ticket_from_the_cli(tmp_path: Path, capsys) -> None:
+    from tests.conftest import write_sim_config
+    from tests.escpos_readback import native_qr_payloads
+    from tests.test_cli_services import kiosk
+
+    config = write_sim_config(tmp_path)
+    code, ticket = kiosk(capsys, config, "ticket", "take", "c", "--priority", "disabled")
+    assert code == 0 and ticket["number"] == "C-UT001" and ticket["priority"] == "disabled"
+    (slip,) = (tmp_path / "printer-out").glob("*.bin")
+    assert native_qr_payloads(slip.read_bytes()) == [ticket["follow"]]
+    code, areas = kiosk(capsys, config, "ticket", "areas")
+    c = next(a for a in areas["areas"] if a["code"] == "C")
+    assert (c["issued_today"], c["priority_waiting"]) == (0, 1)
+    from edge import cli
+
+    with pytest.raises(SystemExit) as refused:  # argparse refuses a group that does not exist
+        cli.main(["ticket", "take", "c", "--priority", "vip", "--config", str(config)])
+    assert refused.value.code == 2 and "invalid choice: 'vip'" in capsys.readouterr().err
+
+
+def test_the_rating_at_a_flow_end_counts_once_and_only_a_known_answer(tmp_path: Path) -> None:
+    """The guide's end screen in the daemon's own Flask app (CSRF on, as in service)."""
+    import re
+
+    from tests.web_ui_helpers import LoopbackClient, in_process_kiosk
+
+    with in_process_kiosk(tmp_path) as app:
+        flask_app = app.web.app
+        client = LoopbackClient(flask_app, flask_app.response_class, use_cookies=True)
+        ratings = app.services.ratings
+        ratings.clock = FakeClock(dt.datetime(2026, 11, 23, 10, 30, tzinfo=HCM))
+
+        def total() -> int:
+            return app.store.query("SELECT COALESCE(SUM(n), 0) FROM rating_counts")[0][0]
+
+        page = client.get("/d/p/HT-001").get_data(as_text=True)
+        assert page.count('class="btn rate') == 3 and "Rất hài lòng" in page
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        assert client.post("/rating/guide", data={"rating": "satisfied"}).status_code == 400
+        refused = client.post("/rating/guide", data={"csrf_token": token, "rating": "B-001"})
+        assert refused.status_code == 400 and total() == 0
+        ok = client.post("/rating/guide", data={"csrf_token": token, "rating": "satisfied"})
+        assert (ok.status_code, ok.get_data()) == (204, b"")
+        again = client.post("/rating/guide", data={"csrf_token": token, "rating": "satisfied"})
+        assert again.status_code == 204 and total() == 1  # one flow end, one answer
+        assert 'class="btn rate' not in client.get("/d/p/HT-001").get_data(as_text=True)
+        client.post("/d/done", data={"csrf_token": token})  # the flow ends: a new end may ask
+        assert 'class="btn rate' in client.get("/d/p/HT-001").get_data(as_text=True)
+
+        # The daemon's telemetry has it once the hour is over.
+        assert app.telemetry()["ratings"]["counts"] == {}  # 10:30: the hour is not over
+        ratings.clock.at = dt.datetime(2026, 11, 23, 11, 0, tzinfo=HCM)
+        sent = app.telemetry()["ratings"]
+        assert sent["counts"] == {"guide": {"satisfied": 1}}
+        assert set(sent) == {"day", "through_hour", "counts"}

@@ -13,6 +13,7 @@ import urllib.parse
 from typing import Any
 
 from edge.cli.context import Context, LocalParts
+from edge.config import PRIORITY_GROUP_CODES
 from edge.errors import EXIT_FAILED, EXIT_OK
 
 
@@ -25,6 +26,11 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -
     take = ticket_sub.add_parser("take", parents=[common], help="issue (and print) a ticket")
     take.add_argument("area", help="service area letter, e.g. B (see 'kiosk ticket areas')")
     take.add_argument("--no-print", action="store_true", help="issue without printing")
+    take.add_argument(
+        "--priority",
+        choices=PRIORITY_GROUP_CODES,
+        help="a priority ticket (B-UT001 ..., served first) for this self-declared group",
+    )
     ticket_sub.add_parser("areas", parents=[common], help="areas, today's numbers, waiting")
 
     dossier = sub.add_parser("dossier", parents=[common], help="dossier status from central")
@@ -94,7 +100,7 @@ def _ticket(args: argparse.Namespace, emit: Any, parts: LocalParts) -> int:
             ),
         )
         return EXIT_OK
-    ticket = tickets.take(args.area, print_ticket=not args.no_print)
+    ticket = tickets.take(args.area, print_ticket=not args.no_print, priority=args.priority)
     data = ticket.as_dict()
     wait = "unknown" if ticket.estimated_wait_min is None else f"~{ticket.estimated_wait_min} min"
     printed = (
