@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 from pyzbar.pyzbar import decode
 
+from edge.config import ServicesSection
 from edge.fleet import FleetClient
 from edge.services.printouts import ticket_slip
 from edge.services.ratings import RatingService, UnknownRating
-from edge.services.tickets import UnknownPriorityGroup
+from edge.services.tickets import TicketService, UnknownPriorityGroup
 from edge.store import DataKey, Store
 from edge.store.migrations import MIGRATIONS
 from edge.store.outbox import Outbox
@@ -234,7 +235,7 @@ def test_ratings_are_hourly_counters_and_telemetry_leaves_out_the_hour_not_over(
         store.close()
 
 
-def test_rating_counters_reach_the_fleet_console_through_mosquitto(
+def test_priority_record_and_rating_counters_reach_the_fleet_console_through_mosquitto(
     tmp_path: Path,
     broker: Broker,
     fleet_pki: FleetPki,
@@ -250,10 +251,19 @@ def test_rating_counters_reach_the_fleet_console_through_mosquitto(
     ratings.record("guide", "satisfied")
     clock.at = dt.datetime(2026, 11, 23, 15, 1, tzinfo=HCM)
     me = fleet_pki.client("HN-RATING-01")
+    outbox = Outbox(store, DataKey.load_or_create(tmp_path / "kiosk" / "keys" / "k"))
+    tickets = TicketService(
+        store=store,
+        outbox=outbox,
+        kiosk_id="HN-RATING-01",
+        settings=ServicesSection(),
+        clock=clock,
+    )
+    tickets.take("F", priority="pregnant")
     client = FleetClient(
         kiosk_id="HN-RATING-01",
         store=store,
-        outbox=Outbox(store, DataKey.load_or_create(tmp_path / "kiosk" / "keys" / "k")),
+        outbox=outbox,
         host="localhost",
         port=broker.port,
         ca_file=fleet_pki.ca_file,
@@ -280,6 +290,17 @@ def test_rating_counters_reach_the_fleet_console_through_mosquitto(
                 "ticket": {"very_satisfied": 2, "satisfied": 1, "not_satisfied": 1},
             },
         }
+        (record,) = wait_until(
+            lambda: console.store.records(kiosk_id="HN-RATING-01", with_data=True),
+            15,
+            "the ticket record stored at central",
+        )
+        assert (record["kind"], record["id"]) == ("ticket", "ticket-HN-RATING-01-2026-11-23-FUT-1")
+        assert (record["data"]["number"], record["data"]["priority_group"]) == (
+            "F-UT001",
+            "pregnant",
+        )
+        assert record["data"]["priority"] is True
         web, _ = login(console)
         page = web.get("/kiosks/HN-RATING-01").get_data(as_text=True)
         shown = page.split('id="kiosk-ratings">', 1)[1].split("</dd>", 1)[0]
