@@ -157,6 +157,10 @@ telemetry_interval_s = 5
             assert ratings["counts"].get("ticket", {}).get("not_satisfied") is None
             assert not errors, errors
             context.close()
+            # The kiosk's log has no line of the tap (its time would tie it to the ticket).
+            logged = [json.dumps(e, ensure_ascii=False) for e in daemon.log()]
+            assert any("B-UT001" in line for line in logged)  # the log is the daemon's
+            assert not [line for line in logged if "satisf" in line or "/rating" in line]
         db = sqlite3.connect(daemon.config.parent / "state" / "kiosk.db")
         try:
             assert db.execute("SELECT SUM(n) FROM rating_counts").fetchone()[0] == 1

@@ -47,7 +47,7 @@ def rate(flow: str) -> Any:
     try:
         ratings.record(flow, request.form.get("rating", ""))
     except BadInput as err:
-        logger.warning("rating refused: %s", err)
+        logger.warning("rating refused: %s", type(err).__name__)
         return "", 400
     session[RATED] = flow
     return "", 204
