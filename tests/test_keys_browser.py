@@ -294,6 +294,7 @@ def test_cancel_asks_first_no_keeps_the_flow_yes_wipes(page, kiosk) -> None:
     assert focused_id(page) == "cancel-no"
     page.click("#cancel-no")
     assert dialog.is_hidden() and page.url.endswith("/a/consent")
+    assert focused_id(page) == "agree"  # not back on Cancel: the screen's own default
     page.reload()
     assert page.url.endswith("/a/consent")  # the card read is kept
     # The header's title asks too.

@@ -108,7 +108,9 @@
   function keepGoing() {
     confirmBox.hidden = true;
     delete body.dataset.confirm;
-    if (before && before !== body && document.contains(before) && visible(before)) {
+    // Back where the citizen was, unless that was Cancel itself (never the focus to come back to).
+    const back = before && before.id !== "cancel-button" && before !== body;
+    if (back && document.contains(before) && visible(before)) {
       before.focus({ focusVisible: true });
     } else focusFirst();
   }
