@@ -96,4 +96,5 @@ def test_after_the_last_try_staff_are_called_and_the_screen_waits(page, kiosk) -
     assert set(called[-1]) <= {"id", "kind", "source", "at", "severity", "reason", "tries"}
     shoot(page, "19b-ecopy-staff-called")
     page.click("#cancel-button")  # the citizen may leave at any time
+    page.click("#cancel-yes")
     page.wait_for_url(re.compile(r"/$"))

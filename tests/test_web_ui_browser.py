@@ -97,7 +97,11 @@ def test_physical_buttons_move_focus_and_open_screens(page, kiosk) -> None:
     page.wait_for_url("**/help")
     page.goto("/a/")
     wait_buttons(page)
-    press(daemon, "cancel")
+    press(daemon, "cancel")  # asks first (test_keys_browser.py); ▶ to "Có, làm lại từ đầu", OK
+    page.wait_for_selector("#cancel-confirm:not([hidden])")
+    press(daemon, "next")
+    page.wait_for_function("() => document.activeElement.id === 'cancel-yes'")
+    press(daemon, "ok")
     page.wait_for_url(HOME)
     assert headline(page) == "Xin chào! Bạn cần làm gì?"
     wait_buttons(page)
@@ -136,6 +140,8 @@ def test_technician_screen_behind_pin_status_selftest_buttons_lock(page, kiosk) 
     page.goto("/a/identify")
     page.wait_for_url("**/a/consent", timeout=20000)
     page.click("#cancel-button")
+    page.click("#cancel-yes")
+    page.wait_for_url(HOME)
     page.goto("/technician/")
     assert headline(page) == "Kỹ thuật viên"
     shoot(page, "40-technician-login")

@@ -276,8 +276,8 @@ dossier_timeout_s = 3
 
 
 def test_guide_post_and_dossier_by_buttons(page, kiosk) -> None:
-    """Text is typed (on-screen keyboard or a keyboard); every choice and confirmation here is
-    made with the physical buttons."""
+    """Text is typed on a keyboard here (the buttons-only runs with the on-screen pad are in
+    test_keys_browser.py); every choice and confirmation is made with the physical buttons."""
     daemon, _ = kiosk
     page.goto("/")
     wait_buttons(page)
@@ -289,7 +289,7 @@ def test_guide_post_and_dossier_by_buttons(page, kiosk) -> None:
     wait_buttons(page)
     assert focused_id(page) == "q"
     page.keyboard.type("ket hon")
-    press(daemon, "ok")  # OK on a field sends its form
+    page.keyboard.press("Enter")  # OK on a field opens the pad (test_keys_browser.py)
     page.wait_for_selector("#results")
     wait_buttons(page)
     assert page.evaluate("document.activeElement.textContent").startswith("Đăng ký kết hôn")
@@ -301,6 +301,10 @@ def test_guide_post_and_dossier_by_buttons(page, kiosk) -> None:
     page.wait_for_selector("#print-note")
     wait_buttons(page)
     press(daemon, "cancel")
+    page.wait_for_selector("#cancel-confirm:not([hidden])")
+    press(daemon, "next")
+    page.wait_for_function("() => document.activeElement.id === 'cancel-yes'")
+    press(daemon, "ok")
     page.wait_for_url(HOME)
 
     page.goto("/f/")
@@ -313,7 +317,7 @@ def test_guide_post_and_dossier_by_buttons(page, kiosk) -> None:
     press(daemon, "next")
     page.wait_for_function("() => document.activeElement.id === 'code'")
     page.keyboard.type(DOSSIER)
-    press(daemon, "ok")
+    page.keyboard.press("Enter")
     page.wait_for_url("**/f/address")
     page.fill("#recipient", "Trần Thị Bích")
     page.fill("#phone", "0987654321")
@@ -321,8 +325,7 @@ def test_guide_post_and_dossier_by_buttons(page, kiosk) -> None:
     page.fill("#ward", "Phường Ba Đình")
     page.fill("#street", "Số 5 phố Điện Biên Phủ")
     page.focus("#street")
-    wait_buttons(page)
-    press(daemon, "ok")
+    page.keyboard.press("Enter")
     page.wait_for_url("**/f/confirm")
     wait_buttons(page)
     assert focused_id(page) == "send"
@@ -333,6 +336,6 @@ def test_guide_post_and_dossier_by_buttons(page, kiosk) -> None:
     page.goto("/c/")
     wait_buttons(page)
     page.keyboard.type(DOSSIER)
-    press(daemon, "ok")
+    page.keyboard.press("Enter")
     page.wait_for_selector("#lookup-error")  # no central on this kiosk: said plainly
     assert page.input_value("#code") == DOSSIER  # what was typed is kept

@@ -1,5 +1,6 @@
 // The kiosk's screen behaviour: physical buttons (server-sent events), visible focus,
-// the idle countdown, the live camera preview with guidance, and an on-screen keyboard.
+// the idle countdown, the cancel confirmation, the live camera preview with guidance; the
+// on-screen keyboard is osk.js (window.KioskOsk), which the buttons drive while it is open.
 (function () {
   "use strict";
   const body = document.body;
@@ -7,26 +8,31 @@
   // The daemon's per-boot token: /live and /api calls that change something carry it.
   const token = document.querySelector('meta[name="kiosk-token"]').content;
   const warning = document.getElementById("idle-warning");
+  const confirmBox = document.getElementById("cancel-confirm");
+  const osk = window.KioskOsk;
 
   // --- focus: every touch target is reachable with ◀ ▶ and OK --------------------------
   function visible(el) {
     return el.offsetParent !== null || el.getClientRects().length > 0;
   }
   function targets() {
-    const scope = warning.hidden ? document : warning;
+    const scope = !warning.hidden ? warning : (!confirmBox.hidden ? confirmBox : document);
     const list = Array.from(scope.querySelectorAll(
       'main a[href], main button:not([disabled]), main input:not([type="hidden"]), main select, ' +
-      'main textarea, #help-button, .bar .lang button, #cancel-button, #idle-stay'));
+      'main textarea, #say-again, #help-button, .bar .lang button, #cancel-button, #idle-stay, ' +
+      '#cancel-no, #cancel-yes'));
     return list.filter((el) => visible(el) && !el.closest("[hidden]") && !el.hasAttribute("data-nofocus"));
   }
+  // The default focus: the field with an error, the screen's autofocus or primary action; on a
+  // screen without one (the camera screens) "Nghe lại" (#say-again), else Help. Never Cancel:
+  // OK on the default focus must never wipe the flow.
   function focusFirst() {
     const firstError = document.querySelector("main p.error[id^='error-']");
     const errorField = firstError && document.getElementById(firstError.id.slice(6));
-    const preferred = errorField || document.querySelector("main [autofocus]")
-      || document.querySelector("main .primary");
-    const inMain = targets().filter((t) => t.closest("main"));
-    const fallback = inMain[0] || document.getElementById("cancel-button") || targets()[0];
-    const el = preferred && visible(preferred) ? preferred : fallback;
+    const usable = (el) => el && visible(el) && !el.disabled && !el.closest("[hidden]");
+    const el = [errorField, document.querySelector("main [autofocus]"),
+      document.querySelector("main .primary:not([disabled])"),
+      document.getElementById("say-again"), document.getElementById("help-button")].find(usable);
     if (el) el.focus({ focusVisible: true });
   }
   function move(step) {
@@ -40,9 +46,10 @@
   function activate() {
     const el = document.activeElement;
     if (!el || el === body) { focusFirst(); return; }
+    if (el.dataset.osk && osk) { osk.open(el, true); return; }  // OK on a field: its keyboard
     const typed = ["text", "tel", "email", "password", "search", "number"];
     if ((el.tagName === "INPUT" && typed.includes(el.type)) || el.tagName === "TEXTAREA") {
-      if (el.form) el.form.requestSubmit();  // OK on a field sends what was typed
+      if (el.form) el.form.requestSubmit();  // a field with no pad: OK sends what was typed
       return;
     }
     if (el.tagName === "SELECT") {  // OK steps through the choices, as a finger would pick
@@ -58,16 +65,70 @@
       document.dispatchEvent(new CustomEvent("kiosk-button", { detail: name }));
       return;
     }
-    if (name === "next") move(1);
+    if (!confirmBox.hidden) {  // "Start over?": ◀ ▶ OK choose, Help keeps going, Cancel = yes
+      if (name === "next") move(1);
+      else if (name === "back") move(-1);
+      else if (name === "ok") activate();
+      else if (name === "help") keepGoing();
+      // Cancel again confirms, but not a bounce or a double press in the first second.
+      else if (name === "cancel" && Date.now() - askedAt >= 1000) startOver();
+    } else if (osk && osk.isOpen()) {  // the keyboard: ◀ ▶ across the keys, OK types, Cancel closes
+      if (name === "next") osk.move(1);
+      else if (name === "back") osk.move(-1);
+      else if (name === "ok") osk.pressCursor();
+      else if (name === "cancel") osk.close();
+      else if (name === "help") window.location.href = body.dataset.help;
+    } else if (name === "next") move(1);
     else if (name === "back") move(-1);
     else if (name === "ok") activate();
     else if (name === "help") window.location.href = body.dataset.help;
     else if (name === "cancel") {
-      const c = document.getElementById("cancel-button");
-      if (c) c.click(); else window.location.href = body.dataset.home;
+      if (body.dataset.screen === "home.index") window.location.href = body.dataset.home;
+      else askCancel();
     }
     document.dispatchEvent(new CustomEvent("kiosk-button", { detail: name }));
   }
+
+  // --- Cancel asks first: "Bạn muốn hủy và làm lại từ đầu?" -----------------------------
+  // The Cancel button, the physical Cancel and the header's title all ask; only "Có, làm lại
+  // từ đầu" wipes (the cancel form, or the start screen when the screen has no flow). The
+  // title on the start screen needs no question (nothing to lose).
+  const cancelForm = document.querySelector("form.cancel");
+  const brand = document.querySelector(".bar .brand");
+  let askedAt = 0;
+  let before = null;
+  function askCancel() {
+    if (osk) osk.close();
+    before = document.activeElement;
+    confirmBox.hidden = false;
+    askedAt = Date.now();
+    body.dataset.confirm = "open";
+    document.getElementById("cancel-no").focus({ focusVisible: true });
+  }
+  function keepGoing() {
+    confirmBox.hidden = true;
+    delete body.dataset.confirm;
+    // Back where the citizen was, unless that was Cancel itself (never the focus to come back to).
+    const back = before && before.id !== "cancel-button" && before !== body;
+    if (back && document.contains(before) && visible(before)) {
+      before.focus({ focusVisible: true });
+    } else focusFirst();
+  }
+  function startOver() {
+    confirmBox.hidden = true;
+    if (cancelForm) cancelForm.submit();  // submit() does not come back through the listener
+    else window.location.href = body.dataset.home;
+  }
+  if (cancelForm) {
+    cancelForm.addEventListener("submit", (e) => { e.preventDefault(); askCancel(); });
+  }
+  brand.addEventListener("click", (e) => {
+    if (body.dataset.screen === "home.index") return;
+    e.preventDefault();
+    askCancel();
+  });
+  document.getElementById("cancel-no").addEventListener("click", keepGoing);
+  document.getElementById("cancel-yes").addEventListener("click", startOver);
 
   // --- physical buttons pushed by the daemon -------------------------------------------
   function listen() {
@@ -173,75 +234,7 @@
     window.addEventListener("pagehide", () => { stopped = true; });
   }
 
-  // --- on-screen keyboard (Chromium in kiosk mode has none) -----------------------------
-  const TONES = { "sắc": "\u0301", "huyền": "\u0300", "hỏi": "\u0309", "ngã": "\u0303", "nặng": "\u0323" };
-  const VOWELS = "aăâeêioôơuưyAĂÂEÊIOÔƠUƯY";
-  function addTone(input, mark) {
-    const v = input.value;
-    const base = v.normalize("NFD").replace(/[\u0300\u0301\u0303\u0309\u0323]/g, "").normalize("NFC");
-    let i = base.length - 1;
-    while (i >= 0 && base[i] !== " " && VOWELS.indexOf(base[i]) < 0) i--;
-    if (i < 0 || base[i] === " ") return;
-    const word = v.slice(0, i).normalize("NFC");
-    input.value = (word + (base[i] + mark).normalize("NFC") + v.slice(i + 1)).normalize("NFC");
-  }
-  function keyboard(input) {
-    const rows = input.dataset.osk === "digits"
-      ? ["1 2 3", "4 5 6", "7 8 9", "⌫ 0"]
-      : ["1 2 3 4 5 6 7 8 9 0", "Q W E R T Y U I O P", "A S D F G H J K L Đ", "Z X C V B N M Ă Â Ê",
-         "Ô Ơ Ư - / , . @", "sắc huyền hỏi ngã nặng", "␣ ⌫"];
-    const pad = document.createElement("div");
-    pad.className = "osk";
-    pad.hidden = true;
-    pad.setAttribute("aria-hidden", "true");
-    // Shown at the bottom of the screen while its field has the focus; a tap on a key keeps it.
-    // Hidden a moment after the field loses the focus, so that the tap which moved the focus
-    // (on "Tìm kiếm", say) lands before the layout changes under the finger.
-    let hiding = null;
-    // Opened by a touch on the field or when the buttons bring the focus to it; not by the
-    // page's own first focus, so a screen (and its messages) is seen whole first.
-    function open() {
-      clearTimeout(hiding);
-      pad.hidden = false;
-      body.classList.add("osk-open");
-      input.scrollIntoView({ block: "nearest" });
-    }
-    input.addEventListener("pointerdown", open);
-    input.addEventListener("kiosk-focus", open);
-    input.addEventListener("focus", () => { if (!pad.hidden) clearTimeout(hiding); });
-    input.addEventListener("blur", () => {
-      hiding = setTimeout(() => { pad.hidden = true; body.classList.remove("osk-open"); }, 400);
-    });
-    pad.addEventListener("pointerdown", (e) => e.preventDefault());
-    rows.forEach((row) => {
-      const line = document.createElement("div");
-      line.className = "row";
-      row.split(" ").forEach((k) => {
-        const b = document.createElement("button");
-        b.type = "button";
-        b.tabIndex = -1;
-        b.dataset.nofocus = "";
-        b.textContent = k;
-        if (k === "␣") b.className = "wide";
-        b.addEventListener("click", () => {
-          if (k === "⌫") input.value = input.value.slice(0, -1);
-          else if (k === "␣") input.value += " ";
-          else if (TONES[k]) addTone(input, TONES[k]);
-          else {
-            const lower = input.dataset.case !== "upper" && input.value.length > 0 && input.value.slice(-1) !== " ";
-            input.value += lower && /\p{L}/u.test(k) ? k.toLowerCase() : k;
-          }
-          input.dispatchEvent(new Event("input", { bubbles: true }));
-          input.focus();
-        });
-        line.appendChild(b);
-      });
-      pad.appendChild(line);
-    });
-    document.body.appendChild(pad);
-  }
-
-  document.querySelectorAll("[data-osk]").forEach(keyboard);
+  if (osk) osk.init();
   document.querySelectorAll("img[data-src]").forEach(preview);
   document.querySelectorAll("[data-poll]").forEach(poll);
   document.querySelectorAll("[data-auto-submit]").forEach((form) =>
