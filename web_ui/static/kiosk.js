@@ -62,11 +62,21 @@
     else if (name === "back") move(-1);
     else if (name === "ok") activate();
     else if (name === "help") window.location.href = body.dataset.help;
+    else if (name === "call_staff") callStaff();
     else if (name === "cancel") {
       const c = document.getElementById("cancel-button");
       if (c) c.click(); else window.location.href = body.dataset.home;
     }
     document.dispatchEvent(new CustomEvent("kiosk-button", { detail: name }));
+  }
+
+  // Holding Cancel 5 s: staff are called (one help.requested, reason long_press), then the
+  // help screen shows the call and waits for them.
+  function callStaff() {
+    const form = new URLSearchParams({ csrf_token: csrf, reason: "long_press" });
+    fetch(body.dataset.help, { method: "POST", body: form, credentials: "same-origin", redirect: "manual" })
+      .catch(() => null)
+      .then(() => { window.location.href = body.dataset.help; });
   }
 
   // --- physical buttons pushed by the daemon -------------------------------------------
