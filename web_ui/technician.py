@@ -66,13 +66,14 @@ def login() -> Any:
             with k.store.transaction() as conn:
                 audit.record(conn, at=time.time(), actor=result.actor, action="technician.login")
             return redirect(url_for("technician.panel"))
-    # Each account has its own lock (web_ui/pin.py): the form stays, the answer says "locked".
+    # Each account has its own lock (web_ui/pin.py): the form stays for the others.
     locked_s = result.locked_s if result is not None and result.verdict == "locked" else 0.0
     return screen(
         "technician/login.html",
         form=form,
         result=result,
         locked_s=locked_s,
+        shared_locked_s=gate.locked_for() if not locked_s else 0.0,
         available=gate.available(),
     )
 
