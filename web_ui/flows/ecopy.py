@@ -315,11 +315,16 @@ def staff_poll() -> Any:
 
 
 def _staff_call() -> helpcalls.Call | None:
-    """The call the identity step opened for this citizen (help.requested), held by the
-    session from its first look (one kiosk screen: the newest open one)."""
+    """The call the identity step opened for this citizen (help.requested)."""
+    return _held_call("identity")
+
+
+def _held_call(source: str) -> helpcalls.Call | None:
+    """The call a service opened for this citizen (help.requested on the bus), held by the
+    session from its first look (one kiosk screen: the newest open one from that source)."""
     call = helpcalls.session_call()
     if call is None:
-        call = helpcalls.desk().claim("identity")
+        call = helpcalls.desk().claim(source)
         if call is not None:
             session[helpcalls.SESSION_CALL] = call.id
     return call
@@ -530,8 +535,13 @@ def result() -> Any:
     if work is None or not work.codes:
         return redirect(url_for("home.index"))
     state = work.wait_state()
+    if any(r["status"] == "see_staff" for r in state["requests"]):
+        _held_call("certify")  # the officer asked for staff (help.requested from the service)
+    staff_waiting = helpcalls.waiting()
     return screen(
         "ecopy/result.html",
+        staff_waiting=staff_waiting,
+        idle_free=staff_waiting,  # no idle wipe until staff answer or the citizen is done
         flow="ecopy",
         step=6,
         requests=_requests(state),
