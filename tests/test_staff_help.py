@@ -351,3 +351,27 @@ def test_central_accounts_are_applied_whole_or_not_at_all(app: App) -> None:
     assert {a["name"] for a in staff.list()} == {ANA, BINH}
     audit = [(r["action"], r["subject"]) for r in recent(app.store, limit=2)]
     assert audit == [("staff.removed", "chi.pham"), ("staff.set", "chi.pham")]
+
+
+def test_the_command_line_adds_an_account_with_its_role(app: App) -> None:
+    import json
+    import subprocess
+    import sys
+
+    def kiosk(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "edge", *args, "--config", str(app.config_path)],
+            input=stdin, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    added = kiosk("staff", "add", "cuong.ho", "--role", "staff", stdin="778800\n")
+    assert added.returncode == 0, added.stderr
+    try:
+        listed = json.loads(kiosk("staff", "list", "--json").stdout)["staff"]
+        (row,) = [r for r in listed if r["name"] == "cuong.ho"]
+        assert (row["role"], row["origin"], row["disabled"]) == ("staff", "local", False)
+        assert PinGate(app).check("778800", "cuong.ho").role == "staff"
+        refused = kiosk("staff", "add", "dao.ly", "--role", "admin", stdin="778800\n")
+        assert refused.returncode == 2 and "invalid choice" in refused.stderr
+    finally:
+        assert kiosk("staff", "remove", "cuong.ho").returncode == 0
