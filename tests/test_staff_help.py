@@ -232,9 +232,14 @@ def test_help_from_a_flow_screen_comes_back_to_it_without_losing_the_flow(
     app: App, root: Path
 ) -> None:
     unlock_all(app)
+    since = time.time()
     citizen = at_staff_screen(app, root)
     page = citizen.get("/help").get_data(as_text=True)
     assert back_link(page) == "/a/staff"
+    # Staff are already called for this citizen: Help shows that call, "Gọi nhân viên" adds none.
+    assert "Đã gọi nhân viên" in page and 'id="call-staff"' not in page
+    citizen.post("/help")
+    assert [e.source for e in helps(app, since)] == ["identity"]
     # Back: the same screen, same identity session (the declined consent is still there).
     back = citizen.get("/a/staff")
     assert back.status_code == 200

@@ -132,7 +132,8 @@ def help_poll() -> Any:
         call.told = True
         return jsonify(message=_("A member of staff has answered and is coming to you."),
                        tone="good", answered=True, wait_ms=4000)  # fmt: skip
-    session.pop(helpcalls.SESSION_CALL, None)
+    if call.source == "ui":  # a service's call stays with its screen (it shows the answer)
+        session.pop(helpcalls.SESSION_CALL, None)
     return jsonify(next=_help_back())
 
 
