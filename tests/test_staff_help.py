@@ -337,13 +337,19 @@ def test_central_accounts_are_applied_whole_or_not_at_all(app: App) -> None:
 
     staff = StaffAccounts(app.store)
     good = {"name": "chi.pham", "pin_hash": generate_password_hash("778899"), "role": "staff"}
+    pbkdf2 = {**good, "name": "gia.vu", "pin_hash": generate_password_hash("1", "pbkdf2:sha256")}
+    assert staff.set_central([pbkdf2], actor="central")["changed"] == ["gia.vu"]
     done = staff.set_central([good], actor="central")
-    assert done == {"accounts": 1, "changed": ["chi.pham"], "removed": []}
+    assert done == {"accounts": 1, "changed": ["chi.pham"], "removed": ["gia.vu"]}
     assert staff.account("chi.pham")[1] == "staff"
     for bad in (
         [good, {**good, "name": "dung"} | {"pin_hash": "778899"}],  # a clear PIN
         [good, {**good, "name": "em.vo", "role": "admin"}],
         [good, {**good, "name": "em.vo", "pin_hash": "scrypt:1073741824:8:1$ab$" + "0" * 128}],
+        [
+            good,
+            {**good, "name": "em.vo", "pin_hash": generate_password_hash("1", "scrypt:32768:8:4")},
+        ],
         [good, good],
         [{**good, "extra": 1}],
         "chi.pham",
