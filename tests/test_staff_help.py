@@ -99,7 +99,7 @@ def signed_in(app: App, pin: str, name: str = "") -> Person:
 
 
 def show(root: Path, image: Any) -> None:
-    tmp = root / "scenes" / "scene.tmp.jpg"
+    tmp = root / "scene.tmp.jpg"  # outside the folder the camera plays, then renamed in
     cv2.imwrite(str(tmp), image, [cv2.IMWRITE_JPEG_QUALITY, 92])
     tmp.replace(root / "scenes" / "scene.jpg")
 

@@ -325,6 +325,9 @@ def _held_call(source: str) -> helpcalls.Call | None:
     call = helpcalls.session_call()
     if call is None:
         call = helpcalls.desk().claim(source)
+        if call is None:  # its help.requested may still be on its way through the bus
+            kiosk().bus.drain(timeout=0.5)
+            call = helpcalls.desk().claim(source)
         if call is not None:
             session[helpcalls.SESSION_CALL] = call.id
     return call
