@@ -64,7 +64,10 @@ FLEET_EVENTS: dict[str, Severity] = {
     "tamper.closed": "info",
     "button.long_press": "warning",
     "identity.face_failures": "warning",
-    "help.requested": "info",  # a citizen pressed "Gọi nhân viên" on the screen (web UI)
+    # Calls for staff (web_ui/helpcalls.py): the screen and a reason code, never personal data.
+    "help.requested": "info",  # "Gọi nhân viên", holding Cancel, the identity step, an officer
+    "help.answered": "info",  # a member of staff answered it on the technician screen
+    "help.cancelled": "info",  # the citizen stopped waiting (Cancel, back to the start)
     "identity.staff_verified": "info",  # staff confirmed an identity with their PIN (web UI)
 }
 FLEET_CAPABILITIES = ["camera", "printer", "buttons", "identity", "tickets", "dossier-status"]

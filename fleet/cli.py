@@ -29,6 +29,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="web port (overrides web.port)")
     serve.add_argument("--no-mqtt", action="store_true", help="dashboard only, no broker")
 
+    staff = sub.add_parser(
+        "staff-account",
+        help="one entry of the set-staff command: the PIN (read from stdin or the terminal) "
+        "hashed here, so the PIN itself never travels over MQTT",
+    )
+    staff.add_argument("name", help="login handle, e.g. lan.nguyen")
+    staff.add_argument("--role", choices=("staff", "technician"), default="staff")
+    staff.add_argument("--disabled", action="store_true", help="the account cannot sign in")
+
     sub.add_parser(
         "init-db", help="create the tables or migrate them to this version (serve does it too)"
     )
@@ -151,6 +160,10 @@ def _configured(args: argparse.Namespace) -> int:
         )
         logging.getLogger(demo.__name__).setLevel(logging.INFO)
         return demo.main(args.original, args.out, as_json=args.json, timeout_s=args.timeout)
+    if args.command == "staff-account":
+        print(json.dumps(staff_account(args.name, _read_pin(), role=args.role,
+                                       disabled=args.disabled)))  # fmt: skip
+        return EXIT_OK
     from fleet.config import load_config
 
     config = load_config(args.config)
@@ -160,6 +173,30 @@ def _configured(args: argparse.Namespace) -> int:
         stream=sys.stderr,
     )
     return _run(args, config)
+
+
+def staff_account(name: str, pin: str, *, role: str, disabled: bool = False) -> dict[str, Any]:
+    """{name, pin_hash, role, disabled} for set-staff's "accounts" list (edge/store/staff.py
+    checks it again on the kiosk). The hash is werkzeug's scrypt, as `kiosk staff add` makes."""
+    from werkzeug.security import generate_password_hash
+
+    from protocol.staff import check_name, check_pin
+
+    return {
+        "name": check_name(name),
+        "pin_hash": generate_password_hash(check_pin(pin)),
+        "role": role,
+        "disabled": disabled,
+    }
+
+
+def _read_pin() -> str:
+    if sys.stdin.isatty():
+        pin = getpass.getpass("PIN (4-12 digits): ")
+        if getpass.getpass("Again: ") != pin:
+            raise BadInput("the two PINs differ")
+        return pin
+    return sys.stdin.readline().strip()
 
 
 def _missing_central_packages() -> list[str]:

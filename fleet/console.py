@@ -37,6 +37,8 @@ COMMANDS: dict[str, tuple[str, dict[str, Any]]] = {
     # No default args for these two: sent without args the kiosk refuses them (bad_args).
     "update-catalog": ("Cập nhật danh mục thủ tục / update the procedure catalog", {}),
     "update": ('Cập nhật phần mềm / software update ({"url": ...})', {}),
+    # The kiosk's staff accounts from central: entries from `kiosk-fleet staff-account`.
+    "set-staff": ("Tài khoản nhân viên / staff accounts", {"accounts": []}),
 }
 
 

@@ -722,7 +722,14 @@ def test_waiting_screen_shows_each_original_then_the_refusal(ui: Any) -> None:
     assert "Cán bộ đề nghị bạn gặp nhân viên" in shown
     app.bus.drain()
     # Staff called for the see_staff original (by the certification step, not the identity's).
-    assert [e for e in app.bus.recent("help.requested") if e.source == "certify"]
+    (call,) = [e for e in app.bus.recent("help.requested") if e.source == "certify"]
+    assert (call.detail["screen"], call.detail["reason"]) == ("ecopy.result", "see_staff")
+    # The result screen then waits for them: no idle wipe, its poll keeps the session.
+    html = client.get("/a/result").get_data(as_text=True)
+    assert 'data-idle-free="true"' in html and 'id="staff-called"' in html
+    assert (
+        client.post("/help/poll").get_json()["message"] == "Đã gọi nhân viên. Vui lòng ở lại ki-ốt."
+    )
 
 
 def test_no_answer_in_time_leaves_with_the_slip_and_its_due_time(ui: Any) -> None:

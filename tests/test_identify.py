@@ -148,7 +148,11 @@ def test_declining_consent_ends_with_staff_help_and_no_face_processing(world) ->
     assert store.query("SELECT COUNT(*) FROM consents")[0][0] == 0
     bus.drain()  # staff are called, not only promised; the event names no one
     (called,) = bus.recent("help.requested")
-    assert called.detail == {"severity": "info", "reason": "consent_declined"}
+    assert called.detail == {
+        "severity": "info",
+        "reason": "consent_declined",
+        "screen": "ecopy.staff",
+    }
     with pytest.raises(WrongStep):
         s.submit_face(load("grace_hopper.jpg"))
 

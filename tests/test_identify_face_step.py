@@ -157,7 +157,9 @@ def test_after_the_last_try_staff_are_called_and_the_screen_waits(world) -> None
     bus.drain()
     (help_event,) = bus.recent("help.requested")
     assert help_event.source == "identity"
-    assert help_event.detail == {"severity": "info", "reason": "no_match", "tries": 3}
+    assert help_event.detail == {
+        "severity": "info", "reason": "no_match", "tries": 3, "screen": "ecopy.staff"
+    }  # fmt: skip
     # Longer than any timeout the identification has: staff may take a while to come.
     clock.now += 10 * max(TIMEOUTS.values())
     assert s.tick().state == State.STAFF

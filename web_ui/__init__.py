@@ -9,7 +9,7 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
 from edge.localapi import new_token
-from web_ui import api, guard, i18n, live, pages, rating, technician
+from web_ui import api, guard, helpcalls, i18n, live, pages, rating, technician
 from web_ui.flows import dossier, ecopy, guide, home, post, ticket, verify
 from web_ui.kiosk import SCREEN_BLUEPRINTS
 from web_ui.ports import Kiosk
@@ -48,6 +48,7 @@ def create_app(*, services: Kiosk, test_config: dict[str, Any] | None = None) ->
     csrf.exempt(live.bp)
     i18n.init_app(app, default=ui.default_language)
     live.init_app(app, services)
+    helpcalls.init_app(app, services.bus)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(live.bp)

@@ -39,7 +39,7 @@ class ButtonFeed:
         if event.kind == "button.pressed":
             action = event.source
         elif event.kind == "button.long_press":
-            action = "help"  # holding Cancel calls staff
+            action = "call_staff"  # holding Cancel calls staff (the page posts /help)
         else:
             return
         with self._cond:

@@ -1,7 +1,16 @@
-"""The technician sign-in: a staff name and PIN (edge/store/staff.py), or the shared technician
-PIN hashed in config. 5 wrong tries lock it for 15 minutes (kept in the store, so a restart does
-not reset the count). Each try is counted before its PIN is looked at, in one store transaction,
-so simultaneous requests never get more tries than are left."""
+"""Staff sign-in: a staff name and PIN (edge/store/staff.py), or the shared technician PIN hashed
+in config. 5 wrong tries lock one counter for 15 minutes, kept in the store (a restart does not
+reset it). Each try is counted before its PIN is looked at, in one store transaction, so
+simultaneous requests never get more tries than are left.
+
+The counters are per place and per account, so no one locks out someone else:
+- place "login" (the technician screen) and "prompt" (the citizen-facing staff prompt on the
+  identity step) count apart: wrong PINs typed on the citizen's screen never lock the technician
+  screen, for the shared PIN or for any named account;
+- each account has its own counter; the shared technician PIN has its own;
+- names that are not an account (or a disabled one) share one "unknown" counter per place, so
+  a random-name attack locks no real account and gets no more than 5 tries per lock period.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +27,11 @@ from web_ui.ports import Kiosk
 
 logger = logging.getLogger(__name__)
 
+# The shared technician PIN on the technician screen (the keys from before named counters).
 FAILURES_KEY = "ui.technician.failures"
 LOCKED_UNTIL_KEY = "ui.technician.locked_until"
+PLACES = ("login", "prompt")
+UNKNOWN = "*unknown"  # cannot be an account's name (those start with a letter)
 
 
 @dataclass(frozen=True)
@@ -28,6 +40,7 @@ class PinResult:
     tries_left: int = 0
     locked_s: float = 0.0
     actor: str = ""  # who signed in ("ok" only): a staff name or "technician"
+    role: str = ""  # "ok" only: "staff" or "technician" (the shared PIN is a technician)
 
 
 @functools.cache
@@ -36,10 +49,23 @@ def _decoy_hash() -> str:
     return generate_password_hash("0000")
 
 
+def counter_keys(place: str, who: str) -> tuple[str, str]:
+    """The kv keys (failures, locked until) of one counter: `who` is an account's name, SHARED
+    or UNKNOWN."""
+    if place not in PLACES:
+        raise ValueError(place)
+    if place == "login" and who == SHARED:
+        return FAILURES_KEY, LOCKED_UNTIL_KEY
+    return f"ui.pin.{place}.{who}.failures", f"ui.pin.{place}.{who}.locked_until"
+
+
 class PinGate:
-    def __init__(self, kiosk: Kiosk, *, clock: Any = time.time) -> None:
+    def __init__(self, kiosk: Kiosk, *, clock: Any = time.time, place: str = "login") -> None:
+        if place not in PLACES:
+            raise ValueError(place)
         self.kiosk = kiosk
         self.clock = clock
+        self.place = place
 
     @property
     def _ui(self) -> Any:
@@ -53,45 +79,68 @@ class PinGate:
         """Someone can sign in: the shared PIN is set or a staff account exists."""
         return bool(self._ui.technician_pin_hash) or self.staff.any()
 
-    def locked_for(self) -> float:
-        return max(0.0, self._get(LOCKED_UNTIL_KEY) - self.clock())
+    def locked_for(self, name: str = "") -> float:
+        """Seconds the counter `name` (empty: the shared PIN) is still locked here."""
+        _, until_key = counter_keys(self.place, self._who(name.strip().lower() or SHARED)[0])
+        return max(0.0, self._get(until_key) - self.clock())
+
+    def _who(self, actor: str) -> tuple[str, str | None, str]:
+        """(counter, expected PIN hash or None, role) for a typed name."""
+        if actor == SHARED:
+            return SHARED, self._ui.technician_pin_hash or None, "technician"
+        found = self.staff.account(actor)
+        if found is None:
+            return UNKNOWN, None, ""
+        return actor, found[0], found[1]
 
     def check(self, pin: str, name: str = "") -> PinResult:
         """The PIN of `name` (empty: the shared technician PIN)."""
         ui = self._ui
         actor = (name or SHARED).strip().lower()
-        expected = ui.technician_pin_hash if actor == SHARED else self.staff.pin_hash(actor)
+        who, expected, role = self._who(actor)
         if not self.available():
             return PinResult("unset")
+        failures_key, until_key = counter_keys(self.place, who)
         # Count this try first (and lock if it is the last one), then look at the PIN.
         with self.kiosk.store.transaction() as conn:
             now = self.clock()
-            locked_until = _number(conn, LOCKED_UNTIL_KEY)
+            locked_until = _number(conn, until_key)
             if locked_until > now:
                 return PinResult("locked", 0, locked_until - now)
-            failures = int(_number(conn, FAILURES_KEY))
+            failures = int(_number(conn, failures_key))
             if not (pin.isascii() and pin.isdigit() and 4 <= len(pin) <= 12):
                 return PinResult("malformed", ui.technician_max_tries - failures)
             failures += 1
             last = failures >= ui.technician_max_tries
             if last:
                 until = now + ui.technician_lock_min * 60
-                _put(conn, LOCKED_UNTIL_KEY, str(until))
-                _put(conn, FAILURES_KEY, "0")
+                _put(conn, until_key, str(until))
+                _put(conn, failures_key, "0")
             else:
-                _put(conn, FAILURES_KEY, str(failures))
+                _put(conn, failures_key, str(failures))
         right = check_password_hash(expected or _decoy_hash(), pin) and bool(expected)
+        kind = "shared" if who == SHARED else ("unknown" if who == UNKNOWN else "named")
         if right:
             with self.kiosk.store.transaction() as conn:
-                _put(conn, FAILURES_KEY, "0")
-                if last and _number(conn, LOCKED_UNTIL_KEY) == until:
-                    _put(conn, LOCKED_UNTIL_KEY, "0")  # the last try was the right one
-            logger.info("technician sign-in accepted", extra={"shared_pin": actor == SHARED})
-            return PinResult("ok", ui.technician_max_tries, actor=actor)
+                _put(conn, failures_key, "0")
+                if last and _number(conn, until_key) == until:
+                    _put(conn, until_key, "0")  # the last try was the right one
+            logger.info(
+                "staff sign-in accepted",
+                extra={"shared_pin": who == SHARED, "place": self.place, "role": role},
+            )
+            return PinResult("ok", ui.technician_max_tries, actor=actor, role=role)
+        # The log names the kind of counter, never the typed name (it may be a person's).
         if last:
-            logger.warning("technician sign-in locked after %d wrong tries", failures)
+            logger.warning(
+                "staff sign-in locked after %d wrong tries",
+                failures,
+                extra={"place": self.place, "counter": kind},
+            )
             return PinResult("locked", 0, until - self.clock())
-        logger.warning("wrong technician PIN", extra={"failures": failures})
+        logger.warning(
+            "wrong staff PIN", extra={"failures": failures, "place": self.place, "counter": kind}
+        )
         return PinResult("wrong", ui.technician_max_tries - failures)
 
     def _get(self, key: str) -> float:

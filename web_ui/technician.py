@@ -1,6 +1,10 @@
 """The technician screen at /technician, behind a staff name and PIN (or the shared technician
-PIN): hardware status and self-test, printer test, button test, recent events, provisioning
-state, print jobs and their reprint (audited). Never citizens' personal data on the screen."""
+PIN): calls for staff and their answer (audited), hardware status and self-test, printer test,
+button test, recent events, provisioning state, print jobs and their reprint (audited). Never
+citizens' personal data on the screen.
+
+Roles (edge/store/staff.py): a "staff" account sees the calls, answers them and reprints slips;
+only a "technician" account (or the shared technician PIN) reaches the hardware actions."""
 
 from __future__ import annotations
 
@@ -11,7 +15,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, redirect, session, url_for
+from flask_babel import lazy_gettext as _l
 
+import web_ui.helpcalls as helpcalls
 from edge.fleet.certificates import certificate_info
 from edge.printing import JobPurged
 from edge.provisioned import STEPS, steps_done
@@ -27,6 +33,7 @@ bp = Blueprint("technician", __name__, url_prefix="/technician")
 
 SESSION_KEY = "technician_until"
 ACTOR_KEY = "technician_actor"  # who signed in: a staff name, or "technician" (shared PIN)
+ROLE_KEY = "technician_role"  # "staff" or "technician"
 SESSION_S = 600.0
 JOBS_SHOWN = 20
 # Event kinds a technician may see; their details never carry personal data (see edge/app.py).
@@ -35,6 +42,11 @@ EVENT_FIELDS = ("id", "kind", "source", "at", "severity", "reason", "tries", "ac
 
 def _authorised() -> bool:
     return session.get(SESSION_KEY, 0) > time.time()
+
+
+def _technician() -> bool:
+    """Signed in with the hardware actions: a technician account or the shared PIN."""
+    return _authorised() and session.get(ROLE_KEY, "technician") == "technician"
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -50,15 +62,18 @@ def login() -> Any:
         if result.verdict == "ok":
             session[SESSION_KEY] = time.time() + SESSION_S
             session[ACTOR_KEY] = result.actor
+            session[ROLE_KEY] = result.role
             with k.store.transaction() as conn:
                 audit.record(conn, at=time.time(), actor=result.actor, action="technician.login")
             return redirect(url_for("technician.panel"))
-    locked_s = gate.locked_for()
+    # Each account has its own lock (web_ui/pin.py): the form stays for the others.
+    locked_s = result.locked_s if result is not None and result.verdict == "locked" else 0.0
     return screen(
         "technician/login.html",
         form=form,
         result=result,
         locked_s=locked_s,
+        shared_locked_s=gate.locked_for() if not locked_s else 0.0,
         available=gate.available(),
     )
 
@@ -83,10 +98,39 @@ def panel() -> Any:
         buttons=current_app.extensions["kiosk_buttons"].recent(),
         actor=_actor(),
         shared=_actor() == SHARED,
+        technician=_technician(),
+        calls=[
+            {**c, "where": screen_label(c["screen"]), "why": reason_label(c["reason"])}
+            for c in helpcalls.desk().calls()
+        ],
+        answered=session.pop("technician_answered", None),
         jobs=_jobs(k),
         keep_personal_min=k.config.printer.keep_personal_min,
         reprint=session.pop("technician_reprint", None),
     )
+
+
+@bp.get("/calls")
+def calls() -> Any:
+    """The open calls' ids, for the panel's check for new calls (signed-in only)."""
+    if not _authorised():
+        return {"error": {"code": "unauthorised", "message": "sign in first"}}, 403
+    return {"open": [c["id"] for c in helpcalls.desk().calls() if c["state"] == "open"]}
+
+
+@bp.post("/calls/<call_id>/answer")
+def answer_call(call_id: str) -> Any:
+    """A member of staff takes the call: audited under the signed-in name; the citizen's
+    waiting screen says staff are coming and moves on; central gets help.answered."""
+    if not _authorised():
+        return redirect(url_for("technician.login"))
+    actor = _actor()
+    call = helpcalls.desk().answer(call_id, actor=actor)
+    if call is not None:
+        helpcalls.audit(actor, "help.answered", subject=call.id, kind=call.reason)
+        logger.info("staff call answered", extra={"reason": call.reason, "screen": call.screen})
+    session["technician_answered"] = "answered" if call is not None else "gone"
+    return redirect(url_for("technician.panel"))
 
 
 @bp.post("/jobs/<job_id>/reprint")
@@ -118,8 +162,8 @@ def reprint(job_id: str) -> Any:
 
 @bp.post("/selftest")
 def selftest() -> Any:
-    if not _authorised():
-        return redirect(url_for("technician.login"))
+    if not _technician():  # hardware actions: technician role only
+        return redirect(url_for("technician.login" if not _authorised() else "technician.panel"))
     checks = kiosk().selftest(print_test=False)
     session["technician_checks"] = [c.as_dict() for c in checks]
     logger.info("self-test run from the technician screen")
@@ -128,8 +172,8 @@ def selftest() -> Any:
 
 @bp.post("/print-test")
 def print_test() -> Any:
-    if not _authorised():
-        return redirect(url_for("technician.login"))
+    if not _technician():  # hardware actions: technician role only
+        return redirect(url_for("technician.login" if not _authorised() else "technician.panel"))
     outcome = kiosk().print_test_page()
     session["technician_notice"] = {"printed": outcome.printed, "error": outcome.error or ""}
     return redirect(url_for("technician.panel"))
@@ -138,16 +182,16 @@ def print_test() -> Any:
 @bp.post("/lock")
 def lock() -> Any:
     """Out of service while the technician works on the kiosk (central sees it in `state`)."""
-    if not _authorised():
-        return redirect(url_for("technician.login"))
+    if not _technician():  # hardware actions: technician role only
+        return redirect(url_for("technician.login" if not _authorised() else "technician.panel"))
     kiosk().set_locked(True)
     return redirect(url_for("technician.panel"))
 
 
 @bp.post("/unlock")
 def unlock() -> Any:
-    if not _authorised():
-        return redirect(url_for("technician.login"))
+    if not _technician():  # hardware actions: technician role only
+        return redirect(url_for("technician.login" if not _authorised() else "technician.panel"))
     kiosk().set_locked(False)
     return redirect(url_for("technician.panel"))
 
@@ -156,6 +200,7 @@ def unlock() -> Any:
 def logout() -> Any:
     session.pop(SESSION_KEY, None)
     session.pop(ACTOR_KEY, None)
+    session.pop(ROLE_KEY, None)
     return redirect(url_for("home.index"))
 
 
@@ -198,3 +243,29 @@ def _provisioning(k: Kiosk) -> dict[str, Any]:
     except Exception as err:  # an unreadable record must not hide the rest of the screen
         state["provisioning"] = f"unknown ({type(err).__name__})"
     return state
+
+
+# What the panel says for a call's screen and reason code (the codes stay in the events).
+SCREEN_LABELS = {
+    "ecopy.staff": _l("Certified e-copy: identity check"),
+    "ecopy.result": _l("Certified e-copy: the officer's answer"),
+    "home.help_screen": _l("Help screen"),
+}
+REASON_LABELS = {
+    "help_button": _l("pressed “Call staff”"),
+    "long_press": _l("held Cancel"),
+    "consent_declined": _l("declined the face check"),
+    "no_portrait": _l("card without a photo"),
+    "face_failures": _l("face check failed"),
+    "chip_not_authentic": _l("chip not genuine"),
+    "chip_mismatch": _l("chip does not match the card"),
+    "see_staff": _l("the officer asks to see staff"),
+}
+
+
+def screen_label(endpoint: str) -> str:
+    return str(SCREEN_LABELS[endpoint]) if endpoint in SCREEN_LABELS else endpoint
+
+
+def reason_label(reason: str) -> str:
+    return str(REASON_LABELS[reason]) if reason in REASON_LABELS else reason

@@ -25,6 +25,12 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, parser_class: type) -
     )
     add.add_argument("name", help="login handle, e.g. lan.nguyen (not a full name)")
     add.add_argument("--replace", action="store_true", help="set a new PIN for an existing login")
+    add.add_argument(
+        "--role",
+        choices=("staff", "technician"),
+        default="technician",
+        help="staff: answers calls and confirms identities; technician: also the hardware actions",
+    )
     staff_sub.add_parser("list", parents=[common], help="the logins on this kiosk")
     remove = staff_sub.add_parser("remove", parents=[common], help="remove a login")
     remove.add_argument("name")
@@ -47,12 +53,16 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         match args.staff_command:
             case "add":
                 name = accounts.check_name(args.name)  # before asking for a PIN
-                name = staff.add(name, _read_pin(), replace=args.replace)
+                name = staff.add(name, _read_pin(), replace=args.replace, role=args.role)
                 emit({"added": name}, f"login {name} can now sign in on the technician screen")
                 return EXIT_OK
             case "list":
                 rows = staff.list()
-                text = "\n".join(f"{r['name']}  since {_when(r['created_at'])}" for r in rows)
+                text = "\n".join(
+                    f"{r['name']}  {r['role']}{' (disabled)' * r['disabled']}  {r['origin']}"
+                    f"  since {_when(r['created_at'])}"
+                    for r in rows
+                )
                 emit({"staff": rows}, text or "no staff logins (only the shared technician PIN)")
                 return EXIT_OK
             case "remove":

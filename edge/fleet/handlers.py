@@ -36,6 +36,8 @@ class CommandTarget(Protocol):
     def copies(self) -> Any: ...  # edge.copies.issue.CopyService
     @property
     def catalog(self) -> CatalogService | None: ...
+    @property
+    def store(self) -> Any: ...  # edge.store.Store
 
     def request_restart(self, delay_s: float = 1.0) -> None: ...
 
@@ -182,8 +184,23 @@ def fleet_commands(app: CommandTarget) -> dict[str, Any]:
             app.fleet.send_telemetry()  # central sees the new catalog version at once
         return result
 
+    def set_staff(args: dict[str, Any]) -> dict[str, Any]:
+        """{"accounts": [{name, pin_hash, role, disabled}]}: central's staff accounts, PINs as
+        werkzeug hashes made centrally (never a PIN). Replaces every account central gave
+        before, atomically and audited (edge/store/staff.py StaffAccounts.set_central)."""
+        from edge.errors import BadInput
+        from edge.store.staff import CENTRAL, StaffAccounts
+
+        if set(args) != {"accounts"}:
+            raise BadArgs('args must be {"accounts": [{"name", "pin_hash", "role", "disabled"}]}')
+        try:
+            return StaffAccounts(app.store).set_central(args["accounts"], actor=CENTRAL)
+        except BadInput as err:
+            raise BadArgs(str(err)) from err
+
     return {
         "update": update,
+        "set-staff": set_staff,
         "restart": restart,
         "update-revocations": update_revocations,
         "print-test": print_test,

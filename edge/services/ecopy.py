@@ -722,7 +722,8 @@ class EcopySession:
             return
         self._announced.add(state.code)
         if state.status == "see_staff" and self.bus is not None:
-            self.bus.post(Event("help.requested", "certify", {"severity": "info"}))
+            detail = {"severity": "info", "screen": "ecopy.result", "reason": "see_staff"}
+            self.bus.post(Event("help.requested", "certify", detail))
         if state.status == "approved":
             self._print_receipt(state)
 

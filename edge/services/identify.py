@@ -19,6 +19,9 @@ from edge.services.consent import PURPOSE_FACE, ConsentRecord, ConsentStore
 from edge.texts import N_, Text, vietnamese
 
 logger = logging.getLogger(__name__)
+# The web UI screen (its endpoint, body data-screen) that shows the STAFF and DECLINED states:
+# help.requested names it, as every call for staff names the screen the citizen waits on.
+STAFF_SCREEN = "ecopy.staff"
 
 MAX_TRIES = 3
 # A failed comparison is shown with its reason for at least this long before the next try.
@@ -486,6 +489,8 @@ class VerificationSession:
         self._drop_challenge()
 
     def _post(self, kind: str, severity: str, **detail: Any) -> None:
+        if kind == "help.requested":
+            detail["screen"] = STAFF_SCREEN  # where the citizen waits for staff
         if self.bus is not None:
             self.bus.post(Event(kind, "identity", {"severity": severity, **detail}))
 

@@ -168,4 +168,11 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (hour, flow, rating)
     );
     """,
+    # 9: staff roles (issue 18): who may only confirm identities and answer calls, accounts
+    # switched off, and which came from central (set-staff replaces those, never local ones).
+    """
+    ALTER TABLE staff ADD COLUMN role TEXT NOT NULL DEFAULT 'technician';  -- staff | technician
+    ALTER TABLE staff ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;      -- 1: cannot sign in
+    ALTER TABLE staff ADD COLUMN origin TEXT NOT NULL DEFAULT 'local';     -- local | central
+    """,
 ]

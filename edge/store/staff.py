@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import time
 from collections.abc import Callable
@@ -12,32 +11,15 @@ from werkzeug.security import generate_password_hash
 
 from edge.errors import BadInput
 from edge.store.db import Store
-
-# The config's shared technician PIN ([ui] technician_pin_hash) signs in under this name; the
-# `kiosk` command line on the device acts as "cli". Neither can be a staff account's name.
-SHARED = "technician"
-CLI = "cli"
-NAME = re.compile(r"^[a-z][a-z0-9._-]{1,31}$")
-PIN = re.compile(r"^[0-9]{4,12}$")
-
-
-def check_name(name: str) -> str:
-    """A login handle: 2-32 lower-case letters, digits, '.', '_' or '-', starting with a letter."""
-    handle = name.strip().lower()
-    if not NAME.fullmatch(handle):
-        raise BadInput(
-            "tên đăng nhập: 2-32 chữ thường không dấu, số, '.', '_' hoặc '-' "
-            "(login name: 2-32 lower-case letters, digits, '.', '_' or '-', starting with a letter)"
-        )
-    if handle in (SHARED, CLI):
-        raise BadInput(f"tên {handle!r} đã dành riêng (the name {handle!r} is reserved)")
-    return handle
-
-
-def check_pin(pin: str) -> str:
-    if not (pin.isascii() and PIN.fullmatch(pin)):
-        raise BadInput("mã PIN gồm 4 đến 12 chữ số (a PIN is 4 to 12 digits)")
-    return pin
+from protocol.staff import (
+    CENTRAL,
+    CLI,
+    ROLES,
+    SHARED,
+    check_central,
+    check_name,
+    check_pin,
+)
 
 
 class StaffAccounts:
@@ -47,15 +29,21 @@ class StaffAccounts:
         self.store = store
         self.clock = clock
 
-    def add(self, name: str, pin: str, *, replace: bool = False) -> str:
+    def add(self, name: str, pin: str, *, replace: bool = False, role: str = "technician") -> str:
         handle = check_name(name)
         hashed = generate_password_hash(check_pin(pin))
+        if role not in ROLES:
+            raise BadInput(f"vai trò: {' | '.join(ROLES)} (role: {' | '.join(ROLES)})")
         with self.store.transaction() as conn:
             try:
                 conn.execute(
-                    "INSERT INTO staff(name, pin_hash, created_at) VALUES (?, ?, ?)"
-                    + (" ON CONFLICT(name) DO UPDATE SET pin_hash = excluded.pin_hash" * replace),
-                    (handle, hashed, self.clock()),
+                    "INSERT INTO staff(name, pin_hash, created_at, role) VALUES (?, ?, ?, ?)"
+                    + (
+                        " ON CONFLICT(name) DO UPDATE SET pin_hash = excluded.pin_hash,"
+                        " role = excluded.role, disabled = 0"
+                    )
+                    * replace,
+                    (handle, hashed, self.clock(), role),
                 )
             except sqlite3.IntegrityError as err:
                 raise BadInput(
@@ -71,15 +59,59 @@ class StaffAccounts:
             )
 
     def list(self) -> list[dict[str, Any]]:
-        rows = self.store.query("SELECT name, created_at FROM staff ORDER BY name")
-        return [dict(r) for r in rows]
+        rows = self.store.query(
+            "SELECT name, created_at, role, disabled, origin FROM staff ORDER BY name"
+        )
+        return [{**dict(r), "disabled": bool(r["disabled"])} for r in rows]
 
     def any(self) -> bool:
-        return bool(self.store.query("SELECT 1 FROM staff LIMIT 1"))
+        return bool(self.store.query("SELECT 1 FROM staff WHERE disabled = 0 LIMIT 1"))
 
     def pin_hash(self, name: str) -> str | None:
-        rows = self.store.query("SELECT pin_hash FROM staff WHERE name = ?", (name,))
-        return rows[0][0] if rows else None
+        found = self.account(name)
+        return found[0] if found else None
+
+    def account(self, name: str) -> tuple[str, str] | None:
+        """(PIN hash, role) of an account that may sign in; None if unknown or disabled."""
+        rows = self.store.query(
+            "SELECT pin_hash, role FROM staff WHERE name = ? AND disabled = 0", (name,)
+        )
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def set_central(self, accounts: Any, *, actor: str) -> dict[str, Any]:
+        """Central's list of accounts (the signed set-staff command) replaces every account
+        that came from central, in one transaction with its audit rows: all or nothing. Local
+        accounts (`kiosk staff add`) stay unless the list names them (central then owns them).
+        Each entry: {name, pin_hash (a werkzeug hash made centrally), role, disabled}."""
+        wanted = check_central(accounts)
+        now = self.clock()
+        with self.store.transaction() as conn:
+            before = {
+                r[0]: (r[1], r[2], bool(r[3]))
+                for r in conn.execute(
+                    "SELECT name, pin_hash, role, disabled FROM staff WHERE origin = 'central'"
+                )
+            }
+            removed = sorted(set(before) - {a["name"] for a in wanted})
+            for name in removed:
+                conn.execute("DELETE FROM staff WHERE name = ?", (name,))
+                record(conn, at=now, actor=actor, action="staff.removed", subject=name)
+            changed = []
+            for a in wanted:
+                state = (a["pin_hash"], a["role"], a["disabled"])
+                if before.get(a["name"]) == state:
+                    continue
+                conn.execute(
+                    "INSERT INTO staff(name, pin_hash, created_at, role, disabled, origin) "
+                    "VALUES (?, ?, ?, ?, ?, 'central') ON CONFLICT(name) DO UPDATE SET "
+                    "pin_hash = excluded.pin_hash, role = excluded.role, "
+                    "disabled = excluded.disabled, origin = 'central'",
+                    (a["name"], a["pin_hash"], now, a["role"], int(a["disabled"])),
+                )
+                action = "staff.disabled" if a["disabled"] else "staff.set"
+                record(conn, at=now, actor=actor, action=action, subject=a["name"], kind=a["role"])
+                changed.append(a["name"])
+        return {"accounts": len(wanted), "changed": changed, "removed": removed}
 
 
 def record(
@@ -108,4 +140,4 @@ def recent(store: Store, *, limit: int = 50) -> list[dict[str, Any]]:
 
 def actor_class(actor: str) -> str:
     """What a log line may say about who acted: never a staff member's name."""
-    return actor if actor in (SHARED, CLI) else "staff"
+    return actor if actor in (SHARED, CLI, CENTRAL) else "staff"

@@ -23,6 +23,7 @@ from flask import (
     url_for,
 )
 
+import web_ui.helpcalls as helpcalls
 from edge.adapters.payment_sim import SimulatedPayment
 from edge.errors import KioskError
 from edge.services.consent import ConsentStore
@@ -37,7 +38,7 @@ from edge.services.ecopy import (
 )
 from edge.services.identify import State, VerificationSession
 from edge.texts import N_, Text
-from web_ui.forms import ContactForm, PinForm
+from web_ui.forms import ContactForm, StaffLoginForm
 from web_ui.i18n import pick, translate
 from web_ui.kiosk import end_flow, guard, kiosk, screen, service_ready
 from web_ui.pin import PinGate, PinResult
@@ -45,6 +46,7 @@ from web_ui.visits import Visit, touch
 
 bp = Blueprint("ecopy", __name__, url_prefix="/a")
 STAFF_CALLED = Text(N_("Staff have been called. Please stay at the kiosk."))
+STAFF_ANSWERED = Text(N_("A member of staff has answered and is coming to check your card."))
 KEY = "ecopy"
 P = ParamSpec("P")
 
@@ -263,19 +265,22 @@ def expired() -> Any:
 @guard("ecopy")
 @_needs(states=(State.STAFF, State.DECLINED))
 def staff(work: EcopySession) -> Any:
-    """Face check declined or failed 3 times: staff check the card and confirm with their PIN."""
-    form = PinForm()
+    """Face check declined or failed 3 times: staff check the card and confirm with their name
+    and PIN. Wrong PINs here count apart from the technician screen's (web_ui/pin.py)."""
+    form = StaffLoginForm()
     problem: PinResult | str | None = None
     if form.validate_on_submit():
-        result = PinGate(kiosk()).check(form.pin.data)
+        result = PinGate(kiosk(), place="prompt").check(form.pin.data, form.name.data or "")
         if result.verdict == "ok":
             work.confirm_by_staff()
+            _confirmed_by(result.actor)
             return redirect(url_for("ecopy.pages"))
         problem = result
     elif form.is_submitted():
         problem = "form"
     declined = work.identity.state == State.DECLINED
     _keep_alive()  # staff were called (help.requested): the screen waits for them
+    call = _staff_call()
     no_photo = work.sides.child_without_portrait  # a child's card: nothing to compare a face to
     return screen(
         "ecopy/staff.html",
@@ -287,6 +292,7 @@ def staff(work: EcopySession) -> Any:
         chip_problem=work.identity.staff_reason in ("chip_not_authentic", "chip_mismatch"),
         idle_free=True,  # no idle wipe: staff or the citizen's Cancel end it
         no_photo=no_photo,
+        answered=call is not None and call.state == "answered",
     )
 
 
@@ -295,14 +301,45 @@ def staff(work: EcopySession) -> Any:
 def staff_poll() -> Any:
     """The staff screen's poll (face tries failed, consent declined, a chip or card staff must
     check): keeps the citizen's session while staff come (no timeout wipes it), until staff
-    confirm or the citizen presses Cancel."""
+    confirm or the citizen presses Cancel. Once staff answered the call, it says so."""
     work = _work()
     if work is None:
         return jsonify(next=url_for("ecopy.start"))
     if work.identity.state not in (State.STAFF, State.DECLINED) or work.verified:
         return jsonify(next=_url(work.step()))
     _keep_alive()
-    return jsonify(message=_text(STAFF_CALLED), tone="good", wait_ms=5000)
+    call = _staff_call()
+    if call is not None and call.state == "answered":
+        return jsonify(message=_text(STAFF_ANSWERED), tone="good", answered=True, wait_ms=5000)
+    return jsonify(message=_text(STAFF_CALLED), tone="good", wait_ms=3000)
+
+
+def _staff_call() -> helpcalls.Call | None:
+    """The call the identity step opened for this citizen (help.requested)."""
+    return _held_call("identity")
+
+
+def _held_call(source: str) -> helpcalls.Call | None:
+    """The call a service opened for this citizen (help.requested on the bus), held by the
+    session from its first look (one kiosk screen: the newest open one from that source)."""
+    call = helpcalls.session_call()
+    if call is None:
+        call = helpcalls.desk().claim(source)
+        if call is None:  # its help.requested may still be on its way through the bus
+            kiosk().bus.drain(timeout=0.5)
+            call = helpcalls.desk().claim(source)
+        if call is not None:
+            session[helpcalls.SESSION_CALL] = call.id
+    return call
+
+
+def _confirmed_by(actor: str) -> None:
+    """Staff confirmed the identity: audited under their name; their call is answered."""
+    helpcalls.audit(actor, "identity.confirmed")
+    call = helpcalls.session_call()
+    if call is not None:
+        helpcalls.desk().answer(call.id, actor=actor)
+    session.pop(helpcalls.SESSION_CALL, None)
 
 
 # --- 3. pages --------------------------------------------------------------------------
@@ -501,8 +538,13 @@ def result() -> Any:
     if work is None or not work.codes:
         return redirect(url_for("home.index"))
     state = work.wait_state()
+    if any(r["status"] == "see_staff" for r in state["requests"]):
+        _held_call("certify")  # the officer asked for staff (help.requested from the service)
+    staff_waiting = helpcalls.waiting()
     return screen(
         "ecopy/result.html",
+        staff_waiting=staff_waiting,
+        idle_free=staff_waiting,  # no idle wipe until staff answer or the citizen is done
         flow="ecopy",
         step=6,
         requests=_requests(state),

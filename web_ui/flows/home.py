@@ -4,27 +4,29 @@ from __future__ import annotations
 
 import logging
 import unicodedata
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
     Flask,
     current_app,
+    jsonify,
     redirect,
     render_template,
     request,
     session,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from edge.events import Event
+import web_ui.helpcalls as helpcalls
 from web_ui.guard import wants_json
 from web_ui.i18n import LANGUAGES
 from web_ui.kiosk import FLOWS, SCREEN_BLUEPRINTS, flow_state, kiosk, out_of_service, screen
-from web_ui.visits import KEEP_ON_FLOW_END, wipe
+from web_ui.visits import KEEP_ON_FLOW_END, Visit, touch, wipe
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("home", __name__)
@@ -35,6 +37,7 @@ def index() -> Any:
     if kiosk().locked:
         return out_of_service("locked", None)
     # Back at the start means the flow in progress is abandoned: what it held goes now.
+    helpcalls.cancel_session_call()
     if any(k not in KEEP_ON_FLOW_END for k in session):
         wipe(session, keep=KEEP_ON_FLOW_END)
         session.modified = True
@@ -71,21 +74,79 @@ def known_screen(target: str) -> str | None:
     return url_for(endpoint, **args)
 
 
+def _help_back() -> str:
+    """Where Help's "Quay lại" goes: the screen the citizen came from (its session is kept, so
+    the flow resumes there), or the start."""
+    return known_screen(session.get(helpcalls.LAST_SCREEN, "")) or url_for("home.index")
+
+
+def _screen_of(path: str) -> str:
+    """The endpoint (body data-screen) of a screen's path; the help screen's own if none."""
+    try:
+        endpoint, _args = current_app.url_map.bind("localhost").match(path, method="GET")
+    except HTTPException:
+        return "home.help_screen"
+    return endpoint if endpoint != "home.index" else "home.help_screen"
+
+
 @bp.get("/help")
 def help_screen() -> Any:
-    return screen("help.html")
+    call = helpcalls.session_call()
+    return screen(
+        "help.html",
+        called=call is not None,
+        back=_help_back(),
+        idle_free=call is not None and call.state == "open",  # no idle wipe while staff come
+    )
 
 
 @bp.post("/help")
 def call_staff() -> Any:
-    k = kiosk()
-    k.bus.post(Event("help.requested", "ui", {"severity": "info"}))
-    logger.info("citizen asked for staff")
-    return screen("help.html", called=True)
+    """ "Gọi nhân viên" (or holding Cancel 5 s, reason long_press): one call per waiting
+    citizen, so a reload or a second press posts no second help.requested."""
+    if not helpcalls.waiting():
+        reason = request.form.get("reason", "")
+        back = _help_back()
+        call = helpcalls.desk().call(
+            screen=_screen_of(back),
+            reason=reason if reason in helpcalls.REASONS else "help_button",
+        )
+        session[helpcalls.SESSION_CALL] = call.id
+        session.modified = True
+        logger.info("citizen asked for staff", extra={"reason": call.reason})
+    return redirect(url_for("home.help_screen"))
+
+
+@bp.post("/help/poll")
+def help_poll() -> Any:
+    """The help screen's poll while staff are called: keeps the session (no wipe while staff
+    come); once staff answered, says so, then goes back to where the citizen was."""
+    call = helpcalls.session_call()
+    if call is None:
+        return jsonify(next=url_for("home.help_screen"))
+    touch(cast(Visit, session))
+    if call.state == "open":
+        return jsonify(message=_("Staff have been called. Please stay at the kiosk."), tone="good",
+                       wait_ms=3000)  # fmt: skip
+    if not call.told:
+        call.told = True
+        return jsonify(message=_("A member of staff has answered and is coming to you."),
+                       tone="good", answered=True, wait_ms=4000)  # fmt: skip
+    if call.source == "ui":  # a service's call stays with its screen (it shows the answer)
+        session.pop(helpcalls.SESSION_CALL, None)
+    return jsonify(next=_help_back())
+
+
+@bp.post("/help/cancel")
+def cancel_call() -> Any:
+    """The citizen no longer waits for staff: the call closes (help.cancelled)."""
+    helpcalls.cancel_session_call()
+    return redirect(url_for("home.help_screen"))
 
 
 @bp.post("/cancel")
 def cancel() -> Any:
+    helpcalls.cancel_session_call()
     wipe(session, keep=KEEP_ON_FLOW_END)
     session.modified = True
     logger.info("flow cancelled by the citizen")
@@ -95,6 +156,7 @@ def cancel() -> Any:
 @bp.post("/timeout")
 def timeout() -> Any:
     """The idle countdown ran out: everything goes, the language too (a new citizen comes)."""
+    helpcalls.cancel_session_call()
     wipe(session, keep=("csrf_token",))
     session.modified = True
     logger.info("idle timeout: session wiped")

@@ -82,6 +82,7 @@
     else if (name === "back") move(-1);
     else if (name === "ok") activate();
     else if (name === "help") window.location.href = body.dataset.help;
+    else if (name === "call_staff") callStaff();
     else if (name === "cancel") {
       if (body.dataset.screen === "home.index") window.location.href = body.dataset.home;
       else askCancel();
@@ -129,6 +130,14 @@
   });
   document.getElementById("cancel-no").addEventListener("click", keepGoing);
   document.getElementById("cancel-yes").addEventListener("click", startOver);
+  // Holding Cancel 5 s: staff are called (one help.requested, reason long_press), then the
+  // help screen shows the call and waits for them.
+  function callStaff() {
+    const form = new URLSearchParams({ csrf_token: csrf, reason: "long_press" });
+    fetch(body.dataset.help, { method: "POST", body: form, credentials: "same-origin", redirect: "manual" })
+      .catch(() => null)
+      .then(() => { window.location.href = body.dataset.help; });
+  }
 
   // --- physical buttons pushed by the daemon -------------------------------------------
   function listen() {
