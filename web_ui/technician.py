@@ -1,6 +1,7 @@
 """The technician screen at /technician, behind a staff name and PIN (or the shared technician
 PIN): hardware status and self-test, printer test, button test, recent events, provisioning
-state, print jobs and their reprint (audited). Never citizens' personal data on the screen."""
+state, print jobs and their reprint (audited), spoken guidance on/off and volume (audited).
+Never citizens' personal data on the screen."""
 
 from __future__ import annotations
 
@@ -10,11 +11,15 @@ import time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app, redirect, session, url_for
+from flask import Blueprint, abort, current_app, redirect, request, session, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
 
 from edge.fleet.certificates import certificate_info
+from edge.ports.speech import Language
 from edge.printing import JobPurged
 from edge.provisioned import STEPS, steps_done
+from edge.speech_settings import save as save_speech
 from edge.store import staff as audit
 from edge.store.staff import SHARED
 from web_ui.forms import StaffLoginForm
@@ -28,6 +33,8 @@ bp = Blueprint("technician", __name__, url_prefix="/technician")
 SESSION_KEY = "technician_until"
 ACTOR_KEY = "technician_actor"  # who signed in: a staff name, or "technician" (shared PIN)
 SESSION_S = 600.0
+VOLUME_STEP = 10
+SPEECH_ACTIONS = ("on", "off", "louder", "quieter", "test")
 JOBS_SHOWN = 20
 # Event kinds a technician may see; their details never carry personal data (see edge/app.py).
 EVENT_FIELDS = ("id", "kind", "source", "at", "severity", "reason", "tries", "action")
@@ -86,7 +93,42 @@ def panel() -> Any:
         jobs=_jobs(k),
         keep_personal_min=k.config.printer.keep_personal_min,
         reprint=session.pop("technician_reprint", None),
+        speech=k.speech.status() if k.speech else None,
     )
+
+
+@bp.post("/speech")
+def speech() -> Any:
+    """Spoken guidance on/off, volume up/down (kept over the config's, edge/speech_settings.py;
+    audited), or a test sentence."""
+    if not _authorised():
+        return redirect(url_for("technician.login"))
+    k = kiosk()
+    action = request.form.get("action", "")
+    if k.speech is None or k.store is None or action not in SPEECH_ACTIONS:
+        abort(400)
+    if action == "test":
+        lang: Language = "en" if str(get_locale()) == "en" else "vi"
+        k.speech.say(
+            _("This is the kiosk's voice. Volume %(v)d.", v=k.speech.status().volume), lang
+        )
+        return redirect(url_for("technician.panel"))
+    now = k.speech.status()
+    enabled = {"on": True, "off": False}.get(action, now.enabled)
+    step = {"louder": VOLUME_STEP, "quieter": -VOLUME_STEP}.get(action, 0)
+    volume = max(0, min(100, now.volume + step))
+    with k.store.transaction() as conn:
+        save_speech(conn, k.config.speech, enabled=enabled, volume=volume)
+        audit.record(
+            conn,
+            at=time.time(),
+            actor=_actor(),
+            action="technician.speech",
+            subject=f"enabled={int(enabled)} volume={volume}",
+        )
+    k.speech.configure(enabled=enabled, volume=volume)
+    logger.info("speech set from the technician screen", extra={"on": enabled, "volume": volume})
+    return redirect(url_for("technician.panel"))
 
 
 @bp.post("/jobs/<job_id>/reprint")
