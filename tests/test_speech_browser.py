@@ -1,0 +1,124 @@
+"""Spoken guidance in headless Chromium against a simulated daemon whose speech writes WAV files
+(espeak-ng, voice vi): entering a screen speaks it, "Nghe lại" and a long press on Help speak it
+again, an error screen is spoken. Also collects what each screen says, for docs/web-ui.md's
+table ("Spoken guidance"); written there only with KIOSK_UPDATE_SPEECH_TABLE=1."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import web_ui_helpers as web
+from tests.conftest import wait_for
+from tests.web_ui_helpers import running_kiosk
+
+if not Path("/usr/bin/chromium").exists():
+    pytest.skip("Debian's chromium is not installed", allow_module_level=True)
+if shutil.which("espeak-ng") is None:
+    pytest.skip("espeak-ng is not installed", allow_module_level=True)
+
+REPO = Path(__file__).resolve().parents[1]
+DOC = REPO / "docs" / "web-ui.md"
+TABLE_START = "<!-- speech-table: written by tests/test_speech_browser.py -->"
+TABLE_END = "<!-- /speech-table -->"
+
+browser = pytest.fixture(scope="module")(web.browser_session)
+page = pytest.fixture(web.kiosk_page)
+
+
+@pytest.fixture(scope="module")
+def kiosk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[web.Daemon, Path]]:
+    root = tmp_path_factory.mktemp("speech-kiosk")
+    extra = '\n[speech]\nadapter = "wav"\nfolder = "speech-out"\n'
+    with running_kiosk(root, extra=extra) as (daemon, _):
+        yield daemon, root / "speech-out"
+
+
+def wavs(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.wav")) if folder.exists() else []
+
+
+def seconds(path: Path) -> float:
+    with wave.open(str(path), "rb") as f:
+        return f.getnframes() / f.getframerate()
+
+
+def next_wav(folder: Path, before: int) -> Path:
+    """The WAV the last action produced (the daemon speaks it within a moment)."""
+    files = wait_for(lambda: wavs(folder)[before:] or None, timeout=10)
+    return files[-1]
+
+
+def test_entering_a_screen_speaks_it_and_it_can_be_heard_again(page, kiosk) -> None:
+    _, folder = kiosk
+    before = len(wavs(folder))
+    page.goto("/")
+    said = page.evaluate("window.kioskSpeech.screenText()")
+    assert said.startswith("Xin chào! Bạn cần làm gì?")
+    start = next_wav(folder, before)
+    assert start.name.endswith("-vi.wav") and seconds(start) > 1.0
+
+    # "Nghe lại" in the header bar says it again.
+    assert page.inner_text("#say-again").strip() == "Nghe lại"
+    before = len(wavs(folder))
+    page.click("#say-again")
+    again = next_wav(folder, before)
+    assert abs(seconds(again) - seconds(start)) < 0.05  # the same words
+
+    # Holding the on-screen Help button for a second says it again and stays on the screen.
+    before = len(wavs(folder))
+    box = page.locator("#help-button").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.wait_for_timeout(1300)
+    page.mouse.up()
+    next_wav(folder, before)
+    page.wait_for_timeout(300)
+    assert page.evaluate("document.body.dataset.screen") == "home.index"
+
+    # An error screen is spoken too.
+    before = len(wavs(folder))
+    page.goto("/no-such-screen")
+    assert page.evaluate("window.kioskSpeech.screenText()") == "Trang này không tồn tại."
+    error = next_wav(folder, before)
+    assert 0.5 < seconds(error) < seconds(start)
+
+
+# Screens a citizen can open from the start screen without going through a flow's steps.
+SCREENS = ["/", "/help", "/a/", "/b/", "/c/", "/c/scan", "/d/", "/e/", "/f/", "/no-such-screen"]
+
+
+def test_what_each_screen_says(page, kiosk) -> None:
+    rows = []
+    for url in SCREENS:
+        page.goto(url)
+        endpoint = page.evaluate("document.body.dataset.screen") or "(error page)"
+        text = page.evaluate("window.kioskSpeech.screenText()")
+        heading = page.inner_text("h1").strip()
+        assert text.startswith(heading), (url, text)
+        # Nothing typed into a field is ever read out.
+        assert "value" not in text and len(text) <= 600
+        rows.append((endpoint, url, text))
+    assert len({r[0] for r in rows}) == len(rows)  # every URL is its own screen
+    if os.environ.get("KIOSK_UPDATE_SPEECH_TABLE") == "1":
+        write_table(rows)
+
+
+def write_table(rows: list[tuple[str, str, str]]) -> None:
+    lines = [
+        TABLE_START,
+        "| screen (`data-screen`) | URL | spoken on entering (Vietnamese session) |",
+        "|---|---|---|",
+        *(f"| `{e}` | `{u}` | {t.replace('|', '/')} |" for e, u, t in rows),
+        TABLE_END,
+    ]
+    text = DOC.read_text(encoding="utf-8")
+    pattern = re.compile(re.escape(TABLE_START) + ".*?" + re.escape(TABLE_END), re.S)
+    assert pattern.search(text), "docs/web-ui.md has no speech table markers"
+    DOC.write_text(pattern.sub("\n".join(lines), text), encoding="utf-8")
