@@ -1,7 +1,7 @@
 // Spoken guidance: on entering a screen the kiosk says its instruction aloud (POST /live/say;
 // the daemon speaks it in the session's language and cuts off what it was saying). What is said:
-// the elements marked data-say, else the visible h1, .lead, .guidance and error texts. Never
-// input values, nor anything inside .personal or [data-nosay]. "Nghe lại" (#say-again) and a
+// the elements marked data-say, else the visible h1, .big-number (a ticket's number), .lead,
+// .guidance and error texts. Never input values, nor anything inside .personal or [data-nosay]. "Nghe lại" (#say-again) and a
 // long press (1 s) on the on-screen Help button say it again; the camera screens' live guidance
 // is said when it changes, at most every GUIDE_GAP_MS. docs/web-ui.md, "Spoken guidance".
 (function () {
@@ -11,23 +11,38 @@
   const MAX_CHARS = 600;  // web_ui/live.py SAY_MAX_CHARS
   const GUIDE_GAP_MS = 3000;
   const LONG_PRESS_MS = 1000;
-  const DEFAULT = "h1, .lead, .guidance, .error, [role=alert]";
+  const DEFAULT = "h1, .big-number, .lead, .guidance, .error, [role=alert]";
   const NEVER = ".personal, [data-nosay], input, textarea, select, option, script, style, svg, .osk";
 
   function shown(el) {
     return el.getClientRects().length > 0 && !el.closest("[hidden]");
   }
-  // The element's words, leaving out hidden parts, personal data and form fields.
+  // The element's words, leaving out hidden parts, personal data and form fields; each block
+  // (paragraph, list item, row) ends as a sentence, and a numbered list says its numbers.
+  const BLOCKS = /^(P|LI|DIV|H[1-6]|TR|DT|DD|SECTION|UL|OL|TABLE)$/;
+  const BREAK = "\u2029";  // Unicode's paragraph separator: never in a template's text
   function words(el) {
     const out = [];
     (function walk(node) {
       node.childNodes.forEach((child) => {
-        if (child.nodeType === Node.TEXT_NODE) out.push(child.textContent);
-        else if (child.nodeType === Node.ELEMENT_NODE && !child.matches(NEVER)
-                 && !child.hidden && child.getAttribute("aria-hidden") !== "true") walk(child);
+        if (child.nodeType === Node.TEXT_NODE) { out.push(child.textContent); return; }
+        if (child.nodeType !== Node.ELEMENT_NODE || child.matches(NEVER) || child.hidden
+            || child.getAttribute("aria-hidden") === "true") return;
+        if (child.tagName === "LI" && node.tagName === "OL") {
+          out.push(" " + (Array.prototype.indexOf.call(node.children, child) + 1) + ". ");
+        }
+        walk(child);
+        if (BLOCKS.test(child.tagName)) out.push(BREAK);
       });
     })(el);
-    return out.join(" ").replace(/\s+/g, " ").trim();
+    return sentences(out.join(" ").split(BREAK));
+  }
+  // Pieces joined as sentences: each ends with a stop unless it has its own punctuation.
+  function sentences(pieces) {
+    return pieces.map((t) => t.replace(/\s+/g, " ").replace(/\s*·\s*/g, ". ").trim())
+      .filter((t) => t && !/^\d+\.$/.test(t))
+      .map((t) => (/[.!?:…]$/.test(t) ? t : t + "."))
+      .join(" ");
   }
   function spoken(scope, selector) {
     const picked = Array.from(scope.querySelectorAll(selector))
@@ -38,8 +53,7 @@
   // What this screen says on entering; exported for the docs' table (tests/test_speech_browser.py).
   function screenText() {
     const marked = spoken(main, "[data-say]");
-    const parts = (marked.length ? marked : spoken(main, DEFAULT)).map(words).filter(Boolean);
-    let text = parts.map((t) => (/[.!?:…]$/.test(t) ? t : t + ".")).join(" ");
+    let text = sentences((marked.length ? marked : spoken(main, DEFAULT)).map(words));
     if (text.length > MAX_CHARS) text = text.slice(0, text.lastIndexOf(" ", MAX_CHARS));
     return text;
   }
