@@ -8,13 +8,16 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 import wave
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests import web_ui_helpers as web
+from tests.cards import qr_image
 from tests.conftest import wait_for
 from tests.web_ui_helpers import running_kiosk
 
@@ -33,11 +36,19 @@ page = pytest.fixture(web.kiosk_page)
 
 
 @pytest.fixture(scope="module")
-def kiosk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[web.Daemon, Path]]:
+def speech_kiosk(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[web.Daemon, web.Scenes, Path]]:
     root = tmp_path_factory.mktemp("speech-kiosk")
     extra = '\n[speech]\nadapter = "wav"\nfolder = "speech-out"\n'
-    with running_kiosk(root, extra=extra) as (daemon, _):
-        yield daemon, root / "speech-out"
+    with running_kiosk(root, extra=extra) as (daemon, scenes):
+        yield daemon, scenes, root / "speech-out"
+
+
+@pytest.fixture(scope="module")
+def kiosk(speech_kiosk) -> tuple[web.Daemon, Path]:
+    """What the shared `page` fixture wants (daemon first); the folder the WAVs go to."""
+    return speech_kiosk[0], speech_kiosk[2]
 
 
 def wavs(folder: Path) -> list[Path]:
@@ -102,6 +113,32 @@ def test_entering_a_screen_speaks_it_and_it_can_be_heard_again(page, kiosk) -> N
     assert page.evaluate("window.kioskSpeech.screenText()") == "Trang này không tồn tại."
     error = next_wav(folder, before)
     assert 0.5 < seconds(error) < seconds(start)
+
+
+def test_live_guidance_is_said_when_it_changes_not_more_often_than_every_3_s(
+    page, speech_kiosk
+) -> None:
+    _, scenes, folder = speech_kiosk
+    before = len(wavs(folder))
+    page.goto("/c/scan")
+    next_wav(folder, before)
+    entered = time.monotonic()
+    waiting = page.inner_text(".guidance")
+    # A QR that is no dossier code: the scan screen's guidance changes and stays on the screen.
+    scene = np.full((960, 1280, 3), 255, np.uint8)
+    scene[280:680, 440:840] = np.asarray(qr_image("not a dossier code", 400))
+    scenes.show(scene)
+    try:
+        wait_for(lambda: page.inner_text(".guidance") != waiting, timeout=10)
+        count = len(wavs(folder))
+        said = next_wav(folder, count)
+        assert time.monotonic() - entered >= 2.9  # the throttle after the screen's own words
+        assert said.name.endswith("-vi.wav")
+        page.wait_for_timeout(3500)  # the same message again and again is not said again
+        assert len(wavs(folder)) == count + 1
+        assert page.evaluate("document.body.dataset.screen") == "dossier.scan"
+    finally:
+        scenes.show(np.full((960, 1280, 3), 60, np.uint8))
 
 
 # Screens a citizen can open from the start screen, and a few steps into the flows that need no
