@@ -187,10 +187,25 @@ STEPS = [
 ]  # fmt: skip
 
 
-def test_what_each_screen_says(page, kiosk) -> None:
-    _, folder = kiosk
+def _consent(scenes: web.Scenes):
+    """The card under the camera on the identify screen: the consent screen follows."""
+
+    def go(pg) -> None:
+        pg.goto("/a/identify")
+        scenes.show(web.card_scene())
+        try:
+            pg.wait_for_url("**/a/consent", timeout=20000)
+        finally:
+            scenes.show(np.full((960, 1280, 3), 60, np.uint8))
+
+    return go
+
+
+def test_what_each_screen_says(page, speech_kiosk) -> None:
+    _, scenes, folder = speech_kiosk
     rows = []
-    for label, go in STEPS:
+    steps = [*STEPS[:4], ("/a/identify, a card shown", _consent(scenes)), *STEPS[4:]]
+    for label, go in steps:
         go(page)
         before = len(wavs(folder))
         endpoint = page.evaluate("document.body.dataset.screen") or "(error page)"
