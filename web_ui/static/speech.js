@@ -1,9 +1,11 @@
 // Spoken guidance: on entering a screen the kiosk says its instruction aloud (POST /live/say;
 // the daemon speaks it in the session's language and cuts off what it was saying). What is said:
 // the elements marked data-say, else the visible h1, .big-number (a ticket's number), .lead,
-// .guidance and error texts. Never input values, nor anything inside .personal or [data-nosay]. "Nghe lại" (#say-again) and a
-// long press (1 s) on the on-screen Help button say it again; the camera screens' live guidance
-// is said when it changes, at most every GUIDE_GAP_MS. docs/web-ui.md, "Spoken guidance".
+// .guidance and error texts. Never input values, nor anything inside .personal or [data-nosay].
+// "Nghe lại" (#say-again) and a long press (1 s) on the on-screen Help button say it again; the
+// camera screens' live guidance is said when it changes, at most every GUIDE_GAP_MS. The staff
+// screens (technician, developer panel) say nothing unless asked. docs/web-ui.md, "Spoken
+// guidance".
 (function () {
   "use strict";
   const token = document.querySelector('meta[name="kiosk-token"]').content;
@@ -11,6 +13,7 @@
   const MAX_CHARS = 600;  // web_ui/live.py SAY_MAX_CHARS
   const GUIDE_GAP_MS = 3000;
   const LONG_PRESS_MS = 1000;
+  const QUIET = /^(technician|pages)\./;  // staff screens: not spoken on entering
   const DEFAULT = "h1, .big-number, .lead, .guidance, .error, [role=alert]";
   const NEVER = ".personal, [data-nosay], input, textarea, select, option, script, style, svg, .osk";
 
@@ -116,5 +119,5 @@
     }).observe(warning, { attributes: true, attributeFilter: ["hidden"] });
   }
 
-  sayScreen();
+  if (!QUIET.test(document.body.dataset.screen || "")) sayScreen();
 })();
