@@ -17,6 +17,7 @@ from bench import (  # noqa: F401  (registers the figures)
     fleet_console,
     identity,
     services,
+    speech,
     web_ui,
 )
 from bench.machine import describe

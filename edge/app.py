@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from edge import __version__
 from edge import config as cfg
-from edge.adapters import build_camera, build_printer
+from edge.adapters import build_camera, build_printer, build_speech
 from edge.adapters.printer_sim import SimulatedPrinter
 from edge.camera import CameraFeed
 from edge.controls import Controls, LedPattern, SimulatedPins
@@ -22,6 +22,7 @@ from edge.events import Event, EventBus
 from edge.fleet import FleetClient, queue_event
 from edge.fleet.handlers import fleet_commands
 from edge.ports.printer import PrinterTransport
+from edge.ports.speech import Speech
 from edge.printing import PrintOutcome, PrintQueue, print_test_page
 from edge.selftest import (
     Check,
@@ -37,6 +38,7 @@ from edge.services.catalog import CatalogService
 from edge.services.dossier import DossierService
 from edge.services.post import PostService
 from edge.services.tickets import TicketService
+from edge.speech_settings import apply_saved
 from edge.status import kiosk_status, kiosk_telemetry
 from edge.store import DataKey, Store
 from edge.store.outbox import Outbox
@@ -94,6 +96,7 @@ class Parts:
     a4printer: Any  # edge.ports.a4printer.A4Printer; None: [certify.a4printer] type = "none"
     chip_reader: Any  # edge.identity.chip.wiring.ChipReader; None: [card_reader] adapter = "none"
     services: Services
+    speech: Speech  # spoken guidance; adapter "off" when the kiosk has no loudspeaker
     web: WebServer
     sim_pins: SimulatedPins | None  # simulated buttons or tamper switch only
     fleet: FleetClient | None  # [mqtt] type = "broker" only
@@ -195,6 +198,7 @@ class App:
             a4printer=a4printer_from_config(c),
             chip_reader=chip_reader_from_config(c),
             services=services,
+            speech=build_speech(c),
             web=web,
             sim_pins=SimulatedPins(controls) if simulated else None,
             fleet=fleet,
@@ -250,6 +254,10 @@ class App:
         return self.parts.chip_reader
 
     @property
+    def speech(self) -> Speech:
+        return self.parts.speech
+
+    @property
     def web(self) -> WebServer:
         return self.parts.web
 
@@ -302,6 +310,7 @@ class App:
         self.start_copies()
         self.start_services()
         self.locked = self.store.get_kv("locked") == "1"
+        self.start_speech()
         self.start_web()
         self.start_fleet()
         self.ready = True
@@ -398,6 +407,12 @@ class App:
         else:
             queue_event(self.outbox, self.config.kiosk.id, kind, "warning", detail)
 
+    def start_speech(self) -> None:
+        """The technician's on/off and volume (kept in kv) apply over the config's."""
+        apply_saved(self.speech, self.store, self.config.speech)
+        self._starting("speech")
+        self.speech.start()
+
     def start_web(self) -> None:
         from edge.localapi import write_token
 
@@ -439,6 +454,7 @@ class App:
             ("fleet", "fleet", p.fleet.stop if p.fleet else _nothing),
             ("watchdog", "watchdog", p.watchdog.stop if p.watchdog else _nothing),
             ("web", "web", p.web.stop),
+            ("speech", "speech", p.speech.close),
             ("printer", "printer", lambda: p.printer_watch.join(2)),
             ("camera", "camera", p.camera.stop),
             ("led", "controls", lambda: p.controls.set_led("off")),

@@ -535,6 +535,33 @@ class UiSection(Section):
     )
 
 
+# --- spoken guidance (issue 18) -------------------------------------------------------------
+
+
+class SpeechSection(Section):
+    """Spoken guidance (docs/web-ui.md, "Spoken guidance"). A neural voice (a Piper .onnx voice
+    through piper-tts, provisioned later) is future work: no adapter for it exists yet."""
+
+    adapter: Literal["espeak", "wav", "off"] = Field(
+        "espeak",
+        description="espeak: espeak-ng piped into aplay (ALSA) on the kiosk; wav: espeak-ng into "
+        "numbered WAV files (simulation, `--simulate`); off: silent.",
+    )
+    enabled: bool = Field(
+        True, description="Speak the screens; the technician screen can switch it."
+    )
+    volume: int = Field(70, ge=0, le=100, description="Loudness 0-100 (50: espeak-ng's normal).")
+    rate: int = Field(
+        150, ge=80, le=300, description="Words per minute (espeak-ng -s; its default is 175)."
+    )
+    device: str = Field(
+        "default", pattern=r"^[A-Za-z0-9_:,=.-]{1,64}$", description="ALSA device for aplay -D."
+    )
+    folder: Path | None = Field(
+        None, description="wav: the WAV files go here; default <state_dir>/speech."
+    )
+
+
 class Config(Section):
     kiosk: KioskSection
     storage: StorageSection = StorageSection()
@@ -558,6 +585,7 @@ class Config(Section):
     card_reader: CardReaderSection = CardReaderSection()
     update: UpdateSection = UpdateSection()
     ui: UiSection = UiSection()
+    speech: SpeechSection = SpeechSection()
 
     def digest(self) -> str:
         """Short hash of the effective config, reported to the fleet to spot drift."""
@@ -580,6 +608,7 @@ class Config(Section):
                 "daemon": self.daemon.model_copy(update={"developer_panel": True}),
                 "copies": self.copies.model_copy(update={"development_ca": True}),
                 "card_reader": self.card_reader.model_copy(update={"adapter": "sim"}),
+                "speech": self.speech.model_copy(update={"adapter": "wav"}),
             }
         )
 

@@ -56,6 +56,9 @@ ALLOWED: dict[str, str] = {
     "certify.office_close": "when the centre's officers stop answering (HH:MM)",
     "certify.holidays": "the centre's days off besides weekends (ISO dates)",
     "card_reader.timeout_s": "how long the chip reader waits for a card to be laid on it",
+    "speech.enabled": "spoken guidance on or off",
+    "speech.volume": "loudness of the spoken guidance, 0-100",
+    "speech.rate": "speed of the spoken guidance, 80-300 words per minute",
 }
 
 _ON_DEVICE = "a technician sets it on the device"
@@ -70,6 +73,7 @@ ACCESS = f"it guards technician access to the kiosk; {_ON_DEVICE}"
 IDENTITY_CHECK = f"it is part of checking the citizen's identity; {_ON_DEVICE}"
 PAYMENT = f"it decides where citizens' fees are paid; {_ON_DEVICE}"
 HARDWARE = f"it describes the device's hardware and where print jobs go; {_ON_DEVICE}"
+SPEAKER = f"it decides what speaks and on which audio device; {_ON_DEVICE}"
 LOCAL = f"it is a local setting of the device; {_ON_DEVICE}"
 RETENTION = f"it decides how long personal data stays on the kiosk; {_ON_DEVICE}"
 LOG_FORMAT = f"collect-logs and the journal read the JSON lines; {_ON_DEVICE}"
@@ -119,6 +123,8 @@ _REFUSALS: tuple[tuple[str, str], ...] = (
     ("buttons.", HARDWARE),
     ("tamper.", HARDWARE),
     ("led.", HARDWARE),
+    ("speech.folder", STORAGE),
+    ("speech.", SPEAKER),
     ("printer.", HARDWARE),
     ("web.", LOCAL),
     ("daemon.", LOCAL),

@@ -16,6 +16,7 @@ from edge.camera import CameraFeed
 from edge.controls import Controls
 from edge.events import EventBus
 from edge.fleet.client import FleetClient
+from edge.ports.speech import Speech
 from edge.printing import PrintQueue
 from edge.selftest import Check, check_models
 from edge.services.catalog import CatalogService
@@ -50,6 +51,8 @@ class StatusSource(Protocol):
     def catalog(self) -> CatalogService | None: ...
     @property
     def tickets(self) -> TicketService | None: ...
+    @property
+    def speech(self) -> Speech | None: ...
 
     def counts_today(self) -> dict[str, int]: ...
 
@@ -92,6 +95,7 @@ def kiosk_status(app: StatusSource) -> dict[str, Any]:
                 "outbox": app.outbox.depth(),
                 "print_jobs_failed": len(app.printer.jobs(status="failed")),
             },
+            **({"speech": app.speech.status().as_dict()} if app.speech else {}),
         },
         "copies": app.copies.status() if app.copies else {"available": False},
         "counts": app.counts_today(),

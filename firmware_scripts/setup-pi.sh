@@ -83,7 +83,7 @@ if ! id kiosk >/dev/null 2>&1; then
   say "creating user kiosk"
   useradd --system --create-home --home-dir /home/kiosk --shell /usr/sbin/nologin kiosk
 fi
-for group in gpio video render input lp dialout; do
+for group in gpio video render input lp dialout audio; do
   if getent group "$group" >/dev/null && ! id -nG kiosk | tr ' ' '\n' | grep -qx "$group"; then
     usermod -aG "$group" kiosk
     say "kiosk added to group $group"

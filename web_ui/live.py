@@ -1,5 +1,5 @@
 """Live feeds to the page: the camera preview as periodic JPEGs and the physical buttons as
-server-sent events."""
+server-sent events; and the other way, the screen's words to the loudspeaker (/live/say)."""
 
 from __future__ import annotations
 
@@ -138,4 +138,31 @@ def heartbeat() -> Response:
     path = optional_str(json_object(), "screen", max_len=200)
     screen_path = path.split("?")[0] if path.startswith("/") and path.isprintable() else ""
     current_app.extensions["kiosk_heartbeat"].beat(screen_path[:80])
+    return Response(status=204)
+
+
+SAY_MAX_CHARS = 600  # edge.ports.speech.MAX_CHARS: one screen's instruction and its errors
+
+
+@bp.post("/say")
+def say() -> Response:
+    """Speak the screen's words (speech.js) in the session's language, cutting off what is being
+    said. The kiosk's page or the token only (web_ui/guard.py); the text is never logged: it can
+    hold what the screen shows. An empty text only silences."""
+    from flask_babel import get_locale
+    from flask_babel import gettext as _
+
+    from edge.errors import BadInput
+
+    body = json_object()
+    text = body.get("text", "")
+    if not isinstance(text, str) or len(text) > SAY_MAX_CHARS:
+        raise BadInput(_("text must be text of at most %(n)d characters.", n=SAY_MAX_CHARS))
+    speech = current_app.extensions["kiosk"].speech
+    if speech is None:
+        return Response(status=204)
+    if text.strip():
+        speech.say(text, "en" if str(get_locale()) == "en" else "vi")
+    else:
+        speech.stop()
     return Response(status=204)

@@ -9,6 +9,7 @@ from edge.camera import CameraFeed
 from edge.controls import SimulatedPins
 from edge.events import EventBus
 from edge.fleet.client import FleetClient
+from edge.ports.speech import Speech
 from edge.printing import PrintOutcome, PrintQueue
 from edge.selftest import Check
 from edge.services.bundle import Services
@@ -62,6 +63,8 @@ class Kiosk(Protocol):
     def catalog(self) -> CatalogService | None: ...
     @property
     def post(self) -> PostService | None: ...
+    @property
+    def speech(self) -> Speech | None: ...  # spoken guidance (edge/ports/speech.py)
 
     def status(self) -> dict[str, Any]: ...
 

@@ -1,10 +1,11 @@
 """The technician screen at /technician, behind a staff name and PIN (or the shared technician
 PIN): calls for staff and their answer (audited), hardware status and self-test, printer test,
-button test, recent events, provisioning state, print jobs and their reprint (audited). Never
-citizens' personal data on the screen.
+button test, recent events, provisioning state, print jobs and their reprint (audited), spoken
+guidance on/off and volume (audited). Never citizens' personal data on the screen.
 
 Roles (edge/store/staff.py): a "staff" account sees the calls, answers them and reprints slips;
-only a "technician" account (or the shared technician PIN) reaches the hardware actions."""
+only a "technician" account (or the shared technician PIN) reaches the hardware actions and the
+speech settings."""
 
 from __future__ import annotations
 
@@ -14,13 +15,17 @@ import time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app, redirect, session, url_for
+from flask import Blueprint, abort, current_app, redirect, request, session, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 import web_ui.helpcalls as helpcalls
 from edge.fleet.certificates import certificate_info
+from edge.ports.speech import Language
 from edge.printing import JobPurged
 from edge.provisioned import STEPS, steps_done
+from edge.speech_settings import save as save_speech
 from edge.store import staff as audit
 from edge.store.staff import SHARED
 from web_ui.forms import StaffLoginForm
@@ -35,6 +40,8 @@ SESSION_KEY = "technician_until"
 ACTOR_KEY = "technician_actor"  # who signed in: a staff name, or "technician" (shared PIN)
 ROLE_KEY = "technician_role"  # "staff" or "technician"
 SESSION_S = 600.0
+VOLUME_STEP = 10
+SPEECH_ACTIONS = ("on", "off", "louder", "quieter", "test")
 JOBS_SHOWN = 20
 # Event kinds a technician may see; their details never carry personal data (see edge/app.py).
 EVENT_FIELDS = ("id", "kind", "source", "at", "severity", "reason", "tries", "action")
@@ -107,6 +114,7 @@ def panel() -> Any:
         jobs=_jobs(k),
         keep_personal_min=k.config.printer.keep_personal_min,
         reprint=session.pop("technician_reprint", None),
+        speech=k.speech.status() if k.speech and _technician() else None,
     )
 
 
@@ -130,6 +138,40 @@ def answer_call(call_id: str) -> Any:
         helpcalls.audit(actor, "help.answered", subject=call.id, kind=call.reason)
         logger.info("staff call answered", extra={"reason": call.reason, "screen": call.screen})
     session["technician_answered"] = "answered" if call is not None else "gone"
+    return redirect(url_for("technician.panel"))
+
+
+@bp.post("/speech")
+def speech() -> Any:
+    """Spoken guidance on/off, volume up/down (kept over the config's, edge/speech_settings.py;
+    audited), or a test sentence."""
+    if not _technician():  # hardware actions: technician role only
+        return redirect(url_for("technician.login"))
+    k = kiosk()
+    action = request.form.get("action", "")
+    if k.speech is None or k.store is None or action not in SPEECH_ACTIONS:
+        abort(400)
+    if action == "test":
+        lang: Language = "en" if str(get_locale()) == "en" else "vi"
+        k.speech.say(
+            _("This is the kiosk's voice. Volume %(v)d.", v=k.speech.status().volume), lang
+        )
+        return redirect(url_for("technician.panel"))
+    now = k.speech.status()
+    enabled = {"on": True, "off": False}.get(action, now.enabled)
+    step = {"louder": VOLUME_STEP, "quieter": -VOLUME_STEP}.get(action, 0)
+    volume = max(0, min(100, now.volume + step))
+    with k.store.transaction() as conn:
+        save_speech(conn, k.config.speech, enabled=enabled, volume=volume)
+        audit.record(
+            conn,
+            at=time.time(),
+            actor=_actor(),
+            action="technician.speech",
+            subject=f"enabled={int(enabled)} volume={volume}",
+        )
+    k.speech.configure(enabled=enabled, volume=volume)
+    logger.info("speech set from the technician screen", extra={"on": enabled, "volume": volume})
     return redirect(url_for("technician.panel"))
 
 

@@ -11,8 +11,11 @@ from edge.adapters.camera_files import FilesCamera
 from edge.adapters.camera_opencv import OpenCVCamera
 from edge.adapters.camera_picamera2 import Picamera2Camera
 from edge.adapters.printer_sim import SimulatedPrinter
+from edge.adapters.speech_espeak import EspeakSpeech, WavSpeech
+from edge.adapters.speech_off import SilentSpeech
 from edge.ports.camera import Camera
 from edge.ports.printer import PrinterTransport
+from edge.ports.speech import Speech
 
 
 def build_camera(camera: cfg.CameraSection) -> Camera:
@@ -48,3 +51,23 @@ def build_printer(config: cfg.Config, *, plug_in: bool = True) -> PrinterTranspo
         case cfg.FilePrinter():
             return printer_escpos.device_file(printer.path, printer.profile)
     raise AssertionError(f"unhandled printer type {printer!r}")
+
+
+def build_speech(config: cfg.Config) -> Speech:
+    """No I/O: the speech part checks its programs and folder when it starts."""
+    speech = config.speech
+    match speech.adapter:
+        case "espeak":
+            return EspeakSpeech(
+                enabled=speech.enabled, volume=speech.volume, rate=speech.rate, device=speech.device
+            )
+        case "wav":
+            return WavSpeech(
+                speech.folder or config.storage.state_dir / "speech",
+                enabled=speech.enabled,
+                volume=speech.volume,
+                rate=speech.rate,
+            )
+        case "off":
+            return SilentSpeech(volume=speech.volume)
+    raise AssertionError(f"unhandled speech adapter {speech.adapter!r}")
