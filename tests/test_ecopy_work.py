@@ -1,0 +1,178 @@
+"""Long work off the request (issue 18, "No stalls"): the OCR of a citizen's pages runs on the
+kiosk's worker thread, the screen shows its progress and moves on by itself, and a session
+cancelled meanwhile drops the result. Real parts: photographed pages, tesseract, the daemon's
+Flask app in process (tests/web_ui_helpers.in_process_kiosk)."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from edge.services.ecopy import BUSY, EcopySession
+from edge.services.jobs import Job, Worker
+from tests import pages as docs
+from tests.test_ecopy_session import card_scene, identify_by_staff, kiosk, place, verifier  # noqa: F401  (fixtures)
+
+
+def finished(job: Job | None, timeout: float = 60.0) -> Job:
+    deadline = time.monotonic() + timeout
+    while job is not None and job.running and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert job is not None and job.finished, "the job did not end in time"
+    return job
+
+
+def test_pages_are_read_on_the_worker_and_a_cancelled_session_drops_them(kiosk) -> None:  # noqa: F811
+    make, _, _, _, _ = kiosk
+    worker = Worker()
+    try:
+        s = make()
+        identify_by_staff(s, card_scene()[0])
+        place(s, docs.photographed(2, "birth_certificate", size=docs.PREVIEW).image)
+        place(s, docs.photographed(3, "diploma", size=docs.PREVIEW).image)
+        started = time.monotonic()
+        assert s.start_reading(worker) is None
+        took = time.monotonic() - started
+        assert took < 0.2, took  # the caller does not wait for the OCR
+        job = s.job
+        assert job is not None and job.kind == "read" and job.total == 2
+        assert job.running and s.reads == [] and not s.read_done
+        assert s.start_reading(worker) is None and s.job is job  # a second press: same job
+        finished(job)
+        assert (job.next, job.done, job.error, job.dropped) == ("review", 2, None, False)
+        assert s.read_done and [r.doc_type for r in s.reads] == ["birth_certificate", "diploma"]
+
+        # Cancelled (or timed out) while its pages are read: nothing of the reading is kept.
+        gone = make()
+        identify_by_staff(gone, card_scene(seed=8)[0])
+        place(gone, docs.photographed(4, "birth_certificate", size=docs.PREVIEW).image)
+        assert gone.start_reading(worker) is None
+        gone.close()
+        job = finished(gone.job)
+        assert job.dropped and job.next is None
+        assert gone.reads == [] and gone.pages == [] and gone.identity.card is None
+    finally:
+        worker.close()
+
+
+def test_the_worker_is_bounded_and_a_full_queue_is_told_plainly(kiosk) -> None:  # noqa: F811
+    make, _, _, _, _ = kiosk
+    worker = Worker(max_queued=1)
+    release = threading.Event()
+    try:
+        assert worker.submit(lambda: release.wait(10))
+        assert not worker.submit(lambda: None)  # refused, not queued without end
+        s = make()
+        identify_by_staff(s, card_scene()[0])
+        place(s, docs.photographed(2, "birth_certificate", size=docs.PREVIEW).image)
+        assert s.start_reading(worker) == BUSY and s.job is None
+        assert BUSY.vi == "Ki-ốt đang bận. Vui lòng thử lại sau giây lát."
+    finally:
+        release.set()
+        worker.close()
+
+
+# --- the screens: POST "read the pages" answers at once, the progress screen moves on -------
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, list[Any]]]:
+    """The daemon in process; a test-only route gives the client a session identified by
+    staff with two photographed pages on it (as the pages screen leaves it)."""
+    from flask import Blueprint, session
+
+    from edge.services.consent import ConsentStore
+    from edge.services.identify import VerificationSession
+    from tests.web_ui_helpers import in_process_kiosk
+
+    made: list[EcopySession] = []
+    with in_process_kiosk(tmp_path_factory.mktemp("work")) as app:
+        flask_app = app.web.app
+        plant = Blueprint("plant_pages", __name__)
+
+        @plant.post("/test/plant-pages")
+        def plant_pages() -> str:
+            identity = VerificationSession(
+                consents=ConsentStore(app.store, app.key, kiosk_id=app.config.kiosk.id),
+                verifier=None,
+                new_challenge=lambda: None,
+            )
+            work = EcopySession(
+                identity,
+                copies=app.copies,
+                payment=SimpleNamespace(cancel=lambda ref: None),
+                bus=app.bus,
+                certify=app.certify,
+            )
+            work.staff_verified = True
+            for n, kind in ((5, "birth_certificate"), (6, "diploma")):
+                assert (
+                    work.capture_page(docs.photographed(n, kind, size=docs.PREVIEW).image) is None
+                )
+            session["ecopy"] = work
+            made.append(work)
+            return "ok"
+
+        flask_app.register_blueprint(plant)
+        yield app, flask_app, made
+
+
+def client_with_pages(ui: Any) -> Any:
+    from tests.web_ui_helpers import LoopbackClient
+
+    _, flask_app, _ = ui
+    flask_app.config["TESTING"] = False
+    client = LoopbackClient(flask_app, flask_app.response_class, use_cookies=True)
+    page = client.get("/help").get_data(as_text=True)
+    token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+    client.environ_base["HTTP_X_CSRFTOKEN"] = token
+    assert client.post("/test/plant-pages", data={"csrf_token": token}).status_code == 200
+    client.token = token  # type: ignore[attr-defined]
+    return client
+
+
+def test_read_pages_answers_at_once_and_the_progress_screen_moves_on_to_review(ui) -> None:
+    _, _, made = ui
+    client = client_with_pages(ui)
+    work = made[-1]
+    started = time.monotonic()
+    sent = client.post("/a/pages/done", data={"csrf_token": client.token})
+    took = time.monotonic() - started
+    assert sent.status_code == 302 and sent.headers["Location"].endswith("/a/working")
+    assert work.reads == [] and work.job is not None and work.job.running, "waited for the OCR"
+    assert took < 0.5, took
+    screen = client.get("/a/working").get_data(as_text=True)
+    assert "Đang đọc các trang của bạn…" in screen and 'data-poll="/a/working/poll"' in screen
+    polls = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        answer = client.post("/a/working/poll").get_json()
+        polls.append(answer)
+        if "next" in answer:
+            break
+        time.sleep(0.2)
+    assert polls[-1]["next"].endswith("/a/review")
+    assert re.fullmatch(r"Đang đọc trang [12]/2…", polls[0]["message"]), polls[0]
+    assert polls[0]["progress"] is True  # the idle countdown does not run out meanwhile
+    review = client.get("/a/review")
+    assert review.status_code == 200 and "Giấy khai sinh" in review.get_data(as_text=True)
+
+
+def test_cancel_while_the_pages_are_read_drops_the_result(ui) -> None:
+    _, _, made = ui
+    client = client_with_pages(ui)
+    work = made[-1]
+    assert client.post("/a/pages/done").headers["Location"].endswith("/a/working")
+    job = work.job
+    assert job is not None and job.running
+    assert client.post("/cancel").status_code == 302  # "Hủy" while the OCR runs
+    finished(job)
+    assert job.dropped and work.reads == [] and work.pages == []
+    assert client.post("/a/working/poll").get_json()["next"].endswith("/a/")
+    assert client.get("/a/review").headers["Location"].endswith("/a/")
