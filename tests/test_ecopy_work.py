@@ -61,6 +61,41 @@ def test_pages_are_read_on_the_worker_and_a_cancelled_session_drops_them(kiosk) 
         worker.close()
 
 
+def test_issuing_runs_on_the_worker_and_a_cancel_meanwhile_keeps_nothing(kiosk) -> None:  # noqa: F811
+    make, copies, payment, _, _ = kiosk
+    worker = Worker()
+    try:
+        sessions = []
+        for seed in (7, 8):
+            s = make()
+            identify_by_staff(s, card_scene(seed=seed)[0])
+            place(s, docs.photographed(seed, "birth_certificate", size=docs.PREVIEW).image)
+            assert s.read_pages() is None
+            payment.confirm(s.reference)
+            assert s.give_contact("nguoidan@example.vn") == "issue"
+            sessions.append(s)
+        s, gone = sessions
+        assert s.start_issuing(worker) is None
+        job = finished(s.job)
+        assert (job.kind, job.next, job.error, job.dropped) == ("issue", "wait", None, False)
+        assert len(s.codes) == 1 and len(copies.outbox.pending()) == 1 and s.pages == []
+
+        # Cancelled while its request waits for the worker: nothing is sent, and the card and
+        # pages (kept for the job meanwhile) go with the session once the job has ended.
+        release = threading.Event()
+        assert worker.submit(lambda: release.wait(10))  # the worker is busy
+        assert gone.start_issuing(worker) is None
+        gone.close()
+        assert gone.identity.card is not None  # the job still needs it
+        release.set()
+        job = finished(gone.job)
+        assert job.dropped and job.next is None and len(copies.outbox.pending()) == 1
+        assert gone.identity.card is None and gone.pages == [] and gone.reads == []
+        assert gone.codes == []
+    finally:
+        worker.close()
+
+
 def test_the_worker_is_bounded_and_a_full_queue_is_told_plainly(kiosk) -> None:  # noqa: F811
     make, _, _, _, _ = kiosk
     worker = Worker(max_queued=1)
@@ -130,7 +165,9 @@ def client_with_pages(ui: Any) -> Any:
     flask_app.config["TESTING"] = False
     client = LoopbackClient(flask_app, flask_app.response_class, use_cookies=True)
     page = client.get("/help").get_data(as_text=True)
-    token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+    found = re.search(r'name="csrf-token" content="([^"]+)"', page)
+    assert found is not None
+    token = found.group(1)
     client.environ_base["HTTP_X_CSRFTOKEN"] = token
     assert client.post("/test/plant-pages", data={"csrf_token": token}).status_code == 200
     client.token = token  # type: ignore[attr-defined]

@@ -577,18 +577,20 @@ class EcopySession:
                 logger.exception("%s failed", job.kind)
                 job.error = "internal"
             finally:
-                with self._jobs:
+                with self._jobs:  # close() waits: the job ends and its leftovers go at once
+                    if self.closed:  # cancelled or timed out meanwhile: nothing of it is kept
+                        job.dropped = True
+                        logger.info("%s result dropped: the session ended", job.kind)
+                        if job.kind == "issue":
+                            self._release()  # close() left that to the job (see close)
                     job.finished = True
-                    ended = self.closed
-                if ended:  # cancelled or timed out meanwhile: nothing of it is kept
-                    job.dropped = True
-                    logger.info("%s result dropped: the session ended", job.kind)
-                    if job.kind == "issue":
-                        self._release()  # close() left that to the job (see close)
 
         if not worker.submit(run):
             with self._jobs:
                 self.job = None
+                ended = self.closed
+            if ended and job.kind == "issue":
+                self._release()  # closed meanwhile, leaving it to a job that never ran
             return BUSY
         return None
 
@@ -617,6 +619,8 @@ class EcopySession:
         """issue() on the worker: the screen polls job until its next step is known."""
 
         def work(job: Job) -> None:
+            if self.closed:
+                return  # cancelled before its turn came: nothing is sent
             job.next = self.issue()
             job.done = 1
 

@@ -47,7 +47,7 @@ class Worker:
         self._queued = 0
         self._lock = threading.Lock()
 
-    def submit(self, work: Callable[[], None]) -> bool:
+    def submit(self, work: Callable[[], object]) -> bool:
         """Run work on the worker thread; False (nothing done) when too much is queued."""
         with self._lock:
             if self._queued >= self.max_queued:
