@@ -120,8 +120,9 @@ def test_the_worker_is_bounded_and_a_full_queue_is_told_plainly(kiosk) -> None: 
 def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, list[Any]]]:
     """The daemon in process; a test-only route gives the client a session identified by
     staff with two photographed pages on it (as the pages screen leaves it)."""
-    from flask import Blueprint, session
+    from flask import Blueprint, request, session
 
+    from edge.adapters.payment_sim import SimulatedPayment
     from edge.services.consent import ConsentStore
     from edge.services.identify import VerificationSession
     from tests.web_ui_helpers import in_process_kiosk
@@ -150,6 +151,10 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, lis
                 assert (
                     work.capture_page(docs.photographed(n, kind, size=docs.PREVIEW).image) is None
                 )
+            if request.args.get("read"):  # read and paid, ready to issue
+                assert work.read_pages() is None
+                work.payment = SimulatedPayment(qr=app.copies.payment_qr)
+                work.payment.confirm(work.reference)
             session["ecopy"] = work
             made.append(work)
             return "ok"
@@ -158,7 +163,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, lis
         yield app, flask_app, made
 
 
-def client_with_pages(ui: Any) -> Any:
+def client_with_pages(ui: Any, plant: str = "/test/plant-pages") -> Any:
     from tests.web_ui_helpers import LoopbackClient
 
     _, flask_app, _ = ui
@@ -169,7 +174,7 @@ def client_with_pages(ui: Any) -> Any:
     assert found is not None
     token = found.group(1)
     client.environ_base["HTTP_X_CSRFTOKEN"] = token
-    assert client.post("/test/plant-pages", data={"csrf_token": token}).status_code == 200
+    assert client.post(plant, data={"csrf_token": token}).status_code == 200
     client.token = token  # type: ignore[attr-defined]
     return client
 
@@ -213,3 +218,23 @@ def test_cancel_while_the_pages_are_read_drops_the_result(ui) -> None:
     assert job.dropped and work.reads == [] and work.pages == []
     assert client.post("/a/working/poll").get_json()["next"].endswith("/a/")
     assert client.get("/a/review").headers["Location"].endswith("/a/")
+
+
+def test_a_failed_issue_in_the_background_shows_the_same_screen_as_before(ui) -> None:
+    """No citizen card on the session: issue() refuses (KioskError), as it did in the POST."""
+    _, _, made = ui
+    client = client_with_pages(ui, "/test/plant-pages?read=1")
+    work = made[-1]
+    assert work.read_done and work.paid and work.identity.card is None
+    sent = client.post("/a/issue")
+    assert sent.status_code == 302 and sent.headers["Location"].endswith("/a/working")
+    screen = client.get("/a/working").get_data(as_text=True)
+    assert "Đang gửi yêu cầu của bạn…" in screen
+    job = finished(work.job)
+    assert (job.kind, job.error, job.next) == ("issue", "part_down", None)
+    answer = client.post("/a/working/poll").get_json()
+    assert answer["next"].endswith("/a/working/failed")
+    failed = client.get("/a/working/failed")
+    assert failed.status_code == 503
+    assert "Một bộ phận của ki-ốt đang không hoạt động" in failed.get_data(as_text=True)
+    assert work.codes == []

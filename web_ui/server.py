@@ -64,5 +64,8 @@ class WebServer:
             return
         server.close()
         server.task_dispatcher.shutdown(timeout=timeout)
+        worker = getattr(self.app, "extensions", {}).get("kiosk_worker")
+        if worker is not None:  # the long work's thread (edge.services.jobs): no new jobs
+            worker.close()
         if self._thread is not None:
             self._thread.join(timeout)
