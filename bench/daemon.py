@@ -96,8 +96,9 @@ class Daemon:
 
 
 @contextmanager
-def simulated_daemon() -> Iterator[Daemon]:
-    """A freshly started simulated daemon, past READY=1; killed on the way out whatever happens."""
+def simulated_daemon(tree: Path | None = None) -> Iterator[Daemon]:
+    """A freshly started simulated daemon, past READY=1; killed on the way out whatever happens.
+    tree: run the code of another checkout (bench/screens.py --compare), not this one."""
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kiosk-bench-")))
         notify = stack.enter_context(_notify_socket(tmp / "notify"))
@@ -112,11 +113,18 @@ def simulated_daemon() -> Iterator[Daemon]:
             # --simulate then starts from this kiosk's own config and its state_dir; keep the
             # bench away from the real database and key.
             env["KIOSK_STORAGE__STATE_DIR"] = str(tmp / "kiosk-edge-sim")
+        if tree is not None:
+            env["PYTHONPATH"] = str(tree)
         log_path = tmp / "daemon.log"
         log = stack.enter_context(log_path.open("wb"))
         started = time.perf_counter()
         process = subprocess.Popen(
-            COMMAND, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            COMMAND,
+            env=env,
+            cwd=tree,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         stack.callback(_kill, process)
         daemon = Daemon(process, port, log_path, ready_s=0.0)

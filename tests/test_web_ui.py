@@ -213,6 +213,34 @@ def test_a_physical_button_reaches_the_page_as_a_server_sent_event(app: App, cli
     response.close()
 
 
+def test_event_streams_are_capped_and_a_new_page_ends_the_oldest_at_once(app: App, client) -> None:
+    """Each stream holds a server thread: past MAX_STREAMS the oldest ends, not 2 s later."""
+    from web_ui.live import MAX_STREAMS
+
+    def streams() -> int:
+        return client.get("/api/browser").get_json()["event_streams"]
+
+    opened = []
+    for _ in range(MAX_STREAMS):
+        response = client.get("/live/events", buffered=False)
+        assert next(response.response).decode().startswith("retry:")
+        opened.append(response)
+    assert streams() == MAX_STREAMS
+    first = iter(opened[0].response)
+    next(first)  # the lock state, sent first
+    newest = client.get("/live/events", buffered=False)
+    started = time.monotonic()
+    assert next(newest.response).decode().startswith("retry:")
+    with pytest.raises(StopIteration):  # the oldest stream ends: its thread is free
+        while True:
+            next(first)
+    assert time.monotonic() - started < 0.5
+    assert streams() == MAX_STREAMS
+    for response in [*opened, newest]:
+        response.close()
+    assert streams() == 0
+
+
 def test_camera_preview_is_a_small_jpeg(client) -> None:
     deadline = time.monotonic() + 5
     response = client.get("/live/frame.jpg")
@@ -226,7 +254,12 @@ def test_camera_preview_is_a_small_jpeg(client) -> None:
 def test_heartbeat_is_reported_for_the_browser_watchdog(client) -> None:
     # Before the page's first heartbeat (no other test of this module's kiosk sends one) the
     # watchdog is told there was none, not a made-up age.
-    assert client.get("/api/browser").get_json() == {"heartbeat_age_s": None, "screen": ""}
+    # No page listens to the buttons either (the stream test above closed its stream).
+    assert client.get("/api/browser").get_json() == {
+        "heartbeat_age_s": None,
+        "screen": "",
+        "event_streams": 0,
+    }
     response = client.post(
         "/live/heartbeat",
         json={"screen": "/a/pages"},

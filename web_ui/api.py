@@ -31,8 +31,12 @@ def health() -> Any:
 
 @bp.get("/browser")
 def browser() -> Any:
-    """The kiosk browser's last heartbeat (kiosk-browser.sh can restart a page that stopped)."""
-    return jsonify(current_app.extensions["kiosk_heartbeat"].as_dict())
+    """The kiosk browser's last heartbeat (kiosk-browser.sh can restart a page that stopped)
+    and how many button event streams are open (each holds a server thread)."""
+    streams = current_app.extensions["kiosk_buttons"].streams()
+    return jsonify(
+        {**current_app.extensions["kiosk_heartbeat"].as_dict(), "event_streams": streams}
+    )
 
 
 @bp.get("/status")

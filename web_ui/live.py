@@ -23,17 +23,29 @@ bp = Blueprint("live", __name__, url_prefix="/live")
 
 PREVIEW_WIDTH = 640
 STREAM_S = 20.0  # a stream ends after this; EventSource reconnects with Last-Event-ID
-KEEPALIVE_S = 2.0  # lets a stream whose page has gone notice it and free its worker thread
+KEEPALIVE_S = 2.0  # the lock state is sent this often (and a dead socket found by the write)
+CHECK_S = 0.1  # how often a stream asks waitress whether its page has gone
+MAX_STREAMS = 2  # a new stream past this ends the oldest at once (docs/web-ui.md, "No stalls")
 STALE_S = 3.0  # a press older than this is not replayed to a page that (re)connects
 
 
 class ButtonFeed:
-    """The last button presses, numbered, for the pages listening (one screen, few listeners)."""
+    """The last button presses, numbered, for the pages listening (one screen, few listeners).
 
-    def __init__(self, size: int = 50) -> None:
+    Each open event stream holds one of waitress's few worker threads, so the feed counts them:
+    at most MAX_STREAMS live at once; a new one past that ends the oldest at once (woken through
+    the condition, its number no longer among the open ones), and a stream ends within CHECK_S
+    of its page going away (waitress tells, see web_ui/server.py), not at its next write.
+    """
+
+    def __init__(self, size: int = 50, *, max_streams: int = MAX_STREAMS) -> None:
         self._events: deque[tuple[int, float, str, str]] = deque(maxlen=size)
         self._seq = 0
         self._cond = threading.Condition()
+        self.max_streams = max_streams
+        self._streams: list[int] = []  # the open streams, oldest first
+        self._opened = 0
+        self.superseded = 0  # streams ended because a newer page connected (for the tests)
 
     def on_event(self, event: Event) -> None:
         if event.kind == "button.pressed":
@@ -57,10 +69,39 @@ class ButtonFeed:
         with self._cond:
             return self._seq
 
-    def after(self, seq: int, timeout: float) -> list[tuple[int, float, str, str]]:
+    def after(
+        self, seq: int, timeout: float, stream: int | None = None
+    ) -> list[tuple[int, float, str, str]] | None:
+        """Presses after seq, waiting up to timeout for one; None when `stream` was ended."""
         with self._cond:
-            self._cond.wait_for(lambda: self._seq > seq, timeout)
+            self._cond.wait_for(
+                lambda: self._seq > seq or (stream is not None and stream not in self._streams),
+                timeout,
+            )
+            if stream is not None and stream not in self._streams:
+                return None
             return [e for e in self._events if e[0] > seq]
+
+    def open_stream(self) -> int:
+        """A page connected: its stream's number. Past max_streams the oldest are ended."""
+        with self._cond:
+            self._opened += 1
+            self._streams.append(self._opened)
+            while len(self._streams) > self.max_streams:
+                self._streams.pop(0)
+                self.superseded += 1
+            self._cond.notify_all()
+            return self._opened
+
+    def close_stream(self, stream: int) -> None:
+        with self._cond:
+            if stream in self._streams:
+                self._streams.remove(stream)
+
+    def streams(self) -> int:
+        """How many event streams are open (each holds a server thread)."""
+        with self._cond:
+            return len(self._streams)
 
 
 class Heartbeat:
@@ -113,17 +154,32 @@ def events() -> Response:
     seq = int(last) if last.isdigit() else feed.last_id()
     seq = min(seq, feed.last_id())
 
+    # waitress reads ahead on the connection (channel_request_lookahead) and so can tell that
+    # the browser closed it; other servers (the tests' Flask client) cannot: never gone.
+    gone = request.environ.get("waitress.client_disconnected", lambda: False)
+
     def stream() -> Iterator[str]:
         nonlocal seq
-        yield "retry: 300\n\n"
-        ends = time.monotonic() + STREAM_S
-        while time.monotonic() < ends:
-            for number, at, kind, action in feed.after(seq, KEEPALIVE_S):
-                seq = number
-                if time.monotonic() - at > STALE_S:
-                    continue
-                yield f"id: {number}\nevent: {kind}\ndata: {json.dumps({'button': action})}\n\n"
-            yield f"event: state\ndata: {json.dumps({'locked': bool(kiosk.locked)})}\n\n"
+        number = feed.open_stream()
+        try:
+            yield "retry: 300\n\n"
+            ends = time.monotonic() + STREAM_S
+            state_at = 0.0
+            while time.monotonic() < ends and not gone():
+                if time.monotonic() >= state_at:
+                    state_at = time.monotonic() + KEEPALIVE_S
+                    yield f"event: state\ndata: {json.dumps({'locked': bool(kiosk.locked)})}\n\n"
+                presses = feed.after(seq, CHECK_S, number)
+                if presses is None:
+                    return  # a newer page took over: this one's worker thread is free again
+                for event_id, at, kind, action in presses:
+                    seq = event_id
+                    if time.monotonic() - at > STALE_S:
+                        continue
+                    data = json.dumps({"button": action})
+                    yield f"id: {event_id}\nevent: {kind}\ndata: {data}\n\n"
+        finally:
+            feed.close_stream(number)
 
     return Response(
         stream(),

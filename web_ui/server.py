@@ -35,6 +35,10 @@ class WebServer:
                 threads=self.threads,
                 ident="kiosk-edge",
                 clear_untrusted_proxy_headers=True,
+                # Read ahead on each connection, so that waitress sees a browser close it while
+                # its request still runs: an event stream whose page has gone ends at once
+                # (environ["waitress.client_disconnected"], web_ui/live.py).
+                channel_request_lookahead=1,
             )
         except OSError as err:
             raise HardwareUnavailable(
@@ -60,5 +64,8 @@ class WebServer:
             return
         server.close()
         server.task_dispatcher.shutdown(timeout=timeout)
+        worker = getattr(self.app, "extensions", {}).get("kiosk_worker")
+        if worker is not None:  # the long work's thread (edge.services.jobs): no new jobs
+            worker.close()
         if self._thread is not None:
             self._thread.join(timeout)

@@ -31,6 +31,7 @@ from edge.services.identify import (
     State,
     VerificationSession,
 )
+from edge.services.jobs import Job, Worker
 from edge.texts import N_, Text
 from edge.vision.checks import capture_quality
 from edge.vision.page import PageCapture, PageRejected, scan
@@ -60,6 +61,7 @@ SHOW_SIDE = {
 }
 PAGES_FULL = Text(N_("Maximum number of pages reached."))
 NO_PAGES = Text(N_("Please place at least one page."))
+BUSY = Text(N_("The kiosk is busy. Please try again in a moment."))
 
 # What the fields read on a page are called on the review screen.
 FIELD_LABELS = {
@@ -252,6 +254,9 @@ class EcopySession:
         self.channel = ""
         self.reference = secrets.token_hex(4).upper()  # payment reference, no personal data
         self.lock = threading.Lock()  # one poll at a time per citizen
+        self.job: Job | None = None  # the long work running or last run (edge.services.jobs)
+        self.closed = False
+        self._jobs = threading.Lock()  # guards job and closed
 
     @property
     def verified_by(self) -> str:
@@ -516,35 +521,110 @@ class EcopySession:
     # --- 4. read and check ---------------------------------------------------------------
 
     def read_pages(self) -> Text | Message | None:
-        """OCR every page, turn it upright, tell its type, compare names with the card."""
+        """OCR every page, turn it upright, tell its type, compare names with the card (on the
+        caller's thread: the screens use start_reading)."""
         if not self.pages:
             return NO_PAGES
+        with self.lock:
+            self.pages[:], self.reads = self._read(list(self.pages))
+        logger.info("pages read", extra={"pages": len(self.reads)})
+        return None
+
+    def _read(self, pages: list[Any], job: Job | None = None) -> tuple[list[Any], list[PageRead]]:
+        """The pages upright and what was read on each; job counts the pages done."""
         from edge.documents.doctype import check_name, recognise
         from edge.vision.ocr import shared_ocr
 
         card = self.identity.card
-        with self.lock:
-            reads = []
-            for i, page in enumerate(self.pages):
-                upright, reading = shared_ocr().read_page(page)
-                self.pages[i] = upright
-                found = recognise(reading.text, lines=reading.lines, page_size_mm=upright.size_mm)
-                name = check_name(found, card.name, text=reading.text) if card is not None else None
-                reads.append(
-                    PageRead(
-                        doc_type=found.doc_type,
-                        label=found.label,
-                        fields=found.fields,
-                        name_check=name.result if name else "not_found",
-                        name_message=name.text if name else None,
-                        qr=[code.text for code in upright.qr],
-                        confidence=round(reading.mean_confidence),
-                        text=reading.text,
-                    )
+        uprights, reads = [], []
+        for page in pages:
+            upright, reading = shared_ocr().read_page(page)
+            found = recognise(reading.text, lines=reading.lines, page_size_mm=upright.size_mm)
+            name = check_name(found, card.name, text=reading.text) if card is not None else None
+            uprights.append(upright)
+            reads.append(
+                PageRead(
+                    doc_type=found.doc_type,
+                    label=found.label,
+                    fields=found.fields,
+                    name_check=name.result if name else "not_found",
+                    name_message=name.text if name else None,
+                    qr=[code.text for code in upright.qr],
+                    confidence=round(reading.mean_confidence),
+                    text=reading.text,
                 )
-            self.reads = reads
-        logger.info("pages read", extra={"pages": len(reads)})
+            )
+            if job is not None:
+                job.done = len(reads)
+        return uprights, reads
+
+    # --- long work on the kiosk's worker thread (edge.services.jobs) --------------------
+
+    def _start(self, worker: Worker, job: Job, work: Callable[[Job], None]) -> Text | None:
+        """Run work(job) on the worker; BUSY when it cannot take it now."""
+        with self._jobs:
+            if self.closed or (self.job is not None and self.job.running):
+                return None  # a second press while it runs: the same job goes on
+            self.job = job
+
+        def run() -> None:
+            try:
+                work(job)
+            except KioskError as err:
+                logger.error("%s failed: %s", job.kind, err)
+                job.error = "part_down"
+            except Exception:
+                logger.exception("%s failed", job.kind)
+                job.error = "internal"
+            finally:
+                with self._jobs:  # close() waits: the job ends and its leftovers go at once
+                    if self.closed:  # cancelled or timed out meanwhile: nothing of it is kept
+                        job.dropped = True
+                        logger.info("%s result dropped: the session ended", job.kind)
+                        if job.kind == "issue":
+                            self._release()  # close() left that to the job (see close)
+                    job.finished = True
+
+        if not worker.submit(run):
+            with self._jobs:
+                self.job = None
+                ended = self.closed
+            if ended and job.kind == "issue":
+                self._release()  # closed meanwhile, leaving it to a job that never ran
+            return BUSY
         return None
+
+    def start_reading(self, worker: Worker) -> Text | Message | None:
+        """Read the pages on the worker (see read_pages); the screen polls job until done."""
+        if not self.pages:
+            return NO_PAGES
+
+        pages = list(self.pages)  # what the citizen saw when they pressed "read"
+
+        def work(job: Job) -> None:
+            uprights, reads = self._read(pages, job)
+            with self.lock:
+                same = len(pages) == len(self.pages) and all(
+                    a is b for a, b in zip(pages, self.pages, strict=True)
+                )
+                if self.closed or not same:
+                    return  # the session ended or its pages changed: this reading is stale
+                self.pages[:], self.reads = uprights, reads
+            logger.info("pages read", extra={"pages": len(reads)})
+            job.next = "review"
+
+        return self._start(worker, Job("read", total=len(self.pages)), work)
+
+    def start_issuing(self, worker: Worker) -> Text | None:
+        """issue() on the worker: the screen polls job until its next step is known."""
+
+        def work(job: Job) -> None:
+            if self.closed:
+                return  # cancelled before its turn came: nothing is sent
+            job.next = self.issue()
+            job.done = 1
+
+        return self._start(worker, Job("issue", total=1), work)
 
     @property
     def read_done(self) -> bool:
@@ -783,6 +863,16 @@ class EcopySession:
         return Message(texts["vi"], texts["en"])
 
     def close(self) -> None:
+        """The session ends (finished, cancelled, timed out): face data, card data and pages
+        go. A reading still running drops its result when it ends; an issue still running
+        (requests being sent) keeps the card and pages until it ends, then drops them."""
+        with self._jobs:
+            self.closed = True
+            issuing = self.job is not None and self.job.running and self.job.kind == "issue"
+        if not issuing:
+            self._release()
+
+    def _release(self) -> None:
         self.identity.close()
         self.pages.clear()
         self.reads.clear()

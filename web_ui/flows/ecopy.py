@@ -25,7 +25,6 @@ from flask import (
 
 import web_ui.helpcalls as helpcalls
 from edge.adapters.payment_sim import SimulatedPayment
-from edge.errors import KioskError
 from edge.services.consent import ConsentStore
 from edge.services.ecopy import (
     FIELD_LABELS,
@@ -37,6 +36,7 @@ from edge.services.ecopy import (
     Vision,
 )
 from edge.services.identify import State, VerificationSession
+from edge.services.jobs import Worker
 from edge.texts import N_, Text
 from web_ui.forms import ContactForm, StaffLoginForm
 from web_ui.i18n import pick, translate
@@ -92,6 +92,11 @@ def _new_work() -> EcopySession:
             "profile": c.printer.profile,
         },
     )
+
+
+def _worker() -> Worker:
+    """The kiosk's one thread for long work (the pages' OCR, issuing): off the request."""
+    return cast(Worker, _shared("kiosk_worker", Worker))
 
 
 def _payment() -> SimulatedPayment:
@@ -414,10 +419,61 @@ def page_image(n: int) -> Any:
 @guard("ecopy")
 @_needs(verified=True)
 def read_pages(work: EcopySession) -> Any:
-    if (problem := work.read_pages()) is not None:
+    """ "Xong, đọc các trang": the OCR runs on the kiosk's worker; the progress screen at once."""
+    if (problem := work.start_reading(_worker())) is not None:
         session["ecopy_problem"] = _text(problem)
         return redirect(url_for("ecopy.pages"))
-    return redirect(url_for("ecopy.review"))
+    return redirect(url_for("ecopy.working"))
+
+
+WORKING = {
+    "read": N_("Reading page %(n)d of %(total)d…"),
+    "issue": N_("Sending your request to the certifying officer…"),
+}
+
+
+@bp.get("/working")
+@guard("ecopy")
+@_needs(verified=True)
+def working(work: EcopySession) -> Any:
+    """The progress screen while the worker reads the pages or sends the requests; its poll
+    moves on by itself (kiosk.js data-poll)."""
+    job = work.job
+    if job is None:
+        return redirect(_url(work.step()))
+    return screen("ecopy/working.html", flow="ecopy", step=4 if job.kind == "read" else 5, job=job)
+
+
+@bp.post("/working/poll")
+@guard("ecopy")
+def working_poll() -> Any:
+    work = _work()
+    if work is None:
+        return jsonify(next=url_for("ecopy.start"))
+    job = work.job
+    if job is None or job.dropped:
+        return jsonify(next=_url(work.step()))
+    if job.running:
+        _keep_alive()  # the kiosk working is not the citizen idling
+        n = min(job.done + 1, job.total)
+        message = Text(WORKING[job.kind], {"n": n, "total": job.total})
+        return jsonify(message=_text(message), tone="good", progress=True, wait_ms=300)
+    if job.error is not None:
+        return jsonify(next=url_for("ecopy.work_failed"))
+    if job.problem is not None:
+        session["ecopy_problem"] = _text(job.problem)
+    return jsonify(next=_url(job.next or work.step()))
+
+
+@bp.get("/working/failed")
+@guard("ecopy")
+def work_failed() -> Any:
+    """The background job failed: the same screen as when it ran inside the request."""
+    work = _work()
+    job = work.job if work is not None else None
+    if job is None or job.error is None:
+        return redirect(url_for("ecopy.start"))
+    return screen("error.html", code=job.error), (503 if job.error == "part_down" else 500)
 
 
 @bp.get("/review")
@@ -467,10 +523,11 @@ def paid(work: EcopySession) -> Any:
 def issue(work: EcopySession) -> Any:
     if not service_ready("copies"):
         return redirect(url_for("ecopy.fee"))
-    try:
-        return redirect(_url(work.issue()))
-    except KioskError:
+    if work.codes:  # already sent (Back, a second press): the waiting screen
+        return redirect(url_for("ecopy.wait"))
+    if work.start_issuing(_worker()) is not None:  # the worker is busy
         return screen("error.html", code="part_down"), 503
+    return redirect(url_for("ecopy.working"))
 
 
 # --- 8. waiting for the officer, the result, the request slip ---------------------------

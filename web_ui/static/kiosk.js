@@ -243,6 +243,37 @@
     window.addEventListener("pagehide", () => { stopped = true; });
   }
 
+  // --- a sent form shows that it is working and cannot be sent twice ---------------------
+  // After the submit event (a dialog may still cancel it, and the pressed button's name and
+  // value must go with the form): its buttons are disabled and the pressed one says so.
+  document.addEventListener("submit", (e) => {
+    const form = e.target;
+    if (form.dataset.busy === "true") { e.preventDefault(); return; }  // a second press
+    const pressed = e.submitter;
+    setTimeout(() => {
+      if (e.defaultPrevented) return;
+      form.dataset.busy = "true";
+      form.querySelectorAll("button, input[type=submit]").forEach((b) => { b.disabled = true; });
+      if (pressed && pressed.tagName === "BUTTON") {
+        pressed.dataset.label = pressed.innerHTML;
+        pressed.textContent = document.querySelector('meta[name="busy-text"]').content;
+        pressed.setAttribute("aria-busy", "true");
+      }
+    }, 0);
+  });
+  // Back to a page kept by the browser (bfcache): its forms work again.
+  window.addEventListener("pageshow", (e) => {
+    if (!e.persisted) return;
+    document.querySelectorAll("form[data-busy]").forEach((form) => {
+      delete form.dataset.busy;
+      form.querySelectorAll("button, input[type=submit]").forEach((b) => {
+        b.disabled = false;
+        if (b.dataset.label !== undefined) { b.innerHTML = b.dataset.label; delete b.dataset.label; }
+        b.removeAttribute("aria-busy");
+      });
+    });
+  });
+
   if (osk) osk.init();
   document.querySelectorAll("img[data-src]").forEach(preview);
   document.querySelectorAll("[data-poll]").forEach(poll);
