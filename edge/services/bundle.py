@@ -72,7 +72,7 @@ def build_services(
         settings=c.services,
         timezone=c.kiosk.timezone,
         printer=printer,
-        slip=lambda t: ticket_slip(t, site=c.kiosk.site, **paper),
+        slip=lambda t, lang="vi": ticket_slip(t, site=c.kiosk.site, lang=lang, **paper),
         on_queued=on_queued,
     )
     dossiers = DossierService(
@@ -91,7 +91,7 @@ def build_services(
         kiosk_id=c.kiosk.id,
         timezone=c.kiosk.timezone,
         printer=printer,
-        slip=lambda r: post_confirmation_slip(r, site=c.kiosk.site, **paper),
+        slip=lambda r, lang="vi": post_confirmation_slip(r, site=c.kiosk.site, lang=lang, **paper),
         on_queued=on_queued,
     )
     return Services(tickets, dossiers, catalog, post, c, printer)

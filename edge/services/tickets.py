@@ -92,7 +92,7 @@ class TicketService:
         settings: ServicesSection,
         timezone: str = "Asia/Ho_Chi_Minh",
         printer: PrintQueue | None = None,
-        slip: Callable[[Ticket], bytes] | None = None,
+        slip: Callable[..., bytes] | None = None,
         clock: Clock = utc_now,
         on_queued: Callable[[], None] | None = None,
     ) -> None:
@@ -131,8 +131,9 @@ class TicketService:
             for a in self.settings.areas
         ]
 
-    def take(self, area: str, *, print_ticket: bool = True) -> Ticket:
-        """Issue the next number of `area` today; print it (if asked) and report it.
+    def take(self, area: str, *, print_ticket: bool = True, lang: str = "vi") -> Ticket:
+        """Issue the next number of `area` today; print it (if asked) and report it. `lang`:
+        the citizen's language on the screen (English lines on the slip only for "en").
 
         Raises UnknownArea. A failed print does not undo the ticket: `printed` says so and
         the job waits in the print queue for a reprint.
@@ -171,7 +172,9 @@ class TicketService:
         logger.info("ticket issued", extra={"ticket": number, "day": day})
         self._queue(ticket)
         if print_ticket and self.printer is not None and self.slip is not None:
-            outcome = self.printer.submit("ticket", f"Số thứ tự {number}", self.slip(ticket))
+            outcome = self.printer.submit(
+                "ticket", f"Số thứ tự {number}", self.slip(ticket, lang=lang)
+            )
             ticket = _with_print(ticket, outcome)
         return ticket
 

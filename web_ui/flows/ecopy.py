@@ -38,7 +38,7 @@ from edge.services.ecopy import (
 from edge.services.identify import State, VerificationSession
 from edge.texts import N_, Text
 from web_ui.forms import ContactForm, PinForm
-from web_ui.i18n import pick, translate
+from web_ui.i18n import current_lang, pick, translate
 from web_ui.kiosk import end_flow, guard, kiosk, screen, service_ready
 from web_ui.pin import PinGate, PinResult
 from web_ui.visits import Visit, touch
@@ -88,6 +88,7 @@ def _new_work() -> EcopySession:
             "site": c.kiosk.site,
             "paper_width_mm": c.printer.paper_width_mm,
             "profile": c.printer.profile,
+            "lang": current_lang(),
         },
     )
 
@@ -98,7 +99,10 @@ def _payment() -> SimulatedPayment:
 
 
 def _work() -> EcopySession | None:
-    return session.get(KEY)
+    work = session.get(KEY)
+    if work is not None:  # the slips follow the language the citizen reads the screen in
+        work.slip_options["lang"] = current_lang()
+    return work
 
 
 def _started() -> EcopySession:

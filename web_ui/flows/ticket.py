@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, redirect, session, url_for
 
 from edge.errors import BadInput
-from web_ui.i18n import refusal
+from web_ui.i18n import current_lang, refusal
 from web_ui.kiosk import end_flow, guard, kiosk, part_ok, screen
 
 logger = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def take(area: str) -> Any:
     if len(area) > 8 or not area.isalnum():
         return redirect(url_for("ticket.start"))
     try:
-        ticket = kiosk().tickets.take(area)
+        ticket = kiosk().tickets.take(area, lang=current_lang())
     except BadInput as err:
         logger.warning("ticket refused: %s", err)
         session["ticket_problem"] = refusal(err)

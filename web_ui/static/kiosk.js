@@ -27,7 +27,9 @@
     const inMain = targets().filter((t) => t.closest("main"));
     const fallback = inMain[0] || document.getElementById("cancel-button") || targets()[0];
     const el = preferred && visible(preferred) ? preferred : fallback;
-    if (el) el.focus({ focusVisible: true });
+    // The screen opens at its top with its heading: the first focus never scrolls it (the
+    // primary button sits in the actions bar kept in view, kiosk.css).
+    if (el) el.focus({ focusVisible: true, preventScroll: true });
   }
   function move(step) {
     const list = targets();
@@ -259,5 +261,10 @@
 
   listen();
   focusFirst();
+  // The browser's own autofocus may scroll the focused button into view before this script
+  // runs or at the first frame after it: the screen still opens at its top (its heading).
+  const atTop = () => { document.getElementById("main").scrollTop = 0; window.scrollTo(0, 0); };
+  atTop();
+  requestAnimationFrame(atTop);
   if (!idleFree) setTimeout(tick, 250);
 })();
