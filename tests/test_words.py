@@ -257,6 +257,13 @@ def test_each_service_has_one_name_tile_title_and_heading(app: tuple[App, Path])
     assert len(titles) == len(FLOWS)
     ecopy = html.unescape(client.get("/a/").get_data(as_text=True))
     assert '<h1 id="headline">Chứng thực bản sao điện tử</h1>' in ecopy
+    assert "<title>Chứng thực bản sao điện tử · Ki-ốt dịch vụ công</title>" in ecopy
+    token = re.search(r'name="csrf-token" content="([^"]+)"', ecopy).group(1)
+    client.post("/lang", data={"lang": "en", "back": "/a/", "csrf_token": token})
+    english = html.unescape(client.get("/b/").get_data(as_text=True))
+    assert "<title>Choose the service area · Queue ticket · Public service kiosk</title>" in (
+        english
+    )
     vi = {m.id: m.string for m in read_po(VI_PO.open("rb"), locale="vi") if m.id}
     # The e-copy service's former names are gone from the catalog.
     assert "Bản sao điện tử có chứng thực" not in vi.values()
