@@ -7,8 +7,10 @@ answers use `.en` and `.vi`. No Flask here: vision and identity import this modu
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,3 +79,33 @@ def _vi() -> Callable[[str], str]:
         if isinstance(m.id, str) and isinstance(m.string, str) and m.string and not m.fuzzy
     }
     return lambda msgid: table.get(msgid, msgid)
+
+
+# --- dates as citizens read them: dd/mm/yyyy, never ISO (issue 18) ----------------------------
+
+_ISO_DAY = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+
+
+def day_text(value: dt.date | str | None) -> str:
+    """A date as dd/mm/yyyy (the screens' `day` filter and the slips): a date, a datetime
+    (its own day, as given), or an ISO "yyyy-mm-dd" text such as a date read from a paper.
+    Any other text is returned as it is (a year alone, a field that is not a date)."""
+    if value is None:
+        return ""
+    if isinstance(value, dt.date):
+        return value.strftime("%d/%m/%Y")
+    match = _ISO_DAY.fullmatch(value.strip())
+    if match:
+        year, month, day = match.groups()
+        return f"{day}/{month}/{year}"
+    return value
+
+
+def time_text(value: dt.datetime | None, tz: dt.tzinfo | None = None) -> str:
+    """A moment as hh:mm dd/mm/yyyy (the screens' `when` filter and the slips), in tz if given
+    (an aware value), else as it is."""
+    if value is None:
+        return ""
+    if tz is not None and value.tzinfo is not None:
+        value = value.astimezone(tz)
+    return value.strftime("%H:%M %d/%m/%Y")

@@ -59,7 +59,7 @@ class Parts:
             outbox=self.outbox,
             kiosk_id="TEST-01",
             printer=self.queue,
-            slip=lambda r: post_confirmation_slip(r, site="Phường Tây Hồ"),
+            slip=lambda r, **kw: post_confirmation_slip(r, site="Phường Tây Hồ", **kw),
             clock=lambda: dt.datetime(2026, 11, 23, 3, 0, tzinfo=dt.UTC),
         )
 

@@ -60,7 +60,7 @@ class Parts:
             kiosk_id="TEST-01",
             settings=self.settings,
             printer=self.queue,
-            slip=lambda t: ticket_slip(t, site="Phường Thử nghiệm", native_qr=False),
+            slip=lambda t, **kw: ticket_slip(t, site="Phường Thử nghiệm", native_qr=False, **kw),
             clock=self.clock,
         )
 

@@ -380,7 +380,7 @@ def test_dossier_status_and_copy_verdict_are_english_on_the_english_screen(app: 
         on_time=True,
         timeline=(TimelineStep(now, "received"),),
     )
-    verdict = Verdict("invalid", reason="signature does not verify")
+    verdict = Verdict("invalid", reason="QR signature does not match")
     flask_app = app.web.app
     for lang in ("en", "vi"):
         with flask_app.test_request_context("/"):
@@ -390,8 +390,13 @@ def test_dossier_status_and_copy_verdict_are_english_on_the_english_screen(app: 
         if lang == "en":
             assert "Result ready for pickup" in status and "On time" in status
             assert "updated 2 h ago" in status and "Received" in status
-            assert "The copy is NOT valid (signature does not verify)" in result
+            assert (
+                "The copy is NOT valid: the signature in the QR code does not match: "
+                "the QR code may have been altered" in result
+            )
+            assert "QR signature does not match" not in result  # the log's words, never shown
         else:  # as before: the service's Vietnamese
             assert found.status_vi in status and found.on_time_vi in status
             assert f"({found.age_vi})" in status and found.timeline[0].status_vi in status
-            assert verdict.message_vi in result
+            assert "Bản sao KHÔNG hợp lệ: chữ ký trong mã QR không khớp" in result
+            assert "QR signature does not match" not in result

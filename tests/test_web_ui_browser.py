@@ -51,7 +51,7 @@ def test_start_screen_vietnamese_then_english_then_help(page, kiosk) -> None:
     assert headline(page) == "Xin chào! Bạn cần làm gì?"
     tiles = page.locator(".tile .name").all_inner_texts()
     assert tiles == [
-        "Bản sao điện tử chứng thực",
+        "Chứng thực bản sao điện tử",
         "Lấy số thứ tự",
         "Tra cứu hồ sơ",
         "Hướng dẫn thủ tục",
@@ -89,7 +89,7 @@ def test_physical_buttons_move_focus_and_open_screens(page, kiosk) -> None:
     page.wait_for_function("() => document.activeElement.id === 'tile-ecopy'")
     press(daemon, "ok")
     page.wait_for_url("**/a/")
-    assert headline(page) == "Bản sao điện tử có chứng thực"
+    assert headline(page) == "Chứng thực bản sao điện tử"
     assert page.locator(".steps li.now").inner_text().strip().endswith("Xác thực")
     shoot(page, "10-ecopy-start")
     wait_buttons(page)

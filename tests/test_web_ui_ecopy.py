@@ -154,6 +154,12 @@ def test_ecopy_by_buttons_declined_consent_staff_confirms(page, kiosk) -> None:
     press(daemon, "ok")
     page.wait_for_url("**/a/review", timeout=60000)
     wait_buttons(page)
+    # The diploma names someone else than the card: the warning says so and OK would retake
+    # the pages (the safe choice); ◀ reaches "Đúng, tiếp tục".
+    assert page.locator("#name-warning").is_visible()
+    assert focused_id(page) == "back-to-pages"
+    press(daemon, "back")
+    page.wait_for_function("() => document.activeElement.id === 'confirm-review'")
     press(daemon, "ok")
     page.wait_for_url("**/a/fee")
     set_paper(daemon.config.parent, "out")  # the printer runs out of paper meanwhile

@@ -11,7 +11,7 @@ from babel.messages.pofile import read_po
 from flask import Flask, session
 from flask_babel import Babel
 
-from edge.texts import Text
+from edge.texts import Text, day_text, time_text
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,9 @@ def init_app(app: Flask, *, default: str = "vi", folder: Path | None = None) -> 
 
     Babel(app, locale_selector=select)
     app.jinja_env.globals["translate"] = translate
+    # Dates as citizens read them, one helper for the screens and the slips (edge.texts).
+    app.jinja_env.filters["day"] = day_text
+    app.jinja_env.filters["when"] = time_text
     problems = catalog_problems(folder)
     if problems:
         # A half-translated screen is worse than a whole one in the source language.
@@ -110,3 +113,10 @@ def pick(vi: str, en: str) -> str:
     from flask_babel import get_locale
 
     return en if str(get_locale()) == "en" else vi
+
+
+def current_lang() -> str:
+    """The citizen's language on the screen: "vi" or "en" (what the slips are printed in)."""
+    from flask_babel import get_locale
+
+    return "en" if str(get_locale()) == "en" else "vi"

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from edge.fees import Fee
 from edge.receipts import Receipt
+from edge.texts import time_text
 
 # A common printer of each width: 80 mm Epson (native QR), 58 mm no-name (QR as an image).
 DEFAULT_PROFILES = {80: "TM-T88V", 58: "NT-5890K"}
@@ -36,16 +37,16 @@ def copy_receipt(
     local = issued_at.astimezone(ZoneInfo(timezone))
     r = Receipt(paper_width_mm=paper_width_mm, profile=profile, native_qr=native_qr)
     r.text("BIÊN NHẬN", size=size["title"], bold=True, center=True)
-    r.text("Bản sao điện tử chứng thực", size=size["sub"], center=True)
+    r.text("Chứng thực bản sao điện tử", size=size["sub"], center=True)
     if sample:
-        r.text("MẪU – KHÔNG CÓ GIÁ TRỊ (sample)", size=size["small"], bold=True, center=True)
+        r.text("MẪU – KHÔNG CÓ GIÁ TRỊ", size=size["small"], bold=True, center=True)
     r.rule()
     r.text("Mã bản sao:", size=size["small"])
     r.text(code, size=size["code"], bold=True, center=True)
     r.text(
         f"Số trang: {pages}\n"
         f"Lệ phí: {fee.label_vi}\n"
-        f"Thời gian: {local:%H:%M %d/%m/%Y}\n"
+        f"Thời gian: {time_text(local)}\n"
         f"Ki-ốt: {kiosk_id}" + (f"\n{site}" if site else ""),
         size=size["body"],
     )
@@ -58,6 +59,6 @@ def copy_receipt(
     r.text("hoặc nhập mã bản sao tại ki-ốt", size=size["small"], center=True)
     if development:
         r.text("BẢN THỬ NGHIỆM", size=size["small"], bold=True, center=True)
-        r.text("Không có giá trị pháp lý (development)", size=size["small"], center=True)
+        r.text("Không có giá trị pháp lý", size=size["small"], center=True)
     r.feed(3)
     return r.build()

@@ -54,6 +54,21 @@ MESSAGES: dict[str, str] = {
         "officer and agency"
     ),
 }
+# A verdict's reason (for logs and the JSON answers, in English) -> what the citizen is told,
+# when there is more to tell than the headline; other reasons are not shown on the screen.
+REASONS: dict[str, str] = {
+    "not a KC1 payload": N_("the QR code is not the QR code of a copy"),
+    "malformed payload": N_("the QR code is damaged or incomplete"),
+    "bad copy code": N_("the copy code in the QR code is not valid"),
+    "code and kiosk differ": N_("the copy code and the kiosk in the QR code do not match"),
+    "QR signature does not match": N_(
+        "the signature in the QR code does not match: the QR code may have been altered"
+    ),
+    "no trusted certificate for this kiosk": N_("the kiosk that issued it is not known here"),
+    "no trusted agency certificate for this QR": N_(
+        "the certifying agency is not known to this kiosk"
+    ),
+}
 CERTIFICATION_DIR = "certification"  # under trust_dir: the official-use roots
 AGENCIES_DIR = "agencies"  # under trust_dir/certification: agency seal certificates (KC2 QRs)
 
@@ -77,6 +92,12 @@ class Verdict:
     def text(self) -> Text:
         """The headline for the citizen (the reason, if any, follows it in parentheses)."""
         return Text(MESSAGES[self.status])
+
+    @property
+    def reason_text(self) -> Text | None:
+        """The reason in words for the citizen (REASONS), or None: never the raw reason."""
+        msgid = REASONS.get(self.reason or "")
+        return Text(msgid) if msgid else None
 
     @property
     def message_vi(self) -> str:

@@ -74,7 +74,7 @@ def build_services(
         settings=c.services,
         timezone=c.kiosk.timezone,
         printer=printer,
-        slip=lambda t: ticket_slip(t, site=c.kiosk.site, **paper),
+        slip=lambda t, lang="vi": ticket_slip(t, site=c.kiosk.site, lang=lang, **paper),
         on_queued=on_queued,
     )
     dossiers = DossierService(
@@ -93,7 +93,7 @@ def build_services(
         kiosk_id=c.kiosk.id,
         timezone=c.kiosk.timezone,
         printer=printer,
-        slip=lambda r: post_confirmation_slip(r, site=c.kiosk.site, **paper),
+        slip=lambda r, lang="vi": post_confirmation_slip(r, site=c.kiosk.site, lang=lang, **paper),
         on_queued=on_queued,
     )
     ratings = RatingService(store=store, timezone=c.kiosk.timezone)

@@ -212,7 +212,7 @@ class PostService:
         kiosk_id: str,
         timezone: str = "Asia/Ho_Chi_Minh",
         printer: PrintQueue | None = None,
-        slip: Callable[[PostRequest], bytes] | None = None,
+        slip: Callable[..., bytes] | None = None,
         clock: Clock | None = None,
         on_queued: Callable[[], None] | None = None,
     ) -> None:
@@ -296,8 +296,11 @@ class PostService:
             created_at=self.clock().astimezone(self.tz),
         )
 
-    def submit(self, *, print_confirmation: bool = True, **fields: Any) -> PostRequest:
-        """Validate (see validate()), store sealed, queue for central, print the confirmation.
+    def submit(
+        self, *, print_confirmation: bool = True, lang: str = "vi", **fields: Any
+    ) -> PostRequest:
+        """Validate (see validate()), store sealed, queue for central, print the confirmation
+        (`lang`: the citizen's language on the screen; English lines only for "en").
 
         Raises AddressInvalid. A failed print keeps the request (and the job for reprint).
         """
@@ -318,7 +321,9 @@ class PostService:
         self._queue(request.id, record)
         if print_confirmation and self.printer is not None and self.slip is not None:
             outcome = self.printer.submit(
-                "post", f"Gửi kết quả qua bưu điện {request.short_id}", self.slip(request)
+                "post",
+                f"Gửi kết quả qua bưu điện {request.short_id}",
+                self.slip(request, lang=lang),
             )
             request = _with_print(request, outcome)
         return request

@@ -1,4 +1,7 @@
-"""Slips of the citizen services (ticket, checklist, post confirmation) for 80 and 58 mm paper."""
+"""Slips of the citizen services (ticket, checklist, post confirmation) for 80 and 58 mm paper.
+
+Slips are in Vietnamese. Only when the citizen chose English on the screen (`lang="en"`) does a
+slip carry English lines too, under the Vietnamese (the staff at the counter read Vietnamese)."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from edge.receipts import Receipt
+from edge.texts import time_text
 
 if TYPE_CHECKING:
     from edge.certify.requests import RequestState
@@ -22,7 +26,12 @@ def _sizes(paper_width_mm: int) -> dict[str, int]:
 
 
 def _time(at: dt.datetime) -> str:
-    return at.strftime("%H:%M  %d/%m/%Y")
+    return time_text(at)
+
+
+def _english(lang: str) -> bool:
+    """English lines on the slip: only for a citizen who chose English."""
+    return lang == "en"
 
 
 def ticket_slip(
@@ -32,6 +41,7 @@ def ticket_slip(
     paper_width_mm: int = 80,
     profile: str = "TM-T88V",
     native_qr: bool | None = None,
+    lang: str = "vi",
 ) -> bytes:
     """The queue ticket: the number in large type, the area, people ahead, the wait, a QR."""
     s = _sizes(paper_width_mm)
@@ -39,7 +49,8 @@ def ticket_slip(
     if site:
         r.text(site, size=s["body"], bold=True, center=True)
     r.text("Phiếu số thứ tự", size=s["title"], bold=True, center=True)
-    r.text("Queue ticket", size=s["small"], center=True)
+    if _english(lang):
+        r.text("Queue ticket", size=s["small"], center=True)
     r.rule()
     if ticket.priority_label is not None:  # served first: say it where staff look first
         r.text("ƯU TIÊN", size=s["title"], bold=True, center=True)
@@ -63,8 +74,8 @@ def ticket_slip(
     r.qr(ticket.follow, size=s["qr"])
     r.text("Quét mã QR để theo dõi lượt của bạn", size=s["small"], center=True)
     r.text(
-        "Vui lòng chờ gọi số. Phiếu chỉ có giá trị trong ngày.\n"
-        "Please wait for your number; valid today only.",
+        "Vui lòng chờ gọi số. Phiếu chỉ có giá trị trong ngày."
+        + ("\nPlease wait for your number; valid today only." if _english(lang) else ""),
         size=s["small"],
         center=True,
     )
@@ -129,6 +140,7 @@ def post_confirmation_slip(
     site: str,
     paper_width_mm: int = 80,
     profile: str = "TM-T88V",
+    lang: str = "vi",
 ) -> bytes:
     """Confirms a delivery request: what goes where, to whom (the phone partly masked)."""
     s = _sizes(paper_width_mm)
@@ -136,9 +148,10 @@ def post_confirmation_slip(
     if site:
         r.text(site, size=s["small"], center=True)
     r.text("Đăng ký nhận kết quả qua bưu điện", size=s["title"], bold=True, center=True)
-    r.text("Results by post: request received", size=s["small"], center=True)
+    if _english(lang):
+        r.text("Results by post: request received", size=s["small"], center=True)
     r.rule()
-    what = "Hồ sơ" if request.subject_type == "dossier" else "Bản sao điện tử"
+    what = "Hồ sơ" if request.subject_type == "dossier" else "Bản sao điện tử chứng thực"
     a = request.address
     r.text(
         f"{what}: {request.subject_code}\n"
@@ -163,7 +176,7 @@ def post_confirmation_slip(
 
 
 def _when(at: dt.datetime) -> str:
-    return at.strftime("%H:%M %d/%m/%Y")
+    return time_text(at)
 
 
 CHANNEL_VI = {
@@ -180,14 +193,16 @@ def cert_receipt(
     site: str,
     paper_width_mm: int = 80,
     profile: str = "TM-T88V",
+    lang: str = "vi",
 ) -> bytes:
     """An approved certification: code, number and book, and the copy's QR as central made it."""
     s = _sizes(paper_width_mm)
     r = Receipt(paper_width_mm=paper_width_mm, profile=profile)
     if site:
         r.text(site, size=s["small"], center=True)
-    r.text("Biên nhận chứng thực bản sao", size=s["title"], bold=True, center=True)
-    r.text("Certified copy receipt", size=s["small"], center=True)
+    r.text("Biên nhận chứng thực bản sao điện tử", size=s["title"], bold=True, center=True)
+    if _english(lang):
+        r.text("Certified e-copy receipt", size=s["small"], center=True)
     r.rule()
     r.text(
         f"Mã yêu cầu: {request.code}\n"
@@ -213,6 +228,7 @@ def cert_slip(
     paper_width_mm: int = 80,
     profile: str = "TM-T88V",
     native_qr: bool | None = None,
+    lang: str = "vi",
 ) -> bytes:
     """No answer while the citizen waited: what was asked, when it is due (Decree 23/2015
     Art. 7), how the copy will come, and each request's code as text and QR."""
@@ -220,8 +236,9 @@ def cert_slip(
     r = Receipt(paper_width_mm=paper_width_mm, profile=profile, native_qr=native_qr)
     if site:
         r.text(site, size=s["small"], center=True)
-    r.text("Phiếu hẹn chứng thực bản sao", size=s["title"], bold=True, center=True)
-    r.text("Certification request slip", size=s["small"], center=True)
+    r.text("Phiếu hẹn chứng thực bản sao điện tử", size=s["title"], bold=True, center=True)
+    if _english(lang):
+        r.text("Certified e-copy: request slip", size=s["small"], center=True)
     for request in requests:
         r.rule()
         r.text(
@@ -238,7 +255,8 @@ def cert_slip(
         r.text("Mã nhận bản sao tại ki-ốt (dùng một lần):", size=s["body"], center=True)
         r.text(pickup, size=s["title"], bold=True, center=True)
     r.text(
-        "Giữ phiếu này để tra cứu hoặc nhận bản sao.\nKeep this slip to follow or collect your copy.",
+        "Giữ phiếu này để tra cứu hoặc nhận bản sao."
+        + ("\nKeep this slip to follow or collect your copy." if _english(lang) else ""),
         size=s["small"],
         center=True,
     )

@@ -123,7 +123,7 @@ class TicketService:
         settings: ServicesSection,
         timezone: str = "Asia/Ho_Chi_Minh",
         printer: PrintQueue | None = None,
-        slip: Callable[[Ticket], bytes] | None = None,
+        slip: Callable[..., bytes] | None = None,
         clock: Clock = utc_now,
         on_queued: Callable[[], None] | None = None,
     ) -> None:
@@ -166,8 +166,16 @@ class TicketService:
             {"code": g, "label": Text(PRIORITY_GROUPS[g])} for g in self.settings.priority_groups
         ]
 
-    def take(self, area: str, *, print_ticket: bool = True, priority: str | None = None) -> Ticket:
-        """Issue the next number of `area` today; print it (if asked) and report it.
+    def take(
+        self,
+        area: str,
+        *,
+        print_ticket: bool = True,
+        priority: str | None = None,
+        lang: str = "vi",
+    ) -> Ticket:
+        """Issue the next number of `area` today; print it (if asked) and report it. `lang`:
+        the citizen's language on the screen (English lines on the slip only for "en").
 
         priority: a group code of services.priority_groups (self-declared by the citizen):
         the number comes from the area's priority series (B-UT001 ...), served first.
@@ -210,7 +218,9 @@ class TicketService:
         logger.info("ticket issued", extra={"ticket": number, "day": day})
         self._queue(ticket)
         if print_ticket and self.printer is not None and self.slip is not None:
-            outcome = self.printer.submit("ticket", f"Số thứ tự {number}", self.slip(ticket))
+            outcome = self.printer.submit(
+                "ticket", f"Số thứ tự {number}", self.slip(ticket, lang=lang)
+            )
             ticket = _with_print(ticket, outcome)
         return ticket
 

@@ -39,7 +39,7 @@ from edge.services.identify import State, VerificationSession
 from edge.services.jobs import Worker
 from edge.texts import N_, Text
 from web_ui.forms import ContactForm, StaffLoginForm
-from web_ui.i18n import pick, translate
+from web_ui.i18n import current_lang, pick, translate
 from web_ui.kiosk import end_flow, guard, kiosk, screen, service_ready
 from web_ui.pin import PinGate, PinResult
 from web_ui.visits import Visit, touch
@@ -90,6 +90,7 @@ def _new_work() -> EcopySession:
             "site": c.kiosk.site,
             "paper_width_mm": c.printer.paper_width_mm,
             "profile": c.printer.profile,
+            "lang": current_lang(),
         },
     )
 
@@ -105,7 +106,10 @@ def _payment() -> SimulatedPayment:
 
 
 def _work() -> EcopySession | None:
-    return session.get(KEY)
+    work = session.get(KEY)
+    if work is not None:  # the slips follow the language the citizen reads the screen in
+        work.slip_options["lang"] = current_lang()
+    return work
 
 
 def _started() -> EcopySession:

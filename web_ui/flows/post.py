@@ -10,7 +10,7 @@ from flask import Blueprint, redirect, request, session, url_for
 
 from edge.errors import BadInput
 from web_ui.forms import AddressForm, SubjectForm
-from web_ui.i18n import refusal, translate
+from web_ui.i18n import current_lang, refusal, translate
 from web_ui.kiosk import end_flow, guard, kiosk, screen
 
 logger = logging.getLogger(__name__)
@@ -96,6 +96,7 @@ def confirm() -> Any:
         a = draft["address"]
         try:
             sent = kiosk().post.submit(
+                lang=current_lang(),
                 subject_type=draft["subject"]["subject_type"],
                 subject_code=draft["subject"]["code"],
                 recipient_name=a["recipient"],

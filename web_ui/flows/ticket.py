@@ -9,7 +9,7 @@ from flask import Blueprint, redirect, request, session, url_for
 
 from edge.errors import BadInput
 from edge.services.tickets import TicketService
-from web_ui.i18n import refusal
+from web_ui.i18n import current_lang, refusal
 from web_ui.kiosk import end_flow, guard, kiosk, part_ok, screen
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def take(area: str) -> Any:
     if len(area) > 8 or not area.isalnum():
         return redirect(url_for("ticket.start"))
     try:
-        ticket = _tickets().take(area, priority=session.get(PRIORITY))
+        ticket = _tickets().take(area, priority=session.get(PRIORITY), lang=current_lang())
     except BadInput as err:
         logger.warning("ticket refused: %s", err)
         session["ticket_problem"] = refusal(err)

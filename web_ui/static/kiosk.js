@@ -33,7 +33,9 @@
     const el = [errorField, document.querySelector("main [autofocus]"),
       document.querySelector("main .primary:not([disabled])"),
       document.getElementById("say-again"), document.getElementById("help-button")].find(usable);
-    if (el) el.focus({ focusVisible: true });
+    // The screen opens at its top with its heading: the first focus never scrolls it (the
+    // primary button sits in the actions bar kept in view, kiosk.css).
+    if (el) el.focus({ focusVisible: true, preventScroll: true });
   }
   function move(step) {
     const list = targets();
@@ -292,5 +294,10 @@
 
   listen();
   focusFirst();
+  // The browser's own autofocus may scroll the focused button into view before this script
+  // runs or at the first frame after it: the screen still opens at its top (its heading).
+  const atTop = () => { document.getElementById("main").scrollTop = 0; window.scrollTo(0, 0); };
+  atTop();
+  requestAnimationFrame(atTop);
   if (!idleFree) setTimeout(tick, 250);
 })();

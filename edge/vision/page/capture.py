@@ -23,7 +23,7 @@ from edge.vision.page.judge import check_page
 
 Status = Literal["no_page", "adjust", "hold_still", "capture", "captured"]
 HOLD_STILL = N_("Hold the page still.")
-CAPTURED = N_("Page captured. Place the next page or press Next.")
+CAPTURED = N_("Page captured. Place the next page, or press “Done, read the pages”.")
 
 
 @dataclass(frozen=True, slots=True)
