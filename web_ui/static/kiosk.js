@@ -25,13 +25,14 @@
   }
   // The default focus: the field with an error, the screen's autofocus or primary action; on a
   // screen without one (the camera screens) "Nghe lại" (#say-again), else Help. Never Cancel:
-  // OK on the default focus must never wipe the flow.
+  // OK on the default focus must never wipe the flow. A primary marked data-staff-only (the
+  // staff's "Confirm identity" on the citizen's waiting screen) is never the citizen's default.
   function focusFirst() {
     const firstError = document.querySelector("main p.error[id^='error-']");
     const errorField = firstError && document.getElementById(firstError.id.slice(6));
     const usable = (el) => el && visible(el) && !el.disabled && !el.closest("[hidden]");
     const el = [errorField, document.querySelector("main [autofocus]"),
-      document.querySelector("main .primary:not([disabled])"),
+      document.querySelector("main .primary:not([disabled]):not([data-staff-only])"),
       document.getElementById("say-again"), document.getElementById("help-button")].find(usable);
     // The screen opens at its top with its heading: the first focus never scrolls it (the
     // primary button sits in the actions bar kept in view, kiosk.css).
