@@ -12,7 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from fleet import migrations
-from fleet.store import FleetStore, kiosks, metadata
+from fleet.store import FleetStore, kiosks, metadata, queue_stats
 from protocol.crypto import DataKey
 from protocol.errors import StoreError
 from tests.fleet_console_helpers import Postgres, database_url, running_postgres
@@ -75,6 +75,9 @@ BASELINE = {
     "queue_stats",
     "revocations",
 }
+# Columns later revisions added to those tables (0004: queue_stats.priority_serving), which a
+# database made by create_all before migrations never had.
+ADDED_SINCE_BASELINE = {"queue_stats": ["priority_serving"]}
 
 
 def test_a_database_made_by_create_all_is_stamped_at_the_baseline(
@@ -84,6 +87,9 @@ def test_a_database_made_by_create_all_is_stamped_at_the_baseline(
     # 0002 added the certification tables, which such a database never had).
     metadata.create_all(engine, tables=[t for t in metadata.sorted_tables if t.name in BASELINE])
     with engine.begin() as conn:
+        for table, columns in ADDED_SINCE_BASELINE.items():
+            for column in columns:
+                conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
         conn.execute(kiosks.insert().values(kiosk_id="HN-TAYHO-01", state_since=1.0, last_seen=2.0))
     store = FleetStore(
         engine.url.render_as_string(hide_password=False),
@@ -97,6 +103,39 @@ def test_a_database_made_by_create_all_is_stamped_at_the_baseline(
         assert migrations.current(conn) == migrations.head()
         assert conn.execute(sa.select(kiosks.c.kiosk_id)).scalars().all() == ["HN-TAYHO-01"]
     assert differences(engine) == []
+
+
+def test_queue_figures_stored_before_0004_keep_their_row_without_a_priority_number(
+    engine: sa.Engine,
+) -> None:
+    assert migrations.upgrade(engine, "0003") == "0003"
+    row = {
+        "site": "HN-TAYHO",
+        "area": "B",
+        "day": "2026-12-06",
+        "serving": 21,
+        "avg_service_s": 240.0,
+        "counters_open": 2,
+        "updated_by": "an",
+        "updated_at": 1.0,
+    }
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                f"INSERT INTO queue_stats ({', '.join(row)}) "
+                f"VALUES ({', '.join(':' + k for k in row)})"
+            ),
+            row,
+        )
+    assert migrations.upgrade(engine) == migrations.head()
+    with engine.connect() as conn:
+        (kept,) = [dict(r._mapping) for r in conn.execute(sa.select(queue_stats))]
+    assert kept == {**row, "priority_serving": None}  # NULL: "serving" covers the series
+    assert migrations.downgrade(engine, "0003") == "0003"
+    with engine.connect() as conn:
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("queue_stats")}
+        assert "priority_serving" not in columns
+        assert conn.execute(sa.text("SELECT serving FROM queue_stats")).scalar_one() == 21
 
 
 def test_a_database_with_only_some_of_the_tables_is_refused(tmp_path: Path) -> None:

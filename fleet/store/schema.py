@@ -187,6 +187,8 @@ queue_stats = sa.Table(
     sa.Column("serving", sa.Integer, nullable=False),
     sa.Column("avg_service_s", sa.Float),
     sa.Column("counters_open", sa.Integer),
+    # The priority series' (B-UT...) last number called; NULL: "serving" covers it.
+    sa.Column("priority_serving", sa.Integer),
     sa.Column("updated_by", sa.String(64), nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
 )
