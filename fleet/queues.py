@@ -37,6 +37,8 @@ def document(rows: list[dict[str, Any]], day: str) -> dict[str, Any]:
             figures["avg_service_s"] = row["avg_service_s"]
         if row["counters_open"] is not None:
             figures["counters_open"] = row["counters_open"]
+        if row["priority_serving"] is not None:
+            figures["priority_serving"] = row["priority_serving"]
         areas[row["area"]] = figures
     return {"schema": "queue-stats/1", "day": day, "time": iso_time(), "areas": areas}
 
@@ -50,9 +52,11 @@ def report(
     avg_service_s: float | None,
     counters_open: int | None,
     by: str,
+    priority_serving: int | None = None,
 ) -> int:
     """Store one area's figures and publish the site's document to each of its kiosks;
-    returns how many kiosks it went to."""
+    returns how many kiosks it went to. `priority_serving`: the priority series' (B-UT...)
+    last number called; None when the counters count it in `serving`."""
     area = area.strip().upper()
     if not AREA.match(area):
         raise BadInput("khu vực là một chữ cái A–Z / the area is one letter A-Z")
@@ -60,6 +64,7 @@ def report(
         serving < 0
         or (avg_service_s is not None and avg_service_s < 0)
         or (counters_open is not None and counters_open < 0)
+        or (priority_serving is not None and priority_serving < 0)
     ):
         raise BadInput("số không được âm / figures cannot be negative")
     day = today()
@@ -71,6 +76,7 @@ def report(
             "serving": serving,
             "avg_service_s": avg_service_s,
             "counters_open": counters_open,
+            "priority_serving": priority_serving,
             "updated_by": by,
             "updated_at": time.time(),
         }

@@ -798,6 +798,107 @@ def test_queue_figures_reach_every_kiosk_of_the_site_retained(
     assert bad.status_code == 400
 
 
+def test_a_priority_number_called_at_the_counter_reaches_the_kiosks_ticket_wait(
+    store_url: str,
+    make_console: Callable[..., Console],
+    real_kiosk: Callable[..., RealKiosk],
+) -> None:
+    """The console's form -> the store -> retained queue-stats/1 -> the kiosk's own
+    FleetClient -> its TicketService, as edge/app.py wires it (SQLite and PostgreSQL)."""
+    import threading
+
+    from edge.config import ServicesSection
+    from edge.services.tickets import TicketService
+    from fleet.queues import report
+    from protocol.errors import BadInput
+
+    console = make_console(url=store_url)
+    kiosk = real_kiosk("HN-TAYHO-83")
+    tickets = TicketService(
+        store=kiosk.store, outbox=kiosk.outbox, kiosk_id=kiosk.kiosk_id, settings=ServicesSection()
+    )
+    documents: list[dict[str, Any]] = []
+    arrived = threading.Event()
+
+    def on_queue_stats(suffix: str, payload: bytes, properties: Any) -> None:
+        tickets.on_queue_stats(suffix, payload, properties)  # the daemon's handler
+        documents.append(json.loads(payload))
+        arrived.set()
+
+    kiosk.client.listen("res/queue-stats", on_queue_stats)
+    wait_until(
+        lambda: (console.store.kiosk("HN-TAYHO-83") or {}).get("site") == "HN-TAYHO",
+        10,
+        "the kiosk seen at its site",
+    )
+    # Today at this kiosk: B-001..B-003 and the priority B-UT001..B-UT003.
+    for _ in range(3):
+        tickets.take("B", print_ticket=False)
+        tickets.take("B", priority="elderly", print_ticket=False)
+
+    client, _ = login(console)
+    token = csrf_of(client, "/queues")
+    figures = {"site": "HN-TAYHO", "area": "B", "serving": "1", "avg_service_s": "120"}
+    response = client.post(
+        "/queues",
+        data={"csrf_token": token, **figures, "counters_open": "1", "priority_serving": "2"},
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)
+    assert arrived.wait(10), "no queue figures at the kiosk"
+    assert documents[-1]["areas"] == {
+        "B": {"serving": 1, "avg_service_s": 120.0, "counters_open": 1, "priority_serving": 2}
+    }
+    (row,) = console.store.queue_stats(site="HN-TAYHO")
+    assert (row["serving"], row["priority_serving"]) == (1, 2)
+    page = client.get("/queues").get_data(as_text=True)
+    assert "Số ưu tiên đang phục vụ" in page
+    assert "<td>1</td><td>120.0</td><td>1</td><td>2</td>" in page.split('id="queue-stats"')[1]
+
+    # B-UT002 is at the counter: a new priority ticket waits only for B-UT003 (120 s, one
+    # counter: 2 min); a new ordinary one for B-002, B-003 and the priority B-UT003, B-UT004.
+    priority = tickets.take("B", priority="disabled", print_ticket=False)
+    assert (priority.number, priority.waiting_ahead, priority.estimated_wait_min) == (
+        "B-UT004",
+        1,
+        2,
+    )
+    ordinary = tickets.take("B", print_ticket=False)
+    assert (ordinary.number, ordinary.waiting_ahead, ordinary.estimated_wait_min) == (
+        "B-004",
+        4,
+        8,
+    )
+
+    # A negative number is refused, by the form and by report(), and nothing changes.
+    for bad in ("-1", "abc"):
+        refused = client.post(
+            "/queues",
+            data={"csrf_token": token, **figures, "priority_serving": bad},
+        )
+        assert refused.status_code == 400, bad
+    with pytest.raises(BadInput, match="âm"):
+        report(
+            console,
+            "HN-TAYHO",
+            "B",
+            serving=1,
+            avg_service_s=None,
+            counters_open=None,
+            priority_serving=-1,
+            by="test",
+        )
+    (row,) = console.store.queue_stats(site="HN-TAYHO")
+    assert (row["priority_serving"], row["counters_open"]) == (2, 1)
+
+    # Counters that do not count the priority series apart leave the field empty: the
+    # document leaves it out and the kiosk takes "serving" to cover the priority tickets.
+    arrived.clear()
+    assert client.post("/queues", data={"csrf_token": token, **figures}).status_code == 302
+    assert arrived.wait(10), "no new queue figures at the kiosk"
+    assert documents[-1]["areas"] == {"B": {"serving": 1, "avg_service_s": 120.0}}
+    assert tickets.take("B", print_ticket=False).waiting_ahead == 3  # B-002..B-004
+
+
 def test_malformed_messages_are_dropped_alone_and_not_redelivered(
     make_console: Callable[..., Console], sims: Callable[[str], SimKiosk]
 ) -> None:

@@ -82,6 +82,7 @@ FIELDS = [
     "serving",
     "avg_service_s",
     "counters_open",
+    "priority_serving",
     "push",
 ]
 QUERY_KEYS = ["next", "site", "state", "sort", "dir", "kiosk", "x"]
@@ -132,7 +133,13 @@ VALID = {
     "views.set_site": {"site": "HN-TAYHO"},
     "views.revocations": {"kind": "code", "code": "HN-A-261123-0001-X", "reason": "r"},
     "views.provisioning": {"kiosk_id": "HN-NEW-01", "site": "HN-NEW", "serial": "ab12"},
-    "views.queues": {"site": "HN-TAYHO", "area": "A", "serving": "3", "counters_open": "2"},
+    "views.queues": {
+        "site": "HN-TAYHO",
+        "area": "A",
+        "serving": "3",
+        "counters_open": "2",
+        "priority_serving": "1",
+    },
 }
 
 

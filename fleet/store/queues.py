@@ -12,7 +12,15 @@ from fleet.store.schema import queue_stats
 
 class Queues(StoreBase):
     def put_queue_stats(self, row: dict[str, Any]) -> None:
-        keys = ("day", "serving", "avg_service_s", "counters_open", "updated_by", "updated_at")
+        keys = (
+            "day",
+            "serving",
+            "avg_service_s",
+            "counters_open",
+            "priority_serving",
+            "updated_by",
+            "updated_at",
+        )
         stmt = self._insert(queue_stats).values(row)
         stmt = stmt.on_conflict_do_update(
             index_elements=["site", "area"], set_={k: row[k] for k in keys}

@@ -55,6 +55,11 @@ class QueueForm(FlaskForm):
     counters_open = IntegerField(
         "Quầy mở / counters open", [Optional(), NumberRange(min=0, max=100)]
     )
+    # Optional: counters that call the priority series (B-UT...) apart give its last number.
+    priority_serving = IntegerField(
+        "Số ưu tiên đang phục vụ / priority number serving",
+        [Optional(), NumberRange(min=0, max=9999)],
+    )
 
 
 class SiteForm(FlaskForm):

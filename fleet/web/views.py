@@ -344,6 +344,7 @@ def queues() -> Any:
                 serving=serving,
                 avg_service_s=form.avg_service_s.data,
                 counters_open=form.counters_open.data,
+                priority_serving=form.priority_serving.data,
                 by=g.operator,
             )
         except BadInput as err:
