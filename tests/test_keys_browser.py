@@ -498,6 +498,12 @@ def test_ecopy_by_buttons_only(page, kiosk) -> None:
     press(daemon, "ok")
     page.wait_for_url("**/a/review", timeout=60000)
     wait_buttons(page)
+    # The diploma names someone else than the card: OK would retake the pages (the safe
+    # choice has the focus); ◀ reaches "Đúng, tiếp tục".
+    assert page.locator("#name-warning").is_visible()
+    assert focused_id(page) == "back-to-pages"
+    press(daemon, "back")
+    page.wait_for_function("() => document.activeElement.id === 'confirm-review'")
     press(daemon, "ok")  # "Đúng, tiếp tục"
     page.wait_for_url("**/a/fee")
     wait_buttons(page)
