@@ -93,7 +93,16 @@ def test_after_the_last_try_staff_are_called_and_the_screen_waits(page, kiosk) -
     events = daemon.get("/api/status")[1]["recent_events"]
     called = [e for e in events if e["kind"] == "help.requested" and e["source"] == "identity"]
     assert called and called[-1]["reason"] == "no_match"
-    assert set(called[-1]) <= {"id", "kind", "source", "at", "severity", "reason", "tries"}
+    assert set(called[-1]) <= {
+        "id",
+        "kind",
+        "source",
+        "at",
+        "severity",
+        "reason",
+        "tries",
+        "screen",
+    }
     shoot(page, "19b-ecopy-staff-called")
     page.click("#cancel-button")  # the citizen may leave at any time
     page.click("#cancel-yes")

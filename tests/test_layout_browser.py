@@ -46,12 +46,31 @@ MEASURE = """(primarySelector) => {
   };
 }"""
 
+# Whether an element is wholly in view: inside the viewport, above the footer and not under the
+# sticky actions bar (its top edge at or above the bar's).
+SEEN = """(selector) => {
+  const el = document.querySelector(selector);
+  if (!el || !el.getClientRects().length) return false;
+  const r = el.getBoundingClientRect();
+  const foot = document.querySelector('footer.keys');
+  let limit = foot ? foot.getBoundingClientRect().top : innerHeight;
+  const bar = document.querySelector('main .actions');
+  if (bar && !bar.contains(el)) limit = Math.min(limit, bar.getBoundingClientRect().top);
+  return r.top >= 0 && r.bottom <= limit + 1;
+}"""
+
 
 def check_screen(
-    pg: Any, name: str, *, primary: str | None = "main .primary", reload: bool = True
+    pg: Any,
+    name: str,
+    *,
+    primary: str | None = "main .primary",
+    reload: bool = True,
+    must: tuple[str, ...] = (),
 ) -> list[str]:
     """The screen now shown, reloaded at each size: what is wrong (heading or primary button
-    out of view, opened scrolled, too wide), one line per problem."""
+    out of view, opened scrolled, too wide; at 1280x800 also any of the `must` elements, what
+    the citizen must read, hidden under the actions bar or the footer), one line per problem."""
     problems: list[str] = []
     for w, h in (*SIZES[1:], SIZES[0]):  # the small kiosk first, the page left at 1280x800
         pg.set_viewport_size({"width": w, "height": h})
@@ -73,6 +92,11 @@ def check_screen(
             problems.append(f"primary button hidden: {where}")
         if m["pageWide"] or m["mainWide"] or m["wide"]:
             problems.append(f"too wide: {where}")
+        if (w, h) == SIZES[0]:
+            for selector in must:
+                seen = pg.evaluate(SEEN, selector)
+                if not seen:
+                    problems.append(f"{selector} hidden: {name} at {w}x{h}")
     return problems
 
 
@@ -105,7 +129,7 @@ def test_every_citizen_screen_opens_at_the_top_at_both_sizes(page, kiosk) -> Non
     at("ticket: areas", primary="main .choices .btn")  # the first area
     page.click("#area-B")
     page.wait_for_url("**/b/ticket")
-    at("ticket: number")
+    at("ticket: number", must=("#ticket-number", "#ahead", "#print-note"))
     page.click("#done")
 
     # D, procedures
