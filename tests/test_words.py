@@ -365,3 +365,14 @@ def test_the_verify_screen_says_what_a_qr_that_is_not_a_copy_is(
     assert "not a copy's QR" in logged and "'kind': 'card'" in logged
     for secret in (PERSON.id_number, PERSON.name, "03031970", "Hàng Trống"):
         assert secret not in card_page and secret not in logged
+
+
+def test_the_command_lines_verdict_says_the_reason_in_vietnamese_words() -> None:
+    from edge.copies.verify import REASONS, Verdict
+
+    for reason in ("not a KC1 payload", "bad copy code"):
+        message = Verdict("invalid", reason=reason).message_vi
+        assert reason not in message, message
+        assert message.endswith(vietnamese(REASONS[reason])), message
+    # A reason the table does not know is still given, as it is, for the operator.
+    assert "(odd)" in Verdict("invalid", reason="odd").message_vi

@@ -101,6 +101,11 @@ class Verdict:
 
     @property
     def message_vi(self) -> str:
+        """The headline and the reason in Vietnamese words (the raw reason stays in `reason`;
+        one the REASONS table does not know is given as it is, in parentheses)."""
+        words = REASONS.get(self.reason or "")
+        if words:
+            return f"{vietnamese(MESSAGES[self.status])}: {vietnamese(words)}"
         return vietnamese(MESSAGES[self.status]) + (f" ({self.reason})" if self.reason else "")
 
     def as_dict(self) -> dict[str, Any]:
