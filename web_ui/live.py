@@ -13,7 +13,10 @@ from typing import Any
 
 import cv2
 from flask import Blueprint, Flask, Response, current_app, request
+from flask_babel import get_locale
+from flask_babel import gettext as _
 
+from edge.errors import BadInput
 from edge.events import Event
 from web_ui.bodies import json_object, optional_str
 from web_ui.ports import Kiosk
@@ -205,11 +208,6 @@ def say() -> Response:
     """Speak the screen's words (speech.js) in the session's language, cutting off what is being
     said. The kiosk's page or the token only (web_ui/guard.py); the text is never logged: it can
     hold what the screen shows. An empty text only silences."""
-    from flask_babel import get_locale
-    from flask_babel import gettext as _
-
-    from edge.errors import BadInput
-
     body = json_object()
     text = body.get("text", "")
     if not isinstance(text, str) or len(text) > SAY_MAX_CHARS:

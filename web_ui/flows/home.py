@@ -126,12 +126,12 @@ def help_poll() -> Any:
         return jsonify(next=url_for("home.help_screen"))
     touch(cast(Visit, session))
     if call.state == "open":
-        return jsonify(message=_("Staff have been called. Please stay at the kiosk."), tone="good",
-                       wait_ms=3000)  # fmt: skip
+        message = _("Staff have been called. Please stay at the kiosk.")
+        return jsonify(message=message, tone="good", wait_ms=3000)
     if not call.told:
         call.told = True
-        return jsonify(message=_("A member of staff has answered and is coming to you."),
-                       tone="good", answered=True, wait_ms=4000)  # fmt: skip
+        message = _("A member of staff has answered and is coming to you.")
+        return jsonify(message=message, tone="good", answered=True, wait_ms=4000)
     if call.source == "ui":  # a service's call stays with its screen (it shows the answer)
         session.pop(helpcalls.SESSION_CALL, None)
     return jsonify(next=_help_back())
