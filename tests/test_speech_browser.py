@@ -22,6 +22,7 @@ from tests import pages as docs
 from tests import web_ui_helpers as web
 from tests.cards import qr_image
 from tests.conftest import wait_for
+from tests.test_card_sides import sides
 from tests.test_web_ui_browser import _issue_copy_with_the_cli
 from tests.test_web_ui_services import DOSSIER, on_platen
 from tests.web_ui_helpers import TECH_PIN, page_scene, running_kiosk
@@ -45,7 +46,8 @@ def speech_kiosk(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[web.Daemon, web.Scenes, Path]]:
     root = tmp_path_factory.mktemp("speech-kiosk")
-    extra = '\n[speech]\nadapter = "wav"\nfolder = "speech-out"\n'
+    # The simulated card reader (the chip of the card the camera read), as simulate.toml runs.
+    extra = '\n[speech]\nadapter = "wav"\nfolder = "speech-out"\n[card_reader]\nadapter = "sim"\n'
     with running_kiosk(root, extra=extra) as (daemon, scenes):
         yield daemon, scenes, root / "speech-out"
 
@@ -428,15 +430,25 @@ def _flows(pg, daemon: web.Daemon, scenes: web.Scenes, table: Table, tmp: Path) 
     pg.goto("/a/expired")
     at("/a/expired")
 
-    # The face check (after agreeing).
+    # The chip and the face check (after agreeing), with a 2024 card: the simulated reader has
+    # its chip (tests/test_card_sides_browser.py).
+    front, back = sides(seed=31)
+    scenes.show(back)
     pg.goto("/a/identify")
-    scenes.show(web.card_scene())
+    pg.wait_for_function(
+        "() => document.getElementById('guidance').textContent.includes('Lật mặt trước')"
+    )
+    scenes.show(front)
     pg.wait_for_url("**/a/consent", timeout=20000)
     scenes.show(DARK)  # the card taken away: the face screen sees nobody yet
     web.wait_new_frames(daemon)
+    pg.route("**/a/chip/poll", lambda route: route.abort())  # the chip screen stays
     pg.click("#agree")
-    pg.wait_for_url("**/a/face")
-    at("/a/consent, “Tôi đồng ý”")
+    pg.wait_for_url("**/a/chip")
+    at("/a/consent, “Tôi đồng ý”", polled=False)
+    pg.unroute("**/a/chip/poll")
+    pg.wait_for_url("**/a/face", timeout=20000)
+    at("/a/chip, the chip read")
     pg.goto("/")
 
     # Out of service: the camera is gone.
@@ -468,8 +480,8 @@ def test_what_each_screen_says(browser, page, speech_kiosk, tmp_path: Path) -> N
 
     for _endpoint, label, text in table.rows:
         table.check(label, text)  # the dialogs too
-    # 29 screens and the two dialogs, some in several states (errors, a page taken, paid).
-    assert len({e for e, _, _ in table.rows}) == 31 and len(table.rows) == 43, table.rows
+    # 30 screens and the two dialogs, some in several states (errors, a page taken, paid).
+    assert len({e for e, _, _ in table.rows}) == 32 and len(table.rows) == 44, table.rows
     lines = table_lines(table.rows)
     if os.environ.get("KIOSK_UPDATE_SPEECH_TABLE") == "1":
         write_table(lines)
@@ -478,9 +490,9 @@ def test_what_each_screen_says(browser, page, speech_kiosk, tmp_path: Path) -> N
 
 
 NOT_LISTED = (
-    "Not listed: `ecopy.chip` (no chip reader in simulation: the flow goes from the card to the "
-    "consent), `ecopy.wait` (no certifying officer in simulation: the request goes to the slip at "
-    "once), `dossier.status` (needs central's answer: tests/test_web_ui_services.py drives it "
+    "Not listed: `ecopy.wait` and `dossier.status` (both need central: this kiosk has no fleet "
+    "broker, so a request goes to the slip at once (edge/services/ecopy.py `wait_state`) and a "
+    "dossier code gets the offline message; tests/test_web_ui_services.py drives the status "
     "against a broker), the technician and developer screens (staff only, not spoken on "
     "entering). [code]: the request's code, different at each run."
 )
