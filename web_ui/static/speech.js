@@ -1,10 +1,11 @@
 // Spoken guidance: on entering a screen the kiosk says its instruction aloud (POST /live/say;
 // the daemon speaks it in the session's language and cuts off what it was saying). What is said:
-// the elements marked data-say, else the visible h1, .big-number (a ticket's number), .lead,
-// .guidance and error texts. Never input values, nor anything inside .personal or [data-nosay].
+// the elements marked data-say, else the visible h1, .priority-mark and .big-number (a ticket's
+// priority and number), .lead, .amount (the fee), .guidance and error texts. Never input values, nor anything inside .personal or [data-nosay].
 // "Nghe lại" (#say-again) and a long press (1 s) on the on-screen Help button say it again; the
 // camera screens' live guidance is said when it changes, at most every GUIDE_GAP_MS. The staff
-// screens (technician, developer panel) say nothing unless asked. docs/web-ui.md, "Spoken
+// screens (technician, developer panel) say nothing unless asked. The idle warning and the cancel
+// question say their heading when they open. docs/web-ui.md, "Spoken
 // guidance".
 (function () {
   "use strict";
@@ -14,7 +15,7 @@
   const GUIDE_GAP_MS = 3000;
   const LONG_PRESS_MS = 1000;
   const QUIET = /^(technician|pages)\./;  // staff screens: not spoken on entering
-  const DEFAULT = "h1, .big-number, .lead, .guidance, .error, [role=alert]";
+  const DEFAULT = "h1, .priority-mark, .big-number, .lead, .amount, .guidance, .error, [role=alert]";
   const NEVER = ".personal, [data-nosay], input, textarea, select, option, script, style, svg, .osk";
 
   function shown(el) {
@@ -111,13 +112,15 @@
       .observe(el, { childList: true, characterData: true, subtree: true });
   });
 
-  // --- the idle warning: "Are you still there?" is said when it appears ----------------
-  const warning = document.getElementById("idle-warning");
-  if (warning) {
+  // --- the idle warning ("Are you still there?") and the cancel question ("Do you want to
+  // cancel and start over?"): their heading is said when they appear ----------------------
+  ["idle-warning", "cancel-confirm"].forEach((id) => {
+    const dialog = document.getElementById(id);
+    if (!dialog) return;
     new MutationObserver(() => {
-      if (!warning.hidden) say(words(warning.querySelector("h2")));
-    }).observe(warning, { attributes: true, attributeFilter: ["hidden"] });
-  }
+      if (!dialog.hidden) say(words(dialog.querySelector("h2")));
+    }).observe(dialog, { attributes: true, attributeFilter: ["hidden"] });
+  });
 
   if (!QUIET.test(document.body.dataset.screen || "")) sayScreen();
 })();
