@@ -43,7 +43,10 @@
   }
   // Pieces joined as sentences: each ends with a stop unless it has its own punctuation.
   function sentences(pieces) {
-    return pieces.map((t) => t.replace(/\s+/g, " ").replace(/\s*·\s*/g, ". ").trim())
+    // "2.000 đ": espeak-ng says the letter, so the currency is said as a word.
+    const dong = document.documentElement.lang === "en" ? "$1 dong" : "$1 đồng";
+    return pieces.map((t) => t.replace(/\s+/g, " ").replace(/\s*·\s*/g, ". ")
+      .replace(/(\d)\s*đ(?!\p{L})/gu, dong).trim())
       .filter((t) => t && !/^\d+\.$/.test(t))
       .map((t) => (/[.!?:…]$/.test(t) ? t : t + "."))
       .join(" ");
