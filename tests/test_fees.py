@@ -14,11 +14,13 @@ from flask import render_template
 
 from edge import config as cfg
 from edge.app import App
+from edge.certify.requests import RequestState
 from edge.config import CopiesSection
 from edge.copies.code import CopyRefused
 from edge.errors import BadInput, ConfigError
 from edge.fee_rules import DEFAULT_RULES, load_rules
 from edge.fees import MAX_PAGES, Fee, quote
+from edge.services.printouts import cert_receipt, cert_slip
 from tests.copies_helpers import CITIZEN_QR, copy_service
 from tests.web_ui_helpers import kiosk_config
 from web_ui import create_app
@@ -234,3 +236,37 @@ def test_the_fee_screen_says_phi_and_names_the_legal_basis(tmp_path: Path) -> No
     assert "chi trả bởi: Ngân sách Thành phố Hà Nội" in waived
     english = fee_screen(tmp_path / "e", quote(3, ONLINE, HANOI, on=day), "en")
     assert "Legal basis: Thông tư 226/2016/TT-BTC" in english and "Paid for you by" in english
+
+
+def slip_request(status: str) -> RequestState:
+    now = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC)
+    return RequestState(
+        code="HN-TAYHO-01-260302-000001-K",
+        original=1,
+        pages=3,
+        created_at=now,
+        due_at=now.replace(hour=10),
+        payable_vnd=0,
+        channel="kiosk",
+        status=status,
+        position=None,
+        wait_min=None,
+        reason=None,
+        number="1" if status == "approved" else None,
+        book="01/2026-SCTĐT/BS" if status == "approved" else None,
+        qr=None,
+        printed=False,
+    )
+
+
+def test_the_slip_and_the_receipt_name_the_legal_basis_read_back_by_ocr() -> None:
+    from edge.vision.ocr import shared_ocr
+    from tests.escpos_readback import paper
+
+    waived = quote(3, ONLINE, HANOI, on=dt.date(2026, 3, 2))
+    slip = cert_slip([slip_request("queued")], site="", fee=waived, native_qr=False)
+    receipt = cert_receipt(slip_request("approved"), site="", fee=waived)
+    for job in (slip, receipt):
+        text = shared_ocr().read(np.asarray(paper(job))).text
+        assert "Phí: Miễn phí" in text and "Lệ phí" not in text, text
+        assert "226/2016/TT-BTC" in text and "77/2025" in text, text
