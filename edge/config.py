@@ -349,15 +349,6 @@ class ServicesSection(Section):
 # --- electronic certified copies (issue 5) -------------------------------------------------
 
 
-class FeeSchedule(Section):
-    """Circular 226/2016/TT-BTC: per page of the original, capped per copy."""
-
-    first_pages: int = Field(2, ge=0, le=100, description="Pages charged at first_page_vnd.")
-    first_page_vnd: int = Field(2000, ge=0, description="Price of each of the first pages.")
-    next_page_vnd: int = Field(1000, ge=0, description="Price of every page after those.")
-    cap_vnd: int = Field(200000, ge=0, description="Most one copy can cost.")
-
-
 class VietQRSection(Section):
     """Where a payable fee is paid (NAPAS VietQR); no bank account: no payment QR is shown."""
 
@@ -369,7 +360,7 @@ class VietQRSection(Section):
     )
     to_card: bool = Field(False, description="account is a card number (QRIBFTTC).")
     purpose_prefix: str = Field(
-        "LE PHI CHUNG THUC", max_length=20, description="Start of the transfer note (ASCII)."
+        "PHI CHUNG THUC", max_length=20, description="Start of the transfer note (ASCII)."
     )
 
 
@@ -416,11 +407,29 @@ class CopiesSection(Section):
     purge_interval_s: float = Field(
         3600.0, ge=0.05, le=86400, description="How often the daemon purges copies past retention."
     )
-    fees: FeeSchedule = FeeSchedule()
-    fee_exempt: bool | None = Field(
-        None,
-        description="Fees waived at this site ('Miễn phí'); default: waived for Hanoi kiosks (id HN-...).",
+    fee_channel: Literal["online", "at-kiosk", "at-counter"] = Field(
+        "at-kiosk",
+        description="The channel whose fee rules apply here (docs/fees.md): 'at-kiosk' unless "
+        "the province counts this kiosk's dossiers as online ones.",
     )
+    fee_rules: Path | None = Field(
+        None,
+        description="Fee rules file (TOML, validated at load); default edge/config/fee_rules.toml.",
+    )
+
+    @field_validator("fee_rules")
+    @classmethod
+    def _fee_rules_valid(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            from edge.errors import ConfigError
+            from edge.fee_rules import load_rules
+
+            try:
+                load_rules(value)
+            except ConfigError as err:
+                raise ValueError(str(err)) from err
+        return value
+
     vietqr: VietQRSection = VietQRSection()
 
 

@@ -492,7 +492,7 @@ def session_kiosk(
             from edge.config import CopiesSection
             from edge.fees import quote
 
-            return quote(pages, CopiesSection(fee_exempt=False), KIOSK)
+            return quote(pages, CopiesSection(fee_channel="at-kiosk"), KIOSK)
 
     up = {"central": True}
     shot1 = docs.photographed(2, "birth_certificate", size=docs.PREVIEW)

@@ -175,7 +175,7 @@ def ecopy_kiosk(
 
         class Quotes:
             def quote(self, pages: int) -> Fee:
-                return quote(pages, CopiesSection(fee_exempt=False), KIOSK)
+                return quote(pages, CopiesSection(fee_channel="at-kiosk"), KIOSK)
 
         card_holder = docs.photographed(2, "birth_certificate", size=docs.PREVIEW).doc
         assert card_holder is not None

@@ -10,11 +10,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.config import CopiesSection, FeeSchedule
+from edge.config import CopiesSection
 from edge.copies import qrpayload
 from edge.copies.code import ALPHABET, check_char, make_code, parse_code
 from edge.errors import BadInput
-from edge.fees import format_vnd, quote, schedule_fee
+from edge.fees import format_vnd, quote
 from edge.vietqr import check_crc, crc16_ccitt_false, parse, payment_payload
 
 # --- copy codes ------------------------------------------------------------------------
@@ -66,25 +66,23 @@ def test_bad_codes_are_refused_in_vietnamese() -> None:
 
 @pytest.mark.parametrize(
     ("pages", "vnd"),
-    [(1, 2000), (2, 4000), (3, 5000), (10, 12000), (198, 200000), (199, 200000), (500, 200000)],
+    [(1, 2000), (2, 4000), (3, 5000), (10, 12000), (198, 200000), (199, 200000), (200, 200000)],
 )
 def test_circular_226_schedule(pages: int, vnd: int) -> None:
-    assert schedule_fee(pages) == vnd
+    fee = quote(pages, CopiesSection(), "HCM-Q1-01", on=dt.date(2026, 12, 1))
+    assert (fee.fee_vnd, fee.payable_vnd, fee.rule_id) == (vnd, vnd, "VN-TT226-2016-copy")
 
 
-def test_schedule_is_configurable_and_hanoi_is_free_by_default() -> None:
-    assert (
-        schedule_fee(3, FeeSchedule(first_pages=1, first_page_vnd=3000, next_page_vnd=500)) == 4000
-    )
-    hanoi = quote(3, CopiesSection(), "HN-TAYHO-01")
+def test_hanoi_is_free_online_only_and_amounts_are_formatted() -> None:
+    on = dt.date(2026, 12, 1)
+    hanoi = quote(3, CopiesSection(fee_channel="online"), "HN-TAYHO-01", on=on)
     assert (hanoi.fee_vnd, hanoi.payable_vnd, hanoi.label_vi) == (5000, 0, "Miễn phí")
-    elsewhere = quote(3, CopiesSection(), "HCM-Q1-01")
+    elsewhere = quote(3, CopiesSection(fee_channel="online"), "HCM-Q1-01", on=on)
     assert (elsewhere.payable_vnd, elsewhere.label_vi) == (5000, "5.000 đ")
-    assert quote(3, CopiesSection(fee_exempt=False), "HN-TAYHO-01").payable_vnd == 5000
-    assert quote(3, CopiesSection(fee_exempt=True), "HCM-Q1-01").label_vi == "Miễn phí"
+    assert quote(3, CopiesSection(), "HN-TAYHO-01", on=on).payable_vnd == 5000  # at-kiosk
     assert format_vnd(200000) == "200.000 đ"
     with pytest.raises(BadInput):
-        schedule_fee(0)
+        quote(0, CopiesSection(), "HN-TAYHO-01")
 
 
 # --- VietQR ------------------------------------------------------------------------------

@@ -95,8 +95,8 @@ def test_a_block_cannot_smuggle_keys(kiosk: Kiosk) -> None:
     # Even a block whose only key would be allowed on its own: the key is named, not the block.
     message = refused_message(kiosk, {"kiosk": {"site": "Phường Mới"}})
     assert "kiosk cannot be changed remotely: it is a whole block" in message
-    message = refused_message(kiosk, {"copies.fees": {"cap_vnd": 1}})
-    assert "copies.fees cannot be changed remotely: it is a whole block" in message
+    message = refused_message(kiosk, {"copies.vietqr": {"purpose_prefix": "X"}})
+    assert "copies.vietqr cannot be changed remotely: it is a whole block" in message
     # An allowed key given a block as its value.
     message = refused_message(kiosk, {"kiosk.site": {"tls": False}})
     assert (
@@ -131,7 +131,7 @@ def test_allowed_keys_are_applied_and_validated(kiosk: Kiosk) -> None:
         "logging.level": "WARNING",
         "kiosk.site": "Trung tâm Phục vụ hành chính công - Chi nhánh 2",
         "ui.idle_timeout_s": 120,
-        "copies.fees.cap_vnd": 150000,
+        "copies.fee_channel": "online",
         "services.areas": [
             {"code": "A", "name": "Hộ tịch", "name_en": "Civil status"},
             {"code": "G", "name": "Tư pháp"},
@@ -147,12 +147,18 @@ def test_allowed_keys_are_applied_and_validated(kiosk: Kiosk) -> None:
     assert loaded.logging.level == "WARNING"
     assert loaded.kiosk.site == changes["kiosk.site"]
     assert loaded.ui.idle_timeout_s == 120
-    assert loaded.copies.fees.cap_vnd == 150000
+    assert loaded.copies.fee_channel == "online"
     assert [a.code for a in loaded.services.areas] == ["A", "G"]
     # An allowed key with a bad value is still refused by the config's own validation.
     before = kiosk.config_path.read_bytes()
     with pytest.raises(BadArgs, match=r"nothing changed: .*printer\.paper_width_mm"):
         apply_config_change(kiosk, {"changes": {"printer.paper_width_mm": 60}})
+    assert kiosk.config_path.read_bytes() == before and kiosk.restarts == 1
+    with pytest.raises(BadArgs, match=r"nothing changed: .*copies\.fee_channel"):
+        apply_config_change(kiosk, {"changes": {"copies.fee_channel": "by-pigeon"}})
+    # The fee rules file is the device's: checked when loaded, never set remotely.
+    with pytest.raises(BadArgs, match=r"copies\.fee_rules cannot be changed remotely"):
+        apply_config_change(kiosk, {"changes": {"copies.fee_rules": "/tmp/rules.toml"}})
     assert kiosk.config_path.read_bytes() == before and kiosk.restarts == 1
 
 

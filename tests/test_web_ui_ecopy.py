@@ -80,6 +80,9 @@ def test_ecopy_by_touch_identify_face_pages_review(page, kiosk) -> None:
     page.click("#confirm-review")
     page.wait_for_url("**/a/fee")
     assert page.inner_text("#fee-amount") == "2.000 đ"  # one page at 2,000 VND
+    assert headline(page) == "Phí chứng thực bản sao"  # a phí since 2017, not a lệ phí
+    assert "Lệ phí" not in page.inner_text("main")
+    assert page.inner_text("#fee-basis") == "Căn cứ pháp lý: Thông tư 226/2016/TT-BTC, Điều 4"
     assert page.locator("#payment-qr").count() == 1 and page.is_disabled("#issue")
     shoot(page, "16-ecopy-fee")
     page.click("#simulate-paid")  # central's confirmation, in simulation

@@ -347,7 +347,7 @@ def _demo(args: argparse.Namespace, emit: Any) -> int:
     data = copy_receipt(
         code=code.text,
         pages=3,
-        fee=quote(3, cfg.CopiesSection(fee_exempt=False), "HN-DEMO-01"),
+        fee=quote(3, cfg.CopiesSection(fee_channel="at-kiosk"), "HN-DEMO-01"),
         issued_at=now,
         kiosk_id="HN-DEMO-01",
         site="Trung tâm Phục vụ hành chính công (mẫu)",

@@ -177,7 +177,7 @@ def _guide(
         )
         text.append(f"  - {paper.name}: {counts}" + (f" ({paper.note})" if paper.note else ""))
     text += [
-        f"Lệ phí: {procedure.fee_text}",
+        f"Phí, lệ phí: {procedure.fee_text}",
         f"Thời hạn: {procedure.time_text}",
         f"Nơi nộp: {procedure.where}",
         f"Trực tuyến: {procedure.online_vi}",

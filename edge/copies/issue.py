@@ -9,6 +9,7 @@ burnt number. `progress(step)` is told "reserved", "qr", "rendered", "signed", "
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -40,14 +41,14 @@ from edge.copies.verify import (
     verify_pdf,
     verify_qr,
 )
-from edge.fees import Fee, quote
+from edge.errors import BadInput
+from edge.fees import MAX_PAGES, Fee, check_pages, quote
 from edge.store import DataKey, Store
 from edge.store.outbox import Outbox
 from edge.texts import N_, Text
 
 logger = logging.getLogger(__name__)
 
-MAX_PAGES = 200
 RECORD_TOPIC = "records/copy"
 RECORD_SCHEMA = "record/1"
 COPY_SCHEMA = "copy/1"
@@ -142,8 +143,11 @@ class CopyService:
 
     # --- before issuing -------------------------------------------------------------
 
-    def quote(self, pages: int) -> Fee:
-        return quote(pages, self.config.copies, self.config.kiosk.id)
+    def quote(self, pages: int, *, on: dt.date | None = None) -> Fee:
+        """The fee by the rules in force today (the kiosk's day) for its area and channel."""
+        kiosk = self.config.kiosk
+        on = on or dt.datetime.now(ZoneInfo(kiosk.timezone)).date()
+        return quote(pages, self.config.copies, kiosk.id, on=on)
 
     def payment_qr(self, fee: Fee, reference: str) -> str | None:
         """A VietQR payload for a payable fee, or None (exempt, or no account configured)."""
@@ -177,11 +181,7 @@ class CopyService:
             raise SigningUnavailable(f"{text.vi} (signing: {self.unavailable})", text=text)
         if not pages:
             raise CopyRefused(Text(N_("A copy must have at least one page")), "a copy needs a page")
-        if len(pages) > MAX_PAGES:
-            raise CopyRefused(
-                Text(N_("At most %(n)d pages per copy"), {"n": MAX_PAGES}),
-                f"at most {MAX_PAGES} pages",
-            )
+        check_pages(len(pages))  # the limit quote() applies too (edge/fees.py)
         prepared = [self._prepare(p) for p in pages]  # bad input fails before a number is used
         person = citizen_record(citizen)
         fee = self.quote(len(prepared))
@@ -296,6 +296,27 @@ class CopyService:
         """A typed code of a copy issued here: its stored PDF, checked in full."""
         return self.verify_pdf(self.pdf(code))
 
+    def _stored_fee(self, row: CopyRow) -> Fee:
+        """The stored amounts, with the rules in force on the day it was issued (for the basis
+        the receipt names); a support is named only if the stored amount shows it applied."""
+        stored = Fee(row.pages, row.fee_vnd, row.payable_vnd, row.payable_vnd == 0)
+        zone = ZoneInfo(self.config.kiosk.timezone)
+        day = dt.datetime.fromtimestamp(row.issued_at, zone).date()
+        try:
+            rules = self.quote(min(max(row.pages, 1), MAX_PAGES), on=day)
+        except BadInput:  # no rule for that day in today's file: the amounts alone
+            return stored
+        supported = rules.exempt and row.payable_vnd < row.fee_vnd
+        return dataclasses.replace(
+            rules
+            if supported
+            else dataclasses.replace(rules, support_id="", support_basis_vi="", payer_vi=""),
+            pages=row.pages,
+            fee_vnd=row.fee_vnd,
+            payable_vnd=row.payable_vnd,
+            exempt=supported,
+        )
+
     def receipt(self, code: str, *, paper_width_mm: int | None = None) -> bytes:
         from edge.copies.receipt import copy_receipt
 
@@ -304,7 +325,7 @@ class CopyService:
         return copy_receipt(
             code=row.code,
             pages=row.pages,
-            fee=Fee(row.pages, row.fee_vnd, row.payable_vnd, row.payable_vnd == 0),
+            fee=self._stored_fee(row),
             issued_at=dt.datetime.fromtimestamp(row.issued_at, dt.UTC),
             kiosk_id=self.config.kiosk.id,
             site=self.config.kiosk.site,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from edge.fees import Fee
+from edge.fees import Fee, basis_text_vi
 from edge.receipts import Receipt
 from edge.texts import time_text
 
@@ -45,13 +45,13 @@ def copy_receipt(
     r.text(code, size=size["code"], bold=True, center=True)
     r.text(
         f"Số trang: {pages}\n"
-        f"Lệ phí: {fee.label_vi}\n"
+        f"{fee.word_vi}: {fee.label_vi}\n"
         f"Thời gian: {time_text(local)}\n"
         f"Ki-ốt: {kiosk_id}" + (f"\n{site}" if site else ""),
         size=size["body"],
     )
-    if fee.exempt and fee.fee_vnd:
-        r.text("(Được miễn lệ phí theo quy định)", size=size["small"])
+    if fee.basis_vi:
+        r.text(basis_text_vi(fee), size=size["small"])
     r.rule()
     r.feed()
     r.qr(qr, size=size["qr"])

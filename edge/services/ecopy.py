@@ -5,6 +5,7 @@ UI feeds it frames and answers. The kiosk never signs the copy itself (issue 16)
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import secrets
@@ -640,11 +641,13 @@ class EcopySession:
     def quote(self) -> Fee:
         """The whole visit's fee: the originals' fees added up."""
         fees = self.quotes() or [self.copies.quote(max(1, len(self.pages)))]
-        return Fee(
-            sum(f.pages for f in fees),
-            sum(f.fee_vnd for f in fees),
-            sum(f.payable_vnd for f in fees),
-            all(f.exempt for f in fees),
+        first = fees[0]  # one visit, one day, one kiosk: every original has the same rules
+        return dataclasses.replace(
+            first,
+            pages=sum(f.pages for f in fees),
+            fee_vnd=sum(f.fee_vnd for f in fees),
+            payable_vnd=sum(f.payable_vnd for f in fees),
+            exempt=all(f.exempt for f in fees),
         )
 
     def payment_request(self, fee: Fee) -> str | None:
@@ -814,7 +817,7 @@ class EcopySession:
                 self.certify,
                 printer=self.printer,
                 a4printer=self.a4printer if self.print_copy else None,
-                options=self.slip_options,
+                options=self.slip_options | {"fee": self.quote()},
             )
 
     def print_slip(self) -> bool:
@@ -829,7 +832,7 @@ class EcopySession:
             self.slip_printed = False
             return False
         try:
-            data = cert_slip(waiting, pickup=self.pickup, **self.slip_options)
+            data = cert_slip(waiting, pickup=self.pickup, fee=self.quote(), **self.slip_options)
             outcome = self.printer.submit("slip", "Phiếu hẹn chứng thực", data)
             self.slip_printed = bool(outcome.printed)
         except KioskError as err:

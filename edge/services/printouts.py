@@ -13,6 +13,7 @@ from edge.texts import time_text
 
 if TYPE_CHECKING:
     from edge.certify.requests import RequestState
+    from edge.fees import Fee
     from edge.services.catalog import Procedure
     from edge.services.post import PostRequest
     from edge.services.tickets import Ticket
@@ -114,7 +115,7 @@ def checklist_slip(
             r.text(f"     ({paper.note})", size=s["small"])
     r.rule()
     r.text(
-        f"Lệ phí: {procedure.fee_text}\n"
+        f"Phí, lệ phí: {procedure.fee_text}\n"
         f"Thời hạn giải quyết: {procedure.time_text}\n"
         f"Nơi nộp: {procedure.where}\n"
         f"Dịch vụ công trực tuyến: {procedure.online_vi}",
@@ -194,8 +195,10 @@ def cert_receipt(
     paper_width_mm: int = 80,
     profile: str = "TM-T88V",
     lang: str = "vi",
+    fee: Fee | None = None,
 ) -> bytes:
-    """An approved certification: code, number and book, and the copy's QR as central made it."""
+    """An approved certification: code, number and book, and the copy's QR as central made it;
+    given the visit's fee, its legal basis (and any support's) too."""
     s = _sizes(paper_width_mm)
     r = Receipt(paper_width_mm=paper_width_mm, profile=profile)
     if site:
@@ -209,9 +212,11 @@ def cert_receipt(
         f"Số chứng thực: {request.number}\n"
         f"Quyển số: {request.book}\n"
         f"Số trang: {request.pages}\n"
-        f"Lệ phí: {_fee(request.payable_vnd)}",
+        f"{fee.word_vi if fee else 'Phí'}: {_fee(request.payable_vnd)}",
         size=s["body"],
     )
+    if fee is not None:
+        r.text(fee_basis_vi(fee), size=s["small"])
     if request.qr:
         r.feed()
         r.qr(request.qr, size=s["qr"])
@@ -229,6 +234,7 @@ def cert_slip(
     profile: str = "TM-T88V",
     native_qr: bool | None = None,
     lang: str = "vi",
+    fee: Fee | None = None,
 ) -> bytes:
     """No answer while the citizen waited: what was asked, when it is due (Decree 23/2015
     Art. 7), how the copy will come, and each request's code as text and QR."""
@@ -251,6 +257,9 @@ def cert_slip(
         )
         r.qr(request.code, size=s["qr"])
     r.rule()
+    if fee is not None:
+        r.text(f"{fee.word_vi}: {fee.label_vi}\n{fee_basis_vi(fee)}", size=s["small"])
+        r.rule()
     if pickup:
         r.text("Mã nhận bản sao tại ki-ốt (dùng một lần):", size=s["body"], center=True)
         r.text(pickup, size=s["title"], bold=True, center=True)
@@ -262,6 +271,12 @@ def cert_slip(
     )
     r.feed(2)
     return r.build()
+
+
+def fee_basis_vi(fee: Fee) -> str:
+    from edge.fees import basis_text_vi
+
+    return basis_text_vi(fee)
 
 
 def _fee(amount: int) -> str:
