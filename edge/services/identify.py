@@ -58,7 +58,7 @@ TIMEOUTS = {
 # What the screen says in each state (English msgids; Vietnamese in the catalog, edge.texts).
 MESSAGES = {
     State.WAITING_CARD: N_("Place your ID card under the camera, either side up."),
-    State.CONSENT: N_("Please read and agree to the processing of your face picture."),
+    State.CONSENT: N_("Please read and agree to the processing of your personal data."),
     State.CHIP: N_("Lay your card flat on the card reader and keep it still."),
     State.FACE: N_("Please look straight at the camera."),
     State.LIVENESS: N_("Please follow the instructions on the screen."),
