@@ -44,7 +44,7 @@ def test_2024_card_back_first_asks_for_the_front_then_consent(page, kiosk) -> No
     shoot(page, "11b-ecopy-identify-2024-front-needed")
     scenes.show(front)
     page.wait_for_url("**/a/consent", timeout=20000)
-    assert "Tôi đồng ý để ki-ốt chụp ảnh khuôn mặt" in page.inner_text("#consent-text")
+    assert "Ảnh khuôn mặt và đặc trưng khuôn mặt" in page.inner_text("#consent-text")
 
 
 def test_2024_card_front_first_asks_for_the_back(page, kiosk) -> None:

@@ -128,7 +128,9 @@ def test_a_whole_session_ends_in_a_certification_request(kiosk) -> None:
     assert s.card(None).message.vi == "Đang chờ hình ảnh từ camera…"
     poll = s.card(frame)
     assert poll.next == "consent" and poll.touch and s.identity.card.id_number == person.id_number
-    assert s.consent_text.vi.startswith("Tôi đồng ý") and s.consent_text.en.startswith("I agree")
+    assert s.consent_text[0].vi.startswith("Tôi đồng ý") and s.consent_text[0].en.startswith(
+        "I agree"
+    )
     assert s.consent(True) == "face" and s.consent_given
     assert s.feed_page(shot.image).next == "start"  # no pages before the face is checked
     poll = s.face(load("obama2.jpg"))  # another photo of the man on the card

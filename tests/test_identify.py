@@ -12,7 +12,7 @@ import pytest
 
 from edge.events import EventBus
 from edge.identity.card import read_card
-from edge.services.consent import PURPOSE_FACE, ConsentStore
+from edge.services.consent import PURPOSE_ECOPY, ConsentStore
 from edge.services.identify import ConsentRequired, State, VerificationSession, WrongStep
 from edge.store import DataKey, Store
 from edge.vision.face import FaceVerifier, find_faces
@@ -90,7 +90,7 @@ def test_card_holder_is_verified(world) -> None:
     with pytest.raises(WrongStep):
         s.submit_face(load("obama2.jpg"))  # no face check before consent
     assert s.give_consent(True).state == State.FACE
-    assert store.query("SELECT purpose FROM consents")[0][0] == PURPOSE_FACE
+    assert store.query("SELECT purpose FROM consents")[0][0] == PURPOSE_ECOPY
     step = s.submit_face(load("obama2.jpg"))  # another photo of the same man
     assert step.state == State.LIVENESS
     assert step.challenge_vi == "Vui lòng quay đầu sang phải"

@@ -142,6 +142,20 @@ def test_a_new_sentence_cuts_off_the_one_being_spoken(tmp_path: Path) -> None:
     assert (status.spoken, status.interrupted, status.failed) == (1, 1, 0)
 
 
+def test_a_queued_part_follows_the_one_being_said_without_cutting_it(
+    wav_speech: WavSpeech,
+) -> None:
+    """A screen's text longer than 600 characters (the consent) is said in parts, in order."""
+    wav_speech.say(LONG, "vi")
+    wav_speech.say(SHORT, "vi", queue=True)
+    wav_speech.say(LONG, "vi", queue=True)
+    assert wav_speech.wait_idle(60)
+    status = wav_speech.status()
+    assert (status.spoken, status.interrupted) == (3, 0)
+    files = sorted(wav_speech.folder.glob("*.wav"))
+    assert [wav(f)[0] > 4 * wav(files[1])[0] for f in files] == [True, False, True]
+
+
 def test_the_wav_adapter_is_cut_off_too(wav_speech: WavSpeech) -> None:
     wav_speech.say(LONG, "vi")
     deadline = time.monotonic() + 10
@@ -271,9 +285,13 @@ def test_live_say_speaks_in_the_session_language_only_for_the_kiosk_page(
             == 302
         )
         assert web.post("/live/say", json={"text": "Welcome"}, headers=token).status_code == 204
+        # A second part queued after it: said after, not cutting it off.
+        queued = web.post("/live/say", json={"text": "Thank you", "queue": True}, headers=token)
+        assert queued.status_code == 204
         assert kiosk.speech.wait_idle(20)  # type: ignore[attr-defined]
     files = spoken(kiosk)[before:]
-    assert [f.name[-7:] for f in files] == ["-vi.wav", "-en.wav"]
+    assert [f.name[-7:] for f in files] == ["-vi.wav", "-en.wav", "-en.wav"]
+    assert kiosk.speech.status().interrupted == 0
     assert all(secret not in r.getMessage() and secret not in repr(vars(r)) for r in caplog.records)
     status = kiosk.status()["parts"]["speech"]
     assert status["ok"] and status["available"] and status["adapter"] == "wav"

@@ -228,6 +228,21 @@ def test_the_identity_step_calls_once_and_the_staff_screen_hears_the_answer(
     citizen.post("/cancel")
 
 
+def test_a_refusal_offers_the_services_that_need_no_personal_data(app: App, root: Path) -> None:
+    """Law 91/2025 consent refused: staff are called, and the screen also offers the start, where
+    the guide and a ticket need no personal data; going there ends the e-copy and its data."""
+    unlock_all(app)
+    consents_before = app.store.query("SELECT COUNT(*) FROM consents")[0][0]
+    citizen = at_staff_screen(app, root)
+    page = citizen.get("/a/staff").get_data(as_text=True)
+    assert 'id="no-data-services"' in page and "hướng dẫn thủ tục và lấy số thứ tự" in page
+    assert re.search(r'<a class="btn" href="/" id="declined-home">Về màn hình đầu', page)
+    assert app.store.query("SELECT COUNT(*) FROM consents")[0][0] == consents_before
+    assert citizen.get("/").status_code == 200  # the start: the e-copy and its card data end
+    assert citizen.get("/a/staff").status_code == 302  # nothing left to confirm
+    assert citizen.get("/d/").status_code == 200 and citizen.get("/b/").status_code == 200
+
+
 def test_help_from_a_flow_screen_comes_back_to_it_without_losing_the_flow(
     app: App, root: Path
 ) -> None:

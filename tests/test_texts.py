@@ -50,8 +50,8 @@ LEGITIMATE: dict[str, set[str] | None] = {
     },
     "edge/copies/issue.py": {"Biên nhận bản sao "},
     # The consent text is evidence, not a translation: its hash is stored with every consent,
-    # so it is versioned data in consent.py (CONSENT_TEXT, both languages, the hash is its
-    # version), never looked up in a catalog that could be missing or re-worded. The rest is
+    # so it is versioned data in consent.py (CONSENT_TEXTS, both languages, each version
+    # hashed), never looked up in a catalog that could be missing or re-worded. The rest is
     # the printed consent slip (paper, as the receipts above).
     "edge/services/consent.py": None,
 }

@@ -51,7 +51,13 @@ def test_ecopy_by_touch_identify_face_pages_review(page, kiosk) -> None:
     shoot(page, "11-ecopy-identify")
     scenes.show(card_scene())
     page.wait_for_url("**/a/consent", timeout=20000)
-    assert "Tôi đồng ý để ki-ốt chụp ảnh khuôn mặt" in page.inner_text("#consent-text")
+    assert "Ảnh khuôn mặt và đặc trưng khuôn mặt" in page.inner_text("#consent-text")
+    # The whole consent is read aloud: heading and every block, in parts the endpoint takes.
+    parts = page.evaluate("window.kioskSpeech.screenParts()")
+    assert len(parts) >= 3 and all(len(p) <= 600 for p in parts)
+    said = " ".join(parts)
+    blocks = page.locator("#consent-text p").all_inner_texts()
+    assert len(blocks) == 8 and all(b.strip() in said for b in blocks)
     shoot(page, "12-ecopy-consent")
     page.click("#agree")
     page.wait_for_url("**/a/face")
@@ -141,6 +147,9 @@ def test_ecopy_by_buttons_declined_consent_staff_confirms(page, kiosk) -> None:
     # Staff are called, and the screen says so and waits for them (no idle wipe).
     assert page.inner_text("#staff-called") == "Đã gọi nhân viên. Vui lòng ở lại ki-ốt."
     assert page.get_attribute("body", "data-idle-free") == "true"
+    # A refusal still leaves what needs no personal data: the guide and a ticket, from the start.
+    assert "hướng dẫn thủ tục và lấy số thứ tự" in page.inner_text("#no-data-services")
+    assert page.get_attribute("#declined-home", "href") == "/"
     shoot(page, "19-ecopy-staff")
     page.fill("#pin", "12ab<b>")
     page.click("#confirm-staff")

@@ -206,17 +206,19 @@ SAY_MAX_CHARS = 600  # edge.ports.speech.MAX_CHARS: one screen's instruction and
 @bp.post("/say")
 def say() -> Response:
     """Speak the screen's words (speech.js) in the session's language, cutting off what is being
-    said. The kiosk's page or the token only (web_ui/guard.py); the text is never logged: it can
-    hold what the screen shows. An empty text only silences."""
+    said; with "queue": true, after it (the next part of a screen's text longer than 600
+    characters). The kiosk's page or the token only (web_ui/guard.py); the text is never logged:
+    it can hold what the screen shows. An empty text only silences."""
     body = json_object()
     text = body.get("text", "")
+    queue = body.get("queue", False) is True
     if not isinstance(text, str) or len(text) > SAY_MAX_CHARS:
         raise BadInput(_("text must be text of at most %(n)d characters.", n=SAY_MAX_CHARS))
     speech = current_app.extensions["kiosk"].speech
     if speech is None:
         return Response(status=204)
     if text.strip():
-        speech.say(text, "en" if str(get_locale()) == "en" else "vi")
+        speech.say(text, "en" if str(get_locale()) == "en" else "vi", queue=queue)
     else:
         speech.stop()
     return Response(status=204)

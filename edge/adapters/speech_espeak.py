@@ -67,15 +67,19 @@ def _first_line(data: bytes) -> str:
     return text[0][:200] if text else ""
 
 
+QUEUE_MAX = 8  # parts waiting after the one being said (say(queue=True)); more are dropped
+
+
 class QueuedSpeech(Speech):
-    """The worker thread and its one-slot queue: the newest sentence wins, the older is cut."""
+    """The worker thread and its queue: a new sentence cuts off what is said and drops what
+    waits; a queued one (say(queue=True)) waits its turn."""
 
     def __init__(self, *, enabled: bool, volume: int, rate: int) -> None:
         self._enabled = enabled
         self._volume = volume
         self._rate = rate
         self._cond = threading.Condition()
-        self._pending: tuple[str, Language] | None = None
+        self._pending: list[tuple[str, Language]] = []  # the first is said next
         self._cancel = threading.Event()  # the utterance being spoken; set to cut it off
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -105,26 +109,29 @@ class QueuedSpeech(Speech):
         self._thread.start()
         logger.info("speech ready", extra={"adapter": self.describe()})
 
-    def say(self, text: str, lang: Language) -> None:
+    def say(self, text: str, lang: Language, *, queue: bool = False) -> None:
         text = clip(text)
         if not text or lang not in VOICES:
             return
         with self._cond:
             if self._closed or not self._enabled or self._thread is None:
                 return
-            self._pending = (text, lang)
-            self._cancel.set()
+            if queue and len(self._pending) < QUEUE_MAX:
+                self._pending.append((text, lang))
+            elif not queue:
+                self._pending = [(text, lang)]
+                self._cancel.set()
             self._cond.notify()
 
     def stop(self) -> None:
         with self._cond:
-            self._pending = None
+            self._pending = []
             self._cancel.set()
 
     def close(self) -> None:
         with self._cond:
             self._closed = True
-            self._pending = None
+            self._pending = []
             self._cancel.set()
             self._cond.notify()
         if self._thread is not None:
@@ -135,7 +142,7 @@ class QueuedSpeech(Speech):
             if enabled is not None:
                 self._enabled = enabled
                 if not enabled:
-                    self._pending = None
+                    self._pending = []
                     self._cancel.set()
             if volume is not None:
                 self._volume = max(0, min(100, volume))
@@ -163,7 +170,7 @@ class QueuedSpeech(Speech):
         """Tests and the bench: wait until nothing is pending or being spoken."""
         with self._cond:
             return self._cond.wait_for(
-                lambda: self._pending is None and not self._busy, timeout=timeout
+                lambda: not self._pending and not self._busy, timeout=timeout
             )
 
     _busy = False
@@ -173,12 +180,10 @@ class QueuedSpeech(Speech):
             with self._cond:
                 self._busy = False
                 self._cond.notify_all()
-                self._cond.wait_for(lambda: self._closed or self._pending is not None)
+                self._cond.wait_for(lambda: self._closed or bool(self._pending))
                 if self._closed:
                     return
-                assert self._pending is not None
-                text, lang = self._pending
-                self._pending = None
+                text, lang = self._pending.pop(0)
                 self._cancel = cancel = threading.Event()
                 self._busy = True
             try:

@@ -14,7 +14,7 @@ class SilentSpeech(Speech):
     def start(self) -> None:
         pass
 
-    def say(self, text: str, lang: Language) -> None:
+    def say(self, text: str, lang: Language, *, queue: bool = False) -> None:
         pass
 
     def stop(self) -> None:

@@ -40,8 +40,10 @@ class Speech(ABC):
         """Check the voice and the audio output (one log line if unusable) and start the worker."""
 
     @abstractmethod
-    def say(self, text: str, lang: Language) -> None:
-        """Speak text in lang, cutting off whatever is being said. Never raises, never blocks."""
+    def say(self, text: str, lang: Language, *, queue: bool = False) -> None:
+        """Speak text in lang, cutting off whatever is being said; with queue, after what is
+        being said and what waits instead (a screen's text longer than MAX_CHARS, said in
+        parts: the consent). Never raises, never blocks."""
 
     @abstractmethod
     def stop(self) -> None:

@@ -24,7 +24,7 @@ from edge.events import Event, EventBus
 from edge.fees import Fee
 from edge.identity.card import CardError, CardSides, read_side
 from edge.ports.payment import Payment
-from edge.services.consent import CONSENT_TEXT, PURPOSE_FACE
+from edge.services.consent import PURPOSE_ECOPY, Lang, consent_text
 from edge.services.identify import (
     CHILD_CARD,
     MESSAGES,
@@ -326,10 +326,10 @@ class EcopySession:
 
     # --- 2. consent and face -------------------------------------------------------------
 
-    def consent(self, agreed: bool) -> str:
-        """The citizen's answer to the consent text; the next step."""
-        step = self.identity.give_consent(agreed)
-        logger.info("face consent %s", "given" if agreed else "declined")
+    def consent(self, agreed: bool, lang: Lang = "vi") -> str:
+        """The citizen's answer to the consent text shown in lang; the next step."""
+        step = self.identity.give_consent(agreed, lang)
+        logger.info("personal data consent %s", "given" if agreed else "declined")
         return "face" if step.state == State.FACE else self.step()
 
     def chip(self) -> Poll:
@@ -849,7 +849,7 @@ class EcopySession:
     def print_consent(
         self, printer: Any, *, paper_width_mm: int, profile: str, timezone: str
     ) -> bool | None:
-        """The citizen may take the record of their consent (Decree 13/2023/ND-CP): whether it
+        """The citizen may take the record of their consent (Law 91/2025/QH15): whether it
         printed, or None when there is no consent to print."""
         record = self.identity.consent
         if record is None:
@@ -860,10 +860,10 @@ class EcopySession:
         return bool(printer.submit("consent", "Xác nhận đồng ý", data).printed)
 
     @property
-    def consent_text(self) -> Message:
-        """What the citizen agrees to before the face check."""
-        texts = CONSENT_TEXT[PURPOSE_FACE]
-        return Message(texts["vi"], texts["en"])
+    def consent_text(self) -> tuple[Message, ...]:
+        """What the citizen agrees to before the face check, block by block (docs/consent.md)."""
+        vi, en = consent_text(PURPOSE_ECOPY, "vi"), consent_text(PURPOSE_ECOPY, "en")
+        return tuple(Message(a, b) for a, b in zip(vi, en, strict=True))
 
     def close(self) -> None:
         """The session ends (finished, cancelled, timed out): face data, card data and pages

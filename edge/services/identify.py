@@ -15,7 +15,7 @@ import numpy as np
 
 from edge.errors import BadInput
 from edge.events import Event, EventBus
-from edge.services.consent import PURPOSE_FACE, ConsentRecord, ConsentStore
+from edge.services.consent import PURPOSE_ECOPY, ConsentRecord, ConsentStore, Lang
 from edge.texts import N_, Text, vietnamese
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ TIMEOUTS = {
 # What the screen says in each state (English msgids; Vietnamese in the catalog, edge.texts).
 MESSAGES = {
     State.WAITING_CARD: N_("Place your ID card under the camera, either side up."),
-    State.CONSENT: N_("Please read and agree to the processing of your face picture."),
+    State.CONSENT: N_("Please read and agree to the processing of your personal data."),
     State.CHIP: N_("Lay your card flat on the card reader and keep it still."),
     State.FACE: N_("Please look straight at the camera."),
     State.LIVENESS: N_("Please follow the instructions on the screen."),
@@ -225,7 +225,9 @@ class VerificationSession:
             self.chip.simulate(self.card, portrait, self.chip_key)  # the PC simulation only
         return self._enter(State.CONSENT)
 
-    def give_consent(self, agreed: bool) -> Step:
+    def give_consent(self, agreed: bool, lang: Lang = "vi") -> Step:
+        """The citizen's answer to the consent text shown in lang (Law 91/2025/QH15): agreed,
+        the record names that text's version and hash."""
         self._expect(State.CONSENT)
         if not agreed:
             self._wipe_face_data()
@@ -235,9 +237,10 @@ class VerificationSession:
             return self._enter(State.DECLINED)
         self.consent = self.consents.record(
             session_id=self.id,
-            purpose=PURPOSE_FACE,
+            purpose=PURPOSE_ECOPY,
             id_number=self.card.id_number,
             name=self.card.name,
+            lang=lang,
         )
         if self.chip is not None and self.chip_key is not None:
             return self._enter(State.CHIP)
@@ -405,7 +408,7 @@ class VerificationSession:
     # --- helpers -------------------------------------------------------------------------
 
     def _require_consent(self) -> None:
-        if self.consent is None or self.consents.find(self.id, PURPOSE_FACE) is None:
+        if self.consent is None or self.consents.find(self.id, PURPOSE_ECOPY) is None:
             raise ConsentRequired("face verification needs the citizen's recorded consent first")
 
     def _ask_again(self, reason: str, *, hold: bool) -> Step:

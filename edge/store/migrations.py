@@ -175,4 +175,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE staff ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;      -- 1: cannot sign in
     ALTER TABLE staff ADD COLUMN origin TEXT NOT NULL DEFAULT 'local';     -- local | central
     """,
+    # 10: consent under Law 91/2025/QH15 (issue 19): the version of the text and the language it
+    # was shown in; text_hash is then sha256 of that exact text (docs/consent.md). Records from
+    # before are issue 8's face consent, version 1, whose hash covered both languages.
+    """
+    ALTER TABLE consents ADD COLUMN version TEXT NOT NULL DEFAULT '1';
+    ALTER TABLE consents ADD COLUMN lang TEXT NOT NULL DEFAULT 'vi+en';
+    """,
 ]

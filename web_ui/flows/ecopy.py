@@ -25,7 +25,7 @@ from flask import (
 
 import web_ui.helpcalls as helpcalls
 from edge.adapters.payment_sim import SimulatedPayment
-from edge.services.consent import ConsentStore
+from edge.services.consent import ConsentStore, Lang
 from edge.services.ecopy import (
     FIELD_LABELS,
     MAX_PAGES,
@@ -209,7 +209,8 @@ def identify_poll() -> Any:
 @guard("ecopy")
 @_needs(states=(State.CONSENT,))
 def consent(work: EcopySession) -> Any:
-    return screen("ecopy/consent.html", flow="ecopy", step=2, text=_text(work.consent_text))
+    blocks = [_text(block) for block in work.consent_text]
+    return screen("ecopy/consent.html", flow="ecopy", step=2, blocks=blocks)
 
 
 @bp.post("/consent/<answer>")
@@ -218,7 +219,8 @@ def give_consent(answer: str) -> Any:
     work = _work()
     if work is None or work.identity.state != State.CONSENT or answer not in ("yes", "no"):
         return redirect(url_for("ecopy.start"))
-    return redirect(_url(work.consent(answer == "yes")))
+    shown: Lang = "en" if current_lang() == "en" else "vi"  # the language of the text shown
+    return redirect(_url(work.consent(answer == "yes", shown)))
 
 
 @bp.get("/chip")
@@ -699,7 +701,7 @@ def collect() -> Any:
 
 @bp.post("/consent/print")
 def print_consent() -> Any:
-    """The citizen may take the record of their consent (Decree 13/2023/ND-CP)."""
+    """The citizen may take the record of their consent (Law 91/2025/QH15)."""
     work = _work()
     if work is None or not work.consent_given:
         return redirect(url_for("home.index"))

@@ -57,25 +57,44 @@
     // An element inside another one picked is said with it, not twice.
     return picked.filter((el) => !picked.some((other) => other !== el && other.contains(el)));
   }
-  // What this screen says on entering; exported for the docs' table (tests/test_speech_browser.py).
-  function screenText() {
-    const marked = spoken(main, "[data-say]");
-    let text = sentences((marked.length ? marked : spoken(main, DEFAULT)).map(words));
-    if (text.length > MAX_CHARS) text = text.slice(0, text.lastIndexOf(" ", MAX_CHARS));
-    return text;
+  // What this screen says on entering, in parts of at most MAX_CHARS: the marked elements in
+  // order, as many to a part as fit (an element longer than that is cut at a word). Only a long
+  // marked text (the consent) has more than one part; the first is said at once, the others
+  // queued after it. screenText(), the first part, is exported for the docs' table
+  // (tests/test_speech_browser.py).
+  function cut(text) {
+    return text.length > MAX_CHARS ? text.slice(0, text.lastIndexOf(" ", MAX_CHARS)) : text;
   }
+  function screenParts() {
+    const marked = spoken(main, "[data-say]");
+    if (!marked.length) return [cut(sentences(spoken(main, DEFAULT).map(words)))];
+    const parts = [];
+    marked.map(words).forEach((piece) => {
+      const last = parts.length ? parts[parts.length - 1] : null;
+      const joined = last === null ? piece : sentences([last, piece]);
+      if (last !== null && joined.length <= MAX_CHARS) parts[parts.length - 1] = joined;
+      else if (piece) parts.push(cut(piece));
+    });
+    return parts.length ? parts : [""];
+  }
+  function screenText() { return screenParts()[0]; }
   let lastSaid = 0;
-  function say(text) {
+  function say(text, queue) {
     lastSaid = Date.now();
     document.body.dataset.said = String(Number(document.body.dataset.said || "0") + 1);
     return fetch("/live/say", {
       method: "POST", credentials: "same-origin",
       headers: { "X-Kiosk-Token": token, "Content-Type": "application/json" },
-      body: JSON.stringify({ text: text.slice(0, MAX_CHARS) }),
+      body: JSON.stringify({ text: text.slice(0, MAX_CHARS), queue: Boolean(queue) }),
     }).catch(() => {});
   }
-  function sayScreen() { return say(screenText()); }
-  window.kioskSpeech = { screenText: screenText, sayScreen: sayScreen };
+  // The first part cuts off what was being said; the others follow it, in order.
+  function sayScreen() {
+    const parts = screenParts();
+    return parts.slice(1).reduce((done, part) => done.then(() => say(part, true)),
+      say(parts[0]));
+  }
+  window.kioskSpeech = { screenText: screenText, screenParts: screenParts, sayScreen: sayScreen };
 
   // --- "Nghe lại" and a long press on Help ---------------------------------------------
   const again = document.getElementById("say-again");
