@@ -280,6 +280,34 @@ def test_checklist_slip_reads_back_in_vietnamese(
         assert fuzz.partial_ratio(expected, text) >= 88, (expected, text)
 
 
+def test_where_to_go_slip_says_it_is_done_elsewhere(catalog: Catalog) -> None:
+    import datetime as dt
+
+    import numpy as np
+    from rapidfuzz import fuzz
+
+    from edge.services.printouts import checklist_slip
+    from edge.vision.ocr import Ocr
+    from tests.escpos_readback import paper
+
+    data = checklist_slip(
+        catalog.get("NK-002"),
+        site="Phường Thử nghiệm",
+        catalog_version=catalog.version,
+        now=dt.datetime(2026, 12, 6, 9, 0, tzinfo=dt.UTC),
+    )
+    with Ocr() as ocr:
+        text = ocr.read(np.array(paper(data)), dpi=203).text
+    for expected in (
+        "Cấp hộ chiếu phổ thông",
+        "Không làm tại đây. Nơi cần đến:",
+        "Cơ quan Quản lý xuất nhập cảnh Công an cấp tỉnh",
+        "dichvucong.gov.vn",
+    ):
+        assert fuzz.partial_ratio(expected, text) >= 88, (expected, text)
+    assert "Nơi nộp:" not in text
+
+
 def test_fuzz_update_catalog_args_never_crash(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
