@@ -347,7 +347,13 @@ class Catalog:
 
 def _score(q: str, words: list[str], entry: _Entry) -> float:
     best = 0.0
+    contained = 0.0
+    padded = f" {q} "
     for phrase, weight in entry.phrases:
+        if " " in phrase and f" {phrase} " in padded:
+            # A name, alias or keyword of two words or more said whole inside a longer query
+            # ("làm hộ chiếu đi xuất khẩu lao động"): strong evidence whatever else is said.
+            contained = max(contained, (70.0 + 25.0 * len(phrase) / len(q)) * weight)
         # Whole query against the phrase: typos inside words are forgiven by the ratio, a
         # query that is part of a longer name by the partial ratio.
         whole = fuzz.ratio(q, phrase)
@@ -360,7 +366,7 @@ def _score(q: str, words: list[str], entry: _Entry) -> float:
         best = max(best, score)
     # Every query word should be somewhere in the procedure (after typos): a coverage factor.
     covered = sum(_word_found(w, entry.tokens) for w in words) / len(words)
-    return best * (0.6 + 0.4 * covered)
+    return max(best * (0.6 + 0.4 * covered), contained)
 
 
 def _word_found(word: str, tokens: frozenset[str]) -> float:

@@ -23,7 +23,8 @@ def start() -> Any:
     if form.validate_on_submit():
         hits = [h.procedure for h in kiosk().catalog.search(form.q.data, limit=8)]
         logger.info("procedure search", extra={"hits": len(hits)})
-    fields = kiosk().catalog.catalog.fields() if hits is None else []
+    service = kiosk().catalog
+    fields = service.catalog.fields() if hits is None and service is not None else []
     return screen("guide/search.html", flow="guide", step=1, form=form, hits=hits, fields=fields)
 
 
@@ -31,7 +32,10 @@ def start() -> Any:
 @guard("guide")
 def field(index: int) -> Any:
     """Browse by field (lĩnh vực): the procedures of the index-th field, referrals last."""
-    catalog = kiosk().catalog.catalog
+    service = kiosk().catalog
+    if service is None:
+        abort(404)
+    catalog = service.catalog
     fields = catalog.fields()
     if not 0 <= index < len(fields):
         abort(404)
