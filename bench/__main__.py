@@ -16,6 +16,7 @@ from bench import (  # noqa: F401  (registers the figures)
     fleet,
     fleet_console,
     identity,
+    search,
     services,
     speech,
     web_ui,

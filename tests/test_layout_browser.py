@@ -143,6 +143,12 @@ def test_every_citizen_screen_opens_at_the_top_at_both_sizes(page, kiosk) -> Non
     at("guide: procedure")
     page.click("#print-checklist")
     at("guide: procedure printed")
+    page.goto("/d/")
+    page.locator("#fields a", has_text="Đất đai").click()
+    page.wait_for_url("**/d/f/**")
+    at("guide: field", primary="main .results .btn")  # the first entry
+    page.goto("/d/p/NK-002")
+    at("guide: where to go", must=("#elsewhere", "#where", "#portal"))
 
     # C, dossier status (no central on this kiosk: the code screen says so; the status screen
     # needs central, tests/test_web_ui_services.py)
@@ -238,7 +244,7 @@ def test_every_citizen_screen_opens_at_the_top_at_both_sizes(page, kiosk) -> Non
         at("out of service")
     finally:
         scenes.show(np.full((960, 1280, 3), 60, np.uint8))
-    assert len(seen) == 29, seen
+    assert len(seen) == 31, seen
     # Every screen has its own title (the same screen after printing keeps its title).
     # (the procedure screen after printing is the same screen: the same title)
     assert len(titles) == len(seen) - 1, titles

@@ -159,7 +159,11 @@ def _guide(
         hits = catalog.search(" ".join(args.query), limit=args.limit)
         emit(
             {"version": catalog.version, "hits": [h.as_dict() for h in hits]},
-            "\n".join(f"{h.procedure.id:<8} {h.score:5.1f}  {h.procedure.name}" for h in hits)
+            "\n".join(
+                f"{h.procedure.id:<8} {h.score:5.1f}  {h.procedure.name}"
+                + (f"  [elsewhere: {h.procedure.where}]" if h.procedure.is_referral else "")
+                for h in hits
+            )
             or "no procedure matches",
         )
         return EXIT_OK if hits else EXIT_FAILED

@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import threading
+import tomllib
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 BUNDLED_CATALOG = PACKAGE_DIR / "catalog" / "procedures.json"
+BUNDLED_SYNONYMS = PACKAGE_DIR / "catalog" / "synonyms.toml"
 CATALOG_SCHEMA = "catalog/1"
 MIN_SCORE = (
     70.0  # below this a hit is noise (tests/test_catalog.py: the table passes, noise does not)
@@ -116,6 +118,15 @@ class Procedure:
     legal_basis: tuple[str, ...]
     result: str | None
     keywords: tuple[str, ...]
+    kind: str = "procedure"  # "procedure" | "referral" (handled elsewhere: where to go)
+    aliases: tuple[str, ...] = ()
+    code: str | None = None
+    portal: str | None = None
+    sources: tuple[str, ...] = ()
+
+    @property
+    def is_referral(self) -> bool:
+        return self.kind == "referral"
 
     @property
     def online_vi(self) -> str:
@@ -140,6 +151,11 @@ class Procedure:
             legal_basis=tuple(d["legal_basis"]),
             result=d.get("result"),
             keywords=tuple(d.get("keywords", ())),
+            kind=d.get("kind", "procedure"),
+            aliases=tuple(d.get("aliases", ())),
+            code=d.get("code"),
+            portal=d.get("portal"),
+            sources=tuple(d.get("sources", ())),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -157,6 +173,11 @@ class Procedure:
             "legal_basis": list(self.legal_basis),
             "result": self.result,
             "keywords": list(self.keywords),
+            "kind": self.kind,
+            "aliases": list(self.aliases),
+            "code": self.code,
+            "portal": self.portal,
+            "sources": list(self.sources),
         }
 
 
@@ -172,23 +193,80 @@ class SearchHit:
             "name": p.name,
             "field": p.field,
             "area": p.area,
+            "kind": p.kind,
             "score": round(self.score, 1),
         }
+
+
+# Field weights: a match on the name beats the same match on an alias, which beats a keyword.
+_NAME_WEIGHT = 1.0
+_ALIAS_WEIGHT = 0.97
+_KEYWORD_WEIGHT = 0.93
 
 
 @dataclass(frozen=True)
 class _Entry:
     procedure: Procedure
     name: str  # folded
-    phrases: tuple[str, ...]  # folded name and keywords
+    phrases: tuple[tuple[str, float], ...]  # folded name, aliases and keywords with their weight
     tokens: frozenset[str] = field(default_factory=frozenset)
+
+
+class Synonyms:
+    """What people type -> the catalog's words (edge/catalog/synonyms.toml), on folded text."""
+
+    def __init__(self, groups: list[tuple[str, list[str]]]) -> None:
+        table: dict[tuple[str, ...], tuple[str, ...]] = {}
+        for canonical, variants in groups:
+            target = tuple(fold(canonical).split())
+            for v in (canonical, *variants):
+                key = tuple(fold(v).split())
+                if key:
+                    table[key] = target
+        self._table = table
+        self._longest = max((len(k) for k in table), default=0)
+
+    @classmethod
+    def from_file(cls, path: Path) -> Synonyms:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return cls([(g["canonical"], list(g.get("variants", []))) for g in data.get("synonym", [])])
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def rewrite(self, words: list[str]) -> list[tuple[str, bool]]:
+        """Words with the longest known variant at each place replaced by its canonical
+        words; those are marked True (kept even when they are stop words)."""
+        out: list[tuple[str, bool]] = []
+        i = 0
+        while i < len(words):
+            for n in range(min(self._longest, len(words) - i), 0, -1):
+                target = self._table.get(tuple(words[i : i + n]))
+                if target is not None:
+                    out.extend((w, True) for w in target)
+                    i += n
+                    break
+            else:
+                out.append((words[i], False))
+                i += 1
+        return out
+
+
+_synonyms_cache: dict[Path, Synonyms] = {}
+
+
+def load_synonyms(path: Path = BUNDLED_SYNONYMS) -> Synonyms:
+    if path not in _synonyms_cache:
+        _synonyms_cache[path] = Synonyms.from_file(path)
+    return _synonyms_cache[path]
 
 
 class Catalog:
     """An immutable, validated catalog with its search index."""
 
-    def __init__(self, document: dict[str, Any]) -> None:
+    def __init__(self, document: dict[str, Any], *, synonyms: Synonyms | None = None) -> None:
         validate_document(document)
+        self.synonyms = synonyms if synonyms is not None else load_synonyms()
         self.document = document
         self.version: str = document["version"]
         self.updated: str = document["updated"]
@@ -198,9 +276,21 @@ class Catalog:
         self._by_id = {p.id: p for p in self.procedures}
         self._entries = []
         for p in self.procedures:
-            phrases = tuple(dict.fromkeys(fold(t) for t in (p.name, *p.keywords) if fold(t)))
-            tokens = frozenset(t for ph in phrases for t in ph.split())
+            weighted: dict[str, float] = {}
+            for texts, weight in (
+                ((p.name,), _NAME_WEIGHT),
+                (p.aliases, _ALIAS_WEIGHT),
+                (p.keywords, _KEYWORD_WEIGHT),
+            ):
+                for t in texts:
+                    # The catalog's phrases go through what the query goes through.
+                    f = " ".join(self._query_words(t))
+                    if f and f not in weighted:
+                        weighted[f] = weight
+            phrases = tuple(weighted.items())
+            tokens = frozenset(t for ph, _ in phrases for t in ph.split())
             self._entries.append(_Entry(p, fold(p.name), phrases, tokens))
+        self._vocabulary = frozenset(t for e in self._entries for t in e.tokens)
 
     @classmethod
     def from_file(cls, path: Path) -> Catalog:
@@ -222,10 +312,25 @@ class Catalog:
     def fields(self) -> list[str]:
         return list(dict.fromkeys(p.field for p in self.procedures))
 
+    def in_field(self, name: str) -> list[Procedure]:
+        """The procedures of one field (lĩnh vực), in catalog order; referrals last."""
+        found = [p for p in self.procedures if p.field == name]
+        return sorted(found, key=lambda p: p.is_referral)
+
+    def _query_words(self, text: str) -> list[str]:
+        """Folded words, synonyms rewritten, stop words dropped (unless part of a synonym)."""
+        rewritten = self.synonyms.rewrite(fold(text).split())
+        return [w for w, keep in rewritten if keep or w not in _STOPWORDS] or [
+            w for w, _ in rewritten
+        ]
+
     def search(self, query: str, *, limit: int = 10) -> list[SearchHit]:
         """Best matches first; accents, case, missing diacritics and small typos do not matter."""
-        q = fold(query)
-        words = [w for w in q.split() if w not in _STOPWORDS] or q.split()
+        words = self._query_words(query)
+        # Words the catalog never uses, even with a typo ("hàng xóm", "bỏ rơi"), say nothing
+        # about which procedure is meant; they only lower every score.
+        known = [w for w in words if _word_known(w, self._vocabulary)]
+        words = known or words
         if not words:
             return []
         q = " ".join(words)
@@ -242,17 +347,26 @@ class Catalog:
 
 def _score(q: str, words: list[str], entry: _Entry) -> float:
     best = 0.0
-    for phrase in entry.phrases:
+    contained = 0.0
+    padded = f" {q} "
+    for phrase, weight in entry.phrases:
+        if " " in phrase and f" {phrase} " in padded:
+            # A name, alias or keyword of two words or more said whole inside a longer query
+            # ("làm hộ chiếu đi xuất khẩu lao động"): strong evidence whatever else is said.
+            contained = max(contained, (70.0 + 25.0 * len(phrase) / len(q)) * weight)
         # Whole query against the phrase: typos inside words are forgiven by the ratio, a
         # query that is part of a longer name by the partial ratio.
         whole = fuzz.ratio(q, phrase)
         part = fuzz.partial_ratio(q, phrase) if len(q) >= 4 else 0.0
+        # All query words inside a long phrase (a name listing several procedures) is weaker
+        # evidence than inside a short one: 0.85 falls to 0.75 over 60 extra characters.
         tokens = fuzz.token_set_ratio(q, phrase)
-        score = max(whole, 0.9 * part, 0.85 * tokens)
+        extra = min(1.0, max(0.0, (len(phrase) - len(q)) / 60))
+        score = max(whole, 0.9 * part, (0.85 - 0.1 * extra) * tokens) * weight
         best = max(best, score)
     # Every query word should be somewhere in the procedure (after typos): a coverage factor.
     covered = sum(_word_found(w, entry.tokens) for w in words) / len(words)
-    return best * (0.6 + 0.4 * covered)
+    return max(best * (0.6 + 0.4 * covered), contained)
 
 
 def _word_found(word: str, tokens: frozenset[str]) -> float:
@@ -261,6 +375,19 @@ def _word_found(word: str, tokens: frozenset[str]) -> float:
     # OSA distance: a swapped pair of letters ("hno") is one typo, as people make them.
     best = max((OSA.normalized_similarity(word, t) for t in tokens), default=0.0)
     return best if best >= 0.66 else 0.0
+
+
+def _word_known(word: str, vocabulary: frozenset[str]) -> bool:
+    """In the catalog's words, one letter short of one, or one typo away from one (words of
+    4 letters or more: a 3-letter word one letter off is usually another word, "với" is not
+    "nội")."""
+    if word in vocabulary:
+        return True
+    if len(word) >= 3 and any(t.startswith(word) and len(t) == len(word) + 1 for t in vocabulary):
+        return True  # the last letter not typed yet ("khai sin")
+    if len(word) < 4:
+        return False
+    return max((OSA.normalized_similarity(word, t) for t in vocabulary), default=0.0) >= 0.75
 
 
 def validate_document(document: Any) -> None:

@@ -102,6 +102,9 @@ def checklist_slip(
     r.rule()
     r.text(procedure.name, size=s["title"], bold=True)
     r.text(f"Lĩnh vực: {procedure.field}  (mã {procedure.id})", size=s["small"])
+    if procedure.is_referral:  # handled elsewhere: say so before the papers
+        r.text("Không làm tại đây. Nơi cần đến:", size=s["body"], bold=True)
+        r.text(procedure.where, size=s["body"])
     r.rule()
     for paper in procedure.papers:
         counts = []
@@ -117,10 +120,12 @@ def checklist_slip(
     r.text(
         f"Phí, lệ phí: {procedure.fee_text}\n"
         f"Thời hạn giải quyết: {procedure.time_text}\n"
-        f"Nơi nộp: {procedure.where}\n"
-        f"Dịch vụ công trực tuyến: {procedure.online_vi}",
+        + ("" if procedure.is_referral else f"Nơi nộp: {procedure.where}\n")
+        + f"Dịch vụ công trực tuyến: {procedure.online_vi}",
         size=s["body"],
     )
+    if procedure.portal:
+        r.text(procedure.portal, size=s["body"])
     if procedure.result:
         r.text(f"Kết quả: {procedure.result}", size=s["body"])
     r.text("Căn cứ pháp lý: " + "; ".join(procedure.legal_basis), size=s["small"])

@@ -23,7 +23,29 @@ def start() -> Any:
     if form.validate_on_submit():
         hits = [h.procedure for h in kiosk().catalog.search(form.q.data, limit=8)]
         logger.info("procedure search", extra={"hits": len(hits)})
-    return screen("guide/search.html", flow="guide", step=1, form=form, hits=hits)
+    service = kiosk().catalog
+    fields = service.catalog.fields() if hits is None and service is not None else []
+    return screen("guide/search.html", flow="guide", step=1, form=form, hits=hits, fields=fields)
+
+
+@bp.get("/f/<int:index>")
+@guard("guide")
+def field(index: int) -> Any:
+    """Browse by field (lĩnh vực): the procedures of the index-th field, referrals last."""
+    service = kiosk().catalog
+    if service is None:
+        abort(404)
+    catalog = service.catalog
+    fields = catalog.fields()
+    if not 0 <= index < len(fields):
+        abort(404)
+    return screen(
+        "guide/field.html",
+        flow="guide",
+        step=1,
+        field_name=fields[index],
+        procedures=catalog.in_field(fields[index]),
+    )
 
 
 @bp.get("/p/<procedure_id>")
