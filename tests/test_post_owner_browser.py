@@ -1,0 +1,110 @@
+"""Results by post in headless Chromium, against a real Mosquitto and the real fleet console: a
+dossier's result is sent only after the citizen identified (card, consent, face, liveness:
+the e-copy identification) and central confirmed the dossier is theirs. Someone else's dossier
+is refused before any address screen; the owner reaches the address screen. The ID number
+travels only as a salted scrypt proof: not in the kiosk's log, not in central's table."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fleet import dossiers as central
+from fleet.console import Console, build_console
+from tests import web_ui_helpers as web
+from tests.mqtt_broker import Broker, FleetPki
+from tests.test_fleet_console import console_config
+from tests.web_ui_helpers import card, card_scene, headline, pass_face_check, running_kiosk, shoot
+
+if not Path("/usr/bin/chromium").exists():
+    pytest.skip("Debian's chromium is not installed", allow_module_level=True)
+
+browser = pytest.fixture(scope="module")(web.browser_session)
+
+SOMEONE_ELSES = "000.00.17.H26-261120-0001"  # sample dossiers the console seeds
+THEIRS = "000.00.17.H26-261118-0042"
+OTHER_NUMBER = "079185000321"
+
+
+@pytest.fixture
+def console(tmp_path: Path, broker: Broker, fleet_pki: FleetPki) -> Iterator[Console]:
+    (tmp_path / "central").mkdir()
+    c = build_console(console_config(tmp_path / "central", broker, fleet_pki))
+    c.start()
+    try:
+        assert c.ingest.wait_connected(10), "console did not connect"
+        key = central.owner_key(tmp_path / "central" / "dossier-owner.key")
+        central.set_owner(c.store, key, SOMEONE_ELSES, OTHER_NUMBER)
+        central.set_owner(c.store, key, THEIRS, card()[1].id_number)
+        yield c
+    finally:
+        c.stop()
+
+
+def identify_for_post(pg, scenes, code: str) -> None:
+    pg.goto("/f/")
+    pg.check("#subject-dossier")
+    pg.fill("#code", code)
+    scenes.show(card_scene())
+    pg.click("#next")
+    pg.wait_for_url("**/a/consent", timeout=30000)  # the card was read
+    pg.click("#agree")
+    pg.wait_for_url("**/a/face")
+    pass_face_check(pg, scenes)
+
+
+def test_only_the_identified_owner_reaches_the_address_screen(
+    browser, tmp_path: Path, broker: Broker, fleet_pki: FleetPki, console: Console
+) -> None:
+    me = fleet_pki.client("TEST-UI")
+    mqtt = f"""
+[mqtt]
+type = "broker"
+host = "127.0.0.1"
+port = {broker.port}
+ca_file = "{fleet_pki.ca_file}"
+cert_file = "{me.cert}"
+key_file = "{me.key}"
+reconnect_min_s = 0.2
+reconnect_max_s = 1.0
+
+[services]
+dossier_timeout_s = 5
+"""
+    number = card()[1].id_number
+    with running_kiosk(tmp_path / "kiosk", extra=mqtt) as (daemon, scenes):
+        web.wait_for_fleet(daemon)
+        context = browser.new_context(
+            viewport={"width": 1280, "height": 800}, base_url=daemon.base, locale="vi-VN"
+        )
+        pg = context.new_page()
+        try:
+            # No address screen before identification.
+            pg.goto("/f/")
+            pg.check("#subject-dossier")
+            pg.fill("#code", SOMEONE_ELSES)
+            pg.click("#next")
+            pg.wait_for_url("**/a/identify")
+            pg.goto("/f/address")
+            pg.wait_for_url("**/f/")
+            # Someone else's dossier: identified, then refused, back on the first screen.
+            identify_for_post(pg, scenes, SOMEONE_ELSES)
+            pg.wait_for_selector("#owner-error", timeout=30000)
+            assert pg.url.endswith("/f/")
+            assert pg.inner_text("#owner-error").startswith("Hồ sơ này không đứng tên")
+            shoot(pg, "74-post-not-the-owner")
+            pg.goto("/f/address")
+            pg.wait_for_url("**/f/")
+            # The owner's dossier: the address screen.
+            identify_for_post(pg, scenes, THEIRS)
+            pg.wait_for_url("**/f/address", timeout=30000)
+            assert headline(pg) == "Gửi kết quả đến đâu?"
+        finally:
+            context.close()
+        log = daemon.log_path.read_text(encoding="utf-8")
+    assert number not in log and OTHER_NUMBER not in log
+    rows = json.dumps([console.store.dossier(c) for c in (SOMEONE_ELSES, THEIRS)], default=str)
+    assert number not in rows and OTHER_NUMBER not in rows and rows.count("owner_tag") == 2
