@@ -289,7 +289,7 @@ def staff(work: EcopySession) -> Any:
         if result.verdict == "ok":
             work.confirm_by_staff()
             _confirmed_by(result.actor)
-            return redirect(url_for("ecopy.pages"))
+            return redirect(_url("pages"))  # or back to results by post
         problem = result
     elif form.is_submitted():
         problem = "form"

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Blueprint, redirect, request, session, url_for
 
 from edge.errors import BadInput
-from edge.services.dossier import extract_code
+from edge.services.dossier import OwnerCheckUnavailable, extract_code
 from web_ui.forms import AddressForm, SubjectForm
 from web_ui.i18n import current_lang, refusal, translate
 from web_ui.kiosk import end_flow, guard, kiosk, screen
@@ -76,8 +76,11 @@ def owner() -> Any:
         _drop_identity()
         return redirect(url_for("post.start"))
     try:
-        kiosk().dossiers.check_owner(
-            draft["subject"]["code"], card.id_number, session_id=session.sid
+        dossiers = kiosk().dossiers
+        if dossiers is None:  # the dossier service is off: nobody can confirm the owner
+            raise OwnerCheckUnavailable("off")
+        dossiers.check_owner(
+            draft["subject"]["code"], card.id_number, session_id=getattr(session, "sid", "kiosk")
         )
     except BadInput as err:
         session["post_owner_problem"] = refusal(err)
