@@ -156,6 +156,7 @@ def validate_dossier(code: str, data: Any) -> dict[str, Any]:
         "pickup",
         "timeline",
         "owner_tag",  # set by set_owner(), never sent to a kiosk
+        "shipment",  # set by send_shipment(): the result sent by post
     }
     extra = set(data) - allowed
     if extra:
@@ -281,8 +282,58 @@ def dossier_answer(
     for name in ("procedure", "agency"):
         if isinstance(data.get(name), str):
             dossier[name] = data[name]
+    if isinstance(data.get("shipment"), dict):
+        dossier["shipment"] = data["shipment"]
     answer: dict[str, Any] = {"result": "found", "dossier": dossier}
     owner = owner_answer(data, key, owner_proof)
     if owner is not None:
         answer["owner"] = owner
     return answer
+
+
+# --- results by post: the Vietnam Post shipment (docs/fleet.md, "Post shipments") -------------
+
+
+def shipment_message(
+    request_id: str, reference: str, status: str, *, at: float | None = None
+) -> dict[str, Any]:
+    """A post-shipment/1 for the kiosk that took post request `request_id`."""
+    when = dt.datetime.fromtimestamp(time.time() if at is None else at, dt.UTC)
+    return {
+        "schema": "post-shipment/1",
+        "request_id": request_id,
+        "carrier": "vnpost",
+        "reference": reference,
+        "status": status,
+        "at": when.isoformat(),
+    }
+
+
+def send_shipment(
+    console: Any,
+    kiosk_id: str,
+    request_id: str,
+    reference: str,
+    status: str = "accepted",
+    *,
+    dossier_code: str | None = None,
+    at: float | None = None,
+) -> dict[str, Any]:
+    """Tell the kiosk (res/post-shipment, QoS 1) and, for a dossier, keep it on the dossier so
+    its status answer shows it. Raises BadInput for a message that breaks the contract."""
+    from protocol.schemas import validator
+
+    message = shipment_message(request_id, reference, status, at=at)
+    errors = list(validator("post-shipment").iter_errors(message))
+    if errors:
+        raise BadInput(f"post shipment: {errors[0].message[:200]}")
+    if dossier_code is not None:
+        row = console.store.dossier(dossier_code)
+        if row is None:
+            raise BadInput(f"no dossier {dossier_code!r}")
+        shipment = {"carrier": "vnpost", "reference": reference, "status": status}
+        console.store.put_dossier(dossier_code, {**row["data"], "shipment": shipment})
+    prefix = console.config.mqtt.topic_prefix
+    console.ingest.publish(f"{prefix}/{kiosk_id}/res/post-shipment", message, qos=1)
+    logger.info("post shipment sent", extra={"kiosk": kiosk_id, "status": status})
+    return message

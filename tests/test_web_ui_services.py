@@ -243,6 +243,7 @@ dossier_timeout_s = 3
         "received_at": "2024-11-20T08:10:00+07:00",
         "due_at": "2024-11-25T17:00:00+07:00",
         "on_time": True,
+        "shipment": {"carrier": "vnpost", "reference": "EE473124829VN", "status": "accepted"},
         "timeline": [
             {"at": "2024-11-20T08:10:00+07:00", "status": "received"},
             {"at": "2024-11-21T09:00:00+07:00", "status": "in_process"},
@@ -262,6 +263,7 @@ dossier_timeout_s = 3
             assert pg.inner_text("#dossier-status") == "Đang giải quyết · Đúng hạn"
             assert pg.locator("#timeline li").count() == 2
             assert pg.locator("#stale").count() == 0
+            assert pg.inner_text("#shipment") == "Bưu điện Việt Nam, mã bưu gửi EE473124829VN"
             shoot(pg, "82-dossier-status")
             pg.click("#done")
             broker.stop()  # central is out of reach

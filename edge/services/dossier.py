@@ -283,6 +283,7 @@ class DossierStatus:
     on_time: bool | None = None
     reason: str | None = None
     pickup: str | None = None
+    shipment: dict[str, str] | None = None  # {"carrier", "reference", "status"}: sent by post
     timeline: tuple[TimelineStep, ...] = field(default_factory=tuple)
 
     @property
@@ -342,6 +343,7 @@ class DossierStatus:
             "on_time_vi": self.on_time_vi,
             "reason": self.reason,
             "pickup": self.pickup,
+            "shipment": self.shipment,
             "timeline": [s.as_dict() for s in self.timeline],
         }
 
@@ -400,6 +402,7 @@ def _status_from_answer(
         on_time=d.get("on_time"),
         reason=d.get("reason"),
         pickup=d.get("pickup"),
+        shipment=d.get("shipment"),
         timeline=tuple(
             TimelineStep(_parse_time(s["at"], tz), s["status"], s.get("note"))
             for s in d.get("timeline", [])

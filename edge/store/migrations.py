@@ -175,4 +175,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE staff ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;      -- 1: cannot sign in
     ALTER TABLE staff ADD COLUMN origin TEXT NOT NULL DEFAULT 'local';     -- local | central
     """,
+    # 10: results by post (issue 19): the Vietnam Post shipment reference central sends
+    # (post-shipment/1), and its last state; no personal data.
+    """
+    ALTER TABLE post_requests ADD COLUMN shipment_ref TEXT;         -- UPU S10, e.g. EE123456785VN
+    ALTER TABLE post_requests ADD COLUMN shipment_status TEXT;      -- accepted | in_transit | ...
+    ALTER TABLE post_requests ADD COLUMN shipment_at TEXT;          -- ISO 8601, as central said
+    """,
 ]
