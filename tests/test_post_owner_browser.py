@@ -133,9 +133,33 @@ dossier_timeout_s = 5
             assert "/a/" not in ended, ended
             pg.wait_for_url("**/f/address", timeout=30000)
             assert headline(pg) == "Gửi kết quả đến đâu?"
+            # Central out of reach: the owner is refused too, never accepted unchecked.
+            broker.stop()
+            pg.goto("/f/")
+            pg.check("#subject-dossier")
+            pg.fill("#code", THEIRS)
+            scenes.show(card_scene())
+            pg.click("#next")
+            pg.wait_for_url("**/a/consent", timeout=30000)
+            pg.click("#decline")
+            pg.wait_for_url("**/a/staff")
+            pg.fill("#pin", TECH_PIN)
+            pg.click("#confirm-staff")
+            pg.wait_for_selector("#owner-error", timeout=30000)
+            assert pg.inner_text("#owner-error") == (
+                "Hiện không kiểm tra được hồ sơ. Vui lòng nhờ cán bộ tại quầy gửi kết quả "
+                "qua bưu điện."
+            )
+            shoot(pg, "75-post-central-offline")
+            pg.goto("/f/address")
+            pg.wait_for_url("**/f/")
         finally:
             context.close()
         log = daemon.log_path.read_text(encoding="utf-8")
     assert number not in log and OTHER_NUMBER not in log
     rows = json.dumps([console.store.dossier(c) for c in (SOMEONE_ELSES, THEIRS)], default=str)
     assert number not in rows and OTHER_NUMBER not in rows and rows.count("owner_tag") == 2
+    # Nor in any file the kiosk or central wrote (databases with their WAL, logs, keys).
+    for f in [*(tmp_path / "kiosk").rglob("*"), *(tmp_path / "central").rglob("*")]:
+        if f.is_file():
+            assert number.encode() not in f.read_bytes(), f
