@@ -155,13 +155,22 @@ def validate_dossier(code: str, data: Any) -> dict[str, Any]:
         "reason",
         "pickup",
         "timeline",
-        "owner_tag",  # set by set_owner(), never sent to a kiosk
-        "shipment",  # set by send_shipment(): the result sent by post
-    }
+    }  # owner_tag (set_owner) and shipment (send_shipment) are central's own, not input
     extra = set(data) - allowed
     if extra:
         raise BadInput(f"unknown fields: {', '.join(sorted(extra))}")
     return data
+
+
+KEPT_ON_PUT = ("owner_tag", "shipment")
+
+
+def put_keeping_own(store: FleetStore, code: str, data: dict[str, Any]) -> None:
+    """Replace a dossier's row from the dossier system, keeping central's own members (the
+    owner tag, the shipment) that an import does not carry."""
+    row = store.dossier(code)
+    kept = {k: row["data"][k] for k in KEPT_ON_PUT if row and k in row["data"]}
+    store.put_dossier(code, {**data, **kept})
 
 
 def seed_samples(store: FleetStore, *, force: bool = False) -> int:

@@ -133,3 +133,46 @@ def test_offline_central_refuses_never_accepts_unchecked(
     assert err.value.detail["reason"] == "offline"
     assert err.value.message_vi.startswith("Hiện không kiểm tra được hồ sơ")
     assert "quầy" in err.value.message_vi
+
+
+def test_cli_records_the_owner_from_stdin_and_a_new_import_keeps_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    from fleet.cli import main as fleet_cli
+    from fleet.store import FleetStore
+    from protocol.crypto import DataKey
+
+    config = tmp_path / "fleet.toml"
+    config.write_text(
+        f'[store]\nurl = "sqlite:///{tmp_path / "fleet.db"}"\n'
+        f'data_key_file = "{tmp_path / "fleet-data.key"}"\n'
+        f'[web]\nsecret_key_file = "{tmp_path / "web.key"}"\n'
+        f'[provisioning]\nsecrets_key_file = "{tmp_path / "claims.key"}"\n'
+    )
+    assert fleet_cli(["-c", str(config), "dossier", "seed"]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO(OWNER + "\n"))
+    assert fleet_cli(["-c", str(config), "dossier", "owner", CODE]) == 0
+    assert capsys.readouterr().out.strip().endswith("owner recorded")
+    store = FleetStore(
+        f"sqlite:///{tmp_path / 'fleet.db'}",
+        data_key=DataKey.load_or_create(tmp_path / "fleet-data.key"),
+    )
+    try:
+        row = store.dossier(CODE)["data"]
+        # A new status from the dossier system replaces the row but keeps the owner.
+        update = {k: v for k, v in row.items() if k != "owner_tag"}
+        monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps({**update, "status": "returned"})))
+        assert fleet_cli(["-c", str(config), "dossier", "put", CODE]) == 0
+        data = store.dossier(CODE)["data"]
+        assert data["status"] == "returned" and data["owner_tag"] == row["owner_tag"]
+        key = (tmp_path / "dossier-owner.key").read_bytes()
+        assert central.owner_answer(data, key, owner_proof(CODE, OWNER)) == "match"
+        assert central.owner_answer(data, key, owner_proof(CODE, OTHER)) == "mismatch"
+        # An import cannot set the tag itself.
+        monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps({**update, "owner_tag": "0"})))
+        assert fleet_cli(["-c", str(config), "dossier", "put", CODE]) != 0
+    finally:
+        store.close()
+    assert OWNER.encode() not in (tmp_path / "fleet.db").read_bytes()
