@@ -36,6 +36,8 @@ def start() -> Any:
         draft.pop("owner", None)  # a new subject is checked again
         session.modified = True
         if form.subject_type.data != "dossier":
+            draft.pop("identifying", None)
+            _drop_identity()
             return redirect(url_for("post.address"))
         try:
             extract_code(form.code.data or "")
