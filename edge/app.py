@@ -36,7 +36,7 @@ from edge.selftest import (
 from edge.services.bundle import Services, build_services
 from edge.services.catalog import CatalogService
 from edge.services.dossier import DossierService
-from edge.services.post import PostService
+from edge.services.post import SHIPMENT_SUFFIX, PostService
 from edge.services.tickets import TicketService
 from edge.speech_settings import apply_saved
 from edge.status import kiosk_status, kiosk_telemetry
@@ -180,6 +180,7 @@ class App:
             )
             services.dossiers.attach(fleet)
             fleet.listen("res/queue-stats", services.tickets.on_queue_stats)
+            fleet.listen(SHIPMENT_SUFFIX, services.post.shipments.on_message)
             fleet.listen(certify_result_suffix, certify.on_result)
         interval = watchdog_interval()
         return Parts(

@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     d_sub.add_parser("seed", help="insert the sample dossiers")
     put = d_sub.add_parser("put", help="insert or replace one dossier from JSON on stdin")
     put.add_argument("code")
+    owner = d_sub.add_parser(
+        "owner",
+        help="record whose dossier it is: the 12-digit ID number on stdin (never an argument, "
+        "which other users could see); only a keyed hash is stored",
+    )
+    owner.add_argument("code")
 
     revoke = sub.add_parser(
         "revoke",
@@ -236,13 +242,23 @@ def _run(args: argparse.Namespace, config: Any) -> int:
                 )
                 print(token)
             case "dossier":
-                from fleet.dossiers import seed_samples, validate_dossier
+                from fleet.dossiers import (
+                    owner_key,
+                    put_keeping_own,
+                    seed_samples,
+                    set_owner,
+                    validate_dossier,
+                )
 
                 if args.action == "seed":
                     print(f"{seed_samples(store, force=True)} sample dossiers")
+                elif args.action == "owner":
+                    key = owner_key(config.web.secret_key_file.with_name("dossier-owner.key"))
+                    set_owner(store, key, args.code, sys.stdin.read().strip())
+                    print("owner recorded")
                 else:
                     data = json.loads(sys.stdin.read())
-                    store.put_dossier(args.code, validate_dossier(args.code, data))
+                    put_keeping_own(store, args.code, validate_dossier(args.code, data))
             case "revoke":
                 kind = "certificate" if args.certificate else "code"
                 code = args.code.lower() if args.certificate else args.code.upper()

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import logging
+import os
 import re
+import secrets
 import time
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -150,11 +155,22 @@ def validate_dossier(code: str, data: Any) -> dict[str, Any]:
         "reason",
         "pickup",
         "timeline",
-    }
+    }  # owner_tag (set_owner) and shipment (send_shipment) are central's own, not input
     extra = set(data) - allowed
     if extra:
         raise BadInput(f"unknown fields: {', '.join(sorted(extra))}")
     return data
+
+
+KEPT_ON_PUT = ("owner_tag", "shipment")
+
+
+def put_keeping_own(store: FleetStore, code: str, data: dict[str, Any]) -> None:
+    """Replace a dossier's row from the dossier system, keeping central's own members (the
+    owner tag, the shipment) that an import does not carry."""
+    row = store.dossier(code)
+    kept = {k: row["data"][k] for k in KEPT_ON_PUT if row and k in row["data"]}
+    store.put_dossier(code, {**data, **kept})
 
 
 def seed_samples(store: FleetStore, *, force: bool = False) -> int:
@@ -180,8 +196,78 @@ def on_time(data: dict[str, Any], now: float) -> bool | None:
     return now <= due_ts
 
 
-def dossier_answer(store: FleetStore, code: str, *, now: float | None = None) -> dict[str, Any]:
-    """The `result` (and `dossier`) members of a dossier-status-response/1 for one code."""
+# --- the dossier's owner, kept as a keyed hash (docs/fleet.md, "Whose dossier it is") ---------
+
+OWNER_PROOF_SALT = "kiosk-edge/dossier-owner/1|"
+
+
+def owner_proof(code: str, id_number: str) -> str:
+    """What a kiosk sends for the card it read: scrypt(ID number, salt = the dossier code).
+
+    The same function as edge.services.dossier.owner_proof (the protocol fixes it); slow and
+    salted per dossier, so a proof seen on the wire is costly to reverse and worth nothing
+    for another dossier."""
+    return hashlib.scrypt(
+        id_number.encode(),
+        salt=(OWNER_PROOF_SALT + code).encode(),
+        n=2**14,
+        r=8,
+        p=1,
+        dklen=32,
+    ).hex()
+
+
+def owner_key(path: Path) -> bytes:
+    """Central's own secret for the owner tags (made on first use, never leaves central)."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_bytes(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key)
+        return key
+
+
+def owner_tag(key: bytes, proof: str) -> str:
+    """What central stores: HMAC-SHA256(central's key, the proof). Without the key a stolen
+    table does not even allow guessing numbers offline."""
+    return hmac.new(key, bytes.fromhex(proof), hashlib.sha256).hexdigest()
+
+
+def set_owner(store: FleetStore, key: bytes, code: str, id_number: str) -> None:
+    """Record whose dossier it is (from the dossier system's import): only the tag is kept."""
+    if not re.fullmatch(r"[0-9]{12}", id_number):
+        raise BadInput("an ID number has 12 digits")
+    row = store.dossier(code)
+    if row is None:
+        raise BadInput(f"no dossier {code!r}")
+    data = {**row["data"], "owner_tag": owner_tag(key, owner_proof(code, id_number))}
+    store.put_dossier(code, data)
+
+
+def owner_answer(data: dict[str, Any], key: bytes | None, proof: str | None) -> str | None:
+    """The answer's `owner`: "match", "mismatch", "unknown" (no owner recorded), or None when
+    the kiosk did not ask."""
+    if proof is None:
+        return None
+    tag = data.get("owner_tag")
+    if key is None or not isinstance(tag, str):
+        return "unknown"
+    return "match" if hmac.compare_digest(owner_tag(key, proof), tag) else "mismatch"
+
+
+def dossier_answer(
+    store: FleetStore,
+    code: str,
+    *,
+    now: float | None = None,
+    owner_proof: str | None = None,
+    key: bytes | None = None,
+) -> dict[str, Any]:
+    """The `result` (and `dossier`, and `owner` when a proof was sent) members of a
+    dossier-status-response/1 for one code."""
     now = time.time() if now is None else now
     if not DOSSIER_CODE.match(code):
         return {"result": "not_found", "message": "not a dossier code"}
@@ -202,7 +288,61 @@ def dossier_answer(store: FleetStore, code: str, *, now: float | None = None) ->
             for step in data.get("timeline", [])
         ][-50:],
     }
-    for key in ("procedure", "agency"):
-        if isinstance(data.get(key), str):
-            dossier[key] = data[key]
-    return {"result": "found", "dossier": dossier}
+    for name in ("procedure", "agency"):
+        if isinstance(data.get(name), str):
+            dossier[name] = data[name]
+    if isinstance(data.get("shipment"), dict):
+        dossier["shipment"] = data["shipment"]
+    answer: dict[str, Any] = {"result": "found", "dossier": dossier}
+    owner = owner_answer(data, key, owner_proof)
+    if owner is not None:
+        answer["owner"] = owner
+    return answer
+
+
+# --- results by post: the Vietnam Post shipment (docs/fleet.md, "Post shipments") -------------
+
+
+def shipment_message(
+    request_id: str, reference: str, status: str, *, at: float | None = None
+) -> dict[str, Any]:
+    """A post-shipment/1 for the kiosk that took post request `request_id`."""
+    when = dt.datetime.fromtimestamp(time.time() if at is None else at, dt.UTC)
+    return {
+        "schema": "post-shipment/1",
+        "request_id": request_id,
+        "carrier": "vnpost",
+        "reference": reference,
+        "status": status,
+        "at": when.isoformat(),
+    }
+
+
+def send_shipment(
+    console: Any,
+    kiosk_id: str,
+    request_id: str,
+    reference: str,
+    status: str = "accepted",
+    *,
+    dossier_code: str | None = None,
+    at: float | None = None,
+) -> dict[str, Any]:
+    """Tell the kiosk (res/post-shipment, QoS 1) and, for a dossier, keep it on the dossier so
+    its status answer shows it. Raises BadInput for a message that breaks the contract."""
+    from protocol.schemas import validator
+
+    message = shipment_message(request_id, reference, status, at=at)
+    errors = list(validator("post-shipment").iter_errors(message))
+    if errors:
+        raise BadInput(f"post shipment: {errors[0].message[:200]}")
+    if dossier_code is not None:
+        row = console.store.dossier(dossier_code)
+        if row is None:
+            raise BadInput(f"no dossier {dossier_code!r}")
+        shipment = {"carrier": "vnpost", "reference": reference, "status": status}
+        console.store.put_dossier(dossier_code, {**row["data"], "shipment": shipment})
+    prefix = console.config.mqtt.topic_prefix
+    console.ingest.publish(f"{prefix}/{kiosk_id}/res/post-shipment", message, qos=1)
+    logger.info("post shipment sent", extra={"kiosk": kiosk_id, "status": status})
+    return message

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from fleet.dossiers import dossier_answer, seed_samples
+from fleet.dossiers import dossier_answer, owner_key, seed_samples
 from fleet.store import parse_time
 from protocol.messages import COPY_REVOCATIONS, iso_time
 
@@ -80,6 +80,10 @@ class DossierResponder:
             if n:
                 logger.info("sample dossiers inserted", extra={"count": n})
         self.prefix = console.config.mqtt.topic_prefix
+        # Central's key for the dossiers' owner tags, beside the web session key.
+        self.owner_key = owner_key(
+            console.config.web.secret_key_file.with_name("dossier-owner.key")
+        )
         console.ingest.on_request(f"{self.prefix}/+/req/dossier-status", self.handle)
         self.answered = 0
 
@@ -114,7 +118,12 @@ class DossierResponder:
             answer: dict[str, Any] = {"result": "not_found", "message": "malformed request"}
         else:
             try:
-                answer = dossier_answer(self.console.store, code)
+                answer = dossier_answer(
+                    self.console.store,
+                    code,
+                    owner_proof=body.get("owner_proof"),
+                    key=self.owner_key,
+                )
             except Exception:
                 logger.exception("dossier lookup failed")
                 answer = {"result": "unavailable", "message": "central's dossier table failed"}

@@ -33,6 +33,7 @@ kiosk = pytest.fixture(scope="module")(web.kiosk_session)
 page = pytest.fixture(web.kiosk_page)
 
 DOSSIER = "000.00.13.H26-241120-0007"
+COPY = "HN-KIOSK01-261123-0001-K"
 CONFIRM = "Bạn muốn hủy và làm lại từ đầu?"
 PAD = ".osk:not([hidden])"
 
@@ -419,12 +420,13 @@ def test_post_by_buttons_only(page, kiosk) -> None:
     tile(page, daemon, "post")
     page.wait_for_url("**/f/")
     wait_buttons(page)
-    press(daemon, "ok")  # "Kết quả giải quyết hồ sơ"
-    page.wait_for_function("() => document.getElementById('subject-dossier').checked")
-    press(daemon, "next")
+    press(daemon, "next")  # a copy: a dossier's result needs the owner identified first
+    page.wait_for_function("() => document.activeElement.id === 'subject-copy'")
+    press(daemon, "ok")
+    page.wait_for_function("() => document.getElementById('subject-copy').checked")
     press(daemon, "next")
     open_pad_by_buttons(page, daemon, "#code")
-    type_by_buttons(page, daemon, "#code", [*keys_of(DOSSIER), "done"])
+    type_by_buttons(page, daemon, "#code", [*keys_of(COPY), "done"])
     page.wait_for_url("**/f/address")
     wait_buttons(page)
     open_pad_by_buttons(page, daemon, "#recipient")

@@ -35,6 +35,7 @@ kiosk = pytest.fixture(scope="module")(web.kiosk_session)
 page = pytest.fixture(web.kiosk_page)
 
 DOSSIER = "000.00.13.H26-241120-0007"
+COPY = "HN-KIOSK01-261123-0001-K"
 
 
 def on_platen(text: str) -> np.ndarray:
@@ -138,11 +139,12 @@ def test_post_address_with_every_kind_of_bad_input_then_sent(page, kiosk) -> Non
     assert headline(page) == "Bạn muốn nhận kết quả nào qua bưu điện?"
     page.click("#next")
     assert page.inner_text("#error-subject_type") == "Vui lòng chọn kết quả cần gửi."
-    page.check("#subject-dossier")
+    # A copy here: a dossier's result needs the owner identified first (test_post_owner_browser)
+    page.check("#subject-copy")
     page.fill("#code", "<b>x</b>")
     page.click("#next")
     assert page.inner_text("#error-code").startswith("Vui lòng không dùng các ký tự")
-    page.fill("#code", DOSSIER)
+    page.fill("#code", COPY)
     shoot(page, "70-post-subject")
     page.click("#next")
     page.wait_for_url("**/f/address")
@@ -171,7 +173,7 @@ def test_post_address_with_every_kind_of_bad_input_then_sent(page, kiosk) -> Non
     page.click("#next")
     page.wait_for_url("**/f/confirm")
     summary = page.inner_text("#summary")
-    assert "Nguyễn Văn An" in summary and "Hà Nội" in summary and DOSSIER in summary
+    assert "Nguyễn Văn An" in summary and "Hà Nội" in summary and COPY in summary
     shoot(page, "72-post-confirm")
     page.click("#send")
     page.wait_for_url("**/f/done")
@@ -241,6 +243,7 @@ dossier_timeout_s = 3
         "received_at": "2024-11-20T08:10:00+07:00",
         "due_at": "2024-11-25T17:00:00+07:00",
         "on_time": True,
+        "shipment": {"carrier": "vnpost", "reference": "EE473124829VN", "status": "accepted"},
         "timeline": [
             {"at": "2024-11-20T08:10:00+07:00", "status": "received"},
             {"at": "2024-11-21T09:00:00+07:00", "status": "in_process"},
@@ -260,6 +263,7 @@ dossier_timeout_s = 3
             assert pg.inner_text("#dossier-status") == "Đang giải quyết · Đúng hạn"
             assert pg.locator("#timeline li").count() == 2
             assert pg.locator("#stale").count() == 0
+            assert pg.inner_text("#shipment") == "Bưu điện Việt Nam, mã bưu gửi EE473124829VN"
             shoot(pg, "82-dossier-status")
             pg.click("#done")
             broker.stop()  # central is out of reach
@@ -310,13 +314,13 @@ def test_guide_post_and_dossier_by_buttons(page, kiosk) -> None:
     page.goto("/f/")
     wait_buttons(page)
     assert focused_id(page) == "subject-dossier"
-    press(daemon, "ok")  # choose "Kết quả giải quyết hồ sơ"
-    page.wait_for_function("() => document.getElementById('subject-dossier').checked")
-    press(daemon, "next")  # to the code field
+    press(daemon, "next")  # a copy: a dossier's result needs the owner identified first
     page.wait_for_function("() => document.activeElement.id === 'subject-copy'")
-    press(daemon, "next")
+    press(daemon, "ok")
+    page.wait_for_function("() => document.getElementById('subject-copy').checked")
+    press(daemon, "next")  # to the code field
     page.wait_for_function("() => document.activeElement.id === 'code'")
-    page.keyboard.type(DOSSIER)
+    page.keyboard.type(COPY)
     page.keyboard.press("Enter")
     page.wait_for_url("**/f/address")
     page.fill("#recipient", "Trần Thị Bích")

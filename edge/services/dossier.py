@@ -117,6 +117,66 @@ class DossierUnavailable(ServiceError):
         )
 
 
+class OwnerNotConfirmed(ServiceError):
+    """Results by post: the dossier does not exist, belongs to someone else, or central has
+    no owner for it. `reason`: not_found | mismatch | unknown (never who the owner is)."""
+
+    code = "owner_not_confirmed"
+
+    def __init__(self, reason: str) -> None:
+        texts = {
+            "not_found": N_(
+                "No dossier has this code. Please check the code on your receipt and type it again."
+            ),
+            "mismatch": N_(
+                "This dossier is not registered in your name, so its result cannot be sent by "
+                "post from here. Please ask the staff at the counter."
+            ),
+            "unknown": N_(
+                "The system cannot confirm who this dossier belongs to. Please ask the staff "
+                "at the counter."
+            ),
+        }
+        super().__init__(
+            Text(texts[reason]), f"dossier owner not confirmed ({reason})", reason=reason
+        )
+
+
+class OwnerCheckUnavailable(ServiceError):
+    """Results by post: central could not be asked; nothing is accepted unchecked."""
+
+    code = "owner_check_unavailable"
+    exit_code = EXIT_FAILED
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            Text(
+                N_(
+                    "The dossier cannot be checked right now. Please ask the staff at the "
+                    "counter to send the result by post."
+                )
+            ),
+            f"dossier owner check unavailable ({reason})",
+            reason=reason,
+        )
+
+
+OWNER_PROOF_SALT = "kiosk-edge/dossier-owner/1|"
+
+
+def owner_proof(code: str, id_number: str) -> str:
+    """scrypt(ID number, salt = the dossier code) as hex: what the kiosk sends instead of the
+    number (docs/fleet.md, "Whose dossier it is"; fleet.dossiers.owner_proof is the same)."""
+    return hashlib.scrypt(
+        id_number.encode(),
+        salt=(OWNER_PROOF_SALT + code).encode(),
+        n=2**14,
+        r=8,
+        p=1,
+        dklen=32,
+    ).hex()
+
+
 class RateLimited(ServiceError):
     code = "rate_limited"
 
@@ -223,6 +283,7 @@ class DossierStatus:
     on_time: bool | None = None
     reason: str | None = None
     pickup: str | None = None
+    shipment: dict[str, str] | None = None  # {"carrier", "reference", "status"}: sent by post
     timeline: tuple[TimelineStep, ...] = field(default_factory=tuple)
 
     @property
@@ -282,6 +343,7 @@ class DossierStatus:
             "on_time_vi": self.on_time_vi,
             "reason": self.reason,
             "pickup": self.pickup,
+            "shipment": self.shipment,
             "timeline": [s.as_dict() for s in self.timeline],
         }
 
@@ -340,6 +402,7 @@ def _status_from_answer(
         on_time=d.get("on_time"),
         reason=d.get("reason"),
         pickup=d.get("pickup"),
+        shipment=d.get("shipment"),
         timeline=tuple(
             TimelineStep(_parse_time(s["at"], tz), s["status"], s.get("note"))
             for s in d.get("timeline", [])
@@ -472,6 +535,35 @@ class DossierService:
         self._cache(code, answer, now)
         return _status_from_answer(answer, source="central", fetched_at=now, now=now, tz=self.tz)
 
+    def check_owner(self, text: str, id_number: str, *, session_id: str = "kiosk") -> str:
+        """Results by post: the normalised code if the dossier exists at central and belongs
+        to the citizen whose card was read (`id_number`, used only to make the proof).
+
+        Raises InvalidDossierCode, RateLimited, OwnerNotConfirmed (not found, someone else's,
+        no owner recorded) or OwnerCheckUnavailable (offline, timeout, central unavailable):
+        never the cache, never accepted unchecked.
+        """
+        code = extract_code(text, today=self.clock().astimezone(self.tz).date())
+        self.limiter.take(session_id)
+        requester = self.requester
+        if requester is None or not requester.connected:
+            raise OwnerCheckUnavailable("offline")
+        answer = self._ask(requester, code, proof=owner_proof(code, id_number))
+        if answer is None:
+            raise OwnerCheckUnavailable("timeout" if requester.connected else "offline")
+        if answer["result"] == "unavailable":
+            self._problem("services.dossier_unavailable")
+            raise OwnerCheckUnavailable("unavailable")
+        if answer["result"] == "not_found":
+            logger.info("post: dossier code not found at central")
+            raise OwnerNotConfirmed("not_found")
+        owner = answer.get("owner", "unknown")
+        if owner != "match":
+            logger.info("post: dossier owner not confirmed", extra={"owner": owner})
+            raise OwnerNotConfirmed(owner)
+        logger.info("post: dossier owner confirmed by central")
+        return code
+
     def purge_cache(self) -> int:
         """Drop cached answers older than dossier_cache_days; returns how many."""
         horizon = self.clock().timestamp() - self.settings.dossier_cache_days * 86400
@@ -496,7 +588,9 @@ class DossierService:
 
     # --- request / response -----------------------------------------------------------------
 
-    def _ask(self, requester: Requester, code: str) -> dict[str, Any] | None:
+    def _ask(
+        self, requester: Requester, code: str, *, proof: str | None = None
+    ) -> dict[str, Any] | None:
         request_id = uuid.uuid4().hex
         timeout = self.settings.dossier_timeout_s
         now = time.time()
@@ -510,6 +604,8 @@ class DossierService:
             "expires_at": iso_time(now + timeout),
             "reply_to": reply_to,
         }
+        if proof is not None:
+            payload["owner_proof"] = proof
         pending = _Pending()
         with self._lock:
             self._pending[request_id] = pending

@@ -23,6 +23,7 @@ from edge.store import DataKey, Store
 from edge.store.outbox import Outbox
 from edge.text import clean_typed
 from edge.texts import N_, Text
+from protocol.schemas import validator
 
 logger = logging.getLogger(__name__)
 
@@ -225,6 +226,7 @@ class PostService:
         self.slip = slip
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.on_queued = on_queued
+        self.shipments = Shipments(store)  # central's Vietnam Post references (post-shipment/1)
 
     @staticmethod
     def provinces() -> list[str]:
@@ -345,6 +347,79 @@ class PostService:
             conn.execute("UPDATE post_requests SET queued = 1 WHERE id = ?", (request_id,))
         if self.on_queued is not None:
             self.on_queued()
+
+
+SHIPMENT_SUFFIX = "res/post-shipment"
+_S10_WEIGHTS = (8, 6, 4, 2, 3, 5, 9, 7)
+
+
+def s10_valid(reference: str) -> bool:
+    """A UPU S10 item identifier (2 letters, 8 digits, check digit, country) whose check digit
+    is right: weights 8 6 4 2 3 5 9 7, C = 11 - (S mod 11), 10 -> 0, 11 -> 5 (docs/fleet.md)."""
+    if not re.fullmatch(r"[A-Z]{2}[0-9]{9}[A-Z]{2}", reference):
+        return False
+    total = sum(int(d) * w for d, w in zip(reference[2:10], _S10_WEIGHTS, strict=True))
+    check = 11 - total % 11
+    check = {10: 0, 11: 5}.get(check, check)
+    return int(reference[10]) == check
+
+
+class Shipments:
+    """Central's post-shipment/1 messages: the Vietnam Post reference on the kiosk's request."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._validator = validator("post-shipment")
+
+    def on_message(self, suffix: str, payload: bytes, properties: Any) -> None:
+        """FleetClient.listen handler: check, then keep on the request it names."""
+        try:
+            message = json.loads(payload)
+        except ValueError:
+            logger.warning("post shipment update is not JSON; dropped")
+            return
+        self.record(message)
+
+    def record(self, message: Any) -> bool:
+        """True when the update was kept (its request exists here and it fits the contract)."""
+        errors = list(self._validator.iter_errors(message))
+        if errors or not s10_valid(message["reference"]):
+            why = errors[0].message[:120] if errors else "S10 check digit wrong"
+            logger.warning("post shipment update refused", extra={"why": why})
+            return False
+        with self.store.transaction() as conn:
+            updated = conn.execute(
+                "UPDATE post_requests SET shipment_ref = ?, shipment_status = ?, shipment_at = ? "
+                "WHERE id = ? AND (shipment_at IS NULL OR shipment_at <= ?)",
+                (
+                    message["reference"],
+                    message["status"],
+                    message["at"],
+                    message["request_id"],
+                    message["at"],
+                ),
+            ).rowcount
+        logger.info(
+            "post shipment update %s",
+            "kept" if updated else "not for a request here (or older); dropped",
+            extra={"request": message["request_id"][:8].upper(), "status": message["status"]},
+        )
+        return bool(updated)
+
+    def shipment(self, request_id: str) -> dict[str, str] | None:
+        """{"reference", "status", "at"} once central sent one, else None."""
+        rows = self.store.query(
+            "SELECT shipment_ref, shipment_status, shipment_at FROM post_requests WHERE id = ?",
+            (request_id,),
+        )
+        if not rows or rows[0]["shipment_ref"] is None:
+            return None
+        r = rows[0]
+        return {
+            "reference": r["shipment_ref"],
+            "status": r["shipment_status"],
+            "at": r["shipment_at"],
+        }
 
 
 def _with_print(request: PostRequest, outcome: PrintOutcome) -> PostRequest:

@@ -182,4 +182,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE consents ADD COLUMN version TEXT NOT NULL DEFAULT '1';
     ALTER TABLE consents ADD COLUMN lang TEXT NOT NULL DEFAULT 'vi+en';
     """,
+    # 11: results by post (issue 19): the Vietnam Post shipment reference central sends
+    # (post-shipment/1), and its last state; no personal data.
+    """
+    ALTER TABLE post_requests ADD COLUMN shipment_ref TEXT;         -- UPU S10, e.g. EE123456785VN
+    ALTER TABLE post_requests ADD COLUMN shipment_status TEXT;      -- accepted | in_transit | ...
+    ALTER TABLE post_requests ADD COLUMN shipment_at TEXT;          -- ISO 8601, as central said
+    """,
 ]

@@ -38,6 +38,7 @@ from edge.services.ecopy import (
 from edge.services.identify import State, VerificationSession
 from edge.services.jobs import Worker
 from edge.texts import N_, Text
+from web_ui.flows.post import identifying as post_identifying
 from web_ui.forms import ContactForm, StaffLoginForm
 from web_ui.i18n import current_lang, pick, translate
 from web_ui.kiosk import end_flow, guard, kiosk, screen, service_ready
@@ -126,6 +127,8 @@ def _frame() -> np.ndarray | None:
 
 
 def _url(step: str) -> str:
+    if step == "pages" and post_identifying():  # identified for results by post
+        return url_for("post.owner")
     return url_for("home.index") if step == "home" else url_for(f"ecopy.{step}")
 
 
@@ -180,6 +183,9 @@ def _needs(
 @bp.get("/")
 @guard("ecopy")
 def start() -> Any:
+    if post_identifying():  # an e-copy now, not the post request given up
+        session["post"].pop("identifying", None)
+        session.modified = True
     return screen("ecopy/start.html", flow="ecopy", step=1)
 
 
@@ -285,7 +291,7 @@ def staff(work: EcopySession) -> Any:
         if result.verdict == "ok":
             work.confirm_by_staff()
             _confirmed_by(result.actor)
-            return redirect(url_for("ecopy.pages"))
+            return redirect(_url("pages"))  # or back to results by post
         problem = result
     elif form.is_submitted():
         problem = "form"
