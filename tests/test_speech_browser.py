@@ -24,7 +24,7 @@ from tests.cards import qr_image
 from tests.conftest import wait_for
 from tests.test_card_sides import sides
 from tests.test_web_ui_browser import _issue_copy_with_the_cli
-from tests.test_web_ui_services import DOSSIER, on_platen
+from tests.test_web_ui_services import COPY, on_platen
 from tests.web_ui_helpers import TECH_PIN, page_scene, running_kiosk
 
 if not Path("/usr/bin/chromium").exists():
@@ -344,11 +344,11 @@ def _flows(pg, daemon: web.Daemon, scenes: web.Scenes, table: Table, tmp: Path) 
 
     # F, results by post: the address, its errors, the confirmation, done.
     pg.goto("/f/")
-    pg.check("#subject-dossier")
-    pg.fill("#code", DOSSIER)
+    pg.check("#subject-copy")  # a dossier's result needs its owner identified first (central)
+    pg.fill("#code", COPY)
     pg.click("#next")
     pg.wait_for_url("**/f/address")
-    at("/f/, dossier result")
+    at("/f/, a copy's code")
     with pg.expect_navigation():
         pg.click("#next")
     at("/f/address, nothing filled in")
