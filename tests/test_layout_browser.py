@@ -14,7 +14,7 @@ import pytest
 
 from tests import web_ui_helpers as web
 from tests.conftest import wait_for
-from tests.test_web_ui_services import DOSSIER, on_platen
+from tests.test_web_ui_services import on_platen
 from tests.web_ui_helpers import SIZES, TECH_PIN, card_scene, page_scene
 
 if not Path("/usr/bin/chromium").exists():
