@@ -80,12 +80,18 @@ class DossierResponder:
             if n:
                 logger.info("sample dossiers inserted", extra={"count": n})
         self.prefix = console.config.mqtt.topic_prefix
-        # Central's key for the dossiers' owner tags, beside the web session key.
-        self.owner_key = owner_key(
-            console.config.web.secret_key_file.with_name("dossier-owner.key")
-        )
+        # Central's key for the dossiers' owner tags, beside the web session key: read (or made)
+        # when an owner is first checked, so a console that never checks one writes no file.
+        self._owner_key_file = console.config.web.secret_key_file.with_name("dossier-owner.key")
+        self._owner_key: bytes | None = None
         console.ingest.on_request(f"{self.prefix}/+/req/dossier-status", self.handle)
         self.answered = 0
+
+    @property
+    def owner_key(self) -> bytes:
+        if self._owner_key is None:
+            self._owner_key = owner_key(self._owner_key_file)
+        return self._owner_key
 
     def handle(
         self, kiosk_id: str | None, topic: str, body: dict[str, Any] | None, props: Any
@@ -122,7 +128,7 @@ class DossierResponder:
                     self.console.store,
                     code,
                     owner_proof=body.get("owner_proof"),
-                    key=self.owner_key,
+                    key=self.owner_key if body.get("owner_proof") is not None else None,
                 )
             except Exception:
                 logger.exception("dossier lookup failed")
