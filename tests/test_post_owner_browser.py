@@ -75,21 +75,7 @@ def identify_for_post(pg, scenes, code: str) -> str:
 def test_only_the_identified_owner_reaches_the_address_screen(
     browser, tmp_path: Path, broker: Broker, fleet_pki: FleetPki, console: Console
 ) -> None:
-    me = fleet_pki.client("TEST-UI")
-    mqtt = f"""
-[mqtt]
-type = "broker"
-host = "127.0.0.1"
-port = {broker.port}
-ca_file = "{fleet_pki.ca_file}"
-cert_file = "{me.cert}"
-key_file = "{me.key}"
-reconnect_min_s = 0.2
-reconnect_max_s = 1.0
-
-[services]
-dossier_timeout_s = 5
-"""
+    mqtt = web.fleet_mqtt(broker, fleet_pki, extra="\n[services]\ndossier_timeout_s = 5\n")
     number = card()[1].id_number
     with running_kiosk(tmp_path / "kiosk", extra=mqtt) as (daemon, scenes):
         web.wait_for_fleet(daemon)

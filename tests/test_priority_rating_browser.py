@@ -32,19 +32,7 @@ BASE = "kiosk/v1/TEST-UI"
 def test_priority_ticket_then_a_rating_with_the_buttons(
     browser, tmp_path: Path, broker: Broker, fleet_pki: FleetPki
 ) -> None:
-    me = fleet_pki.client("TEST-UI")
-    mqtt = f"""
-[mqtt]
-type = "broker"
-host = "127.0.0.1"
-port = {broker.port}
-ca_file = "{fleet_pki.ca_file}"
-cert_file = "{me.cert}"
-key_file = "{me.key}"
-reconnect_min_s = 0.2
-reconnect_max_s = 1.0
-telemetry_interval_s = 5
-"""
+    mqtt = web.fleet_mqtt(broker, fleet_pki, extra="telemetry_interval_s = 5\n")
     central = Peer(broker, fleet_pki.client(CENTRAL)).connect()
     central.subscribe("kiosk/v1/#")
     try:

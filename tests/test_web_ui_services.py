@@ -221,21 +221,7 @@ def test_dossier_status_from_central_then_last_known_when_offline(
 ) -> None:
     from tests.central_responder import CentralResponder
 
-    me = fleet_pki.client("TEST-UI")
-    mqtt = f"""
-[mqtt]
-type = "broker"
-host = "127.0.0.1"
-port = {broker.port}
-ca_file = "{fleet_pki.ca_file}"
-cert_file = "{me.cert}"
-key_file = "{me.key}"
-reconnect_min_s = 0.2
-reconnect_max_s = 1.0
-
-[services]
-dossier_timeout_s = 3
-"""
+    mqtt = web.fleet_mqtt(broker, fleet_pki, extra="\n[services]\ndossier_timeout_s = 3\n")
     central = CentralResponder(broker, fleet_pki)
     central.dossiers[DOSSIER] = {
         "status": "in_process",

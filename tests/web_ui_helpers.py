@@ -43,6 +43,23 @@ SIZES = ((1280, 800), (800, 480))
 TECH_PIN = "246810"
 
 
+def fleet_mqtt(broker: Any, fleet_pki: Any, kiosk_id: str = "TEST-UI", extra: str = "") -> str:
+    """The [mqtt] block of a kiosk reporting to the tests' broker with its own client
+    certificate (quick reconnects); `extra` lines follow the block."""
+    me = fleet_pki.client(kiosk_id)
+    return f"""
+[mqtt]
+type = "broker"
+host = "127.0.0.1"
+port = {broker.port}
+ca_file = "{fleet_pki.ca_file}"
+cert_file = "{me.cert}"
+key_file = "{me.key}"
+reconnect_min_s = 0.2
+reconnect_max_s = 1.0
+{extra}"""
+
+
 def kiosk_config(root: Path, *, idle_s: float = 300, warn_s: float = 20, extra: str = "") -> Path:
     """A simulated kiosk whose camera plays root/scenes/scene.jpg (replaced by the test)."""
     pin_hash = generate_password_hash(TECH_PIN)
