@@ -371,12 +371,7 @@ def test_guide_search_typed_with_the_buttons(page, kiosk) -> None:
     press(daemon, "ok")
     page.wait_for_selector("#print-note")
     wait_buttons(page)
-    press(daemon, "cancel")
-    page.wait_for_selector("#cancel-confirm:not([hidden])")
-    press(daemon, "next")
-    page.wait_for_function("() => document.activeElement.id === 'cancel-yes'")
-    press(daemon, "ok")
-    page.wait_for_url(HOME)
+    web.start_over_by_buttons(page, daemon)
 
 
 def test_pad_by_buttons_cancel_closes_only_the_pad(page, kiosk) -> None:

@@ -97,12 +97,7 @@ def test_physical_buttons_move_focus_and_open_screens(page, kiosk) -> None:
     page.wait_for_url("**/help")
     page.goto("/a/")
     wait_buttons(page)
-    press(daemon, "cancel")  # asks first (test_keys_browser.py); ▶ to "Có, làm lại từ đầu", OK
-    page.wait_for_selector("#cancel-confirm:not([hidden])")
-    press(daemon, "next")
-    page.wait_for_function("() => document.activeElement.id === 'cancel-yes'")
-    press(daemon, "ok")
-    page.wait_for_url(HOME)
+    web.start_over_by_buttons(page, daemon)  # asks first (test_keys_browser.py)
     assert headline(page) == "Xin chào! Bạn cần làm gì?"
     wait_buttons(page)
     press(daemon, "cancel", hold_s=0.8)  # held: call staff

@@ -254,6 +254,17 @@ def kiosk_page(browser, kiosk):
 HOME = re.compile(r"^http://127\.0\.0\.1:\d+/$")
 
 
+def start_over_by_buttons(page: Any, daemon: Daemon) -> None:
+    """Cancel with the buttons: the question opens, ▶ to "Có, làm lại từ đầu", OK; back at
+    the start screen."""
+    press(daemon, "cancel")
+    page.wait_for_selector("#cancel-confirm:not([hidden])")
+    press(daemon, "next")
+    page.wait_for_function("() => document.activeElement.id === 'cancel-yes'")
+    press(daemon, "ok")
+    page.wait_for_url(HOME)
+
+
 def headline(pg) -> str:
     return pg.inner_text("h1").strip()
 
