@@ -156,6 +156,23 @@ class DossiersSection(Section):
     seed_samples: bool = Field(True, description="Insert the sample dossiers into an empty table.")
 
 
+class PaymentsSection(Section):
+    """The bank's payment notifications (docs/payments.md): payOS's webhook on the console's
+    web server, outside the operators' login."""
+
+    checksum_key_file: Path | None = Field(
+        None,
+        description="A file holding the payOS channel's checksum key (HMAC-SHA256 of the "
+        "notifications); without one the webhook answers 503 and nothing is confirmed.",
+    )
+    webhook_path: str = Field(
+        "/bank/payos", pattern=r"^/[A-Za-z0-9/_.-]{1,100}$", description="The webhook's path."
+    )
+    max_body_bytes: int = Field(
+        16384, ge=1024, le=1048576, description="A larger notification is refused (413)."
+    )
+
+
 class LoggingSection(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -168,6 +185,7 @@ class FleetConfig(Section):
     provisioning: ProvisioningSection = ProvisioningSection()
     dossiers: DossiersSection = DossiersSection()
     certify: CertifyConfig = CertifyConfig()
+    payments: PaymentsSection = PaymentsSection()
     logging: LoggingSection = LoggingSection()
 
 

@@ -11,6 +11,7 @@ from fleet.alerts import AlertEngine
 from fleet.config import FleetConfig
 from fleet.ingest import FleetIngest
 from fleet.operators import KeyRing
+from fleet.payments import PaymentService
 from fleet.responders import (
     CertifyMail,
     CertifyResponder,
@@ -72,6 +73,7 @@ class Console:
         self.revocations: Any = None  # fleet.responders.Revocations once attached
         self.provisioning: Any = None  # fleet.provisioning.ProvisioningService when enabled
         self.certifier: Any = None  # fleet.certify.service.Certifier when [certify] has an agency
+        self.payments: Any = None  # fleet.payments.PaymentService once attached
         self._started = False
         self._mqtt = False  # serve --no-mqtt: a dashboard that cannot send commands
 
@@ -233,7 +235,7 @@ class Console:
 def build_console(config: FleetConfig, *, store: FleetStore | None = None) -> Console:
     """The console with every responder the config enables."""
     console = Console(config, store=store)
-    console.services += [DossierResponder(), Revocations(), Housekeeping()]
+    console.services += [DossierResponder(), Revocations(), Housekeeping(), PaymentService()]
     if config.provisioning.service_enabled:
         console.services.append(EnrolmentResponder())
     if config.certify.enabled:

@@ -15,6 +15,7 @@ from fleet.store.ingest import BatchOutcome, Incoming, Ingest, parse_time
 from fleet.store.kiosks import Kiosks
 from fleet.store.officers import Officers
 from fleet.store.operators import Operators
+from fleet.store.payments import Notification, Outcome, Payments
 from fleet.store.provisioning import Provisioning
 from fleet.store.queues import Queues
 from fleet.store.revocations import Revocations
@@ -48,6 +49,7 @@ class FleetStore(
     Revocations,
     Officers,
     Certify,
+    Payments,
 ):
     """One engine; every method is a short transaction; safe from several threads."""
 
@@ -57,6 +59,8 @@ __all__ = [
     "DecisionError",
     "FleetStore",
     "Incoming",
+    "Notification",
+    "Outcome",
     "Signed",
     "alerts",
     "certificates",

@@ -312,3 +312,71 @@ cert_deliveries = sa.Table(
     sa.Column("sent_at", sa.Float),
     sa.Index("cert_deliveries_due", "status", "next_try_at"),
 )
+
+# Payments (docs/payments.md): the kiosks' payment requests, the bank's notifications and the fee
+# receipts. A request holds no personal data; a notification's own data (the payer's account
+# and name, the transfer text) and a receipt's payer name are sealed with the data key.
+payment_requests = sa.Table(
+    "payment_requests",
+    metadata,
+    sa.Column("reference", sa.String(8), primary_key=True),  # 8 upper-case hex digits
+    sa.Column("kiosk_id", sa.String(64), nullable=False),
+    sa.Column("record_id", sa.String(160), nullable=False),
+    sa.Column("amount_vnd", sa.BigInteger, nullable=False),
+    sa.Column("bank_bin", sa.String(6), nullable=False),
+    sa.Column("account", sa.String(19), nullable=False),
+    sa.Column("fee_name", sa.String(200), nullable=False),
+    sa.Column("procedure", sa.String(8), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | confirmed
+    sa.Column("bank_reference", sa.String(64)),
+    sa.Column("confirmation", sa.JSON),  # the payment-confirmation/1 sent, sent again on replay
+    sa.Column("confirmed_at", sa.Float),
+)
+
+bank_notifications = sa.Table(
+    "bank_notifications",
+    metadata,
+    sa.Column("bank_reference", sa.String(64), primary_key=True),  # data.reference: idempotency
+    sa.Column("provider", sa.String(16), nullable=False),  # payos
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("paid_at", sa.Float),  # the bank's transactionDateTime
+    sa.Column("amount_vnd", sa.BigInteger, nullable=False),
+    sa.Column("account", sa.String(32), nullable=False),
+    sa.Column("reference", sa.String(8)),  # the request it was matched (or compared) against
+    sa.Column("kiosk_id", sa.String(64)),
+    # confirmed | unmatched (no request with its reference yet) | wrong_amount | wrong_account
+    # | late | already_paid | not_paid (the bank's code is not 00)
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("sealed", sa.LargeBinary, nullable=False),  # the notification's data, sealed
+    sa.Index("bank_notifications_status", "status", "received_at"),
+)
+
+fee_receipts = sa.Table(
+    "fee_receipts",
+    metadata,
+    sa.Column("number", sa.String(48), primary_key=True),  # <kiosk>-<yyyymmdd>-<sequence>
+    sa.Column("kiosk_id", sa.String(64), nullable=False),
+    sa.Column("record_id", sa.String(160), nullable=False),
+    sa.Column("day", sa.String(10), nullable=False),  # collected_at's date in Vietnam
+    sa.Column("collected_at", sa.Float, nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("reference", sa.String(8), nullable=False),
+    sa.Column("method", sa.String(16), nullable=False),  # bank_transfer | cash | waived
+    sa.Column("amount_vnd", sa.BigInteger, nullable=False),
+    sa.Column("fee_vnd", sa.BigInteger, nullable=False),
+    sa.Column("fee_name", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),  # phí | lệ phí
+    sa.Column("rule_id", sa.String(64), nullable=False),
+    sa.Column("legal_basis", sa.String(300), nullable=False),
+    sa.Column("support_id", sa.String(64)),
+    sa.Column("procedure", sa.String(8), nullable=False),
+    sa.Column("pages", sa.Integer),
+    sa.Column("bank_reference", sa.String(64)),
+    sa.Column("staff", sa.String(64)),
+    sa.Column("copy_code", sa.String(80)),
+    sa.Column("payer", sa.LargeBinary, nullable=False),  # payer_name, sealed with the data key
+    sa.Index("fee_receipts_day_kiosk", "day", "kiosk_id"),
+)

@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from fleet.alerts import LABELS, RULES
 from fleet.console import Console
+from fleet.web import bank
 from fleet.web.auth import auth
 from fleet.web.filters import FILTERS
 from fleet.web.views import views
@@ -43,6 +44,7 @@ def create_app(console: Console, *, testing: bool = False) -> Flask:
     csrf.init_app(app)
     app.register_blueprint(auth)
     app.register_blueprint(views)
+    bank.register(app, csrf)  # payOS's webhook: no login, no CSRF, its own signature
     app.jinja_env.filters.update(FILTERS)
     app.jinja_env.globals.update(RULES=RULES, RULE_LABELS=LABELS)
 

@@ -40,4 +40,17 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True)
 
 
-FILTERS = {"when": _when, "ago": _ago, "pretty": _pretty, "days_left": _days_left}
+def _vnd(amount: int | None) -> str:
+    """12000 -> "12.000 đ" (Vietnamese thousands separator)."""
+    if amount is None:
+        return "—"
+    return f"{int(amount):,} đ".replace(",", ".")
+
+
+FILTERS = {
+    "when": _when,
+    "ago": _ago,
+    "pretty": _pretty,
+    "days_left": _days_left,
+    "vnd": _vnd,
+}

@@ -249,6 +249,48 @@ def records() -> Any:
     )
 
 
+# What a bank notification needing attention is (docs/payments.md, "Needing attention").
+NOTIFICATION_STATUS = {
+    "confirmed": "Đã xác nhận / confirmed",
+    "unmatched": "Không rõ mã thanh toán / unknown reference",
+    "wrong_amount": "Sai số tiền / wrong amount",
+    "wrong_account": "Sai tài khoản nhận / another account",
+    "late": "Chuyển sau hạn / after the request expired",
+    "already_paid": "Đã thanh toán trước đó / paid twice",
+    "not_paid": "Ngân hàng báo không thành công / not successful",
+}
+METHODS = {
+    "bank_transfer": "Chuyển khoản / bank transfer",
+    "cash": "Tiền mặt / cash",
+    "waived": "Miễn / waived",
+}
+
+
+@views.route("/payments")
+@login_required
+def payments() -> Any:
+    """Fee receipts by day and kiosk with totals; bank notifications needing attention."""
+    store = console().store
+    day = request.args.get("day") or None
+    if day is not None and not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", day):
+        abort(400, description="Ngày không hợp lệ (YYYY-MM-DD). / Invalid day.")
+    kiosk_id = request.args.get("kiosk") or None
+    totals = store.fee_receipt_totals(day=day)
+    if kiosk_id:
+        totals = [t for t in totals if t["kiosk_id"] == kiosk_id]
+    return render_template(
+        "payments.html",
+        day=day,
+        kiosk=kiosk_id,
+        totals=totals,
+        receipts=store.fee_receipts(day=day, kiosk_id=kiosk_id, limit=300),
+        attention=store.bank_notifications(attention=True),
+        statuses=NOTIFICATION_STATUS,
+        methods=METHODS,
+        webhook_ready=getattr(console().payments, "checksum_key", lambda: None)() is not None,
+    )
+
+
 @views.route("/revocations", methods=["GET", "POST"])
 @login_required
 def revocations() -> Any:
