@@ -43,7 +43,6 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "ma so tthc",
         "ma so thu tuc",
         "ma",
-        "ma ho so",
     ),
     "name": ("ten thu tuc", "ten thu tuc hanh chinh", "ten tthc", "thu tuc hanh chinh"),
     "field": ("linh vuc",),
