@@ -204,6 +204,7 @@ class ListEntry:
     online: str | None = None
     level_text: str = ""
     online_text: str = ""
+    abolished: bool = False  # listed under a part of procedures the decision abolishes
 
 
 @dataclass
@@ -221,6 +222,7 @@ def parse_list(path: Path, *, sheet: str | None = None) -> ParsedList:
     ignored: list[str] = []
     section_field: str | None = None
     section_level: str | None = None
+    abolished = False  # under a part "… bị bãi bỏ": those procedures end
     seen: dict[str, int] = {}
 
     def cell(cells: list[str], column: str) -> str:
@@ -241,11 +243,13 @@ def parse_list(path: Path, *, sheet: str | None = None) -> ParsedList:
                 continue
             section = SECTION.match(text)
             body = section.group(1) if section else text
-            level = _level(body)
-            if level is not None and "linh vuc" not in fold(body):
-                section_level = level
-            else:
-                section_field = _field_name(body)
+            folded, level = fold(body), _level(body)
+            if "linh vuc" in folded or "thu tuc" not in folded:
+                section_field = _field_name(body)  # "I. LĨNH VỰC HỘ TỊCH"
+            else:  # a part: "A. THỦ TỤC CẤP XÃ", "B. DANH MỤC TTHC BỊ BÃI BỎ"
+                abolished = "bai bo" in folded
+                section_field = None
+                section_level = level or section_level
             continue
         if all(re.fullmatch(r"\(?[0-9]+\)?", t) for t in texts):
             continue  # the column numbers row under the header: (1) (2) (3) ...
@@ -281,6 +285,7 @@ def parse_list(path: Path, *, sheet: str | None = None) -> ParsedList:
                 online=_online(online_text),
                 level_text=level_text,
                 online_text=online_text,
+                abolished=abolished,
             )
         )
     if problems:
@@ -310,7 +315,8 @@ def _field_name(text: str) -> str | None:
     section = SECTION.match(text)
     if section:
         text = section.group(1)
-    text = re.sub(r"^(lĩnh vực|linh vuc)\s*:?\s*", "", text, flags=re.IGNORECASE).strip()
+    # "Thủ tục hành chính lĩnh vực Đất đai" -> "Đất đai"
+    text = re.sub(r"^.*?(lĩnh vực|linh vuc)\s*:?\s*", "", text, flags=re.IGNORECASE).strip()
     text = re.sub(r"\s*\(\s*[0-9]+\s*(thủ tục|TTHC)?\s*\)\s*$", "", text, flags=re.IGNORECASE)
     if not text:
         return None
@@ -380,6 +386,7 @@ class ImportReport:
     updated: list[tuple[str, str]] = field(default_factory=list)  # (id, code)
     new: list[ListEntry] = field(default_factory=list)
     missing: list[tuple[str, str, str]] = field(default_factory=list)  # (id, code, name)
+    abolished: list[ListEntry] = field(default_factory=list)
     expired: list[str] = field(default_factory=list)  # ids given valid_to
     uncoded: list[str] = field(default_factory=list)  # catalog procedures without a code
     warnings: list[str] = field(default_factory=list)
@@ -390,8 +397,11 @@ class ImportReport:
         if self.new:
             out.append(f"{len(self.new)} new in the list: needs its papers before it can be shown")
             out += [f"  + {e.code} {e.name} (row {e.row})" for e in self.new]
+        if self.abolished:
+            out.append(f"{len(self.abolished)} listed as abolished (bãi bỏ): not updated")
+            out += [f"  x {e.code} {e.name} (row {e.row})" for e in self.abolished]
         if self.missing:
-            out.append(f"{len(self.missing)} in the catalog but not in the list")
+            out.append(f"{len(self.missing)} in the catalog but not in the list, or abolished")
             out += [
                 f"  - {pid} {code} {name}" + (" (valid_to set)" if pid in self.expired else "")
                 for pid, code, name in self.missing
@@ -424,8 +434,11 @@ def merge(
             by_code.setdefault(entry["code"], []).append(entry)
         elif entry.get("kind", "procedure") == "procedure":
             report.uncoded.append(entry["id"])
-    listed = {e.code: e for e in parsed.entries}
+    listed = {e.code: e for e in parsed.entries if not e.abolished}
     for item in parsed.entries:
+        if item.abolished:
+            report.abolished.append(item)
+            continue
         targets = by_code.get(item.code)
         if not targets:
             report.new.append(item)
