@@ -24,6 +24,8 @@ from typing import Any
 
 import openpyxl
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from edge.services.catalog import CatalogService, ProcedureNotFound
 from fleet import cli
@@ -601,3 +603,75 @@ def _guide(daemon: Any, pid: str) -> tuple[int, str]:
 def daemon_log(tmp_path: Path) -> str:
     logs = list(tmp_path.rglob("daemon.log"))
     return logs[0].read_text(errors="replace")[-3000:] if logs else ""
+
+
+def test_only_update_catalog_may_be_larger_than_64_kib(tmp_path: Path) -> None:
+    """The kiosk's envelope limit: 1 MiB for update-catalog, 64 KiB for everything else."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from edge.fleet import CommandProcessor, OperatorKeys, SeenCommands, Topics, sign_command
+    from edge.fleet.commands import write_public_key
+    from edge.store import Store
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    write_public_key(key, tmp_path / "trust", "op.test")
+    store = Store(tmp_path / "kiosk.db")
+    store.open()
+    ran: list[str] = []
+    try:
+        processor = CommandProcessor(
+            kiosk_id=KIOSK,
+            topics=Topics("kiosk/v1", KIOSK),
+            commands={
+                "update-catalog": lambda a: ran.append("update-catalog") or {"ok": True},
+                "print-test": lambda a: ran.append("print-test") or {"ok": True},
+            },
+            keys=OperatorKeys(tmp_path / "trust"),
+            seen=SeenCommands(store),
+        )
+
+        def run(name: str, size: int) -> dict[str, Any]:
+            args = {"catalog_gzip_b64": "A" * size}
+            envelope = sign_command(key, "op.test", name, args, 300, target=KIOSK)
+            return processor.process(name, json.dumps(envelope).encode()).result
+
+        assert run("update-catalog", 200_000)["status"] == "ok"
+        refused = run("print-test", 200_000)
+        assert (refused["status"], refused["reason"]) == ("refused", "malformed")
+        assert "larger than 65536 bytes" in refused["message"]
+        too_big = run("update-catalog", 1_100_000)
+        assert (too_big["reason"], ran) == ("malformed", ["update-catalog"])
+        assert "larger than 1048576 bytes" in too_big["message"]
+    finally:
+        store.close()
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(
+        st.lists(
+            st.one_of(st.text(max_size=30), st.sampled_from(["9.000001", "2.000815", "I. X"])),
+            max_size=11,
+        ),
+        max_size=12,
+    )
+)
+def test_any_csv_under_the_header_gives_a_catalog_or_a_clear_refusal(
+    tmp_path: Path, rows: list[list[str]]
+) -> None:
+    from fleet.catalog_import import merge, parse_list
+
+    path = tmp_path / "fuzz.csv"
+    with path.open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([HEADER, *rows])
+    try:
+        parsed = parse_list(path)
+        document, _ = merge(base_catalog(), parsed, today=dt.date(2026, 12, 6))
+    except CatalogImportError as err:
+        assert err.reasons and all(isinstance(r, str) and r for r in err.reasons)
+        event("refused")
+    else:
+        assert {p["id"] for p in document["procedures"]} == set(by_id(base_catalog()))
+        event("merged")
