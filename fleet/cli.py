@@ -194,7 +194,10 @@ def _catalog_parser(sub: Any) -> None:
     push.add_argument("--key", type=Path, required=True)
     push.add_argument("--ttl", type=float, help="seconds the command stays valid")
     push.add_argument(
-        "--wait", type=float, default=60.0, help="seconds to wait for the kiosks' results"
+        "--wait",
+        type=float,
+        default=60.0,
+        help="seconds to wait for the kiosks' results (0: do not wait)",
     )
 
 
@@ -425,6 +428,8 @@ def catalog_push(args: argparse.Namespace, config: Any) -> int:
             f"update-catalog {document['version']} ({len(packed['catalog_gzip_b64'])} "
             f"characters packed) sent to {len(sent)} kiosks by {args.operator}"
         )
+        if args.wait <= 0:
+            return EXIT_OK  # the console's command log will show the answers
         deadline = time.monotonic() + args.wait
         pending = {e["id"]: e["target"] for e in sent}
         failed = 0
