@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from protocol.cli import run_command
-from protocol.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput, KioskError
+from protocol.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BadInput, KioskError
 
 logger = logging.getLogger("fleet")
 
@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("--reason", default="")
     revoke.add_argument("--by", default="cli")
     _certify_parser(sub)
+    _catalog_parser(sub)
     demo = sub.add_parser("demo", help="demonstrations that run on one PC")
     demo_sub = demo.add_subparsers(dest="demo", required=True)
     d_cert = demo_sub.add_parser(
@@ -142,6 +143,64 @@ def _certify_parser(sub: Any) -> None:
     o_dis.add_argument("username")
 
 
+def _catalog_parser(sub: Any) -> None:
+    """`catalog import|diff|push`: keep the kiosks' procedure catalog current (issue 19)."""
+    catalog = sub.add_parser(
+        "catalog", help="the procedure catalog: import a province's list, diff, push to kiosks"
+    )
+    c_sub = catalog.add_subparsers(dest="action", required=True)
+    imp = c_sub.add_parser(
+        "import",
+        help="merge a province's published list (XLSX or CSV) into a catalog by official code; "
+        "prints the report and the diff, then writes --out (only if it validates)",
+    )
+    imp.add_argument("list", type=Path, help="the list: .xlsx, or .csv in UTF-8")
+    imp.add_argument("--base", type=Path, required=True, help="the current catalog (JSON)")
+    imp.add_argument("--out", type=Path, required=True, help="the new catalog (JSON)")
+    imp.add_argument("--sheet", help="XLSX sheet name (default: the first)")
+    imp.add_argument("--version", help="the new catalog's version (default: today, 2026.12.06)")
+    imp.add_argument(
+        "--expire-missing",
+        metavar="YYYY-MM-DD",
+        help="last day for catalog procedures the list no longer has (their valid_to)",
+    )
+    imp.add_argument(
+        "--checked", metavar="YYYY-MM-DD", help="day recorded as checked (default: today, VN)"
+    )
+    imp.add_argument(
+        "--source", help="the decision that published the list, added to updated entries' sources"
+    )
+    diff = c_sub.add_parser("diff", help="what changes from one catalog to another, by entry")
+    diff.add_argument("old", type=Path)
+    diff.add_argument("new", type=Path)
+    push = c_sub.add_parser(
+        "push",
+        help="send a catalog to kiosks as the signed update-catalog command (gzip'd); the "
+        "running console records the kiosks' results, which this waits for",
+    )
+    push.add_argument("catalog", type=Path)
+    who = push.add_mutually_exclusive_group(required=True)
+    who.add_argument("--kiosk", action="append", dest="kiosks", metavar="ID", help="repeatable")
+    who.add_argument("--all", action="store_true", help="every kiosk the console knows")
+    push.add_argument("--site", help="with --all: only this site's kiosks")
+    push.add_argument("--operator", required=True, help="whose key signs (asks the password)")
+    push.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    push.add_argument(
+        "--cert",
+        type=Path,
+        required=True,
+        help="this sender's own client certificate (CN fleet-catalog; docs/fleet.md)",
+    )
+    push.add_argument("--key", type=Path, required=True)
+    push.add_argument("--ttl", type=float, help="seconds the command stays valid")
+    push.add_argument(
+        "--wait",
+        type=float,
+        default=60.0,
+        help="seconds to wait for the kiosks' results (0: do not wait)",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return run_command("kiosk-fleet", lambda: _configured(args))
@@ -166,6 +225,8 @@ def _configured(args: argparse.Namespace) -> int:
         )
         logging.getLogger(demo.__name__).setLevel(logging.INFO)
         return demo.main(args.original, args.out, as_json=args.json, timeout_s=args.timeout)
+    if args.command == "catalog" and args.action in ("import", "diff"):
+        return catalog_offline(args)  # files only: no config, no store
     if args.command == "staff-account":
         print(json.dumps(staff_account(args.name, _read_pin(), role=args.role,
                                        disabled=args.disabled)))  # fmt: skip
@@ -220,6 +281,8 @@ def _run(args: argparse.Namespace, config: Any) -> int:
 
     if args.command == "serve":
         return serve(config, port=args.port, mqtt=not args.no_mqtt)
+    if args.command == "catalog":
+        return catalog_push(args, config)
     if args.command == "certify" and args.action == "serve":
         return certify_serve(config, host=args.host, port=args.port, mqtt=not args.no_mqtt)
     store = open_store(config).create()
@@ -275,6 +338,122 @@ def _run(args: argparse.Namespace, config: Any) -> int:
     finally:
         store.close()
     return EXIT_OK
+
+
+def catalog_offline(args: argparse.Namespace) -> int:
+    """`catalog import` and `catalog diff`: the report and diff on stdout."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from fleet import catalog_import as ci
+
+    if args.action == "diff":
+        print("\n".join(ci.diff(ci.load_catalog(args.old), ci.load_catalog(args.new))) or "same")
+        return EXIT_OK
+    today = dt.datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date()
+    expire = ci.parse_day(args.expire_missing, "--expire-missing") if args.expire_missing else None
+    checked = ci.parse_day(args.checked, "--checked") if args.checked else today
+    base, document, report = ci.prepare_import(
+        args.list,
+        args.base,
+        today=checked,
+        sheet=args.sheet,
+        version=args.version,
+        expire_missing=expire,
+        source=args.source,
+    )
+    print("\n".join(report.lines()))
+    print(f"--- {args.base}\n+++ {args.out}")
+    print("\n".join(ci.diff(base, document)) or "same")
+    ci.write_catalog(args.out, document)
+    print(f"written: {args.out} (version {document['version']})")
+    return EXIT_OK
+
+
+def catalog_push(args: argparse.Namespace, config: Any) -> int:
+    """Sign update-catalog for each kiosk through the console's own path (the operator's key
+    unlocked by the key ring, Console.send_command, the command log), publish on a connection
+    of this sender's own certificate, and wait for the results the running console records."""
+    import secrets
+
+    from fleet import catalog_import as ci
+    from fleet.console import Console, open_store
+    from protocol.mqtt import new_client, tls_context
+
+    document = ci.load_catalog(args.catalog)
+    packed = ci.packed_args(document)
+    store = open_store(config).create()
+    publisher = None
+    try:
+        kiosk_ids = args.kiosks or [k["kiosk_id"] for k in store.kiosks(site=args.site)]
+        if not kiosk_ids:
+            raise BadInput("no kiosk to send to")
+        password = (
+            sys.stdin.readline().rstrip("\n")
+            if args.password_stdin
+            else getpass.getpass("Mật khẩu / password: ")
+        )
+        console = Console(config, store=store)
+        handle, _ = console.keys.login(store, args.operator, password, address="cli")
+        m = config.mqtt
+        # The broker makes the certificate's CN the client id: a certificate of its own keeps
+        # this connection from taking over the running console's session.
+        publisher = new_client(f"fleet-catalog-{secrets.token_hex(4)}", tls=(
+            tls_context(m.ca_file, args.cert, args.key) if m.tls else None))  # fmt: skip
+        connected = threading.Event()
+        acks: dict[int, Any] = {}  # mid -> PUBACK reason code (MQTT 5 says "Not authorized")
+        publisher.on_connect = lambda c, u, f, rc, p: connected.set() if not rc.is_failure else None
+        publisher.on_publish = lambda c, u, mid, rc, p: acks.__setitem__(mid, rc)
+        publisher.connect(m.host, m.port, keepalive=m.keepalive_s, clean_start=True)
+        publisher.loop_start()
+        if not connected.wait(15):
+            raise KioskError(f"could not connect to the broker {m.host}:{m.port}")
+
+        def publish(envelope: dict[str, Any], kiosk_id: str) -> None:
+            topic = f"{m.topic_prefix}/{kiosk_id}/cmd/{envelope['name']}"
+            payload = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
+            info = publisher.publish(topic, payload, qos=1)
+            info.wait_for_publish(30)
+            reason = acks.get(info.mid)
+            if info.rc != 0 or not info.is_published() or (reason and reason.is_failure):
+                raise KioskError(
+                    f"the broker did not take the command for {kiosk_id} ({reason}; "
+                    "the ACL must let this certificate's CN write kiosk/v1/+/cmd/update-catalog)"
+                )
+
+        sent = console.send_command(
+            handle, "update-catalog", packed, kiosk_ids=kiosk_ids, ttl_s=args.ttl, publish=publish
+        )
+        print(
+            f"update-catalog {document['version']} ({len(packed['catalog_gzip_b64'])} "
+            f"characters packed) sent to {len(sent)} kiosks by {args.operator}"
+        )
+        if args.wait <= 0:
+            return EXIT_OK  # the console's command log will show the answers
+        deadline = time.monotonic() + args.wait
+        pending = {e["id"]: e["target"] for e in sent}
+        failed = 0
+        while pending and time.monotonic() < deadline:
+            for command_id, kiosk_id in list(pending.items()):
+                row = store.command(command_id)
+                if row is None or row["status"] == "sent":
+                    continue
+                del pending[command_id]
+                if row["status"] == "ok":
+                    result = row["result"] or {}
+                    print(f"{kiosk_id}\tok\tversion {result.get('version')}")
+                else:
+                    failed += 1
+                    print(f"{kiosk_id}\t{row['status']}\t{row.get('reason')}: {row.get('message')}")
+            time.sleep(0.2)
+        for kiosk_id in pending.values():
+            print(f"{kiosk_id}\tno answer yet (offline kiosks get it when they return)")
+        return EXIT_OK if not failed and not pending else EXIT_FAILED
+    finally:
+        if publisher is not None:
+            publisher.disconnect()
+            publisher.loop_stop()
+        store.close()
 
 
 def _certify_book(store: Any, config: Any, args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from fleet.alerts import AlertEngine
@@ -124,11 +125,15 @@ class Console:
         *,
         kiosk_ids: list[str],
         ttl_s: float | None = None,
+        publish: Callable[[dict[str, Any], str], object] | None = None,
     ) -> list[dict[str, Any]]:
-        """Sign one envelope per kiosk (each with its own id and target), log, publish."""
+        """Sign one envelope per kiosk (each with its own id and target), log, publish.
+
+        publish: (envelope, kiosk id) -> None, for a sender without the console's ingest
+        (`kiosk-fleet catalog push`); by default the ingest's connection."""
         if not kiosk_ids:
             raise BadInput("chọn ít nhất một kiosk / choose at least one kiosk")
-        if not self._mqtt:
+        if publish is None and not self._mqtt:
             raise BadInput("không có kết nối broker (--no-mqtt) / no broker: nothing can be sent")
         bad = [k for k in kiosk_ids if not KIOSK_ID_PATTERN.match(k)]
         if bad:
@@ -138,7 +143,7 @@ class Console:
         for kiosk_id in kiosk_ids:
             envelope = self.keys.sign(handle, name, args, target=kiosk_id, ttl_s=ttl)
             self.store.log_command(envelope, kiosk_id=kiosk_id, now=time.time())
-            self.ingest.send_command(envelope, kiosk_id)
+            (publish or self.ingest.send_command)(envelope, kiosk_id)
             logger.info(
                 "command sent",
                 extra={

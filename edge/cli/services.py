@@ -84,7 +84,7 @@ def _ask_daemon(ctx: Context, code: str) -> dict[str, Any] | None:
 def _catalog_only(config: Any) -> Any:
     from edge.services.catalog import CatalogService
 
-    return CatalogService(config.storage.state_dir / "catalog")
+    return CatalogService(config.storage.state_dir / "catalog", timezone=config.kiosk.timezone)
 
 
 def _ticket(args: argparse.Namespace, emit: Any, parts: LocalParts) -> int:

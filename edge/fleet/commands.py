@@ -32,6 +32,9 @@ from protocol.messages import COMMAND, COMMAND_RESULT, Severity, Topics, iso_tim
 logger = logging.getLogger(__name__)
 
 MAX_COMMAND_BYTES = 64 * 1024
+# update-catalog carries a whole catalog (gzip'd, base64): a few hundred procedures are over
+# 64 KiB (docs/services.md, "Keeping the catalog current"); the unpacked size has its own bound.
+MAX_BYTES_BY_COMMAND = {"update-catalog": 1024 * 1024}
 REQUIRED_FIELDS = frozenset(
     {"schema", "id", "name", "args", "issued_at", "expires_at", "operator", "signature"}
 )
@@ -246,7 +249,7 @@ class CommandProcessor:
         envelope: dict[str, Any] | None = None
         try:
             with self._lock:  # one command at a time: handlers need not be re-entrant
-                envelope = _parse(payload)
+                envelope = _parse(payload, MAX_BYTES_BY_COMMAND.get(name, MAX_COMMAND_BYTES))
                 result = self._run(name, envelope)
         except Refused as refusal:
             result = self._refused(name, envelope, refusal)
@@ -406,9 +409,9 @@ class CommandProcessor:
         return self.topics.command_result(name)
 
 
-def _parse(payload: bytes) -> dict[str, Any]:
-    if len(payload) > MAX_COMMAND_BYTES:
-        raise Refused("malformed", f"larger than {MAX_COMMAND_BYTES} bytes")
+def _parse(payload: bytes, limit: int = MAX_COMMAND_BYTES) -> dict[str, Any]:
+    if len(payload) > limit:
+        raise Refused("malformed", f"larger than {limit} bytes")
     try:
         text = payload.decode("utf-8")
         value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)

@@ -85,7 +85,7 @@ def build_services(
         timezone=c.kiosk.timezone,
         report=report,
     )
-    catalog = CatalogService(c.storage.state_dir / "catalog")
+    catalog = CatalogService(c.storage.state_dir / "catalog", timezone=c.kiosk.timezone)
     post = PostService(
         store=store,
         key=key,

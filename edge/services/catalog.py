@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -9,9 +10,11 @@ import re
 import threading
 import tomllib
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jsonschema
 from rapidfuzz import fuzz
@@ -264,8 +267,15 @@ def load_synonyms(path: Path = BUNDLED_SYNONYMS) -> Synonyms:
 class Catalog:
     """An immutable, validated catalog with its search index."""
 
-    def __init__(self, document: dict[str, Any], *, synonyms: Synonyms | None = None) -> None:
-        validate_document(document)
+    def __init__(
+        self,
+        document: dict[str, Any],
+        *,
+        synonyms: Synonyms | None = None,
+        validated: bool = False,
+    ) -> None:
+        if not validated:
+            validate_document(document)
         self.synonyms = synonyms if synonyms is not None else load_synonyms()
         self.document = document
         self.version: str = document["version"]
@@ -302,6 +312,16 @@ class Catalog:
 
     def __len__(self) -> int:
         return len(self.procedures)
+
+    def in_force(self, day: dt.date) -> Catalog:
+        """The entries that apply on `day` (valid_from <= day <= valid_to where given); self
+        when that is all of them."""
+        kept = [p for p in self.document["procedures"] if entry_in_force(p, day)]
+        if len(kept) == len(self.procedures):
+            return self
+        return Catalog(
+            {**self.document, "procedures": kept}, synonyms=self.synonyms, validated=True
+        )
 
     def get(self, procedure_id: str) -> Procedure:
         try:
@@ -390,6 +410,12 @@ def _word_known(word: str, vocabulary: frozenset[str]) -> bool:
     return max((OSA.normalized_similarity(word, t) for t in vocabulary), default=0.0) >= 0.75
 
 
+def entry_in_force(entry: dict[str, Any], day: dt.date) -> bool:
+    """valid_from and valid_to are inclusive days (YYYY-MM-DD sorts as a date does)."""
+    iso = day.isoformat()
+    return entry.get("valid_from", iso) <= iso <= entry.get("valid_to", iso)
+
+
 def validate_document(document: Any) -> None:
     """Raise CatalogInvalid with every problem: the schema, then unique ids."""
     validator = jsonschema.Draft202012Validator(load_schema("catalog"))
@@ -412,12 +438,26 @@ class CatalogService:
 
     update() validates a new document, writes it atomically as `current.json` under
     `<state_dir>/catalog/`, keeps the one it replaces as `previous.json`, then swaps it in.
+
+    What it serves (search, browse, the guide pages) is the day's view: entries before their
+    valid_from or after their valid_to, by the kiosk's local date, are hidden; the view is
+    made again when the local day changes, without a restart.
     """
 
-    def __init__(self, catalog_dir: Path, *, bundled: Path = BUNDLED_CATALOG) -> None:
+    def __init__(
+        self,
+        catalog_dir: Path,
+        *,
+        bundled: Path = BUNDLED_CATALOG,
+        timezone: str = "Asia/Ho_Chi_Minh",
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
         self.catalog_dir = catalog_dir
         self.bundled = bundled
-        self._catalog: Catalog | None = None
+        self.zone = ZoneInfo(timezone)
+        self.now = now
+        self._catalog: Catalog | None = None  # the whole installed document
+        self._view: tuple[dt.date, Catalog, Catalog] | None = None  # (day, whole, in force)
         self._lock = threading.Lock()
 
     @property
@@ -429,14 +469,35 @@ class CatalogService:
         return self.catalog_dir / "previous.json"
 
     @property
-    def catalog(self) -> Catalog:
+    def whole(self) -> Catalog:
+        """Every entry, in force or not (what update-catalog installed)."""
         if self._catalog is None:
             self.load()
+        assert self._catalog is not None
         return self._catalog
 
     @property
+    def today(self) -> dt.date:
+        return self.now().astimezone(self.zone).date()
+
+    @property
+    def catalog(self) -> Catalog:
+        """The entries in force today (local date), as citizens see them."""
+        whole, day = self.whole, self.today
+        view = self._view
+        if view is None or view[0] != day or view[1] is not whole:
+            view = (day, whole, whole.in_force(day))
+            self._view = view
+            if len(view[2]) != len(whole):
+                logger.info(
+                    "catalog entries out of their validity dates hidden",
+                    extra={"day": day.isoformat(), "hidden": len(whole) - len(view[2])},
+                )
+        return view[2]
+
+    @property
     def version(self) -> str:
-        return self.catalog.version
+        return self.whole.version
 
     def load(self) -> Catalog:
         """The installed update, or the bundled catalog when there is none or it is unusable."""
