@@ -8,6 +8,7 @@ unknown names answered as real ones; roles."""
 from __future__ import annotations
 
 import re
+import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -328,17 +329,16 @@ def test_a_real_and_an_unknown_name_get_the_same_answers(app: App, root: Path) -
     assert gate.check(BINH_PIN, BINH).verdict == "ok"
     assert gate.check(TECH_PIN).verdict == "ok"
     # Timing: a wrong PIN for a real and for an unknown name both cost one scrypt check.
-    unlock_all(app)
-
-    def seconds(name: str) -> float:
-        began = time.perf_counter()
-        for _ in range(3):
+    # Interleaved and compared by median: the machine's other load hits both alike.
+    timings: dict[str, list[float]] = {BINH: [], "ai.do.khac": []}
+    for _ in range(9):
+        for name, seen in timings.items():
+            unlock_all(app)
+            began = time.perf_counter()
             assert gate.check("123456", name).verdict == "wrong"
-        return time.perf_counter() - began
-
-    timings = {name: seconds(name) for name in (BINH, "ai.do.khac")}
-    ratio = timings[BINH] / timings["ai.do.khac"]
-    assert 0.5 < ratio < 2.0, timings
+            seen.append(time.perf_counter() - began)
+    real_s, unknown_s = (statistics.median(seen) for seen in timings.values())
+    assert 0.5 < real_s / unknown_s < 2.0, timings
     # Through the citizen's prompt: the same page for both names, tries included.
     unlock_all(app)
     citizen = at_staff_screen(app, root)
@@ -346,7 +346,7 @@ def test_a_real_and_an_unknown_name_get_the_same_answers(app: App, root: Path) -
 
     def page(name: str) -> str:
         text = citizen.post("/a/staff", name=name, pin="999999").get_data(as_text=True)
-        text = re.sub(r'name="csrf_token"[^>]*>|value="[^"]*"', "", text)
+        text = re.sub(r'(value|content)="[^"]*"', "", text)  # form tokens: signed, timed
         return text.replace(name, "NAME")
 
     first = [page(ANA), page(ANA)]
