@@ -78,6 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
         "which other users could see); only a keyed hash is stored",
     )
     owner.add_argument("code")
+    ship_p = d_sub.add_parser(
+        "ship",
+        help="record the Vietnam Post reference of a post request (its S10 check digit is "
+        "checked first); the running console sends it to the kiosk that took the request",
+    )
+    ship_p.add_argument("request_id", help="the post request's id, or the 8 characters printed")
+    ship_p.add_argument("reference", help="the S10 item reference, e.g. EE473124829VN")
+    ship_p.add_argument(
+        "--status", choices=("accepted", "in_transit", "delivered", "returned"), default="accepted"
+    )
+    ship_p.add_argument("--by", default="cli", help="who records it (audited)")
 
     revoke = sub.add_parser(
         "revoke",
@@ -310,10 +321,17 @@ def _run(args: argparse.Namespace, config: Any) -> int:
                     put_keeping_own,
                     seed_samples,
                     set_owner,
+                    ship,
                     validate_dossier,
                 )
 
-                if args.action == "seed":
+                if args.action == "ship":
+                    done = ship(store, args.request_id, args.reference, args.status, by=args.by)
+                    print(
+                        f"recorded {done['reference']} ({done['status']}) for request "
+                        f"{done['request_id']}; the running console sends it to {done['kiosk']}"
+                    )
+                elif args.action == "seed":
                     print(f"{seed_samples(store, force=True)} sample dossiers")
                 elif args.action == "owner":
                     key = owner_key(config.web.secret_key_file.with_name("dossier-owner.key"))

@@ -72,6 +72,7 @@ class Console:
         )
         self.services: list[Any] = []  # responders: attach(console), optional stop()
         self.revocations: Any = None  # fleet.responders.Revocations once attached
+        self.shipments: Any = None  # fleet.dossiers.ShipmentSender once attached
         self.provisioning: Any = None  # fleet.provisioning.ProvisioningService when enabled
         self.certifier: Any = None  # fleet.certify.service.Certifier when [certify] has an agency
         self.payments: Any = None  # fleet.payments.PaymentService once attached
@@ -240,7 +241,15 @@ class Console:
 def build_console(config: FleetConfig, *, store: FleetStore | None = None) -> Console:
     """The console with every responder the config enables."""
     console = Console(config, store=store)
-    console.services += [DossierResponder(), Revocations(), Housekeeping(), PaymentService()]
+    from fleet.dossiers import ShipmentSender
+
+    console.services += [
+        DossierResponder(),
+        Revocations(),
+        Housekeeping(),
+        PaymentService(),
+        ShipmentSender(),
+    ]
     if config.provisioning.service_enabled:
         console.services.append(EnrolmentResponder())
     if config.certify.enabled:

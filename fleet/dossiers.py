@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import secrets
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from fleet.store import FleetStore
 from protocol.errors import BadInput
+from protocol.post import s10_check_digit, s10_valid
 
 logger = logging.getLogger(__name__)
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -332,6 +334,7 @@ def send_shipment(
     its status answer shows it. Raises BadInput for a message that breaks the contract."""
     from protocol.schemas import validator
 
+    check_reference(reference)
     message = shipment_message(request_id, reference, status, at=at)
     errors = list(validator("post-shipment").iter_errors(message))
     if errors:
@@ -346,3 +349,146 @@ def send_shipment(
     console.ingest.publish(f"{prefix}/{kiosk_id}/res/post-shipment", message, qos=1)
     logger.info("post shipment sent", extra={"kiosk": kiosk_id, "status": status})
     return message
+
+
+SHIPMENT_STATES = ("accepted", "in_transit", "delivered", "returned")
+SHIPMENT_RESEND_S = 7 * 86400  # a line recorded and not sent within this is no longer sent
+
+
+def check_reference(reference: str) -> None:
+    """BadInput, saying what is wrong, unless `reference` is a UPU S10 identifier with its
+    check digit right (docs/fleet.md, "Post shipments")."""
+    if s10_valid(reference):
+        return
+    if re.fullmatch(r"[A-Z]{2}[0-9]{9}[A-Z]{2}", reference):
+        raise BadInput(
+            f"mã bưu gửi {reference} sai chữ số kiểm tra (chữ số thứ 11 phải là "
+            f"{s10_check_digit(reference[2:10])}): hãy đọc lại mã trên bưu gửi / "
+            "wrong check digit: read the reference again"
+        )
+    raise BadInput(
+        f"mã bưu gửi {reference[:20]!r} không đúng dạng S10: 2 chữ cái, 9 chữ số, 2 chữ cái, "
+        "ví dụ EE473124829VN / not an S10 reference (2 letters, 9 digits, 2 letters)"
+    )
+
+
+def ship(
+    store: FleetStore,
+    request_code: str,
+    reference: str,
+    status: str = "accepted",
+    *,
+    by: str,
+    by_name: str = "",
+    now: float | None = None,
+) -> dict[str, Any]:
+    """Record that Vietnam Post took (or moved) the result of post request `request_code` (its
+    id, or the 8 characters on the citizen's confirmation): an audit line with who did it,
+    which the running console's ShipmentSender publishes to the kiosk that took the request.
+    Checks the reference's S10 check digit and that central received the request. Returns the
+    line's detail with the request id."""
+    reference = reference.strip().upper()
+    if status not in SHIPMENT_STATES:
+        raise BadInput(f"status must be one of {', '.join(SHIPMENT_STATES)}")
+    check_reference(reference)
+    row = store.post_request(request_code)
+    if row is None:
+        raise BadInput(
+            f"không có yêu cầu gửi bưu điện nào mang mã {request_code.strip()[:40]!r} / "
+            "no post request with that id (the 32-character id, or the 8 on the confirmation)"
+        )
+    subject = row["data"].get("subject") or {}
+    detail = {
+        "kiosk": row["kiosk_id"],
+        "reference": reference,
+        "status": status,
+        "dossier": subject.get("code") if subject.get("type") == "dossier" else None,
+        "by_name": by_name,
+    }
+    request_id = row["data"]["request_id"]
+    store.audit(
+        by,
+        "post_shipment",
+        at=time.time() if now is None else now,
+        request_id=request_id,
+        detail=detail,
+    )
+    logger.info(
+        "post shipment recorded", extra={"operator": by, "kiosk": detail["kiosk"], "status": status}
+    )
+    return {"request_id": request_id, **detail}
+
+
+def pending_shipments(store: FleetStore, *, now: float | None = None) -> list[dict[str, Any]]:
+    """The recorded shipments not yet sent, oldest first."""
+    now = time.time() if now is None else now
+    log = store.shipment_log(since=now - SHIPMENT_RESEND_S, limit=5000)
+    sent = {line["detail"].get("row") for line in log if line["action"] == "post_shipment_sent"}
+    return [line for line in reversed(log) if line["action"] == "post_shipment"
+            and line["row"] not in sent]  # fmt: skip
+
+
+class ShipmentSender:
+    """The console's part: publishes each recorded shipment (web form or CLI, the same store)
+    once connected, and notes it sent. Kicked by the web form; looks every `interval_s`."""
+
+    def __init__(self, interval_s: float = 2.0) -> None:
+        self.interval_s = interval_s
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def attach(self, console: Any) -> None:
+        self.console = console
+        console.shipments = self
+        self._thread = threading.Thread(target=self._run, name="fleet-shipments", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.send_pending()
+            except Exception:
+                logger.exception("post shipments not sent")
+
+    def send_pending(self) -> int:
+        """Publish what is pending while the broker is there; the number sent."""
+        store = self.console.store
+        n = 0
+        for line in pending_shipments(store):
+            if not self.console.ingest.connected:
+                break
+            d = line["detail"]
+            dossier = d.get("dossier")
+            if dossier and store.dossier(dossier) is None:
+                dossier = None  # a dossier central does not hold: the kiosk is still told
+            outcome: dict[str, Any] = {"row": line["row"]}
+            try:
+                send_shipment(
+                    self.console,
+                    d["kiosk"],
+                    line["request_id"],
+                    d["reference"],
+                    d["status"],
+                    dossier_code=dossier,
+                    at=line["at"],
+                )
+                n += 1
+            except BadInput as err:  # recorded by an older version: never sendable
+                outcome["error"] = str(err)[:200]
+            store.audit("central", "post_shipment_sent", at=time.time(),
+                        request_id=line["request_id"], detail=outcome)  # fmt: skip
+        return n

@@ -621,33 +621,18 @@ def test_no_answer_in_time_gives_a_request_slip(
 def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, dict[str, Any]]]:
     """The daemon in process; a test-only route hands the client an e-copy session that has
     sent two originals (as /a/issue leaves it), so the screens after it can be driven."""
-    from flask import Blueprint, session
-
-    from edge.services.consent import ConsentStore
-    from edge.services.ecopy import EcopySession
-    from edge.services.identify import VerificationSession
     from tests.copies_helpers import page_image
+    from tests.ecopy_helpers import ecopy_session, plant_route
     from tests.web_ui_helpers import in_process_kiosk
 
     planted: dict[str, Any] = {"central": True}
     with in_process_kiosk(tmp_path_factory.mktemp("ui")) as app:
         app.certify.clock = Clock()  # a Monday, 10:00: the officers are at work
         flask_app = app.web.app
-        plant = Blueprint("plant", __name__)
 
-        @plant.post("/test/plant")
-        def plant_session() -> str:
-            identity = VerificationSession(
-                consents=ConsentStore(app.store, app.key, kiosk_id=app.config.kiosk.id),
-                verifier=None,
-                new_challenge=lambda: None,
-            )
-            work = EcopySession(
-                identity,
-                copies=app.copies,
-                payment=SimpleNamespace(cancel=lambda ref: None),
-                bus=app.bus,
-                certify=app.certify,
+        def plant_session() -> Any:
+            work = ecopy_session(
+                app,
                 wait_s=planted.get("wait_s", 180),
                 central_up=lambda: planted["central"],
                 printer=app.printer,
@@ -664,28 +649,26 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, dic
             )
             planted["pickup"] = work.pickup
             work.submitted_at = work.clock()
-            session["ecopy"] = work
             planted["codes"] = work.codes
-            return "ok"
+            return work
 
-        flask_app.register_blueprint(plant)
+        plant_route(flask_app, "/test/plant", plant_session)
         yield app, flask_app, planted
 
 
 def ui_client(ui: tuple[Any, Any, dict[str, Any]]) -> Any:
+    from tests.ecopy_helpers import planted_client
+
+    return planted_client(ui[1], "/test/plant")
+
+
+def headline_of(response: Any) -> str:
+    import html
     import re
 
-    from tests.web_ui_helpers import LoopbackClient
-
-    _, flask_app, _ = ui
-    flask_app.config["TESTING"] = False
-    client = LoopbackClient(flask_app, flask_app.response_class, use_cookies=True)
-    page = client.get("/help").get_data(as_text=True)
-    token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
-    client.environ_base["HTTP_X_CSRFTOKEN"] = token
-    assert client.post("/test/plant", data={"csrf_token": token}).status_code == 200
-    client.token = token  # type: ignore[attr-defined]
-    return client
+    found = re.search(r'<h1 id="headline"[^>]*>(.*?)</h1>', response.get_data(as_text=True), re.S)
+    assert found is not None
+    return html.unescape(found.group(1)).strip()
 
 
 def text_of(response: Any) -> str:
@@ -717,6 +700,7 @@ def test_waiting_screen_shows_each_original_then_the_refusal(ui: Any) -> None:
     assert poll["next"].endswith("/a/result")
     assert client.get("/a/wait").headers["Location"].endswith("/a/result")
     shown = " ".join(text_of(client.get("/a/result")).split())
+    assert headline_of(client.get("/a/result")) == "Cán bộ chứng thực đã trả lời"
     assert "Giấy tờ do nước ngoài cấp chưa được hợp pháp hóa lãnh sự" in shown
     assert "Vui lòng mang bản gốc đến quầy tiếp nhận" in shown
     assert "Cán bộ đề nghị bạn gặp nhân viên" in shown
@@ -750,6 +734,14 @@ def test_no_answer_in_time_leaves_with_the_slip_and_its_due_time(ui: Any) -> Non
     assert all(s.printed for s in app.certify.states([a, b]))
     client.get("/a/slip")  # a reload prints nothing more
     assert len([j for j in app.printer.jobs() if j["kind"] == "slip"]) == 1
+    # The result screen after the slip says what really happened, original by original.
+    assert headline_of(client.get("/a/result")) == (
+        "Bản gốc của bạn vẫn đang chờ cán bộ chứng thực"
+    )
+    app.certify.apply(approved(a))
+    assert headline_of(client.get("/a/result")) == (
+        "Cán bộ chứng thực đã trả lời một số bản gốc; các bản gốc còn lại vẫn đang chờ"
+    )
 
 
 def test_collect_later_with_the_code_and_the_one_time_code(

@@ -9,7 +9,6 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -120,32 +119,18 @@ def test_the_worker_is_bounded_and_a_full_queue_is_told_plainly(kiosk) -> None: 
 def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, list[Any]]]:
     """The daemon in process; a test-only route gives the client a session identified by
     staff with two photographed pages on it (as the pages screen leaves it)."""
-    from flask import Blueprint, request, session
+    from flask import request
 
     from edge.adapters.payment_sim import SimulatedPayment
-    from edge.services.consent import ConsentStore
-    from edge.services.identify import VerificationSession
+    from tests.ecopy_helpers import ecopy_session, plant_route
     from tests.web_ui_helpers import in_process_kiosk
 
     made: list[EcopySession] = []
     with in_process_kiosk(tmp_path_factory.mktemp("work")) as app:
         flask_app = app.web.app
-        plant = Blueprint("plant_pages", __name__)
 
-        @plant.post("/test/plant-pages")
-        def plant_pages() -> str:
-            identity = VerificationSession(
-                consents=ConsentStore(app.store, app.key, kiosk_id=app.config.kiosk.id),
-                verifier=None,
-                new_challenge=lambda: None,
-            )
-            work = EcopySession(
-                identity,
-                copies=app.copies,
-                payment=SimpleNamespace(cancel=lambda ref: None),
-                bus=app.bus,
-                certify=app.certify,
-            )
+        def plant_pages() -> EcopySession:
+            work = ecopy_session(app)
             work.staff_verified = True
             for n, kind in ((5, "birth_certificate"), (6, "diploma")):
                 assert (
@@ -155,28 +140,17 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, lis
                 assert work.read_pages() is None
                 work.payment = SimulatedPayment(qr=app.copies.payment_qr)
                 work.payment.confirm(work.reference)
-            session["ecopy"] = work
             made.append(work)
-            return "ok"
+            return work
 
-        flask_app.register_blueprint(plant)
+        plant_route(flask_app, "/test/plant-pages", plant_pages)
         yield app, flask_app, made
 
 
 def client_with_pages(ui: Any, plant: str = "/test/plant-pages") -> Any:
-    from tests.web_ui_helpers import LoopbackClient
+    from tests.ecopy_helpers import planted_client
 
-    _, flask_app, _ = ui
-    flask_app.config["TESTING"] = False
-    client = LoopbackClient(flask_app, flask_app.response_class, use_cookies=True)
-    page = client.get("/help").get_data(as_text=True)
-    found = re.search(r'name="csrf-token" content="([^"]+)"', page)
-    assert found is not None
-    token = found.group(1)
-    client.environ_base["HTTP_X_CSRFTOKEN"] = token
-    assert client.post(plant, data={"csrf_token": token}).status_code == 200
-    client.token = token  # type: ignore[attr-defined]
-    return client
+    return planted_client(ui[1], plant)
 
 
 def test_read_pages_answers_at_once_and_the_progress_screen_moves_on_to_review(ui) -> None:

@@ -22,6 +22,7 @@ from edge.fee_rules import DEFAULT_RULES, load_rules
 from edge.fees import MAX_PAGES, Fee, quote
 from edge.services.printouts import cert_receipt, cert_slip
 from tests.copies_helpers import CITIZEN_QR, copy_service
+from tests.ecopy_helpers import cert_request
 from tests.web_ui_helpers import kiosk_config
 from web_ui import create_app
 from web_ui.forms import ContactForm
@@ -240,22 +241,12 @@ def test_the_fee_screen_says_phi_and_names_the_legal_basis(tmp_path: Path) -> No
 
 def slip_request(status: str) -> RequestState:
     now = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC)
-    return RequestState(
+    return cert_request(
+        status,
         code="HN-TAYHO-01-260302-000001-K",
-        original=1,
-        pages=3,
         created_at=now,
         due_at=now.replace(hour=10),
-        payable_vnd=0,
-        channel="kiosk",
-        status=status,
-        position=None,
-        wait_min=None,
-        reason=None,
-        number="1" if status == "approved" else None,
-        book="01/2026-SCTĐT/BS" if status == "approved" else None,
-        qr=None,
-        printed=False,
+        pages=3,
     )
 
 

@@ -84,8 +84,11 @@ FIELDS = [
     "counters_open",
     "priority_serving",
     "push",
+    "request_code",
+    "reference",
+    "status",
 ]
-QUERY_KEYS = ["next", "site", "state", "sort", "dir", "kiosk", "x"]
+QUERY_KEYS = ["next", "site", "state", "sort", "dir", "kiosk", "request", "x"]
 # Values the forms accept, so that half the time a form gets past its validation.
 GOOD = {
     "name": ["print-test", "lock", "collect-logs", "set-config", "update"],
@@ -133,6 +136,11 @@ VALID = {
     "views.set_site": {"site": "HN-TAYHO"},
     "views.revocations": {"kind": "code", "code": "HN-A-261123-0001-X", "reason": "r"},
     "views.provisioning": {"kiosk_id": "HN-NEW-01", "site": "HN-NEW", "serial": "ab12"},
+    "views.shipments": {
+        "request_code": "1A2B3C4D",
+        "reference": "EE473124829VN",
+        "status": "accepted",
+    },
     "views.queues": {
         "site": "HN-TAYHO",
         "area": "A",

@@ -35,6 +35,7 @@ from edge.texts import Text, day_text, time_text, vietnamese
 from edge.vietqr import payment_payload
 from tests.cards import Person, qr_image
 from tests.conftest import REPO
+from tests.ecopy_helpers import cert_request
 from tests.escpos_readback import paper
 from tests.web_ui_helpers import LoopbackClient, in_process_kiosk
 from web_ui.kiosk import FLOWS, screen
@@ -64,22 +65,14 @@ def _ticket() -> Ticket:
 
 
 def _request(status: str = "queued") -> RequestState:
-    return RequestState(
+    return cert_request(
+        status,
         code="TEST-UI-260105-0001-K",
-        original=1,
-        pages=2,
         created_at=NOW,
         due_at=NOW.replace(hour=17, minute=0),
+        pages=2,
         payable_vnd=4000,
         channel="email",
-        status=status,
-        position=None,
-        wait_min=None,
-        reason=None,
-        number="1" if status == "approved" else None,
-        book="01/2026-SCTĐT/BS" if status == "approved" else None,
-        qr=None,
-        printed=False,
     )
 
 

@@ -8,13 +8,17 @@ The counters are per place and per account, so no one locks out someone else:
   identity step) count apart: wrong PINs typed on the citizen's screen never lock the technician
   screen, for the shared PIN or for any named account;
 - each account has its own counter; the shared technician PIN has its own;
-- names that are not an account (or a disabled one) share one "unknown" counter per place, so
-  a random-name attack locks no real account and gets no more than 5 tries per lock period.
+- a name that is not an account (or a disabled one) gets a counter of its own as a real one
+  does (one of 256 "unknown" counters per place, picked by a hash of the name: the kv table
+  stays bounded and the typed name is not stored), so the prompt answers a real and an unknown
+  name alike: the same messages, the same "tries left", a PIN hash checked either way. Tries
+  on an unknown name can never sign in, and lock no real account.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -32,6 +36,13 @@ FAILURES_KEY = "ui.technician.failures"
 LOCKED_UNTIL_KEY = "ui.technician.locked_until"
 PLACES = ("login", "prompt")
 UNKNOWN = "*unknown"  # cannot be an account's name (those start with a letter)
+UNKNOWN_BUCKETS = 256
+
+
+def unknown_counter(name: str) -> str:
+    """The counter of a name that is no account: UNKNOWN and one of 256 buckets."""
+    digest = hashlib.sha256(b"kiosk-edge/pin-name|" + name.encode()).digest()
+    return f"{UNKNOWN}-{digest[0] % UNKNOWN_BUCKETS:02x}"
 
 
 @dataclass(frozen=True)
@@ -51,7 +62,7 @@ def _decoy_hash() -> str:
 
 def counter_keys(place: str, who: str) -> tuple[str, str]:
     """The kv keys (failures, locked until) of one counter: `who` is an account's name, SHARED
-    or UNKNOWN."""
+    or an unknown_counter()."""
     if place not in PLACES:
         raise ValueError(place)
     if place == "login" and who == SHARED:
@@ -66,6 +77,7 @@ class PinGate:
         self.kiosk = kiosk
         self.clock = clock
         self.place = place
+        _decoy_hash()  # made now: the first unknown name must not cost a hash more
 
     @property
     def _ui(self) -> Any:
@@ -90,7 +102,7 @@ class PinGate:
             return SHARED, self._ui.technician_pin_hash or None, "technician"
         found = self.staff.account(actor)
         if found is None:
-            return UNKNOWN, None, ""
+            return unknown_counter(actor), None, ""
         return actor, found[0], found[1]
 
     def check(self, pin: str, name: str = "") -> PinResult:
@@ -119,7 +131,7 @@ class PinGate:
             else:
                 _put(conn, failures_key, str(failures))
         right = check_password_hash(expected or _decoy_hash(), pin) and bool(expected)
-        kind = "shared" if who == SHARED else ("unknown" if who == UNKNOWN else "named")
+        kind = "shared" if who == SHARED else ("unknown" if who.startswith(UNKNOWN) else "named")
         if right:
             with self.kiosk.store.transaction() as conn:
                 _put(conn, failures_key, "0")

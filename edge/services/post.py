@@ -23,6 +23,7 @@ from edge.store import DataKey, Store
 from edge.store.outbox import Outbox
 from edge.text import clean_typed
 from edge.texts import N_, Text
+from protocol.post import s10_valid
 from protocol.schemas import validator
 
 logger = logging.getLogger(__name__)
@@ -350,18 +351,6 @@ class PostService:
 
 
 SHIPMENT_SUFFIX = "res/post-shipment"
-_S10_WEIGHTS = (8, 6, 4, 2, 3, 5, 9, 7)
-
-
-def s10_valid(reference: str) -> bool:
-    """A UPU S10 item identifier (2 letters, 8 digits, check digit, country) whose check digit
-    is right: weights 8 6 4 2 3 5 9 7, C = 11 - (S mod 11), 10 -> 0, 11 -> 5 (docs/fleet.md)."""
-    if not re.fullmatch(r"[A-Z]{2}[0-9]{9}[A-Z]{2}", reference):
-        return False
-    total = sum(int(d) * w for d, w in zip(reference[2:10], _S10_WEIGHTS, strict=True))
-    check = 11 - total % 11
-    check = {10: 0, 11: 5}.get(check, check)
-    return int(reference[10]) == check
 
 
 class Shipments:

@@ -64,3 +64,19 @@ class QueueForm(FlaskForm):
 
 class SiteForm(FlaskForm):
     site = StringField("Điểm / site", [DataRequired(), Length(max=128)])
+
+
+class ShipmentForm(FlaskForm):
+    request_code = StringField(
+        "Mã yêu cầu gửi bưu điện / post request id", [DataRequired(), Length(max=40)]
+    )
+    reference = StringField("Mã bưu gửi (S10) / item reference", [DataRequired(), Length(max=20)])
+    status = SelectField(
+        "Trạng thái / status",
+        choices=[
+            SelectChoice("accepted", "Bưu điện đã nhận / accepted"),
+            SelectChoice("in_transit", "Đang vận chuyển / in transit"),
+            SelectChoice("delivered", "Đã phát / delivered"),
+            SelectChoice("returned", "Chuyển hoàn / returned"),
+        ],
+    )

@@ -30,7 +30,14 @@ from fleet.console import COMMANDS
 from fleet.metrics import CONTENT_TYPE, exposition
 from fleet.web.auth import console, local_target, login_required
 from fleet.web.charts import line_chart
-from fleet.web.forms import CommandForm, QueueForm, RevokeForm, SiteForm, TokenForm
+from fleet.web.forms import (
+    CommandForm,
+    QueueForm,
+    RevokeForm,
+    ShipmentForm,
+    SiteForm,
+    TokenForm,
+)
 from protocol.errors import BadInput, KioskError
 
 logger = logging.getLogger(__name__)
@@ -289,6 +296,49 @@ def payments() -> Any:
         methods=METHODS,
         webhook_ready=getattr(console().payments, "checksum_key", lambda: None)() is not None,
     )
+
+
+@views.route("/shipments", methods=["GET", "POST"])
+@login_required
+def shipments() -> Any:
+    """Results by post: the operator records the Vietnam Post reference of a post request; the
+    console sends it to the kiosk that took the request (docs/fleet.md, "Post shipments")."""
+    from fleet.dossiers import ship
+
+    store = console().store
+    form = ShipmentForm(request_code=request.args.get("request", ""))
+    error = None
+    if form.validate_on_submit():
+        try:
+            done = ship(
+                store,
+                form.request_code.data or "",
+                form.reference.data or "",
+                form.status.data or "accepted",
+                by=g.operator,
+                by_name=g.operator_name,
+            )
+        except BadInput as err:
+            error = str(err)
+        else:
+            if console().shipments is not None:
+                console().shipments.kick()
+            flash(
+                f"Đã ghi mã bưu gửi {done['reference']}, gửi tới kiosk {done['kiosk']} / "
+                "recorded, sent to the kiosk",
+                "ok",
+            )
+            return redirect(url_for("views.shipments"))
+    elif request.method == "POST":
+        error = "Biểu mẫu không hợp lệ / the form is not valid"
+    log = store.shipment_log(limit=300)
+    sent = {line["detail"].get("row"): line for line in log if line["action"] != "post_shipment"}
+    rows = [
+        {**line, "sent": sent.get(line["row"])} for line in log if line["action"] == "post_shipment"
+    ]
+    return render_template(
+        "shipments.html", form=form, rows=rows, error=error
+    ), 400 if error else 200
 
 
 @views.route("/revocations", methods=["GET", "POST"])
