@@ -25,6 +25,8 @@ from tests.web_ui_helpers import (
     headline,
     page_scene,
     running_kiosk,
+    start_over_by_buttons,
+    wait_buttons,
     wait_for_fleet,
 )
 
@@ -40,6 +42,51 @@ def records(central, kind: str) -> list[dict]:
     for m in central.received(f"kiosk/v1/TEST-UI/records/{kind}"):
         got.setdefault(m.json()["id"], m.json())
     return list(got.values())
+
+
+def events(daemon, kind: str, call: str | None = None) -> list[dict]:
+    got = daemon.get("/api/status")[1]["recent_events"]
+    return [e for e in got if e["kind"] == kind and (call is None or e.get("call") == call)]
+
+
+def cash_calls(daemon) -> list[dict]:
+    return [e for e in events(daemon, "help.requested") if e.get("reason") == "cash_payment"]
+
+
+def to_fee(page, scenes, central) -> str:
+    """Identified by staff (consent declined), one page read: the fee screen, its VietQR and
+    its payment-request record at central; the visit's payment reference."""
+    scenes.show(card_scene())
+    page.goto("/a/identify")
+    page.wait_for_url("**/a/consent")
+    page.click("#decline")
+    page.wait_for_url("**/a/staff")
+    page.fill("#pin", TECH_PIN)
+    page.click("#confirm-staff")
+    page.wait_for_url("**/a/pages")
+    scenes.show(page_scene(3, "diploma"))
+    page.wait_for_function("() => document.getElementById('page-count').textContent === '1'")
+    scenes.show(np.full((960, 1280, 3), 60, np.uint8))
+    page.click("#pages-done")
+    page.wait_for_url("**/a/review", timeout=90000)
+    page.click("#confirm-review")
+    page.wait_for_url("**/a/fee")
+    assert page.inner_text("#fee-amount") == "2.000 đ"
+    assert page.locator("#payment-qr").count() == 1 and page.is_disabled("#issue")
+    shown = page.get_attribute("#payment-qr", "src")
+    asked = wait_for(
+        lambda: [
+            r for r in records(central, "payment-request") if r["data"]["reference"] not in seen
+        ],
+        timeout=10,
+    )
+    assert shown and len(asked) == 1
+    assert_valid(asked[0]["data"], "payment-request-record")
+    seen.add(asked[0]["data"]["reference"])
+    return asked[0]["data"]["reference"]
+
+
+seen: set[str] = set()  # the references whose payment-request this module has seen
 
 
 def test_cash_confirmed_by_a_named_staff_account_finishes_to_the_slip(
@@ -59,27 +106,21 @@ def test_cash_confirmed_by_a_named_staff_account_finishes_to_the_slip(
         page = context.new_page()
         page.set_default_timeout(30000)
 
-        # Identified by staff (consent declined), one page read, the fee screen.
-        scenes.show(card_scene())
-        page.goto("/a/identify")
-        page.wait_for_url("**/a/consent")
-        page.click("#decline")
-        page.wait_for_url("**/a/staff")
-        page.fill("#pin", TECH_PIN)
-        page.click("#confirm-staff")
-        page.wait_for_url("**/a/pages")
-        scenes.show(page_scene(3, "diploma"))
-        page.wait_for_function("() => document.getElementById('page-count').textContent === '1'")
-        scenes.show(np.full((960, 1280, 3), 60, np.uint8))
-        page.click("#pages-done")
-        page.wait_for_url("**/a/review", timeout=90000)
-        page.click("#confirm-review")
-        page.wait_for_url("**/a/fee")
-        assert page.inner_text("#fee-amount") == "2.000 đ"
-        assert page.locator("#payment-qr").count() == 1 and page.is_disabled("#issue")
-        asked = wait_for(lambda: records(central, "payment-request"), timeout=10)
-        assert_valid(asked[0]["data"], "payment-request-record")
-        reference = asked[0]["data"]["reference"]
+        # A citizen who chose cash and then leaves (Cancel): the call is cancelled, nothing is
+        # recorded, the visit is gone.
+        first = to_fee(page, scenes, central)
+        page.click("#pay-cash")
+        page.wait_for_url("**/a/fee/cash")
+        (left,) = wait_for(lambda: cash_calls(daemon), timeout=5)
+        wait_buttons(page)
+        start_over_by_buttons(page, daemon)
+        wait_for(lambda: events(daemon, "help.cancelled", left["call"]), timeout=5)
+        page.goto("/a/fee/cash")
+        page.wait_for_url("**/a/")  # no visit: the e-copy's start screen
+        assert not records(central, "fee-receipt")
+
+        reference = to_fee(page, scenes, central)
+        assert reference != first  # one reference per visit
 
         # Cash at the counter: where to go, the reference, staff called once, no idle wipe.
         page.click("#pay-cash")
@@ -90,15 +131,7 @@ def test_cash_confirmed_by_a_named_staff_account_finishes_to_the_slip(
         assert page.get_attribute("body", "data-idle-free") == "true"
         assert page.inner_text("#confirm-cash") == "Đã thu 2.000 đ tiền mặt"
 
-        def cash_calls() -> list[dict]:
-            events = daemon.get("/api/status")[1]["recent_events"]
-            return [
-                e
-                for e in events
-                if e["kind"] == "help.requested" and e.get("reason") == "cash_payment"
-            ]
-
-        (call,) = wait_for(cash_calls, timeout=5)
+        call = wait_for(lambda: [c for c in cash_calls(daemon) if c["call"] != left["call"]])[0]
         assert call["screen"] == "ecopy.cash"
 
         # The shared PIN is no one's: with no name, or as "technician", it does not confirm.
@@ -130,16 +163,15 @@ def test_cash_confirmed_by_a_named_staff_account_finishes_to_the_slip(
         page.wait_for_url("**/a/slip", timeout=30000)
         jobs = daemon.get("/api/printer/jobs")[1]["jobs"]
         assert jobs[0]["kind"] == "slip" and jobs[0]["status"] == "printed"
-        assert len(cash_calls()) == 1  # reloads and polls posted no second call
+        assert len(cash_calls(daemon)) == 2  # one per visit: reloads and polls posted none more
 
         (receipt,) = wait_for(lambda: records(central, "fee-receipt"), timeout=10)
         data = receipt["data"]
         assert_valid(data, "fee-receipt-record")
         assert (data["method"], data["amount_vnd"], data["staff"]) == ("cash", 2000, ANA)
         assert data["reference"] == reference and data["payer_name"] == card()[1].name
-        answered = daemon.get("/api/status")[1]["recent_events"]
-        done = [e for e in answered if e["kind"] == "help.answered" and e["call"] == call["call"]]
-        assert len(done) == 1 and done[0]["by"] == "staff"  # the audit has the name, not the log
+        (done,) = events(daemon, "help.answered", call["call"])
+        assert done["by"] == "staff"  # the audit has the name; the log and events do not
         context.close()
 
     store = Store(cfg.load(daemon.config).storage.db_path)
