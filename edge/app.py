@@ -15,12 +15,14 @@ from zoneinfo import ZoneInfo
 from edge import __version__
 from edge import config as cfg
 from edge.adapters import build_camera, build_printer, build_speech
+from edge.adapters.payment_central import PAYMENT_SUFFIX, CentralPayment
 from edge.adapters.printer_sim import SimulatedPrinter
 from edge.camera import CameraFeed
 from edge.controls import Controls, LedPattern, SimulatedPins
 from edge.events import Event, EventBus
 from edge.fleet import FleetClient, queue_event
 from edge.fleet.handlers import fleet_commands
+from edge.payments import Payments
 from edge.ports.printer import PrinterTransport
 from edge.ports.speech import Speech
 from edge.printing import PrintOutcome, PrintQueue, print_test_page
@@ -96,6 +98,8 @@ class Parts:
     a4printer: Any  # edge.ports.a4printer.A4Printer; None: [certify.a4printer] type = "none"
     chip_reader: Any  # edge.identity.chip.wiring.ChipReader; None: [card_reader] adapter = "none"
     services: Services
+    payments: Payments  # the payment ledger: cash, waivers, fee receipts (docs/payments.md)
+    payment: CentralPayment | None  # bank transfers confirmed by central: [mqtt] broker only
     speech: Speech  # spoken guidance; adapter "off" when the kiosk has no loudspeaker
     web: WebServer
     sim_pins: SimulatedPins | None  # simulated buttons or tamper switch only
@@ -156,6 +160,10 @@ class App:
             on_queued=self._kick_fleet,
             report=self._report_service_problem,
         )
+        payments = Payments(
+            store, key, outbox, c.kiosk.id, timezone=c.kiosk.timezone, on_queued=self._kick_fleet
+        )
+        payment = None
         web_app = create_app(services=self)
         # The citizen services' read-only JSON (docs/services.md).
         web_app.register_blueprint(services_api.bp)
@@ -182,6 +190,15 @@ class App:
             fleet.listen("res/queue-stats", services.tickets.on_queue_stats)
             fleet.listen(SHIPMENT_SUFFIX, services.post.shipments.on_message)
             fleet.listen(certify_result_suffix, certify.on_result)
+            v = c.copies.vietqr
+            payment = CentralPayment(
+                payments,
+                qr=copies.payment_qr,
+                bank_bin=v.bank_bin,
+                account=v.account,
+                purpose_prefix=v.purpose_prefix,
+            )
+            fleet.listen(PAYMENT_SUFFIX, payment.on_message)
         interval = watchdog_interval()
         return Parts(
             key=key,
@@ -199,6 +216,8 @@ class App:
             a4printer=a4printer_from_config(c),
             chip_reader=chip_reader_from_config(c),
             services=services,
+            payments=payments,
+            payment=payment,
             speech=build_speech(c),
             web=web,
             sim_pins=SimulatedPins(controls) if simulated else None,
@@ -253,6 +272,16 @@ class App:
     @property
     def chip_reader(self) -> Any:
         return self.parts.chip_reader
+
+    @property
+    def payments(self) -> Payments:
+        """The payment ledger (edge/payments.py)."""
+        return self.parts.payments
+
+    @property
+    def payment(self) -> CentralPayment | None:
+        """The Payment port confirmed by central, when the kiosk reports to one."""
+        return self.parts.payment
 
     @property
     def speech(self) -> Speech:

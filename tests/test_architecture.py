@@ -211,7 +211,7 @@ def test_app_builds_all_its_parts_at_once_without_io(tmp_path: Path) -> None:
     path = write_sim_config(tmp_path, sample_scenes=False)
     config = cfg.load(path)
     app = App(config, config_path=path)
-    optional = {"sim_pins", "fleet", "watchdog", "a4printer", "chip_reader"}  # config, systemd
+    optional = {"sim_pins", "fleet", "watchdog", "a4printer", "chip_reader", "payment"}  # config
     assert {f.name for f in fields(app.parts) if getattr(app.parts, f.name) is None} <= optional
     assert app.sim_pins is not None  # the simulation config simulates buttons and the door
     assert app.store is app.parts.store and app.catalog is app.parts.services.catalog

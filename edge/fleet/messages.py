@@ -36,16 +36,22 @@ def queue_record(
     message_id: pass the record's own id (e.g. the copy's code) so a retry after a crash
     between "record written" and "queued" cannot queue it twice under two ids.
     """
+    return outbox.add(
+        "record", f"records/{kind}", record_payload(kiosk_id, kind, data), message_id=message_id
+    )
+
+
+def record_payload(kiosk_id: str, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The record/1 envelope around data (for Outbox.add_in inside a caller's transaction)."""
     if not _RECORD_KIND.match(kind):
         raise ValueError(f"record kind {kind!r} must match {_RECORD_KIND.pattern}")
-    payload = {
+    return {
         "schema": RECORD,
         "kiosk_id": kiosk_id,
         "kind": kind,
         "time": iso_time(),
         "data": data,
     }
-    return outbox.add("record", f"records/{kind}", payload, message_id=message_id)
 
 
 def wire_payload(message: OutboxMessage, kiosk_id: str) -> dict[str, Any]:

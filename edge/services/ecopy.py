@@ -224,10 +224,14 @@ class EcopySession:
         a4printer: Any = None,
         print_copy: bool = False,
         slip_options: dict[str, Any] | None = None,
+        payments: Any = None,
     ) -> None:
         """certify: edge.certify.requests.CertRequests; wait_s: how long the citizen waits
         for the officer; central_up: the fleet link is up; printer: the receipt PrintQueue;
-        a4printer: the A4 printer port (print_copy: print approved copies on it)."""
+        a4printer: the A4 printer port (print_copy: print approved copies on it); payments:
+        the kiosk's payment ledger (edge.payments.Payments: cash, waivers, fee receipts)."""
+        self.payments = payments
+        self.cash = False  # the citizen chose to pay cash at the counter
         self.certify = certify
         self.wait_s = wait_s
         self.central_up = central_up
@@ -652,7 +656,60 @@ class EcopySession:
 
     def payment_request(self, fee: Fee) -> str | None:
         """What the citizen scans to pay, or None when nothing is to be paid or scanned."""
-        return self.payment.request(fee, self.reference) if fee.payable_vnd else None
+        if not fee.payable_vnd:
+            return None
+        self._open(fee)
+        return self.payment.request(fee, self.reference)
+
+    def _open(self, fee: Fee) -> None:
+        """The fee under this visit's reference in the ledger, with the payer for its receipt;
+        one reference is asked for one amount: a new amount (pages added or removed before
+        paying) takes a new reference."""
+        if self.payments is None:
+            return
+        card = self.identity.card
+        name = card.name if card is not None else ""
+        while not self.payments.open(self.reference, fee, name):
+            if self.paid:  # paid under it already: that payment stands (docs/payments.md)
+                return
+            self.reference = secrets.token_hex(4).upper()
+
+    def choose_cash(self) -> None:
+        """The citizen pays cash at the counter: staff will confirm on this kiosk."""
+        self.cash = True
+        self._open(self.quote())
+
+    def confirm_cash(self, staff: str) -> bool:
+        """A named staff account confirmed the cash was taken (PIN checked by the caller):
+        recorded with its receipt; whether the fee is now paid."""
+        fee = self.quote()
+        if self.payments is None or not fee.payable_vnd:
+            return False
+        if not self.paid:
+            self._open(fee)
+            self.payments.confirm(
+                self.reference, method="cash", amount_vnd=fee.payable_vnd, staff=staff
+            )
+        return self.paid
+
+    def simulate_paid(self) -> None:
+        """Simulation only: central's bank confirmation, recorded as it would be."""
+        confirm = getattr(self.payment, "confirm", None)
+        if confirm is not None:
+            confirm(self.reference)
+        elif self.payments is not None:
+            fee = self.quote()
+            self._open(fee)
+            self.payments.confirm(
+                self.reference,
+                method="bank_transfer",
+                amount_vnd=fee.payable_vnd,
+                bank_reference="SIMULATION",
+            )
+
+    def confirmation(self) -> Any:
+        """How this visit's fee was paid or waived (edge.payments.Confirmation), or None."""
+        return self.payments.confirmation(self.reference) if self.payments is not None else None
 
     def payment_qr(self, fee: Fee) -> str | None:
         """The payment request as a QR image (an SVG data URI), or None as payment_request."""
@@ -661,7 +718,9 @@ class EcopySession:
 
     @property
     def paid(self) -> bool:
-        return self.payment.paid(self.reference)
+        if self.payment.paid(self.reference):
+            return True
+        return self.payments is not None and self.payments.confirmation(self.reference) is not None
 
     def may_issue(self, fee: Fee) -> bool:
         return not fee.payable_vnd or self.paid
@@ -687,6 +746,7 @@ class EcopySession:
             ],
             "qr_image": self.payment_qr(quote),
             "paid": self.paid,
+            "cash": self.cash,
         }
 
     def originals_read(self) -> list[Any]:
@@ -748,6 +808,14 @@ class EcopySession:
                     logger.error("certification requests not made: %s", err)
                     raise
                 self.submitted_at = self.clock()
+                if self.payments is not None and not self.quote().payable_vnd:
+                    codes = " ".join(self.codes)
+                    self.payments.waive(
+                        self.reference,
+                        self.quote(),
+                        card.name,
+                        copy_code=codes if len(codes) <= 80 else self.codes[0],
+                    )
                 self.pages.clear()  # sent sealed through the outbox; the scans go
                 self.reads.clear()
                 self.starts = [0]
@@ -817,7 +885,7 @@ class EcopySession:
                 self.certify,
                 printer=self.printer,
                 a4printer=self.a4printer if self.print_copy else None,
-                options=self.slip_options | {"fee": self.quote()},
+                options=self.slip_options | {"fee": self.quote(), "paid": self.paid_note()},
             )
 
     def print_slip(self) -> bool:
@@ -832,7 +900,13 @@ class EcopySession:
             self.slip_printed = False
             return False
         try:
-            data = cert_slip(waiting, pickup=self.pickup, fee=self.quote(), **self.slip_options)
+            data = cert_slip(
+                waiting,
+                pickup=self.pickup,
+                fee=self.quote(),
+                paid=self.paid_note(),
+                **self.slip_options,
+            )
             outcome = self.printer.submit("slip", "Phiếu hẹn chứng thực", data)
             self.slip_printed = bool(outcome.printed)
         except KioskError as err:
@@ -841,6 +915,11 @@ class EcopySession:
         for state in waiting:
             self.certify.mark_printed(state.code)
         return self.slip_printed
+
+    def paid_note(self) -> tuple[str, str] | None:
+        """(method, receipt number) for the slips (edge.services.printouts), or None."""
+        found = self.confirmation()
+        return (found.method, found.receipt) if found is not None else None
 
     @property
     def consent_given(self) -> bool:

@@ -201,9 +201,11 @@ def cert_receipt(
     profile: str = "TM-T88V",
     lang: str = "vi",
     fee: Fee | None = None,
+    paid: tuple[str, str] | None = None,
 ) -> bytes:
     """An approved certification: code, number and book, and the copy's QR as central made it;
-    given the visit's fee, its legal basis (and any support's) too."""
+    given the visit's fee, its legal basis (and any support's) too; given paid (method, receipt
+    number), how the fee was paid and the fee receipt's number."""
     s = _sizes(paper_width_mm)
     r = Receipt(paper_width_mm=paper_width_mm, profile=profile)
     if site:
@@ -222,6 +224,8 @@ def cert_receipt(
     )
     if fee is not None:
         r.text(fee_basis_vi(fee), size=s["small"])
+    if paid is not None:
+        r.text(paid_text_vi(*paid), size=s["small"])
     if request.qr:
         r.feed()
         r.qr(request.qr, size=s["qr"])
@@ -240,6 +244,7 @@ def cert_slip(
     native_qr: bool | None = None,
     lang: str = "vi",
     fee: Fee | None = None,
+    paid: tuple[str, str] | None = None,
 ) -> bytes:
     """No answer while the citizen waited: what was asked, when it is due (Decree 23/2015
     Art. 7), how the copy will come, and each request's code as text and QR."""
@@ -264,6 +269,8 @@ def cert_slip(
     r.rule()
     if fee is not None:
         r.text(f"{fee.word_vi}: {fee.label_vi}\n{fee_basis_vi(fee)}", size=s["small"])
+        if paid is not None:
+            r.text(paid_text_vi(*paid), size=s["small"])
         r.rule()
     if pickup:
         r.text("Mã nhận bản sao tại ki-ốt (dùng một lần):", size=s["body"], center=True)
@@ -276,6 +283,20 @@ def cert_slip(
     )
     r.feed(2)
     return r.build()
+
+
+# How the fee was paid, as the slips say it (docs/payments.md).
+PAID_VI = {
+    "bank_transfer": "Đã nộp phí: chuyển khoản (VietQR)",
+    "cash": "Đã nộp phí: tiền mặt tại quầy",
+    "waived": "Miễn phí",
+}
+
+
+def paid_text_vi(method: str, receipt: str) -> str:
+    """'Đã nộp phí: tiền mặt tại quầy' (or 'Miễn phí', no amount) and the receipt's number."""
+    text = PAID_VI.get(method, method)
+    return f"{text}\nSố biên lai: {receipt}" if receipt else text
 
 
 def fee_basis_vi(fee: Fee) -> str:

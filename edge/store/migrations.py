@@ -189,4 +189,29 @@ MIGRATIONS: list[str] = [
     ALTER TABLE post_requests ADD COLUMN shipment_status TEXT;      -- accepted | in_transit | ...
     ALTER TABLE post_requests ADD COLUMN shipment_at TEXT;          -- ISO 8601, as central said
     """,
+    # 12: payments (issue 19, docs/payments.md): one row per payment reference the kiosk asked
+    # for or a waiver it applied; how it was confirmed (central's bank confirmation, cash by a
+    # named staff account) and the fee receipt queued for it. The payer's name is sealed and
+    # dropped once the receipt is queued or the request expired; the day's receipt sequence.
+    """
+    CREATE TABLE payments (
+        reference      TEXT PRIMARY KEY,               -- 8 upper-case hex digits, no personal data
+        amount_vnd     INTEGER NOT NULL,               -- asked (0: waived)
+        fee            TEXT NOT NULL,                  -- JSON: the fee and its rules, no personal data
+        payer          BLOB,                           -- AES-GCM sealed payer name, until receipted
+        created_at     REAL NOT NULL,
+        expires_at     REAL NOT NULL,
+        requested      INTEGER NOT NULL DEFAULT 0,     -- 1 once a payment-request record is queued
+        method         TEXT,                           -- bank_transfer | cash | waived, once confirmed
+        bank_reference TEXT,                           -- the bank's transaction reference
+        staff          TEXT,                           -- cash: the staff login that confirmed it
+        paid_at        TEXT,                           -- ISO 8601
+        confirmed_at   TEXT,                           -- ISO 8601
+        receipt        TEXT UNIQUE                     -- <kiosk>-<yyyymmdd>-<seq>, once queued
+    );
+    CREATE TABLE receipt_days (
+        day  TEXT PRIMARY KEY,                         -- yyyymmdd, the kiosk's local day
+        seq  INTEGER NOT NULL                          -- the last receipt number used that day
+    );
+    """,
 ]

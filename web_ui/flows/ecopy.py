@@ -25,6 +25,8 @@ from flask import (
 
 import web_ui.helpcalls as helpcalls
 from edge.adapters.payment_sim import SimulatedPayment
+from edge.fees import format_vnd
+from edge.ports.payment import Payment
 from edge.services.consent import ConsentStore, Lang
 from edge.services.ecopy import (
     FIELD_LABELS,
@@ -42,7 +44,7 @@ from web_ui.flows.post import identifying as post_identifying
 from web_ui.forms import ContactForm, StaffLoginForm
 from web_ui.i18n import current_lang, pick, translate
 from web_ui.kiosk import end_flow, guard, kiosk, screen, service_ready
-from web_ui.pin import PinGate, PinResult
+from web_ui.pin import SHARED, PinGate, PinResult
 from web_ui.visits import Visit, touch
 
 bp = Blueprint("ecopy", __name__, url_prefix="/a")
@@ -87,6 +89,7 @@ def _new_work() -> EcopySession:
         printer=k.printer,
         a4printer=getattr(k, "a4printer", None),
         print_copy=c.certify.print_copy,
+        payments=getattr(k, "payments", None),
         slip_options={
             "site": c.kiosk.site,
             "paper_width_mm": c.printer.paper_width_mm,
@@ -101,9 +104,20 @@ def _worker() -> Worker:
     return cast(Worker, _shared("kiosk_worker", Worker))
 
 
-def _payment() -> SimulatedPayment:
-    # Central's payment confirmation is not built yet: the QR is real, paying is simulated.
-    return _shared("kiosk_payment", lambda: SimulatedPayment(qr=kiosk().copies.payment_qr))
+def _payment() -> Payment:
+    """Central's bank confirmation when the kiosk reports to central (edge/app.py), else the
+    simulation (its button confirms; the developer panel only)."""
+    k = kiosk()
+    central = getattr(k, "payment", None)
+    if central is not None:
+        return cast(Payment, central)
+    return cast(
+        Payment,
+        _shared(
+            "kiosk_payment",
+            lambda: SimulatedPayment(qr=k.copies.payment_qr, payments=getattr(k, "payments", None)),
+        ),
+    )
 
 
 def _work() -> EcopySession | None:
@@ -525,8 +539,98 @@ def paid(work: EcopySession) -> Any:
     """Simulation only: stands for central's payment confirmation."""
     if not kiosk().config.daemon.developer_panel:
         abort(404)
-    _payment().confirm(work.reference)
+    work.simulate_paid()
     return redirect(url_for("ecopy.fee"))
+
+
+@bp.post("/fee/poll")
+@guard("ecopy")
+def fee_poll() -> Any:
+    """The fee screen's poll while the payment is awaited: once central (or staff) confirmed
+    it, the screen reloads to say so and let the citizen go on."""
+    work = _work()
+    if work is None or not work.verified:
+        return jsonify(next=url_for("ecopy.start"))
+    if work.paid:
+        return jsonify(next=url_for("ecopy.fee"))
+    return jsonify(message=_text(WAITING_PAYMENT), tone="good", wait_ms=2000)
+
+
+# --- cash at the counter, confirmed by a named staff account ---------------------------
+
+WAITING_PAYMENT = Text(N_("Waiting for the payment to be confirmed…"))
+CASH_CALLED = Text(
+    N_("Staff have been called. Please pay at the counter, then come back to this kiosk.")
+)
+CASH_ANSWERED = Text(N_("A member of staff has answered and will confirm your payment here."))
+CASH_REASON = "cash_payment"  # the staff call's reason code (help.requested)
+
+
+@bp.route("/fee/cash", methods=["GET", "POST"])
+@guard("ecopy")
+@_needs(verified=True, read=True)
+def cash(work: EcopySession) -> Any:
+    """ "Nộp tiền mặt tại quầy": where to pay; staff are called once; a named staff account
+    (not the shared PIN) confirms "Đã thu … tiền mặt" with its PIN, audited under its name.
+    No idle wipe while staff come: staff or the citizen's Cancel end it."""
+    if work.paid:
+        return redirect(url_for("ecopy.fee"))
+    fee = work.quote()
+    if not fee.payable_vnd:
+        return redirect(url_for("ecopy.fee"))
+    work.choose_cash()
+    held = helpcalls.session_call()
+    if held is None or held.reason != CASH_REASON:  # one call, however often the screen shows
+        call = helpcalls.desk().call(screen="ecopy.cash", reason=CASH_REASON)
+        session[helpcalls.SESSION_CALL] = call.id
+    form = StaffLoginForm()
+    problem: PinResult | str | None = None
+    if form.validate_on_submit():
+        name = form.name.data or ""
+        if not name or name == SHARED:
+            problem = "named"  # the shared PIN is no one's: cash needs a named account
+        else:
+            result = PinGate(kiosk(), place="prompt").check(form.pin.data or "", name)
+            if result.verdict == "ok" and result.actor != SHARED:
+                work.confirm_cash(result.actor)
+                helpcalls.audit(result.actor, "payment.cash", subject=work.reference)
+                answered = helpcalls.session_call()
+                if answered is not None:
+                    helpcalls.desk().answer(answered.id, actor=result.actor)
+                session.pop(helpcalls.SESSION_CALL, None)
+                return redirect(url_for("ecopy.fee"))
+            problem = result
+    elif form.is_submitted():
+        problem = "form"
+    _keep_alive()
+    return screen(
+        "ecopy/cash.html",
+        flow="ecopy",
+        step=5,
+        form=form,
+        problem=problem,
+        amount=format_vnd(fee.payable_vnd),
+        reference=work.reference,
+        site=kiosk().config.kiosk.site,
+        idle_free=True,
+    )
+
+
+@bp.post("/fee/cash/poll")
+@guard("ecopy")
+def cash_poll() -> Any:
+    """The cash screen's poll: keeps the citizen's session while staff come; once the fee is
+    paid (staff confirmed, or a transfer arrived meanwhile) back to the fee screen."""
+    work = _work()
+    if work is None or not work.verified:
+        return jsonify(next=url_for("ecopy.start"))
+    if work.paid:
+        return jsonify(next=url_for("ecopy.fee"))
+    _keep_alive()
+    call = helpcalls.session_call()
+    if call is not None and call.state == "answered":
+        return jsonify(message=_text(CASH_ANSWERED), tone="good", progress=True, wait_ms=3000)
+    return jsonify(message=_text(CASH_CALLED), tone="good", progress=True, wait_ms=3000)
 
 
 @bp.post("/issue")
