@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fleet.certify.config import CertifyConfig
 from protocol.config import load_tree
@@ -173,6 +173,30 @@ class PaymentsSection(Section):
     )
 
 
+class ElectionSection(Section):
+    """Singletons elected among console workers on one PostgreSQL (docs/fleet-console.md,
+    "Elected singletons"); on SQLite the one process runs them all."""
+
+    worker: str = Field(
+        "", description="This worker's name in /healthz and pg_stat_activity (default host-pid)."
+    )
+    heartbeat_s: float = Field(2.0, gt=0, le=60, description="How often a worker checks its lease.")
+    lease_s: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="The server ends a silent leader session after this; a new leader waits "
+        "this long before it starts the work (at least twice heartbeat_s).",
+    )
+    retry_s: float = Field(3.0, gt=0, le=300, description="How often a follower tries a lock.")
+
+    @model_validator(mode="after")
+    def _lease_covers_heartbeats(self) -> ElectionSection:
+        if self.lease_s < 2 * self.heartbeat_s:
+            raise ValueError("lease_s must be at least twice heartbeat_s")
+        return self
+
+
 class LoggingSection(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -186,6 +210,7 @@ class FleetConfig(Section):
     dossiers: DossiersSection = DossiersSection()
     certify: CertifyConfig = CertifyConfig()
     payments: PaymentsSection = PaymentsSection()
+    election: ElectionSection = ElectionSection()
     logging: LoggingSection = LoggingSection()
 
 

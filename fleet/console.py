@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -11,6 +12,7 @@ from typing import Any
 from fleet.alerts import AlertEngine
 from fleet.config import FleetConfig
 from fleet.ingest import FleetIngest
+from fleet.leader import Leadership
 from fleet.operators import KeyRing
 from fleet.payments import PaymentService
 from fleet.responders import (
@@ -19,6 +21,7 @@ from fleet.responders import (
     DossierResponder,
     EnrolmentResponder,
     Housekeeping,
+    RevocationBroadcast,
     Revocations,
 )
 from fleet.store import FleetStore
@@ -71,6 +74,16 @@ class Console:
             session_s=config.web.session_minutes * 60,
         )
         self.services: list[Any] = []  # responders: attach(console), optional stop()
+        # Services with a `role` run in one worker at a time: attached on winning the role,
+        # stopped on losing it (fleet/leader.py); alert evaluation is the role "alerts".
+        e = config.election
+        self.leadership = Leadership(
+            config.store.url,
+            worker=e.worker,
+            heartbeat_s=e.heartbeat_s,
+            lease_s=e.lease_s,
+            retry_s=e.retry_s,
+        )
         self.revocations: Any = None  # fleet.responders.Revocations once attached
         self.shipments: Any = None  # fleet.dossiers.ShipmentSender once attached
         self.provisioning: Any = None  # fleet.provisioning.ProvisioningService when enabled
@@ -96,22 +109,27 @@ class Console:
     def start(self, *, mqtt: bool = True) -> Console:
         self.prepare()
         for service in self.services:
-            service.attach(self)
+            role = getattr(service, "role", None)
+            if role is None:
+                service.attach(self)
+            else:
+                self.leadership.add(role, functools.partial(service.attach, self), service.stop)
+        self.leadership.add("alerts", self.alerts.start, self.alerts.stop)
+        self.leadership.start()
         if mqtt:
             self.ingest.start()
         self._mqtt = mqtt
-        self.alerts.start()
         self._started = True
         return self
 
     def stop(self) -> None:
         if not self._started:
             return
+        self.leadership.stop()  # the elected services and the alerts, then the locks
         for service in reversed(self.services):
             stop = getattr(service, "stop", None)
-            if stop is not None:
+            if stop is not None and getattr(service, "role", None) is None:
                 stop()
-        self.alerts.stop()
         self.ingest.stop()
         self.store.close()
         self._started = False
@@ -246,6 +264,7 @@ def build_console(config: FleetConfig, *, store: FleetStore | None = None) -> Co
     console.services += [
         DossierResponder(),
         Revocations(),
+        RevocationBroadcast(),
         Housekeeping(),
         PaymentService(),
         ShipmentSender(),

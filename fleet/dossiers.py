@@ -438,9 +438,12 @@ class ShipmentSender:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    role = "shipments"  # one publisher of the pending shipments (fleet/leader.py)
+
     def attach(self, console: Any) -> None:
         self.console = console
         console.shipments = self
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="fleet-shipments", daemon=True)
         self._thread.start()
 

@@ -152,6 +152,8 @@ class DossierResponder:
 class EnrolmentResponder:
     """Runs the provisioning service (its own MQTT identity) for the console."""
 
+    role = "enrolment"  # one client id (fleet-provisioning): one worker at a time
+
     def attach(self, console: Host) -> None:
         from fleet.provisioning import Enrolment, ProvisioningService
 
@@ -181,11 +183,14 @@ class EnrolmentResponder:
             accounts=console.accounts,
             store=console.store,
         )
+        self.console = console
         console.provisioning = self.service
         self.service.start()
 
     def stop(self) -> None:
         self.service.stop()
+        if self.console.provisioning is self.service:
+            self.console.provisioning = None
 
 
 class Revocations:
@@ -195,13 +200,13 @@ class Revocations:
     on <central>/revocations after every revocation and whenever the console connects (every
     kiosk merges it into its file at each connect), and served at /revocations.json. On demand
     it also goes out as the signed command update-revocations, which replaces a kiosk's file.
+    Publishing at connect is RevocationBroadcast's, in the worker holding its role.
     """
 
     def attach(self, console: Host) -> None:
         self.console = console
         self.topic = f"{console.config.mqtt.central_topic}/revocations"
         console.revocations = self
-        console.ingest.connected_hooks.append(self.publish)
 
     def document(self) -> dict[str, Any]:
         """copy-revocations/1 (schemas/copy-revocations.json), with issued_at."""
@@ -264,6 +269,32 @@ class Revocations:
         return len(sent)
 
 
+class RevocationBroadcast:
+    """Publishes the revocation list (retained) when it starts and whenever central connects
+    again, in one worker at a time; attached after Revocations."""
+
+    role = "revocations"
+
+    def __init__(self) -> None:
+        self.active = False
+        self.console: Host | None = None
+
+    def attach(self, console: Host) -> None:
+        if self.console is None:
+            console.ingest.connected_hooks.append(self._connected)
+        self.console = console
+        self.active = True
+        if console.ingest.connected:
+            console.revocations.publish()
+
+    def stop(self) -> None:
+        self.active = False
+
+    def _connected(self) -> None:
+        if self.active and self.console is not None:
+            self.console.revocations.publish()
+
+
 class CertifyResponder:
     """The certifier's intake (issue 16): each cert-request record, once its batch is stored,
     goes to Certifier.receive; its answers go out on <prefix>/<kiosk_id>/cert at QoS 1."""
@@ -300,6 +331,8 @@ class CertifyMail:
     """Sends approved copies to the citizens who chose e-mail (fleet.certify.delivery); only
     attached when [certify.mail] host is set."""
 
+    role = "certify-mail"  # the certification book's deliveries: one sender, no double mail
+
     def attach(self, console: Host) -> None:
         from fleet.certify.delivery import MailSender
 
@@ -314,6 +347,8 @@ class CertifyMail:
 
 class Housekeeping:
     """Prunes telemetry and events past their keep time, hourly."""
+
+    role = "housekeeping"
 
     def attach(self, console: Host) -> None:
         self.console = console

@@ -479,5 +479,12 @@ def _metrics_allowed() -> bool:
 
 @views.route("/healthz")
 def healthz() -> Any:
+    """The broker link, and which elected roles this worker holds (fleet/leader.py)."""
     ok = console().ingest.connected
-    return {"broker": ok}, 200 if ok else 503
+    leadership = console().leadership
+    return {
+        "broker": ok,
+        "worker": leadership.worker,
+        "roles": leadership.held(),
+        "database_session": leadership.status()["database"],
+    }, 200 if ok else 503
