@@ -15,6 +15,7 @@ from bench import (  # noqa: F401  (registers the figures)
     figures,
     fleet,
     fleet_console,
+    fleet_leader,
     identity,
     search,
     services,

@@ -4,6 +4,7 @@ through PostgreSQL advisory locks; the holder is SIGKILLed, frozen, or its sessi
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -56,8 +57,14 @@ def _sql(pg: Postgres) -> Iterator[psycopg.Connection[Any]]:
 class Workers:
     """Worker processes (tests/leader_worker.py), each reporting to its own file."""
 
-    def __init__(self, pg: Postgres, tmp_path: Path) -> None:
-        self.pg, self.tmp_path = pg, tmp_path
+    def __init__(
+        self,
+        pg: Postgres,
+        tmp_path: Path,
+        timings: tuple[float, float, float] = (HEARTBEAT_S, LEASE_S, RETRY_S),
+    ) -> None:
+        """timings: heartbeat_s, lease_s, retry_s (bench/fleet_leader.py: the defaults)."""
+        self.pg, self.tmp_path, self.timings = pg, tmp_path, timings
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def spawn(self, name: str) -> None:
@@ -69,9 +76,7 @@ class Workers:
                 self.pg.url,
                 name,
                 str(self.report_file(name)),
-                str(HEARTBEAT_S),
-                str(LEASE_S),
-                str(RETRY_S),
+                *(str(t) for t in self.timings),
             ],
             cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -322,7 +327,9 @@ def test_sqlite_one_process_always_leads(tmp_path: Path) -> None:
     stopped: list[str] = []
     leadership = Leadership(f"sqlite:///{tmp_path / 'fleet.db'}", worker="solo")
     for role in ROLES:
-        leadership.add(role, lambda r=role: started.append(r), lambda r=role: stopped.append(r))
+        leadership.add(
+            role, functools.partial(started.append, role), functools.partial(stopped.append, role)
+        )
     leadership.start()
     try:
         assert started == list(ROLES)  # at once, no thread, no lock
