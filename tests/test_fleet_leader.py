@@ -322,6 +322,50 @@ def test_a_frozen_holder_loses_its_session_by_the_idle_timeout_and_stops_on_waki
     assert all(running[r] == [other] for r in victim_roles), running
 
 
+def test_a_holder_whose_heartbeat_hangs_stops_its_work_within_the_lease(
+    pg: Postgres, workers: Workers
+) -> None:
+    """The holder's server process frozen: its heartbeat neither answers nor fails (a hung
+    call, as on a dead link) and its locks stay; the holder's guard stops its work anyway."""
+    for name in ("w1", "w2"):
+        workers.spawn(name)
+    holders = wait_until(lambda: all_roles_led(workers), 30, "every role led")
+    victim = holders["alerts"]
+    victim_roles = {role for role, name in holders.items() if name == victim}
+    backend = leader_pid(pg, victim)
+    frozen_at = time.time()
+    os.kill(backend, signal.SIGSTOP)
+    try:
+        wait_until(
+            lambda: all(
+                any(t > frozen_at for t in workers.events(victim, "stop", r)) for r in victim_roles
+            ),
+            LEASE_S + 10,
+            "the holder stepping down without an answer",
+        )
+        for role in victim_roles:
+            stop = min(t for t in workers.events(victim, "stop", role) if t > frozen_at)
+            assert stop - frozen_at < LEASE_S + 3, (role, stop - frozen_at)
+        # Nobody else started meanwhile: the frozen session still holds the locks.
+        assert not any(
+            t > frozen_at
+            for r in victim_roles
+            for n in workers.procs
+            for t in workers.events(n, "start", r)
+        )
+    finally:
+        os.kill(backend, signal.SIGCONT)
+    # Once the call returns, the holder drops that session: the roles are led again.
+    wait_until(
+        lambda: (
+            (led := all_roles_led(workers)) is not None
+            and all(workers.events(led[r], "start", r)[-1] > frozen_at for r in victim_roles)
+        ),
+        TAKEOVER_BOUND_S + 10,
+        "the roles led again",
+    )
+
+
 def test_sqlite_one_process_always_leads(tmp_path: Path) -> None:
     started: list[str] = []
     stopped: list[str] = []
