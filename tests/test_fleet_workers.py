@@ -88,7 +88,7 @@ def fleet(tmp_path: Path) -> Iterator[tuple[FleetPki, Broker, Path]]:
 
 def write_config(root: Path, broker: Broker, pki: FleetPki, pg: Postgres) -> Path:
     """One config for every worker; each one's identity comes from the environment, as
-    systemd/central/kiosk-fleet-worker@.service gives it."""
+    systemd/kiosk-fleet-worker@.service gives it."""
     path = root / "fleet.toml"
     path.write_text(
         f"""
@@ -404,3 +404,22 @@ def test_what_mosquitto_does_with_a_killed_members_messages(
         for m in members:
             m.close()
         kiosk.close()
+
+
+def test_kiosk_ca_issues_central_identities_only(tmp_path: Path) -> None:
+    """`kiosk-ca central` makes a client certificate for fleet-<name>, recorded (revocable);
+    a kiosk id is not a central identity."""
+    from provisioning.ca import CaError, CertificateAuthority
+
+    ca = CertificateAuthority(tmp_path / "ca")
+    ca.init()
+    pem, key_pem = ca.issue_central("fleet-worker-7")
+    cert = x509.load_pem_x509_certificate(pem.encode())
+    assert cert.subject.rfc4514_string() == "CN=fleet-worker-7"
+    eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(eku) == [x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert serialization.load_pem_private_key(key_pem.encode(), password=None)
+    assert ca.issued()[format(cert.serial_number, "x")]["cn"] == "fleet-worker-7"
+    for bad in ("HN-TAYHO-01", "fleet-", "worker-1", "fleet-Worker"):
+        with pytest.raises(CaError):
+            ca.issue_central(bad)
