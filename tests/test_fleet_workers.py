@@ -12,6 +12,7 @@ seeded: leader election is another part of issue 20."""
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import re
@@ -303,6 +304,32 @@ def test_three_workers_share_the_stream_and_a_killed_one_loses_nothing(
         assert ids == {rid for k in kiosk_ids for rid in sent[k]}
         for k, lst in zip(kiosk_ids, listeners, strict=True):
             assert lst.acked() == set(sent[k]), f"{k}: acknowledged ids differ from those sent"
+        # Requests go round the group too: any worker answers, once, on the kiosk's own topic.
+        asker = listeners[0].peer
+        asker.subscribe(f"kiosk/v1/{kiosk_ids[0]}/res/dossier-status")
+        asked = [uuid.uuid4().hex for _ in range(2 * WORKERS)]
+        for request_id in asked:
+            now = dt.datetime.now(dt.UTC)
+            request = {
+                "schema": "dossier-status-request/1",
+                "request_id": request_id,
+                "kiosk_id": kiosk_ids[0],
+                "code": "H26.22-261115-0015",
+                "time": now.isoformat(),
+                "expires_at": (now + dt.timedelta(seconds=30)).isoformat(),
+                "reply_to": f"kiosk/v1/{kiosk_ids[0]}/res/dossier-status",
+            }
+            asker.publish(f"kiosk/v1/{kiosk_ids[0]}/req/dossier-status", json.dumps(request))
+
+        def answers() -> list[str]:
+            return [
+                m.json()["request_id"]
+                for m in asker.received(f"kiosk/v1/{kiosk_ids[0]}/res/dossier-status")
+            ]
+
+        wait_until(lambda: len(answers()) >= len(asked), 30, "every request answered")
+        time.sleep(0.5)
+        assert sorted(answers()) == sorted(asked), "each request answered exactly once"
     finally:
         codes = [w.stop() for w in workers]
         for peer in publishers:
