@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from edge.fleet import FleetClient, queue_record
 from edge.store import DataKey, Store
@@ -255,6 +257,22 @@ def test_wan_cut_and_central_outage_lose_nothing(fleet: dict[str, Any], tmp_path
         wait_until(lambda: kiosk.client.connected, 10, "the kiosk connected to its regional")
         # Its retained birth crosses the bridge with its retain flag (try_private).
         consumer.wait_for(f"kiosk/v1/{KIOSK}/state", timeout=30)
+        # The bridge speaks MQTT 3.1.1: a request's MQTT 5 properties do not cross it, the
+        # payload (request_id, reply_to, expires_at: docs/fleet.md) does.
+        neighbour = Peer(regional, pki.client(NEIGHBOUR)).connect()
+        try:
+            props = Properties(PacketTypes.PUBLISH)
+            props.CorrelationData = b"req-1"
+            props.ResponseTopic = f"kiosk/v1/{NEIGHBOUR}/res/dossier-status"
+            request = {"request_id": "req-1", "reply_to": props.ResponseTopic}
+            neighbour.publish(
+                f"kiosk/v1/{NEIGHBOUR}/req/dossier-status", json.dumps(request), properties=props
+            )
+        finally:
+            neighbour.close()
+        crossed = consumer.wait_for(f"kiosk/v1/{NEIGHBOUR}/req/dossier-status", timeout=30)
+        assert crossed.json() == request
+        assert getattr(crossed.properties, "CorrelationData", None) is None
         stream.start()
         stream.wait_for_more(40)
 
