@@ -273,6 +273,9 @@ def test_wan_cut_and_central_outage_lose_nothing(fleet: dict[str, Any], tmp_path
         crossed = consumer.wait_for(f"kiosk/v1/{NEIGHBOUR}/req/dossier-status", timeout=30)
         assert crossed.json() == request
         assert getattr(crossed.properties, "CorrelationData", None) is None
+        # Central's retained revocation list is kept retained at the regional broker too.
+        revocations = {"schema": "copy-revocations/1", "codes": ["TEST-CODE"], "certificates": []}
+        consumer.publish("fleet/v1/revocations", json.dumps(revocations), retain=True)
         stream.start()
         stream.wait_for_more(40)
 
@@ -294,6 +297,14 @@ def test_wan_cut_and_central_outage_lose_nothing(fleet: dict[str, Any], tmp_path
         consumer.publish(f"kiosk/v1/{OTHER_WARD}/cmd/ping", json.dumps(foreign))
         consumer.publish(f"kiosk/v1/{KIOSK}/ack", json.dumps(ack))
         consumer.publish(f"kiosk/v1/{KIOSK}/cmd/ping", json.dumps(command))
+        # A kiosk connecting while the ward is cut off still gets central's retained list.
+        late = Peer(regional, pki.client(NEIGHBOUR)).connect()
+        try:
+            late.subscribe("fleet/v1/revocations")
+            got = late.wait_for("fleet/v1/revocations", timeout=10)
+            assert got.retain and got.json() == revocations
+        finally:
+            late.close()
         cut_until = time.monotonic() + 4
         while time.monotonic() < cut_until:
             connected_samples.append(kiosk.client.connected)
