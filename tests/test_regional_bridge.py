@@ -261,10 +261,11 @@ def test_wan_cut_and_central_outage_lose_nothing(fleet: dict[str, Any], tmp_path
         # payload (request_id, reply_to, expires_at: docs/fleet.md) does.
         neighbour = Peer(regional, pki.client(NEIGHBOUR)).connect()
         try:
-            props = Properties(PacketTypes.PUBLISH)
+            reply_to = f"kiosk/v1/{NEIGHBOUR}/res/dossier-status"
+            props: Any = Properties(PacketTypes.PUBLISH)
             props.CorrelationData = b"req-1"
-            props.ResponseTopic = f"kiosk/v1/{NEIGHBOUR}/res/dossier-status"
-            request = {"request_id": "req-1", "reply_to": props.ResponseTopic}
+            props.ResponseTopic = reply_to
+            request = {"request_id": "req-1", "reply_to": reply_to}
             neighbour.publish(
                 f"kiosk/v1/{NEIGHBOUR}/req/dossier-status", json.dumps(request), properties=props
             )
