@@ -17,6 +17,7 @@ from protocol.messages import iso_time
 
 if TYPE_CHECKING:
     from fleet.console import Console
+    from fleet.store import FleetStore
 
 logger = logging.getLogger(__name__)
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -38,7 +39,9 @@ def _override(row: dict[str, Any]) -> dict[str, Any]:
     return figures
 
 
-def documents(store: Any, site: str, kiosk_ids: list[str], day: str) -> dict[str, dict[str, Any]]:
+def documents(
+    store: FleetStore, site: str, kiosk_ids: list[str], day: str
+) -> dict[str, dict[str, Any]]:
     """queue-stats/1 for each kiosk of a site: today's figures only (yesterday's would mislead).
 
     Per area, the newer of two sources: the tickets the kiosks reported and the counters called
