@@ -316,3 +316,67 @@ def test_call_next_refuses_a_bad_area(make_console: Callable[..., Console], tmp_
     assert bad.status_code == 400
     no_token = client.post("/queues/call", data={"site": "X", "area": "B"})
     assert no_token.status_code == 400
+
+
+def test_the_time_between_calls_is_the_mean_of_the_last_calls_of_the_area(
+    store_url: str, tmp_path: Path
+) -> None:
+    """Priority first, then the order issued across the site's kiosks; the interval published
+    as avg_service_s is the mean gap of the last 11 calls, on SQLite and PostgreSQL."""
+    from fleet.store import FleetStore, Incoming
+
+    store = FleetStore(store_url, data_key=tmp_path / "data.key").create()
+    try:
+        day = "2026-12-06"
+        batch = []
+        for n in range(1, 15):  # two kiosks of one site, issuing in turn; B-UT001 last
+            kiosk = f"HN-TAYHO-{n % 2 + 1:02d}"
+            seq = (n + 1) // 2
+            priority = n == 14
+            data = {
+                "number": f"B-{'UT' if priority else ''}{seq:03d}",
+                "area": "B",
+                "area_name": "Tư pháp",
+                "day": day,
+                "seq": 1 if priority else seq,
+                "issued_at": f"2026-12-06T08:{n:02d}:00+07:00",
+                "waiting_ahead": None,
+                "estimated_wait_min": None,
+                "priority": priority,
+                **({"priority_group": "elderly"} if priority else {}),
+            }
+            record_id = f"ticket-{kiosk}-{day}-B{'UT' if priority else ''}-{data['seq']}"
+            batch.append(
+                Incoming(
+                    f"kiosk/v1/{kiosk}/records/ticket",
+                    kiosk,
+                    "record",
+                    {"id": record_id, "kind": "ticket", "data": data},
+                    1000.0,
+                    "ticket",
+                )
+            )
+        store.apply(batch)
+        gaps = [30, 60, 90, 120, 30, 60, 90, 120, 30, 60, 90, 120, 600]
+        now, order = 10_000.0, []
+        for gap in [0, *gaps]:
+            now += gap
+            called = store.call_next(day, "HN-TAYHO", "B", by="quay.1", now=now)
+            assert called is not None
+            order.append((called["kiosk_id"], called["series"], called["seq"]))
+        assert store.call_next(day, "HN-TAYHO", "B", by="quay.1", now=now + 1) is None
+        assert order[0] == ("HN-TAYHO-01", "UT", 1)
+        assert order[1:5] == [
+            ("HN-TAYHO-02", "", 1),
+            ("HN-TAYHO-01", "", 1),
+            ("HN-TAYHO-02", "", 2),
+            ("HN-TAYHO-01", "", 2),
+        ]
+        (figures,) = store.ticket_figures(day, site="HN-TAYHO")
+        assert (figures["issued"], figures["priority_issued"], figures["waiting"]) == (13, 1, 0)
+        assert figures["call_interval_s"] == round(sum(gaps[-10:]) / 10, 1)
+        serving = store.serving_by_kiosk(day, "HN-TAYHO")
+        assert serving["HN-TAYHO-01"]["B"] == {"serving": 6, "priority_serving": 1}
+        assert serving["HN-TAYHO-02"]["B"] == {"serving": 7}
+    finally:
+        store.close()

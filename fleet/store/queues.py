@@ -78,35 +78,50 @@ class Queues(StoreBase):
                 row[prefix + "called"] += r.called
                 if r.last_call is not None:
                     row["last_call"] = max(row["last_call"] or 0.0, r.last_call)
+            intervals = self._call_intervals(conn, day, site)
             for row in out.values():
                 row["waiting"] = (
                     row["issued"] + row["priority_issued"] - row["called"] - row["priority_called"]
                 )
-                row["call_interval_s"] = self._call_interval(conn, day, row["site"], row["area"])
+                row["call_interval_s"] = intervals.get((row["site"], row["area"]))
         return list(out.values())
 
-    def _call_interval(self, conn: Any, day: str, site: str, area: str) -> float | None:
-        """Mean time between the last CALLS_AVERAGED calls of a site's area: the wait one more
-        ticket ahead adds, whatever the number of counters open."""
+    def _call_intervals(
+        self, conn: Any, day: str, site: str | None
+    ) -> dict[tuple[str, str], float]:
+        """Per (site, area): the mean time between the last CALLS_AVERAGED calls, the wait one
+        more ticket ahead adds, whatever the number of counters open. One query (a window
+        function, SQLite 3.25+ and PostgreSQL) for every area of the day."""
         qt = queue_tickets
-        times = [
-            r.called_at
-            for r in conn.execute(
-                sa.select(qt.c.called_at)
-                .select_from(qt.join(kiosks, kiosks.c.kiosk_id == qt.c.kiosk_id))
-                .where(
-                    qt.c.day == day,
-                    qt.c.area == area,
-                    kiosks.c.site == site,
-                    qt.c.called_at.is_not(None),
-                )
-                .order_by(qt.c.called_at.desc())
-                .limit(CALLS_AVERAGED + 1)
+        rank = (
+            sa.func.row_number()
+            .over(partition_by=(kiosks.c.site, qt.c.area), order_by=qt.c.called_at.desc())
+            .label("rank")
+        )
+        recent = (
+            sa.select(kiosks.c.site, qt.c.area, qt.c.called_at, rank)
+            .select_from(qt.join(kiosks, kiosks.c.kiosk_id == qt.c.kiosk_id))
+            .where(qt.c.day == day, qt.c.called_at.is_not(None))
+        )
+        if site is not None:
+            recent = recent.where(kiosks.c.site == site)
+        last = recent.subquery("recent")
+        query = (
+            sa.select(
+                last.c.site,
+                last.c.area,
+                sa.func.max(last.c.called_at).label("newest"),
+                sa.func.min(last.c.called_at).label("oldest"),
+                sa.func.count().label("n"),
             )
-        ]
-        if len(times) < 2:
-            return None
-        return round((times[0] - times[-1]) / (len(times) - 1), 1)
+            .where(last.c.rank <= CALLS_AVERAGED + 1)
+            .group_by(last.c.site, last.c.area)
+        )
+        return {
+            (r.site, r.area): round((r.newest - r.oldest) / (r.n - 1), 1)
+            for r in conn.execute(query)
+            if r.n >= 2
+        }
 
     def serving_by_kiosk(self, day: str, site: str) -> dict[str, dict[str, dict[str, int]]]:
         """kiosk -> area -> {"serving", "priority_serving"}: the highest number called of each
