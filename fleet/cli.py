@@ -29,6 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="web port (overrides web.port)")
     serve.add_argument("--no-mqtt", action="store_true", help="dashboard only, no broker")
 
+    sub.add_parser(
+        "worker",
+        help="MQTT ingest and responders without the dashboard: one of several workers sharing "
+        "the kiosks' topics ([mqtt] shared_group; docs/fleet-console.md, 'Several workers')",
+    )
+
     staff = sub.add_parser(
         "staff-account",
         help="one entry of the set-staff command: the PIN (read from stdin or the terminal) "
@@ -292,6 +298,8 @@ def _run(args: argparse.Namespace, config: Any) -> int:
 
     if args.command == "serve":
         return serve(config, port=args.port, mqtt=not args.no_mqtt)
+    if args.command == "worker":
+        return worker(config)
     if args.command == "catalog":
         return catalog_push(args, config)
     if args.command == "certify" and args.action == "serve":
@@ -621,6 +629,35 @@ def serve(config: Any, *, port: int | None = None, mqtt: bool = True) -> int:
     finally:
         web.stop()
         console.stop()
+    return EXIT_OK
+
+
+def worker(config: Any) -> int:
+    """`serve` without the web server, until SIGTERM; its ingest figures logged at the end."""
+    from fleet.console import build_console
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    console = build_console(config)
+    try:
+        console.start()
+        logger.info(
+            "fleet worker started",
+            extra={"client_id": config.mqtt.client_id, "group": config.mqtt.shared_group},
+        )
+        while not stop.wait(3600):
+            pass
+    finally:
+        console.stop()
+        s = console.ingest.stats
+        logger.info(
+            "fleet worker stopped: received=%d stored=%d duplicates=%d redelivered=%d",
+            s.received,
+            s.stored,
+            s.duplicates,
+            s.redelivered,
+        )
     return EXIT_OK
 
 

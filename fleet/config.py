@@ -49,6 +49,13 @@ class MqttSection(Section):
     )
     keepalive_s: int = Field(30, ge=5, le=3600)
     batch_max: int = Field(500, ge=1, le=10000, description="Messages stored per transaction.")
+    shared_group: str = Field(
+        "",
+        pattern=r"^[A-Za-z0-9_-]{0,64}$",
+        description="Several console workers (docs/fleet-console.md, 'Several workers'): each "
+        "consumes the kiosks' topics through $share/<group>/..., with its own certificate and "
+        "client id; empty (the default) is one console reading everything.",
+    )
 
 
 class AlertsSection(Section):

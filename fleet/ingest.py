@@ -5,6 +5,11 @@ transaction each) and only then acknowledges them to the broker (manual PUBACK),
 of the console loses nothing the broker handed over: the broker sends it again, and the store
 deduplicates. Records are then acknowledged to their kiosk on `<prefix>/<kiosk>/ack`.
 Requests (dossier status) go to the `fleet-requests` thread.
+
+With `[mqtt] shared_group` set, several such consoles (workers, each its own certificate and
+client id) share the kiosks' topics through MQTT 5 shared subscriptions; each keeps a
+persistent session, so what the broker handed a worker that dies waits in that worker's session
+until it is back (docs/fleet-console.md, "Several workers").
 """
 
 from __future__ import annotations
@@ -34,6 +39,10 @@ from protocol.mqtt import new_client, tls_context
 logger = logging.getLogger(__name__)
 
 MAX_PAYLOAD = 16 * 1024 * 1024  # a signed PDF in a record can be large; anything above is junk
+# What kiosks publish (config/mosquitto/kiosk-fleet.acl, the kiosks' `pattern write` lines):
+# what a worker of a shared group subscribes to, under <prefix>/+/.
+KIOSK_TOPICS = ("state", "telemetry", "events", "records/#", "cmd/+/result", "req/+")
+ACK_TIMEOUT_S = 10.0  # record-ack/1 taken by the broker before the batch's PUBACKs
 
 # A handler for requests: (kiosk id from the topic or None, topic, the JSON object or None if
 # the payload was not one, MQTT properties) -> None.
@@ -53,6 +62,7 @@ class IngestStats:
     acks_sent: int = 0
     requests: int = 0
     retries: int = 0  # batches that failed to store and were tried again
+    redelivered: int = 0  # messages the broker sent again (DUP): a session resumed
     by_kind: dict[str, int] = field(default_factory=dict)
 
 
@@ -71,6 +81,15 @@ class FleetIngest:
         self.config = config
         self.prefix = config.topic_prefix
         self.status_topic = f"{config.central_topic}/status"
+        # Several workers: each says online/offline on its own topic; the fleet's status (the
+        # kiosks re-publish their state on its live "online") is not turned offline by one
+        # worker's death.
+        self.worker_topic = (
+            f"{config.central_topic}/workers/{config.client_id}/status"
+            if config.shared_group
+            else None
+        )
+        self._generation = 0  # connections so far: a PUBACK only on the connection it is for
         self.listeners = list(listeners or [])
         self.reconnect_max_s = reconnect_max_s
         self.stats = IngestStats()
@@ -107,7 +126,12 @@ class FleetIngest:
         client.manual_ack_set(True)  # PUBACK only once stored
         client.max_inflight_messages_set(100)
         client.reconnect_delay_set(0.1, self.reconnect_max_s)  # type: ignore[arg-type]  # paho takes float seconds
-        client.will_set(self.status_topic, json.dumps({"state": "offline"}), qos=1, retain=True)
+        client.will_set(
+            self.worker_topic or self.status_topic,
+            json.dumps({"state": "offline"}),
+            qos=1,
+            retain=True,
+        )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -129,7 +153,10 @@ class FleetIngest:
         client = self._client
         if client is not None and self._connected.is_set():
             info = client.publish(
-                self.status_topic, json.dumps({"state": "offline"}), qos=1, retain=True
+                self.worker_topic or self.status_topic,
+                json.dumps({"state": "offline"}),
+                qos=1,
+                retain=True,
             )
             with contextlib.suppress(RuntimeError, ValueError):  # lost the broker meanwhile
                 info.wait_for_publish(timeout=min(timeout, 2.0))
@@ -179,21 +206,39 @@ class FleetIngest:
         if reason_code.is_failure:
             logger.error("broker refused the console", extra={"reason": str(reason_code)})
             return
-        options = SubscribeOptions(qos=1, noLocal=True)  # not our own commands and acks back
-        topics = [(f"{self.prefix}/#", options)]
-        topics += [
-            (f, SubscribeOptions(qos=1, noLocal=True))
+        self._generation += 1
+        group = self.config.shared_group
+        if group:
+            # Only what kiosks publish, shared among the group's workers. No Local is a
+            # protocol error on a shared subscription [MQTT-3.8.3-4]: our own commands and acks
+            # are not in these filters anyway.
+            filters = [f"{self.prefix}/+/{suffix}" for suffix in KIOSK_TOPICS]
+            options = SubscribeOptions(qos=1)
+        else:
+            filters = [f"{self.prefix}/#"]
+            options = SubscribeOptions(qos=1, noLocal=True)  # not our own commands and acks
+        filters += [
+            f
             for f, _ in self._handlers
-            if not mqtt.topic_matches_sub(f"{self.prefix}/#", f.replace("+", "x"))
+            if not any(mqtt.topic_matches_sub(base, f.replace("+", "x")) for base in filters)
         ]
-        client.subscribe(topics)
-        # Central's birth: every connected kiosk re-publishes its full state on seeing it.
-        client.publish(
-            self.status_topic,
-            json.dumps({"state": "online", "time": iso_time()}),
-            qos=1,
-            retain=True,
-        )
+        client.subscribe([(f"$share/{group}/{f}" if group else f, options) for f in filters])
+        if self.worker_topic:
+            client.publish(
+                self.worker_topic,
+                json.dumps({"state": "online", "time": iso_time()}),
+                qos=1,
+                retain=True,
+            )
+        # Central's birth: every connected kiosk re-publishes its full state on seeing it. A
+        # worker resuming its session missed nothing (the broker kept it): no birth, no storm.
+        if not (group and flags.session_present):
+            client.publish(
+                self.status_topic,
+                json.dumps({"state": "online", "time": iso_time()}),
+                qos=1,
+                retain=True,
+            )
         self._connected.set()
         for hook in self.connected_hooks:
             try:
@@ -208,8 +253,12 @@ class FleetIngest:
             logger.warning("console lost the broker", extra={"reason": str(reason_code)})
 
     def _on_message(self, client, userdata, message) -> None:
+        if message.dup:
+            with self._stats_lock:
+                self.stats.redelivered += 1
         self._inbox.put(
             (
+                self._generation,
                 message.mid,
                 message.qos,
                 message.topic,
@@ -253,13 +302,13 @@ class FleetIngest:
                         return
                     delay = min(delay * 2, 30.0)
 
-    def _prepare(self, items: list[Any]) -> tuple[list[Incoming], list[tuple[int, int]], int]:
+    def _prepare(self, items: list[Any]) -> tuple[list[Incoming], list[tuple[int, int, int]], int]:
         """Parse a batch; requests go to their thread. Returns (to store, to ack, rejected)."""
         batch: list[Incoming] = []
-        to_ack: list[tuple[int, int]] = []
+        to_ack: list[tuple[int, int, int]] = []
         rejected = 0
-        for mid, qos, topic, payload, props, received_at in items:
-            to_ack.append((mid, qos))
+        for generation, mid, qos, topic, payload, props, received_at in items:
+            to_ack.append((generation, mid, qos))
             if self._route_request(topic, payload, props):
                 continue
             incoming = self._parse(topic, payload, received_at)
@@ -270,21 +319,16 @@ class FleetIngest:
         return batch, to_ack, rejected
 
     def _commit(
-        self, batch: list[Incoming], to_ack: list[tuple[int, int]], rejected: int, received: int
+        self,
+        batch: list[Incoming],
+        to_ack: list[tuple[int, int, int]],
+        rejected: int,
+        received: int,
     ) -> None:
-        """Store, then acknowledge to the broker, then to the kiosks; then tell listeners."""
+        """Store, then acknowledge to the kiosks, then to the broker; then tell listeners."""
         outcome = self.store.apply(batch) if batch else BatchOutcome(acked={}, touched=set())
         self._run_hooks(batch)
-        client = self._client
-        if client is not None:
-            for mid, qos in to_ack:
-                if qos > 0:
-                    client.ack(mid, qos)
-            for kiosk_id, ids in (outcome.acked or {}).items():
-                self.publish(
-                    f"{self.prefix}/{kiosk_id}/ack",
-                    {"schema": RECORD_ACK, "kiosk_id": kiosk_id, "ids": ids, "time": iso_time()},
-                )
+        self._acknowledge(outcome.acked or {}, to_ack)
         with self._stats_lock:
             s = self.stats
             s.received += received
@@ -305,6 +349,39 @@ class FleetIngest:
                 listener(outcome)
             except Exception:
                 logger.exception("batch listener failed")
+
+    def _acknowledge(self, acked: dict[str, list[str]], to_ack: list[tuple[int, int, int]]) -> None:
+        """record-ack/1 to the kiosks, taken by the broker (its PUBACK), and only then the
+        batch's PUBACKs: a console killed in between has its batch handed again (stored once,
+        acknowledged again), never a stored record the kiosk is not told about. Without the
+        broker nothing is acknowledged: the session keeps the batch for the next connection."""
+        client = self._client
+        if client is None:
+            return
+        infos = [
+            self.publish(
+                f"{self.prefix}/{kiosk_id}/ack",
+                {"schema": RECORD_ACK, "kiosk_id": kiosk_id, "ids": ids, "time": iso_time()},
+            )
+            for kiosk_id, ids in acked.items()
+        ]
+        for info in infos:
+            if info is None:
+                return
+            try:
+                info.wait_for_publish(timeout=ACK_TIMEOUT_S)
+            except (RuntimeError, ValueError):
+                return  # not connected: the broker hands the batch again in the next session
+            if not info.is_published():
+                if not self._connected.is_set():
+                    return
+                raise TimeoutError("the broker did not take the record acknowledgements")
+        generation = self._generation
+        for message_generation, mid, qos in to_ack:
+            # A message of an earlier connection is handed again (DUP) on this one, with its
+            # own PUBACK; acking its old packet id here could acknowledge another message.
+            if qos > 0 and message_generation == generation:
+                client.ack(mid, qos)
 
     def _run_hooks(self, batch: list[Incoming]) -> None:
         """Each record of a hooked kind to its hook, after the commit and before the PUBACK

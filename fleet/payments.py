@@ -184,7 +184,7 @@ class PaymentService:
             return Answer(503, {"success": False, "error": "not configured"})
         try:
             doc = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # deep nesting: not a notification
             logger.warning("bank notification: not JSON", extra={"bytes": len(body)})
             return Answer(400, {"success": False, "error": "not JSON"})
         data = doc.get("data") if isinstance(doc, dict) else None

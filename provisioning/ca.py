@@ -24,6 +24,9 @@ from protocol.errors import EXIT_OK, BadInput
 from protocol.files import write_atomic
 
 KIOSK_ID = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,31}$")
+# Central's own MQTT identities (fleet-central, fleet-worker-<n>, fleet-catalog ...): lowercase,
+# so never a kiosk id; each is a `user` block of config/mosquitto/kiosk-fleet.acl.
+CENTRAL_NAME = re.compile(r"^fleet-[a-z0-9][a-z0-9-]{0,40}$")
 DEFAULT_DAYS = 365
 
 
@@ -155,6 +158,22 @@ class CertificateAuthority:
         ).decode()
         return cert, key_pem
 
+    def issue_central(self, name: str, *, days: int = DEFAULT_DAYS) -> tuple[str, str]:
+        """A client certificate and its key (PEM) for one of central's processes, e.g. a
+        console worker (CN fleet-worker-<n>); recorded in issued.json, so revocable."""
+        if not CENTRAL_NAME.match(name):
+            raise CaError(f"{name!r} is not a central identity (fleet-<a-z, 0-9, '-'>)")
+        if not 1 <= days <= 825:
+            raise CaError("days must be between 1 and 825")
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = self._issue(name, key.public_key(), days=days, server_names=None)
+        key_pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+        return cert, key_pem
+
     def _issue(self, cn: str, public: Any, *, days: int, server_names: list[str] | None) -> str:
         ca_key, ca_cert = self._load()
         now = _now()
@@ -264,6 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("name")
     server.add_argument("--san", action="append", default=[], help="DNS name or IP (repeatable)")
     server.add_argument("--out-dir", type=Path, required=True)
+    central = sub.add_parser(
+        "central", help="issue a certificate and key for one of central's processes (a worker)"
+    )
+    central.add_argument("name", help="its CN, the ACL's user: fleet-worker-4")
+    central.add_argument("--out-dir", type=Path, required=True)
+    central.add_argument("--days", type=int, default=DEFAULT_DAYS)
     revoke = sub.add_parser("revoke", help="revoke a certificate (hex serial or PEM file)")
     revoke.add_argument("what")
     crl = sub.add_parser("crl", help="write the CRL (PEM) for Mosquitto's crlfile")
@@ -300,6 +325,11 @@ def _run(args: argparse.Namespace) -> int:
         _write(args.out_dir / f"{args.name}.crt", cert_pem.encode(), 0o644)
         _write(args.out_dir / f"{args.name}.key", key_pem.encode(), 0o600)
         print(f"server certificate for {args.name} written to {args.out_dir}")
+    elif args.command == "central":
+        cert_pem, key_pem = ca.issue_central(args.name, days=args.days)
+        _write(args.out_dir / f"{args.name}.crt", cert_pem.encode(), 0o644)
+        _write(args.out_dir / f"{args.name}.key", key_pem.encode(), 0o600)
+        print(f"client certificate for {args.name} written to {args.out_dir}")
     elif args.command == "revoke":
         what = args.what
         if Path(what).is_file():

@@ -16,7 +16,13 @@ from typing import Any
 
 import pytest
 
-from fleet.config import FleetConfig, ProvisioningSection, StoreSection, WebSection
+from fleet.config import (
+    FleetConfig,
+    PaymentsSection,
+    ProvisioningSection,
+    StoreSection,
+    WebSection,
+)
 from fleet.console import Console, build_console
 from fleet.operators import create_operator
 from fleet.web import create_app
@@ -223,6 +229,8 @@ def headers_for(rng: random.Random, logged_in: bool) -> dict[str, str]:
 def console(tmp_path: Path) -> Iterator[Console]:
     token = tmp_path / "metrics.token"
     token.write_text("fuzz-metrics-token\n")
+    payos_key = tmp_path / "payos.key"
+    payos_key.write_text("fuzz-payos-checksum-key\n")
     config = FleetConfig(
         store=StoreSection(url=f"sqlite:///{tmp_path / 'fleet.db'}", data_key_file=tmp_path / "dk"),
         web=WebSection(
@@ -233,6 +241,9 @@ def console(tmp_path: Path) -> Iterator[Console]:
         ),
         # /provisioning makes claims: their key file in the temp dir, not the cwd.
         provisioning=ProvisioningSection(secrets_key_file=tmp_path / "claims.key"),
+        # The bank's webhook with its checksum key, so the fuzz reaches its signature check
+        # (without a key it answers 503 by design: docs/payments.md).
+        payments=PaymentsSection(checksum_key_file=payos_key),
     )
     console = build_console(config).start(mqtt=False)
     create_operator(console.store, OPERATOR, "Fuzz", PASSWORD)

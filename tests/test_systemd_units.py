@@ -45,7 +45,11 @@ def unit_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "etc/systemd/system").mkdir(parents=True)
     for unit in UNITS:
         shutil.copy(REPO / "systemd" / unit, root / "etc/systemd/system" / unit)
-    for binary in ("opt/kiosk-edge/current/.venv/bin/python", "usr/bin/cage"):
+    for binary in (
+        "opt/kiosk-edge/current/.venv/bin/python",
+        "usr/bin/cage",
+        "opt/kiosk-fleet/.venv/bin/kiosk-fleet",  # central's console workers
+    ):
         path = root / binary
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("#!/bin/sh\n")
@@ -107,6 +111,7 @@ EXPOSURE_CEILING = {
     "kiosk-update.service": 2.5,
     "kiosk-update-recover.service": 1.0,
     "kiosk-browser.service": 3.5,
+    "kiosk-fleet-worker@.service": 1.5,
 }
 
 
@@ -117,7 +122,8 @@ def exposure(unit: str) -> float:
         text=True,
         timeout=60,
     )
-    match = re.search(rf"Overall exposure level for {re.escape(unit)}: ([0-9.]+)", result.stdout)
+    shown = unit.replace("@.", "@i.")  # a template is rated as its instance "i"
+    match = re.search(rf"Overall exposure level for {re.escape(shown)}: ([0-9.]+)", result.stdout)
     assert match, result.stdout + result.stderr
     return float(match.group(1))
 

@@ -10,6 +10,7 @@ from fleet.store.alerts import Alerts
 from fleet.store.base import default_site
 from fleet.store.certify import Certify, DecisionError, Signed
 from fleet.store.commands import Commands
+from fleet.store.dashboard import Dashboard, DashboardPage
 from fleet.store.dossiers import Dossiers
 from fleet.store.ingest import BatchOutcome, Incoming, Ingest, parse_time
 from fleet.store.kiosks import Kiosks
@@ -31,6 +32,7 @@ from fleet.store.schema import (
     metadata,
     operators,
     queue_stats,
+    queue_tickets,
     records,
     revocations,
     telemetry,
@@ -40,6 +42,7 @@ from fleet.store.schema import (
 class FleetStore(
     Ingest,
     Kiosks,
+    Dashboard,
     Commands,
     Alerts,
     Operators,
@@ -56,6 +59,7 @@ class FleetStore(
 
 __all__ = [
     "BatchOutcome",
+    "DashboardPage",
     "DecisionError",
     "FleetStore",
     "Incoming",
@@ -75,6 +79,7 @@ __all__ = [
     "operators",
     "parse_time",
     "queue_stats",
+    "queue_tickets",
     "records",
     "revocations",
     "telemetry",

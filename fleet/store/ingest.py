@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from fleet.store.base import StoreBase
-from fleet.store.schema import commands, telemetry
+from fleet.store.schema import commands, queue_tickets, telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +138,7 @@ class Ingest(StoreBase):
             if self._record(conn, msg):
                 out.new_records += 1
                 changes.update(self._provisioning_facts(conn, msg))
+                self._queue_ticket(conn, msg)
             else:
                 out.duplicate_records += 1
             out.acked.setdefault(msg.kiosk_id, []).append(str(p["id"]))
@@ -237,6 +238,40 @@ class Ingest(StoreBase):
             changes["cert_not_after"] = parse_time(data["certificate_not_after"], 0.0) or None
         changes.update(self._site_change(conn, msg.kiosk_id, data.get("site")))
         return changes
+
+    def _queue_ticket(self, conn: Connection, msg: Incoming) -> None:
+        """records/ticket (ticket-record/1): one queue_tickets row, for the queue figures."""
+        data = msg.payload.get("data")
+        if msg.payload.get("kind", msg.record_kind) != "ticket" or not isinstance(data, dict):
+            return
+        area, day, seq = data.get("area"), data.get("day"), data.get("seq")
+        if not (
+            isinstance(area, str)
+            and len(area) == 1
+            and "A" <= area <= "Z"
+            and isinstance(day, str)
+            and len(day) == 10
+            and isinstance(seq, int)
+            and not isinstance(seq, bool)
+            and seq >= 1
+        ):
+            logger.warning(
+                "ticket record without area, day or seq", extra={"id": msg.payload["id"]}
+            )
+            return
+        row = {
+            "kiosk_id": msg.kiosk_id,
+            "day": day,
+            "area": area,
+            "series": "UT" if data.get("priority") is True else "",
+            "seq": seq,
+            "issued_at": parse_time(data.get("issued_at"), msg.received_at),
+        }
+        conn.execute(
+            self._insert(queue_tickets)
+            .values(row)
+            .on_conflict_do_nothing(index_elements=["kiosk_id", "day", "area", "series", "seq"])
+        )
 
     def _site_change(self, conn: Connection, kiosk_id: str, site: Any) -> dict[str, Any]:
         """The site a kiosk reports, unless an operator has fixed it at central."""

@@ -43,6 +43,11 @@ kiosks = sa.Table(
     sa.Column("messages", sa.BigInteger, nullable=False, default=0),
 )
 
+# The dashboard filters and sorts in SQL (issue 20): by site, by state, by version.
+sa.Index("kiosks_site", kiosks.c.site, kiosks.c.kiosk_id)
+sa.Index("kiosks_state", kiosks.c.state, kiosks.c.state_since)
+sa.Index("kiosks_version", kiosks.c.version)
+
 telemetry = sa.Table(
     "telemetry",
     metadata,
@@ -191,6 +196,23 @@ queue_stats = sa.Table(
     sa.Column("priority_serving", sa.Integer),
     sa.Column("updated_by", sa.String(64), nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# Queue tickets as the kiosks report them (records/ticket, docs/fleet.md), one row each, so
+# that central counts today's issued, called and waiting per site and area (issue 20). The
+# record itself stays in `records` (sealed); this holds only what a queue figure needs.
+queue_tickets = sa.Table(
+    "queue_tickets",
+    metadata,
+    sa.Column("kiosk_id", sa.String(64), primary_key=True),
+    sa.Column("day", sa.String(10), primary_key=True),  # the kiosk's local day
+    sa.Column("area", sa.String(1), primary_key=True),
+    sa.Column("series", sa.String(2), primary_key=True),  # "" or "UT" (priority)
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("issued_at", sa.Float, nullable=False),
+    sa.Column("called_at", sa.Float),  # when a counter called it (the console's "call next")
+    sa.Column("called_by", sa.String(64)),
+    sa.Index("queue_tickets_day_area", "day", "area", "called_at"),
 )
 
 revocations = sa.Table(

@@ -62,6 +62,13 @@ class QueueForm(FlaskForm):
     )
 
 
+class CallForm(FlaskForm):
+    """A counter calls the next ticket of a site's area (queue figures from the kiosks)."""
+
+    site = StringField("Điểm / site", [DataRequired(), Length(max=128)])
+    area = StringField("Khu vực / area", [DataRequired(), Length(min=1, max=1)])
+
+
 class SiteForm(FlaskForm):
     site = StringField("Điểm / site", [DataRequired(), Length(max=128)])
 

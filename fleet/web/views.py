@@ -31,6 +31,7 @@ from fleet.metrics import CONTENT_TYPE, exposition
 from fleet.web.auth import console, local_target, login_required
 from fleet.web.charts import line_chart
 from fleet.web.forms import (
+    CallForm,
     CommandForm,
     QueueForm,
     RevokeForm,
@@ -44,47 +45,72 @@ logger = logging.getLogger(__name__)
 
 views = Blueprint("views", __name__)
 
-SORTS = {
-    "kiosk": lambda k: k["kiosk_id"],
-    "site": lambda k: (k["site"], k["kiosk_id"]),
-    "state": lambda k: (k["state"] != "offline", k["state_since"]),
-    "paper": lambda k: {"out": 0, "near-end": 1}.get(k["paper"] or "", 2),
-    "temp": lambda k: -(k["cpu_temp_c"] or -999),
-    "disk": lambda k: -(k["disk_used_pct"] or -1),
-    "outbox": lambda k: -(k["outbox_depth"] or 0),
-    "seen": lambda k: k["last_seen"],
-    "cert": lambda k: k["cert_not_after"] or float("inf"),
-    "alerts": lambda k: -k["alert_count"],
-}
+SORT_KEYS = (
+    "kiosk",
+    "site",
+    "state",
+    "paper",
+    "temp",
+    "disk",
+    "outbox",
+    "seen",
+    "cert",
+    "version",
+    "alerts",
+)
+
+
+def _page_number(text: str | None) -> int:
+    try:
+        return max(1, int(text or "1"))
+    except ValueError:
+        return 1
 
 
 @views.route("/")
 @login_required
 def dashboard() -> Any:
+    """One page of kiosks, filtered, sorted and counted in SQL (docs/fleet-console.md)."""
     store = console().store
     site = request.args.get("site") or None
     state = request.args.get("state") or None
+    if state not in (None, "online", "offline", "unknown", "alerting"):
+        state = None
+    version = request.args.get("version") or None
+    search = (request.args.get("q") or "").strip()[:64] or None
     sort = request.args.get("sort", "site")
-    rows = store.kiosks(site=site)
-    alerts_by_kiosk: dict[str, list[dict[str, Any]]] = {}
-    for a in store.open_alerts():
-        alerts_by_kiosk.setdefault(a["kiosk_id"], []).append(a)
-    for k in rows:
-        k["alerts"] = alerts_by_kiosk.get(k["kiosk_id"], [])
-        k["alert_count"] = len(k["alerts"])
-    if state:
-        rows = [k for k in rows if k["state"] == state]
-    rows.sort(key=SORTS.get(sort, SORTS["site"]), reverse=request.args.get("dir") == "desc")
-    counts = {"online": 0, "offline": 0, "unknown": 0, **store.state_counts()}
-    return render_template(
-        "dashboard.html",
-        kiosks=rows,
-        sites=store.sites(),
+    sort = sort if sort in SORT_KEYS else "site"
+    descending = request.args.get("dir") == "desc"
+    found = store.dashboard_page(
         site=site,
         state=state,
+        version=version,
+        search=search,
         sort=sort,
+        descending=descending,
+        page=_page_number(request.args.get("page")),
+    )
+    alerts_by_kiosk = store.open_alerts_of([k["kiosk_id"] for k in found.rows])
+    for k in found.rows:
+        k["alerts"] = alerts_by_kiosk.get(k["kiosk_id"], [])
+    counts = {"online": 0, "offline": 0, "unknown": 0, **store.state_counts()}
+    counts["alerting"] = store.alerting_count()
+    site_counts = store.site_counts()
+    return render_template(
+        "dashboard.html",
+        kiosks=found.rows,
+        found=found,
+        sites=site_counts,
+        versions=store.versions(),
+        site=site,
+        state=state,
+        version=version,
+        search=search,
+        sort=sort,
+        descending=descending,
         counts=counts,
-        open_alerts=sum(len(v) for v in alerts_by_kiosk.values()),
+        total_kiosks=sum(s["kiosks"] for s in site_counts),
+        open_alerts=store.open_alert_total(),
         connected=console().ingest.connected,
     )
 
@@ -419,7 +445,9 @@ def provisioning() -> Any:
 @views.route("/queues", methods=["GET", "POST"])
 @login_required
 def queues() -> Any:
-    from fleet.queues import report
+    """Today's queue figures per site and area from the kiosks' tickets; "call next" for the
+    counters; a typed override, marked as such (docs/fleet-console.md, "Queue figures")."""
+    from fleet.queues import report, today
 
     store = console().store
     form = QueueForm()
@@ -446,9 +474,36 @@ def queues() -> Any:
             return redirect(url_for("views.queues"))
     elif request.method == "POST":
         error = "Biểu mẫu không hợp lệ / the form is not valid"
+    day = today()
     return render_template(
-        "queues.html", form=form, rows=store.queue_stats(), error=error
+        "queues.html",
+        form=form,
+        call_form=CallForm(),
+        day=day,
+        figures=store.ticket_figures(day),
+        rows=store.queue_stats(),
+        error=error,
     ), 400 if error else 200
+
+
+@views.route("/queues/call", methods=["POST"])
+@login_required
+def call_next() -> Any:
+    """A counter calls the next ticket of a site's area; the kiosks get the new figures."""
+    from fleet.queues import call_next as call
+
+    form = CallForm()
+    if not form.validate_on_submit():
+        abort(400, description="Biểu mẫu không hợp lệ / the form is not valid")
+    try:
+        number, n = call(console(), form.site.data or "", form.area.data or "", by=g.operator)
+    except BadInput as err:
+        abort(400, description=str(err))
+    if number is None:
+        flash("Không còn ai chờ / nobody is waiting", "ok")
+    else:
+        flash(f"Mời số {number} / calling {number}; đã gửi tới {n} kiosk", "ok")
+    return redirect(url_for("views.queues"))
 
 
 @views.route("/metrics")
