@@ -312,7 +312,7 @@ class SimKiosk:
     def drop(self) -> None:
         """Vanish without a clean stop: the broker publishes the will."""
         sock = self.peer.client.socket()
-        if sock is not None:
+        if isinstance(sock, socket.socket):  # paho's SSL socket is one
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
         self.peer.client.loop_stop()
