@@ -16,7 +16,7 @@ is published.
 Everything else is real: Mosquitto from config/mosquitto/mosquitto.conf (the shipped ACL plus
 the load generator's lines), PostgreSQL 15 in a temporary directory, the console as
 `python -m fleet.cli serve` subprocesses (--workers N of them; more than one needs multi-worker
-ingest: a shared-subscription setting in [mqtt] and worker identities fleet-worker-<n>).
+ingest: the [mqtt] shared_group setting and the ACL's fleet-worker-<n> identities).
 
 Measured: messages stored per second, lag from a kiosk's timestamp to the row being visible in
 PostgreSQL (committed; an observer polls every POLL_S, so add up to that), GET / and a kiosk page
@@ -176,10 +176,10 @@ def loadgen(plan: Plan) -> None:
     plan.marks.put(("births-sent", time.time()))
     plan.go.wait(600)  # the parent has seen every birth stored: the load starts from there
     plan.go.clear()
+    start = time.time()
     per_s_events = plan.kiosks * EVENTS_PER_KIOSK_H / 3600
     per_s_records = plan.kiosks * RECORDS_PER_KIOSK_H / 3600
     offsets = sorted((i * TELEMETRY_S / plan.kiosks, k) for i, k in enumerate(ids))
-    start = time.time()
     cursor = 0  # next kiosk due in `offsets`, the minute being `minute`
     minute = 0
     ev_due = rec_due = 0.0
@@ -316,10 +316,14 @@ def shared_group_key() -> str | None:
     return names[0] if names else None
 
 
-def worker_toml(root: Path, n: int, *, url: str, broker: Any, pki: Any, web_port: int) -> Path:
+def worker_toml(
+    root: Path, n: int, *, shared: bool, url: str, broker: Any, pki: Any, web_port: int
+) -> Path:
+    """Worker n's configuration: one console is fleet-central, as shipped; several are
+    fleet-worker-<n> on the shared group "fleet" (the ACL's worker blocks)."""
     from tests.mqtt_broker import CENTRAL
 
-    cn = CENTRAL if n == 1 else f"fleet-worker-{n}"
+    cn = f"fleet-worker-{n}" if shared else CENTRAL
     me = pki.client(cn)
     mqtt = [
         'host = "localhost"',
@@ -330,7 +334,7 @@ def worker_toml(root: Path, n: int, *, url: str, broker: Any, pki: Any, web_port
         f'client_id = "{cn}"',
     ]
     group = shared_group_key()
-    if group is not None:
+    if shared and group is not None:
         mqtt.append(f'{group} = "fleet"')
     text = (
         f'[store]\nurl = "{url}"\ndata_key_file = "{root / "data.key"}"\n'
@@ -377,28 +381,41 @@ class Observer:
                     if row not in got:
                         got.add(row)
                         self.seen.append((now, now - at))
-                highs = [*highs, max(got, default=0)][-LOOK_BACK:]
+                highs = [*highs, max([highs[-1], *got])][-LOOK_BACK:]
                 got = {r for r in got if r > highs[0]}
 
     def window(self, start: float, end: float) -> list[float]:
         return [lag for at, lag in self.seen if start <= at < end]
 
-    def longest_gap(self, start: float, end: float) -> float:
-        """The longest time in [start, end) with no telemetry row showing up: ingest paused."""
+    def longest_gap(self, start: float, end: float) -> tuple[float, float]:
+        """The longest time in [start, end) with no telemetry row showing up (ingest paused):
+        (its length, when rows came again)."""
         times = [start, *sorted(at for at, _ in self.seen if start <= at < end), end]
-        return max(b - a for a, b in itertools.pairwise(times))
+        return max(((b - a, b) for a, b in itertools.pairwise(times)), default=(0.0, start))
 
     def caught_up(self, since: float, until: float) -> float | None:
-        """The first whole second after `since` whose stored telemetry all had lag under
-        CAUGHT_UP_S, and the seconds from `since` to it."""
+        """Seconds from `since` to the first whole second, after the pause, whose stored
+        telemetry all had lag under CAUGHT_UP_S (None: not before `until`)."""
+        _, resumed = self.longest_gap(since, until)
         buckets: dict[int, list[float]] = {}
         for at, lag in self.seen:
-            if since <= at < until:
-                buckets.setdefault(int(at - since), []).append(lag)
+            if resumed <= at < until:
+                buckets.setdefault(int(at - resumed), []).append(lag)
         for second in sorted(buckets):
-            if second > 0 and max(buckets[second]) < CAUGHT_UP_S:
-                return float(second)
+            if max(buckets[second]) < CAUGHT_UP_S:
+                return resumed - since + second + 1
         return None
+
+    def timeline(self, since: float, until: float, step: float = 5.0) -> str:
+        """Rows stored and their worst lag per `step` seconds: '0-5s 1210 rows/2.1s ...'."""
+        out = []
+        t = since
+        while t < until:
+            lags = self.window(t, t + step)
+            worst = f"{max(lags):.1f}s" if lags else "-"
+            out.append(f"+{t - since:.0f}s {len(lags)}/{worst}")
+            t += step
+        return " ".join(out)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -515,7 +532,9 @@ def run(args: argparse.Namespace) -> int:
         workers = []
         for n in range(1, args.workers + 1):
             port = free_port()
-            conf = worker_toml(root, n, url=pg.url, broker=broker, pki=pki, web_port=port)
+            conf = worker_toml(
+                root, n, shared=args.workers > 1, url=pg.url, broker=broker, pki=pki, web_port=port
+            )
             w = Worker(n, conf, port, root / f"worker-{n}.log")
             w.start()
             stack.callback(w.kill)
@@ -643,12 +662,12 @@ def run(args: argparse.Namespace) -> int:
         table += [
             (
                 "worker SIGKILL: ingest paused",
-                f"{observer.longest_gap(kill_at, broker_at):.1f} s",
+                f"{observer.longest_gap(kill_at, broker_at)[0]:.1f} s",
                 "longest time without a new row (restarted at once)",
             ),
             (
                 "broker restart: ingest paused",
-                f"{observer.longest_gap(broker_at, end_at):.1f} s",
+                f"{observer.longest_gap(broker_at, end_at)[0]:.1f} s",
                 "SIGTERM, persistence written, started again",
             ),
             (
@@ -683,11 +702,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nfleet at scale: {args.kiosks} kiosks, {args.workers} worker(s)")
         for name, value, note in table:
             print(f"  {name:<{width}}  {value:>16}  {note}")
-        if lost_t or lost_e or lost_r:
+        print("\ntelemetry rows stored / worst lag, per 5 s:")
+        print(f"  after the worker SIGKILL: {observer.timeline(kill_at, broker_at)}")
+        print(f"  after the broker restart: {observer.timeline(broker_at, end_at + 30)}")
+        if lost_t or lost_e or lost_r or args.keep_logs:
             keep = Path(tempfile.mkdtemp(prefix="bench-scale-logs-"))
             for log in [*root.glob("worker-*.log"), broker.log_path]:
                 shutil.copy(log, keep / log.name)
-            print(f"  messages lost: the workers' and the broker's logs are in {keep}")
+            print(f"  the workers' and the broker's logs are in {keep}")
+        if lost_t or lost_e or lost_r:
             return 1
         return 0
 
@@ -705,6 +728,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a short run (about a minute)")
     parser.add_argument("--workers", type=int, default=1, help="console processes (default 1)")
     parser.add_argument("--kiosks", type=int, default=20000)
+    parser.add_argument("--keep-logs", action="store_true", help="keep the logs in /tmp")
     args = parser.parse_args(argv)
     return run(args)
 
