@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from fleet import migrations
+from fleet.store.partitions import ensure_ahead, is_partitioned
 from fleet.store.schema import events, kiosks, records
 from protocol.crypto import DataKey
 
@@ -80,6 +82,10 @@ class StoreBase:
         if isinstance(self._data_key, Path):
             self._data_key = DataKey.load_or_create(self._data_key)
         migrations.upgrade(self.engine)
+        if self.dialect == "postgresql":  # telemetry's partitions for today and days ahead
+            with self.begin() as conn:
+                if is_partitioned(conn):
+                    ensure_ahead(conn, time.time())
         return self
 
     def revision(self) -> str | None:

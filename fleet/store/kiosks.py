@@ -8,6 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from fleet.store.base import StoreBase
+from fleet.store.partitions import Partition, is_partitioned, maintain
+from fleet.store.partitions import partitions as day_partitions
 from fleet.store.schema import events, kiosks, records, telemetry
 
 
@@ -109,7 +111,19 @@ class Kiosks(StoreBase):
             return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
 
     def prune(self, *, now: float, telemetry_keep_s: float, events_keep_s: float) -> int:
+        """Telemetry and events past their keep time; returns the rows deleted. On PostgreSQL
+        telemetry's day partitions are made ahead and whole days past are dropped, not deleted
+        (fleet/store/partitions.py; not counted here: telemetry_partitions() lists them)."""
         with self.begin() as conn:
-            n = conn.execute(telemetry.delete().where(telemetry.c.at < now - telemetry_keep_s))
+            if is_partitioned(conn):
+                _, _, n = maintain(conn, now=now, keep_s=telemetry_keep_s)
+            else:
+                cutoff = now - telemetry_keep_s
+                n = conn.execute(telemetry.delete().where(telemetry.c.at < cutoff)).rowcount
             m = conn.execute(events.delete().where(events.c.at < now - events_keep_s))
-            return n.rowcount + m.rowcount
+            return n + m.rowcount
+
+    def telemetry_partitions(self) -> list[Partition]:
+        """Telemetry's day partitions, oldest first ([] where it is one table: SQLite)."""
+        with self.engine.connect() as conn:
+            return day_partitions(conn) if is_partitioned(conn) else []
