@@ -38,6 +38,15 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _pem(key: ec.EllipticCurvePrivateKey) -> str:
+    """An unencrypted PKCS#8 PEM of a key made here, for its holder's 0600 file."""
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
 def _write(path: Path, data: bytes, mode: int) -> None:
     write_atomic(path, data, mode, dir_mode=0o755)  # output folders stay readable (CRL files)
 
@@ -150,13 +159,7 @@ class CertificateAuthority:
     ) -> tuple[str, str]:
         """A broker certificate and its key (PEM), for the center's own Mosquitto."""
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = self._issue(name, key.public_key(), days=days, server_names=sans)
-        key_pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode()
-        return cert, key_pem
+        return self._issue(name, key.public_key(), days=days, server_names=sans), _pem(key)
 
     def issue_central(self, name: str, *, days: int = DEFAULT_DAYS) -> tuple[str, str]:
         """A client certificate and its key (PEM) for one of central's processes, e.g. a
@@ -166,13 +169,7 @@ class CertificateAuthority:
         if not 1 <= days <= 825:
             raise CaError("days must be between 1 and 825")
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = self._issue(name, key.public_key(), days=days, server_names=None)
-        key_pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode()
-        return cert, key_pem
+        return self._issue(name, key.public_key(), days=days, server_names=None), _pem(key)
 
     def _issue(self, cn: str, public: Any, *, days: int, server_names: list[str] | None) -> str:
         ca_key, ca_cert = self._load()
