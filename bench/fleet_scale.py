@@ -91,10 +91,9 @@ class Plan:
 
 
 def loadgen(plan: Plan) -> None:
-    import ssl
+    from pathlib import Path
 
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+    from protocol.mqtt import new_client, tls_context
 
     ids = kiosk_ids(plan.kiosks)
     lock = threading.Lock()
@@ -103,12 +102,7 @@ def loadgen(plan: Plan) -> None:
     acked: dict[str, list[Any]] = {"telemetry": [], "event": [], "record": [], "state": []}
     clients = []
     for n, (cert, key) in enumerate(plan.identities):
-        c = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"{LOADGEN}-{n}",
-            protocol=MQTTProtocolVersion.MQTTv5,
-        )
-        c.tls_set(ca_certs=plan.ca, certfile=cert, keyfile=key, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        c = new_client(f"{LOADGEN}-{n}", tls=tls_context(Path(plan.ca), Path(cert), Path(key)))
         c.reconnect_delay_set(1, 2)
         c.max_inflight_messages_set(200)
         c.max_queued_messages_set(0)  # unbounded: held while the broker is away, then sent
