@@ -6,9 +6,7 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
-import os
 import re
-import secrets
 import threading
 import time
 from pathlib import Path
@@ -17,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from fleet.store import FleetStore
 from protocol.errors import BadInput
+from protocol.files import secret_key
 from protocol.post import s10_check_digit, s10_valid
 
 logger = logging.getLogger(__name__)
@@ -221,15 +220,7 @@ def owner_proof(code: str, id_number: str) -> str:
 
 def owner_key(path: Path) -> bytes:
     """Central's own secret for the owner tags (made on first use, never leaves central)."""
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_bytes(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(key)
-        return key
+    return secret_key(path)
 
 
 def owner_tag(key: bytes, proof: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 
@@ -32,3 +33,20 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644, *, dir_mode: int = 
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def secret_key(path: Path, size: int = 32) -> bytes:
+    """A process's own secret: read from path, or made (random, mode 0600) on first use. Two
+    processes starting at once cannot both write it: O_EXCL, and the loser reads the winner's."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_bytes(size)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_bytes()
+        with os.fdopen(fd, "wb") as f:
+            f.write(key)
+        return key

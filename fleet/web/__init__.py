@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import secrets
 from pathlib import Path
 
 from flask import Flask, Response, request
@@ -18,6 +16,7 @@ from fleet.web.auth import auth
 from fleet.web.filters import FILTERS
 from fleet.web.views import views
 from protocol.errors import ConfigError
+from protocol.files import secret_key
 
 csrf = CSRFProtect()
 
@@ -26,7 +25,7 @@ def create_app(console: Console, *, testing: bool = False) -> Flask:
     app = Flask(__name__)
     web = console.config.web
     app.config.update(
-        SECRET_KEY=_secret_key(web.secret_key_file),
+        SECRET_KEY=secret_key(web.secret_key_file),
         SESSION_COOKIE_SECURE=web.cookie_secure,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
@@ -75,15 +74,3 @@ def _metrics_token(path: Path | None) -> str | None:
     if not token:
         raise ConfigError(f"web.metrics_token_file: {path} is empty")
     return token
-
-
-def _secret_key(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_bytes(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(key)
-        return key

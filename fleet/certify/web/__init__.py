@@ -4,8 +4,6 @@ verification page /v/<code>: a Flask app factory; the Certifier and the store ar
 from __future__ import annotations
 
 import datetime as dt
-import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from fleet.certify.accounts import Accounts, Sessions
 from fleet.certify.web.views import FILTERS, desk, public
 from fleet.store import FleetStore
+from protocol.files import secret_key
 
 csrf = CSRFProtect()
 
@@ -41,7 +40,7 @@ def create_app(
 ) -> Flask:
     app = Flask(__name__)
     app.config.update(
-        SECRET_KEY=_secret_key(config.secret_key_file),
+        SECRET_KEY=secret_key(config.secret_key_file),
         SESSION_COOKIE_NAME="desk",
         SESSION_COOKIE_SECURE=config.cookie_secure,
         SESSION_COOKIE_HTTPONLY=True,
@@ -93,18 +92,6 @@ class Desk:
     config: DeskConfig
     accounts: Accounts
     sessions: Sessions
-
-
-def _secret_key(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_bytes(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(key)
-        return key
 
 
 __all__ = ["Desk", "DeskConfig", "create_app"]
