@@ -30,6 +30,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edge.fleet import FleetClient
 from edge.pki import self_signed_ca
 
 REPO = Path(__file__).resolve().parent.parent
@@ -580,4 +581,34 @@ def assert_valid(payload: Any, name: str) -> None:
     errors = sorted(schema_validator(name).iter_errors(payload), key=lambda e: list(e.path))
     assert not errors, f"{name}: " + "; ".join(
         f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors
+    )
+
+
+def kiosk_client(
+    broker: Broker,
+    pki: FleetPki,
+    identity: Identity,
+    *,
+    kiosk_id: str,
+    store: Any,
+    outbox: Any,
+    **options: Any,
+) -> FleetClient:
+    """The kiosk's real FleetClient on the tests' broker under identity: fast reconnects, no
+    telemetry unless asked; options go to FleetClient as they are (not started)."""
+    settings: dict[str, Any] = {
+        "reconnect_min_s": 0.05,
+        "reconnect_max_s": 0.5,
+        "telemetry_interval_s": 3600,
+    }
+    return FleetClient(
+        kiosk_id=kiosk_id,
+        store=store,
+        outbox=outbox,
+        host="localhost",
+        port=broker.port,
+        ca_file=pki.ca_file,
+        cert_file=identity.cert,
+        key_file=identity.key,
+        **(settings | options),
     )

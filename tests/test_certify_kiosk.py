@@ -47,7 +47,7 @@ from protocol import certify
 from protocol.schemas import validator
 from tests import pages as docs
 from tests.copies_helpers import write_config
-from tests.mqtt_broker import Broker, FleetPki, Peer, assert_valid, wait_until
+from tests.mqtt_broker import Broker, FleetPki, Peer, assert_valid, kiosk_client, wait_until
 
 KIOSK = "HCM-Q1-007"
 CITIZEN = {"id_number": "079123456789", "name": "Nguyễn Thị Hoa"}
@@ -108,18 +108,13 @@ class KioskSide:
         self.fleet: FleetClient | None = None
 
     def connect(self, broker: Broker, pki: FleetPki) -> None:
-        self.fleet = FleetClient(
+        self.fleet = kiosk_client(
+            broker,
+            pki,
+            self.identity,
             kiosk_id=KIOSK,
             store=self.store,
             outbox=self.outbox,
-            host="localhost",
-            port=broker.port,
-            ca_file=pki.ca_file,
-            cert_file=self.identity.cert,
-            key_file=self.identity.key,
-            reconnect_min_s=0.05,
-            reconnect_max_s=0.5,
-            telemetry_interval_s=3600,
         )
         self.fleet.listen(certify.RESULT_SUFFIX, self.certify.on_result)
         self.fleet.start()

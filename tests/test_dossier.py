@@ -17,7 +17,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.config import ServicesSection
-from edge.fleet import FleetClient
 from edge.services.dossier import (
     DossierService,
     DossierUnavailable,
@@ -31,7 +30,7 @@ from edge.services.dossier import (
 from edge.store import DataKey, Store
 from edge.store.outbox import Outbox
 from tests.central_responder import CentralResponder
-from tests.mqtt_broker import Broker, FleetPki, Peer, assert_valid, wait_until
+from tests.mqtt_broker import Broker, FleetPki, Peer, assert_valid, kiosk_client, wait_until
 
 KIOSK = "KIOSK-A"
 OTHER = "KIOSK-B"
@@ -71,18 +70,13 @@ class Kiosk:
         self.key = DataKey.load_or_create(root / kiosk_id / "keys" / "k")
         identity = pki.client(kiosk_id)
         protocol = kw.pop("protocol", "5")
-        self.fleet = FleetClient(
+        self.fleet = kiosk_client(
+            broker,
+            pki,
+            identity,
             kiosk_id=kiosk_id,
             store=self.store,
             outbox=Outbox(self.store, self.key),
-            host="localhost",
-            port=broker.port,
-            ca_file=pki.ca_file,
-            cert_file=identity.cert,
-            key_file=identity.key,
-            reconnect_min_s=0.05,
-            reconnect_max_s=0.5,
-            telemetry_interval_s=3600,
             protocol=protocol,
         )
         self.clock = FakeClock()

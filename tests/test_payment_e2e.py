@@ -16,10 +16,9 @@ from typing import Any
 import pytest
 
 from edge.adapters.payment_central import PAYMENT_SUFFIX, CentralPayment
-from edge.fleet import FleetClient
 from edge.payments import Payments
 from tests import fakebank
-from tests.mqtt_broker import Broker, FleetPki, wait_until
+from tests.mqtt_broker import Broker, FleetPki, kiosk_client, wait_until
 from tests.test_payment_kiosk import _read_one_page
 from tests.test_payments_central import KEY, start_central
 
@@ -65,18 +64,13 @@ def kiosk(tmp_path: Path, broker: Broker, fleet_pki: FleetPki, face_models: Any)
     bus.start()
     with copy_service(root, kiosk_id=KIOSK, extra=vietqr) as copies:
         identity = fleet_pki.client(KIOSK)
-        fleet = FleetClient(
+        fleet = kiosk_client(
+            broker,
+            fleet_pki,
+            identity,
             kiosk_id=KIOSK,
             store=copies.store,
             outbox=copies.outbox,
-            host="localhost",
-            port=broker.port,
-            ca_file=fleet_pki.ca_file,
-            cert_file=identity.cert,
-            key_file=identity.key,
-            reconnect_min_s=0.05,
-            reconnect_max_s=0.5,
-            telemetry_interval_s=3600,
         )
         payments = Payments(
             copies.store, copies.copies.key, copies.outbox, KIOSK, on_queued=fleet.kick

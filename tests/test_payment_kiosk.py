@@ -22,12 +22,11 @@ from edge.adapters.payment_central import PAYMENT_SUFFIX, CentralPayment
 from edge.adapters.payment_sim import SimulatedPayment
 from edge.config import CopiesSection
 from edge.fees import Fee, quote
-from edge.fleet import FleetClient
 from edge.payments import Payments
 from edge.store import DataKey, Store
 from edge.store.outbox import Outbox
 from edge.vietqr import payment_payload
-from tests.mqtt_broker import Broker, FleetPki, Peer, assert_valid, wait_until
+from tests.mqtt_broker import Broker, FleetPki, Peer, assert_valid, kiosk_client, wait_until
 
 KIOSK = "QN-HALONG-03"
 OTHER = "QN-HALONG-04"
@@ -60,18 +59,13 @@ class PayingKiosk:
         self.key = DataKey.load_or_create(root / kiosk_id / "keys" / "k")
         outbox = Outbox(self.store, self.key)
         identity = pki.client(kiosk_id)
-        self.fleet = FleetClient(
+        self.fleet = kiosk_client(
+            broker,
+            pki,
+            identity,
             kiosk_id=kiosk_id,
             store=self.store,
             outbox=outbox,
-            host="localhost",
-            port=broker.port,
-            ca_file=pki.ca_file,
-            cert_file=identity.cert,
-            key_file=identity.key,
-            reconnect_min_s=0.05,
-            reconnect_max_s=0.5,
-            telemetry_interval_s=3600,
         )
         self.payments = Payments(
             self.store, self.key, outbox, kiosk_id, on_queued=self.fleet.kick, clock=lambda: NOON

@@ -18,7 +18,6 @@ import pytest
 from pyzbar.pyzbar import decode
 
 from edge.config import ServicesSection
-from edge.fleet import FleetClient
 from edge.services.printouts import ticket_slip
 from edge.services.ratings import RatingService, UnknownRating
 from edge.services.tickets import TicketService, UnknownPriorityGroup
@@ -28,7 +27,7 @@ from edge.store.outbox import Outbox
 from edge.vision.ocr import Ocr
 from fleet.console import Console
 from tests.escpos_readback import paper
-from tests.mqtt_broker import Broker, FleetPki, schema_validator, wait_until
+from tests.mqtt_broker import Broker, FleetPki, kiosk_client, schema_validator, wait_until
 from tests.test_fleet_console import console_config, login, make_console  # noqa: F401
 from tests.test_tickets import HCM, FakeClock, Parts
 
@@ -260,18 +259,13 @@ def test_priority_record_and_rating_counters_reach_the_fleet_console_through_mos
         clock=clock,
     )
     tickets.take("F", priority="pregnant")
-    client = FleetClient(
+    client = kiosk_client(
+        broker,
+        fleet_pki,
+        me,
         kiosk_id="HN-RATING-01",
         store=store,
         outbox=outbox,
-        host="localhost",
-        port=broker.port,
-        ca_file=fleet_pki.ca_file,
-        cert_file=me.cert,
-        key_file=me.key,
-        reconnect_min_s=0.05,
-        reconnect_max_s=0.5,
-        telemetry_interval_s=3600,
         telemetry_provider=lambda: {"ratings": ratings.telemetry()},
     )
     client.start()

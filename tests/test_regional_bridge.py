@@ -26,7 +26,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.fleet import FleetClient, queue_record
+from edge.fleet import queue_record
 from edge.store import DataKey, Store
 from edge.store.outbox import Outbox
 from fleet.bridge_acl import bridge_acl_block
@@ -38,6 +38,7 @@ from tests.mqtt_broker import (
     FleetPki,
     Identity,
     Peer,
+    kiosk_client,
     restartable_port,
     wait_until,
 )
@@ -157,18 +158,13 @@ class Kiosk:
         self.store.open()
         self.outbox = Outbox(self.store, DataKey.load_or_create(root / kiosk_id / "keys" / "k"))
         self.acked: list[str] = []
-        self.client = FleetClient(
+        self.client = kiosk_client(
+            broker,
+            pki,
+            identity,
             kiosk_id=kiosk_id,
             store=self.store,
             outbox=self.outbox,
-            host="localhost",
-            port=broker.port,
-            ca_file=pki.ca_file,
-            cert_file=identity.cert,
-            key_file=identity.key,
-            reconnect_min_s=0.05,
-            reconnect_max_s=0.5,
-            telemetry_interval_s=3600,
             on_record_ack=self.acked.extend,
         )
 
