@@ -91,31 +91,8 @@ def post(url: str, body: bytes, timeout: float = 10.0) -> tuple[int, dict[str, A
         return status, raw.decode("utf-8", "replace")
 
 
-def notify(
-    url: str,
-    key: str,
-    *,
-    reference: str,
-    amount: int,
-    account: str,
-    bank_reference: str | None = None,
-    description: str | None = None,
-    forge: bool = False,
-    signed: bool = True,
-    when: dt.datetime | None = None,
-    code: str = "00",
-) -> tuple[int, dict[str, Any] | str]:
-    """POST one notification; (HTTP status, the answer's JSON or text)."""
-    body = notification(
-        key,
-        reference=reference,
-        amount=amount,
-        account=account,
-        bank_reference=bank_reference,
-        description=description,
-        forge=forge,
-        signed=signed,
-        when=when,
-        code=code,
-    )
+def notify(url: str, key: str, **notification_args: Any) -> tuple[int, dict[str, Any] | str]:
+    """POST one notification(key, **notification_args); (HTTP status, the answer's JSON or
+    text)."""
+    body = notification(key, **notification_args)
     return post(url, json.dumps(body, ensure_ascii=False).encode("utf-8"))
